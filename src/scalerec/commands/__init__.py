@@ -1,0 +1,1 @@
+"""Typer command functions, one module per stage; each calls one public library function."""

@@ -1,0 +1,5 @@
+"""`python -m scalerec` (and `torchrun -m scalerec train …`) runs the CLI."""
+
+from scalerec.cli import main
+
+main()

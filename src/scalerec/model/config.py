@@ -1,0 +1,85 @@
+"""The frozen description of a model: everything needed to build it, nothing read from a dataset.
+
+Catalog-dependent numbers (`vocab_size` for the text encoder, `n_items` for the id encoder) are
+fields the caller fills from the token table / dataset card; they default to 0 so that a run
+config can be parsed before the token table is read, and are checked when the model is built
+(`ModelConfig.check_buildable`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DEFAULT_FIELDS = {"title": 32, "brand": 8, "categories": 16}
+
+
+@dataclass
+class ModelConfig:
+    """Sequential recommender hyper-parameters (see DESIGN.md "Model")."""
+
+    item_encoder: Literal["text", "id"] = "text"
+    """How items become vectors: pooled BPE tokens of their text ("text") or one row per item ("id")."""
+    n_items: int = 0
+    """Catalog size (ids 1..n_items, 0 = padding); needed by the id encoder only, 0 = fill from data."""
+    vocab_size: int = 0
+    """Tokenizer vocabulary size (text encoder); 0 = fill from the token table."""
+    field_max_len: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
+    """Text fields used and the max tokens kept per field; longer token rows are truncated."""
+    token_dim: int = 64
+    """Width of each per-field token embedding table."""
+    pooling: Literal["mean", "sum"] = "mean"
+    """How a field's token vectors become one vector: masked mean (default) or sum (paper)."""
+    d_model: int = 64
+    """Hidden size of the transformer and of item vectors."""
+    n_layers: int = 2
+    """Number of transformer blocks."""
+    n_heads: int = 2
+    """Attention heads; must divide d_model."""
+    d_ffn: int = 256
+    """Inner size of the feed-forward layer (paper: equal to d_model)."""
+    max_len: int = 50
+    """Longest input sequence (number of learned positions)."""
+    dropout: float = 0.1
+    """Dropout on embeddings, attention output and FFN output (paper: 0.5)."""
+    norm: Literal["pre", "post"] = "pre"
+    """Pre-LN blocks + final norm (default) or post-LN blocks after an input LayerNorm (paper/SASRec)."""
+    init_std: float = 0.02
+    """Std of the normal init of weights (residual output projections are scaled by 1/sqrt(2 n_layers))."""
+
+    def __post_init__(self) -> None:
+        positive = {"token_dim": self.token_dim, "d_model": self.d_model, "n_layers": self.n_layers,
+                    "n_heads": self.n_heads, "d_ffn": self.d_ffn, "max_len": self.max_len}
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {value}")
+        if self.n_items < 0 or self.vocab_size < 0:
+            raise ValueError("model.n_items and model.vocab_size must be >= 0 (0 = fill from data)")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"model.n_heads={self.n_heads} must divide model.d_model={self.d_model}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.item_encoder == "text":
+            if not self.field_max_len:
+                raise ValueError("model.field_max_len must name at least one text field")
+            bad = {k: v for k, v in self.field_max_len.items() if v < 1}
+            if bad:
+                raise ValueError(f"model.field_max_len values must be >= 1, got {bad}")
+        if self.init_std <= 0:
+            raise ValueError(f"model.init_std must be > 0, got {self.init_std}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Text fields in a fixed order (the order of `field_max_len`)."""
+        return tuple(self.field_max_len)
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def check_buildable(self) -> None:
+        """Raise ValueError if the data-filled fields are still unset for the chosen encoder."""
+        if self.item_encoder == "text" and self.vocab_size < 2:
+            raise ValueError("model.vocab_size is unset (0); fill it from the token table before building")
+        if self.item_encoder == "id" and self.n_items < 1:
+            raise ValueError("model.n_items is unset (0); fill it from the dataset before building")

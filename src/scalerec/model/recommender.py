@@ -1,0 +1,116 @@
+"""`SequentialRecommender`: item encoder + learned positions + causal transformer.
+
+Input histories are left-aligned, right-padded with item id 0 ([B, T] int64); `forward` returns the
+hidden state at every position ([B, T, d_model]), so training can supervise every position and
+evaluation reads the state at `length - 1`. Scores are dot products between a hidden state and
+item vectors from the same encoder (`encode_items`); the loss lives in `scalerec.train`.
+
+Hidden states at padded positions are defined (finite) but meaningless; callers mask them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from scalerec.model.config import ModelConfig
+from scalerec.model.item_encoder import ITEM_ENCODERS
+from scalerec.model.transformer import Transformer, init_weights
+
+PARAM_GROUPS = ("token_embeddings", "item_adapter", "positions", "blocks", "final_norm", "id_embeddings")
+
+
+class SequentialRecommender(nn.Module):
+    """Next-item model built only from its `ModelConfig` (the catalog arrives via `set_item_table`)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        cfg.check_buildable()
+        self.cfg = cfg
+        self.item_encoder = ITEM_ENCODERS[cfg.item_encoder](cfg)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.transformer = Transformer(cfg)
+        # pre-LN: norm after the last block; post-LN (SASRec): norm on the input embeddings
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.register_buffer("positions", torch.arange(cfg.max_len), persistent=False)
+        init_weights(self, cfg)
+
+    # -- items -------------------------------------------------------------------------------
+    def set_item_table(self, tokens: dict[str, Tensor] | None) -> None:
+        """Register the catalog token table {field: int [n_items+1, L]} (text); no-op for ids."""
+        self.item_encoder.set_item_table(tokens)
+
+    @property
+    def n_items(self) -> int:
+        """Catalog size known to the encoder (0 before `set_item_table` for text)."""
+        return int(self.item_encoder.n_items)
+
+    def encode_items(self, item_ids: Tensor) -> Tensor:
+        """[...] int64 item ids → [..., d_model] item vectors (works for any shape)."""
+        return self.item_encoder.encode_items(item_ids)
+
+    def encode_tokens(self, tokens: dict[str, Tensor]) -> Tensor:
+        """{field: [N, L] int} → [N, d_model]: vectors of items not in the table (cold start)."""
+        if self.cfg.item_encoder != "text":
+            raise ValueError("encode_tokens needs the text item encoder")
+        return self.item_encoder.encode_tokens(tokens)
+
+    def all_item_vectors(self, chunk: int = 65536) -> Tensor:
+        """[n_items+1, d_model] vectors of the whole catalog (row 0 = padding), in chunks."""
+        dev = self.pos_emb.weight.device
+        ids = torch.arange(self.n_items + 1, device=dev)
+        return torch.cat([self.encode_items(part) for part in ids.split(chunk)])
+
+    # -- sequences ---------------------------------------------------------------------------
+    def embed(self, inputs: Tensor) -> Tensor:
+        """[B, T] ids → [B, T, d] input embeddings (item vectors + positions, dropout)."""
+        t = inputs.shape[1]
+        if t > self.cfg.max_len:
+            raise ValueError(f"sequence length {t} exceeds model.max_len={self.cfg.max_len}")
+        x = self.encode_items(inputs) + self.pos_emb(self.positions[:t])
+        if self.cfg.norm == "post":
+            x = self.norm(x)
+        return self.drop(x)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """[B, T] int64 (left-aligned, 0 = padding on the right) → [B, T, d_model] hidden states."""
+        h = self.transformer(self.embed(inputs))
+        return self.norm(h) if self.cfg.norm == "pre" else h
+
+    def last_hidden(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """Hidden state at position `lengths - 1` of each row: [B, d] (user vectors for ranking)."""
+        h = self.forward(inputs)
+        idx = (lengths.long().clamp(min=1) - 1).view(-1, 1, 1).expand(-1, 1, h.shape[-1])
+        return h.gather(1, idx).squeeze(1)
+
+    # -- accounting --------------------------------------------------------------------------
+    def param_counts(self) -> dict[str, int]:
+        """Parameters by group (summing to `total`) and `non_embedding`.
+
+        `non_embedding` follows the study's convention: everything except the token and id
+        embedding tables, i.e. it *includes* the adapter and the position embeddings. `final_norm`
+        holds the norm outside the blocks (final norm for pre-LN, input norm for post-LN).
+        """
+        counts = dict.fromkeys(PARAM_GROUPS, 0)
+        for name, p in self.named_parameters():
+            counts[_group(name)] += p.numel()
+        counts["total"] = sum(counts[g] for g in PARAM_GROUPS)
+        counts["non_embedding"] = counts["total"] - counts["token_embeddings"] - counts["id_embeddings"]
+        return counts
+
+
+def _group(name: str) -> str:
+    if name.startswith("item_encoder.token_emb."):
+        return "token_embeddings"
+    if name.startswith("item_encoder.adapter."):
+        return "item_adapter"
+    if name.startswith("item_encoder.emb."):
+        return "id_embeddings"
+    if name.startswith("pos_emb."):
+        return "positions"
+    if name.startswith("transformer."):
+        return "blocks"
+    if name.startswith("norm."):
+        return "final_norm"
+    raise KeyError(f"parameter {name} has no group")

@@ -1,0 +1,97 @@
+"""The causal transformer body, in reading order: attention → MLP → block → stack (after nanoGPT).
+
+Attention runs on `F.scaled_dot_product_attention(is_causal=True)` with no explicit mask: inputs
+are left-aligned and right-padded, so padded positions come *after* every real one and causal
+attention alone guarantees they never influence a real position (and every query sees at least
+position 0, so no row is fully masked and nothing becomes NaN). That keeps the flash kernel
+eligible on GPU and all shapes static (torch.compile / CUDA graphs friendly).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scalerec.model.config import ModelConfig
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with one fused QKV projection."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, d = x.shape
+        # [B, T, 3d] → 3 × [B, H, T, d/H]
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class MLP(nn.Module):
+    """Linear → GELU → Linear."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, cfg.d_ffn)
+        self.proj = nn.Linear(cfg.d_ffn, cfg.d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(F.gelu(self.fc(x)))
+
+
+class Block(nn.Module):
+    """Transformer block, pre-LN (`x + f(LN(x))`) or post-LN (`LN(x + f(x))`, SASRec/paper)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.pre = cfg.norm == "pre"
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pre:
+            x = x + self.drop(self.attn(self.ln1(x)))
+            return x + self.drop(self.mlp(self.ln2(x)))
+        x = self.ln1(x + self.drop(self.attn(x)))
+        return self.ln2(x + self.drop(self.mlp(x)))
+
+
+class Transformer(nn.Module):
+    """A stack of blocks; [B, T, d] → [B, T, d]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.layers:
+            x = block(x)
+        return x
+
+
+def init_weights(module: nn.Module, cfg: ModelConfig) -> None:
+    """N(0, init_std) weights, zero biases; residual output projections scaled by 1/sqrt(2·n_layers)."""
+    for name, p in module.named_parameters():
+        if p.dim() < 2:
+            if name.endswith("bias"):
+                nn.init.zeros_(p)
+            continue
+        std = cfg.init_std
+        if name.endswith("attn.proj.weight") or name.endswith("mlp.proj.weight"):
+            std = cfg.init_std / math.sqrt(2 * cfg.n_layers)
+        nn.init.normal_(p, 0.0, std)
+    for m in module.modules():
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            m.weight.data[m.padding_idx].zero_()

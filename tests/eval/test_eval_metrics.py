@@ -1,0 +1,64 @@
+"""Metric values against hand-computed numbers, and the bootstrap interval's behaviour."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from scalerec.eval.metrics import bootstrap_ci, metrics_from_ranks, metrics_with_ci
+
+
+def test_metrics_hand_computed() -> None:
+    ranks = [1, 2, 3, 11, 60]
+    m = metrics_from_ranks(ranks, ks=(1, 5, 10, 50))
+    assert m["hr@1"] == pytest.approx(1 / 5)
+    assert m["hr@5"] == pytest.approx(3 / 5)
+    assert m["hr@10"] == pytest.approx(3 / 5)
+    assert m["hr@50"] == pytest.approx(4 / 5)
+    assert m["ndcg@1"] == pytest.approx(1 / 5)
+    assert m["ndcg@5"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(4)) / 5)
+    assert m["ndcg@50"] == pytest.approx((1 + 1 / math.log2(3) + 0.5 + 1 / math.log2(12)) / 5)
+    assert m["mrr@5"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 5)
+    assert m["mrr@50"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 11) / 5)
+    assert m["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 11 + 1 / 60) / 5)
+
+
+def test_metrics_accept_tensors_and_reject_rank_zero() -> None:
+    assert metrics_from_ranks(torch.tensor([1, 1]))["ndcg@10"] == 1.0
+    with pytest.raises(ValueError):
+        metrics_from_ranks([0, 1])
+
+
+def test_bootstrap_ci_contains_mean_and_shrinks_with_users() -> None:
+    rng = np.random.default_rng(0)
+    small = rng.integers(1, 40, size=200)
+    large = rng.integers(1, 40, size=20000)
+    lo_s, hi_s = bootstrap_ci(small, "ndcg@10", n_boot=300, seed=1)
+    lo_l, hi_l = bootstrap_ci(large, "ndcg@10", n_boot=300, seed=1)
+    assert lo_s <= metrics_from_ranks(small)["ndcg@10"] <= hi_s
+    assert (hi_l - lo_l) < (hi_s - lo_s) / 5
+    # constant ranks: zero-width interval
+    assert bootstrap_ci(np.full(50, 3), "hr@5", n_boot=50) == (1.0, 1.0)
+
+
+def test_bootstrap_is_seeded_and_matches_normal_width() -> None:
+    rng = np.random.default_rng(3)
+    ranks = rng.integers(1, 30, size=5000)
+    a = bootstrap_ci(ranks, ["hr@10", "mrr"], n_boot=400, seed=7)
+    b = bootstrap_ci(ranks, ["hr@10", "mrr"], n_boot=400, seed=7)
+    assert a == b
+    p = metrics_from_ranks(ranks)["hr@10"]
+    se = math.sqrt(p * (1 - p) / ranks.size)
+    width = a["hr@10"][1] - a["hr@10"][0]
+    assert width == pytest.approx(2 * 1.96 * se, rel=0.2)
+
+
+def test_metrics_with_ci_keys() -> None:
+    out = metrics_with_ci([1, 2, 3], ks=(10,), n_boot=20)
+    assert set(out) == {"ndcg@10", "hr@10", "mrr@10", "mrr"}
+    assert set(out["mrr"]) == {"mean", "low", "high"}
+    with pytest.raises(ValueError):
+        bootstrap_ci([1, 2], "recall@x10")

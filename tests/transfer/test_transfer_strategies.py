@@ -148,3 +148,23 @@ def test_unknown_strategy_and_group() -> None:
     with pytest.raises(ValueError, match="unknown strategy"):
         make_plan("nope", Mimic(), PlanSettings())
     assert set(STRATEGIES) >= {"zero-shot", "scratch", "full", "progressive", "ewc"}
+
+
+def test_groups_on_the_real_model() -> None:
+    from scalerec.model import ModelConfig, SequentialRecommender
+
+    model = SequentialRecommender(ModelConfig(vocab_size=50, n_layers=3, d_model=16, token_dim=8, d_ffn=32))
+    groups = param_groups(model)
+    assert set(groups) == {"embeddings", "item_adapter", "positions", "head"} | {
+        f"blocks.{i}" for i in range(3)
+    }
+    counts = model.param_counts()
+    sizes = {n: p.numel() for n, p in model.named_parameters()}
+    assert sum(sizes[n] for n in groups["embeddings"]) == counts["token_embeddings"]
+    assert sum(sizes[n] for n in groups["item_adapter"]) == counts["item_adapter"]
+    assert sum(sizes[n] for g in groups if g.startswith("blocks.") for n in groups[g]) == counts["blocks"]
+    plan = make_plan("progressive", model, PlanSettings())
+    apply_stage(model, plan.stages[0])
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == set(groups["blocks.2"]) | set(
+        groups["head"]
+    )

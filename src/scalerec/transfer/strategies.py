@@ -12,7 +12,8 @@ logic survives refactors of the model file:
 - `embeddings`   every `nn.Embedding` inside the item encoder (token tables, or the item-id table)
 - `item_adapter` every other parameter of the item encoder (pooling weights, the linear adapter)
 - `positions`    an `nn.Embedding` outside the item encoder and the blocks (learned positions)
-- `blocks.<i>`   parameters of transformer block i (`blocks` is a `ModuleList`; 0 = bottom)
+- `blocks.<i>`   parameters of transformer block i (a `ModuleList` named `blocks` or `layers`;
+                 0 = bottom)
 - `head`         everything else (final norm, input norm)
 """
 
@@ -50,7 +51,7 @@ DEFAULT_LR: dict[str, float] = {
 """Peak LR per strategy when the config leaves `lr` unset: fresh or frozen-body models take a larger
 step; updating a pretrained body uses a small one so the first steps do not erase what it knows."""
 
-_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)(?:\.|$)")
+_BLOCK = re.compile(r"(?:^|\.)(?:blocks|layers)\.(\d+)(?:\.|$)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""Next-item losses: full softmax CE, sampled softmax (shared or per-sample negatives), BCE.
+
+Follows generative-recommenders' `sampled_softmax.py` and Yi et al. 2019 (logQ correction): logits
+are `<h, v> / temperature - log q(item)` for the positive and every negative, negatives equal to the
+target are masked (accidental hits), and the loss is cross-entropy with the positive as class 0.
+Shared negatives (one `[N, d] @ [d, K]` matmul for the whole batch) are our default; per-sample
+negatives (`[N, K, d]`, a batched matvec) reproduce the paper's RecBole loss.
+
+Every function takes flat targets (`N` positions), a `weight` float[N] (1 = real target, 0 =
+padding) and returns the **sum** of per-target losses, so the caller can normalise by the global
+target count across micro-batches and DDP ranks. Logits are computed in float32 for the softmax
+even when the matmul ran in bf16.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_MASKED = -1e9
+
+
+def full_softmax_ce(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    item_vecs: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Exact CE over the whole catalog. hidden [N,d], targets int64[N] (1..I), item_vecs [I+1,d]
+    (row 0 = padding, excluded from the softmax). Returns the weighted sum of per-target losses."""
+    logits = (hidden @ item_vecs.T).float() / temperature  # [N, I+1]
+    logits[:, 0] = float("-inf")
+    loss = F.cross_entropy(logits, targets.clamp(min=1), reduction="none")
+    return _weighted_sum(loss, weight)
+
+
+def sampled_softmax(
+    hidden: torch.Tensor,
+    pos_vecs: torch.Tensor,
+    targets: torch.Tensor,
+    neg_ids: torch.Tensor,
+    neg_vecs: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    pos_logq: torch.Tensor | None = None,
+    neg_logq: torch.Tensor | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Sampled softmax with logQ correction and accidental-hit masking.
+
+    hidden, pos_vecs: [N, d]; targets: int64[N]. Shared negatives: neg_ids int64[K], neg_vecs [K, d],
+    neg_logq [K] (one matmul). Per-sample negatives: neg_ids [N, K], neg_vecs [N, K, d], neg_logq
+    [N, K]. Negatives with id 0 (invalid, e.g. padding drawn by the in-batch sampler) are masked too.
+    """
+    pos = (hidden * pos_vecs).sum(-1).float() / temperature  # [N]
+    if neg_ids.dim() == 1:
+        neg = (hidden @ neg_vecs.T).float() / temperature  # [N, K]
+    else:
+        neg = torch.einsum("nd,nkd->nk", hidden, neg_vecs).float() / temperature
+    if pos_logq is not None:
+        pos = pos - pos_logq.float()
+    if neg_logq is not None:
+        neg = neg - neg_logq.float()
+    hits = (neg_ids == targets[:, None]) | (neg_ids == 0)
+    neg = neg.masked_fill(hits, _MASKED)
+    logits = torch.cat([pos[:, None], neg], dim=1)
+    loss = torch.logsumexp(logits, dim=1) - pos
+    return _weighted_sum(loss, weight)
+
+
+def bce_one_negative(
+    hidden: torch.Tensor,
+    pos_vecs: torch.Tensor,
+    neg_vecs: torch.Tensor,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Original SASRec loss: -log σ(<h,pos>) - log(1 - σ(<h,neg>)), one negative per target.
+    hidden, pos_vecs, neg_vecs: [N, d]."""
+    pos = (hidden * pos_vecs).sum(-1).float()
+    neg = (hidden * neg_vecs).sum(-1).float()
+    loss = F.softplus(-pos) + F.softplus(neg)
+    return _weighted_sum(loss, weight)
+
+
+def _weighted_sum(loss: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    return loss.sum() if weight is None else (loss * weight).sum()

@@ -1,0 +1,199 @@
+"""HTTP API over `Recommender` (FastAPI): the thin layer that turns JSON into service calls.
+
+Every input problem becomes a 4xx with one clear sentence: pydantic bounds in the schema (so the
+OpenAPI spec states them and Schemathesis can probe them), service `UserError`s → 422 / 404 / 409,
+and bodies over `max_body_bytes` → 413 before they are parsed. Handlers are `async` and do their
+sub-millisecond work inline on the event loop, which also serializes index additions with searches.
+Responses are encoded with `ensure_ascii` so keys with lone surrogates cannot crash the encoder.
+No `from __future__ import annotations` here: FastAPI must see the request models, which are built
+per app (their bounds come from the config), as real classes rather than unresolvable strings.
+"""
+
+import json
+from typing import Annotated, Any
+
+from scalerec.errors import UserError
+from scalerec.serve.recommender import Conflict, NotFound, Query, Recommendation, Recommender
+
+
+def _json_response_class() -> type:
+    from starlette.responses import JSONResponse
+
+    class AsciiJSONResponse(JSONResponse):
+        def render(self, content: Any) -> bytes:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+    return AsciiJSONResponse
+
+
+class BodyLimit:
+    """ASGI middleware: buffer request bodies up to `max_bytes`, answer 413 beyond it."""
+
+    def __init__(self, app: Any, max_bytes: int, response_cls: type) -> None:
+        self.app, self.max_bytes, self.response_cls = app, max_bytes, response_cls
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_big = self.response_cls(
+            {"detail": f"request body is larger than the {self.max_bytes}-byte limit"}, status_code=413
+        )
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                return await too_big(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return await too_big(scope, receive, send)
+            more = message.get("more_body", False)
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+def _schemas(rec: Recommender) -> dict[str, type]:
+    """Pydantic request/response models whose bounds come from the service config."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    cfg = rec.cfg
+    KeyStr = Annotated[str, Field(min_length=1, max_length=cfg.max_key_chars)]
+    strict = ConfigDict(extra="forbid", strict=True)
+
+    class RecommendRequest(BaseModel):
+        model_config = strict
+        history: list[KeyStr] = Field(
+            min_length=1,
+            max_length=cfg.max_history,
+            description="Item keys the user interacted with, oldest first.",
+        )
+        k: int = Field(10, ge=1, le=cfg.max_k, description="How many items to return.")
+        exclude_seen: bool = Field(True, description="Leave items of the history out of the answer.")
+
+    class BatchRequest(BaseModel):
+        model_config = strict
+        requests: list[RecommendRequest] = Field(min_length=1, max_length=cfg.max_batch)
+
+    class NewItem(BaseModel):
+        model_config = strict
+        key: KeyStr
+        title: str = Field(min_length=1, max_length=2000)
+        brand: str = Field("", max_length=500)
+        categories: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=50)
+
+    class ScoredItem(BaseModel):
+        key: str
+        title: str
+        score: float
+
+    class RecommendResponse(BaseModel):
+        items: list[ScoredItem]
+        unknown: list[str] = Field(description="History keys not in the catalog (ignored).")
+        used: int = Field(description="History keys used to build the query.")
+        error: str | None = Field(None, description="Batch only: why this entry has no answer.")
+
+    class BatchResponse(BaseModel):
+        results: list[RecommendResponse]
+
+    class ItemOut(BaseModel):
+        key: str
+        title: str
+        brand: str
+        categories: list[str]
+        cold_start: bool
+
+    return {
+        c.__name__: c
+        for c in (RecommendRequest, BatchRequest, NewItem, RecommendResponse, BatchResponse, ItemOut)
+    }
+
+
+def _answer(result: Recommendation | UserError) -> dict:
+    if isinstance(result, UserError):
+        return {"items": [], "unknown": [], "used": 0, "error": str(result)}
+    items = [{"key": s.key, "title": s.title, "score": s.score} for s in result.items]
+    return {"items": items, "unknown": result.unknown, "used": result.used, "error": None}
+
+
+def create_app(rec: Recommender) -> Any:
+    """The FastAPI app serving `rec` (body-size limit included)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+
+    response_cls = _json_response_class()
+    s = _schemas(rec)
+    RecommendRequest, BatchRequest, NewItem = s["RecommendRequest"], s["BatchRequest"], s["NewItem"]
+    app = FastAPI(
+        title="scalerec",
+        version="1",
+        default_response_class=response_cls,
+        description="Next-item recommendations from a trained scalerec run.",
+    )
+    status = {NotFound: 404, Conflict: 409}
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> Any:
+        return response_cls({"detail": str(exc)}, status_code=status.get(type(exc), 422))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Any:
+        raw = list(exc.errors())
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in raw]
+        if raw and raw[0].get("type") == "json_invalid":
+            detail = "request body is not valid JSON"
+        elif errors:
+            detail = f"{'.'.join(errors[0]['loc'][1:]) or 'body'}: {errors[0]['msg']}"
+        else:
+            detail = "invalid request"
+        return response_cls({"detail": detail, "errors": errors}, status_code=422)
+
+    error_doc = {"description": "Bad input, with a one-sentence `detail`."}
+    errs = {422: error_doc, 413: {"description": "Body too large."}}
+
+    @app.post("/recommend", response_model=s["RecommendResponse"], responses={**errs})
+    async def recommend(req: RecommendRequest) -> Any:
+        """Top-k items for one history; unknown keys are ignored and listed, none known → 422."""
+        return _answer(rec.recommend(req.history, req.k, req.exclude_seen))
+
+    @app.post("/recommend/batch", response_model=s["BatchResponse"], responses={**errs})
+    async def recommend_batch(req: BatchRequest) -> Any:
+        """Many histories in one index search; a bad entry gets an `error` instead of items."""
+        queries = [Query(r.history, r.k, r.exclude_seen) for r in req.requests]
+        return {"results": [_answer(r) for r in rec.recommend_batch(queries)]}
+
+    @app.post(
+        "/items",
+        status_code=201,
+        response_model=s["ItemOut"],
+        responses={**errs, 409: {"description": "Key already exists."}},
+    )
+    async def add_item(item: NewItem) -> Any:
+        """Add a cold-start item from its text; it is recommendable in the next request."""
+        return vars(rec.add_item(item.key, item.title, item.brand, item.categories))
+
+    @app.get(
+        "/items/{key:path}", response_model=s["ItemOut"], responses={404: {"description": "Unknown key."}}
+    )
+    async def get_item(key: str) -> Any:
+        """Metadata of one item (catalog or cold-start)."""
+        return vars(rec.get_item(key))
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        """Liveness, catalog size and the index report (kind, recall@10 vs exact at build)."""
+        return {"status": "ok", "items": len(rec), "index": rec.index.report}
+
+    app.state.recommender = rec
+    app.add_middleware(BodyLimit, max_bytes=rec.cfg.max_body_bytes, response_cls=response_cls)
+    return app

@@ -1,0 +1,215 @@
+"""Item-embedding index: the top-k inner-product search behind every recommendation.
+
+Small catalogs are searched exactly (chunked matmul + `torch.topk`, so memory stays bounded and the
+answer is the true top-k). Above `exact_threshold` items a FAISS index (IVF-Flat by default, HNSW on
+request) answers in about a millisecond; its probe width is tuned at build time on a sample of
+queries until recall@10 against the exact answer reaches `target_recall`, and the measured recall is
+kept in `report` so the server can print it at start-up. Rows are positions 0..n-1 in insertion
+order; keys name them. `add` appends a row (cold-start items) and is visible to the next search.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from scalerec.errors import UserError
+
+IndexKind = Literal["auto", "exact", "ivf", "hnsw"]
+
+
+@dataclass
+class IndexConfig:
+    """How the item index is built."""
+
+    kind: IndexKind = "auto"
+    """'exact' (matmul), 'ivf' or 'hnsw' (FAISS), or 'auto' (exact up to exact_threshold items)."""
+    exact_threshold: int = 100_000
+    """Largest catalog searched exactly when kind='auto'."""
+    target_recall: float = 0.95
+    """Recall@10 vs exact that the approximate index is tuned to reach on the sample queries."""
+    recall_queries: int = 200
+    """Number of sample queries used to tune and measure recall@10 at build time."""
+    chunk_rows: int = 131_072
+    """Item rows scored per matmul chunk in exact search (bounds memory)."""
+    hnsw_m: int = 32
+    """HNSW graph degree."""
+    seed: int = 0
+    """Seed for the training sample and the recall queries."""
+
+    def __post_init__(self) -> None:
+        if self.exact_threshold < 0:
+            raise ValueError(f"exact_threshold must be >= 0, got {self.exact_threshold}")
+        if not 0.0 < self.target_recall <= 1.0:
+            raise ValueError(f"target_recall must be in (0, 1], got {self.target_recall}")
+        if self.recall_queries < 1 or self.chunk_rows < 1 or self.hnsw_m < 4:
+            raise ValueError("recall_queries and chunk_rows must be >= 1 and hnsw_m >= 4")
+
+
+def exact_topk(
+    queries: np.ndarray, vectors: np.ndarray, k: int, chunk_rows: int = 131_072
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by inner product. queries [Q,d], vectors [N,d] → (scores [Q,k'], rows [Q,k']),
+    k' = min(k, N), sorted by descending score; the scores matrix is built one chunk of rows at a time."""
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    n = vectors.shape[0]
+    k = min(k, n)
+    best_s = torch.full((q.shape[0], 0), -float("inf"))
+    best_i = torch.zeros((q.shape[0], 0), dtype=torch.int64)
+    for start in range(0, n, chunk_rows):
+        block = torch.from_numpy(vectors[start : start + chunk_rows])
+        s, i = torch.topk(q @ block.T, min(k, block.shape[0]), dim=1)  # [Q, k]
+        best_s, pos = torch.topk(torch.cat([best_s, s], 1), min(k, best_s.shape[1] + s.shape[1]), dim=1)
+        best_i = torch.gather(torch.cat([best_i, i + start], 1), 1, pos)
+    return best_s.numpy(), best_i.numpy()
+
+
+def recall_at(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean |approx ∩ exact| / |exact| over rows (both [Q,k] row ids; -1 = missing)."""
+    hits = [
+        len(set(a.tolist()) & set(e.tolist())) / max(len(e), 1) for a, e in zip(approx, exact, strict=True)
+    ]
+    return float(np.mean(hits)) if hits else 1.0
+
+
+@dataclass
+class ItemIndex:
+    """Keyed top-k index over item vectors. Build with `ItemIndex.build`."""
+
+    cfg: IndexConfig
+    kind: Literal["exact", "ivf", "hnsw"]
+    keys: list[str]
+    rows_by_key: dict[str, int]
+    dim: int
+    _vectors: np.ndarray  # [capacity, d]; rows >= len(keys) are unused (exact only)
+    _faiss: object | None = None
+    report: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        keys: Sequence[str],
+        vectors: np.ndarray,
+        cfg: IndexConfig | None = None,
+        sample_queries: np.ndarray | None = None,
+    ) -> ItemIndex:
+        """Index `vectors` [N,d] (row r named keys[r]). `sample_queries` [Q,d] (e.g. encoded histories)
+        tune and measure the approximate index; default: sampled catalog rows plus noise."""
+        cfg = cfg or IndexConfig()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(keys):
+            raise UserError(f"index: expected {len(keys)} vectors as [N, d], got shape {vectors.shape}")
+        rows_by_key = {key: r for r, key in enumerate(keys)}
+        if len(rows_by_key) != len(keys):
+            raise UserError("index: item keys must be unique")
+        kind = cfg.kind
+        if kind == "auto":
+            kind = "exact" if len(keys) <= cfg.exact_threshold else "ivf"
+        index = cls(cfg, kind, list(keys), rows_by_key, vectors.shape[1], vectors)
+        t0 = time.perf_counter()
+        if kind != "exact":
+            index._build_faiss(vectors, _queries(vectors, sample_queries, cfg))
+        index.report.update(
+            kind=kind, n_items=len(keys), dim=index.dim, build_s=round(time.perf_counter() - t0, 3)
+        )
+        if kind == "exact":
+            index.report["recall@10"] = 1.0
+        return index
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _build_faiss(self, vectors: np.ndarray, queries: np.ndarray) -> None:
+        import faiss
+
+        n, d = vectors.shape
+        rng = np.random.default_rng(self.cfg.seed)
+        if self.kind == "ivf":
+            nlist = int(max(16, min(n // 64, 4 * np.sqrt(n))))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = vectors[np.sort(rng.choice(n, min(n, 40 * nlist), replace=False))]
+            index.train(sample)
+            self.report["nlist"] = nlist
+        else:
+            index = faiss.IndexHNSWFlat(d, self.cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+        index.add(vectors)
+        self._faiss = index
+        self._tune(queries)
+        self._vectors = np.zeros((0, d), dtype=np.float32)  # FAISS keeps its own copy
+
+    def _tune(self, queries: np.ndarray) -> None:
+        """Widen the search (IVF nprobe / HNSW efSearch) until recall@10 ≥ target on `queries`."""
+        truth = exact_topk(queries, self._faiss_vectors(), 10, self.cfg.chunk_rows)[1]
+        knob = "nprobe" if self.kind == "ivf" else "efSearch"
+        limit = self.report.get("nlist", 4096) if self.kind == "ivf" else 4096
+        value, recall = 4, 0.0
+        while True:
+            self._set_knob(value)
+            recall = recall_at(self._faiss.search(queries, 10)[1], truth)
+            if recall >= self.cfg.target_recall or value >= limit:
+                break
+            value = min(limit, value * 2)
+        self.report.update({knob: value, "recall@10": round(recall, 4), "recall_queries": len(queries)})
+
+    def _faiss_vectors(self) -> np.ndarray:
+        return self._vectors
+
+    def _set_knob(self, value: int) -> None:
+        if self.kind == "ivf":
+            self._faiss.nprobe = value
+        else:
+            self._faiss.hnsw.efSearch = value
+
+    def add(self, key: str, vector: np.ndarray) -> int:
+        """Append one item; returns its row. Searchable by the next `search` call."""
+        if key in self.rows_by_key:
+            raise UserError(f"item key '{key}' is already in the index")
+        vec = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, self.dim))
+        row = len(self.keys)
+        if self._faiss is not None:
+            self._faiss.add(vec)
+        else:
+            if row >= self._vectors.shape[0]:
+                grown = np.zeros((max(16, 2 * self._vectors.shape[0]), self.dim), dtype=np.float32)
+                grown[:row] = self._vectors[:row]
+                self._vectors = grown
+            self._vectors[row] = vec[0]
+        self.keys.append(key)
+        self.rows_by_key[key] = row
+        return row
+
+    def search(
+        self, queries: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Top-k rows per query [Q,d] as lists of (row, score), best first, skipping `exclude[q]` rows."""
+        queries = np.ascontiguousarray(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
+        exclude = exclude or [()] * len(queries)
+        extra = max((len(e) for e in exclude), default=0)
+        want = min(k + extra, len(self.keys))
+        if self._faiss is not None:
+            scores, rows = self._faiss.search(queries, want)
+        else:
+            scores, rows = exact_topk(queries, self._vectors[: len(self.keys)], want, self.cfg.chunk_rows)
+        out = []
+        for q_scores, q_rows, skip in zip(scores, rows, exclude, strict=True):
+            skip = set(skip)
+            hits = [
+                (int(r), float(s)) for r, s in zip(q_rows, q_scores, strict=True) if r >= 0 and r not in skip
+            ]
+            out.append(hits[:k])
+        return out
+
+
+def _queries(vectors: np.ndarray, given: np.ndarray | None, cfg: IndexConfig) -> np.ndarray:
+    """Recall-measurement queries: the given ones, else means of 3 random catalog rows."""
+    if given is not None:
+        return np.ascontiguousarray(given[: cfg.recall_queries], dtype=np.float32)
+    rng = np.random.default_rng(cfg.seed + 1)
+    rows = rng.integers(0, vectors.shape[0], size=(cfg.recall_queries, 3))
+    return np.ascontiguousarray(vectors[rows].mean(axis=1), dtype=np.float32)

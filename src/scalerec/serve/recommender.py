@@ -1,0 +1,214 @@
+"""The recommendation service, independent of HTTP: history keys in, scored item keys out.
+
+Both the `recommend` CLI command and the HTTP API call this one class, so input rules (unknown keys
+ignored and reported, at least one known key, history and k bounds, seen items excluded by default)
+are the same everywhere. The model is reached only through the small `Encoder` protocol, so the
+service is tested with a fake encoder and runs on a trained run through `run_encoder.RunEncoder`.
+Item vectors are computed once at construction; cold-start items are encoded from their text and
+appended to the index, so they are recommendable in the very next request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from scalerec.errors import UserError
+from scalerec.serve.index import IndexConfig, ItemIndex
+
+
+class Encoder(Protocol):
+    """What the service needs from a model. Item ids are 1..n for catalog items (row r = id r+1);
+    the i-th item added through `encode_new_item` takes id n+i and may then appear in histories."""
+
+    def encode_catalog(self) -> np.ndarray:
+        """Vectors of all catalog items, float32 [n, d] (row r = item id r+1)."""
+        ...
+
+    def encode_history(self, ids: Sequence[int]) -> np.ndarray:
+        """Query vector float32 [d] for a history of item ids, oldest first."""
+        ...
+
+    def encode_new_item(self, title: str, brand: str, categories: Sequence[str]) -> np.ndarray:
+        """Vector float32 [d] of a new item from its text; registers it under the next id."""
+        ...
+
+
+@dataclass
+class ServeConfig:
+    """Limits and index settings of the service (CLI: `--set index.kind=ivf`, `--set max_k=50`)."""
+
+    index: IndexConfig = field(default_factory=IndexConfig)
+    """How item vectors are indexed (exact or FAISS), see IndexConfig."""
+    max_k: int = 100
+    """Largest k a request may ask for."""
+    max_history: int = 200
+    """Most item keys a history may hold."""
+    max_batch: int = 64
+    """Most requests in one POST /recommend/batch."""
+    max_body_bytes: int = 1_000_000
+    """Largest request body accepted by the HTTP server (larger → 413)."""
+    max_key_chars: int = 200
+    """Longest item key accepted."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_k", "max_history", "max_batch", "max_body_bytes", "max_key_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Item:
+    """Catalog metadata of one item."""
+
+    key: str
+    title: str
+    brand: str = ""
+    categories: list[str] = field(default_factory=list)
+    cold_start: bool = False
+
+
+@dataclass
+class Scored:
+    key: str
+    title: str
+    score: float
+
+
+@dataclass
+class Recommendation:
+    """Top-k answer; `unknown` lists history keys that were ignored."""
+
+    items: list[Scored]
+    unknown: list[str]
+    used: int
+
+
+@dataclass
+class Query:
+    """One recommendation request."""
+
+    history: list[str]
+    k: int = 10
+    exclude_seen: bool = True
+
+
+class NotFound(UserError):
+    """A key that is not in the catalog (HTTP 404)."""
+
+
+class Conflict(UserError):
+    """A new item whose key already exists (HTTP 409)."""
+
+
+class Recommender:
+    """Top-k recommendations over a catalog, with cold-start additions."""
+
+    def __init__(self, encoder: Encoder, items: Sequence[Item], cfg: ServeConfig | None = None) -> None:
+        self.cfg = cfg or ServeConfig()
+        self.encoder = encoder
+        self.items = list(items)
+        vectors = np.asarray(encoder.encode_catalog(), dtype=np.float32)
+        self.index = ItemIndex.build(
+            [it.key for it in self.items], vectors, self.cfg.index, self._sample_queries(vectors)
+        )
+
+    def _sample_queries(self, vectors: np.ndarray) -> np.ndarray | None:
+        """Encoded random short histories: the realistic queries to tune/measure recall on."""
+        n = len(self.items)
+        kind = self.cfg.index.kind
+        if kind == "exact" or (kind == "auto" and n <= self.cfg.index.exact_threshold):
+            return None
+        rng = np.random.default_rng(self.cfg.index.seed)
+        hists = rng.integers(1, n + 1, size=(self.cfg.index.recall_queries, 5))
+        return np.stack([self.encoder.encode_history(h.tolist()) for h in hists]).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def check_k(self, k: int) -> None:
+        if not 1 <= k <= self.cfg.max_k:
+            raise UserError(f"k must be between 1 and {self.cfg.max_k}, got {k}")
+
+    def resolve(self, history: Sequence[str]) -> tuple[list[int], list[str]]:
+        """History keys → (known rows, oldest first; unknown keys). Raises UserError on bad histories."""
+        if len(history) == 0:
+            raise UserError("history is empty: give at least one item key")
+        if len(history) > self.cfg.max_history:
+            raise UserError(f"history has {len(history)} keys; the limit is {self.cfg.max_history}")
+        rows, unknown = [], []
+        for key in history:
+            row = self.index.rows_by_key.get(key)
+            if row is None:
+                unknown.append(key)
+            else:
+                rows.append(row)
+        if not rows:
+            shown = ", ".join(repr(k) for k in unknown[:5])
+            raise UserError(f"none of the history keys is a known item ({shown})")
+        return rows, unknown
+
+    def recommend(self, history: Sequence[str], k: int = 10, exclude_seen: bool = True) -> Recommendation:
+        """Top-k items after `history` (item keys, oldest first). Raises UserError on bad input."""
+        result = self.recommend_batch([Query(list(history), k, exclude_seen)])[0]
+        if isinstance(result, UserError):
+            raise result
+        return result
+
+    def recommend_batch(self, queries: Sequence[Query]) -> list[Recommendation | UserError]:
+        """Answer many queries with one index search; a bad query yields its UserError in place."""
+        resolved: list[tuple[list[int], list[str]] | UserError] = []
+        for q in queries:
+            try:
+                self.check_k(q.k)
+                resolved.append(self.resolve(q.history))
+            except UserError as exc:
+                resolved.append(exc)
+        good = [i for i, r in enumerate(resolved) if not isinstance(r, UserError)]
+        out: list[Recommendation | UserError] = list(resolved)  # errors stay in place
+        if not good:
+            return out
+        vecs = np.stack([self.encoder.encode_history([r + 1 for r in resolved[i][0]]) for i in good])
+        exclude = [resolved[i][0] if queries[i].exclude_seen else () for i in good]
+        hits = self.index.search(vecs, max(queries[i].k for i in good), exclude)
+        for i, found in zip(good, hits, strict=True):
+            rows, unknown = resolved[i]
+            out[i] = Recommendation(
+                [self._scored(r, s) for r, s in found[: queries[i].k]], unknown, len(rows)
+            )
+        return out
+
+    def _scored(self, row: int, score: float) -> Scored:
+        item = self.items[row]
+        return Scored(item.key, item.title, score)
+
+    def add_item(self, key: str, title: str, brand: str = "", categories: Sequence[str] = ()) -> Item:
+        """Encode a new item from its text and make it recommendable at once (cold start)."""
+        if key in self.index.rows_by_key:
+            raise Conflict(f"item key '{key}' already exists")
+        for name, text in [
+            ("key", key),
+            ("title", title),
+            ("brand", brand),
+            *(("categories", c) for c in categories),
+        ]:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UserError(f"item '{key!r}': field '{name}' is not valid Unicode text") from None
+        vector = np.asarray(self.encoder.encode_new_item(title, brand, list(categories)), dtype=np.float32)
+        if vector.shape != (self.index.dim,) or not np.all(np.isfinite(vector)):
+            raise UserError(f"item '{key}': the encoder returned an unusable vector {vector.shape}")
+        item = Item(key, title, brand, list(categories), cold_start=True)
+        self.index.add(key, vector)
+        self.items.append(item)
+        return item
+
+    def get_item(self, key: str) -> Item:
+        row = self.index.rows_by_key.get(key)
+        if row is None:
+            raise NotFound(f"unknown item key '{key}'")
+        return self.items[row]

@@ -1,0 +1,144 @@
+"""Shapes, causality, padding invariance, encoders and presets of the sequential recommender."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scalerec.model import ModelConfig, SequentialRecommender
+from scalerec.model.sizes import model_config
+
+N_ITEMS, VOCAB = 30, 50
+
+
+def _table(cfg: ModelConfig, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    table = {}
+    for f, n in cfg.field_max_len.items():
+        tok = torch.randint(2, VOCAB, (N_ITEMS + 1, n), generator=g)
+        lens = torch.randint(0, n + 1, (N_ITEMS + 1, 1), generator=g)
+        tok = tok * (torch.arange(n) < lens)  # right padding with 0
+        tok[0] = 0
+        table[f] = tok
+    return table
+
+
+def _model(encoder: str = "text", norm: str = "pre", **kw) -> SequentialRecommender:
+    torch.manual_seed(0)
+    cfg = model_config(
+        "tiny",
+        item_encoder=encoder,
+        norm=norm,
+        vocab_size=VOCAB,
+        n_items=N_ITEMS,
+        max_len=12,
+        field_max_len={"title": 6, "brand": 3, "categories": 4},
+        **kw,
+    )
+    model = SequentialRecommender(cfg)
+    model.set_item_table(_table(cfg))
+    return model.eval()
+
+
+@pytest.mark.parametrize("encoder", ["text", "id"])
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_shapes_and_any_shape_item_ids(encoder: str, norm: str) -> None:
+    model = _model(encoder, norm)
+    x = torch.randint(1, N_ITEMS + 1, (3, 10))
+    assert model(x).shape == (3, 10, 32)
+    ids = torch.randint(0, N_ITEMS + 1, (2, 3, 4))
+    vec = model.encode_items(ids)
+    assert vec.shape == (2, 3, 4, 32)
+    torch.testing.assert_close(vec[1, 2], model.encode_items(ids[1, 2]))
+    assert model.all_item_vectors(chunk=7).shape == (N_ITEMS + 1, 32)
+
+
+@pytest.mark.parametrize("encoder", ["text", "id"])
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_causal_future_items_do_not_change_the_past(encoder: str, norm: str) -> None:
+    model = _model(encoder, norm)
+    x = torch.randint(1, N_ITEMS + 1, (4, 10))
+    y = x.clone()
+    y[:, 6:] = torch.randint(1, N_ITEMS + 1, (4, 4))
+    with torch.no_grad():
+        hx, hy = model(x), model(y)
+    torch.testing.assert_close(hx[:, :6], hy[:, :6])
+    assert not torch.allclose(hx[:, 6:], hy[:, 6:])
+
+
+def test_right_padding_is_invisible_and_finite() -> None:
+    model = _model()
+    seq = torch.randint(1, N_ITEMS + 1, (1, 5))
+    padded = torch.zeros(1, 12, dtype=torch.long)
+    padded[0, :5] = seq
+    with torch.no_grad():
+        h_short, h_pad = model(seq), model(padded)
+        h_empty = model(torch.zeros(2, 12, dtype=torch.long))
+    torch.testing.assert_close(h_short, h_pad[:, :5])
+    assert torch.isfinite(h_pad).all() and torch.isfinite(h_empty).all()
+    lengths = torch.tensor([5])
+    torch.testing.assert_close(model.last_hidden(padded, lengths), h_pad[:, 4])
+
+
+def test_cold_start_encode_tokens_equals_encode_items() -> None:
+    model = _model()
+    ids = torch.tensor([3, 7, 0, 12])
+    tokens = {f: getattr(model.item_encoder, f"table_{f}")[ids] for f in model.cfg.fields}
+    torch.testing.assert_close(model.encode_tokens(tokens), model.encode_items(ids))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "sum"])
+def test_pooling_ignores_padding(pooling: str) -> None:
+    model = _model(pooling=pooling)
+    enc = model.item_encoder
+    tok = {
+        "title": torch.tensor([[5, 6, 0, 0, 0, 0]]),
+        "brand": torch.tensor([[7, 0, 0]]),
+        "categories": torch.tensor([[0, 0, 0, 0]]),
+    }
+    wider = {f: torch.cat([t, torch.zeros(1, 3, dtype=torch.long)], 1) for f, t in tok.items()}
+    torch.testing.assert_close(model.encode_tokens(tok), model.encode_tokens(wider))
+    emb = enc.token_emb["title"].weight
+    pooled = emb[5] + emb[6]
+    expected = pooled / 2 if pooling == "mean" else pooled
+    torch.testing.assert_close(enc._pool("title", tok["title"])[0], expected)
+    torch.testing.assert_close(enc._pool("categories", tok["categories"])[0], torch.zeros_like(expected))
+
+
+def test_id_and_text_encoders_differ_in_parameters_not_interface() -> None:
+    text, ids = _model("text"), _model("id")
+    assert text.param_counts()["id_embeddings"] == 0
+    assert ids.param_counts()["token_embeddings"] == 0
+    assert ids.param_counts()["id_embeddings"] == (N_ITEMS + 1) * 32
+    with pytest.raises(ValueError):
+        ids.encode_tokens({"title": torch.zeros(1, 2, dtype=torch.long)})
+
+
+def test_dropout_only_in_training() -> None:
+    model = _model(dropout=0.5)
+    x = torch.randint(1, N_ITEMS + 1, (2, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(x))
+        model.train()
+        assert not torch.allclose(model(x), model(x))
+
+
+def test_paper_preset() -> None:
+    cfg = model_config("paper-1M", preset="paper", vocab_size=100)
+    assert (cfg.norm, cfg.pooling, cfg.dropout) == ("post", "sum", 0.5)
+    assert cfg.fields == ("title", "brand") and (cfg.n_layers, cfg.d_model, cfg.d_ffn) == (8, 256, 1024)
+    assert model_config("s", preset="paper").d_ffn == 128
+    assert model_config("paper-100K").d_ffn == 256
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="n_heads"):
+        ModelConfig(d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="dropout"):
+        ModelConfig(dropout=1.0)
+    with pytest.raises(ValueError, match="vocab_size"):
+        SequentialRecommender(ModelConfig())
+    with pytest.raises(ValueError, match="unknown model size"):
+        model_config("huge")
+    with pytest.raises(ValueError, match="exceeds"):
+        _model()(torch.ones(1, 13, dtype=torch.long))

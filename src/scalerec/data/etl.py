@@ -1,0 +1,299 @@
+"""Raw dumps → a clean dataset dir (Parquet + card), in bounded memory and without silent loss.
+
+Pipeline (each step counted in the card): parse (strict or lenient) → stage as Parquet →
+string keys to integer codes → dedupe (user, item, timestamp) → join metadata, drop items without
+metadata or usable title → exclude users of named downstream datasets → min interactions per
+user and optional iterative k-core → dense ids (users in seeded-hash order, so nested subsets are
+prefixes) → sort by (user, time, arrival) → write → nested subsets. Strings are touched once, at
+encoding; every later step works on int columns, which is what keeps a 23M-row dump in a few GB.
+The whole output is built under a temporary name and renamed at the end (`scalerec.io.atomic_dir`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from scalerec.data.card import FORMAT_VERSION, source_files, step_stats, write_card
+from scalerec.data.parse import ParseLog
+from scalerec.data.sources import SOURCES, merge_items, read_interactions, read_items
+from scalerec.data.subsets import parse_size, write_subsets
+from scalerec.data.titles import clean_items
+from scalerec.errors import UserError
+from scalerec.io import atomic_dir
+
+
+@dataclass
+class PrepareConfig:
+    """Everything `scalerec data prepare` needs; all of it is recorded in the card."""
+
+    source: Literal["amazon2014", "amazon2018", "amazon2023", "movielens", "recbole", "s3rec"] = "amazon2018"
+    """Raw format of the input files."""
+    ratings: list[Path] = field(default_factory=list)
+    """Interaction files (ratings CSV, reviews JSON lines, u.data, .inter, S3Rec sequences)."""
+    meta: list[Path] = field(default_factory=list)
+    """Item tables; several are merged on the item id, later ones filling empty fields."""
+    out: Path = Path("data/dataset")
+    """Output dataset dir (replaced atomically)."""
+    name: str = ""
+    """Dataset name for the card (default: the output dir name)."""
+    mode: Literal["lenient", "strict"] = "lenient"
+    """strict: stop at the first bad line; lenient: skip and count it per reason."""
+    dedupe: bool = True
+    """Drop repeated (user, item, timestamp) rows."""
+    require_metadata: bool = True
+    """Drop interactions whose item has no metadata row (needs `meta`)."""
+    require_title: bool = True
+    """Drop interactions whose item has no usable title (empty, HTML or script junk)."""
+    min_user_interactions: int = 5
+    """Drop users with fewer interactions (after the filters above)."""
+    k_core: int = 0
+    """If > 0, iteratively keep users and items with >= k_core interactions."""
+    exclude_users: list[Path] = field(default_factory=list)
+    """Dataset dirs, P5 datamaps.json or key lists whose users are removed (downstream overlap)."""
+    subsets: list[str] = field(default_factory=list)
+    """Nested subset sizes in interactions, e.g. 100K, 1M, 10M."""
+    seed: int = 0
+    """Seed of the user-order hash (subset membership and user ids)."""
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        self.ratings = [Path(p) for p in self.ratings]
+        self.meta = [Path(p) for p in self.meta]
+        self.out = Path(self.out)
+        if self.min_user_interactions < 1 or self.k_core < 0:
+            raise ValueError("min_user_interactions must be >= 1 and k_core >= 0")
+        for s in self.subsets:
+            parse_size(s)
+
+
+def _stage(cfg: PrepareConfig, log: ParseLog, staging: Path) -> int:
+    """Parse every interaction file into Parquet parts with a global arrival index `seq`."""
+    import polars as pl
+
+    staging.mkdir()
+    seq = 0
+    for path in cfg.ratings:
+        for i, block in enumerate(read_interactions(cfg.source, path, log)):
+            n = len(block)
+            block = block.with_columns(pl.int_range(seq, seq + n, dtype=pl.Int64).alias("seq"))
+            block = block.with_columns(pl.col("timestamp").fill_null(pl.col("seq")))
+            block.write_parquet(staging / f"part-{seq:012d}-{i}.parquet", compression="lz4")
+            seq += n
+    return seq
+
+
+def user_hash_order(keys: list[str], seed: int) -> np.ndarray:
+    """Stable (cross-platform, cross-version) seeded rank of each key: blake2b(seed, key)."""
+    salt = seed.to_bytes(8, "little", signed=True)
+    h = np.fromiter(
+        (
+            int.from_bytes(
+                hashlib.blake2b(k.encode(), digest_size=8, salt=salt[:8].ljust(16, b"\0")).digest(), "little"
+            )
+            for k in keys
+        ),
+        dtype=np.uint64,
+        count=len(keys),
+    )
+    order = np.lexsort((np.asarray(keys, dtype=object).astype(str), h))
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys))
+    return rank
+
+
+def _encode(staging: Path, seed: int) -> tuple[Any, Any, Any]:
+    """Staged string rows → int codes; returns (interactions, users map, items map)."""
+    import polars as pl
+
+    scan = pl.scan_parquet(staging / "*.parquet")
+    users = scan.select(pl.col("user_key").unique()).collect(engine="streaming")
+    keys = users["user_key"].to_list()
+    users = users.with_columns(pl.Series("u", user_hash_order(keys, seed), dtype=pl.Int64)).sort("u")
+    users = users.with_columns(pl.int_range(0, pl.len(), dtype=pl.Int32).alias("u"))
+    items = scan.select(pl.col("item_key").unique()).collect(engine="streaming")
+    items = items.sort(pl.col("item_key").str.len_bytes(), "item_key")
+    items = items.with_columns(pl.int_range(0, pl.len(), dtype=pl.Int32).alias("i"))
+    inter = (
+        scan.join(users.lazy(), on="user_key")
+        .join(items.lazy(), on="item_key")
+        .select("u", "i", "timestamp", "rating", "seq")
+        .collect(engine="streaming")
+    )
+    return inter, users, items
+
+
+def _k_core(inter: Any, k_user: int, k_item: int) -> Any:
+    import polars as pl
+
+    while True:
+        n = len(inter)
+        if k_item > 0:
+            inter = inter.filter(pl.len().over("i") >= k_item)
+        inter = inter.filter(pl.len().over("u") >= k_user)
+        if len(inter) == n or k_item == 0:
+            return inter
+
+
+def _filter(
+    cfg: PrepareConfig, inter: Any, users: Any, items: Any, meta: Any | None, record: Any
+) -> tuple[Any, Any]:
+    """Dedupe, metadata/title, exclusions, min-interactions/k-core; `record(step, df, reason, n)`."""
+    import polars as pl
+
+    if cfg.dedupe:
+        before = len(inter)
+        inter = inter.unique(subset=["u", "i", "timestamp"], keep="first", maintain_order=True)
+        record("dedupe", inter, "duplicate", before - len(inter))
+    info = items
+    if meta is not None:
+        info = items.join(meta, left_on="item_key", right_on="join_key", how="left")
+        if cfg.require_metadata:
+            before = len(inter)
+            inter = inter.join(info.filter(pl.col("has_meta")).select("i"), on="i", how="semi")
+            record("join_metadata", inter, "no_metadata", before - len(inter))
+        if cfg.require_title:
+            for reason in ("junk_title", "empty_title"):
+                before = len(inter)
+                bad = info.filter(pl.col("title_issue") == reason).select("i")
+                inter = inter.join(bad, on="i", how="anti")
+                record(f"drop_{reason}", inter, reason, before - len(inter))
+    if cfg.exclude_users:
+        from scalerec.data.subsets import excluded_keys
+
+        excl = users.filter(pl.col("user_key").is_in(excluded_keys(cfg.exclude_users))).select("u")
+        before = len(inter)
+        inter = inter.join(excl, on="u", how="anti")
+        record("exclude_users", inter, "excluded_users", before - len(inter))
+    before = len(inter)
+    inter = inter.filter(pl.len().over("u") >= cfg.min_user_interactions)
+    record("min_user_interactions", inter, "below_min_interactions", before - len(inter))
+    if cfg.k_core > 0:
+        before = len(inter)
+        inter = _k_core(inter, cfg.k_core, cfg.k_core)
+        record("k_core", inter, "below_k_core", before - len(inter))
+    return inter, info
+
+
+def _densify(inter: Any, users: Any, info: Any) -> tuple[Any, Any, Any]:
+    """Dense ids from 1 (users keep hash order, items keep key order); sorted interactions."""
+    import polars as pl
+
+    u_map = inter.select(pl.col("u").unique().sort()).with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("user_id")
+    )
+    i_map = inter.select(pl.col("i").unique().sort()).with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("item_id")
+    )
+    out = (
+        inter.join(u_map, on="u")
+        .join(i_map, on="i")
+        .sort("user_id", "timestamp", "seq")
+        .select("user_id", "item_id", pl.col("timestamp").cast(pl.Int64), pl.col("rating").cast(pl.Float32))
+    )
+    users_out = u_map.join(users, on="u").sort("user_id").select("user_id", "user_key")
+    items_out = (
+        i_map.join(info, on="i")
+        .sort("item_id")
+        .select(
+            "item_id",
+            pl.coalesce("item_key_out", "item_key").alias("item_key")
+            if "item_key_out" in info.columns
+            else "item_key",
+            pl.col("title").fill_null("") if "title" in info.columns else pl.lit("").alias("title"),
+            pl.col("brand").fill_null("") if "brand" in info.columns else pl.lit("").alias("brand"),
+            pl.col("categories").fill_null([])
+            if "categories" in info.columns
+            else pl.lit([], pl.List(pl.String)).alias("categories"),
+        )
+    )
+    return out, users_out, items_out
+
+
+def write_dataset(dest: Path, inter: Any, users: Any, items: Any) -> None:
+    """The three Parquet files of the dataset-dir contract."""
+    import polars as pl
+
+    inter.write_parquet(dest / "interactions.parquet", row_group_size=1 << 20)
+    users.with_columns(pl.col("user_id").cast(pl.Int32)).write_parquet(dest / "users.parquet")
+    items.with_columns(
+        pl.col("item_id").cast(pl.Int32), pl.col("categories").cast(pl.List(pl.String))
+    ).write_parquet(dest / "items.parquet")
+
+
+def _load_meta(cfg: PrepareConfig, log: ParseLog) -> tuple[Any | None, dict[str, int]]:
+    tables = [read_items(cfg.source, p, log) for p in cfg.meta]
+    if not tables:
+        if cfg.require_metadata and cfg.source.startswith("amazon"):
+            raise UserError("no --meta given: pass the metadata file, or set require_metadata=false")
+        return None, {}
+    return clean_items(merge_items(tables) if len(tables) > 1 else tables[0])
+
+
+def _content_hash(inter: Any) -> str:
+    h = hashlib.sha256()
+    for col in ("user_id", "item_id", "timestamp"):
+        h.update(np.ascontiguousarray(inter[col].to_numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def prepare(cfg: PrepareConfig) -> dict[str, Any]:
+    """Run the pipeline of the module docstring; returns the card (also written to `cfg.out`)."""
+    from scalerec.config import to_dict
+
+    if not cfg.ratings:
+        raise UserError("no interaction file given (--ratings)")
+    for p in [*cfg.ratings, *cfg.meta]:
+        if not Path(p).is_file():
+            raise UserError(f"input file not found: {p}")
+    t0 = time.perf_counter()
+    log = ParseLog(cfg.mode)
+    steps: list[dict[str, Any]] = []
+    dropped: dict[str, int] = {}
+
+    def record(step: str, df: Any, reason: str | None = None, n: int = 0) -> None:
+        steps.append(step_stats(step, df["u"].to_numpy(), df["i"].to_numpy()))
+        if reason:
+            dropped[reason] = dropped.get(reason, 0) + int(n)
+
+    with atomic_dir(cfg.out) as tmp:
+        n_rows = _stage(cfg, log, tmp / "_staging")
+        meta, meta_counts = _load_meta(cfg, log)
+        inter, users, items = _encode(tmp / "_staging", cfg.seed)
+        shutil.rmtree(tmp / "_staging")
+        dropped["malformed"] = log.total
+        record("parse", inter)
+        inter, info = _filter(cfg, inter, users, items, meta, record)
+        inter, users_out, items_out = _densify(inter, users, info)
+        write_dataset(tmp, inter, users_out, items_out)
+        card = {
+            "format_version": FORMAT_VERSION,
+            "name": cfg.name or cfg.out.name,
+            "n_users": len(users_out),
+            "n_items": len(items_out),
+            "n_interactions": len(inter),
+            "source": {
+                "format": cfg.source,
+                "files": source_files([*cfg.ratings, *cfg.meta]),
+                "lines_read": log.lines,
+                "rows_parsed": n_rows,
+            },
+            "params": to_dict(cfg),
+            "steps": steps,
+            "dropped": dropped,
+            "metadata": meta_counts,
+            "parse": {"mode": cfg.mode, "counts": log.counts, "examples": log.examples},
+            "split": "leave-one-out at load time (last item test, second-last valid)",
+        }
+        card["subsets"] = write_subsets(tmp, inter, users_out, items_out, cfg.subsets, card)
+        card["wall_time_s"] = round(time.perf_counter() - t0, 3)
+        card["dataset_hash"] = _content_hash(inter)
+        write_card(tmp, card)
+    return card

@@ -1,0 +1,286 @@
+"""Readers of the raw public formats, each streaming into one normalized shape.
+
+Every reader turns its files into the same two things, so the ETL downstream is format-free:
+interaction blocks `user_key:str, item_key:str, rating:f32?, timestamp:i64?` (null timestamp =
+"use the position in the file"; `seq` is filled by the ETL) and one item table
+`join_key:str, item_key:str, title:str?, brand:str?, categories:list[str]`. Formats: Amazon 2014
+(ratings CSV `user,item,rating,time`, 5-core reviews JSON, metadata as Python dict literals),
+Amazon 2018 (ratings CSV `item,user,rating,timestamp`, 5-core reviews, metadata JSON lines),
+Amazon 2023 (reviews/metadata JSON lines, ms timestamps, `parent_asin`), MovieLens
+100k/1m/20m+, RecBole atomic `.inter`/`.item`, and the S3Rec sequence format plus item tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from scalerec.data.jsonl import iter_json_records
+from scalerec.data.parse import ParseLog, iter_blocks, lines_frame, parse_timestamp, reject, split_delimited
+from scalerec.errors import UserError
+
+SOURCES = ("amazon2014", "amazon2018", "amazon2023", "movielens", "recbole", "s3rec")
+INTER_COLUMNS = ("user_key", "item_key", "rating", "timestamp")
+
+
+def _finish(df: Any, path: Path, log: ParseLog, ts_scale: int = 1) -> Any:
+    """Typed interaction block from string columns user_key/item_key/rating/timestamp."""
+    import polars as pl
+
+    df = reject(
+        df,
+        (pl.col("user_key").str.strip_chars() == "") | (pl.col("item_key").str.strip_chars() == ""),
+        "empty_id",
+        path,
+        log,
+    )
+    if "rating" in df.columns:
+        df = df.with_columns(pl.col("rating").cast(pl.Float32, strict=False).alias("_r"))
+        df = reject(df, pl.col("rating").is_not_null() & pl.col("_r").is_null(), "bad_rating", path, log)
+        df = df.with_columns(pl.col("_r").alias("rating"))
+    else:
+        df = df.with_columns(pl.lit(None, pl.Float32).alias("rating"))
+    if "timestamp" in df.columns:
+        df = df.with_columns(parse_timestamp(pl.col("timestamp").cast(pl.String)).alias("_t"))
+        df = reject(df, pl.col("_t").is_null(), "bad_timestamp", path, log)
+        df = df.with_columns((pl.col("_t") // ts_scale).alias("timestamp"))
+    else:
+        df = df.with_columns(pl.lit(None, pl.Int64).alias("timestamp"))
+    return df.select(
+        pl.col("user_key").str.strip_chars(), pl.col("item_key").str.strip_chars(), "rating", "timestamp"
+    )
+
+
+def _delimited(
+    path: Path, log: ParseLog, sep: str, names: list[str], header: bool = False, encoding: str = "utf-8"
+) -> Iterator[Any]:
+    for first, block in iter_blocks(path, log):
+        df = lines_frame(block, first, encoding)
+        if header and first == 1:
+            df = df.slice(1)
+        yield _finish(split_delimited(df, sep, names, path, log), path, log)
+
+
+def _json_inter(
+    path: Path, log: ParseLog, keys: dict[str, str], literal: bool = False, ts_scale: int = 1
+) -> Iterator[Any]:
+    """JSON-lines reviews → interactions; `keys` maps our column → the record's field."""
+    import polars as pl
+
+    for recs in iter_json_records(path, log, list(keys.values()), literal=literal):
+        df = recs.select([pl.col(src).cast(pl.String).alias(dst) for dst, src in keys.items()] + ["line_no"])
+        yield _finish(df.with_columns(pl.lit(None, pl.String).alias("line")), path, log, ts_scale)
+
+
+def read_interactions(source: str, path: Path, log: ParseLog) -> Iterator[Any]:
+    """Stream the interaction file of `source` as normalized blocks (see module docstring)."""
+    path = Path(path)
+    name = path.name.lower()
+    is_json = ".json" in name
+    if source == "amazon2018":
+        if is_json:
+            return _json_inter(
+                path,
+                log,
+                {
+                    "user_key": "reviewerID",
+                    "item_key": "asin",
+                    "rating": "overall",
+                    "timestamp": "unixReviewTime",
+                },
+            )
+        return _delimited(path, log, ",", ["item_key", "user_key", "rating", "timestamp"])
+    if source == "amazon2014":
+        if is_json:
+            return _json_inter(
+                path,
+                log,
+                {
+                    "user_key": "reviewerID",
+                    "item_key": "asin",
+                    "rating": "overall",
+                    "timestamp": "unixReviewTime",
+                },
+            )
+        return _delimited(path, log, ",", ["user_key", "item_key", "rating", "timestamp"])
+    if source == "amazon2023":
+        return _json_inter(
+            path,
+            log,
+            {"user_key": "user_id", "item_key": "parent_asin", "rating": "rating", "timestamp": "timestamp"},
+            ts_scale=1000,
+        )
+    if source == "movielens":
+        return _movielens_ratings(path, log)
+    if source == "recbole":
+        from scalerec.data.sources_bench import recbole_inter
+
+        return recbole_inter(path, log)
+    if source == "s3rec":
+        from scalerec.data.sources_bench import s3rec_sequences
+
+        return s3rec_sequences(path, log)
+    raise UserError(f"unknown source '{source}' (known: {', '.join(SOURCES)})")
+
+
+def _movielens_ratings(path: Path, log: ParseLog) -> Iterator[Any]:
+    names = ["user_key", "item_key", "rating", "timestamp"]
+    if path.name.endswith(".dat"):  # ml-1m / ml-10m
+        return _delimited(path, log, "::", names, encoding="latin-1")
+    if path.name.endswith(".csv"):  # ml-20m / 25m / 32m
+        return _delimited(path, log, ",", names, header=True)
+    return _delimited(path, log, "\t", names, encoding="latin-1")  # ml-100k u.data
+
+
+# ---------------------------------------------------------------------------------------- items
+
+
+def _items_frame(rows: dict[str, Any]) -> Any:
+    import polars as pl
+
+    df = pl.DataFrame(
+        rows,
+        schema={
+            "join_key": pl.String,
+            "title": pl.String,
+            "brand": pl.String,
+            "categories": pl.List(pl.String),
+        },
+    )
+    return df.with_columns(pl.col("join_key").alias("item_key")).select(
+        "join_key", "item_key", "title", "brand", "categories"
+    )
+
+
+def _flatten_categories(value: Any) -> list[str]:
+    """2014 `categories` is a list of lists; 2018/2023 a flat list; dedupe keeping order."""
+    out: list[str] = []
+    stack = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    for v in stack:
+        for c in v if isinstance(v, list) else [v]:
+            if isinstance(c, str) and c and c not in out:
+                out.append(c)
+    return out
+
+
+def _str_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _amazon_meta(path: Path, log: ParseLog, key: str, brand: str, cats: str, literal: bool) -> Any:
+    import polars as pl
+
+    frames = []
+    for recs in iter_json_records(path, log, [key, "title", brand, cats], literal=literal, keep_objects=True):
+        frames.append(
+            pl.DataFrame(
+                {
+                    "join_key": [_str_or_none(v) for v in recs[key].to_list()],
+                    "title": [_str_or_none(v) for v in recs["title"].to_list()],
+                    "brand": [_str_or_none(v) for v in recs[brand].to_list()],
+                    "categories": [_flatten_categories(v) for v in recs[cats].to_list()],
+                },
+                schema={
+                    "join_key": pl.String,
+                    "title": pl.String,
+                    "brand": pl.String,
+                    "categories": pl.List(pl.String),
+                },
+            )
+        )
+    if not frames:
+        return _items_frame({"join_key": [], "title": [], "brand": [], "categories": []})
+    df = pl.concat(frames)
+    missing = df.filter(pl.col("join_key").is_null() | (pl.col("join_key") == ""))
+    if len(missing):
+        log.bad(path, 0, "missing_item_id", "", n=len(missing))
+    df = df.filter(pl.col("join_key").is_not_null() & (pl.col("join_key") != ""))
+    return df.with_columns(pl.col("join_key").alias("item_key")).select(
+        "join_key", "item_key", "title", "brand", "categories"
+    )
+
+
+def _movielens_items(path: Path, log: ParseLog) -> Any:
+    import polars as pl
+
+    if path.name.endswith(".csv"):
+        df = pl.read_csv(path, schema_overrides={"movieId": pl.String}, encoding="utf8-lossy")
+        ids, titles, genres = df["movieId"].to_list(), df["title"].to_list(), df["genres"].to_list()
+    else:
+        sep = "::" if path.name.endswith(".dat") else "|"
+        ids, titles, genres = [], [], []
+        raw = path.read_bytes().decode("latin-1")
+        for i, line in enumerate(raw.splitlines(), 1):
+            parts = line.split(sep)
+            if len(parts) < 3:
+                if line.strip():
+                    log.bad(path, i, "wrong_column_count", line)
+                continue
+            ids.append(parts[0])
+            titles.append(parts[1])
+            if sep == "|":  # u.item: 19 genre flags at the end
+                from scalerec.data.sources_bench import ML100K_GENRES
+
+                genres.append(
+                    "|".join(g for g, f in zip(ML100K_GENRES, parts[-19:], strict=False) if f == "1")
+                )
+            else:
+                genres.append(parts[2])
+    cats = [[g for g in (x or "").split("|") if g and g != "(no genres listed)"] for x in genres]
+    return _items_frame({"join_key": ids, "title": titles, "brand": [None] * len(ids), "categories": cats})
+
+
+def read_items(source: str, path: Path, log: ParseLog) -> Any:
+    """Read one item table of `source` (see module docstring for the columns)."""
+    path = Path(path)
+    if source == "amazon2018":
+        return _amazon_meta(path, log, "asin", "brand", "category", literal=False)
+    if source == "amazon2014":
+        return _amazon_meta(path, log, "asin", "brand", "categories", literal=True)
+    if source == "amazon2023":
+        return _amazon_meta(path, log, "parent_asin", "store", "categories", literal=False)
+    if source == "movielens":
+        return _movielens_items(path, log)
+    from scalerec.data.sources_bench import read_bench_items
+
+    return read_bench_items(path, log)
+
+
+def merge_items(tables: list[Any]) -> Any:
+    """Merge several item tables on `join_key`: later tables fill fields the earlier left empty."""
+    import polars as pl
+
+    if not tables:
+        return None
+    out = tables[0]
+    for extra in tables[1:]:
+        joined = out.join(extra, on="join_key", how="full", coalesce=True, suffix="_r")
+        out = joined.select(
+            "join_key",
+            *[
+                pl.when(pl.col(c).is_null() | (pl.col(c).cast(pl.String, strict=False) == ""))
+                .then(pl.col(f"{c}_r"))
+                .otherwise(pl.col(c))
+                .alias(c)
+                if c != "categories"
+                else pl.when(pl.col(c).is_null() | (pl.col(c).list.len() == 0))
+                .then(pl.col(f"{c}_r"))
+                .otherwise(pl.col(c))
+                .alias(c)
+                for c in ("item_key", "title", "brand", "categories")
+            ],
+        )
+    return out
+
+
+def parse_json_list(text: str | None) -> list[str]:
+    """A JSON list of strings stored in a TSV cell (S3Rec item tables); [] when absent."""
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return [text]
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]

@@ -1,0 +1,194 @@
+"""Readers of the benchmark interchange formats: RecBole atomic files and S3Rec sequences.
+
+Most published numbers (SASRec, S3Rec, UniSRec, the paper's Beauty/Sports) come from these
+already-processed files, so reproducing their counts means reading them as they are: RecBole's
+TSV with typed headers (`item_id:token`, `item_id_list:token_seq`), S3Rec's `user item item …`
+lines (chronological, no timestamps: the position is the time), and the item text tables that
+travel with them (`items.tsv.gz`, `*.item`, P5 `datamaps.json` for id → ASIN).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from scalerec.data.parse import ParseLog, iter_blocks, lines_frame, reject, split_delimited
+from scalerec.errors import UserError
+
+ML100K_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return raw.decode("utf-8", errors="replace")
+
+
+def _header(path: Path, log: ParseLog) -> list[str]:
+    for _, block in iter_blocks(path, log, chunk_bytes=1 << 16):
+        return [h.split(":")[0] for h in block.split(b"\n", 1)[0].decode("utf-8", "replace").split("\t")]
+    return []
+
+
+def _sequence_rows(df: Any, user_col: str, list_col: str, sep: str, target_col: str | None = None) -> Any:
+    """Rows holding a whole history → one row per (user, item) with position as timestamp."""
+    import polars as pl
+
+    items = pl.col(list_col).str.strip_chars().str.split(sep)
+    if target_col is not None:
+        items = items.list.concat(pl.concat_list(pl.col(target_col).str.strip_chars()))
+    out = df.select(pl.col(user_col).str.strip_chars().alias("user_key"), items.alias("item_key"))
+    out = out.with_columns(pl.int_ranges(0, pl.col("item_key").list.len()).alias("timestamp"))
+    out = out.explode("item_key", "timestamp").filter(pl.col("item_key") != "")
+    return out.select(
+        "user_key", "item_key", pl.lit(None, pl.Float32).alias("rating"), pl.col("timestamp").cast(pl.Int64)
+    )
+
+
+def recbole_inter(path: Path, log: ParseLog) -> Iterator[Any]:
+    """RecBole `.inter` (per-interaction rows, or per-user `item_id_list` + `item_id` rows)."""
+    from scalerec.data.sources import _finish
+
+    names = _header(path, log)
+    if "user_id" not in names or "item_id" not in names:
+        raise UserError(f"{path}, line 1: RecBole header needs user_id and item_id columns, got {names}")
+    for first, block in iter_blocks(path, log):
+        df = lines_frame(block, first)
+        if first == 1:
+            df = df.slice(1)
+        df = split_delimited(df, "\t", names, path, log)
+        if "item_id_list" in names:
+            yield _sequence_rows(df, "user_id", "item_id_list", " ", target_col="item_id")
+            continue
+        keep = {"user_id": "user_key", "item_id": "item_key", "rating": "rating", "timestamp": "timestamp"}
+        yield _finish(df.rename({k: v for k, v in keep.items() if k in names}), path, log)
+
+
+def s3rec_sequences(path: Path, log: ParseLog) -> Iterator[Any]:
+    """S3Rec `user item item …` lines (space-separated, chronological)."""
+    import polars as pl
+
+    for first, block in iter_blocks(path, log):
+        df = lines_frame(block, first)
+        df = reject(
+            df, pl.col("line").is_null() | (pl.col("line").str.strip_chars() == ""), "empty_line", path, log
+        )
+        df = reject(df, pl.col("line").str.contains("\ufffd", literal=True), "non_utf8", path, log)
+        df = reject(
+            df,
+            ~pl.col("line").str.strip_chars().str.contains(r"^\S+( \S+)+$"),
+            "wrong_column_count",
+            path,
+            log,
+        )
+        df = df.with_columns(pl.col("line").str.strip_chars().str.splitn(" ", 2).alias("_p")).unnest("_p")
+        yield _sequence_rows(df, "field_0", "field_1", " ")
+
+
+def _recbole_items(path: Path) -> dict[str, list[Any]]:
+    lines = _read_text(path).splitlines()
+    names = [h.split(":")[0] for h in lines[0].split("\t")]
+    title_col = next((i for i, n in enumerate(names) if "title" in n), None)
+    cat_col = next(
+        (i for i, n in enumerate(names) if n in ("class", "genre", "categories", "category")), None
+    )
+    brand_col = names.index("brand") if "brand" in names else None
+    rows: dict[str, list[Any]] = {"join_key": [], "title": [], "brand": [], "categories": []}
+    for line in lines[1:]:
+        parts = line.split("\t")
+        if not line.strip():
+            continue
+
+        def get(i: int | None, parts: list[str] = parts) -> str | None:
+            return parts[i] if i is not None and i < len(parts) else None
+
+        rows["join_key"].append(parts[0])
+        rows["title"].append(get(title_col))
+        rows["brand"].append(get(brand_col))
+        cats = get(cat_col)
+        rows["categories"].append([c for c in (cats or "").split(" ") if c])
+    return rows
+
+
+def _tsv_items(path: Path) -> dict[str, list[Any]]:
+    import csv
+    import io
+
+    from scalerec.data.sources import parse_json_list
+
+    reader = csv.DictReader(io.StringIO(_read_text(path)), delimiter="\t")
+    rows: dict[str, list[Any]] = {"join_key": [], "item_key": [], "title": [], "brand": [], "categories": []}
+    for rec in reader:
+        rows["join_key"].append(rec["item_id"])
+        rows["item_key"].append(rec.get("asin") or rec["item_id"])
+        rows["title"].append(rec.get("title"))
+        rows["brand"].append(rec.get("brand"))
+        rows["categories"].append(parse_json_list(rec.get("categories") or rec.get("attributes")))
+    return rows
+
+
+def _datamaps_items(path: Path) -> dict[str, list[Any]]:
+    id2item = json.loads(_read_text(path))["id2item"]
+    keys = list(id2item)
+    return {
+        "join_key": keys,
+        "item_key": [id2item[k] for k in keys],
+        "title": [None] * len(keys),
+        "brand": [None] * len(keys),
+        "categories": [[] for _ in keys],
+    }
+
+
+def read_bench_items(path: Path, log: ParseLog) -> Any:
+    """Item table for RecBole/S3Rec data: `.item`, `items*.tsv[.gz]` or P5 `datamaps.json[.gz]`."""
+    import polars as pl
+
+    if not Path(path).is_file():
+        raise UserError(f"item table not found: {path}")
+    name = Path(path).name
+    if ".item" in name:
+        rows = _recbole_items(path)
+    elif "datamaps" in name:
+        rows = _datamaps_items(path)
+    elif ".tsv" in name:
+        rows = _tsv_items(path)
+    else:
+        raise UserError(
+            f"{path}: unknown item table format (expected .item, .tsv[.gz] or datamaps.json[.gz])"
+        )
+    rows.setdefault("item_key", list(rows["join_key"]))
+    df = pl.DataFrame(
+        rows,
+        schema={
+            "join_key": pl.String,
+            "item_key": pl.String,
+            "title": pl.String,
+            "brand": pl.String,
+            "categories": pl.List(pl.String),
+        },
+    )
+    return df.select("join_key", "item_key", "title", "brand", "categories")

@@ -1,0 +1,323 @@
+"""Writers that lay a synthetic `World` out in each public raw format, byte-for-byte in schema.
+
+Kept apart from the generator so adding a format never touches the world model. Lines are built
+with Polars string expressions (no per-row Python) so a 23M-rating dump is written in seconds.
+Schemas follow the published dumps: Amazon 2014 (ratings CSV `user,item,rating,time`, 5-core
+reviews JSON, metadata as Python dict literals with `categories` as a list of lists), Amazon 2018
+(ratings CSV `item,user,rating,timestamp`, metadata JSON `asin,title,brand,category[]`), Amazon 2023
+(reviews and metadata JSON lines keyed by `parent_asin`, timestamps in ms) and MovieLens
+100k/1m/20m (`u.data`/`u.item`, `::`-separated latin-1, CSV with header).
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from scalerec.data.synthetic import World
+
+_JUNK_TITLES = [
+    "var ue_t0=ue_t0||+new Date(); (function(){ ue.t0 = new Date().getTime(); })();",
+    '<span class="a-size-medium a-color-secondary"',
+    "",
+]
+_GENRES = [
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
+
+
+def _write_lines(path: Path, lines: Any, encoding: str = "utf-8") -> Path:
+    """Write a Polars string Series as lines (gzip when the name ends in .gz)."""
+    data = ("\n".join(lines.to_list()) + "\n").encode(encoding, errors="replace") if len(lines) else b""
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb", compresslevel=1) as fh:
+            fh.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def _corrupt(lines: Any, rate: float, rng: np.random.Generator, kind: str) -> Any:
+    """Replace about `rate` of the lines by broken variants of the given kind (csv/json)."""
+    import polars as pl
+
+    n = len(lines)
+    idx = np.flatnonzero(rng.random(n) < rate)
+    if len(idx) == 0:
+        return lines
+    values = lines.gather(idx).to_list()
+    bad = []
+    for j, line in enumerate(values):
+        if kind == "csv":
+            parts = line.split(",")
+            variants = [
+                ",".join(parts[:2]),
+                ",".join(parts[:3] + ["not-a-time"]),
+                ",".join(parts[:2] + ["five"] + parts[3:]),
+                line + ",extra",
+            ]
+        else:
+            variants = [line[: max(1, len(line) // 2)], line.replace(":", "=", 1), "{" + line]
+        bad.append(variants[j % len(variants)])
+    return lines.scatter(idx, pl.Series(bad, dtype=pl.String))
+
+
+def _meta_frame(world: World, rng: np.random.Generator, rate: float) -> Any:
+    """Item metadata with ~1% items missing (ratings without metadata, as in the real dump) and,
+    when `rate > 0`, junk titles and duplicate lines."""
+    import polars as pl
+
+    n = len(world.item_key)
+    keep = rng.random(n) >= 0.01
+    title = world.title.copy()
+    if rate > 0:
+        junk = np.flatnonzero(rng.random(n) < rate)
+        title[junk] = np.array(_JUNK_TITLES, dtype=object)[np.arange(len(junk)) % len(_JUNK_TITLES)]
+    df = pl.DataFrame(
+        {
+            "asin": world.item_key[keep].tolist(),
+            "title": title[keep].tolist(),
+            "brand": world.brand[keep].tolist(),
+            "category": world.categories[keep].tolist(),
+        }
+    )
+    if rate > 0:
+        dup = np.flatnonzero(rng.random(len(df)) < rate)
+        df = pl.concat([df, df[dup]])
+    return df
+
+
+def _interactions(world: World) -> Any:
+    import polars as pl
+
+    return pl.DataFrame(
+        {
+            "user": world.user_key[world.user].tolist()
+            if len(world.user) < 2_000_000
+            else pl.Series(world.user_key).gather(world.user),
+            "item": pl.Series(world.item_key).gather(world.item),
+            "rating": world.rating,
+            "timestamp": world.timestamp,
+        }
+    )
+
+
+def _csv_lines(df: Any, cols: list[str], sep: str = ",") -> Any:
+    import polars as pl
+
+    exprs = [pl.col(c).cast(pl.String) for c in cols]
+    return df.select(pl.concat_str(exprs, separator=sep).alias("line")).to_series()
+
+
+def _json_lines(df: Any) -> Any:
+    import polars as pl
+
+    return df.select(pl.struct(pl.all()).struct.json_encode().alias("line")).to_series()
+
+
+def write_amazon2018(
+    world: World, out: Path, rng: np.random.Generator, rate: float, gz: bool
+) -> dict[str, Path]:
+    """`ratings.csv` (item,user,rating,timestamp; no header), `meta.json[.gz]`, `reviews_5.json.gz`."""
+    inter = _interactions(world)
+    lines = _corrupt(_csv_lines(inter, ["item", "user", "rating", "timestamp"]), rate, rng, "csv")
+    paths = {"ratings": _write_lines(out / "ratings.csv", lines)}
+    meta = _corrupt(_json_lines(_meta_frame(world, rng, rate)), rate, rng, "json")
+    paths["meta"] = _write_lines(out / ("meta.json.gz" if gz else "meta.json"), meta)
+    if len(inter) <= 2_000_000:
+        import polars as pl
+
+        rev = inter.select(
+            pl.col("rating").alias("overall"),
+            pl.lit(True).alias("verified"),
+            pl.col("user").alias("reviewerID"),
+            pl.col("item").alias("asin"),
+            pl.lit("synthetic review").alias("reviewText"),
+            pl.col("timestamp").alias("unixReviewTime"),
+        )
+        paths["reviews"] = _write_lines(out / "reviews_5.json.gz", _json_lines(rev))
+    return paths
+
+
+def _py_literal_meta(meta: Any) -> Any:
+    """2014 metadata lines: Python dict literals (`repr`), categories as a list of lists."""
+    rows = meta.to_dicts()
+    return [
+        repr({"asin": r["asin"], "title": r["title"], "categories": [r["category"]], "brand": r["brand"]})
+        for r in rows
+    ]
+
+
+def write_amazon2014(
+    world: World, out: Path, rng: np.random.Generator, rate: float, gz: bool
+) -> dict[str, Path]:
+    """`ratings.csv` (user,item,rating,time), `reviews_5.json.gz`, `meta.json[.gz]` (dict literals)."""
+    import polars as pl
+
+    inter = _interactions(world)
+    lines = _corrupt(_csv_lines(inter, ["user", "item", "rating", "timestamp"]), rate, rng, "csv")
+    paths = {"ratings": _write_lines(out / "ratings.csv", lines)}
+    rev = inter.select(
+        pl.col("user").alias("reviewerID"),
+        pl.col("item").alias("asin"),
+        pl.col("rating").alias("overall"),
+        pl.lit("synthetic").alias("summary"),
+        pl.col("timestamp").alias("unixReviewTime"),
+    )
+    paths["reviews"] = _write_lines(out / "reviews_5.json.gz", _corrupt(_json_lines(rev), rate, rng, "json"))
+    meta = pl.Series(_py_literal_meta(_meta_frame(world, rng, rate)), dtype=pl.String)
+    paths["meta"] = _write_lines(
+        out / ("meta.json.gz" if gz else "meta.json"), _corrupt(meta, rate, rng, "json")
+    )
+    return paths
+
+
+def write_amazon2023(
+    world: World, out: Path, rng: np.random.Generator, rate: float, gz: bool
+) -> dict[str, Path]:
+    """`reviews.jsonl[.gz]` (user_id, parent_asin, rating, timestamp in ms) and `meta.jsonl[.gz]`."""
+    import polars as pl
+
+    inter = _interactions(world)
+    rev = inter.select(
+        pl.col("rating"),
+        pl.lit("synthetic").alias("title"),
+        pl.lit("").alias("text"),
+        pl.col("item").alias("asin"),
+        pl.col("item").alias("parent_asin"),
+        pl.col("user").alias("user_id"),
+        (pl.col("timestamp") * 1000).alias("timestamp"),
+        pl.lit(True).alias("verified_purchase"),
+    )
+    ext = ".jsonl.gz" if gz else ".jsonl"
+    paths = {"ratings": _write_lines(out / f"reviews{ext}", _corrupt(_json_lines(rev), rate, rng, "json"))}
+    meta = _meta_frame(world, rng, rate).select(
+        pl.lit("Synthetic").alias("main_category"),
+        pl.col("title"),
+        pl.col("brand").alias("store"),
+        pl.col("category").alias("categories"),
+        pl.struct(pl.col("brand").alias("Brand")).alias("details"),
+        pl.col("asin").alias("parent_asin"),
+    )
+    paths["meta"] = _write_lines(out / f"meta{ext}", _corrupt(_json_lines(meta), rate, rng, "json"))
+    return paths
+
+
+def _movie_frame(world: World) -> Any:
+    import polars as pl
+
+    n = len(world.item_key)
+    g = world.item_topic
+    genres = [sorted({_GENRES[a % 18], _GENRES[(a * 7 + 3) % 18]}) for a in g.tolist()]
+    years = 1930 + (g * 37 % 68)
+    return pl.DataFrame(
+        {"movie_id": np.arange(1, n + 1), "title": world.title.tolist(), "year": years, "genres": genres}
+    )
+
+
+def write_movielens(variant: str) -> Any:
+    def write(world: World, out: Path, rng: np.random.Generator, rate: float, gz: bool) -> dict[str, Path]:
+        import polars as pl
+
+        inter = pl.DataFrame(
+            {
+                "user": world.user + 1,
+                "item": world.item + 1,
+                "rating": np.round(world.rating).astype(np.int64),
+                "ts": world.timestamp,
+            }
+        )
+        movies = _movie_frame(world)
+        titled = pl.format("{} ({})", pl.col("title"), pl.col("year"))
+        if variant == "100k":
+            ratings = _csv_lines(inter, ["user", "item", "rating", "ts"], sep="\t")
+            flags = [pl.col("genres").list.contains(gname).cast(pl.Int8).cast(pl.String) for gname in _GENRES]
+            item = movies.select(
+                pl.concat_str(
+                    [
+                        pl.col("movie_id").cast(pl.String),
+                        titled,
+                        pl.lit("01-Jan-1995"),
+                        pl.lit(""),
+                        pl.lit("http://x"),
+                        pl.lit("0"),
+                        *flags,
+                    ],
+                    separator="|",
+                )
+            ).to_series()
+            names = ("u.data", "u.item")
+        elif variant == "1m":
+            ratings = _csv_lines(inter, ["user", "item", "rating", "ts"], sep="::")
+            item = movies.select(
+                pl.concat_str(
+                    [pl.col("movie_id").cast(pl.String), titled, pl.col("genres").list.join("|")],
+                    separator="::",
+                )
+            ).to_series()
+            names = ("ratings.dat", "movies.dat")
+        else:
+            ratings = pl.concat(
+                [
+                    pl.Series(["userId,movieId,rating,timestamp"]),
+                    _csv_lines(
+                        inter.with_columns(pl.col("rating").cast(pl.Float64)),
+                        ["user", "item", "rating", "ts"],
+                    ),
+                ]
+            )
+            item = pl.concat(
+                [
+                    pl.Series(["movieId,title,genres"]),
+                    movies.select(
+                        pl.concat_str(
+                            [
+                                pl.col("movie_id").cast(pl.String),
+                                pl.format('"{}"', titled),
+                                pl.col("genres").list.join("|"),
+                            ],
+                            separator=",",
+                        )
+                    ).to_series(),
+                ]
+            )
+            names = ("ratings.csv", "movies.csv")
+        ratings = _corrupt(ratings, rate, rng, "csv")
+        enc = "utf-8" if variant == "20m" else "latin-1"
+        return {
+            "ratings": _write_lines(out / names[0], ratings),
+            "movies": _write_lines(out / names[1], item, encoding=enc),
+        }
+
+    return write
+
+
+WRITERS = {
+    "amazon2018": write_amazon2018,
+    "amazon2014": write_amazon2014,
+    "amazon2023": write_amazon2023,
+    "movielens-100k": write_movielens("100k"),
+    "movielens-1m": write_movielens("1m"),
+    "movielens-20m": write_movielens("20m"),
+}

@@ -57,8 +57,8 @@ def _seen_pairs(
 def _chunk_sizes(
     n_users: int, n_items: int, device: torch.device, chunk_users: int | None, chunk_items: int | None
 ) -> tuple[int, int]:
-    """Tile sizes: ~2^25 fp32 cells on CPU (fits L3-ish loops), ~2^31 on GPU (8 GiB)."""
-    budget = 1 << (31 if device.type == "cuda" else 25)
+    """Tile sizes: 2^23 fp32 cells on CPU (32 MiB, measured best on 2 cores), 2^31 on GPU (8 GiB)."""
+    budget = 1 << (31 if device.type == "cuda" else 23)
     cu = chunk_users or min(n_users, 8192 if device.type == "cuda" else 1024)
     ci = chunk_items or max(1024, budget // max(cu, 1))
     return max(1, min(cu, max(n_users, 1))), max(1, min(ci, n_items))
@@ -154,7 +154,8 @@ def _rank_user_chunk(
         in_chunk = (targets >= i0) & (targets < i1)
         if bool(in_chunk.any()):
             s[rows_arange[in_chunk], targets[in_chunk] - i0] = float("-inf")
-        count += (s >= target_scores).sum(1)
+        # in place: s becomes 1.0/0.0 (cheaper than a bool tensor + int64 sum; exact below 2^24 items)
+        count += s.ge_(target_scores).sum(1, dtype=torch.float32).long()
     return count + 1, (best_i if k else None)
 
 

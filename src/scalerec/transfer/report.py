@@ -120,7 +120,8 @@ def _row(e: Entry) -> dict[str, Any]:
 
 def _comparisons(entries: list[Entry]) -> dict[str, Any]:
     by = {e.strategy: e for e in entries}
-    tuned = [e for e in entries if e.strategy not in BASELINES]
+    by = {s: e for s, e in by.items() if "ndcg@10" in e.summary["test"]["overall"]}
+    tuned = [e for e in by.values() if e.strategy not in BASELINES]
     out: dict[str, Any] = {}
     if tuned:
         best = max(tuned, key=lambda e: e.summary["test"]["overall"]["ndcg@10"])

@@ -1,0 +1,347 @@
+"""`finetune(cfg)`: pretrain once, fine-tune anywhere — one strategy on one target domain.
+
+Follows the paper's fine-tuning protocol (Zivic et al., SIGIR 2024): the target domain's item text
+is tokenized with the *pretrained* tokenizer (unknown pieces → [UNK], never an arbitrary id), the
+popularity used for negatives is recomputed on the target's training split, and the model is
+evaluated with full-catalog ranking. Beyond the paper it reports, for every strategy, cold-start
+targets (never in the target's training interactions, scored from text alone), most-popular on
+the same users, and the source-domain metric before and after fine-tuning (forgetting).
+
+Output dir: `transfer.json` (summary, read by `transfer_report`), `ranks.npz` (per-user test ranks
+for paired comparisons), `tokens/` (the target token table), `model.safetensors` + `meta.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from scalerec.config import to_dict
+from scalerec.data.sequences import (
+    TrainBatches,
+    UserSequences,
+    item_popularity,
+    leave_one_out,
+    load_sequences,
+)
+from scalerec.errors import UserError
+from scalerec.io import atomic_dir
+from scalerec.transfer import evaluation as ev
+from scalerec.transfer.strategies import Plan, PlanSettings, StrategyName, make_plan
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """Settings of `scalerec finetune` (TOML keys or `--set key=value`)."""
+
+    pretrained: str = ""
+    """Pretrained run dir (`--from`); must hold final.json, meta.json and model.safetensors."""
+    data: str = ""
+    """Target dataset dir (`--data`), as written by `scalerec data prepare`."""
+    out: str = "runs/finetune"
+    """Output dir of this fine-tuning run (replaced atomically)."""
+    strategy: StrategyName = "full"
+    """zero-shot | scratch | id-scratch | full | freeze-transformer | only-embeddings | progressive | ewc."""
+    epochs: int = 10
+    """Epochs of the last (or only) stage."""
+    stage_epochs: int = 2
+    """Progressive unfreezing: epochs per partial stage."""
+    freeze_embeddings: bool = True
+    """Progressive unfreezing: keep token embeddings frozen throughout (the paper's setting)."""
+    lr: float | None = None
+    """Peak LR; unset = the strategy's default (`scalerec.transfer.strategies.DEFAULT_LR`)."""
+    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
+    """LR schedule within each stage (`scalerec.train.schedule.lr_factor`)."""
+    warmup_frac: float = 0.05
+    """Fraction of each stage's steps spent warming up (cosine schedule)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    batch_size: int = 128
+    """Sequences per batch (every position is a target)."""
+    n_negatives: int = 256
+    """Negatives shared by a batch, drawn from the target's training popularity^alpha."""
+    neg_alpha: float = 1.0
+    """Popularity exponent of the negative sampler (0 = uniform)."""
+    patience: int = 3
+    """Stop the last stage after this many epochs without a better validation NDCG@10 (0 = never)."""
+    valid_max_users: int = 5000
+    """Validation (model selection) uses at most this many users, a fixed seeded sample."""
+    ewc_lambda: float = 100.0
+    """EWC penalty weight λ in λ·Σ F(θ−θ*)² (paper: 100)."""
+    ewc_batches: int = 200
+    """Pretraining batches used to estimate the diagonal Fisher (paper: 3,000)."""
+    forgetting: bool = True
+    """Also evaluate on the source domain's test split before and after fine-tuning."""
+    source_max_users: int = 5000
+    """Source-domain evaluation uses at most this many test users (seeded sample)."""
+    n_boot: int = 1000
+    """Bootstrap resamples for confidence intervals (0 = no intervals)."""
+    eval_batch_size: int = 512
+    """Users per forward pass during evaluation."""
+    seed: int = 0
+    """Seed of batches, negatives and fresh weights."""
+    device: str = "cpu"
+    """Torch device."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "stage_epochs", "ewc_batches", "patience", "n_boot"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "n_negatives", "valid_max_users", "source_max_users", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_frac < 1:
+            raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+        if self.ewc_lambda < 0:
+            raise ValueError(f"ewc_lambda must be >= 0, got {self.ewc_lambda}")
+
+    def plan_settings(self) -> PlanSettings:
+        return PlanSettings(self.epochs, self.stage_epochs, self.freeze_embeddings, self.lr)
+
+
+@dataclasses.dataclass
+class Domain:
+    """One domain ready for training/evaluation: its split, popularity and token table."""
+
+    split: Any  # scalerec.data.splits.Split
+    popularity: np.ndarray
+    tables: dict[str, torch.Tensor] | None
+    n_items: int
+
+
+def _subsample(histories: UserSequences, targets: np.ndarray, n: int, seed: int):
+    if len(targets) <= n:
+        return histories, targets
+    rows = np.sort(np.random.default_rng(seed).choice(len(targets), n, replace=False))
+    lengths = histories.lengths()[rows]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    idx = np.repeat(histories.offsets[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return UserSequences(offsets, histories.items[idx], histories.n_items), targets[rows]
+
+
+def load_domain(dataset: str | Path, tokens_dir: str | Path | None) -> Domain:
+    """Read a dataset dir (and its token table, if any) into a leave-one-out `Domain`."""
+    from scalerec.text import load_item_tokens
+
+    seqs = load_sequences(dataset)
+    split = leave_one_out(seqs)
+    tables = load_item_tokens(tokens_dir).torch_tables() if tokens_dir is not None else None
+    n_items = seqs.n_items
+    if tables is not None:
+        n_rows = next(iter(tables.values())).shape[0] - 1
+        if n_rows < n_items:
+            raise UserError(f"{tokens_dir}: token table has {n_rows} items, dataset {dataset} has {n_items}")
+        n_items = n_rows
+    split.train.n_items = n_items
+    return Domain(split, item_popularity(split.train), tables, n_items)
+
+
+def retokenize_target(cfg: FinetuneConfig, model_cfg: Any, pretrained_tokens: Path, out: Path) -> Path:
+    """Token table of the target domain built with the pretrained tokenizer, into `out/tokens`."""
+    from scalerec.text import build_token_table
+
+    tokenizer = pretrained_tokens / "tokenizer.json"
+    if not tokenizer.is_file():
+        raise UserError(f"pretrained tokenizer not found: {tokenizer}")
+    max_lens = dict(model_cfg.field_max_len)
+    build_token_table(cfg.data, out / "tokens", max_lens=max_lens, tokenizer_path=tokenizer)
+    return out / "tokens"
+
+
+@dataclasses.dataclass
+class Pretrained:
+    """The pretrained run as fine-tuning needs it."""
+
+    model: torch.nn.Module
+    run_dir: Path
+    tokens_dir: Path | None
+    source_dataset: Path | None
+
+
+def load_pretrained(run_dir: str | Path, device: str) -> Pretrained:
+    """Load a complete run dir through `scalerec.train.checkpoint.load_run` (meta.json decides)."""
+    from scalerec.train.checkpoint import load_run
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "final.json").is_file():
+        raise UserError(f"pretrained run is not complete: {run_dir / 'final.json'} is missing")
+    loaded = load_run(run_dir, device=device)
+    data_cfg = getattr(loaded.cfg, "data", None)
+    tokens = loaded.meta.get("tokens_dir") or getattr(data_cfg, "tokens", None)
+    dataset = loaded.meta.get("dataset_dir") or getattr(data_cfg, "dataset", None)
+    return Pretrained(loaded.model, run_dir, Path(tokens) if tokens else None,
+                      Path(dataset) if dataset else None)
+
+
+def fresh_model(model: torch.nn.Module, plan: Plan, n_items: int, seed: int) -> torch.nn.Module:
+    """Same architecture with new random weights (`scratch`), or its ID-SASRec twin (`id-scratch`)."""
+    from scalerec.model import SequentialRecommender
+
+    encoder = plan.reinit_item_encoder or model.cfg.item_encoder
+    mcfg = dataclasses.replace(model.cfg, item_encoder=encoder, n_items=n_items)
+    torch.manual_seed(seed)
+    return SequentialRecommender(mcfg).to(next(model.parameters()).device)
+
+
+def _source_eval(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) -> tuple[dict, np.ndarray]:
+    model.set_item_table(source.tables)
+    hist, tgt = _subsample(*source.split.test, cfg.source_max_users, cfg.seed)
+    ranks = ev.rank_targets(model, hist, tgt, model.cfg.max_len, cfg.eval_batch_size, cfg.device)
+    return ev.metric_block(ranks, cfg.n_boot), ranks
+
+
+def _ewc_penalty(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) -> tuple[Any, int]:
+    """EWC anchored at the pretrained weights, Fisher from `ewc_batches` source training batches."""
+    from scalerec.train.negatives import popularity_sampler
+    from scalerec.transfer.ewc import EWCPenalty, diagonal_fisher
+    from scalerec.transfer.loop import batch_loss
+
+    model.set_item_table(source.tables)
+    sampler = popularity_sampler(source.popularity, cfg.neg_alpha, cfg.device)
+    batches = TrainBatches(source.split.train, model.cfg.max_len, cfg.batch_size, cfg.seed, device=cfg.device)
+    gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
+    seen = [0]
+
+    def loss_fn(m: torch.nn.Module, b: Any) -> torch.Tensor:
+        seen[0] += b.n_targets
+        return batch_loss(m, b.inputs, b.targets, sampler, cfg.n_negatives, gen)
+
+    fisher = diagonal_fisher(model, batches.batches(), loss_fn, cfg.ewc_batches)
+    return EWCPenalty(model, fisher, cfg.ewc_lambda), seen[0]
+
+
+def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConfig, ewc: Any):
+    from scalerec.train.negatives import popularity_sampler
+    from scalerec.transfer.loop import LoopResult, LoopSettings, run_stages
+
+    if not plan.stages:
+        return LoopResult()
+    v_hist, v_tgt = _subsample(*target.split.valid, cfg.valid_max_users, cfg.seed)
+
+    def validate(m: torch.nn.Module) -> float:
+        ranks = ev.rank_targets(m, v_hist, v_tgt, m.cfg.max_len, cfg.eval_batch_size, cfg.device)
+        return float(ev.metric_block(ranks, n_boot=0).get("ndcg@10", 0.0))
+
+    batches = TrainBatches(target.split.train, model.cfg.max_len, cfg.batch_size, cfg.seed, device=cfg.device)
+    if batches.n_units == 0:
+        raise UserError(f"{cfg.data}: no user has 2+ training interactions after the leave-one-out split")
+    sampler = popularity_sampler(target.popularity, cfg.neg_alpha, cfg.device)
+    settings = LoopSettings(cfg.n_negatives, cfg.weight_decay, cfg.schedule, cfg.warmup_frac, cfg.patience,
+                            cfg.device, cfg.seed)
+    return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
+
+
+def _flops(model: torch.nn.Module, cfg: FinetuneConfig, targets: int) -> float:
+    """Analytic training FLOPs (fwd + bwd of the whole model) for `targets` targets — an upper
+    bound for strategies with frozen parts, which skip weight gradients there."""
+    from scalerec.model.flops import flops_per_target
+
+    per = flops_per_target(model.cfg, cfg.n_negatives, model.cfg.max_len,
+                           batch_targets=cfg.batch_size * model.cfg.max_len)["total"]
+    return float(per * targets)
+
+
+def _save_model(model: torch.nn.Module, tmp: Path, out: Path, tokens: Path | None, cfg: FinetuneConfig,
+                step: int) -> None:
+    """`model.safetensors` + `meta.json` through the trainer's checkpoint writer, so `load_run` (serve,
+    a later fine-tuning) reads the fine-tuned model like any run; paths point at the final dir."""
+    from scalerec.train.checkpoint import model_meta, save_weights
+
+    meta = model_meta(model.cfg, tokens, cfg.data, step)
+    meta["tokens_dir"] = str((out / "tokens").resolve()) if tokens else None
+    save_weights(tmp, model, meta)
+
+
+def _unsupported(cfg: FinetuneConfig, pre: Pretrained, n_users: int) -> dict[str, Any]:
+    reason = (f"pretrained run {pre.run_dir} uses the ID item encoder: it cannot score unseen items, "
+              f"and the target's items are all unseen (strategy '{cfg.strategy}' needs a text model)")
+    block = {"status": "unsupported", "reason": reason, "n": n_users}
+    return {"overall": block, "cold": block}
+
+
+def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> dict[str, Any]:
+    model = pre.model
+    text = model.cfg.item_encoder == "text"
+    plan = make_plan(cfg.strategy, model, cfg.plan_settings())
+    if text and pre.tokens_dir is None:
+        raise UserError(f"{pre.run_dir}/meta.json: no tokens_dir, cannot reuse the pretrained tokenizer")
+    tokens = retokenize_target(cfg, model.cfg, pre.tokens_dir, tmp) if text else None
+    target = load_domain(cfg.data, tokens)
+    test_hist, test_tgt = target.split.test
+    cold = ev.cold_mask(target.split.train, test_tgt)
+    pop_ranks = ev.most_popular_ranks(target.popularity, test_tgt)
+    summary: dict[str, Any] = {
+        "format_version": 1, "strategy": cfg.strategy, "pretrained": str(pre.run_dir), "target": cfg.data,
+        "config": to_dict(cfg), "n_test_users": int(len(test_tgt)), "n_cold_targets": int(cold.sum()),
+        "most_popular": {"overall": ev.metric_block(pop_ranks, cfg.n_boot),
+                         "cold": ev.metric_block(pop_ranks[cold], cfg.n_boot)},
+        "plan": [{"name": s.name, "groups": sorted(s.trainable), "epochs": s.epochs, "lr": s.lr}
+                 for s in plan.stages],
+    }
+    ranks: dict[str, np.ndarray] = {"most_popular": pop_ranks, "cold": cold}
+    if not text and not plan.reinit:
+        summary.update(test=_unsupported(cfg, pre, len(test_tgt)), item_encoder="id", flops=0.0,
+                       wall_time_s=0.0, targets_seen=0, source=None)
+        return summary
+    need_source = text and not plan.reinit and (cfg.forgetting or plan.ewc)
+    if need_source and (pre.source_dataset is None or pre.tokens_dir is None):
+        raise UserError(f"{pre.run_dir}/config.toml: no source dataset recorded (needed for EWC/forgetting)")
+    source = load_domain(pre.source_dataset, pre.tokens_dir) if need_source else None
+    before = None
+    if source is not None and cfg.forgetting:
+        before, ranks["source_before"] = _source_eval(model, source, cfg)
+    ewc, fisher_targets = _ewc_penalty(model, source, cfg) if plan.ewc else (None, 0)
+    if plan.reinit:
+        model = fresh_model(model, plan, target.n_items, cfg.seed)
+        plan = make_plan(cfg.strategy, model, cfg.plan_settings())  # groups of the fresh model
+    model.set_item_table(target.tables)
+    result = _train(model, plan, target, cfg, ewc)
+    model.set_item_table(target.tables)
+    ranks["test"] = ev.rank_targets(model, test_hist, test_tgt, model.cfg.max_len, cfg.eval_batch_size,
+                                    cfg.device)
+    summary["test"] = ev.split_blocks(ranks["test"], cold, model.cfg.item_encoder, cfg.n_boot)
+    after = None
+    if before is not None:
+        after, ranks["source_after"] = _source_eval(model, source, cfg)
+        model.set_item_table(target.tables)
+    summary.update(
+        item_encoder=model.cfg.item_encoder, source={"before": before, "after": after} if before else None,
+        flops=_flops(model, cfg, result.targets_seen + fisher_targets), flops_note="analytic fwd+bwd of the "
+        "whole model per target (upper bound when parts are frozen), incl. Fisher batches",
+        wall_time_s=result.wall_time_s, targets_seen=result.targets_seen, steps=result.steps,
+        best_epoch=result.best_epoch, stopped_early=result.stopped_early, curve=result.curve,
+        params={"total": sum(p.numel() for p in model.parameters())},
+    )
+    np.savez(tmp / "ranks.npz", **ranks)
+    _save_model(model, tmp, out, tokens, cfg, result.steps)
+    return summary
+
+
+def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
+    """Fine-tune (or evaluate zero-shot) the run `cfg.pretrained` on `cfg.data` with `cfg.strategy`.
+
+    Writes `cfg.out` atomically (see the module docstring) and returns the summary dict that is
+    also saved as `transfer.json`.
+    """
+    if not cfg.pretrained:
+        raise UserError("finetune: --from (pretrained run dir) is required")
+    if not cfg.data:
+        raise UserError("finetune: --data (target dataset dir) is required")
+    if not Path(cfg.data, "interactions.parquet").is_file():
+        raise UserError(f"target dataset not found: {Path(cfg.data, 'interactions.parquet')}")
+    pre = load_pretrained(cfg.pretrained, cfg.device)
+    out = Path(cfg.out)
+    with atomic_dir(out) as tmp:
+        summary = _run(cfg, pre, tmp, out)
+        if not (tmp / "ranks.npz").exists():
+            np.savez(tmp / "ranks.npz", test=np.zeros(summary["n_test_users"], dtype=np.int64))
+        text = json.dumps(summary, indent=2, default=str) + "\n"
+        (tmp / "transfer.json").write_text(text, encoding="utf-8")
+    return summary

@@ -1,0 +1,134 @@
+"""The fine-tuning loop: the trainer's public pieces (batches, sampled softmax, negatives, schedule)
+driven stage by stage with a parameter filter and an optional EWC term.
+
+`scalerec.train.train` runs a whole pretraining job from a `RunConfig`; fine-tuning needs three
+things it does not take — a subset of trainable parameters that changes between stages, an extra
+loss term, and model selection across stages — so this short loop reuses its building blocks
+instead of duplicating the trainer. Loss: every position is a target; K negatives shared by the
+batch, drawn from the *target* domain's popularity, with logQ correction and hit masking.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from scalerec.data.sequences import TrainBatches
+from scalerec.train.losses import sampled_softmax
+from scalerec.train.negatives import NegativeSampler
+from scalerec.train.schedule import lr_factor
+from scalerec.transfer.ewc import EWCPenalty
+from scalerec.transfer.strategies import Stage, apply_stage
+
+
+def batch_loss(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    sampler: NegativeSampler,
+    n_negatives: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Mean sampled-softmax loss over the non-padding targets of one batch ([B, T] int64 each)."""
+    hidden = model(inputs)  # [B, T, d]
+    mask = targets > 0
+    h, tgt = hidden[mask], targets[mask]  # [N, d], [N]
+    neg_ids, neg_logq = sampler.sample((n_negatives,), generator)
+    loss = sampled_softmax(
+        h, model.encode_items(tgt), tgt, neg_ids, model.encode_items(neg_ids),
+        pos_logq=sampler.log_q(tgt), neg_logq=neg_logq,
+    )
+    return loss / max(int(mask.sum()), 1)
+
+
+@dataclass
+class LoopSettings:
+    """Knobs of the loop that do not depend on the strategy."""
+
+    n_negatives: int
+    weight_decay: float
+    schedule: str
+    warmup_frac: float
+    patience: int
+    device: str
+    seed: int
+
+
+@dataclass
+class LoopResult:
+    """What the loop did: steps, targets, wall time, the validation curve and the best epoch."""
+
+    steps: int = 0
+    targets_seen: int = 0
+    wall_time_s: float = 0.0
+    best_epoch: int = -1
+    best_valid: float = float("-inf")
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def run_stages(
+    model: nn.Module,
+    stages: tuple[Stage, ...],
+    batches: TrainBatches,
+    sampler: NegativeSampler,
+    validate: Callable[[nn.Module], float],
+    settings: LoopSettings,
+    ewc: EWCPenalty | None = None,
+) -> LoopResult:
+    """Train `stages` in order; after every epoch score `validate(model)` (higher = better) and keep
+    the best weights, which are loaded back at the end. Early stopping (`patience` epochs without
+    improvement, 0 = off) applies within the last stage only, so no unfreezing stage is skipped."""
+    result = LoopResult()
+    best_state = copy.deepcopy(model.state_dict())
+    gen = torch.Generator(device=settings.device).manual_seed(settings.seed)
+    stream = batches.batches()
+    epoch = 0
+    start = time.perf_counter()
+    for s_idx, stage in enumerate(stages):
+        params = apply_stage(model, stage)
+        opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=settings.weight_decay)
+        total = max(1, len(batches) * stage.epochs)
+        warmup = int(settings.warmup_frac * total)
+        bad = 0
+        for e in range(stage.epochs):
+            model.train()
+            loss_sum = 0.0
+            for i in range(len(batches)):
+                step = e * len(batches) + i
+                for g in opt.param_groups:
+                    g["lr"] = stage.lr * lr_factor(settings.schedule, step, total, warmup)
+                batch = next(stream)
+                loss = batch_loss(model, batch.inputs, batch.targets, sampler, settings.n_negatives, gen)
+                if ewc is not None:
+                    loss = loss + ewc(model)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach())
+                result.steps += 1
+                result.targets_seen += batch.n_targets
+            score = validate(model)
+            result.curve.append({"epoch": epoch, "stage": stage.name, "train/loss": loss_sum / len(batches),
+                                 "valid/ndcg@10": score, "targets_seen": result.targets_seen})
+            if score > result.best_valid:
+                result.best_valid, result.best_epoch = score, epoch
+                best_state = copy.deepcopy(model.state_dict())
+                bad = 0
+            else:
+                bad += 1
+            epoch += 1
+            if s_idx == len(stages) - 1 and settings.patience and bad >= settings.patience:
+                result.stopped_early = True
+                break
+    result.wall_time_s = time.perf_counter() - start
+    model.load_state_dict(best_state)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return result

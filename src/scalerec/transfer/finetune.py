@@ -43,8 +43,8 @@ class FinetuneConfig:
     """Pretrained run dir (`--from`); must hold final.json, meta.json and model.safetensors."""
     data: str = ""
     """Target dataset dir (`--data`), as written by `scalerec data prepare`."""
-    out: str = "runs/finetune"
-    """Output dir of this fine-tuning run (replaced atomically)."""
+    out: str = ""
+    """Output dir of this fine-tuning run, replaced atomically ("" = runs/finetune/<strategy>)."""
     strategy: StrategyName = "full"
     """zero-shot | scratch | id-scratch | full | freeze-transformer | only-embeddings | progressive | ewc."""
     epochs: int = 10
@@ -337,9 +337,10 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     if not Path(cfg.data, "interactions.parquet").is_file():
         raise UserError(f"target dataset not found: {Path(cfg.data, 'interactions.parquet')}")
     pre = load_pretrained(cfg.pretrained, cfg.device)
-    out = Path(cfg.out)
+    out = Path(cfg.out or f"runs/finetune/{cfg.strategy}")
     with atomic_dir(out) as tmp:
         summary = _run(cfg, pre, tmp, out)
+        summary["out"] = str(out)
         if not (tmp / "ranks.npz").exists():
             np.savez(tmp / "ranks.npz", test=np.zeros(summary["n_test_users"], dtype=np.int64))
         text = json.dumps(summary, indent=2, default=str) + "\n"

@@ -4,7 +4,8 @@ driven stage by stage with a parameter filter and an optional EWC term.
 `scalerec.train.train` runs a whole pretraining job from a `RunConfig`; fine-tuning needs three
 things it does not take — a subset of trainable parameters that changes between stages, an extra
 loss term, and model selection across stages — so this short loop reuses its building blocks
-instead of duplicating the trainer. Loss: every position is a target; K negatives shared by the
+(`TrainBatches`, `NextItemObjective`, the negative samplers, `lr_factor`) instead of duplicating
+the trainer. Loss: every position is a target; K negatives shared by the
 batch, drawn from the *target* domain's popularity, with logQ correction and hit masking.
 """
 
@@ -20,8 +21,8 @@ import torch
 from torch import nn
 
 from scalerec.data.sequences import TrainBatches
-from scalerec.train.losses import sampled_softmax
 from scalerec.train.negatives import NegativeSampler
+from scalerec.train.objective import NextItemObjective
 from scalerec.train.schedule import lr_factor
 from scalerec.transfer.ewc import EWCPenalty
 from scalerec.transfer.strategies import Stage, apply_stage
@@ -35,16 +36,13 @@ def batch_loss(
     n_negatives: int,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Mean sampled-softmax loss over the non-padding targets of one batch ([B, T] int64 each)."""
-    hidden = model(inputs)  # [B, T, d]
-    mask = targets > 0
-    h, tgt = hidden[mask], targets[mask]  # [N, d], [N]
-    neg_ids, neg_logq = sampler.sample((n_negatives,), generator)
-    loss = sampled_softmax(
-        h, model.encode_items(tgt), tgt, neg_ids, model.encode_items(neg_ids),
-        pos_logq=sampler.log_q(tgt), neg_logq=neg_logq,
-    )
-    return loss / max(int(mask.sum()), 1)
+    """Mean sampled-softmax loss over the non-padding targets of one batch ([B, T] int64 each),
+    computed by the trainer's `NextItemObjective` (logQ from the sampler, hits masked)."""
+    device = inputs.device
+    logq = sampler.log_q(torch.arange(model.n_items + 1, device=device))
+    objective = NextItemObjective(model, loss="sampled", targets="all", logq_table=logq)
+    neg_ids, _ = sampler.sample((n_negatives,), generator)
+    return objective(inputs, targets, neg_ids) / (targets > 0).sum().clamp(min=1)
 
 
 @dataclass

@@ -1,0 +1,211 @@
+"""Benchmark: one training step's model work (forward + sampled-softmax head + backward), and the
+item encoder alone, each against a baseline measured in the same run.
+
+* `step`: `SequentialRecommender` at a ladder size on a [batch, seq_len] batch, every position a
+  target, K shared negatives. Baseline = the same model in fp32, eager, math attention (what a
+  plain PyTorch port does); candidates = bf16 autocast eager, and bf16 + `torch.compile` with
+  `--compile`. Reports targets/s, analytic training FLOPs (`scalerec.model.flops`) and MFU against
+  `--peak-tflops` (default 989 = H100 SXM dense bf16 on CUDA).
+* `item_encoder`: `encode_items` forward + backward for N random items: our `embedding_bag` pooling
+  vs the naive gather → [N, L, e] → masked mean.
+
+Prints one JSON line per measurement and a ratio line per comparison.
+
+    python benchmarks/model_forward.py --device cpu --size tiny --batch 64 --steps 5
+    python benchmarks/model_forward.py --device cuda --size paper-1M --batch 4096 --negatives 1000 --compile
+    python benchmarks/model_forward.py --device cuda --size xl --batch 256 --negatives 4096 --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from scalerec.model import SequentialRecommender
+from scalerec.model.flops import flops_per_target
+from scalerec.model.sizes import model_config
+
+N_ITEMS = 100_000
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def build(args, device: torch.device) -> SequentialRecommender:
+    cfg = model_config(args.size, vocab_size=30000, max_len=args.seq_len, dropout=args.dropout)
+    model = SequentialRecommender(cfg).to(device)
+    g = torch.Generator().manual_seed(0)
+    table = {}
+    for f, n in cfg.field_max_len.items():
+        tok = torch.randint(2, cfg.vocab_size, (N_ITEMS + 1, n), generator=g)
+        keep = torch.arange(n) < torch.randint(1, n + 1, (N_ITEMS + 1, 1), generator=g)
+        table[f] = tok * keep
+    model.set_item_table(table)
+    return model.train()
+
+
+def train_step(model, inputs, targets, negatives) -> torch.Tensor:
+    """Forward + sampled softmax with shared negatives + backward; returns the loss (no host sync)."""
+    h = model(inputs).flatten(0, 1)  # [B*T, d]
+    pos = (h * model.encode_items(targets.flatten())).sum(-1, keepdim=True)  # [B*T, 1]
+    logits = torch.cat([pos, h @ model.encode_items(negatives).T], dim=-1)  # [B*T, 1+K]
+    loss = F.cross_entropy(logits.float(), torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
+    loss.backward()
+    return loss.detach()
+
+
+def time_steps(fn, steps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def bench_step(args, device: torch.device) -> None:
+    model = build(args, device)
+    cfg = model.cfg
+    g = torch.Generator(device="cpu").manual_seed(1)
+    inputs = torch.randint(1, N_ITEMS + 1, (args.batch, args.seq_len), generator=g).to(device)
+    targets = torch.randint(1, N_ITEMS + 1, (args.batch, args.seq_len), generator=g).to(device)
+    negatives = torch.randint(1, N_ITEMS + 1, (args.negatives,), generator=g).to(device)
+    n_targets = args.batch * args.seq_len
+    fpt = flops_per_target(cfg, args.negatives, args.seq_len, batch_targets=n_targets)["total"]
+    bf16 = device.type == "cuda" or args.cpu_bf16
+    variants = [
+        ("fp32_eager_math", False, False, True),
+        ("bf16_eager" if bf16 else "fp32_eager", bf16, False, False),
+    ]
+    if args.compile:
+        variants.append(("bf16_compiled" if bf16 else "fp32_compiled", bf16, True, False))
+    results = {}
+    for name, use_bf16, compiled, math in variants:
+        fwd = torch.compile(model) if compiled else model
+
+        def step(fwd=fwd, use_bf16=use_bf16, math=math):
+            model.zero_grad(set_to_none=True)
+            kernel = sdpa_kernel(SDPBackend.MATH) if math else contextlib.nullcontext()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16), kernel:
+                return train_step(fwd, inputs, targets, negatives)
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        sec = time_steps(step, args.steps, args.warmup + (2 if compiled else 0), device)
+        tps = n_targets / sec
+        row = {
+            "bench": "step",
+            "variant": name,
+            "size": args.size,
+            "device": str(device),
+            "batch": args.batch,
+            "seq_len": args.seq_len,
+            "negatives": args.negatives,
+            "step_ms": sec * 1e3,
+            "targets_per_s": tps,
+            "flops_per_target": fpt,
+            "tflops": tps * fpt / 1e12,
+            "non_embedding_params": model.param_counts()["non_embedding"],
+        }
+        if args.peak_tflops:
+            row["mfu"] = tps * fpt / (args.peak_tflops * 1e12)
+        if device.type == "cuda":
+            row["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        print(json.dumps(row), flush=True)
+        results[name] = tps
+    base = results[variants[0][0]]
+    for name in list(results)[1:]:
+        print(
+            json.dumps({"bench": "step", "ratio": f"{name}/{variants[0][0]}", "value": results[name] / base})
+        )
+
+
+def naive_encode(model, ids: torch.Tensor) -> torch.Tensor:
+    """Reference pooling: gather [N, L, e] token vectors, masked mean, concat, adapter."""
+    enc = model.item_encoder
+    pooled = []
+    for f in enc.fields:
+        tok = getattr(enc, f"table_{f}")[ids]  # [N, L]
+        mask = (tok != 0).unsqueeze(-1).to(enc.token_emb[f].weight.dtype)  # [N, L, 1]
+        vecs = enc.token_emb[f](tok) * mask  # [N, L, e]
+        pooled.append(vecs.sum(1) / mask.sum(1).clamp(min=1))
+    return enc.adapter(torch.cat(pooled, -1))
+
+
+def bench_item_encoder(args, device: torch.device) -> None:
+    model = build(args, device)
+    ids = torch.randint(1, N_ITEMS + 1, (args.items,), device=device)
+    torch.testing.assert_close(
+        naive_encode(model, ids[:64]), model.encode_items(ids[:64]), rtol=1e-4, atol=1e-5
+    )
+    times = {}
+    for name, fn in (("naive_gather_mean", naive_encode), ("embedding_bag", lambda m, i: m.encode_items(i))):
+
+        def run(fn=fn):
+            model.zero_grad(set_to_none=True)
+            fn(model, ids).sum().backward()
+
+        times[name] = time_steps(run, args.steps, args.warmup, device)
+        print(
+            json.dumps(
+                {
+                    "bench": "item_encoder",
+                    "variant": name,
+                    "items": args.items,
+                    "device": str(device),
+                    "ms": times[name] * 1e3,
+                    "items_per_s": args.items / times[name],
+                }
+            ),
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "bench": "item_encoder",
+                "ratio": "embedding_bag/naive_gather_mean",
+                "value": times["naive_gather_mean"] / times["embedding_bag"],
+            }
+        )
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--size", default="tiny")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seq-len", type=int, default=50)
+    p.add_argument("--negatives", type=int, default=1000)
+    p.add_argument("--items", type=int, default=20000, help="items encoded in the item_encoder bench")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--cpu-bf16", action="store_true", help="use bf16 autocast on CPU too")
+    p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default 989 on cuda)")
+    p.add_argument("--only", choices=["step", "item_encoder"], default=None)
+    args = p.parse_args()
+    device = torch.device(args.device)
+    if args.peak_tflops is None and device.type == "cuda":
+        args.peak_tflops = 989.0
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    if args.only in (None, "step"):
+        bench_step(args, device)
+    if args.only in (None, "item_encoder"):
+        bench_item_encoder(args, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -142,3 +142,12 @@ def test_config_validation() -> None:
         model_config("huge")
     with pytest.raises(ValueError, match="exceeds"):
         _model()(torch.ones(1, 13, dtype=torch.long))
+
+
+def test_precomputed_input_vectors_give_the_same_states() -> None:
+    model = _model()
+    seq = torch.randint(1, N_ITEMS + 1, (3, 11))
+    vecs = model.encode_items(seq)  # encode the window once: inputs seq[:, :-1], targets seq[:, 1:]
+    with torch.no_grad():
+        torch.testing.assert_close(model(seq[:, :-1], input_vectors=vecs[:, :-1]), model(seq[:, :-1]))
+    torch.testing.assert_close(vecs[:, 1:], model.encode_items(seq[:, 1:]))

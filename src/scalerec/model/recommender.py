@@ -63,19 +63,25 @@ class SequentialRecommender(nn.Module):
         return torch.cat([self.encode_items(part) for part in ids.split(chunk)])
 
     # -- sequences ---------------------------------------------------------------------------
-    def embed(self, inputs: Tensor) -> Tensor:
-        """[B, T] ids → [B, T, d] input embeddings (item vectors + positions, dropout)."""
-        t = inputs.shape[1]
+    def embed(self, item_vectors: Tensor) -> Tensor:
+        """[B, T, d] input item vectors → [B, T, d] block inputs (+ positions, input norm, dropout)."""
+        t = item_vectors.shape[1]
         if t > self.cfg.max_len:
             raise ValueError(f"sequence length {t} exceeds model.max_len={self.cfg.max_len}")
-        x = self.encode_items(inputs) + self.pos_emb(self.positions[:t])
+        x = item_vectors + self.pos_emb(self.positions[:t])
         if self.cfg.norm == "post":
             x = self.norm(x)
         return self.drop(x)
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        """[B, T] int64 (left-aligned, 0 = padding on the right) → [B, T, d_model] hidden states."""
-        h = self.transformer(self.embed(inputs))
+    def forward(self, inputs: Tensor, input_vectors: Tensor | None = None) -> Tensor:
+        """[B, T] int64 (left-aligned, 0 = padding on the right) → [B, T, d_model] hidden states.
+
+        `input_vectors` ([B, T, d], optional) = `encode_items(inputs)` computed by the caller, e.g.
+        encode the window `seq[:, :T+1]` once and pass `vecs[:, :-1]` here and use `vecs[:, 1:]` as
+        the target vectors, saving one item-encoder pass per step.
+        """
+        vecs = self.encode_items(inputs) if input_vectors is None else input_vectors
+        h = self.transformer(self.embed(vecs))
         return self.norm(h) if self.cfg.norm == "pre" else h
 
     def last_hidden(self, inputs: Tensor, lengths: Tensor) -> Tensor:

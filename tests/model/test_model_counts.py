@@ -98,3 +98,19 @@ def test_per_sample_negatives_cost_more_than_shared() -> None:
     assert per_sample > 2 * shared
     with pytest.raises(ValueError):
         flops_per_target(cfg, 0, 50, loss="full")
+
+
+def test_paper_flops_convention_counts_linear_macs_of_the_forward() -> None:
+    from scalerec.model.flops import mfu, paper_flops_per_sample
+
+    cfg = model_config("xs", preset="paper", vocab_size=100, max_len=10)
+    model = SequentialRecommender(cfg)
+    model.set_item_table({f: torch.randint(0, 100, (31, n)) for f, n in cfg.field_max_len.items()})
+    counter = FlopCounterMode(display=False)
+    with counter, sdpa_kernel(SDPBackend.MATH), torch.no_grad():
+        model(torch.randint(1, 31, (1, 10)))
+        model.encode_items(torch.randint(1, 31, (1 + 7,)))  # target + 7 negatives
+    ops = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
+    linear_macs = sum(v for k, v in ops.items() if k in ("aten.mm", "aten.addmm")) / 2
+    assert paper_flops_per_sample(cfg, 7, 10) == linear_macs
+    assert mfu(1e6, 989e6) == pytest.approx(1.0) and mfu(5e5, 989e6) == pytest.approx(0.5)

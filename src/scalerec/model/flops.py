@@ -100,8 +100,11 @@ def flops_per_target(
 
     `batch_targets` = targets per batch sharing the negatives (None = negatives drawn per target).
     """
-    fwd = sum(forward_flops_by_part(cfg, n_negatives, seq_len, loss, n_items, batch_targets,
-                                    encode_targets).values())
+    fwd = sum(
+        forward_flops_by_part(
+            cfg, n_negatives, seq_len, loss, n_items, batch_targets, encode_targets
+        ).values()
+    )
     return {"forward": fwd, "backward": 2 * fwd, "total": 3 * fwd}
 
 
@@ -122,9 +125,29 @@ def flops_per_batch(
     """
     tps = seq_len if targets_per_sequence is None else targets_per_sequence
     n_targets = batch_size * tps
-    per_pos = forward_flops_by_part(cfg, n_negatives, seq_len, loss, n_items,
-                                    n_targets if shared_negatives else None)
+    per_pos = forward_flops_by_part(
+        cfg, n_negatives, seq_len, loss, n_items, n_targets if shared_negatives else None
+    )
     backbone = (per_pos["inputs"] + per_pos["blocks"] + per_pos["attention"]) * batch_size * seq_len
     head = (per_pos["targets"] + per_pos["negatives"] + per_pos["logits"]) * n_targets
     fwd = backbone + head
     return {"forward": fwd, "backward": 2 * fwd, "total": 3 * fwd}
+
+
+def paper_flops_per_sample(cfg: ModelConfig, n_negatives: int, seq_len: int) -> float:
+    """The study's "FLOPs" for one training sample, to place their runs on our compute axis.
+
+    Our reading of their counter (PAPER.md): forward multiply-accumulates of Linear layers only —
+    every layer over all `seq_len` positions (`4d² + 2·d·f` MACs per position and layer) and the
+    adapter over the history, the target and the negatives (`F·e·d` MACs per item); no attention
+    products, no logits, no backward. Multiply by samples per epoch × epochs for a run's total;
+    roughly 1/6 of `flops_per_target(...)["total"]` at equal work.
+    """
+    d, f = cfg.d_model, cfg.d_ffn
+    per_item = len(cfg.fields) * cfg.token_dim * d if cfg.item_encoder == "text" else 0
+    return float(seq_len * cfg.n_layers * (4 * d * d + 2 * d * f) + (seq_len + 1 + n_negatives) * per_item)
+
+
+def mfu(targets_per_s: float, flops_per_target_total: float, peak_tflops: float = 989.0) -> float:
+    """Model FLOPs utilisation: analytic training FLOP/s over the card's dense peak (H100 SXM bf16: 989)."""
+    return targets_per_s * flops_per_target_total / (peak_tflops * 1e12)

@@ -16,10 +16,20 @@ import dataclasses
 from typing import Any
 
 from scalerec.model.config import ModelConfig
-from scalerec.model.flops import flops_per_batch, flops_per_target, param_counts
+from scalerec.model.flops import flops_per_batch, flops_per_target, mfu, paper_flops_per_sample, param_counts
 
-__all__ = ["SIZES", "PRESETS", "PAPER_NEGATIVES", "model_config", "flops_per_target", "flops_per_batch",
-           "param_counts", "describe"]
+__all__ = [
+    "SIZES",
+    "PRESETS",
+    "PAPER_NEGATIVES",
+    "model_config",
+    "flops_per_target",
+    "flops_per_batch",
+    "mfu",
+    "paper_flops_per_sample",
+    "param_counts",
+    "describe",
+]
 
 
 def _size(d: int, layers: int, heads: int, token_dim: int, ffn_mult: int = 4) -> dict[str, Any]:
@@ -81,6 +91,11 @@ def describe(vocab_size: int = 30000) -> list[dict[str, Any]]:
     rows = []
     for name in SIZES:
         cfg = model_config(name, vocab_size=vocab_size)
-        rows.append({"size": name, **param_counts(cfg),
-                     "flops_per_target": flops_per_target(cfg, 1000, 50, batch_targets=4096 * 50)["total"]})
+        rows.append(
+            {
+                "size": name,
+                **param_counts(cfg),
+                "flops_per_target": flops_per_target(cfg, 1000, 50, batch_targets=4096 * 50)["total"],
+            }
+        )
     return rows

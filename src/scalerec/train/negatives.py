@@ -36,7 +36,9 @@ class TableSampler:
         if float(w.sum()) <= 0:
             raise ValueError("sampler weights sum to zero")
         p = w / w.sum()
-        self.logp = torch.log(p).float().to(device)
+        logp = torch.log(p).float()
+        logp[0] = 0.0  # padding: never drawn; finite so padded target slots stay finite
+        self.logp = logp.to(device)
         cdf = torch.cumsum(p, 0)
         cdf[-1] = 1.0
         self.cdf = cdf.to(device)

@@ -1,0 +1,95 @@
+"""Run directory and what a run prints: rank-0 console lines and the Rich progress bar.
+
+Under DDP every process runs the same code; only rank 0 talks to the user and writes files,
+so this module is where that rule lives. Every log line carries targets seen and FLOPs so far
+(the scaling units), not only the step.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from scalerec.errors import UserError
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", 0))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def run_dir(out: str | Path, name: str) -> Path:
+    """`<out>/<name>`; the name must be a plain directory name."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._=+-]*", name):
+        raise UserError(f"run.name {name!r} must be a plain directory name (letters, digits, . _ = + -)")
+    return Path(out) / name
+
+
+def fmt_count(x: float) -> str:
+    """1234567 → '1.23M' (targets, FLOPs)."""
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def log_line(record: dict[str, Any]) -> str:
+    """One human-readable line from a metrics record."""
+    parts = [
+        f"step {record['step']}",
+        f"targets {fmt_count(record['targets_seen'])}",
+        f"flops {fmt_count(record['flops'])}",
+    ]
+    for key, value in record.items():
+        if key in ("step", "targets_seen", "flops"):
+            continue
+        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    return " | ".join(parts)
+
+
+class ProgressBar:
+    """Rich progress over optimizer steps showing targets/s, loss and ETA (rank 0 only)."""
+
+    def __init__(self, total_steps: int, enabled: bool = True, start: int = 0) -> None:
+        self.enabled = enabled and is_main()
+        self.console = None
+        if not self.enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("train", total=total_steps, completed=start, info="")
+        self.progress.start()
+
+    def update(self, step: int, info: str) -> None:
+        if self.enabled:
+            self.progress.update(self.task, completed=step, info=info)
+
+    def print(self, line: str) -> None:
+        if self.enabled:
+            self.progress.console.print(line, highlight=False)
+        elif is_main():
+            print(line, flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.progress.stop()

@@ -1,0 +1,145 @@
+"""Everything the training loop needs, built from a `RunConfig`: data, model, optimizer, budget.
+
+Kept apart from `trainer.py` so the loop itself reads top to bottom. The model config's
+data-dependent fields (vocabulary, catalog size, field widths, positions) are filled here from the
+token table and the dataset — the model never reads a dataset object (STYLE.md habit 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from scalerec.config import dumps_toml
+from scalerec.errors import UserError
+from scalerec.model.config import ModelConfig
+from scalerec.train.config import RunConfig
+from scalerec.train.schedule import lr_factor
+
+
+def run_id(cfg: RunConfig) -> str:
+    """Stable id of a run: hash of the resolved config minus where/how it is written."""
+    neutral = dataclasses.replace(cfg.run, out="", name="", tracking_uri=None, progress=True, device="auto")
+    neutral_train = dataclasses.replace(cfg.train, stop_after_steps=None)
+    text = dumps_toml(dataclasses.replace(cfg, run=neutral, train=neutral_train))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def fill_model_config(cfg: RunConfig, n_items: int, tokens: Any | None) -> ModelConfig:
+    """The run's ModelConfig with vocab, catalog size, field widths and max_len from the data."""
+    m = cfg.model
+    updates: dict[str, Any] = {"max_len": cfg.data.max_len}
+    if m.item_encoder == "id":
+        updates["n_items"] = n_items
+    else:
+        if tokens is None:
+            raise UserError(
+                "the text item encoder needs --tokens (a token table dir from `scalerec text train`)"
+            )
+        if tokens.n_rows != n_items + 1:
+            raise UserError(
+                f"token table has {tokens.n_rows - 1} items but the dataset has {n_items}; "
+                "was it built from another dataset?"
+            )
+        fields = {
+            f: min(n, tokens.fields[f].shape[1]) for f, n in m.field_max_len.items() if f in tokens.fields
+        }
+        if not fields:
+            raise UserError(f"token table has none of the model fields {list(m.field_max_len)}")
+        updates.update(vocab_size=tokens.vocab_size, field_max_len=fields)
+    return dataclasses.replace(m, **updates)
+
+
+def param_groups(model: torch.nn.Module, cfg: RunConfig) -> list[dict[str, Any]]:
+    """Parameter groups: decay on matrices only (AdamW) and optional per-layer LR decay."""
+    t, n_layers = cfg.train, cfg.model.n_layers
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        wd = t.weight_decay if (t.optimizer == "adam" or p.dim() >= 2) else 0.0
+        mult = 1.0
+        if t.layer_lr_decay != 1.0:
+            m = re.search(r"\.layers\.(\d+)\.", name)
+            depth = (
+                int(m.group(1)) if m else (n_layers if name.startswith(("item_encoder", "pos_emb")) else -1)
+            )
+            mult = (
+                t.layer_lr_decay ** (n_layers - 1 - depth) if depth < n_layers else t.layer_lr_decay**n_layers
+            )
+            mult = 1.0 if depth == -1 else mult
+        groups.setdefault((wd, mult), []).append(p)
+    return [{"params": ps, "weight_decay": wd, "lr": t.lr * mult} for (wd, mult), ps in groups.items()]
+
+
+def optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
+    t = cfg.train
+    kwargs = {"lr": t.lr, "betas": tuple(t.betas), "fused": device.type == "cuda"}
+    cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    return cls(param_groups(model, cfg), **kwargs)
+
+
+def scheduler(
+    opt: torch.optim.Optimizer, cfg: RunConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    t = cfg.train
+    warm = int(t.warmup * total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(t.schedule, s, total_steps, warm, t.min_lr_ratio)
+    )
+
+
+@dataclass
+class Budget:
+    """How long the run is, in every unit."""
+
+    total_steps: int
+    steps_per_epoch: int
+    targets_per_epoch: int
+    flops_per_target: float
+
+
+def flops_per_target(
+    mcfg: ModelConfig, cfg: RunConfig, micro_batch: int, targets_per_micro: float, n_items: int
+) -> float:
+    """Analytic training FLOPs (fwd + bwd) per target for this recipe (`scalerec.model.sizes`)."""
+    from scalerec.model.sizes import flops_per_batch
+    from scalerec.model.sizes import flops_per_target as per_target
+
+    t = cfg.train
+    k = 1 if t.loss == "bce" else t.negatives
+    loss = "full" if t.loss == "full" else "sampled"
+    shared = t.shared_negatives and t.loss == "sampled"
+    if t.targets == "last":
+        fb = flops_per_batch(
+            mcfg, micro_batch, cfg.data.max_len, k, loss, n_items, shared, targets_per_sequence=1
+        )
+        return fb["total"] / micro_batch
+    bt = max(1, int(targets_per_micro)) if shared or loss == "full" else None
+    return per_target(mcfg, k, cfg.data.max_len, loss, n_items, bt)["total"]
+
+
+def budget(cfg: RunConfig, n_batches_per_epoch: int, targets_per_epoch: int, fpt: float) -> Budget:
+    """Total optimizer steps from max_flops > max_targets > max_steps > epochs."""
+    t = cfg.train
+    spe = max(1, math.ceil(n_batches_per_epoch / t.grad_accum))
+    per_step = targets_per_epoch / spe
+    if t.max_flops is not None:
+        steps = math.ceil(t.max_flops / fpt / per_step)
+    elif t.max_targets is not None:
+        steps = math.ceil(t.max_targets / per_step)
+    elif t.max_steps is not None:
+        steps = t.max_steps
+    else:
+        steps = math.ceil(float(t.epochs) * spe)
+    return Budget(max(1, steps), spe, targets_per_epoch, fpt)
+
+
+def eval_every(cfg: RunConfig, b: Budget) -> int:
+    return cfg.eval.every_steps if cfg.eval.every_steps > 0 else b.steps_per_epoch

@@ -1,0 +1,73 @@
+"""The training objective as one `nn.Module`: model forward + item vectors + loss → summed loss.
+
+Wrapping the whole step in a module lets DDP see one `forward` (the negatives are encoded by the
+same parameters inside it) and lets `torch.compile` fuse the item encoder, the head and the loss.
+Negatives are drawn outside (with the run's generator) and passed in, so the module is a pure
+function of its inputs. Padding positions carry weight 0 instead of being filtered out, so the
+shapes are static and nothing synchronises with the host.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scalerec.train import losses
+
+
+class NextItemObjective(nn.Module):
+    """Sum of next-item losses over the targets of one batch.
+
+    targets="all": every non-padding position of `targets` [B, T] is a target (N = B·T slots).
+    targets="last": each row has one target; only that position's hidden state is scored (N = B).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: str = "sampled",
+        targets: str = "all",
+        temperature: float = 1.0,
+        logq_table: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.model, self.loss, self.mode, self.temperature = model, loss, targets, temperature
+        self.use_logq = logq_table is not None
+        if logq_table is not None:  # float32[I+1]: log q(item) of the negative sampler
+            self.register_buffer("logq", logq_table, persistent=False)
+
+    def select(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states [N, d] and target ids [N] of the scored positions."""
+        hidden = self.model(inputs)  # [B, T, d]
+        if self.mode == "last":
+            pos = (targets > 0).int().argmax(dim=1)  # [B]
+            idx = pos.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
+            return hidden.gather(1, idx).squeeze(1), targets.gather(1, pos[:, None]).squeeze(1)
+        return hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        neg_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """inputs/targets int64[B, T]; neg_ids [K] (shared) or [N, K] (per target) or [N] (bce).
+        Returns the scalar sum of per-target losses."""
+        hidden, tgt = self.select(inputs, targets)
+        weight = (tgt > 0).float()
+        if self.loss == "full":
+            items = self.model.all_item_vectors()
+            return losses.full_softmax_ce(hidden, tgt, items, weight, self.temperature)
+        pos_vecs = self.model.encode_items(tgt)
+        neg_vecs = self.model.encode_items(neg_ids)
+        if self.loss == "bce":
+            return losses.bce_one_negative(hidden, pos_vecs, neg_vecs, weight)
+        pos_logq = self.logq[tgt] if self.use_logq else None
+        neg_logq = self.logq[neg_ids] if self.use_logq else None
+        return losses.sampled_softmax(
+            hidden, pos_vecs, tgt, neg_ids, neg_vecs, weight, pos_logq, neg_logq, self.temperature
+        )
+
+    def n_slots(self, targets: torch.Tensor) -> int:
+        """Number of scored positions N for a targets tensor [B, T]."""
+        return targets.shape[0] if self.mode == "last" else targets.numel()

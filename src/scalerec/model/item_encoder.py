@@ -62,8 +62,9 @@ class TextItemEncoder(nn.Module):
             raise ValueError(f"token table fields have different row counts: {sizes}")
         device = self.adapter.weight.device
         for f in self.fields:
+            # int32 halves the table's device memory (15M items x 56 tokens: 3.4 GB instead of 6.7)
             table = torch.as_tensor(tokens[f])[:, : self.max_len[f]]
-            self.register_buffer(f"table_{f}", table.to(device=device, dtype=torch.long).contiguous(),
+            self.register_buffer(f"table_{f}", table.to(device=device, dtype=torch.int32).contiguous(),
                                  persistent=False)
         self.n_items = sizes.pop() - 1
 
@@ -73,8 +74,8 @@ class TextItemEncoder(nn.Module):
         return F.embedding_bag(tok, emb.weight, mode=self.mode, padding_idx=0)
 
     def encode_tokens(self, tokens: dict[str, Tensor]) -> Tensor:
-        """{field: [N, L_f] int token ids} → [N, d_model]; used for cold-start items."""
-        pooled = [self._pool(f, tokens[f][:, : self.max_len[f]].long()) for f in self.fields]
+        """{field: [N, L_f] int32/int64 token ids} → [N, d_model]; used for cold-start items."""
+        pooled = [self._pool(f, tokens[f][:, : self.max_len[f]]) for f in self.fields]
         return self.adapter(torch.cat(pooled, dim=-1))
 
     def encode_items(self, item_ids: Tensor) -> Tensor:

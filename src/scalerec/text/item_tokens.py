@@ -65,10 +65,10 @@ class ItemTokens:
         return int(next(iter(self.fields.values())).shape[0])
 
     def torch_tables(self) -> dict[str, Any]:
-        """{field: LongTensor [N, L_f]} ready for `SequentialRecommender.set_item_table`."""
+        """{field: int32 Tensor [N, L_f]} (zero-copy) for `SequentialRecommender.set_item_table`."""
         import torch
 
-        return {f: torch.from_numpy(a.astype(np.int64)) for f, a in self.fields.items()}
+        return {f: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int32)) for f, a in self.fields.items()}
 
 
 def encode_items(tokenizer, titles: Sequence[str | None], brands: Sequence[str | None],

@@ -1,0 +1,284 @@
+"""Accuracy benchmark: ID-SASRec and the text model on the standard leave-one-out sets, over seeds.
+
+Issue 4's bar (full ranking, S3Rec splits): ID-SASRec with full softmax CE or sampled softmax
+reaches test NDCG@10 >= 0.050 on Amazon Beauty and >= 0.030 on Sports (published tuned SASRec:
+0.0531 / 0.0314, eSASRec RecSys 2025; original BCE SASRec: 0.0318 / 0.0192). The text model is
+reported beside it, and Amazon 2018 Games and ml-100k too.
+
+Steps (each skipped when its output exists, so the script is resumable):
+  1. prepare each dataset from ../shared/data with `scalerec.data.etl.prepare` (no re-filtering:
+     the published 5-core sets are kept as they are) and, for text variants, its token table;
+  2. train every (dataset, variant, seed) with `scalerec.train.train` from
+     `configs/train/<dataset>_<variant>.toml` (Games/ml-100k reuse the Beauty recipe);
+  3. evaluate the test split with `scalerec.eval.evaluate_run` (95% bootstrap CI over users);
+  4. print one JSON line per run and a table: mean over seeds, a t-interval over seeds, the pooled
+     bootstrap CI of seed 0, the most-popular baseline and the bar. Results go to <work>/accuracy.json.
+
+    python benchmarks/accuracy.py --device cuda --seeds 0,1,2
+    python benchmarks/accuracy.py --quick --datasets ml100k --variants sasrec_ce --seeds 0   # CPU check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+BARS = {
+    ("beauty", "sasrec_ce"): 0.050,
+    ("beauty", "sasrec_sampled"): 0.050,
+    ("sports", "sasrec_ce"): 0.030,
+    ("sports", "sasrec_sampled"): 0.030,
+}
+# dataset-specific recipe changes on top of the shared config (long MovieLens histories, denser data)
+DATASET_OVERRIDES = {"ml100k": ["data.max_len=200", "model.dropout=0.2"]}
+PUBLISHED = {
+    "beauty": "tuned SASRec 0.0531 (eSASRec); BCE SASRec 0.0318",
+    "sports": "tuned SASRec 0.0314 (eSASRec); BCE SASRec 0.0192",
+}
+
+
+def dataset_sources() -> dict[str, dict[str, Any]]:
+    """PrepareConfig fields of each benchmark dataset (files from ../shared/data)."""
+    beauty, sports = SHARED / "amazon_beauty_2014_5core", SHARED / "amazon_sports_2014_5core"
+    games, ml = SHARED / "amazon2018_games_llmrank", SHARED / "movielens_100k_recbole"
+    return {
+        "beauty": {"source": "s3rec", "ratings": [beauty / "Beauty.txt"], "meta": [beauty / "items.tsv.gz"]},
+        "sports": {
+            "source": "s3rec",
+            "ratings": [sports / "Sports_and_Outdoors.txt"],
+            "meta": [sports / "items_partial.tsv.gz", sports / "datamaps.json.gz"],
+        },
+        "games": {
+            "source": "recbole",
+            "ratings": [games / "Games.test.inter.gz"],
+            "meta": [games / "Games.item.gz"],
+        },
+        "ml100k": {"source": "recbole", "ratings": [ml / "ml-100k.inter.gz"], "meta": [ml / "ml-100k.item"]},
+    }
+
+
+def prepare_dataset(name: str, work: Path) -> Path:
+    """Dataset dir for `name` under `work/data` (kept as published: no k-core, no dedupe, no drops)."""
+    from scalerec.data.etl import PrepareConfig, prepare
+
+    out = work / "data" / name
+    if (out / "card.json").is_file():
+        return out
+    src = dataset_sources()[name]
+    cfg = PrepareConfig(
+        source=src["source"],
+        ratings=src["ratings"],
+        meta=src["meta"],
+        out=out,
+        name=name,
+        dedupe=False,
+        require_metadata=False,
+        require_title=False,
+        min_user_interactions=1,
+    )
+    card = prepare(cfg)
+    print(
+        json.dumps(
+            {
+                "event": "prepared",
+                "dataset": name,
+                "users": card["n_users"],
+                "items": card["n_items"],
+                "interactions": card["n_interactions"],
+            }
+        ),
+        flush=True,
+    )
+    return out
+
+
+def token_table(name: str, data_dir: Path, work: Path) -> Path:
+    from scalerec.text import build_token_table
+
+    out = work / "tokens" / name
+    if not (out / "token_table.json").is_file():
+        build_token_table(data_dir, out)
+    return out
+
+
+def config_path(dataset: str, variant: str) -> Path:
+    own = ROOT / "configs" / "train" / f"{dataset}_{variant}.toml"
+    return own if own.is_file() else ROOT / "configs" / "train" / f"beauty_{variant}.toml"
+
+
+def run_one(
+    dataset: str,
+    variant: str,
+    seed: int,
+    data_dir: Path,
+    tokens: Path | None,
+    work: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Train (unless complete) and evaluate one run; returns its eval report."""
+    from scalerec.eval import evaluate_run
+    from scalerec.train import train
+    from scalerec.train.config import resolve_run_config
+
+    name = f"{dataset}_{variant}_s{seed}"
+    overrides = [
+        f"data.dataset={data_dir}",
+        f"run.out={work / 'runs'}",
+        f"run.name={name}",
+        f"run.seed={seed}",
+        f"run.device={args.device}",
+        "run.progress=false",
+        "run.tracking_uri=off",
+    ]
+    if tokens is not None:
+        overrides.append(f"data.tokens={tokens}")
+    overrides += DATASET_OVERRIDES.get(dataset, [])
+    if args.quick:
+        overrides += ["train.epochs=2", "eval.patience=0", "eval.max_users=500"]
+    overrides += args.set
+    run_dir = work / "runs" / name
+    t0 = time.perf_counter()
+    if not (run_dir / "final.json").is_file():
+        train(resolve_run_config(config_path(dataset, variant), overrides))
+    t_train = time.perf_counter() - t0
+    report = evaluate_run(
+        run_dir,
+        split="test",
+        bootstrap=args.bootstrap,
+        seed=seed,
+        device=args.device,
+        max_users=args.max_eval_users,
+    )
+    final = json.loads((run_dir / "final.json").read_text())
+    row = {
+        "event": "run",
+        "dataset": dataset,
+        "variant": variant,
+        "seed": seed,
+        "ndcg@10": report["model"]["ndcg@10"],
+        "hr@10": report["model"]["hr@10"]["mean"],
+        "mrr@10": report["model"]["mrr@10"]["mean"],
+        "most_pop_ndcg@10": report["most_popular"]["ndcg@10"]["mean"],
+        "epochs": final.get("epochs"),
+        "best_step": final.get("best_step"),
+        "train_s": round(t_train, 1),
+        "n_users": report["n_users"],
+        "n_items": report["n_items"],
+        "run_dir": str(run_dir),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def seed_interval(values: list[float]) -> tuple[float, float] | None:
+    """95% t-interval of the mean over seeds (None with one seed)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return None
+    from scipy import stats
+
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["variant"]), []).append(r)
+    out = []
+    for (ds, var), rs in groups.items():
+        vals = [r["ndcg@10"]["mean"] for r in rs]
+        mean = sum(vals) / len(vals)
+        bar = BARS.get((ds, var))
+        out.append(
+            {
+                "dataset": ds,
+                "variant": var,
+                "seeds": len(rs),
+                "ndcg@10": mean,
+                "ndcg@10_seed_ci": seed_interval(vals),
+                "ndcg@10_boot_ci_seed0": (rs[0]["ndcg@10"]["low"], rs[0]["ndcg@10"]["high"]),
+                "hr@10": sum(r["hr@10"] for r in rs) / len(rs),
+                "mrr@10": sum(r["mrr@10"] for r in rs) / len(rs),
+                "most_pop_ndcg@10": rs[0]["most_pop_ndcg@10"],
+                "bar": bar,
+                "pass": None if bar is None else mean >= bar,
+                "published": PUBLISHED.get(ds, ""),
+            }
+        )
+    return out
+
+
+def print_table(summary: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="Full-ranking test metrics (leave-one-out), mean over seeds")
+    for col in (
+        "dataset",
+        "model",
+        "seeds",
+        "NDCG@10",
+        "95% CI (seeds)",
+        "95% CI (bootstrap, seed 0)",
+        "HR@10",
+        "MRR@10",
+        "most-pop NDCG@10",
+        "bar",
+    ):
+        t.add_column(col)
+    for s in summary:
+        lo, hi = s["ndcg@10_seed_ci"] or (math.nan, math.nan)
+        blo, bhi = s["ndcg@10_boot_ci_seed0"]
+        bar = "—" if s["bar"] is None else f"≥{s['bar']:.3f} {'PASS' if s['pass'] else 'FAIL'}"
+        t.add_row(
+            s["dataset"],
+            s["variant"],
+            str(s["seeds"]),
+            f"{s['ndcg@10']:.4f}",
+            "—" if math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]",
+            f"[{blo:.4f}, {bhi:.4f}]",
+            f"{s['hr@10']:.4f}",
+            f"{s['mrr@10']:.4f}",
+            f"{s['most_pop_ndcg@10']:.4f}",
+            bar,
+        )
+    Console(width=200).print(t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="beauty,sports,games,ml100k")
+    p.add_argument("--variants", default="sasrec_ce,sasrec_sampled,text_ce")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "accuracy")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--max-eval-users", type=int, default=None)
+    p.add_argument("--quick", action="store_true", help="2 epochs, small validation: a CPU pipeline check")
+    p.add_argument("--set", action="append", default=[], help="extra config override for every run")
+    args = p.parse_args()
+    rows = []
+    for ds in args.datasets.split(","):
+        data_dir = prepare_dataset(ds, args.work)
+        for var in args.variants.split(","):
+            tokens = token_table(ds, data_dir, args.work) if var.startswith("text") else None
+            for seed in (int(s) for s in args.seeds.split(",")):
+                rows.append(run_one(ds, var, seed, data_dir, tokens, args.work, args))
+    summary = summarize(rows)
+    for s in summary:
+        print(json.dumps({"event": "summary", **s}), flush=True)
+    print_table(summary)
+    (args.work / "accuracy.json").write_text(json.dumps({"runs": rows, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

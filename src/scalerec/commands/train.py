@@ -1,9 +1,86 @@
-"""CLI commands for the 'train' stage (placeholder until the stage lands)."""
+"""CLI command for the 'train' stage: `scalerec train` (thin wrapper over `scalerec.train.train`)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def train_cmd(
+    data: Path | None = typer.Option(None, "--data", help="Dataset dir (from `scalerec data prepare`)."),
+    tokens: Path | None = typer.Option(
+        None, "--tokens", help="Token table dir (from `scalerec text train`)."
+    ),
+    size: str | None = typer.Option(
+        None, "--size", help="Model size from the ladder (tiny, xs, s, m, ..., paper-1M)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Runs root; the run is written to OUT/NAME."),
+    name: str | None = typer.Option(
+        None, "--name", help="Run name (default: a hash of the resolved config)."
+    ),
+    recipe: str | None = typer.Option(
+        None, "--recipe", help="Recipe preset: default or paper (the study's)."
+    ),
+    encoder: str | None = typer.Option(
+        None, "--encoder", help="Item encoder: text (default) or id (SASRec)."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="TOML file with RunConfig sections."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a key, e.g. --set train.lr=3e-4 (repeatable)."
+    ),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue this run dir from its state.pt."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI ('off' = none)."),
+) -> None:
+    """Train a sequential recommender and write a run dir.
+
+    The run dir holds config.toml, metrics.jsonl, model.safetensors + meta.json (best validation
+    NDCG@10), state.pt (for --resume) and final.json (written last: params, FLOPs, targets seen,
+    valid/test metrics). Config precedence: size ladder < recipe < --config < --set < flags.
+    Under torchrun, one process per device trains with DDP.
+    """
+    from rich.console import Console
+
+    from scalerec.errors import UserError
+    from scalerec.train import train
+    from scalerec.train.config import resolve_run_config
+
+    flags = {
+        "data.dataset": data,
+        "data.tokens": tokens,
+        "run.out": out,
+        "run.name": name,
+        "model.item_encoder": encoder,
+        "run.device": device,
+        "run.tracking_uri": tracking_uri,
+    }
+    overrides = list(set_) + [f"{k}={_quote(v)}" for k, v in flags.items() if v is not None]
+    if resume is not None:
+        toml = resume / "config.toml"
+        if not toml.is_file():
+            raise UserError(f"{toml}: not found; --resume needs a run dir written by `scalerec train`")
+        run_flags = [f"run.out={_quote(resume.parent)}", f"run.name={_quote(resume.name)}"]
+        cfg = resolve_run_config(toml, overrides + run_flags)
+    else:
+        if data is None and config is None:
+            raise UserError("--data is required (a dataset dir from `scalerec data prepare`)")
+        cfg = resolve_run_config(config, overrides, size=size, recipe=recipe)
+    summary = train(cfg, resume=resume is not None)
+    final = summary.final
+    ndcg = final.get("test", {}).get("ndcg@10", float("nan"))
+    Console().print(
+        f"[green]trained[/green] {final.get('params', {}).get('non_embedding', 0):,} non-emb params, "
+        f"{final.get('targets_seen', 0):,} targets, test NDCG@10 {ndcg:.4f} → {summary.run_dir}"
+    )
+
+
+def _quote(value: object) -> str:
+    """Pass paths and names through `--set` parsing as strings."""
+    text = str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def register(app: typer.Typer) -> None:
     """Attach this stage's commands to the main app."""
+    app.command("train")(train_cmd)

@@ -159,7 +159,8 @@ def _validate(rt: Runtime) -> None:
     )
     rec = _record(rt, **{f"valid/{k}": v for k, v in m.items()})
     rt.log.write(rec)
-    rt.bar.print(runlog.log_line(rec))
+    keys = ("step", "targets_seen", "flops", "valid/loss", "valid/ndcg@10", "valid/hr@10", "valid/mrr@10")
+    rt.bar.print(runlog.log_line({k: rec[k] for k in keys if k in rec}))
     score = m.get("ndcg@10", -m["loss"])
     if score > c.best_ndcg:
         c.best_ndcg, c.best_step, c.best_valid, c.bad_evals = score, c.step, m, 0

@@ -1,0 +1,198 @@
+"""End-to-end training on a tiny world: run-dir contract, resume bit-for-bit, recipes, loaders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scalerec.config import load
+from scalerec.errors import UserError
+from scalerec.train import train
+from scalerec.train.checkpoint import load_run, load_state
+from scalerec.train.config import RunConfig, resolve_run_config
+
+FINAL_KEYS = {
+    "format_version",
+    "run_id",
+    "name",
+    "params",
+    "flops",
+    "targets_seen",
+    "steps",
+    "epochs",
+    "wall_time_s",
+    "device",
+    "best_step",
+    "valid",
+    "test",
+    "dataset",
+    "tokens",
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_cfg(world, out, name, *extra, size="tiny", recipe=None) -> RunConfig:
+    data, tokens = world
+    base = [
+        f"data.dataset={data}",
+        f"data.tokens={tokens}",
+        "data.max_len=8",
+        f"run.out={out}",
+        f"run.name={name}",
+        "run.tracking_uri=off",
+        "run.progress=false",
+        "train.max_steps=6",
+        "train.batch_size=16",
+        "train.negatives=16",
+        "train.log_every=2",
+        "eval.every_steps=3",
+        "model.dropout=0.1",
+        "train.lr=3e-3",
+    ]
+    return resolve_run_config(overrides=base + list(extra), size=size, recipe=recipe)
+
+
+def test_run_dir_contract_and_load_run(world, tmp_path):
+    summary = train(tiny_cfg(world, tmp_path, "a"))
+    run = summary.run_dir
+    final = json.loads((run / "final.json").read_text())
+    assert set(final) >= FINAL_KEYS and final["steps"] == 6 and final["targets_seen"] > 0
+    assert final["params"]["total"] == sum(
+        final["params"][k]
+        for k in ("token_embeddings", "item_adapter", "positions", "blocks", "final_norm", "id_embeddings")
+    )
+    assert final["flops"]["total"] == pytest.approx(final["flops"]["per_target"] * final["targets_seen"])
+    assert 0 <= final["test"]["ndcg@10"] <= 1 and final["valid"]["loss"] > 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all({"step", "targets_seen", "flops"} <= set(x) for x in lines)
+    assert any("train/loss" in x for x in lines) and any("valid/ndcg@10" in x for x in lines)
+    cfg = load(RunConfig, toml=run / "config.toml")
+    assert cfg.model.d_model == 32 and cfg.train.max_steps == 6
+    loaded = load_run(run)
+    assert loaded.meta["model_config"]["vocab_size"] == 30 and loaded.cfg.run.name == "a"
+    weights = load_file(str(run / "model.safetensors"))
+    assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in weights.items())
+    assert loaded.model.all_item_vectors().shape == (41, 32)
+
+
+def test_resume_is_bit_for_bit(world, tmp_path):
+    full = train(tiny_cfg(world, tmp_path, "full", "train.max_steps=10"))
+    part = train(tiny_cfg(world, tmp_path, "part", "train.max_steps=10", "train.stop_after_steps=4"))
+    assert not part.completed and not (part.run_dir / "final.json").exists()
+    assert load_state(part.run_dir)["counters"]["step"] == 4
+    resumed = train(load(RunConfig, toml=part.run_dir / "config.toml"), resume=True)
+    assert resumed.completed
+    a, b = load_state(full.run_dir)["model"], load_state(resumed.run_dir)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (
+        full.final["test"] == resumed.final["test"]
+        and full.final["targets_seen"] == resumed.final["targets_seen"]
+    )
+    steps = [json.loads(x)["step"] for x in (resumed.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps)  # no duplicated lines after resume
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("train.loss=full",),
+        ("train.loss=bce",),
+        ("train.sampler=in_batch", "train.grad_accum=2"),
+        ("train.sampler=uniform", "train.logq=false", "train.layer_lr_decay=0.8", "train.schedule=onecycle"),
+        ("train.targets=last", "train.shared_negatives=false", "train.optimizer=adam"),
+    ],
+)
+def test_objectives_train(world, tmp_path, extra):
+    s = train(tiny_cfg(world, tmp_path, "v", "train.max_steps=3", "eval.every_steps=3", *extra))
+    losses = [json.loads(x).get("train/loss") for x in (s.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(v is None or v == v and v > 0 for v in losses)  # finite, positive
+
+
+def test_learns_better_than_chance(world, tmp_path):
+    s = train(
+        tiny_cfg(
+            world,
+            tmp_path,
+            "learn",
+            "train.max_steps=60",
+            "eval.every_steps=30",
+            "train.log_every=30",
+            "model.dropout=0.0",
+        )
+    )
+    assert s.final["test"]["hr@10"] > 0.5  # chance: 10/40
+
+
+def test_id_encoder_needs_no_tokens(world, tmp_path):
+    data, _ = world
+    cfg = tiny_cfg((data, ""), tmp_path, "id", "model.item_encoder=id", "train.max_steps=2")
+    s = train(cfg)
+    assert s.final["params"]["id_embeddings"] == 41 * 32 and s.final["params"]["token_embeddings"] == 0
+
+
+def test_paper_recipe_resolves():
+    cfg = resolve_run_config(overrides=["data.dataset=x"], size="paper-1M", recipe="paper")
+    t, m = cfg.train, cfg.model
+    assert (t.targets, t.shared_negatives, t.optimizer, t.lr, t.schedule, t.precision, t.grad_clip) == (
+        "last",
+        False,
+        "adam",
+        1e-4,
+        "onecycle",
+        "fp32",
+        0.0,
+    )
+    assert (t.negatives, t.batch_size, t.weight_decay) == (1000, 128, 1e-5)
+    assert (m.norm, m.pooling, m.dropout, m.d_model, m.n_layers, m.d_ffn) == (
+        "post",
+        "sum",
+        0.5,
+        256,
+        8,
+        1024,
+    )
+    assert set(m.field_max_len) == {"title", "brand"}
+    ours = resolve_run_config(overrides=["data.dataset=x", "train.lr=5e-4"], size="paper-1M")
+    assert (ours.train.targets, ours.model.norm, ours.train.lr) == ("all", "pre", 5e-4)
+
+
+def test_config_errors():
+    with pytest.raises(UserError, match="did you mean"):
+        resolve_run_config(overrides=["train.lrr=1"])
+    with pytest.raises(UserError):
+        resolve_run_config(overrides=["train.targets=first"])
+    with pytest.raises(UserError, match="model_size"):
+        resolve_run_config(size="huge")
+
+
+def test_cli_bad_path_is_one_line_error(tmp_path, capsys):
+    from scalerec.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "nope"),
+                "--encoder",
+                "id",
+                "--out",
+                str(tmp_path),
+                "--tracking-uri",
+                "off",
+                "--set",
+                "train.max_steps=1",
+            ]
+        )
+    assert exc.value.code == 2
+    assert "interactions.parquet" in capsys.readouterr().err

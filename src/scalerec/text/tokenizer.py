@@ -66,17 +66,15 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
-def encode_texts(tok, texts: Sequence[str | None], max_len: int):
+def encode_texts(tok, texts: Sequence[str | None], max_len: int, chunk: int = 65536):
     """Normalize and encode `texts` → (int32 [N, max_len] right-padded with 0, int32 [N] lengths)."""
     import numpy as np
 
-    norm = [normalize_text(t) for t in texts]
-    out = np.zeros((len(norm), max_len), dtype=np.int32)
-    if not norm:
-        return out, np.zeros(0, dtype=np.int32)
-    encs = tok.encode_batch_fast(norm, add_special_tokens=False)
-    for i, enc in enumerate(encs):
-        ids = enc.ids[:max_len]
-        out[i, : len(ids)] = ids
+    out = np.zeros((len(texts), max_len), dtype=np.int32)
+    for start in range(0, len(texts), chunk):  # bounded memory for multi-million-item catalogs
+        norm = [normalize_text(t) for t in texts[start : start + chunk]]
+        for i, enc in enumerate(tok.encode_batch_fast(norm, add_special_tokens=False), start):
+            ids = enc.ids[:max_len]
+            out[i, : len(ids)] = ids
     lengths = (out != PAD_ID).sum(axis=1).astype(np.int32)
     return out, lengths

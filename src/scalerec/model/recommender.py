@@ -29,11 +29,10 @@ class SequentialRecommender(nn.Module):
         self.cfg = cfg
         self.item_encoder = ITEM_ENCODERS[cfg.item_encoder](cfg)
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.transformer = Transformer(cfg)
         # pre-LN: norm after the last block; post-LN (SASRec): norm on the input embeddings
         self.norm = nn.LayerNorm(cfg.d_model)
-        self.register_buffer("positions", torch.arange(cfg.max_len), persistent=False)
         init_weights(self, cfg)
 
     # -- items -------------------------------------------------------------------------------
@@ -68,7 +67,7 @@ class SequentialRecommender(nn.Module):
         t = item_vectors.shape[1]
         if t > self.cfg.max_len:
             raise ValueError(f"sequence length {t} exceeds model.max_len={self.cfg.max_len}")
-        x = item_vectors + self.pos_emb(self.positions[:t])
+        x = item_vectors + self.pos_emb.weight[:t]  # [T, d] broadcast over the batch
         if self.cfg.norm == "post":
             x = self.norm(x)
         return self.drop(x)

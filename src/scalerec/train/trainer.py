@@ -63,7 +63,7 @@ def _loop(rt: Runtime) -> bool:
         # -- one optimizer step over grad_accum micro-batches --------------------------------
         micro = [next(stream) for _ in range(t.grad_accum)]
         n_global = sum(b.n_targets for b in micro)
-        loss_acc += _step(rt, micro, n_global)
+        loss_acc += train_step(rt, micro, n_global)
         c.step += 1
         c.targets_seen += n_global
         window_targets += n_global
@@ -88,7 +88,7 @@ def _loop(rt: Runtime) -> bool:
     return True
 
 
-def _step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
+def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
     """Forward + backward of each micro-batch, clip, optimizer and scheduler step. Returns the
     detached local loss sum (device tensor). Losses are sums scaled by world/n_global, so DDP's
     gradient average equals the mean over every target of the global batch."""
@@ -96,7 +96,7 @@ def _step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
     total = torch.zeros((), device=rt.device)
     ddp = rt.step_module if hasattr(rt.step_module, "no_sync") else None
     for i, batch in enumerate(micro):
-        neg_ids = _negatives(rt, batch.targets)
+        neg_ids = draw_negatives(rt, batch.targets)
         last = i == len(micro) - 1
         with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
             with dev.autocast(rt.device, rt.dtype):
@@ -111,7 +111,7 @@ def _step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
     return total
 
 
-def _negatives(rt: Runtime, targets: torch.Tensor) -> torch.Tensor | None:
+def draw_negatives(rt: Runtime, targets: torch.Tensor) -> torch.Tensor | None:
     """Negative ids for one micro-batch: [K] shared, [N, K] per target, [N] for BCE, None for full."""
     t = rt.cfg.train
     if t.loss == "full":

@@ -1,0 +1,14 @@
+"""Entry point for the DDP test: `torchrun --nproc_per_node 2 ddp_worker.py key=value ...`."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from scalerec.train import train
+from scalerec.train.config import resolve_run_config
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    train(resolve_run_config(overrides=sys.argv[1:], size="tiny"))

@@ -17,16 +17,17 @@ from scalerec.io import atomic_write, read_json, sha256_file, write_json
 FORMAT_VERSION = 1
 
 
-def step_stats(name: str, user_ids: Any, item_ids: Any) -> dict[str, Any]:
-    """Counts for one pipeline step from the user/item columns (Polars Series or numpy arrays)."""
+def step_stats(name: str, user_ids: Any, item_ids: Any, dense: bool = True) -> dict[str, Any]:
+    """Counts for one pipeline step from int user/item id arrays (small non-negative codes)."""
     import numpy as np
 
     users = np.asarray(user_ids)
     n = int(len(users))
     if n == 0:
         return {"step": name, "rows": 0, "users": 0, "items": 0, "per_user": {}, "sparsity": None}
-    _, per_user = np.unique(users, return_counts=True)
-    n_items = int(len(np.unique(np.asarray(item_ids))))
+    per_user = np.bincount(users)
+    per_user = per_user[per_user > 0]
+    n_items = int((np.bincount(np.asarray(item_ids)) > 0).sum())
     q = np.quantile(per_user, [0.0, 0.25, 0.5, 0.75, 0.95, 1.0])
     return {
         "step": name,

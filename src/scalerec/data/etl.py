@@ -12,7 +12,6 @@ The whole output is built under a temporary name and renamed at the end (`scaler
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,20 +73,54 @@ class PrepareConfig:
             parse_size(s)
 
 
-def _stage(cfg: PrepareConfig, log: ParseLog, staging: Path) -> int:
-    """Parse every interaction file into Parquet parts with a global arrival index `seq`."""
+_KEY_SEED = 0x5CA1E
+
+
+def _stage(cfg: PrepareConfig, log: ParseLog) -> tuple[Any, Any, Any]:
+    """Parse every interaction file; strings are replaced at once by 64-bit key hashes.
+
+    Returns (int rows `uh, ih, timestamp, rating, seq`, user keys `uh, user_key`, item keys
+    `ih, item_key`). `seq` is the global arrival index (stable tiebreak; the timestamp of
+    sources without one). Key tables are compacted as they grow, so memory stays near
+    rows × 32 bytes plus the distinct keys.
+    """
     import polars as pl
 
-    staging.mkdir()
+    rows, users, items = [], [], []
     seq = 0
     for path in cfg.ratings:
-        for i, block in enumerate(read_interactions(cfg.source, path, log)):
+        for block in read_interactions(cfg.source, path, log):
             n = len(block)
-            block = block.with_columns(pl.int_range(seq, seq + n, dtype=pl.Int64).alias("seq"))
-            block = block.with_columns(pl.col("timestamp").fill_null(pl.col("seq")))
-            block.write_parquet(staging / f"part-{seq:012d}-{i}.parquet", compression="lz4")
+            block = block.with_columns(
+                pl.col("user_key").hash(_KEY_SEED).alias("uh"),
+                pl.col("item_key").hash(_KEY_SEED).alias("ih"),
+                pl.int_range(seq, seq + n, dtype=pl.Int64).alias("seq"),
+            ).with_columns(pl.col("timestamp").fill_null(pl.col("seq")))
+            rows.append(block.select("uh", "ih", "timestamp", "rating", "seq"))
+            users.append(block.select("uh", "user_key").unique("uh"))
+            items.append(block.select("ih", "item_key").unique("ih"))
+            if len(users) >= 8:
+                users = [pl.concat(users).unique("uh")]
+                items = [pl.concat(items).unique("ih")]
             seq += n
-    return seq
+    empty = {"uh": pl.UInt64, "ih": pl.UInt64, "timestamp": pl.Int64, "rating": pl.Float32, "seq": pl.Int64}
+    inter = pl.concat(rows) if rows else pl.DataFrame(schema=empty)
+    users_df = (
+        pl.concat(users).unique("uh")
+        if users
+        else pl.DataFrame(schema={"uh": pl.UInt64, "user_key": pl.String})
+    )
+    items_df = (
+        pl.concat(items).unique("ih")
+        if items
+        else pl.DataFrame(schema={"ih": pl.UInt64, "item_key": pl.String})
+    )
+    for df, col in ((users_df, "user_key"), (items_df, "item_key")):
+        if df[col].n_unique() != len(df):
+            raise UserError(
+                f"64-bit hash collision among {col}s; rerun is not expected to help, please report"
+            )
+    return inter, users_df, items_df
 
 
 def user_hash_order(keys: list[str], seed: int) -> np.ndarray:
@@ -109,25 +142,23 @@ def user_hash_order(keys: list[str], seed: int) -> np.ndarray:
     return rank
 
 
-def _encode(staging: Path, seed: int) -> tuple[Any, Any, Any]:
-    """Staged string rows → int codes; returns (interactions, users map, items map)."""
+def _encode(inter: Any, users: Any, items: Any, seed: int) -> tuple[Any, Any, Any]:
+    """Hashed keys → int32 codes: users in seeded-hash order, items in (length, key) order."""
     import polars as pl
 
-    scan = pl.scan_parquet(staging / "*.parquet")
-    users = scan.select(pl.col("user_key").unique()).collect(engine="streaming")
-    keys = users["user_key"].to_list()
-    users = users.with_columns(pl.Series("u", user_hash_order(keys, seed), dtype=pl.Int64)).sort("u")
-    users = users.with_columns(pl.int_range(0, pl.len(), dtype=pl.Int32).alias("u"))
-    items = scan.select(pl.col("item_key").unique()).collect(engine="streaming")
+    users = users.with_columns(
+        pl.Series("u", user_hash_order(users["user_key"].to_list(), seed), dtype=pl.Int32)
+    )
     items = items.sort(pl.col("item_key").str.len_bytes(), "item_key")
     items = items.with_columns(pl.int_range(0, pl.len(), dtype=pl.Int32).alias("i"))
     inter = (
-        scan.join(users.lazy(), on="user_key")
-        .join(items.lazy(), on="item_key")
+        inter.lazy()
+        .join(users.lazy().select("uh", "u"), on="uh")
+        .join(items.lazy().select("ih", "i"), on="ih")
         .select("u", "i", "timestamp", "rating", "seq")
-        .collect(engine="streaming")
+        .collect()
     )
-    return inter, users, items
+    return inter, users.drop("uh"), items.drop("ih")
 
 
 def _k_core(inter: Any, k_user: int, k_item: int) -> Any:
@@ -150,7 +181,7 @@ def _filter(
 
     if cfg.dedupe:
         before = len(inter)
-        inter = inter.unique(subset=["u", "i", "timestamp"], keep="first", maintain_order=True)
+        inter = inter.unique(subset=["u", "i", "timestamp"], keep="first")
         record("dedupe", inter, "duplicate", before - len(inter))
     info = items
     if meta is not None:
@@ -259,15 +290,15 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     dropped: dict[str, int] = {}
 
     def record(step: str, df: Any, reason: str | None = None, n: int = 0) -> None:
-        steps.append(step_stats(step, df["u"].to_numpy(), df["i"].to_numpy()))
+        steps.append(step_stats(step, df["u"].to_numpy(), df["i"].to_numpy(), dense=True))
         if reason:
             dropped[reason] = dropped.get(reason, 0) + int(n)
 
     with atomic_dir(cfg.out) as tmp:
-        n_rows = _stage(cfg, log, tmp / "_staging")
+        inter, users, items = _stage(cfg, log)
+        n_rows = len(inter)
         meta, meta_counts = _load_meta(cfg, log)
-        inter, users, items = _encode(tmp / "_staging", cfg.seed)
-        shutil.rmtree(tmp / "_staging")
+        inter, users, items = _encode(inter, users, items, cfg.seed)
         dropped["malformed"] = log.total
         record("parse", inter)
         inter, info = _filter(cfg, inter, users, items, meta, record)

@@ -1,13 +1,16 @@
 """JSON-lines (and Python-dict-literal lines) reading, block by block, with per-line reasons.
 
 Amazon ships reviews and metadata as one object per line; the 2014 metadata is not JSON but
-Python `repr` of a dict (single quotes), which only `ast.literal_eval` reads correctly. Each line
-is parsed on its own so a broken line costs one line, with its number, never the file.
+Python `repr` of a dict (single quotes), which only `ast.literal_eval` reads correctly. A block is
+first parsed by Polars' native NDJSON reader (fast path); if anything in it is off (bad syntax,
+unexpected types, bad bytes), that block is re-read line by line so a broken line costs one line,
+with its number and reason, never the file.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,41 +34,73 @@ def _decode_lines(block: bytes, first: int, path: Path, log: ParseLog) -> Iterat
         yield first + i, line
 
 
-def iter_json_records(
-    path: Path, log: ParseLog, fields: list[str], literal: bool = False, keep_objects: bool = False
-) -> Iterator[Any]:
-    """Yield blocks of records as Polars frames with one column per field (+ `line_no`).
+def flatten_strings(value: Any) -> list[str]:
+    """Lists of strings, possibly nested (2014 `categories` is a list of lists) → flat, deduped."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop(0)
+        if isinstance(v, list):
+            stack[:0] = v
+        elif isinstance(v, str) and v and v not in out:
+            out.append(v)
+    return out
 
-    Values are stringified (numbers → `"5.0"`) unless `keep_objects`, in which case the frame
-    holds Python objects (lists, nested dicts) for the caller to normalize.
-    """
+
+def _as_text(v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    return json.dumps(v)
+
+
+def _slow_block(
+    block: bytes, first: int, path: Path, log: ParseLog, schema: dict[str, Any], literal: bool
+) -> Any:
     import polars as pl
 
     loads = ast.literal_eval if literal else json.loads
+    cols: dict[str, list[Any]] = {f: [] for f in schema}
+    nums: list[int] = []
+    for no, line in _decode_lines(block, first, path, log):
+        if not line.strip():
+            continue
+        try:
+            rec = loads(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            log.bad(path, no, "invalid_python_literal" if literal else "invalid_json", line)
+            continue
+        if not isinstance(rec, dict):
+            log.bad(path, no, "not_an_object", line)
+            continue
+        for f, dtype in schema.items():
+            v = rec.get(f)
+            cols[f].append(json.dumps(flatten_strings(v)) if dtype == pl.List(pl.String) else _as_text(v))
+        nums.append(no)
+    df = pl.DataFrame(
+        {**cols, "line_no": nums}, schema={**{f: pl.String for f in schema}, "line_no": pl.Int64}
+    )
+    lists = [f for f, t in schema.items() if t == pl.List(pl.String)]
+    return df.with_columns([pl.col(f).str.json_decode(pl.List(pl.String)) for f in lists])
+
+
+def iter_json_records(
+    path: Path, log: ParseLog, schema: dict[str, Any], literal: bool = False
+) -> Iterator[Any]:
+    """Yield blocks of records as Polars frames: the columns of `schema` plus `line_no`.
+
+    `schema` maps field → `pl.String` (numbers arrive as their text, e.g. `"5.0"`) or
+    `pl.List(pl.String)` (nested lists are flattened in the line-by-line path).
+    """
+    import polars as pl
+
     for first, block in iter_blocks(path, log):
-        cols: dict[str, list[Any]] = {f: [] for f in fields}
-        nums: list[int] = []
-        for no, line in _decode_lines(block, first, path, log):
-            if not line.strip():
-                continue
+        if not literal and b"\n\n" not in block and not block.startswith(b"\n"):
             try:
-                rec = loads(line)
-            except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
-                log.bad(path, no, "invalid_python_literal" if literal else "invalid_json", line)
+                df = pl.read_ndjson(io.BytesIO(block), schema=schema).select(list(schema))
+                yield df.with_row_index("line_no", offset=first).with_columns(
+                    pl.col("line_no").cast(pl.Int64)
+                )
                 continue
-            if not isinstance(rec, dict):
-                log.bad(path, no, "not_an_object", line)
-                continue
-            for f in fields:
-                v = rec.get(f)
-                cols[f].append(v if keep_objects or v is None or isinstance(v, str) else json.dumps(v))
-            nums.append(no)
-        if keep_objects:
-            df = pl.DataFrame({"line_no": nums}).with_columns(
-                [pl.Series(f, cols[f], dtype=pl.Object) for f in fields]
-            )
-        else:
-            df = pl.DataFrame(
-                {**cols, "line_no": nums}, schema={**{f: pl.String for f in fields}, "line_no": pl.Int64}
-            )
-        yield df
+            except Exception:  # noqa: BLE001 - any failure: redo the block line by line
+                pass
+        yield _slow_block(block, first, path, log, schema, literal)

@@ -10,7 +10,6 @@ of the data goes on.
 
 from __future__ import annotations
 
-import gzip
 import io
 import zlib
 from collections.abc import Iterator
@@ -47,14 +46,44 @@ class ParseLog:
         return sum(self.counts.values())
 
 
-def _open(path: Path) -> Any:
+class _Truncated(Exception):
+    """The compressed stream ended (or broke) before its end-of-stream marker."""
+
+
+def _raw_chunks(path: Path, size: int) -> Iterator[bytes]:
+    """Decompressed bytes of `path` (gzip detected by magic, multi-member aware), in pieces.
+
+    Decompressing with `zlib` directly keeps every byte produced before damage, where
+    `gzip.GzipFile.read` would discard its whole buffer on a truncated stream.
+    """
     with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+        head = fh.read(2)
+        fh.seek(0)
+        if head != b"\x1f\x8b":
+            while piece := fh.read(size):
+                yield piece
+            return
+        dec = zlib.decompressobj(wbits=31)
+        while True:
+            comp = fh.read(1 << 20)
+            if not comp:
+                if not dec.eof:
+                    raise _Truncated("compressed stream ends early")
+                return
+            while comp:
+                try:
+                    out = dec.decompress(comp)
+                except zlib.error as exc:
+                    raise _Truncated(str(exc)) from None
+                if out:
+                    yield out
+                comp = b""
+                if dec.eof and dec.unused_data:
+                    comp, dec = dec.unused_data, zlib.decompressobj(wbits=31)
 
 
 def iter_blocks(path: Path, log: ParseLog, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield `(first_line_number, block)` with blocks cut at newlines (no trailing newline).
+    """Yield `(first_line_number, block)` with blocks of ~`chunk_bytes` cut at newlines.
 
     A truncated gzip stream keeps every complete line before the damage and records the rest
     as one `truncated_gzip` line. An empty file is recorded as `empty_file`.
@@ -62,40 +91,38 @@ def iter_blocks(path: Path, log: ParseLog, chunk_bytes: int = CHUNK_BYTES) -> It
     path = Path(path)
     if not path.is_file():
         raise UserError(f"input file not found: {path}")
-    line_no, rest, seen = 1, b"", False
-    with _open(path) as fh:
-        while True:
-            try:
-                data = fh.read(chunk_bytes)
-            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-                log.lines[str(path)] = line_no - 1
-                if rest:
-                    yield from _emit(rest.rsplit(b"\n", 1)[0] if b"\n" in rest else b"", line_no)
-                    line_no += rest.count(b"\n")
-                log.bad(path, line_no, "truncated_gzip", f"compressed stream ends early ({exc})")
-                return
-            if not data:
-                break
+    line_no, pending, size, seen = 1, [], 0, False
+    try:
+        for piece in _raw_chunks(path, chunk_bytes):
             seen = True
-            block = rest + data
+            pending.append(piece)
+            size += len(piece)
+            if size < chunk_bytes:
+                continue
+            block = b"".join(pending)
             cut = block.rfind(b"\n")
             if cut < 0:
-                rest = block
+                pending, size = [block], len(block)
                 continue
             yield line_no, block[:cut]
             line_no += block.count(b"\n", 0, cut) + 1
-            rest = block[cut + 1 :]
-    if rest:
-        yield line_no, rest
-        line_no += 1
+            pending, size = [block[cut + 1 :]], len(block) - cut - 1
+    except _Truncated as exc:
+        block = b"".join(pending)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            yield line_no, block[:cut]
+            line_no += block.count(b"\n", 0, cut) + 1
+        log.lines[str(path)] = line_no - 1
+        log.bad(path, line_no, "truncated_gzip", f"{exc}; the partial last line is dropped")
+        return
+    block = b"".join(pending)
+    if block:
+        yield line_no, block[:-1] if block.endswith(b"\n") else block
+        line_no += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     log.lines[str(path)] = line_no - 1
     if not seen:
         log.bad(path, 1, "empty_file", "")
-
-
-def _emit(block: bytes, line_no: int) -> Iterator[tuple[int, bytes]]:
-    if block:
-        yield line_no, block
 
 
 def lines_frame(block: bytes, first_line: int, encoding: str = "utf-8") -> Any:

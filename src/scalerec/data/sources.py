@@ -63,15 +63,15 @@ def _delimited(
         yield _finish(split_delimited(df, sep, names, path, log), path, log)
 
 
-def _json_inter(
-    path: Path, log: ParseLog, keys: dict[str, str], literal: bool = False, ts_scale: int = 1
-) -> Iterator[Any]:
+def _json_inter(path: Path, log: ParseLog, keys: dict[str, str], ts_scale: int = 1) -> Iterator[Any]:
     """JSON-lines reviews → interactions; `keys` maps our column → the record's field."""
     import polars as pl
 
-    for recs in iter_json_records(path, log, list(keys.values()), literal=literal):
-        df = recs.select([pl.col(src).cast(pl.String).alias(dst) for dst, src in keys.items()] + ["line_no"])
-        yield _finish(df.with_columns(pl.lit(None, pl.String).alias("line")), path, log, ts_scale)
+    schema = {src: pl.String for src in keys.values()}
+    for recs in iter_json_records(path, log, schema):
+        df = recs.select([pl.col(src).alias(dst) for dst, src in keys.items()] + ["line_no"])
+        df = df.with_columns(pl.concat_str(list(keys), separator=",", ignore_nulls=True).alias("line"))
+        yield _finish(df, path, log, ts_scale)
 
 
 def read_interactions(source: str, path: Path, log: ParseLog) -> Iterator[Any]:
@@ -127,9 +127,10 @@ def read_interactions(source: str, path: Path, log: ParseLog) -> Iterator[Any]:
 
 def _movielens_ratings(path: Path, log: ParseLog) -> Iterator[Any]:
     names = ["user_key", "item_key", "rating", "timestamp"]
-    if path.name.endswith(".dat"):  # ml-1m / ml-10m
+    name = path.name.removesuffix(".gz")
+    if name.endswith(".dat"):  # ml-1m / ml-10m
         return _delimited(path, log, "::", names, encoding="latin-1")
-    if path.name.endswith(".csv"):  # ml-20m / 25m / 32m
+    if name.endswith(".csv"):  # ml-20m / 25m / 32m
         return _delimited(path, log, ",", names, header=True)
     return _delimited(path, log, "\t", names, encoding="latin-1")  # ml-100k u.data
 
@@ -154,42 +155,22 @@ def _items_frame(rows: dict[str, Any]) -> Any:
     )
 
 
-def _flatten_categories(value: Any) -> list[str]:
-    """2014 `categories` is a list of lists; 2018/2023 a flat list; dedupe keeping order."""
-    out: list[str] = []
-    stack = value if isinstance(value, list) else [value] if isinstance(value, str) else []
-    for v in stack:
-        for c in v if isinstance(v, list) else [v]:
-            if isinstance(c, str) and c and c not in out:
-                out.append(c)
-    return out
-
-
-def _str_or_none(v: Any) -> str | None:
-    return v if isinstance(v, str) else None
-
-
 def _amazon_meta(path: Path, log: ParseLog, key: str, brand: str, cats: str, literal: bool) -> Any:
     import polars as pl
 
-    frames = []
-    for recs in iter_json_records(path, log, [key, "title", brand, cats], literal=literal, keep_objects=True):
-        frames.append(
-            pl.DataFrame(
-                {
-                    "join_key": [_str_or_none(v) for v in recs[key].to_list()],
-                    "title": [_str_or_none(v) for v in recs["title"].to_list()],
-                    "brand": [_str_or_none(v) for v in recs[brand].to_list()],
-                    "categories": [_flatten_categories(v) for v in recs[cats].to_list()],
-                },
-                schema={
-                    "join_key": pl.String,
-                    "title": pl.String,
-                    "brand": pl.String,
-                    "categories": pl.List(pl.String),
-                },
-            )
+    schema = {key: pl.String, "title": pl.String, brand: pl.String, cats: pl.List(pl.String)}
+    frames = [
+        recs.select(
+            pl.col(key).str.strip_chars().alias("join_key"),
+            "title",
+            pl.col(brand).alias("brand"),
+            pl.col(cats)
+            .list.eval(pl.element().filter(pl.element() != ""))
+            .list.unique(maintain_order=True)
+            .alias("categories"),
         )
+        for recs in iter_json_records(path, log, schema, literal=literal)
+    ]
     if not frames:
         return _items_frame({"join_key": [], "title": [], "brand": [], "categories": []})
     df = pl.concat(frames)
@@ -205,11 +186,12 @@ def _amazon_meta(path: Path, log: ParseLog, key: str, brand: str, cats: str, lit
 def _movielens_items(path: Path, log: ParseLog) -> Any:
     import polars as pl
 
-    if path.name.endswith(".csv"):
+    name = path.name.removesuffix(".gz")
+    if name.endswith(".csv"):
         df = pl.read_csv(path, schema_overrides={"movieId": pl.String}, encoding="utf8-lossy")
         ids, titles, genres = df["movieId"].to_list(), df["title"].to_list(), df["genres"].to_list()
     else:
-        sep = "::" if path.name.endswith(".dat") else "|"
+        sep = "::" if name.endswith(".dat") else "|"
         ids, titles, genres = [], [], []
         raw = path.read_bytes().decode("latin-1")
         for i, line in enumerate(raw.splitlines(), 1):

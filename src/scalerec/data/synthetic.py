@@ -55,21 +55,18 @@ def _words(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _keys(rng: np.random.Generator, n: int, prefix: str, width: int) -> np.ndarray:
-    """`n` distinct upper-case base-36 keys like `B00X4WHP5E` (a seeded bijection of 0..n-1)."""
+    """`n` distinct upper-case base-36 keys like `B00X4WHP5E` (a seeded affine map of 0..n-1)."""
     space = 36**width
-    mult = int(rng.integers(space // 3, space // 2)) | 1
-    while mult % 3 == 0:
-        mult += 2
-    salt = int(rng.integers(0, space))
-    vals = (np.arange(n, dtype=object) * mult + salt) % space
-    vals = vals.astype(np.int64) if space < 2**63 else vals
+    mult = int(rng.integers(1, max(2, space // max(n, 1) // 4)))
+    salt = int(rng.integers(0, space // 4))
+    vals = np.arange(n, dtype=np.int64) * mult + salt
     alphabet = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
     digits = np.empty((n, width), dtype=np.uint8)
     for j in range(width - 1, -1, -1):
-        digits[:, j] = alphabet[(vals % 36).astype(np.int64)]
-        vals = vals // 36
-    body = digits.view(f"S{width}").ravel().astype(str).astype(object)
-    return prefix + body
+        digits[:, j] = alphabet[vals % 36]
+        vals //= 36
+    body = digits.view(f"S{width}").ravel().astype(f"U{width}")
+    return np.char.add(prefix, body)
 
 
 def _zipf_cdf_by_topic(item_topic: np.ndarray, n_topics: int, alpha: float) -> np.ndarray:

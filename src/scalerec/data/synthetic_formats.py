@@ -49,7 +49,15 @@ _GENRES = [
 
 def _write_lines(path: Path, lines: Any, encoding: str = "utf-8") -> Path:
     """Write a Polars string Series as lines (gzip when the name ends in .gz)."""
-    data = ("\n".join(lines.to_list()) + "\n").encode(encoding, errors="replace") if len(lines) else b""
+    import io
+
+    import polars as pl
+
+    buf = io.BytesIO()
+    pl.DataFrame({"line": lines}).write_csv(buf, include_header=False, quote_style="never")
+    data = buf.getvalue()
+    if encoding != "utf-8":
+        data = data.decode("utf-8").encode(encoding, errors="replace")
     if path.suffix == ".gz":
         with gzip.open(path, "wb", compresslevel=1) as fh:
             fh.write(data)
@@ -94,13 +102,16 @@ def _meta_frame(world: World, rng: np.random.Generator, rate: float) -> Any:
     if rate > 0:
         junk = np.flatnonzero(rng.random(n) < rate)
         title[junk] = np.array(_JUNK_TITLES, dtype=object)[np.arange(len(junk)) % len(_JUNK_TITLES)]
+    cats = world.categories[keep]
     df = pl.DataFrame(
         {
-            "asin": world.item_key[keep].tolist(),
-            "title": title[keep].tolist(),
-            "brand": world.brand[keep].tolist(),
-            "category": world.categories[keep].tolist(),
+            "asin": world.item_key[keep],
+            "title": title[keep].astype(str),
+            "brand": world.brand[keep].astype(str),
+            **{f"c{j}": cats[:, j].astype(str) for j in range(cats.shape[1])},
         }
+    ).select(
+        "asin", "title", "brand", pl.concat_list([f"c{j}" for j in range(cats.shape[1])]).alias("category")
     )
     if rate > 0:
         dup = np.flatnonzero(rng.random(len(df)) < rate)
@@ -113,9 +124,7 @@ def _interactions(world: World) -> Any:
 
     return pl.DataFrame(
         {
-            "user": world.user_key[world.user].tolist()
-            if len(world.user) < 2_000_000
-            else pl.Series(world.user_key).gather(world.user),
+            "user": pl.Series(world.user_key).gather(world.user),
             "item": pl.Series(world.item_key).gather(world.item),
             "rating": world.rating,
             "timestamp": world.timestamp,

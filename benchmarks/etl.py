@@ -1,0 +1,144 @@
+"""ETL throughput, memory and linearity on a synthetic Amazon-2018-format dump.
+
+Writes a synthetic ratings CSV + metadata JSON (gz) of the given size, then runs
+`scalerec.data.etl.prepare` with nested subsets in a fresh child process (so peak RSS is the
+ETL's alone) and prints one JSON line per size: wall and CPU seconds, rows/s, peak RSS. With
+`--scale-check` (default on) it repeats at 2x the size and prints the ratio of times against the
+1x run measured in the same invocation (linear cost => ratio ~2).
+
+    python benchmarks/etl.py                                   # small (2M ratings), quick
+    python benchmarks/etl.py --ratings 23300000 --meta 1500000 --subsets 100K,1M,10M   # the bar
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _make_dump(work: Path, n_ratings: int, n_meta: int, seed: int) -> dict[str, str]:
+    from scalerec.data.synthetic import synthesize
+
+    raw = work / f"raw_{n_ratings}_{n_meta}_{seed}"
+    stamp = raw / "DONE"
+    if not stamp.exists():
+        shutil.rmtree(raw, ignore_errors=True)
+        t = time.perf_counter()
+        paths = synthesize("amazon2018", n_ratings, raw, seed=seed, n_items=int(n_meta / 0.99) + 1)
+        stamp.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+        print(
+            json.dumps({"event": "synth", "ratings": n_ratings, "s": round(time.perf_counter() - t, 1)}),
+            flush=True,
+        )
+    return json.loads(stamp.read_text())
+
+
+def _child(args: argparse.Namespace) -> None:
+    """Run one prepare in this process and print its measurements."""
+    from scalerec.data.etl import PrepareConfig, prepare
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    card = prepare(
+        PrepareConfig(
+            source="amazon2018",
+            ratings=[args.ratings_file],
+            meta=[args.meta_file],
+            out=Path(args.out),
+            subsets=[s for s in args.subsets.split(",") if s],
+        )
+    )
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "peak_rss_gib": ru.ru_maxrss / 2**20,
+                "n_interactions": card["n_interactions"],
+                "n_users": card["n_users"],
+                "n_items": card["n_items"],
+                "subsets": [s["label"] for s in card["subsets"] if not s.get("skipped")],
+            }
+        )
+    )
+
+
+def _measure(work: Path, n_ratings: int, n_meta: int, subsets: str, seed: int) -> dict:
+    paths = _make_dump(work, n_ratings, n_meta, seed)
+    out = work / f"ds_{n_ratings}"
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_child",
+        "--ratings-file",
+        paths["ratings"],
+        "--meta-file",
+        paths["meta"],
+        "--out",
+        str(out),
+        "--subsets",
+        subsets,
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"prepare failed:\n{res.stderr[-3000:]}")
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    row.update(
+        {
+            "ratings": n_ratings,
+            "meta_lines": n_meta,
+            "rows_per_s": round(n_ratings / row["wall_s"]),
+            "cpu_rows_per_s": round(n_ratings / row["cpu_s"]),
+            "load_avg_1m": os.getloadavg()[0],
+            "cores": os.cpu_count(),
+        }
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ratings", type=int, default=2_000_000, help="ratings rows in the dump")
+    ap.add_argument("--meta", type=int, default=100_000, help="metadata lines in the dump")
+    ap.add_argument("--subsets", default="100K,1M", help="nested subset sizes")
+    ap.add_argument("--work", default="/tmp/scalerec_etl_bench", help="scratch dir (dumps are cached here)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-scale-check", action="store_true", help="skip the 2x-size run")
+    ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ratings-file", help=argparse.SUPPRESS)
+    ap.add_argument("--meta-file", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._child:
+        _child(args)
+        return
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    base = _measure(work, args.ratings, args.meta, args.subsets, args.seed)
+    print(json.dumps({"event": "prepare", **base}), flush=True)
+    if not args.no_scale_check:
+        big = _measure(work, 2 * args.ratings, 2 * args.meta, args.subsets, args.seed)
+        print(json.dumps({"event": "prepare", **big}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "event": "scale_check",
+                    "ratio_wall_2x": round(big["wall_s"] / base["wall_s"], 3),
+                    "ratio_cpu_2x": round(big["cpu_s"] / base["cpu_s"], 3),
+                }
+            ),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

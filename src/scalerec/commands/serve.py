@@ -1,9 +1,89 @@
-"""CLI commands for the 'serve' stage (placeholder until the stage lands)."""
+"""CLI commands of the 'serve' stage: one-off recommendations (`recommend`) and the HTTP server (`serve`)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+_CONFIG = typer.Option(None, "--config", help="TOML file with serve settings (see ServeConfig).")
+_SET = typer.Option(None, "--set", help="Override a setting, e.g. index.kind=ivf or max_k=50 (repeatable).")
+
+
+def _serve_config(config: Path | None, overrides: list[str] | None, base: dict | None = None):
+    from scalerec.config import load
+    from scalerec.serve.recommender import ServeConfig
+
+    return load(ServeConfig, toml=config, overrides=overrides, base=base)
+
+
+def recommend(
+    run: Path = typer.Argument(..., help="Run dir of a trained model (has meta.json)."),
+    history: str = typer.Option(..., "--history", help="Comma-separated item keys, oldest first."),
+    k: int = typer.Option(10, "--k", help="How many items to recommend."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    include_seen: bool = typer.Option(False, "--include-seen", help="Allow items of the history."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
+    config: Path | None = _CONFIG,
+    overrides: list[str] | None = _SET,
+) -> None:
+    """Print the top-k next items for a history of item keys (key, title, score); unknown keys are
+    ignored and listed. The catalog is searched exactly unless `--set index.kind=...` says otherwise."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scalerec.serve.run_encoder import load_recommender
+
+    cfg = _serve_config(config, overrides, base={"index": {"kind": "exact"}})
+    keys = [key.strip() for key in history.split(",") if key.strip()]
+    rec = load_recommender(run, cfg, device)
+    result = rec.recommend(keys, k, exclude_seen=not include_seen)
+    if as_json:
+        items = [{"key": s.key, "title": s.title, "score": s.score} for s in result.items]
+        typer.echo(json.dumps({"items": items, "unknown": result.unknown, "used": result.used}))
+        return
+    table = Table(title=f"top {k} after {result.used} item(s)")
+    table.add_column("#", justify="right")
+    table.add_column("key")
+    table.add_column("title")
+    table.add_column("score", justify="right")
+    for rank, s in enumerate(result.items, 1):
+        table.add_row(str(rank), s.key, s.title, f"{s.score:.4f}")
+    console = Console()
+    console.print(table)
+    if result.unknown:
+        console.print(f"[yellow]ignored unknown keys:[/] {', '.join(result.unknown)}")
+
+
+def serve(
+    run: Path = typer.Argument(..., help="Run dir of a trained model (has meta.json)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
+    config: Path | None = _CONFIG,
+    overrides: list[str] | None = _SET,
+) -> None:
+    """Serve recommendations over HTTP (FastAPI + Uvicorn): POST /recommend, /recommend/batch, /items;
+    GET /items/{key}, /healthz; docs at /docs. Item vectors and the index are built at start-up and
+    the index's recall@10 against exact search is printed."""
+    import uvicorn
+    from rich.console import Console
+
+    from scalerec.serve.api import create_app
+    from scalerec.serve.run_encoder import load_recommender
+
+    cfg = _serve_config(config, overrides)
+    rec = load_recommender(run, cfg, device)
+    report = rec.index.report
+    Console().print(
+        f"[green]serving[/] {len(rec)} items from {run} on http://{host}:{port} "
+        f"(index {report['kind']}, recall@10 vs exact {report['recall@10']}, built in {report['build_s']} s)"
+    )
+    uvicorn.run(create_app(rec), host=host, port=port, log_level="warning", access_log=False)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this stage's commands to the main app."""
+    app.command("recommend")(recommend)
+    app.command("serve")(serve)

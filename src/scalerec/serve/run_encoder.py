@@ -1,0 +1,107 @@
+"""Adapter from a trained run dir to the service's `Encoder` protocol, and the catalog it serves.
+
+The run is loaded only through `scalerec.train.checkpoint.load_run` (its `meta.json` names the
+model config, dataset and token table), so any complete run dir can be served. A history becomes
+the model's hidden state after its last item (the same user vector evaluation ranks with); a new
+item is tokenized with the run's own tokenizer and encoded from its text, and its token row is
+appended to the model's item table so it can also appear in later histories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scalerec.errors import UserError
+from scalerec.serve.recommender import Item, Recommender, ServeConfig
+
+
+class RunEncoder:
+    """`Encoder` over a trained `SequentialRecommender` (text or id item encoder)."""
+
+    def __init__(
+        self, run_dir: str | Path, device: str = "cpu", tokens_dir: str | Path | None = None
+    ) -> None:
+        from scalerec.train.checkpoint import load_run
+
+        loaded = load_run(run_dir, device, tokens_dir)
+        self.model, self.meta, self.device = loaded.model, loaded.meta, torch.device(device)
+        self.max_len = int(self.model.cfg.max_len)
+        self.text = self.model.cfg.item_encoder == "text"
+        self.tokenizer, self.tables = None, None
+        self.tokens_dir = Path(tokens_dir or self.meta.get("tokens_dir") or ".")
+        if self.text:
+            from scalerec.text.item_tokens import load_item_tokens
+
+            self.tables = load_item_tokens(self.tokens_dir).torch_tables()
+
+    @torch.no_grad()
+    def encode_catalog(self) -> np.ndarray:
+        """[n_items, d] float32 vectors of catalog items 1..n."""
+        return self.model.all_item_vectors()[1:].float().cpu().numpy()
+
+    @torch.no_grad()
+    def encode_history(self, ids: Sequence[int]) -> np.ndarray:
+        """Hidden state after the last of (at most `max_len` most recent) `ids`: [d] float32."""
+        window = list(ids)[-self.max_len :]
+        inputs = torch.tensor([window], dtype=torch.long, device=self.device)
+        lengths = torch.tensor([len(window)], device=self.device)
+        return self.model.last_hidden(inputs, lengths)[0].float().cpu().numpy()
+
+    @torch.no_grad()
+    def encode_new_item(self, title: str, brand: str, categories: Sequence[str]) -> np.ndarray:
+        """Vector of an unseen item from its text; the item takes the next id in the item table."""
+        if not self.text:
+            raise UserError("this run embeds items by id; cold-start items need a text-encoder run")
+        from scalerec.text.item_tokens import encode_items
+        from scalerec.text.tokenizer import load_tokenizer
+
+        if self.tokenizer is None:  # only cold start needs it
+            self.tokenizer = load_tokenizer(self.tokens_dir / "tokenizer.json")
+        max_lens = dict(self.model.cfg.field_max_len)
+        toks = encode_items(self.tokenizer, [title], [brand], [list(categories)], max_lens)
+        row = {f: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int32)) for f, a in toks.fields.items()}
+        vec = self.model.encode_tokens({f: t.to(self.device) for f, t in row.items()})[0]
+        self.tables = {f: torch.cat([t, row[f].to(t.device)]) for f, t in self.tables.items()}
+        self.model.set_item_table({f: t.to(self.device) for f, t in self.tables.items()})
+        return vec.float().cpu().numpy()
+
+
+def load_items(dataset_dir: str | Path) -> list[Item]:
+    """Catalog metadata from `items.parquet` (rows in item_id order 1..n)."""
+    import pyarrow.parquet as pq
+
+    path = Path(dataset_dir) / "items.parquet"
+    if not path.is_file():
+        raise UserError(f"items file not found: {path}")
+    cols = pq.read_table(path, columns=["item_id", "item_key", "title", "brand", "categories"]).to_pydict()
+    if cols["item_id"] != list(range(1, len(cols["item_id"]) + 1)):
+        raise UserError(f"{path}: item_id must be 1..n_items in order")
+    return [
+        Item(str(k), t or "", b or "", list(c or []))
+        for k, t, b, c in zip(cols["item_key"], cols["title"], cols["brand"], cols["categories"], strict=True)
+    ]
+
+
+def load_recommender(
+    run_dir: str | Path,
+    cfg: ServeConfig | None = None,
+    device: str = "cpu",
+    dataset_dir: str | Path | None = None,
+) -> Recommender:
+    """A `Recommender` serving a trained run: item vectors computed now, index built now."""
+    run_dir = Path(run_dir)
+    encoder = RunEncoder(run_dir, device)
+    dataset = dataset_dir or encoder.meta.get("dataset_dir")
+    if not dataset:
+        raise UserError(f"{run_dir / 'meta.json'}: no dataset_dir recorded; pass the dataset dir")
+    items = load_items(dataset)
+    n_model = encoder.model.n_items
+    if n_model and n_model != len(items):
+        raise UserError(
+            f"{run_dir}: the model knows {n_model} items but {dataset}/items.parquet has {len(items)}"
+        )
+    return Recommender(encoder, items, cfg)

@@ -151,3 +151,18 @@ def test_precomputed_input_vectors_give_the_same_states() -> None:
     with torch.no_grad():
         torch.testing.assert_close(model(seq[:, :-1], input_vectors=vecs[:, :-1]), model(seq[:, :-1]))
     torch.testing.assert_close(vecs[:, 1:], model.encode_items(seq[:, 1:]))
+
+
+def test_cpu_dedupe_gives_same_vectors_and_gradients() -> None:
+    model = _model()
+    ids = torch.randint(0, N_ITEMS + 1, (6, 9))
+    grads = []
+    for dedupe in (True, False):
+        model.zero_grad()
+        model.item_encoder.dedupe = dedupe
+        vec = model.encode_items(ids)
+        (vec * torch.linspace(-1, 1, vec.shape[-1])).sum().backward()
+        grads.append((vec.detach(), [p.grad.clone() for p in model.item_encoder.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(a, b)

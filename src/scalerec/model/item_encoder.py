@@ -46,6 +46,7 @@ class TextItemEncoder(nn.Module):
         )
         self.adapter = nn.Linear(len(self.fields) * cfg.token_dim, cfg.d_model)
         self.n_items = 0
+        self.dedupe = True
 
     def set_item_table(self, tokens: dict[str, Tensor] | None) -> None:
         """Register `tokens[f]`: int [n_items+1, L_f] (row 0 = padding) as non-persistent buffers.
@@ -83,8 +84,16 @@ class TextItemEncoder(nn.Module):
         if not hasattr(self, f"table_{self.fields[0]}"):
             raise RuntimeError("call set_item_table(tokens) before encoding item ids")
         flat = item_ids.reshape(-1)
+        if self.dedupe and not flat.is_cuda and not torch.compiler.is_compiling():
+            # CPU: encode each distinct item once (a batch of histories repeats popular items);
+            # skipped on CUDA, where the dynamic output shape would force a host sync.
+            uniq, inverse = torch.unique(flat, return_inverse=True)
+            return self._encode_flat(uniq)[inverse].reshape(*item_ids.shape, -1)
+        return self._encode_flat(flat).reshape(*item_ids.shape, -1)
+
+    def _encode_flat(self, flat: Tensor) -> Tensor:
         tokens = {f: getattr(self, f"table_{f}")[flat] for f in self.fields}  # [N, L_f]
-        return self.encode_tokens(tokens).reshape(*item_ids.shape, -1)
+        return self.encode_tokens(tokens)
 
 
 class IdItemEncoder(nn.Module):

@@ -82,6 +82,8 @@ def test_flops_match_flop_counter(encoder: str, loss: str, norm: str) -> None:
     model.set_item_table(
         {f: torch.randint(0, 300, (n_items + 1, n), generator=g) for f, n in cfg.field_max_len.items()}
     )
+    if encoder == "text":
+        model.item_encoder.dedupe = False  # the nominal count encodes every occurrence
     measured = _measured_flops(model, batch, seq, n_neg, loss)
     per_target = flops_per_target(cfg, n_neg, seq, loss=loss, n_items=n_items, batch_targets=batch * seq)
     analytic = per_target["total"] * batch * seq
@@ -106,6 +108,7 @@ def test_paper_flops_convention_counts_linear_macs_of_the_forward() -> None:
     cfg = model_config("xs", preset="paper", vocab_size=100, max_len=10)
     model = SequentialRecommender(cfg)
     model.set_item_table({f: torch.randint(0, 100, (31, n)) for f, n in cfg.field_max_len.items()})
+    model.item_encoder.dedupe = False  # the nominal count encodes every occurrence
     counter = FlopCounterMode(display=False)
     with counter, sdpa_kernel(SDPBackend.MATH), torch.no_grad():
         model(torch.randint(1, 31, (1, 10)))

@@ -21,6 +21,9 @@ f = d_ffn, L = n_layers, T = seq_len, F = number of text fields, e = token_dim, 
 * full softmax: logits `2·d·n_items` and the whole catalog encoded once per batch,
   `n_items·enc / batch_targets`
 
+Counts are nominal: every occurrence of an item is encoded (the CPU path of the text encoder
+encodes each distinct item of a call once, doing less work than counted).
+
 The non-embedding parameter count N satisfies 6·N·targets ≈ training FLOPs when T and K are small.
 """
 
@@ -46,6 +49,7 @@ def param_counts(cfg: ModelConfig) -> dict[str, int]:
     }
     counts["total"] = sum(counts.values())
     counts["non_embedding"] = counts["total"] - counts["token_embeddings"] - counts["id_embeddings"]
+    counts["non_embedding_strict"] = counts["blocks"] + counts["final_norm"]
     return counts
 
 

@@ -91,17 +91,20 @@ class SequentialRecommender(nn.Module):
 
     # -- accounting --------------------------------------------------------------------------
     def param_counts(self) -> dict[str, int]:
-        """Parameters by group (summing to `total`) and `non_embedding`.
+        """Parameters by group (the `PARAM_GROUPS` keys sum to `total`) plus two derived counts.
 
         `non_embedding` follows the study's convention: everything except the token and id
-        embedding tables, i.e. it *includes* the adapter and the position embeddings. `final_norm`
-        holds the norm outside the blocks (final norm for pre-LN, input norm for post-LN).
+        embedding tables, i.e. it *includes* the adapter and the position embeddings (this is the
+        N of our scaling fits). `non_embedding_strict` is the Kaplan et al. convention (blocks and
+        norms only). `final_norm` holds the norm outside the blocks (final norm for pre-LN, input
+        norm for post-LN).
         """
         counts = dict.fromkeys(PARAM_GROUPS, 0)
         for name, p in self.named_parameters():
             counts[_group(name)] += p.numel()
         counts["total"] = sum(counts[g] for g in PARAM_GROUPS)
         counts["non_embedding"] = counts["total"] - counts["token_embeddings"] - counts["id_embeddings"]
+        counts["non_embedding_strict"] = counts["blocks"] + counts["final_norm"]
         return counts
 
 

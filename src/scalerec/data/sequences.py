@@ -155,7 +155,13 @@ class TrainBatches:
             self.unit_targets = np.ones(len(self.unit_end), dtype=np.int64)
         self._items = torch.as_tensor(train.items.astype(np.int64), device=self.device)
         self._off = torch.as_tensor(train.offsets, device=self.device)
+        # unit arrays live on the device: a batch is built without host-to-device copies
+        start = self.unit_start if self.unit_start is not None else self.unit_end
+        self._t_end = torch.as_tensor(self.unit_end, device=self.device)
+        self._t_start = torch.as_tensor(start, device=self.device)
+        self._t_row_off = torch.as_tensor(off, device=self.device)
         self.epoch, self.position = 0, 0
+        self._perm_cache: tuple[int, np.ndarray, torch.Tensor] | None = None
 
     def _units(self, train: UserSequences) -> tuple[np.ndarray, np.ndarray]:
         """(row, absolute end offset) of every unit."""
@@ -186,8 +192,12 @@ class TrainBatches:
         full, rest = divmod(self.n_units, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
-    def _perm(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n_units)
+    def _perm(self, epoch: int) -> tuple[np.ndarray, torch.Tensor]:
+        """This epoch's unit order, on the host (target counts) and on the device (gathers)."""
+        if self._perm_cache is None or self._perm_cache[0] != epoch:
+            perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_units)
+            self._perm_cache = (epoch, perm, torch.as_tensor(perm, device=self.device))
+        return self._perm_cache[1], self._perm_cache[2]
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
@@ -202,24 +212,23 @@ class TrainBatches:
     def batches(self) -> Iterator[Batch]:
         """Endless stream of batches; epoch/position advance so `state_dict` can resume here."""
         while True:
-            perm = self._perm(self.epoch)
+            perm, perm_t = self._perm(self.epoch)
             while self.position < len(self):
-                b = self.position
-                units = perm[b * self.batch_size : (b + 1) * self.batch_size]
+                sl = slice(self.position * self.batch_size, (self.position + 1) * self.batch_size)
                 self.position += 1
-                yield self._build(units)
+                yield self._build(perm[sl], perm_t[sl])
             self.epoch, self.position = self.epoch + 1, 0
 
-    def _build(self, units: np.ndarray) -> Batch:
+    def _build(self, units: np.ndarray, units_t: torch.Tensor) -> Batch:
         n_targets = int(self.unit_targets[units].sum())
-        local = units[self.rank :: self.world_size]
-        end = torch.as_tensor(self.unit_end[local], device=self.device)
+        local = units_t[self.rank :: self.world_size]
+        end = self._t_end[local]
         ar = torch.arange(self.max_len, device=self.device)
         if self.mode == "all":
-            start = torch.as_tensor(self.unit_start[local], device=self.device)
+            start = self._t_start[local]
             n_in = end - start - 1  # inputs = items[start:end-1], targets = items[start+1:end]
         else:
-            start = torch.maximum(self._off[self.unit_row[local]], end - 1 - self.max_len)
+            start = torch.maximum(self._t_row_off[local], end - 1 - self.max_len)
             n_in = end - 1 - start  # inputs = items[start:end-1]; target = items[end-1] at last slot
         mask = ar[None, :] < n_in[:, None]
         idx = torch.where(mask, start[:, None] + ar[None, :], 0)

@@ -2,8 +2,9 @@
 
 Every input problem becomes a 4xx with one clear sentence: pydantic bounds in the schema (so the
 OpenAPI spec states them and Schemathesis can probe them), service `UserError`s → 422 / 404 / 409,
-and bodies over `max_body_bytes` → 413 before they are parsed. Handlers are `async` and do their
-sub-millisecond work inline on the event loop, which also serializes index additions with searches.
+and bodies over `max_body_bytes` → 413 before they are parsed. Handlers are `async`; service work
+runs on one worker thread through `batching.Batcher` (concurrent queries merged into one search;
+additions and searches never interleave).
 Responses are encoded with `ensure_ascii` so keys with lone surrogates cannot crash the encoder.
 No `from __future__ import annotations` here: FastAPI must see the request models, which are built
 per app (their bounds come from the config), as real classes rather than unresolvable strings.
@@ -13,6 +14,7 @@ import json
 from typing import Annotated, Any
 
 from scalerec.errors import UserError
+from scalerec.serve.batching import Batcher
 from scalerec.serve.recommender import Conflict, NotFound, Query, Recommendation, Recommender
 
 
@@ -141,6 +143,7 @@ def create_app(rec: Recommender) -> Any:
         description="Next-item recommendations from a trained scalerec run.",
     )
     status = {NotFound: 404, Conflict: 409}
+    batcher = Batcher(rec, rec.cfg.max_batch)
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> Any:
@@ -164,13 +167,16 @@ def create_app(rec: Recommender) -> Any:
     @app.post("/recommend", response_model=s["RecommendResponse"], responses={**errs})
     async def recommend(req: RecommendRequest) -> Any:
         """Top-k items for one history; unknown keys are ignored and listed, none known → 422."""
-        return _answer(rec.recommend(req.history, req.k, req.exclude_seen))
+        result = await batcher.recommend(Query(req.history, req.k, req.exclude_seen))
+        if isinstance(result, Exception):
+            raise result
+        return response_cls(_answer(result))  # already the response shape: skip re-validation
 
     @app.post("/recommend/batch", response_model=s["BatchResponse"], responses={**errs})
     async def recommend_batch(req: BatchRequest) -> Any:
         """Many histories in one index search; a bad entry gets an `error` instead of items."""
         queries = [Query(r.history, r.k, r.exclude_seen) for r in req.requests]
-        return {"results": [_answer(r) for r in rec.recommend_batch(queries)]}
+        return {"results": [_answer(r) for r in await batcher.run(rec.recommend_batch, queries)]}
 
     @app.post(
         "/items",
@@ -180,19 +186,19 @@ def create_app(rec: Recommender) -> Any:
     )
     async def add_item(item: NewItem) -> Any:
         """Add a cold-start item from its text; it is recommendable in the next request."""
-        return vars(rec.add_item(item.key, item.title, item.brand, item.categories))
+        return vars(await batcher.run(rec.add_item, item.key, item.title, item.brand, item.categories))
 
     @app.get(
         "/items/{key:path}", response_model=s["ItemOut"], responses={404: {"description": "Unknown key."}}
     )
     async def get_item(key: str) -> Any:
         """Metadata of one item (catalog or cold-start)."""
-        return vars(rec.get_item(key))
+        return vars(await batcher.run(rec.get_item, key))
 
     @app.get("/healthz")
     async def healthz() -> Any:
         """Liveness, catalog size and the index report (kind, recall@10 vs exact at build)."""
-        return {"status": "ok", "items": len(rec), "index": rec.index.report}
+        return {"status": "ok", "items": len(rec), "index": rec.index.report, "batching": batcher.stats()}
 
     app.state.recommender = rec
     app.add_middleware(BodyLimit, max_bytes=rec.cfg.max_body_bytes, response_cls=response_cls)

@@ -153,7 +153,7 @@ def test_prepare_strict_and_lenient(clean, tmp_path):
 
 
 def test_kill_during_prepare_leaves_nothing_usable(tmp_path):
-    raw = synthesize("amazon2018", 400_000, tmp_path / "raw", seed=5)
+    raw = synthesize("amazon2018", 150_000, tmp_path / "raw", seed=5)
     out = tmp_path / "ds"
     code = (
         "from scalerec.data.etl import PrepareConfig, prepare; "
@@ -163,8 +163,8 @@ def test_kill_during_prepare_leaves_nothing_usable(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".ds.tmp-*")):
-        time.sleep(0.02)
-    time.sleep(0.3)
+        time.sleep(0.005)
+    time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert list(tmp_path.glob(".ds.tmp-*")), "prepare finished before it could be killed"
@@ -176,3 +176,45 @@ def test_kill_during_prepare_leaves_nothing_usable(tmp_path):
     prepare(PrepareConfig(ratings=[raw["ratings"]], meta=[raw["meta"]], out=out))
     assert read_card(out)["n_interactions"] > 0
     assert not list(tmp_path.glob(".ds.tmp-*"))
+
+
+BENCH_CASES = {
+    # RecBole .inter in the published typed-header schema (ml-100k style)
+    "recbole": (
+        "x.inter",
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float",
+        lambda u, k: f"{u}\t{10 + k}\t4\t{881250949 + k}",
+    ),
+    # S3Rec sequence lines (user item item ...)
+    "s3rec": ("seq.txt", None, lambda u, k: f"{u} " + " ".join(str(10 + u + j) for j in range(5))),
+}
+
+
+@pytest.mark.parametrize("source", sorted(BENCH_CASES))
+@pytest.mark.parametrize("how", ["wrong_columns", "non_utf8", "bad_timestamp", "empty_line"])
+def test_bench_formats_bad_line(tmp_path, source, how):
+    name, header, row = BENCH_CASES[source]
+    lines = ([header] if header else []) + [row(u, k) for u in range(1, 5) for k in range(3)]
+    if source == "s3rec":
+        lines = [row(u, 0) for u in range(1, 13)]
+    at = len(lines) - 4  # 0-based index of the damaged line
+    bad = {
+        "wrong_columns": "7" if source == "s3rec" else "1\t2",
+        "non_utf8": None,
+        "bad_timestamp": None if source == "s3rec" else "9\t9\t4\tlater",
+        "empty_line": "   ",
+    }[how]
+    if how == "bad_timestamp" and bad is None:
+        pytest.skip("S3Rec lines carry no timestamps")
+    data = [ln.encode() for ln in lines]
+    data[at] = b"\xff\xfe 1 2" if how == "non_utf8" else bad.encode()
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(data) + b"\n")
+    with pytest.raises(UserError, match=rf"{name}, line {at + 1}\b"):
+        _read(source, "inter", path, "strict")
+    got, log = _read(source, "inter", path, "lenient")
+    assert log.total == 1 and log.examples[0]["line"] == at + 1
+    clean_path = tmp_path / ("clean_" + name)
+    clean_path.write_text("\n".join(ln for i, ln in enumerate(lines) if i != at) + "\n")
+    good, _ = _read(source, "inter", clean_path, "lenient")
+    assert got.equals(good)

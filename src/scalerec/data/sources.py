@@ -147,9 +147,10 @@ def _items_frame(rows: dict[str, Any]) -> Any:
             "join_key": pl.String,
             "title": pl.String,
             "brand": pl.String,
-            "categories": pl.List(pl.String),
+            "categories": pl.String,
         },
     )
+    df = df.with_columns(pl.col("categories").str.json_decode(pl.List(pl.String)))
     return df.with_columns(pl.col("join_key").alias("item_key")).select(
         "join_key", "item_key", "title", "brand", "categories"
     )
@@ -172,7 +173,9 @@ def _amazon_meta(path: Path, log: ParseLog, key: str, brand: str, cats: str, lit
         for recs in iter_json_records(path, log, schema, literal=literal)
     ]
     if not frames:
-        return _items_frame({"join_key": [], "title": [], "brand": [], "categories": []})
+        return _items_frame({"join_key": [], "title": [], "brand": [], "categories": []}).with_columns(
+            pl.col("categories").cast(pl.List(pl.String))
+        )
     df = pl.concat(frames)
     missing = df.filter(pl.col("join_key").is_null() | (pl.col("join_key") == ""))
     if len(missing):
@@ -210,7 +213,7 @@ def _movielens_items(path: Path, log: ParseLog) -> Any:
                 )
             else:
                 genres.append(parts[2])
-    cats = [[g for g in (x or "").split("|") if g and g != "(no genres listed)"] for x in genres]
+    cats = [json.dumps([g for g in (x or "").split("|") if g and g != "(no genres listed)"]) for x in genres]
     return _items_frame({"join_key": ids, "title": titles, "brand": [None] * len(ids), "categories": cats})
 
 

@@ -130,7 +130,7 @@ def _recbole_items(path: Path) -> dict[str, list[Any]]:
         rows["title"].append(get(title_col))
         rows["brand"].append(get(brand_col))
         cats = get(cat_col)
-        rows["categories"].append([c for c in (cats or "").split(" ") if c])
+        rows["categories"].append(json.dumps([c for c in (cats or "").split(" ") if c]))
     return rows
 
 
@@ -147,7 +147,7 @@ def _tsv_items(path: Path) -> dict[str, list[Any]]:
         rows["item_key"].append(rec.get("asin") or rec["item_id"])
         rows["title"].append(rec.get("title"))
         rows["brand"].append(rec.get("brand"))
-        rows["categories"].append(parse_json_list(rec.get("categories") or rec.get("attributes")))
+        rows["categories"].append(json.dumps(parse_json_list(rec.get("categories") or rec.get("attributes"))))
     return rows
 
 
@@ -159,7 +159,7 @@ def _datamaps_items(path: Path) -> dict[str, list[Any]]:
         "item_key": [id2item[k] for k in keys],
         "title": [None] * len(keys),
         "brand": [None] * len(keys),
-        "categories": [[] for _ in keys],
+        "categories": ["[]"] * len(keys),
     }
 
 
@@ -188,7 +188,8 @@ def read_bench_items(path: Path, log: ParseLog) -> Any:
             "item_key": pl.String,
             "title": pl.String,
             "brand": pl.String,
-            "categories": pl.List(pl.String),
+            "categories": pl.String,
         },
     )
+    df = df.with_columns(pl.col("categories").str.json_decode(pl.List(pl.String)))
     return df.select("join_key", "item_key", "title", "brand", "categories")

@@ -30,15 +30,37 @@ def _losses(run_dir: Path) -> list[float]:
 
 def test_two_gloo_processes_match_one(world, tmp_path):
     data, tokens = world
-    extra = ["model.dropout=0.0", "train.log_every=1", "train.max_steps=5", "eval.every_steps=5",
-             "train.grad_accum=2"]
+    extra = [
+        "model.dropout=0.0",
+        "train.log_every=1",
+        "train.max_steps=5",
+        "eval.every_steps=5",
+        "train.grad_accum=2",
+    ]
     torch.set_num_threads(1)
     one = train(tiny_cfg(world, tmp_path, "one", *extra))
-    args = [f"data.dataset={data}", f"data.tokens={tokens}", "data.max_len=8", f"run.out={tmp_path}",
-            "run.name=two", "run.tracking_uri=off", "run.progress=false", "train.batch_size=16",
-            "train.negatives=16", "train.lr=3e-3", *extra]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(Path(__file__).with_name("ddp_worker.py")), *args]
+    args = [
+        f"data.dataset={data}",
+        f"data.tokens={tokens}",
+        "data.max_len=8",
+        f"run.out={tmp_path}",
+        "run.name=two",
+        "run.tracking_uri=off",
+        "run.progress=false",
+        "train.batch_size=16",
+        "train.negatives=16",
+        "train.lr=3e-3",
+        *extra,
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        str(Path(__file__).with_name("ddp_worker.py")),
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -115,3 +115,19 @@ def test_schedules():
         assert schedule.one_cycle(step, 50) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-6)
         opt.step()
         ref.step() if step < 49 else None
+
+
+def test_sampled_gradients_match_concat_reference():
+    h, items, t, w = _data()
+    h.requires_grad_(True)
+    neg_ids = torch.tensor([1, 3, 5, int(t[2])])
+    logq = torch.linspace(-3, -1, 10, dtype=torch.float64)
+    loss = losses.sampled_softmax(h, items[t], t, neg_ids, items[neg_ids], w, logq[t], logq[neg_ids], 0.5)
+    (g,) = torch.autograd.grad(loss, h)
+    h2 = h.detach().clone().requires_grad_(True)
+    pos = (h2 * items[t]).sum(-1) / 0.5 - logq[t]
+    neg = (h2 @ items[neg_ids].T) / 0.5 - logq[neg_ids]
+    neg = neg.masked_fill(neg_ids[None, :] == t[:, None], -1e9)
+    ref = ((torch.logsumexp(torch.cat([pos[:, None], neg], 1), 1) - pos) * w).sum()
+    (g2,) = torch.autograd.grad(ref, h2)
+    assert torch.allclose(g.double(), g2, atol=1e-5)

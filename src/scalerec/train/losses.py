@@ -62,9 +62,9 @@ def sampled_softmax(
     if neg_logq is not None:
         neg = neg - neg_logq.float()
     hits = (neg_ids == targets[:, None]) | (neg_ids == 0)
-    neg = neg.masked_fill(hits, _MASKED)
-    logits = torch.cat([pos[:, None], neg], dim=1)
-    loss = torch.logsumexp(logits, dim=1) - pos
+    neg = neg.masked_fill_(hits, _MASKED)  # in place: `neg` is a fresh [N, K] float32 tensor
+    # log(e^pos + Σ e^neg) - pos without materialising the [N, K+1] concatenation
+    loss = torch.logaddexp(pos, torch.logsumexp(neg, dim=1)) - pos
     return _weighted_sum(loss, weight)
 
 

@@ -93,8 +93,9 @@ def main() -> None:
         items = encode_catalog_from_text(args.items, args.dim, dev, args.seed)
     else:
         items = torch.randn(args.items + 1, args.dim, generator=g).to(dev)
-    # make targets score well so that top-k and metrics are non-trivial
-    users = users + 0.1 * items[targets.to(dev)].float()
+    # users = target item + noise at the catalog's scale, so that top-k and metrics are non-trivial
+    scale = float(items[1 : 1 + 100_000].float().std())
+    users = items[targets.to(dev)].float() + (args.dim**0.5 / 4) * scale * users
     _sync(dev)
     t_encode = time.perf_counter() - t0
 

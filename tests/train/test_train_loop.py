@@ -196,3 +196,56 @@ def test_cli_bad_path_is_one_line_error(tmp_path, capsys):
         )
     assert exc.value.code == 2
     assert "interactions.parquet" in capsys.readouterr().err
+
+
+def test_frozen_configs_resolve():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "train"
+    paper = resolve_run_config(root / "paper.toml", ["data.dataset=x"])
+    assert (paper.recipe, paper.model_size, paper.train.targets, paper.model.norm) == (
+        "paper",
+        "paper-1M",
+        "last",
+        "post",
+    )
+    ours = resolve_run_config(root / "default.toml", ["data.dataset=x"])
+    assert (ours.recipe, ours.train.targets, ours.train.shared_negatives) == ("default", "all", True)
+
+
+def test_cli_stop_and_resume(world, tmp_path):
+    from scalerec.cli import main
+
+    data, tokens = world
+    common = ["--tracking-uri", "off", "--set", "run.progress=false"]
+    for argv in (
+        [
+            "--data",
+            str(data),
+            "--tokens",
+            str(tokens),
+            "--size",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "c",
+            "--set",
+            "train.max_steps=4",
+            "--set",
+            "train.stop_after_steps=2",
+            "--set",
+            "data.max_len=8",
+            "--set",
+            "train.batch_size=16",
+            "--set",
+            "train.negatives=8",
+        ],
+        ["--resume", str(tmp_path / "c")],
+    ):
+        assert not (tmp_path / "c" / "final.json").exists()
+        with pytest.raises(SystemExit) as exc:
+            main(["train", *argv, *common])
+        assert exc.value.code == 0
+    final = json.loads((tmp_path / "c" / "final.json").read_text())
+    assert final["steps"] == 4

@@ -67,6 +67,9 @@ def train_cmd(
             raise UserError("--data is required (a dataset dir from `scalerec data prepare`)")
         cfg = resolve_run_config(config, overrides, size=size, recipe=recipe)
     summary = train(cfg, resume=resume is not None)
+    if not summary.completed:
+        Console().print(f"[yellow]stopped[/yellow] before the end; continue with --resume {summary.run_dir}")
+        return
     final = summary.final
     ndcg = final.get("test", {}).get("ndcg@10", float("nan"))
     Console().print(

@@ -59,3 +59,57 @@ def test_id_scratch_cannot_score_cold_items(world: dict[str, Path], tmp_path: Pa
     assert "cannot score" in summary["test"]["cold"]["reason"]
     assert "ndcg@10" in summary["test"]["overall"]
     assert summary["source"] is None
+
+
+def test_id_pretrained_model_gets_a_clear_unsupported_result(world: dict[str, Path], tmp_path: Path) -> None:
+    from conftest import pretrain_run
+    from scalerec.transfer.report import transfer_report
+
+    run = pretrain_run(tmp_path / "id_run", world["source"], world["tokens"], item_encoder="id", epochs=1)
+    cfg = _cfg(world, "zero-shot", tmp_path / "ft" / "zs")
+    cfg.pretrained = str(run)
+    summary = finetune(cfg)
+    assert summary["test"]["overall"]["status"] == "unsupported"
+    assert "cannot score unseen items" in summary["test"]["overall"]["reason"]
+    assert "ndcg@10" in summary["most_popular"]["overall"]
+    md = transfer_report(tmp_path / "ft").read_text()
+    assert "cannot score" in md
+
+
+def test_cli_finetune_and_report(world: dict[str, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from scalerec.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli" / "zs"
+    res = runner.invoke(app, ["finetune", "--from", str(world["run"]), "--data", str(world["target"]),
+                              "--strategy", "zero-shot", "--out", str(out), "--set", "n_boot=20"])
+    assert res.exit_code == 0, res.output
+    assert "NDCG@10" in res.output and (out / "transfer.json").is_file()
+    res = runner.invoke(app, ["transfer-report", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cli" / "transfer_report.md").is_file()
+    res = runner.invoke(app, ["finetune", "--from", str(world["run"]), "--data", str(world["target"]),
+                              "--strategy", "nope"])
+    assert res.exit_code != 0 and "is not one of" in str(res.exception)  # cli.main prints it, exit 2
+
+
+def test_bad_inputs_are_user_errors(world: dict[str, Path], tmp_path: Path) -> None:
+    from scalerec.errors import UserError
+
+    with pytest.raises(UserError, match="final.json"):
+        finetune(load(FinetuneConfig, overrides=[f"pretrained={tmp_path}", f"data={world['target']}"]))
+    with pytest.raises(UserError, match="target dataset"):
+        finetune(load(FinetuneConfig, overrides=[f"pretrained={world['run']}", f"data={tmp_path}"]))
+    with pytest.raises(UserError):
+        load(FinetuneConfig, overrides=["epochs=-1"])
+
+
+def test_frozen_configs_parse() -> None:
+    root = Path(__file__).resolve().parents[2] / "configs" / "transfer"
+    files = sorted(root.glob("*.toml"))
+    assert files
+    for path in files:
+        cfg = load(FinetuneConfig, toml=path)
+        assert cfg.strategy in path.stem or path.stem.startswith("full")

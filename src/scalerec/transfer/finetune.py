@@ -266,15 +266,9 @@ def _unsupported(cfg: FinetuneConfig, pre: Pretrained, n_users: int) -> dict[str
     return {"overall": block, "cold": block}
 
 
-def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> dict[str, Any]:
-    model = pre.model
-    text = model.cfg.item_encoder == "text"
-    plan = make_plan(cfg.strategy, model, cfg.plan_settings())
-    if text and pre.tokens_dir is None:
-        raise UserError(f"{pre.run_dir}/meta.json: no tokens_dir, cannot reuse the pretrained tokenizer")
-    tokens = retokenize_target(cfg, model.cfg, pre.tokens_dir, tmp) if text else None
-    target = load_domain(cfg.data, tokens)
-    test_hist, test_tgt = target.split.test
+def _baseline(cfg: FinetuneConfig, pre: Pretrained, plan: Plan, target: Domain) -> tuple[dict, dict]:
+    """The summary fields known before training (incl. most-popular) and the ranks saved so far."""
+    test_tgt = target.split.test[1]
     cold = ev.cold_mask(target.split.train, test_tgt)
     pop_ranks = ev.most_popular_ranks(target.popularity, test_tgt)
     summary: dict[str, Any] = {
@@ -284,17 +278,36 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> dict[str
                          "cold": ev.metric_block(pop_ranks[cold], cfg.n_boot)},
         "plan": [{"name": s.name, "groups": sorted(s.trainable), "epochs": s.epochs, "lr": s.lr}
                  for s in plan.stages],
+        "item_encoder": pre.model.cfg.item_encoder, "source": None, "flops": 0.0, "wall_time_s": 0.0,
+        "targets_seen": 0,
     }
-    ranks: dict[str, np.ndarray] = {"most_popular": pop_ranks, "cold": cold}
+    return summary, {"most_popular": pop_ranks, "cold": cold}
+
+
+def _source(cfg: FinetuneConfig, pre: Pretrained, plan: Plan) -> Domain | None:
+    """The pretraining domain, when EWC or the forgetting measurement needs it."""
+    text = pre.model.cfg.item_encoder == "text"
+    if not (text and not plan.reinit and (cfg.forgetting or plan.ewc)):
+        return None
+    if pre.source_dataset is None or pre.tokens_dir is None:
+        raise UserError(f"{pre.run_dir}/meta.json: no source dataset recorded (needed for EWC/forgetting)")
+    return load_domain(pre.source_dataset, pre.tokens_dir)
+
+
+def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[dict, dict]:
+    model = pre.model
+    text = model.cfg.item_encoder == "text"
+    plan = make_plan(cfg.strategy, model, cfg.plan_settings())
+    if text and pre.tokens_dir is None:
+        raise UserError(f"{pre.run_dir}/meta.json: no tokens_dir, cannot reuse the pretrained tokenizer")
+    tokens = retokenize_target(cfg, model.cfg, pre.tokens_dir, tmp) if text else None
+    target = load_domain(cfg.data, tokens)
+    summary, ranks = _baseline(cfg, pre, plan, target)
     if not text and not plan.reinit:
-        summary.update(test=_unsupported(cfg, pre, len(test_tgt)), item_encoder="id", flops=0.0,
-                       wall_time_s=0.0, targets_seen=0, source=None)
-        return summary
-    need_source = text and not plan.reinit and (cfg.forgetting or plan.ewc)
-    if need_source and (pre.source_dataset is None or pre.tokens_dir is None):
-        raise UserError(f"{pre.run_dir}/config.toml: no source dataset recorded (needed for EWC/forgetting)")
-    source = load_domain(pre.source_dataset, pre.tokens_dir) if need_source else None
-    before = None
+        summary["test"] = _unsupported(cfg, pre, summary["n_test_users"])
+        return summary, ranks
+    source = _source(cfg, pre, plan)
+    before = after = None
     if source is not None and cfg.forgetting:
         before, ranks["source_before"] = _source_eval(model, source, cfg)
     ewc, fisher_targets = _ewc_penalty(model, source, cfg) if plan.ewc else (None, 0)
@@ -304,13 +317,12 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> dict[str
     model.set_item_table(target.tables)
     result = _train(model, plan, target, cfg, ewc)
     model.set_item_table(target.tables)
+    test_hist, test_tgt = target.split.test
     ranks["test"] = ev.rank_targets(model, test_hist, test_tgt, model.cfg.max_len, cfg.eval_batch_size,
                                     cfg.device)
-    summary["test"] = ev.split_blocks(ranks["test"], cold, model.cfg.item_encoder, cfg.n_boot)
-    after = None
+    summary["test"] = ev.split_blocks(ranks["test"], ranks["cold"], model.cfg.item_encoder, cfg.n_boot)
     if before is not None:
         after, ranks["source_after"] = _source_eval(model, source, cfg)
-        model.set_item_table(target.tables)
     summary.update(
         item_encoder=model.cfg.item_encoder, source={"before": before, "after": after} if before else None,
         flops=_flops(model, cfg, result.targets_seen + fisher_targets), flops_note="analytic fwd+bwd of the "
@@ -319,9 +331,9 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> dict[str
         best_epoch=result.best_epoch, stopped_early=result.stopped_early, curve=result.curve,
         params={"total": sum(p.numel() for p in model.parameters())},
     )
-    np.savez(tmp / "ranks.npz", **ranks)
+    model.set_item_table(target.tables)
     _save_model(model, tmp, out, tokens, cfg, result.steps)
-    return summary
+    return summary, ranks
 
 
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
@@ -339,10 +351,10 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     pre = load_pretrained(cfg.pretrained, cfg.device)
     out = Path(cfg.out or f"runs/finetune/{cfg.strategy}")
     with atomic_dir(out) as tmp:
-        summary = _run(cfg, pre, tmp, out)
+        summary, ranks = _run(cfg, pre, tmp, out)
         summary["out"] = str(out)
-        if not (tmp / "ranks.npz").exists():
-            np.savez(tmp / "ranks.npz", test=np.zeros(summary["n_test_users"], dtype=np.int64))
+        ranks.setdefault("test", np.zeros(summary["n_test_users"], dtype=np.int64))  # 0 = unscorable
+        np.savez(tmp / "ranks.npz", **ranks)
         text = json.dumps(summary, indent=2, default=str) + "\n"
         (tmp / "transfer.json").write_text(text, encoding="utf-8")
     return summary

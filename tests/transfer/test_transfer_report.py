@@ -67,3 +67,15 @@ def test_report_needs_runs(tmp_path: Path) -> None:
         transfer_report(tmp_path)
     with pytest.raises(UserError):
         transfer_report(tmp_path / "missing")
+
+
+def test_best_strategy_is_chosen_on_validation(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    base = rng.integers(1, 40, 200)
+    _write(tmp_path, "scratch", base)
+    _write(tmp_path, "full", np.maximum(base - 5, 1), valid={"ndcg@10": 0.1})
+    _write(tmp_path, "ewc", base, valid={"ndcg@10": 0.3})
+    transfer_report(tmp_path)
+    data = json.loads((tmp_path / "transfer_report.json").read_text())
+    assert data["comparisons"]["best_finetune"] == "ewc"
+    assert data["comparisons"]["best_vs_scratch"]["diff"] == 0

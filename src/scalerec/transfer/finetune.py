@@ -87,6 +87,8 @@ class FinetuneConfig:
     """Seed of batches, negatives and fresh weights."""
     device: str = "cpu"
     """Torch device."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Autocast dtype of the training forward pass: auto = bf16 on CUDA, fp32 on CPU."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "stage_epochs", "ewc_batches", "patience", "n_boot"):
@@ -234,7 +236,7 @@ def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConf
         raise UserError(f"{cfg.data}: no user has 2+ training interactions after the leave-one-out split")
     sampler = popularity_sampler(target.popularity, cfg.neg_alpha, cfg.device)
     settings = LoopSettings(cfg.n_negatives, cfg.weight_decay, cfg.schedule, cfg.warmup_frac, cfg.patience,
-                            cfg.device, cfg.seed)
+                            cfg.device, cfg.seed, cfg.precision)
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 
@@ -328,6 +330,7 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
         flops=_flops(model, cfg, result.targets_seen + fisher_targets), flops_note="analytic fwd+bwd of the "
         "whole model per target (upper bound when parts are frozen), incl. Fisher batches",
         wall_time_s=result.wall_time_s, targets_seen=result.targets_seen, steps=result.steps,
+        valid={"ndcg@10": result.best_valid} if plan.stages else None,
         best_epoch=result.best_epoch, stopped_early=result.stopped_early, curve=result.curve,
         params={"total": sum(p.numel() for p in model.parameters())},
     )

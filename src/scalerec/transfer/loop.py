@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from scalerec import device as dev
 from scalerec.data.sequences import TrainBatches
 from scalerec.train.negatives import NegativeSampler
 from scalerec.train.objective import NextItemObjective
@@ -56,6 +57,7 @@ class LoopSettings:
     patience: int
     device: str
     seed: int
+    precision: str = "auto"
 
 
 @dataclass
@@ -86,6 +88,8 @@ def run_stages(
     result = LoopResult()
     best_state = copy.deepcopy(model.state_dict())
     gen = torch.Generator(device=settings.device).manual_seed(settings.seed)
+    device = torch.device(settings.device)
+    amp = dev.autocast_dtype(device, settings.precision)
     stream = batches.batches()
     epoch = 0
     start = time.perf_counter()
@@ -103,7 +107,8 @@ def run_stages(
                 for g in opt.param_groups:
                     g["lr"] = stage.lr * lr_factor(settings.schedule, step, total, warmup)
                 batch = next(stream)
-                loss = batch_loss(model, batch.inputs, batch.targets, sampler, settings.n_negatives, gen)
+                with dev.autocast(device, amp):
+                    loss = batch_loss(model, batch.inputs, batch.targets, sampler, settings.n_negatives, gen)
                 if ewc is not None:
                     loss = loss + ewc(model)
                 opt.zero_grad(set_to_none=True)

@@ -23,7 +23,7 @@ def test_concurrent_queries_are_merged_and_each_gets_its_own_answer(recommender)
     batcher, results = asyncio.run(main())
     for q, got in zip(queries[:-1], results[:-1], strict=True):
         want = recommender.recommend(q.history, q.k, q.exclude_seen)
-        assert [s.key for s in got.items] == [s.key for s in want.items]
+        assert sorted(s.key for s in got.items) == sorted(s.key for s in want.items)  # ties may swap
         assert [s.score for s in got.items] == pytest.approx([s.score for s in want.items], rel=1e-5)
     assert isinstance(results[-1], UserError)
     assert batcher.stats()["batches"] < len(queries)  # merged, at most max_batch at a time

@@ -166,3 +166,11 @@ def test_cpu_dedupe_gives_same_vectors_and_gradients() -> None:
     torch.testing.assert_close(grads[0][0], grads[1][0])
     for a, b in zip(grads[0][1], grads[1][1], strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_token_ids_outside_the_vocabulary_are_rejected() -> None:
+    model = _model()
+    table = _table(model.cfg)
+    table["title"][3, 0] = VOCAB
+    with pytest.raises(ValueError, match="outside"):
+        model.set_item_table(table)

@@ -61,6 +61,12 @@ class TextItemEncoder(nn.Module):
         sizes = {int(tokens[f].shape[0]) for f in self.fields}
         if len(sizes) != 1:
             raise ValueError(f"token table fields have different row counts: {sizes}")
+        vocab = self.token_emb[self.fields[0]].num_embeddings
+        for f in self.fields:
+            t = torch.as_tensor(tokens[f])
+            if t.numel() and (int(t.max()) >= vocab or int(t.min()) < 0):
+                raise ValueError(f"token table field '{f}' has ids outside [0, {vocab}); "
+                                 "was it built with another tokenizer than the model's?")
         device = self.adapter.weight.device
         for f in self.fields:
             # int32 halves the table's device memory (15M items x 56 tokens: 3.4 GB instead of 6.7)

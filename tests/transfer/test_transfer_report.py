@@ -55,8 +55,8 @@ def test_report_states_findings(tmp_path: Path) -> None:
     assert "| full |" in md and "| most-popular |" in md
     assert "0.2000→0.1000" in md
     assert "cannot score" in md
-    assert "fine-tuning (full) beats scratch" in md
-    assert "zero-shot beats most-popular" in md
+    assert "- fine-tuning (full) beats scratch: NDCG@10 difference +" in md
+    assert "- zero-shot beats most-popular" in md
     data = json.loads((tmp_path / "transfer_report.json").read_text())
     assert data["comparisons"]["best_finetune"] == "full"
     assert data["comparisons"]["best_vs_scratch"]["diff"] > 0

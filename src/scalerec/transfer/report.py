@@ -143,13 +143,15 @@ def _comparisons(entries: list[Entry]) -> dict[str, Any]:
 
 
 def _verdict(cmp: dict[str, float], a: str, b: str) -> str:
-    sig = cmp["lo"] > 0 or cmp["hi"] < 0
-    word = "beats" if cmp["diff"] > 0 else "does not beat"
-    strength = "" if sig else " (95% CI includes 0: not significant)"
-    return (
-        f"- {a} {word} {b} on NDCG@10 by {cmp['diff']:+.4f} "
-        f"[{cmp['lo']:+.4f}, {cmp['hi']:+.4f}] ({cmp['relative']:+.1%}){strength}."
-    )
+    """One sentence: who wins on NDCG@10, by how much, and whether the paired 95% CI excludes 0."""
+    if cmp["lo"] > 0:
+        head = f"{a} beats {b}"
+    elif cmp["hi"] < 0:
+        head = f"{a} does not beat {b} ({b} is better)"
+    else:
+        head = f"{a} does not significantly beat {b} (95% CI includes 0)"
+    return (f"- {head}: NDCG@10 difference {cmp['diff']:+.4f} [{cmp['lo']:+.4f}, {cmp['hi']:+.4f}], "
+            f"{cmp['relative']:+.1%} relative.")
 
 
 def render_markdown(rows: list[dict[str, Any]], cmp: dict[str, Any], most_popular: dict | None) -> str:

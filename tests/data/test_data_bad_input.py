@@ -218,3 +218,18 @@ def test_bench_formats_bad_line(tmp_path, source, how):
     clean_path.write_text("\n".join(ln for i, ln in enumerate(lines) if i != at) + "\n")
     good, _ = _read(source, "inter", clean_path, "lenient")
     assert got.equals(good)
+
+
+def test_fast_and_careful_csv_paths_agree(clean):
+    """The one-pass typed parse of clean blocks equals the line-by-line parse (parity)."""
+    from scalerec.data.parse import lines_frame, split_delimited
+    from scalerec.data.sources import _fast_block, _finish
+
+    src = clean["amazon2018"]["ratings"]
+    block = src.read_bytes().rstrip(b"\n")
+    names = ["item_key", "user_key", "rating", "timestamp"]
+    fast = _fast_block(block, ",", names)
+    log = ParseLog("strict")
+    slow = _finish(split_delimited(lines_frame(block, 1), ",", names, src, log), src, log)
+    assert fast is not None and fast.equals(slow)
+    assert _fast_block(block + b"\nA,B,5.0,notatime", ",", names) is None

@@ -130,9 +130,9 @@ class ItemIndex:
         n, d = vectors.shape
         rng = np.random.default_rng(self.cfg.seed)
         if self.kind == "ivf":
-            nlist = int(max(16, min(n // 64, 4 * np.sqrt(n))))
+            nlist = int(max(16, min(n // 64, 2 * np.sqrt(n))))  # ~500 rows per list at 1M
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-            sample = vectors[np.sort(rng.choice(n, min(n, 40 * nlist), replace=False))]
+            sample = vectors[np.sort(rng.choice(n, min(n, 32 * nlist), replace=False))]
             index.train(sample)
             self.report["nlist"] = nlist
         else:
@@ -140,12 +140,12 @@ class ItemIndex:
             index.hnsw.efConstruction = 80
         index.add(vectors)
         self._faiss = index
-        self._tune(queries)
+        self._tune(queries, vectors)
         self._vectors = np.zeros((0, d), dtype=np.float32)  # FAISS keeps its own copy
 
-    def _tune(self, queries: np.ndarray) -> None:
+    def _tune(self, queries: np.ndarray, vectors: np.ndarray) -> None:
         """Widen the search (IVF nprobe / HNSW efSearch) until recall@10 ≥ target on `queries`."""
-        truth = exact_topk(queries, self._faiss_vectors(), 10, self.cfg.chunk_rows)[1]
+        truth = exact_topk(queries, vectors, 10, self.cfg.chunk_rows)[1]
         knob = "nprobe" if self.kind == "ivf" else "efSearch"
         limit = self.report.get("nlist", 4096) if self.kind == "ivf" else 4096
         value, recall = 4, 0.0
@@ -156,9 +156,6 @@ class ItemIndex:
                 break
             value = min(limit, value * 2)
         self.report.update({knob: value, "recall@10": round(recall, 4), "recall_queries": len(queries)})
-
-    def _faiss_vectors(self) -> np.ndarray:
-        return self._vectors
 
     def _set_knob(self, value: int) -> None:
         if self.kind == "ivf":

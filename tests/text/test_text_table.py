@@ -137,3 +137,33 @@ def test_cli_text_train(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert str(out) in result.output.replace("\n", "")
     assert set(load_item_tokens(out).fields) == {"title"}
+
+
+def test_empty_brand_placeholder_and_cli_pretrained_tokenizer(tmp_path: Path, capsys) -> None:
+    from scalerec.cli import app, main
+
+    data = _write_items(tmp_path / "ds")
+    build_token_table(data, tmp_path / "tok", vocab_size=80, empty_brand="unknown")
+    tokens = load_item_tokens(tmp_path / "tok")
+    assert tokens.lengths["brand"][3] > 0 and tokens.lengths["brand"][5] > 0  # None and "" brands
+    np.testing.assert_array_equal(tokens.fields["brand"][3], tokens.fields["brand"][5])
+    out = tmp_path / "tok2"
+    result = CliRunner().invoke(
+        app,
+        [
+            "text",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--tokenizer",
+            str(tmp_path / "tok" / "tokenizer.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert load_item_tokens(out).meta["tokenizer_hash"] == tokens.meta["tokenizer_hash"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["text", "train", "--data", str(data), "--out", str(out), "--set", "vocab_size=2"])
+    assert exit_info.value.code == 2
+    assert "vocab_size" in capsys.readouterr().err

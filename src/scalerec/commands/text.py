@@ -43,6 +43,7 @@ def text_train(
         max_lens=cfg.field_max_len,
         tokenizer_path=tokenizer,
         min_frequency=cfg.min_frequency,
+        empty_brand=cfg.empty_brand,
     )
     unk = max(s["unk_rate"] for s in manifest["field_stats"].values())
     Console().print(

@@ -39,6 +39,8 @@ class TextConfig:
     """Fields to encode and max tokens kept per field (longer text is truncated)."""
     min_frequency: int = 2
     """A merge must occur at least this often in the corpus to enter the vocabulary."""
+    empty_brand: str = ""
+    """Text used for items without a brand ("" = none; the study used "unknown")."""
 
     def __post_init__(self) -> None:
         if self.vocab_size < 3:
@@ -72,9 +74,13 @@ class ItemTokens:
         return {f: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int32)) for f, a in self.fields.items()}
 
 
-def encode_items(tokenizer, titles: Sequence[str | None], brands: Sequence[str | None],
-                 categories: Sequence[Sequence[str] | None], max_lens: dict[str, int] | None = None
-                 ) -> ItemTokens:
+def encode_items(
+    tokenizer,
+    titles: Sequence[str | None],
+    brands: Sequence[str | None],
+    categories: Sequence[Sequence[str] | None],
+    max_lens: dict[str, int] | None = None,
+) -> ItemTokens:
     """Encode N items' text with `tokenizer` → `ItemTokens` with N rows (no padding row).
 
     Used for cold-start items at serving time and for encoding a new domain for transfer.
@@ -82,8 +88,11 @@ def encode_items(tokenizer, titles: Sequence[str | None], brands: Sequence[str |
     max_lens = dict(DEFAULT_MAX_LENS if max_lens is None else max_lens)
     if not (len(titles) == len(brands) == len(categories)):
         raise ValueError("titles, brands and categories must have the same length")
-    texts = {"title": list(titles), "brand": list(brands),
-             "categories": [categories_text(c) for c in categories]}
+    texts = {
+        "title": list(titles),
+        "brand": list(brands),
+        "categories": [categories_text(c) for c in categories],
+    }
     fields, lengths = {}, {}
     for f, n in max_lens.items():
         if f not in texts:
@@ -141,24 +150,35 @@ def _field_stats(tokens: ItemTokens) -> dict[str, dict[str, float]]:
     stats = {}
     for f, a in tokens.fields.items():
         n_tok = int(tokens.lengths[f].sum())
-        stats[f] = {"mean_len": float(tokens.lengths[f][1:].mean()) if tokens.n_rows > 1 else 0.0,
-                    "empty_rows": int((tokens.lengths[f][1:] == 0).sum()),
-                    "unk_rate": float((a == UNK_ID).sum() / n_tok) if n_tok else 0.0,
-                    "truncated_rows": int((tokens.lengths[f][1:] == a.shape[1]).sum())}
+        stats[f] = {
+            "mean_len": float(tokens.lengths[f][1:].mean()) if tokens.n_rows > 1 else 0.0,
+            "empty_rows": int((tokens.lengths[f][1:] == 0).sum()),
+            "unk_rate": float((a == UNK_ID).sum() / n_tok) if n_tok else 0.0,
+            "truncated_rows": int((tokens.lengths[f][1:] == a.shape[1]).sum()),
+        }
     return stats
 
 
-def build_token_table(dataset_dir: str | Path, out_dir: str | Path, vocab_size: int = 30000,
-                      max_lens: dict[str, int] | None = None, tokenizer_path: str | Path | None = None,
-                      min_frequency: int = 2) -> dict[str, Any]:
+def build_token_table(
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    vocab_size: int = 30000,
+    max_lens: dict[str, int] | None = None,
+    tokenizer_path: str | Path | None = None,
+    min_frequency: int = 2,
+    empty_brand: str = "",
+) -> dict[str, Any]:
     """Train (or reuse) a BPE tokenizer on `items.parquet` and write the token table dir atomically.
 
     Writes `out_dir/{tokenizer.json, item_tokens.npz, token_table.json}`; returns the manifest.
     With `tokenizer_path` the tokenizer is copied, not trained, and `vocab_size` is its own.
+    `empty_brand` replaces missing/blank brands before tokenizing (the study used "unknown").
     """
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     max_lens = dict(DEFAULT_MAX_LENS if max_lens is None else max_lens)
     items = _read_items(dataset_dir)
+    if empty_brand:
+        items["brand"] = [b if isinstance(b, str) and b.strip() else empty_brand for b in items["brand"]]
     cats = [categories_text(c) for c in items["categories"]]
     if tokenizer_path is not None:
         tok = load_tokenizer(tokenizer_path)
@@ -181,6 +201,7 @@ def build_token_table(dataset_dir: str | Path, out_dir: str | Path, vocab_size: 
             "dataset_hash": sha256_file(dataset_dir / "items.parquet"),
             "tokenizer_hash": sha256_file(tmp / "tokenizer.json"),
             "pretrained_tokenizer": None if tokenizer_path is None else str(tokenizer_path),
+            "empty_brand": empty_brand,
             "field_stats": _field_stats(table),
         }
         (tmp / "token_table.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

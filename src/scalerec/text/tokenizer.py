@@ -36,8 +36,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     if vocab_size < 3:
         raise UserError(f"vocab_size must be >= 3 (2 special tokens + pieces), got {vocab_size}")
     tok = _empty_tokenizer()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                  special_tokens=[PAD, UNK], show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False
+    )
     tok.train_from_iterator((normalize_text(t) for t in texts), trainer=trainer, length=length)
     check_special_tokens(tok, "trained tokenizer")
     return tok

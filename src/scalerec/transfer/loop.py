@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from scalerec import device as dev
-from scalerec.data.sequences import TrainBatches
+from scalerec.data.sequences import Batch, TrainBatches
 from scalerec.train.negatives import NegativeSampler
 from scalerec.train.objective import NextItemObjective
 from scalerec.train.schedule import lr_factor
@@ -73,6 +73,45 @@ class LoopResult:
     stopped_early: bool = False
 
 
+@dataclass
+class _Epoch:
+    """What one epoch needs besides the model: the batch stream, loss pieces, optimizer, schedule."""
+
+    stream: Iterator[Batch]
+    n_batches: int
+    sampler: NegativeSampler
+    gen: torch.Generator
+    settings: LoopSettings
+    ewc: EWCPenalty | None
+
+
+def _train_epoch(model: nn.Module, ctx: _Epoch, opt: torch.optim.Optimizer, stage: Stage, e: int,
+                 result: LoopResult) -> float:
+    """One pass over the batches of stage `stage` (epoch `e` of it); returns the mean training loss."""
+    device = torch.device(ctx.settings.device)
+    amp = dev.autocast_dtype(device, ctx.settings.precision)
+    total = max(1, ctx.n_batches * stage.epochs)
+    warmup = int(ctx.settings.warmup_frac * total)
+    model.train()
+    loss_sum = torch.zeros((), device=device)  # on device: no host sync per step
+    for i in range(ctx.n_batches):
+        for g in opt.param_groups:
+            g["lr"] = stage.lr * lr_factor(ctx.settings.schedule, e * ctx.n_batches + i, total, warmup)
+        batch = next(ctx.stream)
+        with dev.autocast(device, amp):
+            k = ctx.settings.n_negatives
+            loss = batch_loss(model, batch.inputs, batch.targets, ctx.sampler, k, ctx.gen)
+        if ctx.ewc is not None:
+            loss = loss + ctx.ewc(model)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach()
+        result.steps += 1
+        result.targets_seen += batch.n_targets
+    return float(loss_sum) / max(1, ctx.n_batches)
+
+
 def run_stages(
     model: nn.Module,
     stages: tuple[Stage, ...],
@@ -88,45 +127,22 @@ def run_stages(
     result = LoopResult()
     best_state = copy.deepcopy(model.state_dict())
     gen = torch.Generator(device=settings.device).manual_seed(settings.seed)
-    device = torch.device(settings.device)
-    amp = dev.autocast_dtype(device, settings.precision)
-    stream = batches.batches()
-    epoch = 0
+    ctx = _Epoch(batches.batches(), len(batches), sampler, gen, settings, ewc)
     start = time.perf_counter()
     for s_idx, stage in enumerate(stages):
-        params = apply_stage(model, stage)
-        opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=settings.weight_decay)
-        total = max(1, len(batches) * stage.epochs)
-        warmup = int(settings.warmup_frac * total)
+        opt = torch.optim.AdamW(apply_stage(model, stage), lr=stage.lr, weight_decay=settings.weight_decay)
         bad = 0
         for e in range(stage.epochs):
-            model.train()
-            loss_sum = 0.0
-            for i in range(len(batches)):
-                step = e * len(batches) + i
-                for g in opt.param_groups:
-                    g["lr"] = stage.lr * lr_factor(settings.schedule, step, total, warmup)
-                batch = next(stream)
-                with dev.autocast(device, amp):
-                    loss = batch_loss(model, batch.inputs, batch.targets, sampler, settings.n_negatives, gen)
-                if ewc is not None:
-                    loss = loss + ewc(model)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += float(loss.detach())
-                result.steps += 1
-                result.targets_seen += batch.n_targets
+            loss = _train_epoch(model, ctx, opt, stage, e, result)
             score = validate(model)
-            result.curve.append({"epoch": epoch, "stage": stage.name, "train/loss": loss_sum / len(batches),
+            result.curve.append({"epoch": len(result.curve), "stage": stage.name, "train/loss": loss,
                                  "valid/ndcg@10": score, "targets_seen": result.targets_seen})
             if score > result.best_valid:
-                result.best_valid, result.best_epoch = score, epoch
+                result.best_valid, result.best_epoch = score, len(result.curve) - 1
                 best_state = copy.deepcopy(model.state_dict())
                 bad = 0
             else:
                 bad += 1
-            epoch += 1
             if s_idx == len(stages) - 1 and settings.patience and bad >= settings.patience:
                 result.stopped_early = True
                 break

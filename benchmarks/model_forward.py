@@ -52,14 +52,22 @@ def build(args, device: torch.device) -> SequentialRecommender:
     return model.train()
 
 
-def train_step(model, inputs, targets, negatives) -> torch.Tensor:
-    """Forward + sampled softmax with shared negatives + backward; returns the loss (no host sync)."""
-    h = model(inputs).flatten(0, 1)  # [B*T, d]
-    pos = (h * model.encode_items(targets.flatten())).sum(-1, keepdim=True)  # [B*T, 1]
+def train_loss(model, seq, negatives, share: bool) -> torch.Tensor:
+    """Sampled softmax with shared negatives over every position of windows `seq` [B, T+1].
+
+    `share`: encode the window once and use it for both inputs and targets (saves one item-encoder
+    pass); otherwise inputs and targets are encoded separately (what a plain port does).
+    """
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    if share:
+        vecs = model.encode_items(seq)  # [B, T+1, d]
+        h, pos_vecs = model(inputs, input_vectors=vecs[:, :-1]), vecs[:, 1:]
+    else:
+        h, pos_vecs = model(inputs), model.encode_items(targets)
+    h = h.flatten(0, 1)  # [B*T, d]
+    pos = (h * pos_vecs.flatten(0, 1)).sum(-1, keepdim=True)  # [B*T, 1]
     logits = torch.cat([pos, h @ model.encode_items(negatives).T], dim=-1)  # [B*T, 1+K]
-    loss = F.cross_entropy(logits.float(), torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
-    loss.backward()
-    return loss.detach()
+    return F.cross_entropy(logits.float(), torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
 
 
 def time_steps(fn, steps: int, warmup: int, device: torch.device) -> float:
@@ -77,27 +85,32 @@ def bench_step(args, device: torch.device) -> None:
     model = build(args, device)
     cfg = model.cfg
     g = torch.Generator(device="cpu").manual_seed(1)
-    inputs = torch.randint(1, N_ITEMS + 1, (args.batch, args.seq_len), generator=g).to(device)
-    targets = torch.randint(1, N_ITEMS + 1, (args.batch, args.seq_len), generator=g).to(device)
+    seq = torch.randint(1, N_ITEMS + 1, (args.batch, args.seq_len + 1), generator=g).to(device)
     negatives = torch.randint(1, N_ITEMS + 1, (args.negatives,), generator=g).to(device)
     n_targets = args.batch * args.seq_len
-    fpt = flops_per_target(cfg, args.negatives, args.seq_len, batch_targets=n_targets)["total"]
     bf16 = device.type == "cuda" or args.cpu_bf16
+    prec = "bf16" if bf16 else "fp32"
+    # (name, bf16, compiled, math attention, shared window encoding)
     variants = [
-        ("fp32_eager_math", False, False, True),
-        ("bf16_eager" if bf16 else "fp32_eager", bf16, False, False),
+        ("fp32_eager_math", False, False, True, False),
+        (f"{prec}_eager", bf16, False, False, False),
+        (f"{prec}_eager_shared", bf16, False, False, True),
     ]
     if args.compile:
-        variants.append(("bf16_compiled" if bf16 else "fp32_compiled", bf16, True, False))
+        variants.append((f"{prec}_compiled_shared", bf16, True, False, True))
     results = {}
-    for name, use_bf16, compiled, math in variants:
-        fwd = torch.compile(model) if compiled else model
+    for name, use_bf16, compiled, math, share in variants:
+        loss_fn = torch.compile(train_loss, mode=args.compile_mode) if compiled else train_loss
+        fpt = flops_per_target(
+            cfg, args.negatives, args.seq_len, batch_targets=n_targets, encode_targets=not share
+        )["total"]
 
-        def step(fwd=fwd, use_bf16=use_bf16, math=math):
+        def step(loss_fn=loss_fn, use_bf16=use_bf16, math=math, share=share):
             model.zero_grad(set_to_none=True)
             kernel = sdpa_kernel(SDPBackend.MATH) if math else contextlib.nullcontext()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16), kernel:
-                return train_step(fwd, inputs, targets, negatives)
+                loss = loss_fn(model, seq, negatives, share)
+            loss.backward()
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -192,6 +205,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune")
     p.add_argument("--cpu-bf16", action="store_true", help="use bf16 autocast on CPU too")
     p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default 989 on cuda)")
     p.add_argument("--only", choices=["step", "item_encoder"], default=None)

@@ -80,6 +80,9 @@ def test_cli_table_json_and_errors(run_dir: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "most-popular" in out and "ndcg@10" in out and "eval.json" in out
     with pytest.raises(SystemExit):
+        main(["evaluate", str(run_dir), "--baseline", str(run_dir), "--bootstrap", "0", "--sampled", "0"])
+    assert "baseline run run" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
         main(["evaluate", str(run_dir), "--json", "--bootstrap", "0", "--sampled", "0", "--device", "cpu"])
     assert json.loads(capsys.readouterr().out)["split"] == "test"
     for bad in (["evaluate", str(run_dir / "nope")], ["evaluate", str(run_dir), "--split", "train"]):

@@ -14,7 +14,7 @@ def _cell(m: dict[str, float]) -> str:
     return f"{m['mean']:.4f}"
 
 
-def _table(report: dict[str, Any]) -> Any:
+def _table(report: dict[str, Any], other: dict[str, Any] | None = None) -> Any:
     from rich.table import Table
 
     title = (f"{report['split']} split · {report['n_users']:,} users × {report['n_items']:,} items · "
@@ -23,15 +23,20 @@ def _table(report: dict[str, Any]) -> Any:
     table = Table(title=title, caption=caption)
     table.add_column("metric")
     table.add_column("model", justify="right")
+    if other is not None:
+        table.add_column(f"baseline run {Path(other['run_dir']).name}", justify="right")
     table.add_column("most-popular", justify="right")
-    table.add_column("ratio", justify="right")
+    table.add_column("model / most-pop", justify="right")
     for name, m in report["model"].items():
         base = report["most_popular"][name]
         ratio = f"{m['mean'] / base['mean']:.2f}×" if base["mean"] > 0 else "—"
-        table.add_row(name, _cell(m), _cell(base), ratio)
+        extra = [_cell(other["model"][name])] if other is not None and name in other["model"] else []
+        extra = extra or ([""] if other is not None else [])
+        table.add_row(name, _cell(m), *extra, _cell(base), ratio)
     sampled = {k: v for k, v in report.get("sampled", {}).items() if k.endswith(("ndcg@10", "hr@10"))}
     for name, value in sampled.items():
-        table.add_row(f"[dim]{name}[/dim]", f"[dim]{value:.4f}[/dim]", "", "")
+        pad = ["", "", ""] if other is not None else ["", ""]
+        table.add_row(f"[dim]{name}[/dim]", f"[dim]{value:.4f}[/dim]", *pad)
     return table
 
 
@@ -47,12 +52,16 @@ def evaluate(
     dataset: Path | None = typer.Option(None, "--dataset", help="Dataset dir, if moved since training."),
     max_users: int | None = typer.Option(None, "--max-users", help="Evaluate a fixed random subset."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of sampled negatives."),
+    baseline: Path | None = typer.Option(
+        None, "--baseline", help="Another run dir (e.g. ID-SASRec) evaluated the same way, shown beside."
+    ),
 ) -> None:
     """Rank every user's held-out item against the whole catalog and report NDCG/HR/MRR@k.
 
     Uses the run's model (from RUN/meta.json and model.safetensors) on its dataset's leave-one-out
     split, counts ties against the model, and reports 95% bootstrap confidence intervals over users
-    beside a most-popular baseline on the same users. Sampled metrics (target vs N negatives) are
+    beside a most-popular baseline on the same users (and, with --baseline, another run such as
+    the ID-based SASRec). Sampled metrics (target vs N negatives) are
     listed apart, dimmed, for comparison with papers only. Writes RUN/eval.json (test split,
     unmasked) or RUN/eval_<split>[_masked].json.
     """
@@ -69,13 +78,17 @@ def evaluate(
         raise UserError(f"--ks expects comma-separated integers, got {ks!r}") from None
     if split not in ("test", "valid"):
         raise UserError(f"--split must be 'test' or 'valid', got {split!r}")
-    report = evaluate_run(run, split=split, mask_seen=mask_seen, ks=k_list, bootstrap=bootstrap, seed=seed,
-                          device=device, dataset=dataset, max_users=max_users, sampled_negatives=sampled)
+    kwargs = dict(split=split, mask_seen=mask_seen, ks=k_list, bootstrap=bootstrap, seed=seed, device=device,
+                  dataset=dataset, max_users=max_users, sampled_negatives=sampled)
+    report = evaluate_run(run, **kwargs)
+    other = evaluate_run(baseline, **kwargs) if baseline is not None else None
+    if other is not None and (other["n_users"], other["n_items"]) != (report["n_users"], report["n_items"]):
+        raise UserError(f"--baseline {baseline} was trained on another dataset ({other['n_users']} users)")
     console = Console()
     if as_json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps({**report, "baseline_run": other} if other else report, indent=2))
         return
-    console.print(_table(report))
+    console.print(_table(report, other))
     m, b = report["model"].get("ndcg@10"), report["most_popular"].get("ndcg@10")
     head = f"NDCG@10 {m['mean']:.4f} (most-popular {b['mean']:.4f}) · " if m and b else ""
     console.print(f"[green]evaluated[/green] {head}→ {report['path']}")

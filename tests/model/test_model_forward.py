@@ -174,3 +174,18 @@ def test_token_ids_outside_the_vocabulary_are_rejected() -> None:
     table["title"][3, 0] = VOCAB
     with pytest.raises(ValueError, match="outside"):
         model.set_item_table(table)
+
+
+def test_config_round_trips_through_the_config_loader(tmp_path) -> None:
+    from scalerec.config import dumps_toml, load
+    from scalerec.errors import UserError
+
+    cfg = load(ModelConfig, overrides=["field_max_len={title=10, brand=4}", "norm=post", "d_model=48"])
+    assert cfg.fields == ("title", "brand") and cfg.norm == "post"
+    path = tmp_path / "model.toml"
+    path.write_text(dumps_toml(cfg))
+    assert load(ModelConfig, toml=path) == cfg
+    with pytest.raises(UserError, match="norm"):
+        load(ModelConfig, overrides=["norm=middle"])
+    with pytest.raises(UserError, match="n_heads"):
+        load(ModelConfig, overrides=["n_heads=5"])

@@ -161,6 +161,23 @@ def _encode(inter: Any, users: Any, items: Any, seed: int) -> tuple[Any, Any, An
     return inter, users.drop("uh"), items.drop("ih")
 
 
+def _dedupe(inter: Any) -> Any:
+    """Drop repeated (user, item, timestamp) rows, keeping the earliest arrival.
+
+    Sort-based (neighbours compared after sorting) instead of a hash `unique` over three
+    columns, which costs ~5x more peak memory on 20M+ rows.
+    """
+    import polars as pl
+
+    inter = inter.sort("u", "i", "timestamp", "seq")
+    same = (
+        (pl.col("u") == pl.col("u").shift())
+        & (pl.col("i") == pl.col("i").shift())
+        & (pl.col("timestamp") == pl.col("timestamp").shift())
+    )
+    return inter.filter(~same.fill_null(False))
+
+
 def _k_core(inter: Any, k_user: int, k_item: int) -> Any:
     import polars as pl
 
@@ -181,7 +198,7 @@ def _filter(
 
     if cfg.dedupe:
         before = len(inter)
-        inter = inter.unique(subset=["u", "i", "timestamp"], keep="first")
+        inter = _dedupe(inter)
         record("dedupe", inter, "duplicate", before - len(inter))
     info = items
     if meta is not None:

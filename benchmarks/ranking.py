@@ -37,8 +37,17 @@ def encode_catalog_from_text(n_items: int, dim: int, device: torch.device, seed:
     from scalerec.model.recommender import SequentialRecommender
 
     fields = {"title": 32, "brand": 4, "categories": 8}
-    cfg = ModelConfig(item_encoder="text", vocab_size=30000, field_max_len=fields, token_dim=dim // 2,
-                      d_model=dim, n_layers=1, n_heads=max(1, dim // 64), d_ffn=dim, max_len=50)
+    cfg = ModelConfig(
+        item_encoder="text",
+        vocab_size=30000,
+        field_max_len=fields,
+        token_dim=dim // 2,
+        d_model=dim,
+        n_layers=1,
+        n_heads=max(1, dim // 64),
+        d_ffn=dim,
+        max_len=50,
+    )
     g = torch.Generator().manual_seed(seed)
     model = SequentialRecommender(cfg).to(device).eval()
     table = {f: torch.randint(2, cfg.vocab_size, (n_items + 1, L), generator=g) for f, L in fields.items()}
@@ -61,7 +70,7 @@ def naive_ranks(users: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
     return ranks, order[:, :topk]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--users", type=int, default=10000)
@@ -75,17 +84,15 @@ def main() -> None:
     p.add_argument("--baseline-users", type=int, default=0, help="naive slice size (0 = auto)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    dev = torch.device(args.device)
-    dtype = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
-    g = torch.Generator().manual_seed(args.seed)
-    info = {"device": str(dev), "users": args.users, "items": args.items, "dim": args.dim,
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
-    if dev.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(dev)
-    print(json.dumps({"event": "setup", **info}), flush=True)
+    return p.parse_args()
 
-    users = torch.randn(args.users, args.dim, generator=g).to(dev)
+
+def make_inputs(
+    args: argparse.Namespace, dev: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """(users [U, d], items [I+1, d], targets [U], seconds spent producing the item vectors)."""
+    g = torch.Generator().manual_seed(args.seed)
+    noise = torch.randn(args.users, args.dim, generator=g).to(dev)
     targets = torch.randint(1, args.items + 1, (args.users,), generator=g)
     _sync(dev)
     t0 = time.perf_counter()
@@ -93,18 +100,29 @@ def main() -> None:
         items = encode_catalog_from_text(args.items, args.dim, dev, args.seed)
     else:
         items = torch.randn(args.items + 1, args.dim, generator=g).to(dev)
-    # users = target item + noise at the catalog's scale, so that top-k and metrics are non-trivial
-    scale = float(items[1 : 1 + 100_000].float().std())
-    users = items[targets.to(dev)].float() + (args.dim**0.5 / 4) * scale * users
     _sync(dev)
     t_encode = time.perf_counter() - t0
+    # users = target item + noise at the catalog's scale, so that top-k and metrics are non-trivial
+    scale = float(items[1 : 1 + 100_000].float().std())
+    users = items[targets.to(dev)].float() + (args.dim**0.5 / 4) * scale * noise
+    return users, items, targets, t_encode
 
+
+def time_scalerec(args, dev, dtype, users, items, targets) -> tuple[torch.Tensor, dict]:
+    """Chunked full ranking with top-k, then all metrics and a bootstrap CI; wall and CPU seconds."""
     # warm-up on a tiny slice (kernel selection, allocator), not timed
     full_rank(users[:8], items, targets[:8], topk=args.topk, dtype=dtype, chunk_items=args.chunk_items)
     _sync(dev)
     c0, t0 = time.process_time(), time.perf_counter()
-    ranks, top = full_rank(users, items, targets, topk=args.topk, dtype=dtype,
-                           chunk_users=args.chunk_users, chunk_items=args.chunk_items)
+    ranks, _top = full_rank(
+        users,
+        items,
+        targets,
+        topk=args.topk,
+        dtype=dtype,
+        chunk_users=args.chunk_users,
+        chunk_items=args.chunk_items,
+    )
     _sync(dev)
     t_rank = time.perf_counter() - t0
     cpu_rank = time.process_time() - c0  # contention-proof on shared CPU machines (wall ~ cpu / threads)
@@ -112,13 +130,18 @@ def main() -> None:
     metrics = metrics_from_ranks(ranks)
     ci = bootstrap_ci(ranks, "ndcg@10", n_boot=args.n_boot, seed=args.seed) if args.n_boot else None
     t_metrics = time.perf_counter() - t0
-    total = t_encode + t_rank + t_metrics
-    print(json.dumps({"event": "scalerec", "encode_s": round(t_encode, 3), "rank_topk_s": round(t_rank, 3),
-                      "rank_topk_cpu_s": round(cpu_rank, 3),
-                      "metrics_bootstrap_s": round(t_metrics, 3), "total_s": round(total, 3),
-                      "text_model": args.text_model, "ndcg@10": round(metrics["ndcg@10"], 4),
-                      "ndcg@10_ci": ci, "hr@50": round(metrics["hr@50"], 4)}), flush=True)
+    return ranks, {
+        "rank_topk_s": round(t_rank, 3),
+        "rank_topk_cpu_s": round(cpu_rank, 3),
+        "metrics_bootstrap_s": round(t_metrics, 3),
+        "ndcg@10": round(metrics["ndcg@10"], 4),
+        "ndcg@10_ci": ci,
+        "hr@50": round(metrics["hr@50"], 4),
+    }
 
+
+def time_naive(args, dev, dtype, users, items, targets, ranks) -> dict:
+    """The naive method on a slice of users, scaled linearly to all users."""
     nb = args.baseline_users or max(8, min(args.users, int(2e8 // max(args.items, 1))))
     ub, tb = users[:nb].float(), targets[:nb].to(dev)
     naive_ranks(ub[:2], items, tb[:2], args.topk)
@@ -126,18 +149,65 @@ def main() -> None:
     c0, t0 = time.process_time(), time.perf_counter()
     base_ranks, _ = naive_ranks(ub, items, tb, args.topk)
     _sync(dev)
-    t_base = (time.perf_counter() - t0) * args.users / nb
-    cpu_base = (time.process_time() - c0) * args.users / nb
     fp32 = dtype == torch.float32 or (dtype is None and dev.type != "cuda")
-    agree = float(np.mean(base_ranks.cpu().numpy() == ranks[:nb].numpy()))
-    print(json.dumps({"event": "baseline", "method": "full matrix + argsort per row (slice, scaled)",
-                      "slice_users": nb, "rank_topk_s_scaled": round(t_base, 3),
-                      "ratio_vs_naive": round(t_base / t_rank, 2),
-                      "cpu_s_scaled": round(cpu_base, 3),
-                      "cpu_ratio_vs_naive": round(cpu_base / cpu_rank, 2), "rank_agreement": agree,
-                      "exact_dtype": fp32}), flush=True)
+    return {
+        "method": "full matrix + argsort per row (slice, scaled)",
+        "slice_users": nb,
+        "rank_topk_s_scaled": round((time.perf_counter() - t0) * args.users / nb, 3),
+        "cpu_s_scaled": round((time.process_time() - c0) * args.users / nb, 3),
+        "rank_agreement": float(np.mean(base_ranks.cpu().numpy() == ranks[:nb].numpy())),
+        "exact_dtype": fp32,
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    dev = torch.device(args.device)
+    dtype = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    info = {
+        "device": str(dev),
+        "users": args.users,
+        "items": args.items,
+        "dim": args.dim,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    if dev.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(dev)
+    print(json.dumps({"event": "setup", **info}), flush=True)
+    users, items, targets, t_encode = make_inputs(args, dev)
+    ranks, ours = time_scalerec(args, dev, dtype, users, items, targets)
+    total = t_encode + ours["rank_topk_s"] + ours["metrics_bootstrap_s"]
+    print(
+        json.dumps(
+            {
+                "event": "scalerec",
+                "text_model": args.text_model,
+                "encode_s": round(t_encode, 3),
+                **ours,
+                "total_s": round(total, 3),
+            }
+        ),
+        flush=True,
+    )
+    naive = time_naive(args, dev, dtype, users, items, targets, ranks)
+    naive["ratio_vs_naive"] = round(naive["rank_topk_s_scaled"] / ours["rank_topk_s"], 2)
+    naive["cpu_ratio_vs_naive"] = round(naive["cpu_s_scaled"] / max(ours["rank_topk_cpu_s"], 1e-9), 2)
+    print(json.dumps({"event": "baseline", **naive}), flush=True)
+    # on a shared CPU box wall time includes other tenants; cpu seconds / threads is the idle-machine time
+    est = t_encode + ours["rank_topk_cpu_s"] / torch.get_num_threads() + ours["metrics_bootstrap_s"]
     bar = 30.0
-    print(json.dumps({"event": "bar", "total_s": round(total, 3), "bar_s": bar, "pass": total <= bar}))
+    print(
+        json.dumps(
+            {
+                "event": "bar",
+                "total_s": round(total, 3),
+                "bar_s": bar,
+                "pass": total <= bar,
+                "cpu_time_estimate_s": round(est, 3) if dev.type == "cpu" else None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -167,3 +167,23 @@ def test_empty_brand_placeholder_and_cli_pretrained_tokenizer(tmp_path: Path, ca
         main(["text", "train", "--data", str(data), "--out", str(out), "--set", "vocab_size=2"])
     assert exit_info.value.code == 2
     assert "vocab_size" in capsys.readouterr().err
+
+
+def test_cold_start_vector_equals_catalog_vector(tmp_path: Path) -> None:
+    """An item encoded from raw text at serving time gets its catalog vector."""
+    import torch
+
+    from scalerec.model import SequentialRecommender
+    from scalerec.model.sizes import model_config
+
+    build_token_table(_write_items(tmp_path / "ds"), tmp_path / "tok", vocab_size=90)
+    table = load_item_tokens(tmp_path / "tok")
+    cfg = model_config("tiny", vocab_size=table.vocab_size, field_max_len=table.meta["fields"])
+    model = SequentialRecommender(cfg).eval()
+    model.set_item_table(table.torch_tables())
+    title, brand, cats = ROWS[3]  # item id 4
+    fresh = encode_items(load_tokenizer(tmp_path / "tok"), [title], [brand], [cats], table.meta["fields"])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.encode_tokens(fresh.torch_tables()), model.encode_items(torch.tensor([4]))
+        )

@@ -128,22 +128,12 @@ def _answer(result: Recommendation | UserError) -> dict:
     return {"items": items, "unknown": result.unknown, "used": result.used, "error": None}
 
 
-def create_app(rec: Recommender) -> Any:
-    """The FastAPI app serving `rec` (body-size limit included)."""
-    from fastapi import FastAPI, Request
+def _error_handlers(app: Any, response_cls: type) -> None:
+    """Service errors → 422/404/409 and validation errors → 422, each with a one-sentence `detail`."""
+    from fastapi import Request
     from fastapi.exceptions import RequestValidationError
 
-    response_cls = _json_response_class()
-    s = _schemas(rec)
-    RecommendRequest, BatchRequest, NewItem = s["RecommendRequest"], s["BatchRequest"], s["NewItem"]
-    app = FastAPI(
-        title="scalerec",
-        version="1",
-        default_response_class=response_cls,
-        description="Next-item recommendations from a trained scalerec run.",
-    )
     status = {NotFound: 404, Conflict: 409}
-    batcher = Batcher(rec, rec.cfg.max_batch)
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> Any:
@@ -160,6 +150,23 @@ def create_app(rec: Recommender) -> Any:
         else:
             detail = "invalid request"
         return response_cls({"detail": detail, "errors": errors}, status_code=422)
+
+
+def create_app(rec: Recommender) -> Any:
+    """The FastAPI app serving `rec` (body-size limit included)."""
+    from fastapi import FastAPI
+
+    response_cls = _json_response_class()
+    s = _schemas(rec)
+    RecommendRequest, BatchRequest, NewItem = s["RecommendRequest"], s["BatchRequest"], s["NewItem"]
+    app = FastAPI(
+        title="scalerec",
+        version="1",
+        default_response_class=response_cls,
+        description="Next-item recommendations from a trained scalerec run.",
+    )
+    batcher = Batcher(rec, rec.cfg.max_batch)
+    _error_handlers(app, response_cls)
 
     error_doc = {"description": "Bad input, with a one-sentence `detail`."}
     errs = {422: error_doc, 413: {"description": "Body too large."}}

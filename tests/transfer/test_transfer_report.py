@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,10 @@ def test_best_strategy_is_chosen_on_validation(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "transfer_report.json").read_text())
     assert data["comparisons"]["best_finetune"] == "ewc"
     assert data["comparisons"]["best_vs_scratch"]["diff"] == 0
+
+
+def test_report_module_does_not_import_torch() -> None:
+    import subprocess
+
+    code = "import sys, scalerec.transfer.report; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

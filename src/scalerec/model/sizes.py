@@ -42,6 +42,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "s": _size(128, 4, 4, 64),
     "m": _size(256, 8, 4, 128),
     "l": _size(512, 8, 8, 256),
+    "l+": _size(768, 12, 12, 256),
     "xl": _size(1024, 16, 16, 256),
     "xxl": _size(1536, 24, 24, 256),
     "1b": _size(2048, 24, 16, 512),
@@ -99,3 +100,22 @@ def describe(vocab_size: int = 30000) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def markdown_table(vocab_size: int = 30000) -> str:
+    """The ladder as a Markdown table (for README / BENCHMARKS): `python -m scalerec.model.sizes`."""
+    lines = [
+        "| size | d | layers | heads | d_ffn | non-embedding | total | train GFLOP/target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in describe(vocab_size):
+        s = SIZES[row["size"]]
+        lines.append(
+            f"| {row['size']} | {s['d_model']} | {s['n_layers']} | {s['n_heads']} | {s['d_ffn']} | "
+            f"{row['non_embedding']:,} | {row['total']:,} | {row['flops_per_target'] / 1e9:.3g} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -163,3 +163,21 @@ def test_exclude_downstream_users(tmp_path):
     assert not kept & gone
     assert card["dropped"]["excluded_users"] >= read_card(downstream)["n_interactions"]
     assert card["n_users"] == read_card(a)["n_users"] - len(gone)
+
+
+def test_sports_without_beauty_users(shared_data, tmp_path):
+    """The paper's overlap removal: S3Rec user ids map to reviewerIDs through the P5 datamaps, and the
+    1,625 Sports users who also rated Beauty are removed."""
+    d = shared_data / "amazon_sports_2014_5core"
+    card, out = _prep(
+        tmp_path,
+        source="s3rec",
+        ratings=[d / "Sports_and_Outdoors.txt"],
+        meta=[d / "datamaps.json.gz"],
+        require_title=False,
+        exclude_users=[shared_data / "amazon_beauty_2014_5core" / "datamaps.json.gz"],
+    )
+    users = pl.read_parquet(out / "users.parquet")
+    assert users["user_key"].str.starts_with("A").all()
+    assert card["n_users"] == 35_598 - 1_625
+    assert card["dropped"]["excluded_users"] > 1_625 * 5 - 1

@@ -142,6 +142,22 @@ def user_hash_order(keys: list[str], seed: int) -> np.ndarray:
     return rank
 
 
+def _map_user_keys(cfg: PrepareConfig, users: Any) -> Any:
+    """S3Rec user ints → the original reviewerIDs when a P5 `datamaps.json` is among the item
+    tables, so downstream-user exclusion works across datasets."""
+    import polars as pl
+
+    from scalerec.data.sources_bench import datamaps_users
+
+    mapping: dict[str, str] = {}
+    for p in cfg.meta:
+        if "datamaps" in Path(p).name:
+            mapping.update(datamaps_users(Path(p)))
+    if not mapping:
+        return users
+    return users.with_columns(pl.col("user_key").replace(mapping))
+
+
 def _encode(inter: Any, users: Any, items: Any, seed: int) -> tuple[Any, Any, Any]:
     """Hashed keys → int32 codes: users in seeded-hash order, items in (length, key) order."""
     import polars as pl
@@ -315,6 +331,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         inter, users, items = _stage(cfg, log)
         n_rows = len(inter)
         meta, meta_counts = _load_meta(cfg, log)
+        users = _map_user_keys(cfg, users)
         inter, users, items = _encode(inter, users, items, cfg.seed)
         dropped["malformed"] = log.total
         record("parse", inter)

@@ -163,6 +163,11 @@ def _datamaps_items(path: Path) -> dict[str, list[Any]]:
     }
 
 
+def datamaps_users(path: Path) -> dict[str, str]:
+    """P5 `datamaps.json[.gz]` → {S3Rec user int id: reviewerID}."""
+    return dict(json.loads(_read_text(path)).get("id2user", {}))
+
+
 def read_bench_items(path: Path, log: ParseLog) -> Any:
     """Item table for RecBole/S3Rec data: `.item`, `items*.tsv[.gz]` or P5 `datamaps.json[.gz]`."""
     import polars as pl

@@ -8,6 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from scalerec.errors import UserError
@@ -51,6 +53,14 @@ def test_normalize_text() -> None:
     assert normalize_text("Don't  STOP—now!") == "don t stop now"
     assert normalize_text(None) == "" and normalize_text(float("nan")) == ""
     assert normalize_text("Café ﬁne") == "café fine"
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_normalize_is_idempotent_and_canonical(text: str) -> None:
+    once = normalize_text(text)
+    assert normalize_text(once) == once
+    assert once == once.strip() and "  " not in once and "<" not in once
 
 
 def test_tokenizer_is_deterministic_with_fixed_special_ids() -> None:

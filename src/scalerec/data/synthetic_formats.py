@@ -53,9 +53,14 @@ def _write_lines(path: Path, lines: Any, encoding: str = "utf-8") -> Path:
 
     import polars as pl
 
+    frame = pl.DataFrame({"line": lines})
+    if path.suffix != ".gz" and encoding == "utf-8":
+        frame.write_csv(path, include_header=False, quote_style="never")
+        return path
     buf = io.BytesIO()
-    pl.DataFrame({"line": lines}).write_csv(buf, include_header=False, quote_style="never")
+    frame.write_csv(buf, include_header=False, quote_style="never")
     data = buf.getvalue()
+    del buf
     if encoding != "utf-8":
         data = data.decode("utf-8").encode(encoding, errors="replace")
     if path.suffix == ".gz":

@@ -68,14 +68,24 @@ def load_tokenizer(path: str | Path):
 
 
 def encode_texts(tok, texts: Sequence[str | None], max_len: int, chunk: int = 65536):
-    """Normalize and encode `texts` → (int32 [N, max_len] right-padded with 0, int32 [N] lengths)."""
+    """Normalize and encode `texts` → (int32 [N, max_len] right-padded with 0, int32 [N] lengths).
+
+    Each distinct normalized text is encoded once (brands and category paths repeat across many
+    items), in bounded chunks so multi-million-item catalogs fit in memory.
+    """
     import numpy as np
 
-    out = np.zeros((len(texts), max_len), dtype=np.int32)
-    for start in range(0, len(texts), chunk):  # bounded memory for multi-million-item catalogs
-        norm = [normalize_text(t) for t in texts[start : start + chunk]]
-        for i, enc in enumerate(tok.encode_batch_fast(norm, add_special_tokens=False), start):
+    index: dict[str, int] = {}
+    inverse = np.fromiter(
+        (index.setdefault(normalize_text(t), len(index)) for t in texts), dtype=np.int64, count=len(texts)
+    )
+    distinct = list(index)
+    uniq = np.zeros((len(distinct), max_len), dtype=np.int32)
+    for start in range(0, len(distinct), chunk):
+        encs = tok.encode_batch_fast(distinct[start : start + chunk], add_special_tokens=False)
+        for i, enc in enumerate(encs, start):
             ids = enc.ids[:max_len]
-            out[i, : len(ids)] = ids
+            uniq[i, : len(ids)] = ids
+    out = uniq[inverse] if len(texts) else np.zeros((0, max_len), dtype=np.int32)
     lengths = (out != PAD_ID).sum(axis=1).astype(np.int32)
     return out, lengths

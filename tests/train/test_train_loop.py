@@ -249,3 +249,9 @@ def test_cli_stop_and_resume(world, tmp_path):
         assert exc.value.code == 0
     final = json.loads((tmp_path / "c" / "final.json").read_text())
     assert final["steps"] == 4
+
+
+@pytest.mark.slow
+def test_compiled_step_trains(world, tmp_path):
+    s = train(tiny_cfg(world, tmp_path, "compiled", "train.max_steps=3", "train.compile=true"))
+    assert s.completed and s.final["test"]["ndcg@10"] >= 0

@@ -7,8 +7,8 @@ score matrix for 100K users x 3M items would be 1.2 TB, so scores are produced o
 
 - rank = 1 + #{items i != target : score_i >= score_target} (ties count against the model, so a
   constant scorer gets the worst rank, not the best);
-- optional top-k ids are merged tile by tile (topk of the tile, then topk of the running top-k
-  concatenated with it).
+- optional top-k ids: the top-k of every tile are kept and merged with one final topk per user
+  chunk (a per-tile merge cost ~10% more on CPU).
 
 Row 0 of the item table is padding and never ranked. Already-seen items can be masked (the target
 itself is never masked, even if it was seen before: it is what we rank). On CUDA the matmul runs in
@@ -132,8 +132,8 @@ def _rank_user_chunk(
     target_scores = (users.float() * items[targets].float()).sum(-1, keepdim=True)  # [cu, 1]
     count = torch.zeros(cu, dtype=torch.int64, device=dev)
     rows_arange = torch.arange(cu, device=dev)
-    best_s = torch.empty((cu, 0), device=dev)
-    best_i = torch.empty((cu, 0), dtype=torch.int64, device=dev)
+    tile_s: list[torch.Tensor] = []  # per-tile top-k, merged once at the end (one topk, not one per tile)
+    tile_i: list[torch.Tensor] = []
     if seen is not None:
         seen_bounds = np.searchsorted(seen[1], np.arange(0, n_rows + chunk_items, chunk_items))
     for j, i0 in enumerate(range(0, n_rows, chunk_items)):
@@ -147,16 +147,18 @@ def _rank_user_chunk(
             cc = torch.from_numpy(seen[1][a:b] - i0).to(dev)
             s[rr, cc] = float("-inf")
         if k:
-            kk = min(k, i1 - i0)
-            ts, ti = torch.topk(s, kk, dim=1)
-            best_s, pos = torch.topk(torch.cat([best_s, ts], 1), min(k, best_s.shape[1] + kk), dim=1)
-            best_i = torch.gather(torch.cat([best_i, ti + i0], 1), 1, pos)
+            ts, ti = torch.topk(s, min(k, i1 - i0), dim=1)
+            tile_s.append(ts)
+            tile_i.append(ti + i0)
         in_chunk = (targets >= i0) & (targets < i1)
         if bool(in_chunk.any()):
             s[rows_arange[in_chunk], targets[in_chunk] - i0] = float("-inf")
         # in place: s becomes 1.0/0.0 (cheaper than a bool tensor + int64 sum; exact below 2^24 items)
         count += s.ge_(target_scores).sum(1, dtype=torch.float32).long()
-    return count + 1, (best_i if k else None)
+    if not k:
+        return count + 1, None
+    pos = torch.topk(torch.cat(tile_s, 1), k, dim=1).indices
+    return count + 1, torch.gather(torch.cat(tile_i, 1), 1, pos)
 
 
 def brute_force_rank(

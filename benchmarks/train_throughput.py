@@ -169,13 +169,20 @@ def _sync(device: torch.device) -> None:
 
 
 def safe_measure(*a: Any, **k: Any) -> dict[str, Any] | None:
+    """`measure`, reporting OOM / errors as a row; frees compiled graphs and cached memory after."""
     try:
         return measure(*a, **k)
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
+    except torch.OutOfMemoryError:
         return {"oom": True}
     except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    finally:
+        import gc
+
+        torch._dynamo.reset()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def bench_size(size: str, world: tuple[Path, Path], out: Path, args: argparse.Namespace) -> None:

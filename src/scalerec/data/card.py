@@ -47,6 +47,18 @@ def step_stats(name: str, user_ids: Any, item_ids: Any, dense: bool = True) -> d
     }
 
 
+def content_hash(inter: Any) -> str:
+    """Short SHA-256 of the (user_id, item_id, timestamp) columns: identifies a dataset's content."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for col in ("user_id", "item_id", "timestamp"):
+        h.update(np.ascontiguousarray(inter[col].to_numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
 def source_files(paths: list[Path]) -> list[dict[str, Any]]:
     """Name, size and SHA-256 of each input file (streamed)."""
     return [{"path": str(p), "bytes": Path(p).stat().st_size, "sha256": sha256_file(p)} for p in paths]

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from scalerec.data.card import FORMAT_VERSION, source_files, step_stats, write_card
+from scalerec.data.card import FORMAT_VERSION, content_hash, source_files, step_stats, write_card
 from scalerec.data.parse import ParseLog
 from scalerec.data.sources import SOURCES, merge_items, read_interactions, read_items
 from scalerec.data.subsets import parse_size, write_subsets
@@ -301,13 +301,6 @@ def _load_meta(cfg: PrepareConfig, log: ParseLog) -> tuple[Any | None, dict[str,
     return clean_items(merge_items(tables) if len(tables) > 1 else tables[0])
 
 
-def _content_hash(inter: Any) -> str:
-    h = hashlib.sha256()
-    for col in ("user_id", "item_id", "timestamp"):
-        h.update(np.ascontiguousarray(inter[col].to_numpy()).tobytes())
-    return h.hexdigest()[:16]
-
-
 def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     """Run the pipeline of the module docstring; returns the card (also written to `cfg.out`)."""
     from scalerec.config import to_dict
@@ -329,11 +322,11 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
 
     with atomic_dir(cfg.out) as tmp:
         inter, users, items = _stage(cfg, log)
-        n_rows = len(inter)
+        n_rows, n_malformed = len(inter), log.total
         meta, meta_counts = _load_meta(cfg, log)
         users = _map_user_keys(cfg, users)
         inter, users, items = _encode(inter, users, items, cfg.seed)
-        dropped["malformed"] = log.total
+        dropped["malformed"] = n_malformed
         record("parse", inter)
         inter, info = _filter(cfg, inter, users, items, meta, record)
         inter, users_out, items_out = _densify(inter, users, info)
@@ -359,6 +352,6 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         }
         card["subsets"] = write_subsets(tmp, inter, users_out, items_out, cfg.subsets, card)
         card["wall_time_s"] = round(time.perf_counter() - t0, 3)
-        card["dataset_hash"] = _content_hash(inter)
+        card["dataset_hash"] = content_hash(inter)
         write_card(tmp, card)
     return card

@@ -65,7 +65,7 @@ def write_subsets(
     dest: Path, inter: Any, users: Any, items: Any, labels: list[str], parent_card: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Write `subsets/<label>/` for each size label; returns one summary row per label."""
-    from scalerec.data.card import step_stats, write_card
+    from scalerec.data.card import content_hash, step_stats, write_card
     from scalerec.data.etl import write_dataset
 
     out = []
@@ -106,6 +106,7 @@ def write_subsets(
                 step_stats(f"subset_{label}", sub["user_id"].to_numpy(), sub["item_id"].to_numpy()),
             ],
         }
+        card["dataset_hash"] = content_hash(sub)
         write_card(sub_dir, card)
         out.append(row)
     return out

@@ -56,14 +56,15 @@ def evaluate(
         None, "--baseline", help="Another run dir (e.g. ID-SASRec) evaluated the same way, shown beside."
     ),
 ) -> None:
-    """Rank every user's held-out item against the whole catalog and report NDCG/HR/MRR@k.
+    """Rank every user's held-out item against the whole catalog; report NDCG/HR/MRR@k.
 
-    Uses the run's model (from RUN/meta.json and model.safetensors) on its dataset's leave-one-out
-    split, counts ties against the model, and reports 95% bootstrap confidence intervals over users
-    beside a most-popular baseline on the same users (and, with --baseline, another run such as
-    the ID-based SASRec). Sampled metrics (target vs N negatives) are
-    listed apart, dimmed, for comparison with papers only. Writes RUN/eval.json (test split,
-    unmasked) or RUN/eval_<split>[_masked].json.
+    Loads the run's model (RUN/meta.json, model.safetensors) and its dataset's
+    leave-one-out split. Ties count against the model. Every metric gets a 95%
+    bootstrap confidence interval over users, beside a most-popular baseline on
+    the same users (and, with --baseline, another run such as ID-SASRec).
+    Sampled metrics (target vs N negatives) are listed apart, dimmed, only to
+    compare with papers. Writes RUN/eval.json (test split, unmasked) or
+    RUN/eval_<split>[_masked].json.
     """
     import json
 

@@ -169,7 +169,11 @@ def create_app(rec: Recommender) -> Any:
     _error_handlers(app, response_cls)
 
     error_doc = {"description": "Bad input, with a one-sentence `detail`."}
-    errs = {422: error_doc, 413: {"description": "Body too large."}}
+    errs = {
+        400: {"description": "Body is not decodable (e.g. not UTF-8)."},
+        422: error_doc,
+        413: {"description": "Body too large."},
+    }
 
     @app.post("/recommend", response_model=s["RecommendResponse"], responses={**errs})
     async def recommend(req: RecommendRequest) -> Any:

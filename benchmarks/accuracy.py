@@ -16,6 +16,9 @@ Steps (each skipped when its output exists, so the script is resumable):
 
     python benchmarks/accuracy.py --device cuda --seeds 0,1,2
     python benchmarks/accuracy.py --quick --datasets ml100k --variants sasrec_ce --seeds 0   # CPU check
+
+Resumable: finished runs (final.json) are only re-evaluated, so under a per-command time limit use
+`--time-budget-min 8` and rerun the same command until nothing is left.
 """
 
 from __future__ import annotations
@@ -147,14 +150,22 @@ def run_one(
     if not (run_dir / "final.json").is_file():
         train(resolve_run_config(config_path(dataset, variant), overrides))
     t_train = time.perf_counter() - t0
-    report = evaluate_run(
-        run_dir,
-        split="test",
-        bootstrap=args.bootstrap,
-        seed=seed,
-        device=args.device,
-        max_users=args.max_eval_users,
-    )
+    cached = run_dir / "eval.json"
+    if (
+        cached.is_file()
+        and cached.stat().st_mtime >= (run_dir / "final.json").stat().st_mtime
+        and not args.quick
+    ):
+        report = json.loads(cached.read_text())
+    else:
+        report = evaluate_run(
+            run_dir,
+            split="test",
+            bootstrap=args.bootstrap,
+            seed=seed,
+            device=args.device,
+            max_users=args.max_eval_users,
+        )
     final = json.loads((run_dir / "final.json").read_text())
     row = {
         "event": "run",
@@ -265,14 +276,40 @@ def main() -> None:
     p.add_argument("--max-eval-users", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="2 epochs, small validation: a CPU pipeline check")
     p.add_argument("--set", action="append", default=[], help="extra config override for every run")
+    p.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=None,
+        help="start no new training after this many minutes (rerun to continue: finished runs are kept)",
+    )
     args = p.parse_args()
-    rows = []
-    for ds in args.datasets.split(","):
-        data_dir = prepare_dataset(ds, args.work)
-        for var in args.variants.split(","):
-            tokens = token_table(ds, data_dir, args.work) if var.startswith("text") else None
-            for seed in (int(s) for s in args.seeds.split(",")):
-                rows.append(run_one(ds, var, seed, data_dir, tokens, args.work, args))
+    t_start = time.perf_counter()
+    datasets, variants = args.datasets.split(","), args.variants.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data_dirs = {ds: prepare_dataset(ds, args.work) for ds in datasets}
+    rows, skipped = [], []
+    # seed-major order: one full table first (bar runs first), further seeds after
+    for seed in seeds:
+        for var in variants:
+            for ds in datasets:
+                name = f"{ds}_{var}_s{seed}"
+                done = (args.work / "runs" / name / "final.json").is_file()
+                over = (
+                    args.time_budget_min is not None
+                    and time.perf_counter() - t_start > 60 * args.time_budget_min
+                )
+                if over and not done:
+                    skipped.append(name)
+                    continue
+                try:
+                    tokens = token_table(ds, data_dirs[ds], args.work) if var.startswith("text") else None
+                    rows.append(run_one(ds, var, seed, data_dirs[ds], tokens, args.work, args))
+                except Exception as exc:  # one failed cell must not lose the others
+                    print(
+                        json.dumps({"event": "error", "run": name, "error": f"{type(exc).__name__}: {exc}"})
+                    )
+    if skipped:
+        print(json.dumps({"event": "time_budget", "not_started": skipped, "hint": "rerun the same command"}))
     summary = summarize(rows)
     for s in summary:
         print(json.dumps({"event": "summary", **s}), flush=True)

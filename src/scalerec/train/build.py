@@ -122,7 +122,8 @@ def flops_per_target(
         )
         return fb["total"] / micro_batch
     bt = max(1, int(targets_per_micro)) if shared or loss == "full" else None
-    return per_target(mcfg, k, cfg.data.max_len, loss, n_items, bt)["total"]
+    # the objective encodes each window once: target vectors reuse the input pass
+    return per_target(mcfg, k, cfg.data.max_len, loss, n_items, bt, encode_targets=False)["total"]
 
 
 def budget(cfg: RunConfig, n_batches_per_epoch: int, targets_per_epoch: int, fpt: float) -> Budget:

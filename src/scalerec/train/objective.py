@@ -36,14 +36,26 @@ class NextItemObjective(nn.Module):
         if logq_table is not None:  # float32[I+1]: log q(item) of the negative sampler
             self.register_buffer("logq", logq_table, persistent=False)
 
-    def select(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden states [N, d] and target ids [N] of the scored positions."""
-        hidden = self.model(inputs)  # [B, T, d]
+    def select(
+        self, inputs: torch.Tensor, targets: torch.Tensor, need_pos: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Hidden states [N, d], target ids [N] and target vectors [N, d] of the scored positions.
+
+        In "all" mode the window `[inputs[:, :1], targets]` ([B, T+1]) is encoded once: its first T
+        vectors feed the model (they differ from `encode_items(inputs)` only at the first padding
+        slot, which no real position attends to) and its last T are the target vectors — one
+        item-encoder pass per step instead of two.
+        """
         if self.mode == "last":
+            hidden = self.model(inputs)  # [B, T, d]
             pos = (targets > 0).int().argmax(dim=1)  # [B]
             idx = pos.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
-            return hidden.gather(1, idx).squeeze(1), targets.gather(1, pos[:, None]).squeeze(1)
-        return hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+            tgt = targets.gather(1, pos[:, None]).squeeze(1)
+            return hidden.gather(1, idx).squeeze(1), tgt, self.model.encode_items(tgt) if need_pos else None
+        vecs = self.model.encode_items(torch.cat([inputs[:, :1], targets], dim=1))  # [B, T+1, d]
+        hidden = self.model(inputs, input_vectors=vecs[:, :-1])
+        d = hidden.shape[-1]
+        return hidden.reshape(-1, d), targets.reshape(-1), vecs[:, 1:].reshape(-1, d)
 
     def forward(
         self,
@@ -53,12 +65,11 @@ class NextItemObjective(nn.Module):
     ) -> torch.Tensor:
         """inputs/targets int64[B, T]; neg_ids [K] (shared) or [N, K] (per target) or [N] (bce).
         Returns the scalar sum of per-target losses."""
-        hidden, tgt = self.select(inputs, targets)
+        hidden, tgt, pos_vecs = self.select(inputs, targets, need_pos=self.loss != "full")
         weight = (tgt > 0).float()
         if self.loss == "full":
             items = self.model.all_item_vectors()
             return losses.full_softmax_ce(hidden, tgt, items, weight, self.temperature)
-        pos_vecs = self.model.encode_items(tgt)
         neg_vecs = self.model.encode_items(neg_ids)
         if self.loss == "bce":
             return losses.bce_one_negative(hidden, pos_vecs, neg_vecs, weight)

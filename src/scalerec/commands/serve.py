@@ -61,6 +61,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
+    search_threads: int = typer.Option(1, "--search-threads", help="CPU threads per search, after start-up."),
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _SET,
 ) -> None:
@@ -71,10 +72,12 @@ def serve(
     from rich.console import Console
 
     from scalerec.serve.api import create_app
+    from scalerec.serve.index import set_search_threads
     from scalerec.serve.run_encoder import load_recommender
 
     cfg = _serve_config(config, overrides)
     rec = load_recommender(run, cfg, device)
+    set_search_threads(search_threads)
     report = rec.index.report
     Console().print(
         f"[green]serving[/] {len(rec)} items from {run} on http://{host}:{port} "

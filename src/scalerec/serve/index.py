@@ -69,6 +69,17 @@ def exact_topk(
     return best_s.numpy(), best_i.numpy()
 
 
+def set_search_threads(n: int) -> None:
+    """Threads torch and FAISS may use per search (process-wide). A server wants 1: requests are
+    already batched, the event loop needs the other core, and idle OpenMP threads spin on CPU."""
+    torch.set_num_threads(n)
+    try:
+        import faiss
+    except ImportError:  # exact-only installs
+        return
+    faiss.omp_set_num_threads(n)
+
+
 def recall_at(approx: np.ndarray, exact: np.ndarray) -> float:
     """Mean |approx ∩ exact| / |exact| over rows (both [Q,k] row ids; -1 = missing)."""
     hits = [

@@ -68,6 +68,17 @@ def save_state(run_dir: Path, state: dict[str, Any]) -> None:
         torch.save(state, fh)
 
 
+def save_rank_rng(run_dir: Path, rank: int, state: dict[str, Any]) -> None:
+    """RNG states of DDP rank `rank` > 0 (`rng.rank<r>.pt`), so a resumed DDP run keeps every stream."""
+    with atomic_write(run_dir / f"rng.rank{rank}.pt", mode="wb") as fh:
+        torch.save(state, fh)
+
+
+def load_rank_rng(run_dir: Path, rank: int) -> dict[str, Any] | None:
+    path = Path(run_dir) / f"rng.rank{rank}.pt"
+    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+
+
 def load_state(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / "state.pt"
     if not path.is_file():

@@ -185,8 +185,9 @@ def _restore(rt: Runtime) -> None:
     rt.opt.load_state_dict(state["optimizer"])
     rt.sched.load_state_dict(state["scheduler"])
     rt.batches.load_state_dict(state["data"])
-    rt.gen.set_state(state["generator"])
-    dev.set_rng_state(state["rng"])
+    own = checkpoint.load_rank_rng(rt.dir, runlog.rank()) if runlog.rank() > 0 else None
+    rt.gen.set_state((own or state)["generator"])
+    dev.set_rng_state((own or state)["rng"])
     rt.counters = Counters(**state["counters"])
     rt.start_step = rt.counters.step
     rt.log.truncate_after(rt.counters.step)

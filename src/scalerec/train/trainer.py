@@ -172,7 +172,10 @@ def _validate(rt: Runtime) -> None:
 
 
 def _save_state(rt: Runtime) -> None:
-    if not runlog.is_main():
+    if not runlog.is_main():  # other ranks keep only their own RNG streams (dropout, per-rank negatives)
+        checkpoint.save_rank_rng(
+            rt.dir, runlog.rank(), {"rng": dev.rng_state(), "generator": rt.gen.get_state()}
+        )
         return
     checkpoint.save_state(
         rt.dir,

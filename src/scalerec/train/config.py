@@ -126,6 +126,14 @@ class EvalConfig:
     mask_seen: bool = False
     """Remove items of the history from the ranking."""
 
+    def __post_init__(self) -> None:
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"eval.ks must be a non-empty list of cut-offs >= 1, got {self.ks}")
+        if self.batch_size < 1 or self.every_steps < 0 or self.patience < 0:
+            raise ValueError("eval.batch_size must be >= 1, eval.every_steps and eval.patience >= 0")
+        if self.max_users is not None and self.max_users < 1:
+            raise ValueError(f"eval.max_users must be >= 1 or unset, got {self.max_users}")
+
 
 @dataclass
 class RunMeta:

@@ -255,3 +255,17 @@ def test_cli_stop_and_resume(world, tmp_path):
 def test_compiled_step_trains(world, tmp_path):
     s = train(tiny_cfg(world, tmp_path, "compiled", "train.max_steps=3", "train.compile=true"))
     assert s.completed and s.final["test"]["ndcg@10"] >= 0
+
+
+def test_paper_recipe_trains(world, tmp_path):
+    s = train(tiny_cfg(world, tmp_path, "paper", "train.max_steps=3", recipe="paper"))
+    cfg = load(RunConfig, toml=s.run_dir / "config.toml")
+    assert (cfg.recipe, cfg.train.targets, cfg.model.norm, cfg.model.pooling) == (
+        "paper",
+        "last",
+        "post",
+        "sum",
+    )
+    meta = json.loads((s.run_dir / "meta.json").read_text())
+    assert meta["model_config"]["field_max_len"] == {"title": 4, "brand": 2}
+    assert s.final["steps"] == 3 and s.final["flops"]["per_target"] > 0

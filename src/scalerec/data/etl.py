@@ -11,7 +11,6 @@ The whole output is built under a temporary name and renamed at the end (`scaler
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,22 +122,40 @@ def _stage(cfg: PrepareConfig, log: ParseLog) -> tuple[Any, Any, Any]:
     return inter, users_df, items_df
 
 
-def user_hash_order(keys: list[str], seed: int) -> np.ndarray:
-    """Stable (cross-platform, cross-version) seeded rank of each key: blake2b(seed, key)."""
-    salt = seed.to_bytes(8, "little", signed=True)
-    h = np.fromiter(
-        (
-            int.from_bytes(
-                hashlib.blake2b(k.encode(), digest_size=8, salt=salt[:8].ljust(16, b"\0")).digest(), "little"
-            )
-            for k in keys
-        ),
-        dtype=np.uint64,
-        count=len(keys),
-    )
-    order = np.lexsort((np.asarray(keys, dtype=object).astype(str), h))
+def stable_hash64(keys: Any, seed: int) -> np.ndarray:
+    """Seeded 64-bit hash of each string, identical on every platform and library version.
+
+    FNV-1a over the UTF-8 bytes (vectorized over keys, one pass per byte position) followed by
+    the splitmix64 finalizer; all arithmetic is wrapping uint64. `keys`: Polars String Series.
+    """
+    import pyarrow as pa
+
+    arr = keys.to_arrow()
+    arr = (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8) if len(arr) else np.zeros(0, np.uint8)
+    start, lens = offsets[:-1], np.diff(offsets)
+    with np.errstate(over="ignore"):
+        h = np.full(len(arr), 0xCBF29CE484222325, dtype=np.uint64) ^ np.uint64(seed & (2**64 - 1))
+        by_len = np.argsort(-lens, kind="stable")  # keys longer than j are a prefix of by_len
+        sorted_lens = lens[by_len]
+        for j in range(int(lens.max()) if len(lens) else 0):
+            idx = by_len[: int(np.searchsorted(-sorted_lens, -j, side="left"))]
+            h[idx] = (h[idx] ^ data[start[idx] + j]) * np.uint64(0x100000001B3)
+        h ^= lens.astype(np.uint64)
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def user_hash_order(keys: Any, seed: int) -> np.ndarray:
+    """Rank of each key (Polars String Series) in the seeded-hash order (ties: by key)."""
+    import polars as pl
+
+    h = stable_hash64(keys, seed)
+    frame = pl.DataFrame({"h": h, "k": keys, "pos": np.arange(len(keys))}).sort("h", "k")
     rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = np.arange(len(keys))
+    rank[frame["pos"].to_numpy()] = np.arange(len(keys))
     return rank
 
 
@@ -162,9 +179,7 @@ def _encode(inter: Any, users: Any, items: Any, seed: int) -> tuple[Any, Any, An
     """Hashed keys → int32 codes: users in seeded-hash order, items in (length, key) order."""
     import polars as pl
 
-    users = users.with_columns(
-        pl.Series("u", user_hash_order(users["user_key"].to_list(), seed), dtype=pl.Int32)
-    )
+    users = users.with_columns(pl.Series("u", user_hash_order(users["user_key"], seed), dtype=pl.Int32))
     items = items.sort(pl.col("item_key").str.len_bytes(), "item_key")
     items = items.with_columns(pl.int_range(0, pl.len(), dtype=pl.Int32).alias("i"))
     inter = (

@@ -12,6 +12,7 @@ vectors against identity item vectors, so both sides see bit-identical scores.
 
 from __future__ import annotations
 
+import functools
 import gzip
 
 import numpy as np
@@ -23,6 +24,7 @@ from scalerec.eval.metrics import metrics_from_ranks
 from scalerec.eval.ranking import full_rank
 
 
+@functools.lru_cache(maxsize=1)
 def _ml100k_sequences(path) -> UserSequences:
     with gzip.open(path, "rt") as fh:
         next(fh)

@@ -118,3 +118,25 @@ def test_user_order_hash_matches_reference_and_is_pinned():
     assert stable_hash64(pl.Series(["a"]), 0)[0] == 9266097309480679803  # pinned: subsets must not move
     rank = user_hash_order(pl.Series(keys), 0)
     assert sorted(rank.tolist()) == list(range(len(keys)))
+
+
+@pytest.mark.parametrize(
+    "fmt,source,meta_role",
+    [
+        ("amazon2014", "amazon2014", "meta"),
+        ("amazon2023", "amazon2023", "meta"),
+        ("movielens-100k", "movielens", "movies"),
+        ("movielens-1m", "movielens", "movies"),
+        ("movielens-20m", "movielens", "movies"),
+    ],
+)
+def test_every_synthetic_format_prepares(tmp_path, fmt, source, meta_role):
+    raw = synthesize(fmt, 4_000, tmp_path / "raw", seed=1)
+    out = tmp_path / "ds"
+    card = prepare(PrepareConfig(source=source, ratings=[raw["ratings"]], meta=[raw[meta_role]], out=out))
+    inter, items, _ = check_contract(out)
+    assert card["dropped"]["malformed"] == 0 and len(inter) > 2_000
+    assert (items["title"].str.len_chars() > 0).all()
+    assert (items["categories"].list.len() > 0).all()
+    if source == "amazon2023":  # ms timestamps come out in seconds
+        assert inter["timestamp"].max() < 2_000_000_000

@@ -250,7 +250,38 @@ def _movie_frame(world: World) -> Any:
     )
 
 
+def _ml_files(variant: str, inter: Any, movies: Any) -> tuple[Any, Any, tuple[str, str]]:
+    """Ratings lines, movie lines and file names of one MovieLens release layout."""
+    import polars as pl
+
+    titled = pl.format("{} ({})", pl.col("title"), pl.col("year"))
+    mid = pl.col("movie_id").cast(pl.String)
+    cols = ["user", "item", "rating", "ts"]
+    if variant == "100k":  # u.data (tab) + u.item (pipe, 19 genre flags)
+        flags = [pl.col("genres").list.contains(g).cast(pl.Int8).cast(pl.String) for g in _GENRES]
+        fields = [mid, titled, pl.lit("01-Jan-1995"), pl.lit(""), pl.lit("http://x"), pl.lit("0"), *flags]
+        item = movies.select(pl.concat_str(fields, separator="|")).to_series()
+        return _csv_lines(inter, cols, sep="\t"), item, ("u.data", "u.item")
+    if variant == "1m":  # '::'-separated .dat files
+        fields = [mid, titled, pl.col("genres").list.join("|")]
+        item = movies.select(pl.concat_str(fields, separator="::")).to_series()
+        return _csv_lines(inter, cols, sep="::"), item, ("ratings.dat", "movies.dat")
+    ratings = pl.concat(
+        [
+            pl.Series(["userId,movieId,rating,timestamp"]),
+            _csv_lines(inter.with_columns(pl.col("rating").cast(pl.Float64)), cols),
+        ]
+    )
+    fields = [mid, pl.format('"{}"', titled), pl.col("genres").list.join("|")]
+    item = pl.concat(
+        [pl.Series(["movieId,title,genres"]), movies.select(pl.concat_str(fields, separator=",")).to_series()]
+    )
+    return ratings, item, ("ratings.csv", "movies.csv")
+
+
 def write_movielens(variant: str) -> Any:
+    """Writer for MovieLens `100k`, `1m` or `20m` (also the 25m/32m layout)."""
+
     def write(world: World, out: Path, rng: np.random.Generator, rate: float, gz: bool) -> dict[str, Path]:
         import polars as pl
 
@@ -262,65 +293,10 @@ def write_movielens(variant: str) -> Any:
                 "ts": world.timestamp,
             }
         )
-        movies = _movie_frame(world)
-        titled = pl.format("{} ({})", pl.col("title"), pl.col("year"))
-        if variant == "100k":
-            ratings = _csv_lines(inter, ["user", "item", "rating", "ts"], sep="\t")
-            flags = [pl.col("genres").list.contains(gname).cast(pl.Int8).cast(pl.String) for gname in _GENRES]
-            item = movies.select(
-                pl.concat_str(
-                    [
-                        pl.col("movie_id").cast(pl.String),
-                        titled,
-                        pl.lit("01-Jan-1995"),
-                        pl.lit(""),
-                        pl.lit("http://x"),
-                        pl.lit("0"),
-                        *flags,
-                    ],
-                    separator="|",
-                )
-            ).to_series()
-            names = ("u.data", "u.item")
-        elif variant == "1m":
-            ratings = _csv_lines(inter, ["user", "item", "rating", "ts"], sep="::")
-            item = movies.select(
-                pl.concat_str(
-                    [pl.col("movie_id").cast(pl.String), titled, pl.col("genres").list.join("|")],
-                    separator="::",
-                )
-            ).to_series()
-            names = ("ratings.dat", "movies.dat")
-        else:
-            ratings = pl.concat(
-                [
-                    pl.Series(["userId,movieId,rating,timestamp"]),
-                    _csv_lines(
-                        inter.with_columns(pl.col("rating").cast(pl.Float64)),
-                        ["user", "item", "rating", "ts"],
-                    ),
-                ]
-            )
-            item = pl.concat(
-                [
-                    pl.Series(["movieId,title,genres"]),
-                    movies.select(
-                        pl.concat_str(
-                            [
-                                pl.col("movie_id").cast(pl.String),
-                                pl.format('"{}"', titled),
-                                pl.col("genres").list.join("|"),
-                            ],
-                            separator=",",
-                        )
-                    ).to_series(),
-                ]
-            )
-            names = ("ratings.csv", "movies.csv")
-        ratings = _corrupt(ratings, rate, rng, "csv")
+        ratings, item, names = _ml_files(variant, inter, _movie_frame(world))
         enc = "utf-8" if variant == "20m" else "latin-1"
         return {
-            "ratings": _write_lines(out / names[0], ratings),
+            "ratings": _write_lines(out / names[0], _corrupt(ratings, rate, rng, "csv")),
             "movies": _write_lines(out / names[1], item, encoding=enc),
         }
 

@@ -1,0 +1,202 @@
+"""`scalerec fit DIR`: every law of the study fitted from `results.parquet`, written to `fits.json`.
+
+For each fitted metric (validation full-softmax CE loss, lower is better; validation NDCG@10,
+higher is better, fitted through its error 1 − NDCG as explained in `scaling.laws`):
+
+* univariate laws on envelopes, the way the paper read its plots: metric vs N uses, for each
+  model size, its best run over data sizes; metric vs D the best run over model sizes at each data
+  size; metric vs C the compute-efficient frontier. Their CIs resample the envelope points.
+* the joint law L(N, D) on every run, bootstrap CIs over runs, and from it the compute-optimal
+  exponents N*(C) ∝ C^a, D*(C) ∝ C^b (with CIs: the same bootstrap refits) under the FLOPs
+  relation C = k·N^γ·D fitted on the runs (`scaling.optimal`).
+* the extrapolation check: the joint law fitted below a FLOPs cutoff predicts the runs above.
+
+When the sweep searched LRs, each (size, subset, seed) cell keeps its run with the best
+validation loss (or the best value of the fitted metric when there is no loss column).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalerec.errors import UserError
+from scalerec.io import write_json
+from scalerec.scaling import laws, optimal
+
+METRICS: dict[str, bool] = {"valid_loss": False, "valid_ndcg@10": True}
+"""Metric column → higher is better."""
+ASSUMPTIONS = [
+    "N = non-embedding parameters (blocks, adapter, positions, final norm); D = training targets seen; "
+    "C = analytic training FLOPs (forward + backward) from final.json.",
+    "Compute-optimal allocation assumes C = k·N^gamma·D with k, gamma fitted on the runs.",
+    "Higher-is-better metrics are fitted as error = 1 - metric with err = E + A/N^alpha + B/D^beta.",
+    "Univariate laws are fitted on envelopes (best run per N, per D, and the compute frontier).",
+]
+
+
+@dataclass
+class Points:
+    """The runs one metric is fitted on (after dropping failed runs and choosing the best LR)."""
+
+    run_id: np.ndarray
+    size: np.ndarray
+    subset: np.ndarray
+    n: np.ndarray
+    d: np.ndarray
+    c: np.ndarray
+    y: np.ndarray
+
+
+def _ok(row: dict[str, Any], metric: str) -> bool:
+    vals = [row.get(k) for k in ("n_params_non_embedding", "targets_seen", "flops", metric)]
+    return row.get("status") == "ok" and all(v is not None and np.isfinite(v) and v > 0 for v in vals)
+
+
+def load_points(rows: list[dict[str, Any]], metric: str, higher: bool) -> Points:
+    """Usable runs for `metric`, one per (size, subset, seed) cell (best LR by validation loss)."""
+    usable = [r for r in rows if _ok(r, metric)]
+    best: dict[tuple, dict[str, Any]] = {}
+    for r in usable:
+        key = (r.get("size"), r.get("subset"), r.get("seed"))
+        if "valid_loss" in r and r["valid_loss"] is not None:
+            score = r["valid_loss"]
+        else:
+            score = -r[metric] if higher else r[metric]
+        if key not in best or score < best[key][0]:
+            best[key] = (score, r)
+    sel = [r for _, r in best.values()]
+
+    def col(name: str, dtype: Any = float) -> np.ndarray:
+        return np.asarray([r.get(name) for r in sel], dtype=dtype)
+
+    return Points(
+        col("run_id", object),
+        col("size", object),
+        col("subset", object),
+        col("n_params_non_embedding"),
+        col("targets_seen"),
+        col("flops"),
+        col(metric),
+    )
+
+
+def _univariate(x: np.ndarray, target: np.ndarray, idx: np.ndarray, name: str, n_boot: int) -> dict:
+    if idx.size < 4:
+        return {"skipped": f"{idx.size} envelope points; need >= 4 for E + A·{name}^-alpha"}
+    fit = laws.fit_law([x[idx]], target[idx], (name,))
+    laws.bootstrap_law(fit, [x[idx]], target[idx], n_boot=n_boot)
+    return {**fit.to_dict(), "points": idx.tolist()}
+
+
+def _plain(x: np.ndarray, y: np.ndarray, idx: np.ndarray, name: str, n_boot: int) -> dict:
+    try:
+        return {**laws.fit_plain_power(x[idx], y[idx], name, n_boot=n_boot).to_dict(), "points": idx.tolist()}
+    except ValueError as exc:
+        return {"skipped": str(exc)}
+
+
+def _joint(p: Points, target: np.ndarray, rel: optimal.FlopsRelation, n_boot: int) -> tuple[dict, Any]:
+    try:
+        fit = laws.fit_joint(p.n, p.d, target)
+    except ValueError as exc:
+        return {"skipped": str(exc)}, None
+    derived = {
+        "a_opt": lambda f: optimal.optimal_exponents(f, rel)[0],
+        "b_opt": lambda f: optimal.optimal_exponents(f, rel)[1],
+    }
+    laws.bootstrap_law(fit, [p.n, p.d], target, n_boot=n_boot, derived=derived)
+    return fit.to_dict(), fit
+
+
+def _compute_optimal(fit: laws.LawFit, rel: optimal.FlopsRelation, p: Points, higher: bool) -> dict:
+    a, b = optimal.optimal_exponents(fit, rel)
+    budgets = float(p.c.max()) * np.array([0.01, 0.1, 1.0, 10.0, 100.0])
+    alloc = optimal.optimal_allocation(fit, rel, budgets)
+    pred = 1.0 - alloc["metric"] if higher else alloc["metric"]
+    return {
+        "a": a,
+        "b": b,
+        "ci95": {k: fit.ci[f"{k}_opt"] for k in ("a", "b") if f"{k}_opt" in fit.ci},
+        "flops_relation": rel.to_dict(),
+        "form": "N*(C) ∝ C^a, D*(C) ∝ C^b",
+        "table": [
+            {"flops": float(c), "n_opt": float(n), "d_opt": float(d), "predicted": float(m)}
+            for c, n, d, m in zip(budgets, alloc["n"], alloc["d"], pred, strict=True)
+        ],
+    }
+
+
+def fit_metric(p: Points, higher: bool, n_boot: int = 100, holdout_frac: float = 0.2) -> dict[str, Any]:
+    """All fits of one metric; `p` from `load_points`."""
+    target = 1.0 - p.y if higher else p.y
+    out: dict[str, Any] = {
+        "higher_is_better": higher,
+        "n_points": int(p.y.size),
+        "fitted_quantity": "1 - metric" if higher else "metric",
+    }
+    if p.y.size < 2:
+        return {**out, "skipped": f"only {p.y.size} usable runs"}
+    envelopes = {
+        "N": (p.n, optimal.best_per_group(p.n, target)),
+        "D": (p.d, optimal.best_per_group(p.subset, target)),
+        "C": (p.c, optimal.frontier(p.c, target)),
+    }
+    out["univariate"] = {k: _univariate(x, target, idx, k, n_boot) for k, (x, idx) in envelopes.items()}
+    if higher:
+        out["plain_power"] = {k: _plain(x, p.y, idx, k, n_boot) for k, (x, idx) in envelopes.items()}
+    rel = optimal.fit_flops_relation(p.n, p.d, p.c)
+    out["joint"], fit = _joint(p, target, rel, n_boot)
+    if fit is not None:
+        pred = fit.predict(p.n, p.d)
+        out["joint"]["residuals_log"] = (np.log(target) - np.log(pred)).tolist()
+        out["compute_optimal"] = _compute_optimal(fit, rel, p, higher)
+    out["extrapolation"] = optimal.extrapolation_check(p.n, p.d, p.c, p.y, higher, holdout_frac=holdout_frac)
+    if "heldout_index" in out["extrapolation"]:
+        held = out["extrapolation"]["heldout_index"]
+        out["extrapolation"]["heldout_run_ids"] = [str(p.run_id[i]) for i in held]
+    out["runs"] = {
+        "run_id": p.run_id.tolist(),
+        "size": p.size.tolist(),
+        "subset": p.subset.tolist(),
+        "n": p.n.tolist(),
+        "d": p.d.tolist(),
+        "c": p.c.tolist(),
+        "y": p.y.tolist(),
+    }
+    return out
+
+
+def fit(
+    out_dir: str | Path, n_boot: int = 100, holdout_frac: float = 0.2, metrics: dict[str, bool] | None = None
+) -> dict[str, Any]:
+    """Fit every law on `<out_dir>/results.parquet` and write `<out_dir>/fits.json`; return it."""
+    from scalerec.scaling.sweep import RESULTS, read_results
+
+    out_dir = Path(out_dir)
+    rows = read_results(out_dir)
+    if not rows:
+        raise UserError(
+            f"{out_dir / RESULTS} not found or empty: run `scalerec sweep SPEC --out {out_dir}` first"
+        )
+    result: dict[str, Any] = {
+        "format_version": 1,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": str(out_dir / RESULTS),
+        "n_runs": len(rows),
+        "n_runs_ok": sum(r.get("status") == "ok" for r in rows),
+        "n_boot": n_boot,
+        "assumptions": ASSUMPTIONS,
+        "metrics": {},
+    }
+    for metric, higher in (metrics or METRICS).items():
+        if not any(metric in r for r in rows):
+            continue
+        points = load_points(rows, metric, higher)
+        result["metrics"][metric] = fit_metric(points, higher, n_boot, holdout_frac)
+    write_json(out_dir / "fits.json", result)
+    return result

@@ -19,14 +19,33 @@ def synthetic_rows(noise: float = 0.0, seed: int = 0) -> list[dict]:
         for j, d in enumerate(np.geomspace(1e5, 1e7, 4)):
             loss = (1.2 + 30 * n**-0.3 + 200 * d**-0.35) * np.exp(rng.normal(0, noise))
             for lr, bump in ((1e-3, 0.0), (3e-3, 0.05)):  # a worse LR that fit must drop
-                rows.append({
-                    "run_id": f"r{i}{j}{lr}", "size": f"s{i}", "subset": f"d{j}", "seed": 0, "lr": lr,
-                    "n_params_non_embedding": float(n), "targets_seen": float(d), "flops": 6 * n * d,
-                    "wall_time_s": 1.0, "status": "ok", "valid_loss": loss + bump,
-                    "valid_ndcg@10": 0.5 - 0.1 * loss + (0 if bump == 0 else -0.01),
-                })
-    rows.append({"run_id": "bad", "size": "s9", "subset": "d0", "seed": 0, "lr": 1e-3, "status": "failed",
-                 "error": "boom"})
+                rows.append(
+                    {
+                        "run_id": f"r{i}{j}{lr}",
+                        "size": f"s{i}",
+                        "subset": f"d{j}",
+                        "seed": 0,
+                        "lr": lr,
+                        "n_params_non_embedding": float(n),
+                        "targets_seen": float(d),
+                        "flops": 6 * n * d,
+                        "wall_time_s": 1.0,
+                        "status": "ok",
+                        "valid_loss": loss + bump,
+                        "valid_ndcg@10": 0.5 - 0.1 * loss + (0 if bump == 0 else -0.01),
+                    }
+                )
+    rows.append(
+        {
+            "run_id": "bad",
+            "size": "s9",
+            "subset": "d0",
+            "seed": 0,
+            "lr": 1e-3,
+            "status": "failed",
+            "error": "boom",
+        }
+    )
     return rows
 
 
@@ -57,3 +76,15 @@ def test_fit_writes_fits_json_with_laws_and_checks(tmp_path):
 def test_fit_without_table_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="results.parquet"):
         fit(tmp_path)
+
+
+def test_report_is_self_contained_with_figures(tmp_path):
+    from scalerec.scaling.report import report
+
+    upsert_results(tmp_path, synthetic_rows(noise=0.01))
+    path = report(tmp_path, n_boot=5)
+    page = path.read_text()
+    assert page.count("data:image/png;base64,") >= 10
+    assert "extrapolation check" in page and "compute-optimal allocation" in page
+    assert "r000.001" in page and "boom" in page  # every run, failures included
+    assert len(list((tmp_path / "figures").glob("*.png"))) >= 10

@@ -29,8 +29,13 @@ def fake_train(cfg):
     final = {
         "params": {"total": n + 1000, "non_embedding": n},
         "flops": {"per_target": 6.0 * n, "total": 6.0 * n * d},
-        "targets_seen": d, "steps": 10, "epochs": 1.0, "wall_time_s": 0.5, "device": "cpu",
-        "valid": {"loss": loss, "ndcg@10": 0.1}, "test": {"ndcg@10": 0.09},
+        "targets_seen": d,
+        "steps": 10,
+        "epochs": 1.0,
+        "wall_time_s": 0.5,
+        "device": "cpu",
+        "valid": {"loss": loss, "ndcg@10": 0.1},
+        "test": {"ndcg@10": 0.09},
     }
     (rdir / "final.json").write_text(json.dumps(final))
 
@@ -45,8 +50,14 @@ def _dataset(tmp_path: Path) -> Path:
 
 
 def _spec(tmp_path: Path, **kw) -> SweepSpec:
-    base = dict(dataset=str(_dataset(tmp_path)), sizes=["tiny", "xs"], subsets=["1K", "4K"], seeds=[0],
-                epochs=1.0, base={"model": {"item_encoder": "id"}})
+    base = dict(
+        dataset=str(_dataset(tmp_path)),
+        sizes=["tiny", "xs"],
+        subsets=["1K", "4K"],
+        seeds=[0],
+        epochs=1.0,
+        base={"model": {"item_encoder": "id"}},
+    )
     return SweepSpec(**{**base, **kw})
 
 

@@ -1,9 +1,103 @@
-"""CLI commands for the 'scaling' stage (placeholder until the stage lands)."""
+"""CLI commands of the scaling stage: `sweep`, `fit`, `report` (thin wrappers over `scalerec.scaling`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+
+console = Console()
+
+
+def sweep(
+    spec: Path = typer.Argument(..., help="Sweep spec TOML (see configs/sweeps/)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Sweep dir: runs/, results.parquet, fits, report."),
+    parallel: int = typer.Option(1, "--parallel", "-j", min=1, help="Runs trained at once (processes)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List runs with FLOPs and estimated time; train nothing."
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a spec field, e.g. --set epochs=2 (repeatable)."
+    ),
+) -> None:
+    """Run every missing run of a scaling sweep (sizes × data subsets × seeds × LRs).
+
+    Complete runs (final.json present) are skipped, failed runs are retried and recorded with their
+    error, and one row per run is written to OUT/results.parquet.
+    """
+    from scalerec.scaling.spec import load_spec
+    from scalerec.scaling.sweep import RESULTS, run_sweep
+
+    rows = run_sweep(load_spec(spec, set_), out, parallel=parallel, dry_run=dry_run)
+    if dry_run:
+        from rich.table import Table
+
+        table = Table("run_id", "size", "subset", "seed", "lr", "status", "N (non-emb)", "FLOPs", "est. s")
+        for r in rows:
+            table.add_row(
+                r["run_id"],
+                r["size"],
+                r["subset"],
+                str(r["seed"]),
+                f"{r['lr']:.2g}",
+                r["status"],
+                f"{r['n_params_non_embedding']:,}",
+                f"{r['est_flops']:.3g}",
+                f"{r['est_time_s']:.0f}",
+            )
+        console.print(table)
+        todo = [r for r in rows if r["status"] != "done"]
+        console.print(
+            f"{len(todo)} of {len(rows)} runs to do: {sum(r['est_flops'] for r in todo):.3g} FLOPs, "
+            f"~{sum(r['est_time_s'] for r in todo) / 60:.1f} min at "
+            f"{rows[0]['assumed_flops_per_s'] if rows else 0:.3g} FLOP/s"
+        )
+        return
+    n_ok = sum(r.get("status") == "ok" for r in rows)
+    console.print(f"[bold green]sweep[/] {n_ok}/{len(rows)} runs ok → {out / RESULTS}")
+
+
+def fit(
+    out: Path = typer.Argument(..., help="Sweep dir holding results.parquet."),
+    n_boot: int = typer.Option(100, "--n-boot", min=0, help="Bootstrap refits per law (95% CIs)."),
+    holdout: float = typer.Option(
+        0.2, "--holdout", help="Fraction of largest-FLOPs runs held out for the extrapolation check."
+    ),
+) -> None:
+    """Fit the scaling laws of a sweep (L(N), L(D), L(C), joint L(N,D), compute-optimal N*/D*,
+    extrapolation check) on validation loss and NDCG@10, and write DIR/fits.json."""
+    from scalerec.scaling.fits import fit as fit_laws
+
+    res = fit_laws(out, n_boot=n_boot, holdout_frac=holdout)
+    parts = []
+    for metric, m in res["metrics"].items():
+        j = m.get("joint", {}).get("coef")
+        ex = m.get("extrapolation", {}).get("mean_rel_error")
+        if j:
+            parts.append(
+                f"{metric}: alpha_N={j['alpha_N']:.3f} alpha_D={j['alpha_D']:.3f}"
+                + (f" extrap.err={100 * ex:.1f}%" if ex is not None else "")
+            )
+    console.print(f"[bold green]fit[/] {'; '.join(parts) or 'no law fitted'} → {out / 'fits.json'}")
+
+
+def report(
+    out: Path = typer.Argument(..., help="Sweep dir holding results.parquet (and fits.json)."),
+    refit: bool = typer.Option(False, "--refit", help="Refit even when fits.json exists."),
+    n_boot: int = typer.Option(100, "--n-boot", min=0, help="Bootstrap refits per law when fitting."),
+) -> None:
+    """Write DIR/report.html (self-contained, figures embedded) and DIR/figures/*.png: metric vs FLOPs
+    by N and by D with the frontier, fitted laws with CI bands, iso-FLOP profiles, residuals,
+    extrapolation check, coefficients with CIs and a table of every run."""
+    from scalerec.scaling.report import report as write_report
+
+    path = write_report(out, refit=refit, n_boot=n_boot)
+    console.print(f"[bold green]report[/] → {path}")
 
 
 def register(app: typer.Typer) -> None:
     """Attach this stage's commands to the main app."""
+    app.command("sweep")(sweep)
+    app.command("fit")(fit)
+    app.command("report")(report)

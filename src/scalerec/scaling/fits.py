@@ -89,8 +89,21 @@ def _univariate(x: np.ndarray, target: np.ndarray, idx: np.ndarray, name: str, n
     if idx.size < 4:
         return {"skipped": f"{idx.size} envelope points; need >= 4 for E + A·{name}^-alpha"}
     fit = laws.fit_law([x[idx]], target[idx], (name,))
-    laws.bootstrap_law(fit, [x[idx]], target[idx], n_boot=n_boot)
-    return {**fit.to_dict(), "points": idx.tolist()}
+    samples = laws.bootstrap_law(fit, [x[idx]], target[idx], n_boot=n_boot)
+    grid = np.geomspace(x[idx].min() / 2, x[idx].max() * 10, 60)
+    return {**fit.to_dict(), "points": idx.tolist(), "band": _band(samples, name, grid)}
+
+
+def _band(samples: dict[str, np.ndarray], name: str, grid: np.ndarray) -> dict[str, list[float]]:
+    """Pointwise 95% band of a univariate law from its bootstrap refits (rows aligned by refit)."""
+    if samples["E"].size == 0:
+        return {}
+    preds = (
+        samples["E"][:, None]
+        + samples[f"A_{name}"][:, None] * grid[None, :] ** -samples[f"alpha_{name}"][:, None]
+    )
+    lo, hi = np.nanpercentile(preds, [2.5, 97.5], axis=0)
+    return {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
 
 
 def _plain(x: np.ndarray, y: np.ndarray, idx: np.ndarray, name: str, n_boot: int) -> dict:

@@ -24,9 +24,10 @@ class SweepSpec:
     """One scaling sweep: the grid, the run length, and the base training recipe."""
 
     dataset: str = ""
-    """Dataset dir from `scalerec data prepare` (relative paths resolve against the spec's folder)."""
+    """Dataset dir from `scalerec data prepare` (relative paths: against the current directory)."""
     tokens: str | None = None
-    """Token table dir from `scalerec text train` (needed by the text item encoder)."""
+    """Token table dir from `scalerec text train` (needed by the text item encoder); subsets renumber
+    items, so each needs its own table: "{subset}" in the path is replaced by the subset label."""
     sizes: list[str] = field(default_factory=lambda: ["tiny", "xs"])
     """Model sizes from the ladder `scalerec.model.sizes.SIZES`."""
     subsets: list[str] = field(default_factory=lambda: ["full"])
@@ -78,14 +79,13 @@ class SweepSpec:
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
-    """Read a sweep TOML (+ `--set` overrides); relative paths resolve against the file's folder."""
-    path = Path(path)
-    spec = load(SweepSpec, toml=path, overrides=overrides)
-    root = path.resolve().parent
+    """Read a sweep TOML (+ `--set` overrides); relative paths resolve against the current directory
+    (like every other path on the command line), and are stored absolute so run ids do not depend on it."""
+    spec = load(SweepSpec, toml=Path(path), overrides=overrides)
     for name in ("dataset", "tokens", "train_config"):
         value = getattr(spec, name)
         if value and not Path(value).is_absolute():
-            setattr(spec, name, str((root / value).resolve()))
+            setattr(spec, name, str(Path(value).resolve()))
     return spec
 
 
@@ -157,7 +157,8 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
             probe = resolve_run_config(size=size, recipe=spec.recipe, base=common)
             for lr in _lrs(spec, size, probe.train.lr):
                 for seed in spec.seeds:
-                    data = {"dataset": str(ddir), **({"tokens": spec.tokens} if spec.tokens else {})}
+                    tok = spec.tokens.replace("{subset}", subset) if spec.tokens else None
+                    data = {"dataset": str(ddir), **({"tokens": tok} if tok else {})}
                     cell = {
                         "data": data,
                         "train": {**_budget(spec), "lr": lr},

@@ -1,0 +1,183 @@
+"""Figures of the scaling report, drawn from `fits.json` alone (matplotlib Agg; never imports torch).
+
+The paper showed NDCG@5 against training FLOPs coloured by model or data size with an optimal
+envelope; we draw that for every fitted metric, plus what it lacked: fitted laws with bootstrap
+bands, iso-FLOP profiles from the joint law, its residuals, and the extrapolation check.
+Each function writes one PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+def _back(m: dict[str, Any], v: np.ndarray) -> np.ndarray:
+    """Fitted quantity → metric (1 − err for higher-is-better metrics)."""
+    return 1.0 - v if m["higher_is_better"] else v
+
+
+def metric_vs_flops(metric: str, m: dict[str, Any], out: Path, colour_by: str) -> Path:
+    """Every run's metric vs FLOPs, coloured by N or D, with the compute-efficient frontier and L(C)."""
+    plt = _plt()
+    runs = {k: np.asarray(v, dtype=float) for k, v in m["runs"].items() if k in "ndcy"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    sc = ax.scatter(runs["c"], runs["y"], c=np.log10(runs[colour_by]), cmap="viridis", s=36, zorder=3)
+    fig.colorbar(sc, ax=ax, label=f"log10 {'N (non-emb. params)' if colour_by == 'n' else 'D (targets)'}")
+    law = m.get("univariate", {}).get("C", {})
+    if "points" in law:
+        idx = np.asarray(law["points"], dtype=int)
+        order = idx[np.argsort(runs["c"][idx])]
+        ax.plot(runs["c"][order], runs["y"][order], "k--", lw=1, label="frontier (runs)")
+    if law.get("band"):
+        x = np.asarray(law["band"]["x"])
+        coef = law["coef"]
+        ax.plot(x, _back(m, coef["E"] + coef["A_C"] * x ** -coef["alpha_C"]), "r-", label="fit L(C)")
+        ax.fill_between(
+            x,
+            _back(m, np.asarray(law["band"]["lo"])),
+            _back(m, np.asarray(law["band"]["hi"])),
+            color="r",
+            alpha=0.15,
+            label="95% CI",
+        )
+    ax.set(xscale="log", xlabel="training FLOPs", ylabel=metric, title=f"{metric} vs compute")
+    _legend(ax)
+    return _save(fig, out)
+
+
+def fitted_curves(metric: str, m: dict[str, Any], out: Path) -> Path:
+    """The three univariate laws on their envelope points, with bootstrap bands."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    labels = {"N": ("n", "non-embedding params N"), "D": ("d", "targets seen D"), "C": ("c", "FLOPs C")}
+    for ax, (name, (col, xlabel)) in zip(axes, labels.items(), strict=True):
+        x_all = np.asarray(m["runs"][col], dtype=float)
+        y_all = np.asarray(m["runs"]["y"], dtype=float)
+        ax.scatter(x_all, y_all, color="0.75", s=16, label="all runs")
+        law = m.get("univariate", {}).get(name, {})
+        if "points" in law:
+            idx = np.asarray(law["points"], dtype=int)
+            ax.scatter(x_all[idx], y_all[idx], color="C0", s=30, zorder=3, label="envelope")
+        if law.get("band"):
+            x = np.asarray(law["band"]["x"])
+            c = law["coef"]
+            lo, hi = law["ci95"].get(f"alpha_{name}", (np.nan, np.nan))
+            ax.plot(
+                x,
+                _back(m, c["E"] + c[f"A_{name}"] * x ** -c[f"alpha_{name}"]),
+                "r-",
+                label=f"α={c[f'alpha_{name}']:.3f} [{lo:.3f}, {hi:.3f}]",
+            )
+            ax.fill_between(
+                x,
+                _back(m, np.asarray(law["band"]["lo"])),
+                _back(m, np.asarray(law["band"]["hi"])),
+                color="r",
+                alpha=0.15,
+            )
+        ax.set(xscale="log", xlabel=xlabel, ylabel=metric)
+        _legend(ax)
+    return _save(fig, out)
+
+
+def iso_flop(metric: str, m: dict[str, Any], out: Path) -> Path:
+    """Iso-FLOP profiles of the joint law: metric vs N at fixed C (D = C/(k·N^γ)), optimum marked."""
+    plt = _plt()
+    coef, rel = m["joint"]["coef"], m["compute_optimal"]["flops_relation"]
+    runs = {k: np.asarray(v, dtype=float) for k, v in m["runs"].items() if k in "ndcy"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    budgets = np.geomspace(runs["c"].min(), runs["c"].max() * 10, 5)
+    n_grid = np.geomspace(runs["n"].min() / 10, runs["n"].max() * 10, 200)
+    for i, c in enumerate(budgets):
+        d = c / (rel["k"] * n_grid ** rel["gamma"])
+        fit = coef["E"] + coef["A_N"] * n_grid ** -coef["alpha_N"] + coef["A_D"] * d ** -coef["alpha_D"]
+        y = _back(m, fit)
+        ax.plot(n_grid, y, color=f"C{i}", label=f"C={c:.2g}")
+        j = int(np.argmin(fit))
+        ax.plot(n_grid[j], y[j], "o", color=f"C{i}")
+    ax.scatter(runs["n"], runs["y"], color="k", s=10, label="runs")
+    ax.set(
+        xscale="log", xlabel="non-embedding params N", ylabel=metric, title="iso-FLOP profiles (joint fit)"
+    )
+    _legend(ax)
+    return _save(fig, out)
+
+
+def residuals(metric: str, m: dict[str, Any], out: Path) -> Path:
+    """Log residuals of the joint fit against FLOPs, coloured by N."""
+    plt = _plt()
+    c = np.asarray(m["runs"]["c"], dtype=float)
+    r = np.asarray(m["joint"]["residuals_log"], dtype=float)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    sc = ax.scatter(c, r, c=np.log10(np.asarray(m["runs"]["n"], dtype=float)), cmap="viridis", s=30)
+    fig.colorbar(sc, ax=ax, label="log10 N")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(
+        xscale="log",
+        xlabel="training FLOPs",
+        ylabel="log(actual) − log(fit)",
+        title=f"joint-fit residuals ({m['fitted_quantity']})",
+    )
+    return _save(fig, out)
+
+
+def extrapolation(metric: str, m: dict[str, Any], out: Path) -> Path:
+    """Held-out runs above the FLOPs cutoff: predicted (fit below the cutoff) vs actual."""
+    plt = _plt()
+    ex = m["extrapolation"]
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    actual, pred = np.asarray(ex["actual"]), np.asarray(ex["predicted"])
+    ax.scatter(actual, pred, color="C3", s=36, zorder=3)
+    lo, hi = min(actual.min(), pred.min()), max(actual.max(), pred.max())
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set(
+        xlabel=f"actual {metric}",
+        ylabel="predicted",
+        title=f"extrapolation: mean rel. error {100 * ex['mean_rel_error']:.1f}%",
+    )
+    return _save(fig, out)
+
+
+def all_figures(fits: dict[str, Any], out_dir: Path) -> dict[str, list[Path]]:
+    """Every figure for every fitted metric; returns {metric: [png paths]}."""
+    figs: dict[str, list[Path]] = {}
+    for metric, m in fits["metrics"].items():
+        if "runs" not in m:
+            continue
+        safe = metric.replace("@", "at")
+        paths = [
+            metric_vs_flops(metric, m, out_dir / f"{safe}_vs_flops_by_N.png", "n"),
+            metric_vs_flops(metric, m, out_dir / f"{safe}_vs_flops_by_D.png", "d"),
+            fitted_curves(metric, m, out_dir / f"{safe}_fits.png"),
+        ]
+        if "compute_optimal" in m:
+            paths.append(iso_flop(metric, m, out_dir / f"{safe}_isoflop.png"))
+            paths.append(residuals(metric, m, out_dir / f"{safe}_residuals.png"))
+        if "actual" in m.get("extrapolation", {}):
+            paths.append(extrapolation(metric, m, out_dir / f"{safe}_extrapolation.png"))
+        figs[metric] = paths
+    return figs

@@ -1,0 +1,167 @@
+"""`scalerec report DIR`: one self-contained HTML page (figures inlined as base64) + the PNGs.
+
+The report answers the product question — which model size and how much data for this compute —
+with the fitted exponents and their 95% CIs, the compute-optimal allocation, the extrapolation
+error on the held-out largest-compute runs, and a table of every run so each number can be traced.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+from scalerec.io import atomic_write, read_json
+
+RUN_COLUMNS = [
+    "run_id",
+    "size",
+    "subset",
+    "seed",
+    "lr",
+    "n_params",
+    "n_params_non_embedding",
+    "n_interactions",
+    "targets_seen",
+    "flops",
+    "wall_time_s",
+    "valid_loss",
+    "valid_ndcg@10",
+    "test_ndcg@10",
+    "test_hr@10",
+    "status",
+    "error",
+]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _coef_rows(law: dict[str, Any]) -> list[dict[str, Any]]:
+    ci = law.get("ci95", {})
+    return [
+        {
+            "coefficient": k,
+            "value": v,
+            "ci95_lo": ci.get(k, [None, None])[0],
+            "ci95_hi": ci.get(k, [None, None])[1],
+        }
+        for k, v in law.get("coef", {}).items()
+    ]
+
+
+def _law_section(title: str, law: dict[str, Any]) -> str:
+    if "skipped" in law:
+        return f"<h4>{html.escape(title)}</h4><p>skipped: {html.escape(law['skipped'])}</p>"
+    cols = ["coefficient", "value", "ci95_lo", "ci95_hi"]
+    return f"<h4>{html.escape(title)}: {html.escape(law.get('form', ''))}</h4>" + _table(
+        _coef_rows(law), cols
+    )
+
+
+def _metric_section(metric: str, m: dict[str, Any], figures: list[Path]) -> str:
+    parts = [
+        f"<h2>{html.escape(metric)}</h2>",
+        f"<p>{m.get('n_points', 0)} runs fitted; quantity fitted: "
+        f"{html.escape(m.get('fitted_quantity', ''))}.</p>",
+    ]
+    if "skipped" in m:
+        return "".join(parts) + f"<p>skipped: {html.escape(m['skipped'])}</p>"
+    parts.append(_law_section("joint law L(N, D)", m["joint"]))
+    co = m.get("compute_optimal")
+    if co:
+        ci = co.get("ci95", {})
+        a_ci, b_ci = ci.get("a", [math.nan] * 2), ci.get("b", [math.nan] * 2)
+        rel = co["flops_relation"]
+        parts.append(
+            f"<h4>compute-optimal allocation</h4><p>N*(C) ∝ C^{co['a']:.3f} [{a_ci[0]:.3f}, {a_ci[1]:.3f}], "
+            f"D*(C) ∝ C^{co['b']:.3f} [{b_ci[0]:.3f}, {b_ci[1]:.3f}] (95% CI), under C = "
+            f"{rel['k']:.3g}·N^{rel['gamma']:.3f}·D fitted on the runs (R² log {rel['r2_log']:.3f}).</p>"
+            + _table(co["table"], ["flops", "n_opt", "d_opt", "predicted"])
+        )
+    for name, law in m.get("univariate", {}).items():
+        parts.append(_law_section(f"{metric} vs {name} (envelope)", law))
+    for name, law in m.get("plain_power", {}).items():
+        parts.append(_law_section(f"{metric} = a·{name}^b (paper form, envelope)", law))
+    ex = m.get("extrapolation", {})
+    if "mean_rel_error" in ex:
+        parts.append(
+            f"<h4>extrapolation check</h4><p>joint law fitted on {ex['n_fit']} runs below "
+            f"{ex['cutoff_flops']:.3g} FLOPs predicts the {ex['n_heldout']} runs above with mean relative "
+            f"error <b>{100 * ex['mean_rel_error']:.2f}%</b> (max {100 * ex['max_rel_error']:.2f}%).</p>"
+            + _table(
+                [
+                    {"run_id": r, "actual": a, "predicted": p, "rel_error": e}
+                    for r, a, p, e in zip(
+                        ex["heldout_run_ids"], ex["actual"], ex["predicted"], ex["rel_error"], strict=True
+                    )
+                ],
+                ["run_id", "actual", "predicted", "rel_error"],
+            )
+        )
+    elif ex:
+        parts.append(f"<h4>extrapolation check</h4><p>skipped: {html.escape(ex.get('skipped', ''))}</p>")
+    for fig in figures:
+        data = base64.b64encode(fig.read_bytes()).decode()
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{fig.name}"/>'
+            f"<figcaption>{fig.name}</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;"
+    "padding:2px 6px;text-align:right}img{max-width:100%}figure{margin:1em 0}"
+)
+
+
+def report(out_dir: str | Path, refit: bool = False, n_boot: int = 100) -> Path:
+    """Write `<out_dir>/report.html` and `<out_dir>/figures/*.png` from `fits.json` (fitted first
+    when absent or `refit`) and `results.parquet`; returns the HTML path."""
+    from scalerec.scaling.fits import fit
+    from scalerec.scaling.plots import all_figures
+    from scalerec.scaling.sweep import read_results
+
+    out_dir = Path(out_dir)
+    fits = (
+        fit(out_dir, n_boot=n_boot)
+        if refit or not (out_dir / "fits.json").is_file()
+        else (read_json(out_dir / "fits.json"))
+    )
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    figures = all_figures(fits, fig_dir)
+    rows = sorted(read_results(out_dir), key=lambda r: (r.get("flops") or 0, r.get("run_id")))
+    body = [
+        f"<h1>Scaling report — {html.escape(str(out_dir))}</h1>",
+        f"<p>{fits['n_runs']} runs ({fits['n_runs_ok']} ok); fitted {fits['created']}; "
+        f"{fits['n_boot']} bootstrap refits per law.</p>",
+        "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in fits["assumptions"]) + "</ul>",
+    ]
+    body += [_metric_section(k, m, figures.get(k, [])) for k, m in fits["metrics"].items()]
+    body.append("<h2>every run</h2>" + _table(rows, [c for c in RUN_COLUMNS if any(c in r for r in rows)]))
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>scaling report</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
+    path = out_dir / "report.html"
+    with atomic_write(path) as fh:
+        fh.write(page)
+    return path

@@ -120,6 +120,8 @@ def iso_flop(metric: str, m: dict[str, Any], out: Path) -> Path:
         j = int(np.argmin(fit))
         ax.plot(n_grid[j], y[j], "o", color=f"C{i}")
     ax.scatter(runs["n"], runs["y"], color="k", s=10, label="runs")
+    span = runs["y"].max() - runs["y"].min()
+    ax.set_ylim(runs["y"].min() - 0.3 * span, runs["y"].max() + 0.3 * span)  # profiles explode at the edges
     ax.set(
         xscale="log", xlabel="non-embedding params N", ylabel=metric, title="iso-FLOP profiles (joint fit)"
     )

@@ -102,6 +102,9 @@ def _band(samples: dict[str, np.ndarray], name: str, grid: np.ndarray) -> dict[s
         samples["E"][:, None]
         + samples[f"A_{name}"][:, None] * grid[None, :] ** -samples[f"alpha_{name}"][:, None]
     )
+    preds = preds[np.isfinite(preds).all(axis=1)]
+    if preds.shape[0] == 0:
+        return {}
     lo, hi = np.nanpercentile(preds, [2.5, 97.5], axis=0)
     return {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
 

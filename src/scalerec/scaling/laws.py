@@ -240,6 +240,8 @@ def fit_joint(n_params: np.ndarray, data: np.ndarray, y: np.ndarray, delta: floa
 
 
 def _percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    if not np.isfinite(samples).any():
+        return float("nan"), float("nan")
     lo, hi = np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 

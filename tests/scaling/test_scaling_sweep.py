@@ -118,3 +118,11 @@ def test_spec_errors_name_the_field(tmp_path):
     spec = _spec(tmp_path, subsets=["nope"])
     with pytest.raises(UserError, match="nope"):
         plan_runs(spec, tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["demo", "synthetic_gpu", "beauty_gpu"])
+def test_shipped_sweep_configs_parse(name):
+    spec = load_spec(Path(__file__).resolve().parents[2] / "configs" / "sweeps" / f"{name}.toml")
+    assert "{subset}" in spec.tokens
+    if name != "demo":
+        assert len(spec.sizes) >= 5 and len(spec.subsets) >= 4 and spec.device == "cuda"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from scalerec.io import write_json
@@ -72,27 +73,35 @@ def _timed(result: DemoResult, name: str, console: Console):
     return _Timer()
 
 
-def _prepare(cfg: DemoConfig, out: Path, result: DemoResult) -> tuple[Path, Path]:
+def _prepare(cfg: DemoConfig, out: Path, result: DemoResult) -> tuple[Path, Path, Path]:
+    """Synthesize one world, cut it into a pretraining and a target domain (shared vocabulary, no
+    shared items), write both in the real Amazon 2018 raw format, prepare and tokenize them."""
     from scalerec.data.etl import PrepareConfig, prepare
-    from scalerec.data.synthetic import synthesize
+    from scalerec.data.synthetic import generate, split_domains
+    from scalerec.data.synthetic_formats import WRITERS
     from scalerec.text import build_token_table
 
-    raw = synthesize("amazon2018", cfg.interactions, out / "raw", seed=cfg.seed)
-    dataset = out / "data" / "synthetic"
-    prepare(
-        PrepareConfig(
-            source="amazon2018",
-            ratings=[raw["ratings"]],
-            meta=[raw["meta"]],
-            out=dataset,
-            subsets=list(cfg.subsets),
-            seed=cfg.seed,
-        )
-    )
+    # items and users are split with the same share s: the source keeps (1-s)^2 of the world's
+    # interactions and the target s^2 (the rest crosses domains and is dropped).
+    ratio = (cfg.target_interactions / cfg.interactions) ** 0.5
+    share = ratio / (1 + ratio)
+    world = generate(int(cfg.interactions / (1 - share) ** 2), seed=cfg.seed)
+    source, target = split_domains(world, target_item_share=share, target_user_share=share, seed=cfg.seed)
+    dirs = {}
+    for name, part, subsets in (("synthetic", source, cfg.subsets), ("target", target, [])):
+        (out / "raw" / name).mkdir(parents=True, exist_ok=True)
+        raw = WRITERS["amazon2018"](part, out / "raw" / name, np.random.default_rng(cfg.seed), 0.0, True)
+        dirs[name] = out / "data" / name
+        prepare(PrepareConfig(source="amazon2018", ratings=[raw["ratings"]], meta=[raw["meta"]],
+                              out=dirs[name], subsets=list(subsets), seed=cfg.seed))
     tokens = out / "tokens" / "synthetic"
-    build_token_table(dataset, tokens, vocab_size=8000)
-    result.paths.update(raw=out / "raw", dataset=dataset, card=dataset / "CARD.md", tokens=tokens)
-    return dataset, tokens
+    build_token_table(dirs["synthetic"], tokens, vocab_size=8000)
+    for label in cfg.subsets:  # subsets renumber items: one table each, with the same tokenizer
+        build_token_table(dirs["synthetic"] / "subsets" / label, out / "tokens" / label,
+                          tokenizer_path=tokens / "tokenizer.json")
+    result.paths.update(raw=out / "raw", dataset=dirs["synthetic"], card=dirs["synthetic"] / "CARD.md",
+                        tokens=tokens, target_dataset=dirs["target"])
+    return dirs["synthetic"], tokens, dirs["target"]
 
 
 def run_config(
@@ -136,6 +145,70 @@ def _train_sizes(cfg: DemoConfig, dataset: Path, tokens: Path, out: Path, result
         run_dirs.append(summary.run_dir)
     result.paths["runs"] = out / "runs"
     return run_dirs
+
+
+def _sweep(cfg: DemoConfig, out: Path, result: DemoResult) -> None:
+    """A small scaling sweep over the nested subsets, its fits and its HTML report."""
+    from scalerec.scaling.fits import fit
+    from scalerec.scaling.report import report
+    from scalerec.scaling.spec import load_spec
+    from scalerec.scaling.sweep import run_sweep
+
+    spec_path = Path(__file__).with_name("demo_sweep.toml")
+    spec = load_spec(spec_path, overrides=[
+        f'dataset="{out / "data" / "synthetic"}"', f'tokens="{out / "tokens"}/{{subset}}"',
+        f"subsets={list(cfg.subsets)!r}".replace("'", '"'), f'device="{cfg.device}"', f"seeds=[{cfg.seed}]",
+    ])
+    sweep_dir = out / "sweep"
+    run_sweep(spec, sweep_dir)
+    fits = fit(sweep_dir)
+    html_path = report(sweep_dir)
+    result.paths.update(sweep=sweep_dir, fits=sweep_dir / "fits.json", report=html_path)
+    joint = fits.get("valid_loss", {}).get("joint") or {}
+    if joint:
+        result.seconds["(fit) valid-loss alpha_N"] = round(float(joint.get("alpha", float("nan"))), 3)
+
+
+def _finetune(cfg: DemoConfig, run_dir: Path, target: Path, out: Path, result: DemoResult) -> None:
+    """Transfer the pretrained model to the target domain: zero-shot, full fine-tuning, scratch."""
+    from scalerec.transfer.finetune import FinetuneConfig, finetune
+    from scalerec.transfer.report import transfer_report
+
+    root = out / "finetune"
+    for strategy in ("zero-shot", "scratch", "full"):
+        summary = finetune(FinetuneConfig(
+            pretrained=str(run_dir), data=str(target), out=str(root / strategy), strategy=strategy,
+            epochs=3, device="cuda" if cfg.device == "cuda" else "cpu", seed=cfg.seed, n_boot=200,
+            source_max_users=1000,
+        ))
+        overall = summary.get("overall") or summary.get("test") or {}
+        value = overall.get("ndcg@10")
+        if isinstance(value, dict):
+            value = value.get("mean")
+        if value is not None:
+            result.metrics.setdefault("transfer (target domain)", {})
+            result.metrics[f"target: {strategy}"] = {"ndcg@10": float(value)}
+    result.metrics.pop("transfer (target domain)", None)
+    result.paths["transfer_report"] = transfer_report(root)
+
+
+def _recommend(run_dir: Path, dataset: Path, result: DemoResult, console: Console) -> None:
+    """Top-5 for the history of the first test user, from the trained run (as `scalerec recommend`)."""
+    import pyarrow.parquet as pq
+
+    from scalerec.serve.run_encoder import load_recommender
+
+    inter = pq.read_table(dataset / "interactions.parquet", columns=["user_id", "item_id"])
+    users = inter["user_id"].to_numpy()
+    items = inter["item_id"].to_numpy()
+    history_ids = items[users == users[0]][:-1].tolist()
+    keys = pq.read_table(dataset / "items.parquet", columns=["item_id", "item_key"])
+    key_of = dict(zip(keys["item_id"].to_pylist(), keys["item_key"].to_pylist()))
+    rec = load_recommender(run_dir)
+    answer = rec.recommend([key_of[i] for i in history_ids], k=5)
+    console.print(f"history of user 1: {len(history_ids)} items → top-5:")
+    for item in answer.items:
+        console.print(f"  {item.score:7.3f}  {item.key}  {item.title}")
 
 
 def _bar_chart(result: DemoResult, path: Path) -> str:
@@ -229,9 +302,16 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult()
     with _timed(result, "data: synthesize, prepare, tokenize", console):
-        dataset, tokens = _prepare(cfg, out, result)
+        dataset, tokens, target = _prepare(cfg, out, result)
     with _timed(result, "train and evaluate two model sizes", console):
         run_dirs = _train_sizes(cfg, dataset, tokens, out, result)
-    del run_dirs
+    if cfg.sweep:
+        with _timed(result, "scaling sweep, fits and report", console):
+            _sweep(cfg, out, result)
+    if cfg.finetune:
+        with _timed(result, "fine-tune to the target domain", console):
+            _finetune(cfg, run_dirs[-1], target, out, result)
+    with _timed(result, "recommend", console):
+        _recommend(run_dirs[-1], dataset, result, console)
     _summary(cfg, out, result)
     return result

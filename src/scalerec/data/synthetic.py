@@ -210,3 +210,30 @@ def synthesize(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 7919)
     return WRITERS[fmt](world, out, rng, malformed_rate, gzip_meta)
+
+
+def split_domains(world: World, target_item_share: float = 0.3, target_user_share: float = 0.3,
+                  seed: int = 0) -> tuple[World, World]:
+    """Cut one world into a source and a target domain that share vocabulary but no item or user.
+
+    Items and users are each split at random; a domain keeps its users' interactions with its own
+    items. Every topic appears on both sides, so titles share words, while every target item is
+    unseen in the source: the setting of text-based transfer and cold start (PAPER.md).
+    """
+    rng = np.random.default_rng(seed + 104729)
+    target_items = rng.random(len(world.item_key)) < target_item_share
+    target_users = rng.random(len(world.user_key)) < target_user_share
+    return _restrict(world, ~target_items, ~target_users), _restrict(world, target_items, target_users)
+
+
+def _restrict(world: World, item_mask: np.ndarray, user_mask: np.ndarray) -> World:
+    """The sub-world of the kept items and users (indices renumbered, order preserved)."""
+    keep = item_mask[world.item] & user_mask[world.user]
+    item_map = np.cumsum(item_mask) - 1
+    user_map = np.cumsum(user_mask) - 1
+    return World(
+        item_key=world.item_key[item_mask], title=world.title[item_mask], brand=world.brand[item_mask],
+        categories=world.categories[item_mask], item_topic=world.item_topic[item_mask],
+        user_key=world.user_key[user_mask], user=user_map[world.user[keep]], item=item_map[world.item[keep]],
+        timestamp=world.timestamp[keep], rating=world.rating[keep],
+    )

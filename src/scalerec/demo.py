@@ -206,7 +206,7 @@ def _recommend(run_dir: Path, dataset: Path, result: DemoResult, console: Consol
     items = inter["item_id"].to_numpy()
     history_ids = items[users == users[0]][:-1].tolist()
     keys = pq.read_table(dataset / "items.parquet", columns=["item_id", "item_key"])
-    key_of = dict(zip(keys["item_id"].to_pylist(), keys["item_key"].to_pylist()))
+    key_of = dict(zip(keys["item_id"].to_pylist(), keys["item_key"].to_pylist(), strict=True))
     rec = load_recommender(run_dir)
     answer = rec.recommend([key_of[i] for i in history_ids], k=5)
     console.print(f"history of user 1: {len(history_ids)} items → top-5:")

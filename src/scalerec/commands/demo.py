@@ -11,7 +11,9 @@ from rich.table import Table
 
 def demo(
     out: Path = typer.Option(Path("scalerec-demo"), "--out", help="Folder for everything the demo writes."),
-    interactions: int = typer.Option(120_000, "--interactions", help="Synthetic interactions (pretraining domain)."),
+    interactions: int = typer.Option(
+        120_000, "--interactions", help="Synthetic interactions (pretraining domain)."
+    ),
     epochs: float = typer.Option(6.0, "--epochs", help="Epochs of the two main training runs."),
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="Run the small scaling sweep and report."),
     finetune: bool = typer.Option(True, "--finetune/--no-finetune", help="Fine-tune to a second domain."),

@@ -112,6 +112,15 @@ def _json_inter(path: Path, log: ParseLog, keys: dict[str, str], ts_scale: int =
         yield _finish(df, path, log, ts_scale)
 
 
+# 2014 and 2018 review files (`reviews_*_5.json.gz`, `*_5.json.gz`) share these keys.
+_REVIEW_FIELDS = {
+    "user_key": "reviewerID",
+    "item_key": "asin",
+    "rating": "overall",
+    "timestamp": "unixReviewTime",
+}
+
+
 def read_interactions(source: str, path: Path, log: ParseLog) -> Iterator[Any]:
     """Stream the interaction file of `source` as normalized blocks (see module docstring)."""
     path = Path(path)
@@ -119,29 +128,11 @@ def read_interactions(source: str, path: Path, log: ParseLog) -> Iterator[Any]:
     is_json = ".json" in name
     if source == "amazon2018":
         if is_json:
-            return _json_inter(
-                path,
-                log,
-                {
-                    "user_key": "reviewerID",
-                    "item_key": "asin",
-                    "rating": "overall",
-                    "timestamp": "unixReviewTime",
-                },
-            )
+            return _json_inter(path, log, _REVIEW_FIELDS)
         return _delimited(path, log, ",", ["item_key", "user_key", "rating", "timestamp"])
     if source == "amazon2014":
         if is_json:
-            return _json_inter(
-                path,
-                log,
-                {
-                    "user_key": "reviewerID",
-                    "item_key": "asin",
-                    "rating": "overall",
-                    "timestamp": "unixReviewTime",
-                },
-            )
+            return _json_inter(path, log, _REVIEW_FIELDS)
         return _delimited(path, log, ",", ["user_key", "item_key", "rating", "timestamp"])
     if source == "amazon2023":
         return _json_inter(

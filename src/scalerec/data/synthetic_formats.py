@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from scalerec.data.sources_bench import ML100K_GENRES
+
 if TYPE_CHECKING:
     from scalerec.data.synthetic import World
 
@@ -25,26 +27,7 @@ _JUNK_TITLES = [
     '<span class="a-size-medium a-color-secondary"',
     "",
 ]
-_GENRES = [
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-]
+_GENRES = ML100K_GENRES[1:]  # the real genre list, without "unknown"
 
 
 def _write_lines(path: Path, lines: Any, encoding: str = "utf-8") -> Path:

@@ -73,12 +73,14 @@ def fit(
     parts = []
     for metric, m in res["metrics"].items():
         j = m.get("joint", {}).get("coef")
+        flagged = m.get("joint", {}).get("unidentified", [])
         ex = m.get("extrapolation", {}).get("mean_rel_error")
         if j:
-            parts.append(
-                f"{metric}: alpha_N={j['alpha_N']:.3f} alpha_D={j['alpha_D']:.3f}"
-                + (f" extrap.err={100 * ex:.1f}%" if ex is not None else "")
+            alphas = " ".join(
+                f"{name}={j[name]:.3f}" + (" (not identified by these runs)" if name in flagged else "")
+                for name in ("alpha_N", "alpha_D")
             )
+            parts.append(f"{metric}: {alphas}" + (f" extrap.err={100 * ex:.1f}%" if ex is not None else ""))
     console.print(f"[bold green]fit[/] {'; '.join(parts) or 'no law fitted'} → {out / 'fits.json'}")
 
 

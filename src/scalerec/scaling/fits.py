@@ -126,7 +126,24 @@ def _joint(p: Points, target: np.ndarray, rel: optimal.FlopsRelation, n_boot: in
         "b_opt": lambda f: optimal.optimal_exponents(f, rel)[1],
     }
     laws.bootstrap_law(fit, [p.n, p.d], target, n_boot=n_boot, derived=derived)
-    return fit.to_dict(), fit
+    out = fit.to_dict()
+    out["unidentified"] = unidentified_exponents(out)
+    return out, fit
+
+
+def unidentified_exponents(entry: dict[str, Any]) -> list[str]:
+    """Exponents the data do not determine: the estimate or its 95% CI sits on the fitter's bound
+    (`laws.MAX_EXPONENT`), or the CI reaches down to ~0. Such a number is an artefact of the
+    optimiser, not a measurement, and the CLI and report say so instead of presenting it."""
+    coef, ci = entry.get("coef", {}), entry.get("ci95", {})
+    flagged = []
+    for name, value in coef.items():
+        if not name.startswith("alpha"):
+            continue
+        low, high = (ci.get(name) or [value, value])[:2]
+        if value >= 0.99 * laws.MAX_EXPONENT or high >= 0.99 * laws.MAX_EXPONENT or low <= 1e-3:
+            flagged.append(name)
+    return flagged
 
 
 def _compute_optimal(fit: laws.LawFit, rel: optimal.FlopsRelation, p: Points, higher: bool) -> dict:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from scalerec.errors import UserError
+
 _CONFIG = typer.Option(None, "--config", help="TOML file with serve settings (see ServeConfig).")
 _SET = typer.Option(None, "--set", help="Override a setting, e.g. index.kind=ivf or max_k=50 (repeatable).")
 
@@ -68,7 +70,11 @@ def serve(
     """Serve recommendations over HTTP (FastAPI + Uvicorn): POST /recommend, /recommend/batch, /items;
     GET /items/{key}, /healthz; docs at /docs. Item vectors and the index are built at start-up and
     the index's recall@10 against exact search is printed."""
-    import uvicorn
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise UserError("scalerec serve needs FastAPI and Uvicorn: pip install 'scalerec[serve]'") from None
     from rich.console import Console
 
     from scalerec.serve.api import create_app

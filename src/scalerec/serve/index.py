@@ -136,7 +136,13 @@ class ItemIndex:
         return len(self.keys)
 
     def _build_faiss(self, vectors: np.ndarray, queries: np.ndarray) -> None:
-        import faiss
+        try:
+            import faiss
+        except ImportError:
+            raise UserError(
+                f"a catalog of {len(vectors):,} items needs the approximate index (FAISS): "
+                "pip install 'scalerec[serve]', or raise index.exact_threshold"
+            ) from None
 
         n, d = vectors.shape
         rng = np.random.default_rng(self.cfg.seed)

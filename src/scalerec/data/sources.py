@@ -168,21 +168,23 @@ def _movielens_ratings(path: Path, log: ParseLog) -> Iterator[Any]:
 
 
 def _items_frame(rows: dict[str, Any]) -> Any:
+    """Item rows (categories as JSON-list strings) → the normalized item frame; `item_key`
+    defaults to the join key when the source has no separate public key."""
     import polars as pl
 
+    rows = {"item_key": rows["join_key"], **rows}
     df = pl.DataFrame(
         rows,
         schema={
             "join_key": pl.String,
+            "item_key": pl.String,
             "title": pl.String,
             "brand": pl.String,
             "categories": pl.String,
         },
     )
     df = df.with_columns(pl.col("categories").str.json_decode(pl.List(pl.String)))
-    return df.with_columns(pl.col("join_key").alias("item_key")).select(
-        "join_key", "item_key", "title", "brand", "categories"
-    )
+    return df.select("join_key", "item_key", "title", "brand", "categories")
 
 
 def _amazon_meta(path: Path, log: ParseLog, key: str, brand: str, cats: str, literal: bool) -> Any:

@@ -170,7 +170,6 @@ def datamaps_users(path: Path) -> dict[str, str]:
 
 def read_bench_items(path: Path, log: ParseLog) -> Any:
     """Item table for RecBole/S3Rec data: `.item`, `items*.tsv[.gz]` or P5 `datamaps.json[.gz]`."""
-    import polars as pl
 
     if not Path(path).is_file():
         raise UserError(f"item table not found: {path}")
@@ -185,16 +184,6 @@ def read_bench_items(path: Path, log: ParseLog) -> Any:
         raise UserError(
             f"{path}: unknown item table format (expected .item, .tsv[.gz] or datamaps.json[.gz])"
         )
-    rows.setdefault("item_key", list(rows["join_key"]))
-    df = pl.DataFrame(
-        rows,
-        schema={
-            "join_key": pl.String,
-            "item_key": pl.String,
-            "title": pl.String,
-            "brand": pl.String,
-            "categories": pl.String,
-        },
-    )
-    df = df.with_columns(pl.col("categories").str.json_decode(pl.List(pl.String)))
-    return df.select("join_key", "item_key", "title", "brand", "categories")
+    from scalerec.data.sources import _items_frame
+
+    return _items_frame(rows)

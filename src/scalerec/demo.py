@@ -11,9 +11,11 @@ also the integration test of the package (tests/test_demo.py runs it at a tiny s
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from scalerec.errors import UserError
 from scalerec.io import write_json
 
 
@@ -61,16 +64,13 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _timed(result: DemoResult, name: str, console: Console):
-    class _Timer:
-        def __enter__(self) -> None:
-            console.rule(f"[bold]{name}")
-            self.t0 = time.perf_counter()
-
-        def __exit__(self, *exc: Any) -> None:
-            result.seconds[name] = round(time.perf_counter() - self.t0, 1)
-
-    return _Timer()
+@contextlib.contextmanager
+def _timed(result: DemoResult, name: str, console: Console) -> Iterator[None]:
+    """Print a section rule and record the section's wall time in `result.seconds`."""
+    console.rule(f"[bold]{name}")
+    t0 = time.perf_counter()
+    yield
+    result.seconds[name] = round(time.perf_counter() - t0, 1)
 
 
 def _prepare(cfg: DemoConfig, out: Path, result: DemoResult) -> tuple[Path, Path, Path]:
@@ -88,7 +88,8 @@ def _prepare(cfg: DemoConfig, out: Path, result: DemoResult) -> tuple[Path, Path
     world = generate(int(cfg.interactions / (1 - share) ** 2), seed=cfg.seed)
     source, target = split_domains(world, target_item_share=share, target_user_share=share, seed=cfg.seed)
     dirs = {}
-    for name, part, subsets in (("synthetic", source, cfg.subsets), ("target", target, [])):
+    sweep_subsets = cfg.subsets if cfg.sweep else []
+    for name, part, subsets in (("synthetic", source, sweep_subsets), ("target", target, [])):
         (out / "raw" / name).mkdir(parents=True, exist_ok=True)
         raw = WRITERS["amazon2018"](part, out / "raw" / name, np.random.default_rng(cfg.seed), 0.0, True)
         dirs[name] = out / "data" / name
@@ -96,7 +97,8 @@ def _prepare(cfg: DemoConfig, out: Path, result: DemoResult) -> tuple[Path, Path
                               out=dirs[name], subsets=list(subsets), seed=cfg.seed))
     tokens = out / "tokens" / "synthetic"
     build_token_table(dirs["synthetic"], tokens, vocab_size=8000)
-    for label in cfg.subsets:  # subsets renumber items: one table each, with the same tokenizer
+    for label in _subset_labels(dirs["synthetic"], sweep_subsets):
+        # subsets renumber items: one table each, with the same tokenizer
         build_token_table(dirs["synthetic"] / "subsets" / label, out / "tokens" / label,
                           tokenizer_path=tokens / "tokenizer.json")
     result.paths.update(raw=out / "raw", dataset=dirs["synthetic"], card=dirs["synthetic"] / "CARD.md",
@@ -125,9 +127,8 @@ def run_config(
             f"run.seed={cfg.seed}",
             f'run.device="{cfg.device}"',
             f"run.progress={str(cfg.progress).lower()}",
-            'run.tracking_uri="off"'
-            if not cfg.progress
-            else f'run.tracking_uri="sqlite:///{runs}/mlflow.db"',
+            # quiet runs (tests) skip MLflow; otherwise the trainer's default local store
+            *([] if cfg.progress else ['run.tracking_uri="off"']),
         ],
     )
 
@@ -147,6 +148,11 @@ def _train_sizes(cfg: DemoConfig, dataset: Path, tokens: Path, out: Path, result
     return run_dirs
 
 
+def _subset_labels(dataset: Path, wanted: list[str]) -> list[str]:
+    """The wanted subsets that `prepare` wrote (a subset larger than the dataset is not written)."""
+    return [label for label in wanted if (dataset / "subsets" / label).is_dir()]
+
+
 def _sweep(cfg: DemoConfig, out: Path, result: DemoResult) -> None:
     """A small scaling sweep over the nested subsets, its fits and its HTML report."""
     from scalerec.scaling.fits import fit
@@ -154,10 +160,17 @@ def _sweep(cfg: DemoConfig, out: Path, result: DemoResult) -> None:
     from scalerec.scaling.spec import load_spec
     from scalerec.scaling.sweep import run_sweep
 
+    labels = _subset_labels(out / "data" / "synthetic", cfg.subsets)
+    if len(labels) < 2:
+        have = ", ".join(labels) or "none of them"
+        raise UserError(
+            f"the sweep needs at least 2 of the subsets {', '.join(cfg.subsets)}; the prepared data "
+            f"holds {have}: raise --interactions or run with --no-sweep"
+        )
     spec_path = Path(__file__).with_name("demo_sweep.toml")
     spec = load_spec(spec_path, overrides=[
         f'dataset="{out / "data" / "synthetic"}"', f'tokens="{out / "tokens"}/{{subset}}"',
-        f"subsets={list(cfg.subsets)!r}".replace("'", '"'), f'device="{cfg.device}"', f"seeds=[{cfg.seed}]",
+        f"subsets={labels!r}".replace("'", '"'), f'device="{cfg.device}"', f"seeds=[{cfg.seed}]",
     ])
     sweep_dir = out / "sweep"
     run_sweep(spec, sweep_dir)

@@ -125,7 +125,6 @@ def run_one(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Train (unless complete) and evaluate one run; returns its eval report."""
-    from scalerec.eval import evaluate_run
     from scalerec.train import train
     from scalerec.train.config import resolve_run_config
 
@@ -144,28 +143,18 @@ def run_one(
     overrides += DATASET_OVERRIDES.get(dataset, [])
     if args.quick:
         overrides += ["train.epochs=2", "eval.patience=0", "eval.max_users=500"]
+    if args.mask_seen:  # select the checkpoint under the protocol that is reported
+        overrides.append("eval.mask_seen=true")
     overrides += args.set
     run_dir = work / "runs" / name
     t0 = time.perf_counter()
     if not (run_dir / "final.json").is_file():
         train(resolve_run_config(config_path(dataset, variant), overrides))
     t_train = time.perf_counter() - t0
-    cached = run_dir / "eval.json"
-    if (
-        cached.is_file()
-        and cached.stat().st_mtime >= (run_dir / "final.json").stat().st_mtime
-        and not args.quick
-    ):
-        report = json.loads(cached.read_text())
-    else:
-        report = evaluate_run(
-            run_dir,
-            split="test",
-            bootstrap=args.bootstrap,
-            seed=seed,
-            device=args.device,
-            max_users=args.max_eval_users,
-        )
+    reports = {
+        masked: _evaluate(run_dir, masked, seed, args) for masked in sorted({False, args.mask_seen})
+    }
+    report, unmasked = reports[args.mask_seen], reports[False]
     final = json.loads((run_dir / "final.json").read_text())
     row = {
         "event": "run",
@@ -176,6 +165,8 @@ def run_one(
         "hr@10": report["model"]["hr@10"]["mean"],
         "mrr@10": report["model"]["mrr@10"]["mean"],
         "most_pop_ndcg@10": report["most_popular"]["ndcg@10"]["mean"],
+        "mask_seen": args.mask_seen,
+        "ndcg@10_unmasked": unmasked["model"]["ndcg@10"]["mean"],
         "epochs": final.get("epochs"),
         "best_step": final.get("best_step"),
         "train_s": round(t_train, 1),
@@ -185,6 +176,54 @@ def run_one(
     }
     print(json.dumps(row), flush=True)
     return row
+
+
+def _evaluate(run_dir: Path, mask_seen: bool, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Test report of one run under one protocol, reusing its eval file when newer than the run."""
+    from scalerec.eval import evaluate_run
+    from scalerec.eval.evaluate import eval_filename
+
+    cached = run_dir / eval_filename("test", mask_seen)
+    if (
+        cached.is_file()
+        and cached.stat().st_mtime >= (run_dir / "final.json").stat().st_mtime
+        and not args.quick
+    ):
+        return json.loads(cached.read_text())
+    return evaluate_run(
+        run_dir,
+        split="test",
+        mask_seen=mask_seen,
+        bootstrap=args.bootstrap,
+        seed=seed,
+        device=args.device,
+        max_users=args.max_eval_users,
+    )
+
+
+def train_in_parallel(cells: list[tuple[str, str, int]], args: argparse.Namespace) -> None:
+    """Train unfinished cells in `args.jobs` child processes of this script (one cell each), so
+    small models share one GPU; the parent then only evaluates and summarises."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = [c for c in cells if not (args.work / "runs" / f"{c[0]}_{c[1]}_s{c[2]}" / "final.json").is_file()]
+    passthrough = ["--work", str(args.work), "--device", args.device, "--bootstrap", str(args.bootstrap)]
+    passthrough += ["--mask-seen"] * args.mask_seen + ["--quick"] * args.quick
+    for s in args.set:
+        passthrough += ["--set", s]
+
+    def child(cell: tuple[str, str, int]) -> int:
+        ds, var, seed = cell
+        cmd = [sys.executable, __file__, "--datasets", ds, "--variants", var, "--seeds", str(seed)]
+        return subprocess.call([*cmd, *passthrough, "--jobs", "1", "--no-write"])
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        codes = list(pool.map(child, todo))
+    failed = [f"{c[0]}_{c[1]}_s{c[2]}" for c, code in zip(todo, codes, strict=True) if code]
+    if failed:
+        print(json.dumps({"event": "child_failed", "runs": failed}), flush=True)
 
 
 def seed_interval(values: list[float]) -> tuple[float, float] | None:
@@ -220,6 +259,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "hr@10": sum(r["hr@10"] for r in rs) / len(rs),
                 "mrr@10": sum(r["mrr@10"] for r in rs) / len(rs),
                 "most_pop_ndcg@10": rs[0]["most_pop_ndcg@10"],
+                "mask_seen": rs[0].get("mask_seen", False),
+                "ndcg@10_unmasked": sum(r.get("ndcg@10_unmasked", v) for r, v in zip(rs, vals, strict=True))
+                / len(rs),
                 "bar": bar,
                 "pass": None if bar is None else mean >= bar,
                 "published": PUBLISHED.get(ds, ""),
@@ -243,6 +285,8 @@ def print_table(summary: list[dict[str, Any]]) -> None:
         "HR@10",
         "MRR@10",
         "most-pop NDCG@10",
+        "seen masked",
+        "NDCG@10 unmasked",
         "bar",
     ):
         t.add_column(col)
@@ -260,6 +304,8 @@ def print_table(summary: list[dict[str, Any]]) -> None:
             f"{s['hr@10']:.4f}",
             f"{s['mrr@10']:.4f}",
             f"{s['most_pop_ndcg@10']:.4f}",
+            "yes" if s["mask_seen"] else "no",
+            f"{s['ndcg@10_unmasked']:.4f}",
             bar,
         )
     Console(width=200).print(t)
@@ -277,6 +323,14 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="2 epochs, small validation: a CPU pipeline check")
     p.add_argument("--set", action="append", default=[], help="extra config override for every run")
     p.add_argument(
+        "--mask-seen",
+        action="store_true",
+        help="rank with the user's history items removed (the S3Rec code's protocol); "
+        "the unmasked figure is reported beside it",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="train this many runs at once (one process each)")
+    p.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
         "--time-budget-min",
         type=float,
         default=None,
@@ -287,6 +341,11 @@ def main() -> None:
     datasets, variants = args.datasets.split(","), args.variants.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     data_dirs = {ds: prepare_dataset(ds, args.work) for ds in datasets}
+    for ds in datasets:  # token tables once, before any child process needs them
+        if any(v.startswith("text") for v in variants):
+            token_table(ds, data_dirs[ds], args.work)
+    if args.jobs > 1:
+        train_in_parallel([(ds, v, s) for s in seeds for v in variants for ds in datasets], args)
     rows, skipped = [], []
     # seed-major order: one full table first (bar runs first), further seeds after
     for seed in seeds:
@@ -313,6 +372,8 @@ def main() -> None:
     summary = summarize(rows)
     for s in summary:
         print(json.dumps({"event": "summary", **s}), flush=True)
+    if args.no_write:
+        return
     print_table(summary)
     (args.work / "accuracy.json").write_text(json.dumps({"runs": rows, "summary": summary}, indent=2))
 

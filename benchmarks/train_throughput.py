@@ -154,6 +154,8 @@ def measure(
         "flops_per_target": fpt,
         "tflops": rate * fpt / 1e12,
         "non_embedding_params": rt.model.param_counts()["non_embedding"],
+        "distinct_items": rt.distinct_items,
+        "overrides": [o for o in extra if not o.startswith(("train.negatives", "train.compile"))],
     }
     peak = peak_flops(device)
     if peak:
@@ -189,9 +191,11 @@ def bench_size(size: str, world: tuple[Path, Path], out: Path, args: argparse.Na
     k_paper = PAPER_NEGATIVES.get(size, 1000 if args.device == "cuda" else 100)
     k_ours = args.negatives or (4096 if size not in PAPER_NEGATIVES and args.device == "cuda" else k_paper)
     base_extra = [f"train.negatives={k_paper}"]
-    paper = safe_measure(world, out, size, "paper", 128, args.steps, args, base_extra)
-    emit({"kind": "paper_mode", **(paper or {})}, size)
-    ours_extra = [f"train.negatives={k_ours}", f"train.compile={str(args.compile).lower()}"]
+    paper = None
+    if not args.skip_paper:
+        paper = safe_measure(world, out, size, "paper", 128, args.steps, args, base_extra)
+        emit({"kind": "paper_mode", **(paper or {})}, size)
+    ours_extra = [f"train.negatives={k_ours}", f"train.compile={str(args.compile).lower()}", *args.set]
     rows = []
     for batch in args.batches:
         row = safe_measure(world, out, size, "default", batch, args.steps, args, ours_extra)
@@ -241,6 +245,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile ours"
     )
+    p.add_argument("--set", nargs="*", default=[], help="config overrides for our recipe (key=value)")
+    p.add_argument("--skip-paper", action="store_true", help="no paper-mode baseline (ratios omitted)")
     a = p.parse_args(argv)
     gpu = a.device == "cuda"
     a.sizes = a.sizes or (["paper-100K", "paper-1M", "xl"] if gpu else ["tiny"])

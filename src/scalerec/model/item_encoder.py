@@ -24,8 +24,9 @@ from scalerec.model.config import ModelConfig
 class ItemEncoder(Protocol):
     """What the recommender needs from an item encoder."""
 
-    def encode_items(self, item_ids: Tensor) -> Tensor:
-        """[...] int64 item ids → [..., d_model] vectors (id 0 = padding)."""
+    def encode_items(self, item_ids: Tensor, distinct: bool = False) -> Tensor:
+        """[...] int64 item ids → [..., d_model] vectors (id 0 = padding). `distinct=True` promises
+        the ids are already unique (no need to deduplicate them again)."""
         ...
 
     def set_item_table(self, tokens: dict[str, Tensor] | None) -> None:
@@ -85,12 +86,12 @@ class TextItemEncoder(nn.Module):
         pooled = [self._pool(f, tokens[f][:, : self.max_len[f]]) for f in self.fields]
         return self.adapter(torch.cat(pooled, dim=-1))
 
-    def encode_items(self, item_ids: Tensor) -> Tensor:
+    def encode_items(self, item_ids: Tensor, distinct: bool = False) -> Tensor:
         """[...] item ids → [..., d_model], gathering each item's tokens from the registered table."""
         if not hasattr(self, f"table_{self.fields[0]}"):
             raise RuntimeError("call set_item_table(tokens) before encoding item ids")
         flat = item_ids.reshape(-1)
-        if self.dedupe and not flat.is_cuda and not torch.compiler.is_compiling():
+        if self.dedupe and not distinct and not flat.is_cuda and not torch.compiler.is_compiling():
             # CPU: encode each distinct item once (a batch of histories repeats popular items);
             # skipped on CUDA, where the dynamic output shape would force a host sync.
             uniq, inverse = torch.unique(flat, return_inverse=True)
@@ -113,7 +114,7 @@ class IdItemEncoder(nn.Module):
     def set_item_table(self, tokens: dict[str, Tensor] | None) -> None:
         """Id items need no token table."""
 
-    def encode_items(self, item_ids: Tensor) -> Tensor:
+    def encode_items(self, item_ids: Tensor, distinct: bool = False) -> Tensor:
         return self.emb(item_ids)
 
 

@@ -45,9 +45,10 @@ class SequentialRecommender(nn.Module):
         """Catalog size known to the encoder (0 before `set_item_table` for text)."""
         return int(self.item_encoder.n_items)
 
-    def encode_items(self, item_ids: Tensor) -> Tensor:
-        """[...] int64 item ids → [..., d_model] item vectors (works for any shape)."""
-        return self.item_encoder.encode_items(item_ids)
+    def encode_items(self, item_ids: Tensor, distinct: bool = False) -> Tensor:
+        """[...] int64 item ids → [..., d_model] item vectors (works for any shape); `distinct`:
+        the caller already deduplicated the ids."""
+        return self.item_encoder.encode_items(item_ids, distinct)
 
     def encode_tokens(self, tokens: dict[str, Tensor]) -> Tensor:
         """{field: [N, L] int} → [N, d_model]: vectors of items not in the table (cold start)."""

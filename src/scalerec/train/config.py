@@ -82,6 +82,9 @@ class TrainConfig:
     """Autocast dtype: auto = bf16 on CUDA, fp32 on CPU."""
     compile: bool = False
     """Wrap the training step in torch.compile."""
+    distinct_items: bool = True
+    """Text encoder, all-position targets: encode each distinct item of a batch once (same loss,
+    far less token-embedding work; costs one device sync per step)."""
     epochs: float | None = 10.0
     """Run length in epochs (lowest precedence)."""
     max_steps: int | None = None

@@ -64,6 +64,7 @@ class Runtime:
     meta: dict[str, Any]
     counters: Counters = field(default_factory=Counters)
     start_step: int = 0
+    distinct_items: bool = False  # deduplicate each batch's items before encoding them
 
 
 def _init_distributed(device: torch.device) -> None:
@@ -148,6 +149,7 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
         runlog.ProgressBar(0, False),
         meta,
     )
+    rt.distinct_items = t.distinct_items and mcfg.item_encoder == "text" and t.targets == "all"
     if resume:
         _restore(rt)
     rt.bar = runlog.ProgressBar(budget.total_steps, cfg.run.progress, start=rt.counters.step)

@@ -25,6 +25,7 @@ from scalerec.io import write_json
 from scalerec.train import build, checkpoint
 from scalerec.train.config import RunConfig
 from scalerec.train.evaluation import evaluate_split, subset
+from scalerec.train.objective import distinct_items
 from scalerec.train.setup import Runtime, setup
 
 
@@ -97,10 +98,11 @@ def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
     ddp = rt.step_module if hasattr(rt.step_module, "no_sync") else None
     for i, batch in enumerate(micro):
         neg_ids = draw_negatives(rt, batch.targets)
+        distinct = distinct_items(batch.inputs, batch.targets, neg_ids) if rt.distinct_items else None
         last = i == len(micro) - 1
         with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
             with dev.autocast(rt.device, rt.dtype):
-                loss = rt.step_module(batch.inputs, batch.targets, neg_ids)
+                loss = rt.step_module(batch.inputs, batch.targets, neg_ids, distinct)
             (loss * scale).backward()
         total += loss.detach()
     if rt.cfg.train.grad_clip > 0:

@@ -41,9 +41,11 @@ def serve_child(args: argparse.Namespace) -> None:
     from scalerec.serve.recommender import Recommender, ServeConfig
     from scalerec.serve.synthetic import ClusteredEncoder, synthetic_items
 
+    if args.server_cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.server_cpus.split(",")})
     t0 = time.perf_counter()
     encoder = ClusteredEncoder(args.items, args.dim, seed=args.seed)
-    cfg = ServeConfig(index=IndexConfig(kind=args.index, seed=args.seed))
+    cfg = ServeConfig(index=IndexConfig(kind=args.index, seed=args.seed, ivf_codes=args.codes))
     rec = Recommender(encoder, synthetic_items(args.items), cfg)
     set_search_threads(args.search_threads)
     print(json.dumps({"child": "ready", "setup_s": round(time.perf_counter() - t0, 1)}), flush=True)
@@ -72,6 +74,10 @@ def start_server(args: argparse.Namespace, kind: str) -> tuple[subprocess.Popen,
         str(args.dim),
         "--seed",
         str(args.seed),
+        "--codes",
+        args.codes,
+        "--server-cpus",
+        args.server_cpus or "",
     ]
     proc = subprocess.Popen(cmd, stdout=sys.stderr)
     deadline = time.time() + args.startup_timeout
@@ -193,6 +199,13 @@ def main() -> None:
     ap.add_argument("--index", default="ivf", choices=["ivf", "hnsw", "exact"])
     ap.add_argument("--no-baseline", action="store_true", help="skip the exact-index phase")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--codes", default="sq8", choices=["flat", "sq8", "fp16"], help="IVF vector codes")
+    ap.add_argument(
+        "--server-cpus",
+        default="",
+        help="pin the server to these CPUs (e.g. 0,1); the load generator "
+        "then runs on the others, so the server owns its 2 cores as in the bar",
+    )
     ap.add_argument("--search-threads", type=int, default=1, help="server threads per search")
     ap.add_argument("--startup-timeout", type=float, default=900.0)
     ap.add_argument("--serve-child", action="store_true", help=argparse.SUPPRESS)
@@ -200,11 +213,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.serve_child:
         return serve_child(args)
+    if args.server_cpus:
+        pinned = {int(c) for c in args.server_cpus.split(",")}
+        others = set(os.sched_getaffinity(0)) - pinned
+        if others:
+            os.sched_setaffinity(0, others)
     print(
         json.dumps(
             {
                 "machine": {
                     "cpus": os.cpu_count(),
+                    "server_cpus": args.server_cpus or "shared with the load generator",
                     "loadavg_1m": os.getloadavg()[0],
                     "python": sys.version.split()[0],
                 }

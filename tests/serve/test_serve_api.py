@@ -155,3 +155,21 @@ def test_unknown_keys_with_odd_unicode_never_crash(client) -> None:
     assert r.status_code == 422 and r.json()["detail"]  # a lone surrogate is not a valid key
     r = client.post("/recommend", json={"history": ["K1", "é\u2028x"]})
     assert r.status_code == 200 and r.json()["unknown"] == ["é\u2028x"]
+
+
+def test_hot_path_and_fastapi_route_answer_alike(recommender: Recommender) -> None:
+    """Valid bodies take the `FastRecommend` hot path in front of FastAPI; the FastAPI app alone
+    (`app.api`) serves the same route. Answers must be byte-identical, good or bad."""
+    app = create_app(recommender)
+    hot, route = TestClient(app), TestClient(app.api)
+    bodies = [
+        {"history": ["K5", "nope", "K9"], "k": 4},
+        {"history": ["K7"], "k": 2, "exclude_seen": False},
+        {"history": ["nope"], "k": 4},  # no known key: 422 from the service
+        {"history": [], "k": 4},  # schema violation: FastAPI's 422
+        {"history": ["K1"], "k": "4"},  # strict types
+    ]
+    for body in bodies:
+        a, b = hot.post("/recommend", json=body), route.post("/recommend", json=body)
+        assert (a.status_code, a.content) == (b.status_code, b.content), body
+    assert hot.post("/recommend", json=bodies[0]).status_code == 200

@@ -7,11 +7,18 @@ user and optional iterative k-core → dense ids (users in seeded-hash order, so
 prefixes) → sort by (user, time, arrival) → write → nested subsets. Strings are touched once, at
 encoding; every later step works on int columns, which is what keeps a 23M-row dump in a few GB.
 The whole output is built under a temporary name and renamed at the end (`scalerec.io.atomic_dir`).
+
+Above `shard_above_rows` parsed rows the rows go to disk instead, partitioned by the seeded user
+hash, and every per-user step runs one shard at a time (`scalerec.data.shards`): memory then
+depends on the shard size and the item table, not on the number of ratings. Both paths write
+the same files and the same card.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -59,6 +66,11 @@ class PrepareConfig:
     """Nested subset sizes in interactions, e.g. 100K, 1M, 10M."""
     seed: int = 0
     """Seed of the user-order hash (subset membership and user ids)."""
+    shard_above_rows: int = 8_000_000
+    """Parsed rows above which rows spill to user-hash shards on disk and are processed one shard
+    at a time (bounded memory; same output). 0: always; a huge value: never."""
+    shards: int = 64
+    """Number of user-hash shards of the on-disk path (a power of two, at most 1024)."""
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -70,56 +82,91 @@ class PrepareConfig:
             raise ValueError("min_user_interactions must be >= 1 and k_core >= 0")
         for s in self.subsets:
             parse_size(s)
+        if self.shard_above_rows < 0 or not (
+            1 <= self.shards <= 1024 and self.shards & (self.shards - 1) == 0
+        ):
+            raise ValueError("shard_above_rows must be >= 0 and shards a power of two in 1..1024")
 
 
 _KEY_SEED = 0x5CA1E
 
 
-def _stage(cfg: PrepareConfig, log: ParseLog) -> tuple[Any, Any, Any]:
-    """Parse every interaction file; strings are replaced at once by 64-bit key hashes.
+ROW_COLUMNS = ("uh", "ih", "timestamp", "rating", "seq")
 
-    Returns (int rows `uh, ih, timestamp, rating, seq`, user keys `uh, user_key`, item keys
-    `ih, item_key`). `seq` is the global arrival index (stable tiebreak; the timestamp of
-    sources without one). Key tables are compacted as they grow, so memory stays near
-    rows × 32 bytes plus the distinct keys.
+
+def _blocks(cfg: PrepareConfig, log: ParseLog) -> Iterator[Any]:
+    """Parsed interaction blocks with 64-bit key hashes `uh, ih` and the arrival index `seq`.
+
+    `seq` is the global arrival index (stable tiebreak; the timestamp of sources without one).
     """
     import polars as pl
 
-    rows, users, items = [], [], []
     seq = 0
     for path in cfg.ratings:
         for block in read_interactions(cfg.source, path, log):
             n = len(block)
-            block = block.with_columns(
+            yield block.with_columns(
                 pl.col("user_key").hash(_KEY_SEED).alias("uh"),
                 pl.col("item_key").hash(_KEY_SEED).alias("ih"),
                 pl.int_range(seq, seq + n, dtype=pl.Int64).alias("seq"),
             ).with_columns(pl.col("timestamp").fill_null(pl.col("seq")))
-            rows.append(block.select("uh", "ih", "timestamp", "rating", "seq"))
-            users.append(block.select("uh", "user_key").unique("uh"))
-            items.append(block.select("ih", "item_key").unique("ih"))
-            if len(users) >= 8:
-                users = [pl.concat(users).unique("uh")]
-                items = [pl.concat(items).unique("ih")]
             seq += n
-    empty = {"uh": pl.UInt64, "ih": pl.UInt64, "timestamp": pl.Int64, "rating": pl.Float32, "seq": pl.Int64}
-    inter = pl.concat(rows) if rows else pl.DataFrame(schema=empty)
-    users_df = (
-        pl.concat(users).unique("uh")
-        if users
-        else pl.DataFrame(schema={"uh": pl.UInt64, "user_key": pl.String})
-    )
-    items_df = (
-        pl.concat(items).unique("ih")
-        if items
-        else pl.DataFrame(schema={"ih": pl.UInt64, "item_key": pl.String})
-    )
-    for df, col in ((users_df, "user_key"), (items_df, "item_key")):
-        if df[col].n_unique() != len(df):
-            raise UserError(
-                f"64-bit hash collision among {col}s; rerun is not expected to help, please report"
-            )
-    return inter, users_df, items_df
+
+
+class KeyTable:
+    """Distinct (hash, key) pairs seen so far, compacted as they grow."""
+
+    def __init__(self, hash_col: str, key_col: str) -> None:
+        self.cols, self.parts = (hash_col, key_col), []
+
+    def add(self, df: Any) -> None:
+        import polars as pl
+
+        self.parts.append(df.select(*self.cols).unique(self.cols[0]))
+        if len(self.parts) >= 8:
+            self.parts = [pl.concat(self.parts).unique(self.cols[0])]
+
+    def frame(self) -> Any:
+        import polars as pl
+
+        h, k = self.cols
+        if not self.parts:
+            return pl.DataFrame(schema={h: pl.UInt64, k: pl.String})
+        df = pl.concat(self.parts).unique(h)
+        if df[k].n_unique() != len(df):
+            raise UserError(f"64-bit hash collision among {k}s; rerun is not expected to help, please report")
+        return df
+
+
+class Staged:
+    """Int rows `uh, ih, timestamp, rating, seq` in memory plus the user and item key tables.
+
+    Strings are replaced at once by 64-bit key hashes, so memory stays near rows x 32 bytes
+    plus the distinct keys.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[Any] = []
+        self.users, self.items = KeyTable("uh", "user_key"), KeyTable("ih", "item_key")
+        self.n = 0
+
+    def add(self, block: Any) -> None:
+        self.rows.append(block.select(*ROW_COLUMNS))
+        self.users.add(block)
+        self.items.add(block)
+        self.n += len(block)
+
+    def frame(self) -> Any:
+        import polars as pl
+
+        empty = {
+            "uh": pl.UInt64,
+            "ih": pl.UInt64,
+            "timestamp": pl.Int64,
+            "rating": pl.Float32,
+            "seq": pl.Int64,
+        }
+        return pl.concat(self.rows) if self.rows else pl.DataFrame(schema=empty)
 
 
 def stable_hash64(keys: Any, seed: int) -> np.ndarray:
@@ -159,29 +206,31 @@ def user_hash_order(keys: Any, seed: int) -> np.ndarray:
     return rank
 
 
-def _map_user_keys(cfg: PrepareConfig, users: Any) -> Any:
+def user_key_map(cfg: PrepareConfig) -> dict[str, str]:
     """S3Rec user ints → the original reviewerIDs when a P5 `datamaps.json` is among the item
-    tables, so downstream-user exclusion works across datasets."""
-    import polars as pl
-
+    tables, so downstream-user exclusion works across datasets (empty otherwise)."""
     from scalerec.data.sources_bench import datamaps_users
 
     mapping: dict[str, str] = {}
     for p in cfg.meta:
         if "datamaps" in Path(p).name:
             mapping.update(datamaps_users(Path(p)))
-    if not mapping:
-        return users
-    return users.with_columns(pl.col("user_key").replace(mapping))
+    return mapping
 
 
-def _encode(inter: Any, users: Any, items: Any, seed: int) -> tuple[Any, Any, Any]:
-    """Hashed keys → int32 codes: users in seeded-hash order, items in (length, key) order."""
+def encode_items(items: Any) -> Any:
+    """Item key table → int32 codes `i` in (length, key) order."""
+    import polars as pl
+
+    items = items.sort(pl.col("item_key").str.len_bytes(), "item_key")
+    return items.with_columns(pl.int_range(0, pl.len(), dtype=pl.Int32).alias("i"))
+
+
+def _encode(inter: Any, users: Any, items: Any, seed: int) -> tuple[Any, Any]:
+    """Hashed keys → int32 codes: users in seeded-hash order, items as `encode_items` numbered them."""
     import polars as pl
 
     users = users.with_columns(pl.Series("u", user_hash_order(users["user_key"], seed), dtype=pl.Int32))
-    items = items.sort(pl.col("item_key").str.len_bytes(), "item_key")
-    items = items.with_columns(pl.int_range(0, pl.len(), dtype=pl.Int32).alias("i"))
     inter = (
         inter.lazy()
         .join(users.lazy().select("uh", "u"), on="uh")
@@ -189,7 +238,7 @@ def _encode(inter: Any, users: Any, items: Any, seed: int) -> tuple[Any, Any, An
         .select("u", "i", "timestamp", "rating", "seq")
         .collect()
     )
-    return inter, users.drop("uh"), items.drop("ih")
+    return inter, users.drop("uh")
 
 
 def _dedupe(inter: Any) -> Any:
@@ -221,44 +270,92 @@ def _k_core(inter: Any, k_user: int, k_item: int) -> Any:
             return inter
 
 
-def _filter(
-    cfg: PrepareConfig, inter: Any, users: Any, items: Any, meta: Any | None, record: Any
-) -> tuple[Any, Any]:
-    """Dedupe, metadata/title, exclusions, min-interactions/k-core; `record(step, df, reason, n)`."""
+@dataclass
+class ItemFilter:
+    """Per item code: which metadata filters drop it (None: no metadata table was given)."""
+
+    info: Any
+    no_meta: np.ndarray | None = None
+    issue: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def item_filter(items: Any, meta: Any | None) -> ItemFilter:
+    """Join the encoded item table with the metadata and flag items per drop reason."""
+    import polars as pl
+
+    if meta is None:
+        return ItemFilter(items)
+    info = items.join(meta, left_on="item_key", right_on="join_key", how="left").sort("i")
+    n = len(info)
+    no_meta = np.zeros(n, dtype=bool)
+    no_meta[info.filter(~pl.col("has_meta").fill_null(False))["i"].to_numpy()] = True
+    issue = {}
+    for reason in ("junk_title", "empty_title"):
+        issue[reason] = np.zeros(n, dtype=bool)
+        issue[reason][info.filter(pl.col("title_issue") == reason)["i"].to_numpy()] = True
+    return ItemFilter(info, no_meta, issue)
+
+
+def _drop_items(inter: Any, bad: np.ndarray) -> Any:
+    import polars as pl
+
+    return inter.filter(pl.Series(~bad[inter["i"].to_numpy()]))
+
+
+def filter_rows(
+    cfg: PrepareConfig, inter: Any, users: Any, flags: ItemFilter, excluded: list[str] | None, record: Any
+) -> Any:
+    """Dedupe, metadata/title, exclusions, min interactions per user; `record(step, df, reason, n)`.
+
+    Works on all rows or on one user shard alike: every step is per row, per item (through
+    `flags`) or per user. `users`: `u, user_key` of the users in `inter`.
+    """
     import polars as pl
 
     if cfg.dedupe:
         before = len(inter)
         inter = _dedupe(inter)
         record("dedupe", inter, "duplicate", before - len(inter))
-    info = items
-    if meta is not None:
-        info = items.join(meta, left_on="item_key", right_on="join_key", how="left")
+    if flags.no_meta is not None:
         if cfg.require_metadata:
             before = len(inter)
-            inter = inter.join(info.filter(pl.col("has_meta")).select("i"), on="i", how="semi")
+            inter = _drop_items(inter, flags.no_meta)
             record("join_metadata", inter, "no_metadata", before - len(inter))
         if cfg.require_title:
             for reason in ("junk_title", "empty_title"):
                 before = len(inter)
-                bad = info.filter(pl.col("title_issue") == reason).select("i")
-                inter = inter.join(bad, on="i", how="anti")
+                inter = _drop_items(inter, flags.issue[reason])
                 record(f"drop_{reason}", inter, reason, before - len(inter))
-    if cfg.exclude_users:
-        from scalerec.data.subsets import excluded_keys
-
-        excl = users.filter(pl.col("user_key").is_in(excluded_keys(cfg.exclude_users))).select("u")
+    if excluded is not None:
+        excl = users.filter(pl.col("user_key").is_in(excluded)).select("u")
         before = len(inter)
         inter = inter.join(excl, on="u", how="anti")
         record("exclude_users", inter, "excluded_users", before - len(inter))
     before = len(inter)
     inter = inter.filter(pl.len().over("u") >= cfg.min_user_interactions)
     record("min_user_interactions", inter, "below_min_interactions", before - len(inter))
-    if cfg.k_core > 0:
-        before = len(inter)
-        inter = _k_core(inter, cfg.k_core, cfg.k_core)
-        record("k_core", inter, "below_k_core", before - len(inter))
-    return inter, info
+    return inter
+
+
+def items_frame(i_map: Any, info: Any) -> Any:
+    """`i_map` (`i`, `item_id`) + item info → the items.parquet frame, sorted by item_id."""
+    import polars as pl
+
+    return (
+        i_map.join(info, on="i")
+        .sort("item_id")
+        .select(
+            "item_id",
+            pl.coalesce("item_key_out", "item_key").alias("item_key")
+            if "item_key_out" in info.columns
+            else "item_key",
+            pl.col("title").fill_null("") if "title" in info.columns else pl.lit("").alias("title"),
+            pl.col("brand").fill_null("") if "brand" in info.columns else pl.lit("").alias("brand"),
+            pl.col("categories").fill_null([])
+            if "categories" in info.columns
+            else pl.lit([], pl.List(pl.String)).alias("categories"),
+        )
+    )
 
 
 def _densify(inter: Any, users: Any, info: Any) -> tuple[Any, Any, Any]:
@@ -278,22 +375,15 @@ def _densify(inter: Any, users: Any, info: Any) -> tuple[Any, Any, Any]:
         .select("user_id", "item_id", pl.col("timestamp").cast(pl.Int64), pl.col("rating").cast(pl.Float32))
     )
     users_out = u_map.join(users, on="u").sort("user_id").select("user_id", "user_key")
-    items_out = (
-        i_map.join(info, on="i")
-        .sort("item_id")
-        .select(
-            "item_id",
-            pl.coalesce("item_key_out", "item_key").alias("item_key")
-            if "item_key_out" in info.columns
-            else "item_key",
-            pl.col("title").fill_null("") if "title" in info.columns else pl.lit("").alias("title"),
-            pl.col("brand").fill_null("") if "brand" in info.columns else pl.lit("").alias("brand"),
-            pl.col("categories").fill_null([])
-            if "categories" in info.columns
-            else pl.lit([], pl.List(pl.String)).alias("categories"),
-        )
-    )
-    return out, users_out, items_out
+    return out, users_out, items_frame(i_map, info)
+
+
+def write_items(dest: Path, items: Any) -> None:
+    import polars as pl
+
+    items.with_columns(
+        pl.col("item_id").cast(pl.Int32), pl.col("categories").cast(pl.List(pl.String))
+    ).write_parquet(dest / "items.parquet")
 
 
 def write_dataset(dest: Path, inter: Any, users: Any, items: Any) -> None:
@@ -302,9 +392,7 @@ def write_dataset(dest: Path, inter: Any, users: Any, items: Any) -> None:
 
     inter.write_parquet(dest / "interactions.parquet", row_group_size=1 << 20)
     users.with_columns(pl.col("user_id").cast(pl.Int32)).write_parquet(dest / "users.parquet")
-    items.with_columns(
-        pl.col("item_id").cast(pl.Int32), pl.col("categories").cast(pl.List(pl.String))
-    ).write_parquet(dest / "items.parquet")
+    write_items(dest, items)
 
 
 def _load_meta(cfg: PrepareConfig, log: ParseLog) -> tuple[Any | None, dict[str, int]]:
@@ -336,27 +424,38 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
             dropped[reason] = dropped.get(reason, 0) + int(n)
 
     with atomic_dir(cfg.out) as tmp:
-        inter, users, items = _stage(cfg, log)
-        n_rows, n_malformed = len(inter), log.total
+        staged, sharded = Staged(), None
+        blocks = _blocks(cfg, log)
+        for block in blocks:
+            staged.add(block)
+            if staged.n > cfg.shard_above_rows:
+                from scalerec.data.shards import ShardWriter
+
+                sharded = ShardWriter(tmp / "_shards", cfg.shards, cfg.seed, user_key_map(cfg))
+                sharded.take(staged)
+                del staged
+                for block in blocks:
+                    sharded.add(block)
+                break
+        n_malformed = log.total
         meta, meta_counts = _load_meta(cfg, log)
-        users = _map_user_keys(cfg, users)
-        inter, users, items = _encode(inter, users, items, cfg.seed)
         dropped["malformed"] = n_malformed
-        record("parse", inter)
-        inter, info = _filter(cfg, inter, users, items, meta, record)
-        inter, users_out, items_out = _densify(inter, users, info)
-        write_dataset(tmp, inter, users_out, items_out)
+        excluded = None
+        if cfg.exclude_users:
+            from scalerec.data.subsets import excluded_keys
+
+            excluded = excluded_keys(cfg.exclude_users)
         card = {
             "format_version": FORMAT_VERSION,
             "name": cfg.name or cfg.out.name,
-            "n_users": len(users_out),
-            "n_items": len(items_out),
-            "n_interactions": len(inter),
+            "n_users": 0,
+            "n_items": 0,
+            "n_interactions": 0,
             "source": {
                 "format": cfg.source,
                 "files": source_files([*cfg.ratings, *cfg.meta]),
                 "lines_read": log.lines,
-                "rows_parsed": n_rows,
+                "rows_parsed": 0,
             },
             "params": to_dict(cfg),
             "steps": steps,
@@ -365,8 +464,34 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
             "parse": {"mode": cfg.mode, "counts": log.counts, "examples": log.examples},
             "split": "leave-one-out at load time (last item test, second-last valid)",
         }
-        card["subsets"] = write_subsets(tmp, inter, users_out, items_out, cfg.subsets, card)
+        if sharded is not None:
+            from scalerec.data.shards import prepare_sharded
+
+            prepare_sharded(cfg, sharded, meta, excluded, tmp, card)
+            shutil.rmtree(tmp / "_shards", ignore_errors=True)
+        else:
+            inter = staged.frame()
+            card["source"]["rows_parsed"] = len(inter)
+            users = staged.users.frame()
+            items = encode_items(staged.items.frame())
+            del staged
+            mapping = user_key_map(cfg)
+            if mapping:
+                users = users.with_columns(users["user_key"].replace(mapping))
+            inter, users = _encode(inter, users, items, cfg.seed)
+            record("parse", inter)
+            flags = item_filter(items, meta)
+            inter = filter_rows(cfg, inter, users, flags, excluded, record)
+            if cfg.k_core > 0:
+                before = len(inter)
+                inter = _k_core(inter, cfg.k_core, cfg.k_core)
+                record("k_core", inter, "below_k_core", before - len(inter))
+            inter, users_out, items_out = _densify(inter, users, flags.info)
+            write_dataset(tmp, inter, users_out, items_out)
+            card.update(n_users=len(users_out), n_items=len(items_out), n_interactions=len(inter))
+            card["subsets"] = write_subsets(tmp, inter, users_out, items_out, cfg.subsets, card)
+            card["dataset_hash"] = content_hash(inter)
         card["wall_time_s"] = round(time.perf_counter() - t0, 3)
-        card["dataset_hash"] = content_hash(inter)
+        card["dataset_hash"] = card.pop("dataset_hash")
         write_card(tmp, card)
     return card

@@ -4,7 +4,10 @@ Writes a synthetic ratings CSV + metadata JSON (gz) of the given size, then runs
 `scalerec.data.etl.prepare` with nested subsets in a fresh child process (so peak RSS is the
 ETL's alone) and prints one JSON line per size: wall and CPU seconds, rows/s, peak RSS. With
 `--scale-check` (default on) it repeats at 2x the size and prints the ratio of times against the
-1x run measured in the same invocation (linear cost => ratio ~2).
+1x run measured in the same invocation (linear cost => ratio ~2). Peak RSS is reported twice:
+by the child itself (`peak_rss_gib`) and by the parent from the child's rusage (`os.wait4`,
+`child_peak_rss_gib`, which covers every thread and anything the child forked).
+`--shard-above-rows` sets `PrepareConfig.shard_above_rows` (0: force the on-disk sharded path).
 
     python benchmarks/etl.py                                   # small (2M ratings), quick
     python benchmarks/etl.py --ratings 23300000 --meta 1500000 --subsets 100K,1M,10M   # the bar
@@ -19,6 +22,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,6 +56,7 @@ def _child(args: argparse.Namespace) -> None:
             meta=[args.meta_file],
             out=Path(args.out),
             subsets=[s for s in args.subsets.split(",") if s],
+            **({} if args.shard_above_rows is None else {"shard_above_rows": args.shard_above_rows}),
         )
     )
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -66,12 +71,16 @@ def _child(args: argparse.Namespace) -> None:
                 "n_users": card["n_users"],
                 "n_items": card["n_items"],
                 "subsets": [s["label"] for s in card["subsets"] if not s.get("skipped")],
+                "subset_interactions": [s["n_interactions"] for s in card["subsets"]],
+                "sharded": card["params"].get("shard_above_rows", -1) < card["source"]["rows_parsed"],
             }
         )
     )
 
 
-def _measure(work: Path, n_ratings: int, n_meta: int, subsets: str, seed: int) -> dict:
+def _measure(
+    work: Path, n_ratings: int, n_meta: int, subsets: str, seed: int, shard_above_rows: int | None
+) -> dict:
     paths = _make_dump(work, n_ratings, n_meta, seed)
     out = work / f"ds_{n_ratings}"
     cmd = [
@@ -87,12 +96,23 @@ def _measure(work: Path, n_ratings: int, n_meta: int, subsets: str, seed: int) -
         "--subsets",
         subsets,
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        sys.exit(f"prepare failed:\n{res.stderr[-3000:]}")
-    row = json.loads(res.stdout.strip().splitlines()[-1])
+    if shard_above_rows is not None:
+        cmd += ["--shard-above-rows", str(shard_above_rows)]
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+        proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out_f.seek(0)
+        err_f.seek(0)
+        stdout, stderr = out_f.read(), err_f.read()
+    if proc.returncode != 0:
+        sys.exit(f"prepare failed:\n{stderr[-3000:]}")
+    row = json.loads(stdout.strip().splitlines()[-1])
     row.update(
         {
+            "child_peak_rss_gib": round(usage.ru_maxrss / 2**20, 3),
+            "load_avg_1m_before": load,
             "ratings": n_ratings,
             "meta_lines": n_meta,
             "rows_per_s": round(n_ratings / row["wall_s"]),
@@ -113,6 +133,12 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/scalerec_etl_bench", help="scratch dir (dumps are cached here)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-scale-check", action="store_true", help="skip the 2x-size run")
+    ap.add_argument(
+        "--shard-above-rows",
+        type=int,
+        default=None,
+        help="PrepareConfig.shard_above_rows (default: its default)",
+    )
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ratings-file", help=argparse.SUPPRESS)
     ap.add_argument("--meta-file", help=argparse.SUPPRESS)
@@ -123,10 +149,10 @@ def main() -> None:
         return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    base = _measure(work, args.ratings, args.meta, args.subsets, args.seed)
+    base = _measure(work, args.ratings, args.meta, args.subsets, args.seed, args.shard_above_rows)
     print(json.dumps({"event": "prepare", **base}), flush=True)
     if not args.no_scale_check:
-        big = _measure(work, 2 * args.ratings, 2 * args.meta, args.subsets, args.seed)
+        big = _measure(work, 2 * args.ratings, 2 * args.meta, args.subsets, args.seed, args.shard_above_rows)
         print(json.dumps({"event": "prepare", **big}), flush=True)
         print(
             json.dumps(

@@ -73,31 +73,50 @@ class ShardWriter:
             return h, np.zeros(len(h), dtype=np.int32)
         return h, (h >> np.uint64(64 - self.bits)).astype(np.int32)
 
-    def _add(self, rows: Any, users: Any) -> None:
+    def _shard_users(self, users: Any) -> Any:
+        """`uh, user_key, h, shard` for distinct users `uh, user_key` (keys mapped first)."""
         import polars as pl
 
         if self.user_map:
             users = users.with_columns(pl.col("user_key").replace(self.user_map))
         h, shard = self.shard_of(users["user_key"])
-        users = users.with_columns(pl.Series("h", h), pl.Series("shard", shard))
+        return users.with_columns(pl.Series("h", h), pl.Series("shard", shard))
+
+    def _add(self, rows: Any, users: Any) -> None:
         rows = rows.join(users.select("uh", "shard"), on="uh")
-        for (s,), part in rows.partition_by("shard", as_dict=True).items():
-            self._write("rows", int(s), part.select(*ROW_COLUMNS))
+        self._write_rows(rows)
         for (s,), part in users.partition_by("shard", as_dict=True).items():
             self._write("users", int(s), part.select("uh", "user_key", "h"))
+
+    def _write_rows(self, rows: Any) -> None:
+        for (s,), part in rows.partition_by("shard", as_dict=True).items():
+            self._write("rows", int(s), part.select(*ROW_COLUMNS))
         self.n += len(rows)
 
     def add(self, block: Any) -> None:
         """One parsed block (`scalerec.data.etl._blocks`)."""
         self.items.add(block)
-        self._add(block.select(*ROW_COLUMNS), block.select("uh", "user_key").unique("uh"))
+        self._add(block.select(*ROW_COLUMNS), self._shard_users(block.select("uh", "user_key").unique("uh")))
 
     def take(self, staged: Staged) -> None:
-        """Everything parsed so far in memory, when the row threshold is crossed."""
+        """Everything parsed so far in memory, when the row threshold is crossed (block by block,
+        so the move needs no second copy of the rows)."""
+        import polars as pl
+
         self.items.parts.extend(staged.items.parts)
-        rows, users = staged.frame(), staged.users.frame()
-        staged.rows.clear()
-        self._add(rows, users)
+        users = self._shard_users(staged.users.frame())
+        for s, part in users.partition_by("shard", as_dict=True).items():
+            self._write("users", int(s[0]), part.select("uh", "user_key", "h"))
+        by_hash = users.sort("uh")
+        uh_sorted, shard_of = by_hash["uh"].to_numpy(), by_hash["shard"].to_numpy()
+        del users, by_hash
+        while staged.rows:
+            rows = staged.rows.pop(0)
+            uh = rows["uh"].to_numpy()
+            order = np.argsort(uh)  # sorted needles: searchsorted walks the user table in order
+            shard = np.empty(len(uh), dtype=np.int32)
+            shard[order] = shard_of[np.searchsorted(uh_sorted, uh[order])]
+            self._write_rows(rows.with_columns(pl.Series("shard", shard)))
 
     def close(self) -> None:
         for sink, writer, _ in self._writers.values():
@@ -176,44 +195,16 @@ class StepSum:
         }
 
 
-class ParquetSink:
-    """Appends frames to one Parquet file in row groups of exactly `ROW_GROUP` rows (the last shorter)."""
+def sink_parquet(parts: list[Path], dest: Path, schema: dict[str, Any]) -> None:
+    """Concatenate per-shard IPC files, in order, into one Parquet file (polars streaming engine:
+    bounded memory, all cores), in row groups of `ROW_GROUP` rows."""
+    import polars as pl
 
-    def __init__(self, path: Path, schema: dict[str, Any]) -> None:
-        self.path, self.schema = Path(path), schema
-        self.buf: list[Any] = []
-        self.n_buf = 0
-        self.n = 0
-        self.writer: Any = None
-
-    def write(self, df: Any) -> None:
-        import polars as pl
-
-        if not len(df):
-            return
-        self.buf.append(df.select([pl.col(c).cast(t) for c, t in self.schema.items()]))
-        self.n_buf += len(df)
-        self.n += len(df)
-        if self.n_buf >= ROW_GROUP:
-            self._flush(full_only=True)
-
-    def _flush(self, full_only: bool) -> None:
-        import polars as pl
-        import pyarrow.parquet as pq
-
-        df = pl.concat(self.buf) if self.buf else pl.DataFrame(schema=self.schema)
-        cut = (len(df) // ROW_GROUP) * ROW_GROUP if full_only else len(df)
-        table = df.slice(0, cut).to_arrow()
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(str(self.path), table.schema, compression="zstd")
-        if cut or (not full_only and self.n == 0):
-            self.writer.write_table(table, row_group_size=ROW_GROUP)
-        rest = df.slice(cut)
-        self.buf, self.n_buf = ([rest] if len(rest) else []), len(rest)
-
-    def close(self) -> None:
-        self._flush(full_only=False)
-        self.writer.close()
+    if not parts:
+        pl.DataFrame(schema=schema).write_parquet(dest)
+        return
+    frame = pl.concat([pl.scan_ipc(p) for p in parts]).select([pl.col(c).cast(t) for c, t in schema.items()])
+    frame.sink_parquet(dest, row_group_size=ROW_GROUP, engine="streaming")
 
 
 INTER_SCHEMA = {"user_id": "Int32", "item_id": "Int32", "timestamp": "Int64", "rating": "Float32"}
@@ -278,7 +269,10 @@ def prepare_sharded(
     for s in shards:
         rows, users = sw.read("rows", s), _shard_users(sw, s)
         rows = rows.join(users.select("uh", "u"), on="uh")
-        i = i_of_hash[np.searchsorted(ih_sorted, rows["ih"].to_numpy())]
+        ih = rows["ih"].to_numpy()
+        order = np.argsort(ih)  # sorted needles: searchsorted walks the item table in order
+        i = np.empty(len(ih), dtype=np.int32)
+        i[order] = i_of_hash[np.searchsorted(ih_sorted, ih[order])]
         inter = rows.select("u", pl.Series("i", i, dtype=pl.Int32), "timestamp", "rating", "seq")
         del rows
         record("parse", inter)
@@ -316,11 +310,6 @@ def prepare_sharded(
     del flags
     labels = sorted(cfg.subsets, key=parse_size)
     subs = {lab: {"size": parse_size(lab), "k": None, "sum": StepSum(len(codes) + 1)} for lab in labels}
-    inter_schema, users_schema = _schemas()
-    sink, user_sink = (
-        ParquetSink(tmp / "interactions.parquet", inter_schema),
-        ParquetSink(tmp / "users.parquet", users_schema),
-    )
     offset = total = 0
     for s in shards:
         inter = _read_ipc(sw.path("kept", s)).sort("u", "timestamp", "seq")
@@ -345,11 +334,8 @@ def prepare_sharded(
             .sort("user_id")
             .select(pl.col("user_id").cast(pl.Int32), "user_key")
         )
-        sink.write(out)
-        user_sink.write(users_out)
-        if labels:
-            out.write_ipc(sw.path("out", s), compression="uncompressed")
-            users_out.write_ipc(sw.path("outkeys", s), compression="uncompressed")
+        out.write_ipc(sw.path("out", s), compression="uncompressed")
+        users_out.write_ipc(sw.path("outkeys", s), compression="uncompressed")
         cum = total + np.cumsum(per_user)
         for sub in subs.values():  # `subsets.prefix_users`, one shard at a time
             if sub["k"] is not None:
@@ -362,8 +348,10 @@ def prepare_sharded(
             sub["sum"].add(part["user_id"].to_numpy(), part["item_id"].to_numpy())
         offset += len(uniq)
         total += len(out)
-    sink.close()
-    user_sink.close()
+    inter_schema, users_schema = _schemas()
+    done = [s for s in shards if sw.path("out", s).exists()]
+    sink_parquet([sw.path("out", s) for s in done], tmp / "interactions.parquet", inter_schema)
+    sink_parquet([sw.path("outkeys", s) for s in done], tmp / "users.parquet", users_schema)
     write_items(tmp, items_out)
     card.update(n_users=offset, n_items=len(items_out), n_interactions=total)
     card["subsets"] = _write_subsets(sw, tmp, shards, subs, items_out, total, card)
@@ -398,29 +386,36 @@ def _write_subsets(
         new_id = np.cumsum(seen).astype(np.int32)
         sub_dir = tmp / "subsets" / label
         sub_dir.mkdir(parents=True)
-        sink = ParquetSink(sub_dir / "interactions.parquet", inter_schema)
-        user_sink = ParquetSink(sub_dir / "users.parquet", users_schema)
+        parts, n_users, n_rows = [], 0, 0
         for s in shards:
-            if not sw.path("out", s).exists():
-                continue
             out = _read_ipc(sw.path("out", s))
-            if not len(out) or out["user_id"][0] > k:
+            if not len(out):
+                continue
+            if out["user_id"][0] > k:
                 break
             out = out.filter(pl.col("user_id") <= k)
-            sink.write(out.with_columns(pl.Series("item_id", new_id[out["item_id"].to_numpy()])))
-            keys = _read_ipc(sw.path("outkeys", s))
-            user_sink.write(keys.filter(pl.col("user_id") <= k))
-        sink.close()
-        user_sink.close()
+            out = out.with_columns(pl.Series("item_id", new_id[out["item_id"].to_numpy()]))
+            keys = _read_ipc(sw.path("outkeys", s)).filter(pl.col("user_id") <= k)
+            out.write_ipc(sw.path(f"sub{label}", s), compression="uncompressed")
+            keys.write_ipc(sw.path(f"subkeys{label}", s), compression="uncompressed")
+            parts.append(s)
+            n_users, n_rows = n_users + len(keys), n_rows + len(out)
+        sink_parquet(
+            [sw.path(f"sub{label}", s) for s in parts], sub_dir / "interactions.parquet", inter_schema
+        )
+        sink_parquet([sw.path(f"subkeys{label}", s) for s in parts], sub_dir / "users.parquet", users_schema)
+        for s in parts:
+            sw.path(f"sub{label}", s).unlink()
+            sw.path(f"subkeys{label}", s).unlink()
         sub_items = items_out.filter(pl.Series(seen[items_out["item_id"].to_numpy()]))
         sub_items = sub_items.with_columns(pl.Series("item_id", new_id[sub_items["item_id"].to_numpy()]))
         write_items(sub_dir, sub_items)
         row = {
             "label": label,
             "size": sub["size"],
-            "n_users": user_sink.n,
+            "n_users": n_users,
             "n_items": len(sub_items),
-            "n_interactions": sink.n,
+            "n_interactions": n_rows,
         }
         card = {
             **{k2: v for k2, v in parent.items() if k2 not in ("subsets",)},

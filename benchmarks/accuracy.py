@@ -169,7 +169,7 @@ def run_one(
         "ndcg@10_unmasked": unmasked["model"]["ndcg@10"]["mean"],
         "epochs": final.get("epochs"),
         "best_step": final.get("best_step"),
-        "train_s": round(t_train, 1),
+        "train_s": round(final.get("wall_time_s", t_train), 1),
         "n_users": report["n_users"],
         "n_items": report["n_items"],
         "run_dir": str(run_dir),
@@ -368,7 +368,7 @@ def main() -> None:
                         json.dumps({"event": "error", "run": name, "error": f"{type(exc).__name__}: {exc}"})
                     )
     if skipped:
-        print(json.dumps({"event": "time_budget", "not_started": skipped, "hint": "rerun the same command"}))
+        print(json.dumps({"event": "time_budget", "unfinished": skipped, "hint": "rerun the same command"}))
     summary = summarize(rows)
     for s in summary:
         print(json.dumps({"event": "summary", **s}), flush=True)

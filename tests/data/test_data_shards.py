@@ -82,3 +82,37 @@ def test_switch_in_the_middle_of_parsing(raw, tmp_path):
     card = prepare(PrepareConfig(out=shard, shard_above_rows=40_000, shards=4, **base))
     assert card["source"]["rows_parsed"] > 40_000
     assert_same_dataset(mem, shard)
+
+
+def _both_paths(tmp_path, **cfg):
+    mem, shard = tmp_path / "mem", tmp_path / "shard"
+    prepare(PrepareConfig(out=mem, name="d", shard_above_rows=NEVER, **cfg))
+    prepare(PrepareConfig(out=shard, name="d", shard_above_rows=0, shards=16, **cfg))
+    assert_same_dataset(mem, shard)
+    return mem
+
+
+def test_sharded_exclusions_match(raw, tmp_path):
+    rows = [line.split(",") for line in raw["ratings"].read_text().splitlines()[:3_000]]
+    keys = sorted({f[1] for f in rows if len(f) == 4})
+    key_file = tmp_path / "keys.txt"
+    key_file.write_text("\n".join(keys) + "\n")
+    mem = _both_paths(
+        tmp_path, ratings=[raw["ratings"]], meta=[raw["meta"]], exclude_users=[key_file], k_core=3
+    )
+    assert json.loads((mem / "card.json").read_text())["dropped"]["excluded_users"] > 0
+
+
+def test_sharded_s3rec_user_map_and_overlap_removal(shared_data, tmp_path):
+    """S3Rec ids mapped through the P5 datamaps before they are hashed into shards."""
+    d = shared_data / "amazon_sports_2014_5core"
+    mem = _both_paths(
+        tmp_path,
+        source="s3rec",
+        ratings=[d / "Sports_and_Outdoors.txt"],
+        meta=[d / "datamaps.json.gz"],
+        require_title=False,
+        exclude_users=[shared_data / "amazon_beauty_2014_5core" / "datamaps.json.gz"],
+        subsets=["100K"],
+    )
+    assert json.loads((mem / "card.json").read_text())["n_users"] == 35_598 - 1_625

@@ -114,17 +114,25 @@ def _blocks(cfg: PrepareConfig, log: ParseLog) -> Iterator[Any]:
 
 
 class KeyTable:
-    """Distinct (hash, key) pairs seen so far, compacted as they grow."""
+    """Distinct (hash, key) pairs seen so far, compacted as they grow.
+
+    Compacted when the rows added since the last compaction reach the compacted size (at least
+    1M): a few compactions in all, and never more than about twice the distinct keys in memory.
+    """
 
     def __init__(self, hash_col: str, key_col: str) -> None:
         self.cols, self.parts = (hash_col, key_col), []
+        self.base = self.pending = 0
 
     def add(self, df: Any) -> None:
         import polars as pl
 
-        self.parts.append(df.select(*self.cols).unique(self.cols[0]))
-        if len(self.parts) >= 8:
+        part = df.select(*self.cols).unique(self.cols[0])
+        self.parts.append(part)
+        self.pending += len(part)
+        if self.pending >= max(self.base, 1 << 20):
             self.parts = [pl.concat(self.parts).unique(self.cols[0])]
+            self.base, self.pending = len(self.parts[0]), 0
 
     def frame(self) -> Any:
         import polars as pl

@@ -61,8 +61,32 @@ def test_faiss_recall_reaches_target_and_holds_on_fresh_queries(kind: str) -> No
     assert index.search(fresh[:1], 1)[0][0][0] == 20_000
 
 
+@pytest.mark.parametrize("codes", ["flat", "sq8"])
+def test_ivf_probe_width_is_the_smallest_that_reaches_the_target(codes: str) -> None:
+    """The tuner bisects: one probe fewer than the chosen width misses the target recall."""
+    enc = ClusteredEncoder(20_000, 32, n_clusters=200, seed=1)
+    keys = [str(i) for i in range(20_000)]
+    cfg = IndexConfig(kind="ivf", ivf_codes=codes, target_recall=0.95, recall_queries=100, seed=3)
+    index = ItemIndex.build(keys, enc.vectors, cfg)
+    width = index.report["nprobe"]
+    assert index.report["codes"] == codes and index.report["recall@10"] >= 0.95 and width > 1
+    rng = np.random.default_rng(cfg.seed + 1)  # the build's own recall queries (see index._queries)
+    queries = enc.vectors[rng.integers(0, 20_000, size=(100, 3))].mean(axis=1).astype(np.float32)
+    truth = brute(queries, enc.vectors, 10)
+    index._set_knob(width - 1)
+    assert recall_at(index._faiss.search(queries, 10)[1], truth) < 0.95
+
+
 def test_auto_picks_exact_below_threshold_and_faiss_above() -> None:
     vectors = np.random.default_rng(2).standard_normal((300, 8)).astype(np.float32)
     keys = [str(i) for i in range(300)]
     assert ItemIndex.build(keys, vectors, IndexConfig(exact_threshold=300)).kind == "exact"
     assert ItemIndex.build(keys, vectors, IndexConfig(exact_threshold=299)).kind == "ivf"
+
+
+def test_clustered_encoder_batches_like_single_histories() -> None:
+    enc = ClusteredEncoder(500, 16, n_clusters=10, seed=2)
+    hists = [[1], [5, 9, 200], list(range(1, 80)), [500, 500]]
+    batched = enc.encode_histories(hists)
+    single = np.stack([enc.encode_history(h) for h in hists])
+    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-6)

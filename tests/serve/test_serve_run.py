@@ -74,6 +74,10 @@ def test_run_encoder_matches_the_model(run_dir) -> None:
     np.testing.assert_allclose(enc.encode_history([3, 5, 7]), hidden, rtol=1e-4, atol=1e-5)
     long = list(range(1, 21))  # longer than max_len=6: the most recent 6 are used
     np.testing.assert_allclose(enc.encode_history(long), enc.encode_history(long[-6:]), rtol=1e-5, atol=1e-6)
+    # the batched path (one padded forward for a micro-batch) equals one call per history
+    hists = [[3, 5, 7], [2], long, [9, 9, 1, 4]]
+    one_by_one = np.stack([enc.encode_history(h) for h in hists])
+    np.testing.assert_allclose(enc.encode_histories(hists), one_by_one, rtol=1e-4, atol=1e-5)
 
 
 def test_cold_start_item_with_a_catalog_items_text_scores_like_it(run_dir) -> None:

@@ -5,7 +5,8 @@ OpenAPI spec states them and Schemathesis can probe them), service `UserError`s 
 and bodies over `max_body_bytes` → 413 before they are parsed. Handlers are `async`; service work
 runs on one worker thread through `batching.Batcher` (concurrent queries merged into one search;
 additions and searches never interleave).
-Responses are encoded with `ensure_ascii` so keys with lone surrogates cannot crash the encoder.
+Responses are UTF-8 JSON (orjson when installed); a key with lone surrogates falls back to
+`json.dumps(ensure_ascii=True)`, so it cannot crash the encoder.
 `FastRecommend` answers *valid* `POST /recommend` bodies without FastAPI's per-request machinery
 (pydantic-core validates the raw bytes; ~0.2 ms instead of ~0.9 ms of server CPU per request, which
 is what 32 concurrent clients on 2 cores need); anything else, invalid bodies included, goes on to
@@ -63,7 +64,23 @@ class BodyLimit:
 
 
 def _encode(content: Any) -> bytes:
+    """JSON bytes: orjson when installed (10x faster than `json`, a tenth of the hot path's Python
+    time), else the standard library; strings orjson rejects (lone surrogates) go the ASCII way."""
+    global _orjson
+    if _orjson is None:
+        try:
+            import orjson as _orjson
+        except ImportError:
+            _orjson = False
+    if _orjson:
+        try:
+            return _orjson.dumps(content)
+        except TypeError:
+            pass
     return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+_orjson: Any = None  # the orjson module, False when not installed, None before the first response
 
 
 class FastRecommend:

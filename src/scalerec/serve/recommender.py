@@ -37,6 +37,15 @@ class Encoder(Protocol):
         ...
 
 
+def encode_histories(encoder: Encoder, histories: Sequence[Sequence[int]]) -> np.ndarray:
+    """Query vectors [Q, d] for many histories: the encoder's own batched `encode_histories` when it
+    has one (one model call for a whole micro-batch), else one `encode_history` call each."""
+    batched = getattr(encoder, "encode_histories", None)
+    if batched is not None:
+        return np.asarray(batched(histories), dtype=np.float32)
+    return np.stack([encoder.encode_history(h) for h in histories]).astype(np.float32)
+
+
 @dataclass
 class ServeConfig:
     """Limits and index settings of the service (CLI: `--set index.kind=ivf`, `--set max_k=50`)."""
@@ -124,7 +133,7 @@ class Recommender:
             return None
         rng = np.random.default_rng(self.cfg.index.seed)
         hists = rng.integers(1, n + 1, size=(self.cfg.index.recall_queries, 5))
-        return np.stack([self.encoder.encode_history(h.tolist()) for h in hists]).astype(np.float32)
+        return encode_histories(self.encoder, hists.tolist())
 
     def __len__(self) -> int:
         return len(self.items)
@@ -171,7 +180,7 @@ class Recommender:
         out: list[Recommendation | UserError] = list(resolved)  # errors stay in place
         if not good:
             return out
-        vecs = np.stack([self.encoder.encode_history([r + 1 for r in resolved[i][0]]) for i in good])
+        vecs = encode_histories(self.encoder, [[r + 1 for r in resolved[i][0]] for i in good])
         exclude = [resolved[i][0] if queries[i].exclude_seen else () for i in good]
         hits = self.index.search(vecs, max(queries[i].k for i in good), exclude)
         for i, found in zip(good, hits, strict=True):

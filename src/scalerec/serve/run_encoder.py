@@ -52,6 +52,17 @@ class RunEncoder:
         return self.model.last_hidden(inputs, lengths)[0].float().cpu().numpy()
 
     @torch.no_grad()
+    def encode_histories(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """`encode_history` for a micro-batch in one forward pass (left-aligned, right-padded): [Q, d]."""
+        windows = [list(h)[-self.max_len :] for h in histories]
+        inputs = torch.zeros((len(windows), max(len(w) for w in windows)), dtype=torch.long)
+        for row, w in enumerate(windows):
+            inputs[row, : len(w)] = torch.tensor(w, dtype=torch.long)
+        lengths = torch.tensor([len(w) for w in windows])
+        hidden = self.model.last_hidden(inputs.to(self.device), lengths.to(self.device))
+        return hidden.float().cpu().numpy()
+
+    @torch.no_grad()
     def encode_new_item(self, title: str, brand: str, categories: Sequence[str]) -> np.ndarray:
         """Vector of an unseen item from its text; the item takes the next id in the item table."""
         if not self.text:

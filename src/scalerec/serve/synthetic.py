@@ -52,6 +52,19 @@ class ClusteredEncoder:
         q = np.mean([self._vector(i) for i in ids[-50:]], axis=0)
         return (q / max(float(np.linalg.norm(q)), 1e-12)).astype(np.float32)
 
+    def encode_histories(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """`encode_history` for many histories at once (vectorized: the serving hot path)."""
+        if self.added:  # rare (cold-start ids in histories): the per-history path handles them
+            return np.stack([self.encode_history(h) for h in histories])
+        width = max(min(len(h), 50) for h in histories)
+        ids = np.zeros((len(histories), width), dtype=np.int64)
+        for row, h in enumerate(histories):
+            tail = h[-50:]
+            ids[row, : len(tail)] = tail
+        mask = (ids > 0)[:, :, None]
+        q = (self.vectors[np.maximum(ids - 1, 0)] * mask).sum(axis=1) / mask.sum(axis=1)
+        return (q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
     def encode_new_item(self, title: str, brand: str, categories: Sequence[str]) -> np.ndarray:
         words = f"{title} {brand} {' '.join(categories)}".lower().split() or ["[empty]"]
         v = sum(

@@ -22,12 +22,20 @@ def step_stats(name: str, user_ids: Any, item_ids: Any, dense: bool = True) -> d
     import numpy as np
 
     users = np.asarray(user_ids)
-    n = int(len(users))
+    if len(users) == 0:
+        return counts_stats(name, np.zeros(0, dtype=np.int64), 0)
+    per_user = np.bincount(users)
+    n_items = int((np.bincount(np.asarray(item_ids)) > 0).sum())
+    return counts_stats(name, per_user[per_user > 0], n_items)
+
+
+def counts_stats(name: str, per_user: Any, n_items: int) -> dict[str, Any]:
+    """The card's counts for one step from the interactions per user (any order) and the item count."""
+    import numpy as np
+
+    n = int(np.sum(per_user))
     if n == 0:
         return {"step": name, "rows": 0, "users": 0, "items": 0, "per_user": {}, "sparsity": None}
-    per_user = np.bincount(users)
-    per_user = per_user[per_user > 0]
-    n_items = int((np.bincount(np.asarray(item_ids)) > 0).sum())
     q = np.quantile(per_user, [0.0, 0.25, 0.5, 0.75, 0.95, 1.0])
     return {
         "step": name,
@@ -41,7 +49,7 @@ def step_stats(name: str, user_ids: Any, item_ids: Any, dense: bool = True) -> d
             "p75": float(q[3]),
             "p95": float(q[4]),
             "max": int(q[5]),
-            "mean": round(float(per_user.mean()), 3),
+            "mean": round(float(np.mean(per_user)), 3),
         },
         "sparsity": round(1.0 - n / (len(per_user) * max(n_items, 1)), 6),
     }

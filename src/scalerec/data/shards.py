@@ -171,28 +171,9 @@ class StepSum:
     def stats(self, name: str) -> dict[str, Any]:
         """Exactly `scalerec.data.card.step_stats` of the concatenated rows (quantiles and the mean
         do not depend on the order of the per-user counts; their integer sums are exact)."""
-        n = int(self.rows)
-        if n == 0:
-            return {"step": name, "rows": 0, "users": 0, "items": 0, "per_user": {}, "sparsity": None}
-        per_user = np.repeat(np.arange(len(self.hist)), self.hist)
-        n_items = int(self.items.sum())
-        q = np.quantile(per_user, [0.0, 0.25, 0.5, 0.75, 0.95, 1.0])
-        return {
-            "step": name,
-            "rows": n,
-            "users": int(len(per_user)),
-            "items": n_items,
-            "per_user": {
-                "min": int(q[0]),
-                "p25": float(q[1]),
-                "p50": float(q[2]),
-                "p75": float(q[3]),
-                "p95": float(q[4]),
-                "max": int(q[5]),
-                "mean": round(float(per_user.mean()), 3),
-            },
-            "sparsity": round(1.0 - n / (len(per_user) * max(n_items, 1)), 6),
-        }
+        from scalerec.data.card import counts_stats
+
+        return counts_stats(name, np.repeat(np.arange(len(self.hist)), self.hist), int(self.items.sum()))
 
 
 def sink_parquet(parts: list[Path], dest: Path, schema: dict[str, Any]) -> None:
@@ -306,7 +287,7 @@ def prepare_sharded(
     i_map = pl.DataFrame(
         {"i": codes.astype(np.int32), "item_id": np.arange(1, len(codes) + 1, dtype=np.int32)}
     )
-    items_out = items_frame(i_map, flags.info)
+    items_out = items_frame(i_map, flags)
     del flags
     labels = sorted(cfg.subsets, key=parse_size)
     subs = {lab: {"size": parse_size(lab), "k": None, "sum": StepSum(len(codes) + 1)} for lab in labels}

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import PAPER_NEGATIVES, peak_flops, write_world  # noqa: E402
+from train_throughput import PAPER_NEGATIVES, peak_flops, step_runner, write_world  # noqa: E402
 
 BUCKETS = [
     ("attention", r"flash|fmha|attention|sdpa|efficient_attention"),
@@ -70,7 +70,6 @@ def main() -> None:
 
     from scalerec.train.config import resolve_run_config
     from scalerec.train.setup import setup
-    from scalerec.train.trainer import train_step
 
     device = torch.device(a.device)
     k = a.negatives or PAPER_NEGATIVES.get(a.size, 4096 if a.device == "cuda" else 100)
@@ -88,17 +87,7 @@ def main() -> None:
             recipe=a.recipe,
         )
         rt = setup(cfg, resume=False)
-        stream = rt.batches.batches()
-
-        def steps(n: int) -> int:
-            seen = 0
-            for _ in range(n):
-                micro = [next(stream) for _ in range(cfg.train.grad_accum)]
-                n_t = sum(b.n_targets for b in micro)
-                train_step(rt, micro, n_t)
-                seen += n_t
-            return seen
-
+        steps = step_runner(rt)
         steps(a.warmup)
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -95,7 +95,6 @@ def measure(
     """Targets/s of `steps` optimizer steps (after warmup) through the real training runtime."""
     from scalerec.train.config import resolve_run_config
     from scalerec.train.setup import setup
-    from scalerec.train.trainer import train_step
 
     data, tokens = world
     over = [
@@ -117,17 +116,7 @@ def measure(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     rt = setup(cfg, resume=False)
-    stream = rt.batches.batches()
-
-    def run(n: int) -> int:
-        seen = 0
-        for _ in range(n):
-            micro = [next(stream) for _ in range(cfg.train.grad_accum)]
-            n_t = sum(b.n_targets for b in micro)
-            train_step(rt, micro, n_t)
-            seen += n_t
-        return seen
-
+    run = step_runner(rt)
     t0 = time.perf_counter()
     run(args.warmup)
     _sync(device)
@@ -163,6 +152,24 @@ def measure(
     if device.type == "cuda":
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
+
+
+def step_runner(rt: Any) -> Any:
+    """`run(n)`: n optimizer steps of the real training runtime `rt`; returns the targets trained."""
+    from scalerec.train.trainer import train_step
+
+    stream = rt.batches.batches()
+
+    def run(n: int) -> int:
+        seen = 0
+        for _ in range(n):
+            micro = [next(stream) for _ in range(rt.cfg.train.grad_accum)]
+            n_t = sum(b.n_targets for b in micro)
+            train_step(rt, micro, n_t)
+            seen += n_t
+        return seen
+
+    return run
 
 
 def _sync(device: torch.device) -> None:

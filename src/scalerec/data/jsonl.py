@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scalerec.data.parse import ParseLog, iter_blocks
+from scalerec.data.parse import CHUNK_BYTES, ParseLog, iter_blocks
 
 
 def _decode_lines(block: bytes, first: int, path: Path, log: ParseLog) -> Iterator[tuple[int, str]]:
@@ -83,17 +83,35 @@ def _slow_block(
     return df.with_columns([pl.col(f).str.json_decode(pl.List(pl.String)) for f in lists])
 
 
+def _sub_blocks(first: int, block: bytes, size: int) -> Iterator[tuple[int, bytes]]:
+    """Cut one block of lines into pieces of about `size` bytes at line ends, each with the number of
+    its first line (a gzip member can decompress to far more than `iter_blocks` asked for)."""
+    start = 0
+    while len(block) - start > size:
+        cut = block.find(b"\n", start + size)
+        if cut < 0:
+            break
+        yield first, block[start:cut]
+        first += block.count(b"\n", start, cut) + 1
+        start = cut + 1
+    if start < len(block) or start == 0:
+        yield first, block[start:]
+
+
 def iter_json_records(
-    path: Path, log: ParseLog, schema: dict[str, Any], literal: bool = False
+    path: Path, log: ParseLog, schema: dict[str, Any], literal: bool = False, chunk_bytes: int = CHUNK_BYTES
 ) -> Iterator[Any]:
-    """Yield blocks of records as Polars frames: the columns of `schema` plus `line_no`.
+    """Yield blocks of ~`chunk_bytes` of records as Polars frames: the columns of `schema` plus
+    `line_no` (the 1-based line in the file, counted across blocks).
 
     `schema` maps field → `pl.String` (numbers arrive as their text, e.g. `"5.0"`) or
     `pl.List(pl.String)` (nested lists are flattened in the line-by-line path).
     """
     import polars as pl
 
-    for first, block in iter_blocks(path, log):
+    for first, block in (
+        sub for big in iter_blocks(path, log, chunk_bytes) for sub in _sub_blocks(*big, chunk_bytes)
+    ):
         if not literal and b"\n\n" not in block and not block.startswith(b"\n"):
             try:
                 df = pl.read_ndjson(io.BytesIO(block), schema=schema).select(list(schema))

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from scalerec.data.jsonl import iter_json_records
-from scalerec.data.parse import ParseLog, iter_blocks, lines_frame, parse_timestamp, reject, split_delimited
+from scalerec.data.parse import (
+    CHUNK_BYTES,
+    ParseLog,
+    iter_blocks,
+    lines_frame,
+    parse_timestamp,
+    reject,
+    split_delimited,
+)
 from scalerec.errors import UserError
 
 SOURCES = ("amazon2014", "amazon2018", "amazon2023", "movielens", "recbole", "s3rec")
@@ -187,12 +195,25 @@ def _items_frame(rows: dict[str, Any]) -> Any:
     return df.select("join_key", "item_key", "title", "brand", "categories")
 
 
-def _amazon_meta(path: Path, log: ParseLog, key: str, brand: str, cats: str, literal: bool) -> Any:
+def _empty_items() -> Any:
+    import polars as pl
+
+    return _items_frame({"join_key": [], "title": [], "brand": [], "categories": []}).with_columns(
+        pl.col("categories").cast(pl.List(pl.String))
+    )
+
+
+def _amazon_meta(
+    path: Path, log: ParseLog, key: str, brand: str, cats: str, literal: bool, chunk_bytes: int
+) -> Iterator[Any]:
+    """Metadata lines → normalized item rows, one frame per block of ~`chunk_bytes`; rows without an
+    item id are dropped and counted once, after the last block (as one `missing_item_id` entry)."""
     import polars as pl
 
     schema = {key: pl.String, "title": pl.String, brand: pl.String, cats: pl.List(pl.String)}
-    frames = [
-        recs.select(
+    missing = 0
+    for recs in iter_json_records(path, log, schema, literal=literal, chunk_bytes=chunk_bytes):
+        df = recs.select(
             pl.col(key).str.strip_chars().alias("join_key"),
             "title",
             pl.col(brand).alias("brand"),
@@ -201,20 +222,15 @@ def _amazon_meta(path: Path, log: ParseLog, key: str, brand: str, cats: str, lit
             .list.unique(maintain_order=True)
             .alias("categories"),
         )
-        for recs in iter_json_records(path, log, schema, literal=literal)
-    ]
-    if not frames:
-        return _items_frame({"join_key": [], "title": [], "brand": [], "categories": []}).with_columns(
-            pl.col("categories").cast(pl.List(pl.String))
+        ok = pl.col("join_key").is_not_null() & (pl.col("join_key") != "")
+        n = len(df)
+        df = df.filter(ok)
+        missing += n - len(df)
+        yield df.with_columns(pl.col("join_key").alias("item_key")).select(
+            "join_key", "item_key", "title", "brand", "categories"
         )
-    df = pl.concat(frames)
-    missing = df.filter(pl.col("join_key").is_null() | (pl.col("join_key") == ""))
-    if len(missing):
-        log.bad(path, 0, "missing_item_id", "", n=len(missing))
-    df = df.filter(pl.col("join_key").is_not_null() & (pl.col("join_key") != ""))
-    return df.with_columns(pl.col("join_key").alias("item_key")).select(
-        "join_key", "item_key", "title", "brand", "categories"
-    )
+    if missing:
+        log.bad(path, 0, "missing_item_id", "", n=missing)
 
 
 def _movielens_items(path: Path, log: ParseLog) -> Any:
@@ -248,20 +264,30 @@ def _movielens_items(path: Path, log: ParseLog) -> Any:
     return _items_frame({"join_key": ids, "title": titles, "brand": [None] * len(ids), "categories": cats})
 
 
-def read_items(source: str, path: Path, log: ParseLog) -> Any:
-    """Read one item table of `source` (see module docstring for the columns)."""
+def iter_items(source: str, path: Path, log: ParseLog, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Any]:
+    """Stream one item table of `source` as normalized frames (see module docstring for the columns):
+    Amazon metadata in blocks of ~`chunk_bytes` (line numbers in the log count across blocks); the
+    small MovieLens and benchmark item tables as one frame."""
     path = Path(path)
     if source == "amazon2018":
-        return _amazon_meta(path, log, "asin", "brand", "category", literal=False)
+        return _amazon_meta(path, log, "asin", "brand", "category", False, chunk_bytes)
     if source == "amazon2014":
-        return _amazon_meta(path, log, "asin", "brand", "categories", literal=True)
+        return _amazon_meta(path, log, "asin", "brand", "categories", True, chunk_bytes)
     if source == "amazon2023":
-        return _amazon_meta(path, log, "parent_asin", "store", "categories", literal=False)
+        return _amazon_meta(path, log, "parent_asin", "store", "categories", False, chunk_bytes)
     if source == "movielens":
-        return _movielens_items(path, log)
+        return iter([_movielens_items(path, log)])
     from scalerec.data.sources_bench import read_bench_items
 
-    return read_bench_items(path, log)
+    return iter([read_bench_items(path, log)])
+
+
+def read_items(source: str, path: Path, log: ParseLog) -> Any:
+    """Read one whole item table of `source` (see module docstring for the columns)."""
+    import polars as pl
+
+    frames = list(iter_items(source, path, log))
+    return pl.concat(frames) if frames else _empty_items()
 
 
 def merge_items(tables: list[Any]) -> Any:

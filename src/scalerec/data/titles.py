@@ -28,11 +28,11 @@ def clean_title(col: Any) -> Any:
     )
 
 
-def clean_items(items: Any) -> tuple[Any, dict[str, int]]:
-    """Raw item table → (one row per join_key with `title_issue`, counts for the card)."""
+def flag_titles(items: Any) -> Any:
+    """Per row, no dedupe: `title_issue` (null, `junk_title`, `empty_title`), the cleaned title ("" when
+    flagged) and the stripped brand. Row-local, so it gives the same rows on any chunking of the table."""
     import polars as pl
 
-    raw = items["title"]
     df = items.with_columns(
         pl.when(pl.col("title").is_null())
         .then(pl.lit("empty_title"))
@@ -45,9 +45,20 @@ def clean_items(items: Any) -> tuple[Any, dict[str, int]]:
         clean_title(pl.col("title")).alias("title"),
         pl.col("brand").str.strip_chars(),
     )
-    df = df.with_columns(
+    return df.with_columns(
         pl.when(pl.col("title_issue").is_null()).then(pl.col("title")).otherwise(pl.lit("")).alias("title")
     )
+
+
+def clean_items(items: Any) -> tuple[Any, dict[str, int]]:
+    """Raw item table → (one row per join_key with `title_issue`, counts for the card).
+
+    The whole table at once; `scalerec.data.meta.load_meta` gives the same result chunk by chunk.
+    """
+    import polars as pl
+
+    raw = items["title"]
+    df = flag_titles(items)
     best_first = df.with_row_index("_row").sort(pl.col("title_issue").is_not_null(), "_row")
     unique = best_first.unique(subset=["join_key"], keep="first", maintain_order=True).drop("_row")
     counts = {
@@ -59,7 +70,14 @@ def clean_items(items: Any) -> tuple[Any, dict[str, int]]:
         "items_junk_title": int(unique["title_issue"].eq("junk_title").sum()),
         "items_empty_title": int(unique["title_issue"].eq("empty_title").sum()),
     }
-    out = unique.select(
+    return meta_columns(unique), counts
+
+
+def meta_columns(unique: Any) -> Any:
+    """Deduped, flagged rows → the metadata columns the ETL joins onto its item codes."""
+    import polars as pl
+
+    return unique.select(
         "join_key",
         pl.col("item_key").alias("item_key_out"),
         "title",
@@ -68,4 +86,3 @@ def clean_items(items: Any) -> tuple[Any, dict[str, int]]:
         "title_issue",
         pl.lit(True).alias("has_meta"),
     )
-    return out, counts

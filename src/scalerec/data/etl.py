@@ -27,9 +27,8 @@ import numpy as np
 
 from scalerec.data.card import FORMAT_VERSION, content_hash, source_files, step_stats, write_card
 from scalerec.data.parse import ParseLog
-from scalerec.data.sources import SOURCES, merge_items, read_interactions, read_items
+from scalerec.data.sources import SOURCES, read_interactions
 from scalerec.data.subsets import parse_size, write_subsets
-from scalerec.data.titles import clean_items
 from scalerec.errors import UserError
 from scalerec.io import atomic_dir
 
@@ -280,28 +279,34 @@ def _k_core(inter: Any, k_user: int, k_item: int) -> Any:
 
 @dataclass
 class ItemFilter:
-    """Per item code: which metadata filters drop it (None: no metadata table was given)."""
+    """Per item code: which metadata filters drop it (None: no metadata table was given).
+
+    `info`: the item codes with the metadata line (`_row`) and `title_issue` of each; the text
+    columns stay in `meta` until `items_frame` reads them for the surviving items.
+    """
 
     info: Any
     no_meta: np.ndarray | None = None
     issue: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: Any | None = None
 
 
 def item_filter(items: Any, meta: Any | None) -> ItemFilter:
-    """Join the encoded item table with the metadata and flag items per drop reason."""
+    """Join the encoded item table with the metadata (`scalerec.data.meta.MetaTable`) and flag
+    items per drop reason."""
     import polars as pl
 
     if meta is None:
         return ItemFilter(items)
-    info = items.join(meta, left_on="item_key", right_on="join_key", how="left").sort("i")
+    info = items.join(meta.flags(), left_on="item_key", right_on="join_key", how="left").sort("i")
     n = len(info)
     no_meta = np.zeros(n, dtype=bool)
-    no_meta[info.filter(~pl.col("has_meta").fill_null(False))["i"].to_numpy()] = True
+    no_meta[info.filter(pl.col("_row").is_null())["i"].to_numpy()] = True
     issue = {}
     for reason in ("junk_title", "empty_title"):
         issue[reason] = np.zeros(n, dtype=bool)
         issue[reason][info.filter(pl.col("title_issue") == reason)["i"].to_numpy()] = True
-    return ItemFilter(info, no_meta, issue)
+    return ItemFilter(info, no_meta, issue, meta)
 
 
 def _drop_items(inter: Any, bad: np.ndarray) -> Any:
@@ -345,28 +350,29 @@ def filter_rows(
     return inter
 
 
-def items_frame(i_map: Any, info: Any) -> Any:
-    """`i_map` (`i`, `item_id`) + item info → the items.parquet frame, sorted by item_id."""
+def items_frame(i_map: Any, flags: ItemFilter) -> Any:
+    """`i_map` (`i`, `item_id`) + item info → the items.parquet frame, sorted by item_id; the metadata
+    text is read for these items only."""
     import polars as pl
 
-    return (
-        i_map.join(info, on="i")
-        .sort("item_id")
-        .select(
-            "item_id",
-            pl.coalesce("item_key_out", "item_key").alias("item_key")
-            if "item_key_out" in info.columns
-            else "item_key",
-            pl.col("title").fill_null("") if "title" in info.columns else pl.lit("").alias("title"),
-            pl.col("brand").fill_null("") if "brand" in info.columns else pl.lit("").alias("brand"),
-            pl.col("categories").fill_null([])
-            if "categories" in info.columns
-            else pl.lit([], pl.List(pl.String)).alias("categories"),
-        )
+    info = i_map.join(flags.info, on="i")
+    if flags.meta is not None:
+        text = flags.meta.text_of(info.filter(pl.col("_row").is_not_null()))
+        info = info.join(text, on="_row", how="left")
+    return info.sort("item_id").select(
+        "item_id",
+        pl.coalesce("item_key_out", "item_key").alias("item_key")
+        if "item_key_out" in info.columns
+        else "item_key",
+        pl.col("title").fill_null("") if "title" in info.columns else pl.lit("").alias("title"),
+        pl.col("brand").fill_null("") if "brand" in info.columns else pl.lit("").alias("brand"),
+        pl.col("categories").fill_null([])
+        if "categories" in info.columns
+        else pl.lit([], pl.List(pl.String)).alias("categories"),
     )
 
 
-def _densify(inter: Any, users: Any, info: Any) -> tuple[Any, Any, Any]:
+def _densify(inter: Any, users: Any, flags: ItemFilter) -> tuple[Any, Any, Any]:
     """Dense ids from 1 (users keep hash order, items keep key order); sorted interactions."""
     import polars as pl
 
@@ -383,7 +389,7 @@ def _densify(inter: Any, users: Any, info: Any) -> tuple[Any, Any, Any]:
         .select("user_id", "item_id", pl.col("timestamp").cast(pl.Int64), pl.col("rating").cast(pl.Float32))
     )
     users_out = u_map.join(users, on="u").sort("user_id").select("user_id", "user_key")
-    return out, users_out, items_frame(i_map, info)
+    return out, users_out, items_frame(i_map, flags)
 
 
 def write_items(dest: Path, items: Any) -> None:
@@ -403,13 +409,16 @@ def write_dataset(dest: Path, inter: Any, users: Any, items: Any) -> None:
     write_items(dest, items)
 
 
-def _load_meta(cfg: PrepareConfig, log: ParseLog) -> tuple[Any | None, dict[str, int]]:
-    tables = [read_items(cfg.source, p, log) for p in cfg.meta]
-    if not tables:
+def _load_meta(cfg: PrepareConfig, log: ParseLog, spill: Path) -> tuple[Any | None, dict[str, int]]:
+    """The metadata as a `scalerec.data.meta.MetaTable` (text spilled under `spill`) and its counts."""
+    from scalerec.data.meta import read_meta
+
+    if not cfg.meta:
         if cfg.require_metadata and cfg.source.startswith("amazon"):
             raise UserError("no --meta given: pass the metadata file, or set require_metadata=false")
         return None, {}
-    return clean_items(merge_items(tables) if len(tables) > 1 else tables[0])
+    meta = read_meta(cfg.source, cfg.meta, log, spill)
+    return meta, meta.counts
 
 
 def prepare(cfg: PrepareConfig) -> dict[str, Any]:
@@ -446,7 +455,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
                     sharded.add(block)
                 break
         n_malformed = log.total
-        meta, meta_counts = _load_meta(cfg, log)
+        meta, meta_counts = _load_meta(cfg, log, tmp / "_meta")
         dropped["malformed"] = n_malformed
         excluded = None
         if cfg.exclude_users:
@@ -494,11 +503,12 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
                 before = len(inter)
                 inter = _k_core(inter, cfg.k_core, cfg.k_core)
                 record("k_core", inter, "below_k_core", before - len(inter))
-            inter, users_out, items_out = _densify(inter, users, flags.info)
+            inter, users_out, items_out = _densify(inter, users, flags)
             write_dataset(tmp, inter, users_out, items_out)
             card.update(n_users=len(users_out), n_items=len(items_out), n_interactions=len(inter))
             card["subsets"] = write_subsets(tmp, inter, users_out, items_out, cfg.subsets, card)
             card["dataset_hash"] = content_hash(inter)
+        shutil.rmtree(tmp / "_meta", ignore_errors=True)
         card["wall_time_s"] = round(time.perf_counter() - t0, 3)
         card["dataset_hash"] = card.pop("dataset_hash")
         write_card(tmp, card)

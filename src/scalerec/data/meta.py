@@ -1,0 +1,199 @@
+"""Item metadata in bounded memory: read in chunks, cleaned per chunk, text spilled to Parquet.
+
+The metadata file is read block by block (`META_CHUNK_BYTES` of text, ~200K synthetic or ~20K
+real 2018 lines); each block's titles are flagged and cleaned (`scalerec.data.titles.flag_titles`,
+row-local), reduced to its best row per item, and its text columns (`item_key_out, title, brand,
+categories`) are appended to Parquet files under the output's temporary dir. What stays in memory is
+one compact row per distinct item: `join_key` and one Int64 `_key` that orders rows exactly as
+`clean_items` does (usable title first, then the earlier line) and also holds the line index and the
+title issue. The text of the items that survive the ETL is read back at the end, by line index.
+
+Result and counts equal `clean_items` of the whole table: the best row of an item over all lines is
+the best of the per-chunk bests, and every per-row step is row-local.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalerec.data.parse import CHUNK_BYTES, ParseLog
+
+META_CHUNK_BYTES = CHUNK_BYTES
+"""Bytes of metadata text per chunk (module-level so tests can force many chunks)."""
+
+ISSUES = (None, "junk_title", "empty_title")
+"""`title_issue` by the code kept in the low 2 bits of `_key`."""
+_ROW_BITS = 38  # line index < 2^38; bit 40: the title has an issue
+TEXT_COLUMNS = ("item_key_out", "title", "brand", "categories")
+
+
+def _sort_key(issue: Any, row: Any) -> Any:
+    """Polars expr: Int64 ordered by (has issue, row), with row and issue code recoverable."""
+    import polars as pl
+
+    return ((issue > 0).cast(pl.Int64) * (1 << (_ROW_BITS + 2)) + row.cast(pl.Int64) * 4 + issue).alias(
+        "_key"
+    )
+
+
+def key_row(key: Any) -> Any:
+    """Polars expr: the line index (`_row`) of a `_key`."""
+    import polars as pl
+
+    return ((key % (1 << (_ROW_BITS + 2))) // 4).cast(pl.Int64).alias("_row")
+
+
+def key_issue(key: Any) -> Any:
+    """Polars expr: the `title_issue` string of a `_key` (null: usable title)."""
+    import polars as pl
+
+    code = key % 4
+    return (
+        pl.when(code == 1)
+        .then(pl.lit(ISSUES[1]))
+        .when(code == 2)
+        .then(pl.lit(ISSUES[2]))
+        .otherwise(pl.lit(None, pl.String))
+        .alias("title_issue")
+    )
+
+
+def _issue_code() -> Any:
+    import polars as pl
+
+    return (
+        pl.when(pl.col("title_issue") == ISSUES[1])
+        .then(1)
+        .when(pl.col("title_issue") == ISSUES[2])
+        .then(2)
+        .otherwise(0)
+        .cast(pl.Int64)
+    )
+
+
+def _best(keys: Any) -> Any:
+    """`join_key, _key` → the smallest `_key` per `join_key`."""
+    import polars as pl
+
+    return keys.group_by("join_key").agg(pl.col("_key").min())
+
+
+@dataclass
+class MetaTable:
+    """One row per distinct item id: `keys` (`join_key, _key`, sorted by `_key`), the card counts,
+    and where the cleaned text lives (Parquet `parts` with `_row` + `TEXT_COLUMNS`, or `text`)."""
+
+    keys: Any
+    counts: dict[str, int]
+    parts: list[Path] = field(default_factory=list)
+    text: Any | None = None
+
+    def flags(self) -> Any:
+        """`join_key, _row, title_issue` per item (what the item filter joins on)."""
+        import polars as pl
+
+        return self.keys.select("join_key", key_row(pl.col("_key")), key_issue(pl.col("_key")))
+
+    def text_of(self, rows: Any) -> Any:
+        """`_row` + `TEXT_COLUMNS` of the given line indexes (a frame with column `_row`)."""
+        import polars as pl
+
+        need = rows.select(pl.col("_row").cast(pl.Int64)).unique()
+        if self.text is not None:
+            return self.text.join(need, on="_row", how="semi")
+        if not self.parts:
+            return pl.DataFrame(
+                schema={
+                    "_row": pl.Int64,
+                    "item_key_out": pl.String,
+                    "title": pl.String,
+                    "brand": pl.String,
+                    "categories": pl.List(pl.String),
+                }
+            )
+        scan = pl.scan_parquet([str(p) for p in self.parts])
+        return scan.join(need.lazy(), on="_row", how="semi").collect(engine="streaming")
+
+    def frame(self) -> Any:
+        """The whole table exactly as `scalerec.data.titles.clean_items` returns it (tests, small data)."""
+        import polars as pl
+
+        flags = self.flags()
+        return flags.join(self.text_of(flags), on="_row", how="left", maintain_order="left").select(
+            "join_key", *TEXT_COLUMNS, "title_issue", pl.lit(True).alias("has_meta")
+        )
+
+
+def from_frame(cleaned: Any, counts: dict[str, int]) -> MetaTable:
+    """A `clean_items` result held in memory (several item tables merged) as a `MetaTable`."""
+    import polars as pl
+
+    df = cleaned.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    keys = df.select("join_key", _sort_key(_issue_code(), pl.col("_row")))
+    return MetaTable(keys, counts, text=df.select("_row", *TEXT_COLUMNS))
+
+
+def load_meta(chunks: Iterator[Any], spill: Path) -> MetaTable:
+    """Raw item frames (`scalerec.data.sources.iter_items`) → `MetaTable`, one chunk in memory at a
+    time; cleaned text goes to `spill/meta-*.parquet`."""
+    import polars as pl
+
+    from scalerec.data.titles import flag_titles, meta_columns
+
+    spill = Path(spill)
+    spill.mkdir(parents=True, exist_ok=True)
+    parts: list[Path] = []
+    kept: list[Any] = []
+    base = pending = 0
+    lines = raw_junk = raw_empty = 0
+    for raw in chunks:
+        if not len(raw):
+            continue
+        rows = pl.int_range(lines, lines + len(raw), dtype=pl.Int64).alias("_row")
+        df = flag_titles(raw).with_columns(rows)
+        lines += len(raw)
+        raw_junk += int(df["title_issue"].eq(ISSUES[1]).sum())
+        raw_empty += int(df["title_issue"].eq(ISSUES[2]).sum())
+        df = df.with_columns(_sort_key(_issue_code(), pl.col("_row")))
+        df = df.filter(pl.col("_key") == pl.col("_key").min().over("join_key"))
+        part = spill / f"meta-{len(parts):05d}.parquet"
+        meta_columns(df).with_columns(df["_row"]).select("_row", *TEXT_COLUMNS).write_parquet(part)
+        parts.append(part)
+        kept.append(df.select("join_key", "_key"))
+        pending += len(df)
+        if pending >= max(base, 1 << 20):  # compact as `etl.KeyTable` does: a few times in all
+            kept = [_best(pl.concat(kept))]
+            base, pending = len(kept[0]), 0
+    keys = (
+        _best(pl.concat(kept)).sort("_key")
+        if kept
+        else pl.DataFrame(schema={"join_key": pl.String, "_key": pl.Int64})
+    )
+    issue = keys["_key"] % 4
+    counts = {
+        "lines": lines,
+        "unique_items": len(keys),
+        "duplicate_lines": lines - len(keys),
+        "raw_titles_junk": raw_junk,
+        "raw_titles_empty": raw_empty,
+        "items_junk_title": int((issue == 1).sum()),
+        "items_empty_title": int((issue == 2).sum()),
+    }
+    return MetaTable(keys, counts, parts)
+
+
+def read_meta(
+    source: str, paths: list[Path], log: ParseLog, spill: Path, chunk_bytes: int | None = None
+) -> MetaTable:
+    """The item tables of `paths` as one `MetaTable`: one table is streamed in chunks; several are
+    merged on `join_key` first (`scalerec.data.sources.merge_items`, whole tables in memory)."""
+    from scalerec.data.sources import iter_items, merge_items, read_items
+    from scalerec.data.titles import clean_items
+
+    if len(paths) == 1:
+        return load_meta(iter_items(source, paths[0], log, chunk_bytes or META_CHUNK_BYTES), spill)
+    out, counts = clean_items(merge_items([read_items(source, p, log) for p in paths]))
+    return from_frame(out, counts)

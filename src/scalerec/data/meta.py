@@ -114,8 +114,8 @@ class MetaTable:
                     "categories": pl.List(pl.String),
                 }
             )
-        scan = pl.scan_parquet([str(p) for p in self.parts])
-        return scan.join(need.lazy(), on="_row", how="semi").collect(engine="streaming")
+        # one part at a time, eagerly: the streaming engine's buffers cost ~0.2 GiB more at 3M items
+        return pl.concat([pl.read_parquet(p).join(need, on="_row", how="semi") for p in self.parts])
 
     def frame(self) -> Any:
         """The whole table exactly as `scalerec.data.titles.clean_items` returns it (tests, small data)."""

@@ -8,6 +8,9 @@ ETL's alone) and prints one JSON line per size: wall and CPU seconds, rows/s, pe
 by the child itself (`peak_rss_gib`) and by the parent from the child's rusage (`os.wait4`,
 `child_peak_rss_gib`, which covers every thread and anything the child forked).
 `--shard-above-rows` sets `PrepareConfig.shard_above_rows` (0: force the on-disk sharded path).
+`--meta-only chunked|whole` measures metadata loading alone on the dump's metadata file, in a child:
+`chunked` is what `prepare` does (`scalerec.data.meta.read_meta`), `whole` the one-table reference
+(`clean_items(read_items(...))`).
 
     python benchmarks/etl.py                                   # small (2M ratings), quick
     python benchmarks/etl.py --ratings 23300000 --meta 1500000 --subsets 100K,1M,10M   # the bar
@@ -44,10 +47,32 @@ def _make_dump(work: Path, n_ratings: int, n_meta: int, seed: int) -> dict[str, 
     return json.loads(stamp.read_text())
 
 
+def _meta_child(args: argparse.Namespace) -> None:
+    """Load and clean the metadata file only, in this process, and print its measurements."""
+    from scalerec.data.meta import read_meta
+    from scalerec.data.parse import ParseLog
+    from scalerec.data.sources import read_items
+    from scalerec.data.titles import clean_items
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    log = ParseLog("lenient")
+    if args.meta_only == "whole":
+        _, counts = clean_items(read_items("amazon2018", Path(args.meta_file), log))
+    else:
+        with tempfile.TemporaryDirectory(dir=args.out) as spill:
+            counts = read_meta("amazon2018", [Path(args.meta_file)], log, Path(spill)).counts
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_gib": ru.ru_maxrss / 2**20, **counts}))
+
+
 def _child(args: argparse.Namespace) -> None:
     """Run one prepare in this process and print its measurements."""
     from scalerec.data.etl import PrepareConfig, prepare
 
+    if args.meta_only:
+        _meta_child(args)
+        return
     t0, c0 = time.perf_counter(), time.process_time()
     card = prepare(
         PrepareConfig(
@@ -79,10 +104,18 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _measure(
-    work: Path, n_ratings: int, n_meta: int, subsets: str, seed: int, shard_above_rows: int | None
+    work: Path,
+    n_ratings: int,
+    n_meta: int,
+    subsets: str,
+    seed: int,
+    shard_above_rows: int | None,
+    meta_only: str | None = None,
 ) -> dict:
     paths = _make_dump(work, n_ratings, n_meta, seed)
     out = work / f"ds_{n_ratings}"
+    if meta_only:  # the child's scratch dir for the spilled metadata text
+        out.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
         __file__,
@@ -98,6 +131,8 @@ def _measure(
     ]
     if shard_above_rows is not None:
         cmd += ["--shard-above-rows", str(shard_above_rows)]
+    if meta_only:
+        cmd += ["--meta-only", meta_only]
     load = os.getloadavg()[0]
     with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
         proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True)
@@ -115,8 +150,14 @@ def _measure(
             "load_avg_1m_before": load,
             "ratings": n_ratings,
             "meta_lines": n_meta,
-            "rows_per_s": round(n_ratings / row["wall_s"]),
-            "cpu_rows_per_s": round(n_ratings / row["cpu_s"]),
+            **(
+                {}
+                if meta_only
+                else {
+                    "rows_per_s": round(n_ratings / row["wall_s"]),
+                    "cpu_rows_per_s": round(n_ratings / row["cpu_s"]),
+                }
+            ),
             "load_avg_1m": os.getloadavg()[0],
             "cores": os.cpu_count(),
         }
@@ -139,6 +180,12 @@ def main() -> None:
         default=None,
         help="PrepareConfig.shard_above_rows (default: its default)",
     )
+    ap.add_argument(
+        "--meta-only",
+        choices=["chunked", "whole"],
+        default=None,
+        help="measure metadata loading alone (chunked: as prepare does it; whole: the one-table reference)",
+    )
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ratings-file", help=argparse.SUPPRESS)
     ap.add_argument("--meta-file", help=argparse.SUPPRESS)
@@ -149,6 +196,10 @@ def main() -> None:
         return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.meta_only:
+        row = _measure(work, args.ratings, args.meta, "", args.seed, None, args.meta_only)
+        print(json.dumps({"event": f"meta_{args.meta_only}", **row}), flush=True)
+        return
     base = _measure(work, args.ratings, args.meta, args.subsets, args.seed, args.shard_above_rows)
     print(json.dumps({"event": "prepare", **base}), flush=True)
     if not args.no_scale_check:

@@ -355,11 +355,15 @@ def items_frame(i_map: Any, flags: ItemFilter) -> Any:
     text is read for these items only."""
     import polars as pl
 
-    info = i_map.join(flags.info, on="i")
+    info = i_map.join(flags.info, on="i").sort("item_id")
     if flags.meta is not None:
-        text = flags.meta.text_of(info.filter(pl.col("_row").is_not_null()))
-        info = info.join(text, on="_row", how="left")
-    return info.sort("item_id").select(
+        text = flags.meta.text_by_id(info.filter(pl.col("_row").is_not_null()))
+        if len(text) == len(info):  # every item has metadata: same ids in the same order
+            info = info.hstack(text.drop("item_id"))
+        else:
+            info = info.join(text, on="item_id", how="left", maintain_order="left")
+        del text
+    return info.select(
         "item_id",
         pl.coalesce("item_key_out", "item_key").alias("item_key")
         if "item_key_out" in info.columns

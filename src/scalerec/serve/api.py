@@ -15,6 +15,7 @@ No `from __future__ import annotations` here: FastAPI must see the request model
 per app (their bounds come from the config), as real classes rather than unresolvable strings.
 """
 
+import functools
 import json
 from typing import Annotated, Any
 
@@ -42,21 +43,14 @@ class BodyLimit:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_big = self._too_big
         for name, value in scope.get("headers", []):
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                return await too_big(scope, receive, send)
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                return await too_big(scope, receive, send)
-            more = message.get("more_body", False)
-        return await self.app(scope, _replay(b"".join(chunks), receive), send)
+                return await self._too_big(scope, receive, send)
+        body = await _read_body(receive, self.max_bytes)
+        if body is _TOO_BIG:
+            return await self._too_big(scope, receive, send)
+        if body is not None:
+            await self.app(scope, _replay(body, receive), send)
 
     async def _too_big(self, scope: dict, receive: Any, send: Any) -> None:
         detail = f"request body is larger than the {self.max_bytes}-byte limit"
@@ -66,21 +60,23 @@ class BodyLimit:
 def _encode(content: Any) -> bytes:
     """JSON bytes: orjson when installed (10x faster than `json`, a tenth of the hot path's Python
     time), else the standard library; strings orjson rejects (lone surrogates) go the ASCII way."""
-    global _orjson
-    if _orjson is None:
+    orjson = _orjson()
+    if orjson is not None:
         try:
-            import orjson as _orjson
-        except ImportError:
-            _orjson = False
-    if _orjson:
-        try:
-            return _orjson.dumps(content)
+            return orjson.dumps(content)
         except TypeError:
             pass
     return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
-_orjson: Any = None  # the orjson module, False when not installed, None before the first response
+@functools.cache
+def _orjson() -> Any:
+    """The orjson module, or None when it is not installed (looked up once)."""
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson
 
 
 class FastRecommend:
@@ -99,14 +95,9 @@ class FastRecommend:
             and any(n == b"content-type" and v.startswith(b"application/json") for n, v in scope["headers"])
         ):
             return await self.app(scope, receive, send)
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await _read_body(receive)
+        if body is None:  # the client went away
+            return
         try:
             req = self.model.model_validate_json(body)
         except self.invalid:
@@ -122,6 +113,24 @@ class FastRecommend:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+_TOO_BIG = object()  # what `_read_body` returns for a body over the limit
+
+
+async def _read_body(receive: Any, max_bytes: int | None = None) -> Any:
+    """The whole request body; None if the client disconnected first, `_TOO_BIG` past `max_bytes`."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if max_bytes is not None and size > max_bytes:
+            return _TOO_BIG
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Any) -> Any:

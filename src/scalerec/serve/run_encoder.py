@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scalerec.data.sequences import UserSequences, pad_left
 from scalerec.errors import UserError
 from scalerec.serve.recommender import Item, Recommender, ServeConfig
 
@@ -43,23 +44,17 @@ class RunEncoder:
         """[n_items, d] float32 vectors of catalog items 1..n."""
         return self.model.all_item_vectors()[1:].float().cpu().numpy()
 
-    @torch.no_grad()
     def encode_history(self, ids: Sequence[int]) -> np.ndarray:
         """Hidden state after the last of (at most `max_len` most recent) `ids`: [d] float32."""
-        window = list(ids)[-self.max_len :]
-        inputs = torch.tensor([window], dtype=torch.long, device=self.device)
-        lengths = torch.tensor([len(window)], device=self.device)
-        return self.model.last_hidden(inputs, lengths)[0].float().cpu().numpy()
+        return self.encode_histories([ids])[0]
 
     @torch.no_grad()
     def encode_histories(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
-        """`encode_history` for a micro-batch in one forward pass (left-aligned, right-padded): [Q, d]."""
-        windows = [list(h)[-self.max_len :] for h in histories]
-        inputs = torch.zeros((len(windows), max(len(w) for w in windows)), dtype=torch.long)
-        for row, w in enumerate(windows):
-            inputs[row, : len(w)] = torch.tensor(w, dtype=torch.long)
-        lengths = torch.tensor([len(w) for w in windows])
-        hidden = self.model.last_hidden(inputs.to(self.device), lengths.to(self.device))
+        """`encode_history` for a micro-batch in one forward pass: [Q, d] float32."""
+        padded, lengths = pad_left(UserSequences.from_lists([list(h) for h in histories]), self.max_len)
+        width = int(lengths.max())  # no columns that only hold padding
+        inputs = torch.from_numpy(padded[:, :width]).to(self.device)
+        hidden = self.model.last_hidden(inputs, torch.from_numpy(lengths).to(self.device))
         return hidden.float().cpu().numpy()
 
     @torch.no_grad()

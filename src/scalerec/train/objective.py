@@ -72,8 +72,7 @@ class NextItemObjective(nn.Module):
         inputs: torch.Tensor,
         targets: torch.Tensor,
         need_pos: bool = True,
-        distinct: DistinctItems | None = None,
-        item_vecs: torch.Tensor | None = None,
+        window_vecs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Hidden states [N, d], target ids [N] and target vectors [N, d] of the scored positions.
 
@@ -88,10 +87,9 @@ class NextItemObjective(nn.Module):
             idx = pos.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
             tgt = targets.gather(1, pos[:, None]).squeeze(1)
             return hidden.gather(1, idx).squeeze(1), tgt, self.model.encode_items(tgt) if need_pos else None
-        if distinct is not None and item_vecs is not None:
-            vecs = item_vecs[distinct.window]  # [B, T+1, d] gathered from the distinct items' vectors
-        else:
-            vecs = self.model.encode_items(torch.cat([inputs[:, :1], targets], dim=1))  # [B, T+1, d]
+        vecs = window_vecs  # [B, T+1, d], when the caller gathered them from the distinct items
+        if vecs is None:
+            vecs = self.model.encode_items(torch.cat([inputs[:, :1], targets], dim=1))
         hidden = self.model(inputs, input_vectors=vecs[:, :-1])
         d = hidden.shape[-1]
         return hidden.reshape(-1, d), targets.reshape(-1), vecs[:, 1:].reshape(-1, d)
@@ -106,17 +104,16 @@ class NextItemObjective(nn.Module):
         """inputs/targets int64[B, T]; neg_ids [K] (shared) or [N, K] (per target) or [N] (bce);
         `distinct` (from `distinct_items`, "all" mode): encode each item of the batch once.
         Returns the scalar sum of per-target losses."""
-        item_vecs = None
+        item_vecs = window_vecs = None
         if distinct is not None and self.mode == "all":
             item_vecs = self.model.encode_items(distinct.ids, distinct=True)  # [U, d]
-        else:
-            distinct = None
-        hidden, tgt, pos_vecs = self.select(inputs, targets, self.loss != "full", distinct, item_vecs)
+            window_vecs = item_vecs[distinct.window]
+        hidden, tgt, pos_vecs = self.select(inputs, targets, self.loss != "full", window_vecs)
         weight = (tgt > 0).float()
         if self.loss == "full":
             items = self.model.all_item_vectors()
             return losses.full_softmax_ce(hidden, tgt, items, weight, self.temperature)
-        if distinct is not None and distinct.negatives is not None:
+        if item_vecs is not None and distinct.negatives is not None:
             neg_vecs = item_vecs[distinct.negatives]
         else:
             neg_vecs = self.model.encode_items(neg_ids)

@@ -210,7 +210,7 @@ def parquet_content_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _shard_users(sw: ShardWriter, s: int) -> Any:
+def _ranked_users(sw: ShardWriter, s: int) -> Any:
     """`uh, u, user_key` of shard `s`: users ranked by (hash, key), as `user_hash_order` ranks them."""
     import polars as pl
 
@@ -248,7 +248,7 @@ def prepare_sharded(
     shards = [s for s in range(sw.n_shards) if sw.path("rows", s).exists()]
     counts = np.zeros(n_codes, dtype=np.int64)
     for s in shards:
-        rows, users = sw.read("rows", s), _shard_users(sw, s)
+        rows, users = sw.read("rows", s), _ranked_users(sw, s)
         rows = rows.join(users.select("uh", "u"), on="uh")
         ih = rows["ih"].to_numpy()
         order = np.argsort(ih)  # sorted needles: searchsorted walks the item table in order

@@ -6,8 +6,12 @@ item encoder alone, each against a baseline measured in the same run.
   plain PyTorch port does); candidates = bf16 autocast eager, and bf16 + `torch.compile` with
   `--compile`. Reports targets/s, analytic training FLOPs (`scalerec.model.flops`) and MFU against
   `--peak-tflops` (default 989 = H100 SXM dense bf16 on CUDA).
-* `item_encoder`: `encode_items` forward + backward for N random items: our `embedding_bag` pooling
-  vs the naive gather → [N, L, e] → masked mean.
+* `item_encoder`: `encode_items` forward + backward for N random items: the naive gather →
+  [N, L, e] → masked mean (baseline), `embedding_bag(padding_idx=0)`, and `pool_tokens` with the
+  padding slots spread over rows (the CUDA default: no serial loop over one giant padding segment).
+* `attention`: causal SDPA forward + backward at the model's [batch, heads, seq_len, head_dim] in
+  bf16, per backend (cuDNN, flash, memory-efficient) against the math backend, plus PyTorch's own
+  choice, to see which kernel short recommendation sequences (T = 50) should use.
 
 Prints one JSON line per measurement and a ratio line per comparison.
 
@@ -29,6 +33,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from scalerec.model import SequentialRecommender
 from scalerec.model.flops import flops_per_target
+from scalerec.model.item_encoder import pool_tokens
 from scalerec.model.sizes import model_config
 
 N_ITEMS = 100_000
@@ -157,40 +162,65 @@ def naive_encode(model, ids: torch.Tensor) -> torch.Tensor:
 
 def bench_item_encoder(args, device: torch.device) -> None:
     model = build(args, device)
+    enc = model.item_encoder
     ids = torch.randint(1, N_ITEMS + 1, (args.items,), device=device)
-    torch.testing.assert_close(
-        naive_encode(model, ids[:64]), model.encode_items(ids[:64]), rtol=1e-4, atol=1e-5
-    )
+
+    def pooled(spread: bool):
+        def encode(m, i):
+            parts = [pool_tokens(getattr(enc, f"table_{f}")[i], enc.token_emb[f].weight, enc.mode, spread)
+                     for f in enc.fields]
+            return enc.adapter(torch.cat(parts, -1))
+        return encode
+
+    for fn in (pooled(False), pooled(True)):
+        torch.testing.assert_close(naive_encode(model, ids[:64]), fn(model, ids[:64]), rtol=1e-4, atol=1e-5)
+    variants = (("naive_gather_mean", naive_encode), ("embedding_bag_padding_idx", pooled(False)),
+                ("embedding_bag_spread_pads", pooled(True)))
     times = {}
-    for name, fn in (("naive_gather_mean", naive_encode), ("embedding_bag", lambda m, i: m.encode_items(i))):
+    for name, fn in variants:
 
         def run(fn=fn):
             model.zero_grad(set_to_none=True)
             fn(model, ids).sum().backward()
 
         times[name] = time_steps(run, args.steps, args.warmup, device)
-        print(
-            json.dumps(
-                {
-                    "bench": "item_encoder",
-                    "variant": name,
-                    "items": args.items,
-                    "device": str(device),
-                    "ms": times[name] * 1e3,
-                    "items_per_s": args.items / times[name],
-                }
-            ),
-            flush=True,
-        )
-    print(
-        json.dumps(
-            {
-                "bench": "item_encoder",
-                "ratio": "embedding_bag/naive_gather_mean",
-                "value": times["naive_gather_mean"] / times["embedding_bag"],
-            }
-        )
-    )
+        row = {"bench": "item_encoder", "variant": name, "items": args.items, "device": str(device),
+               "ms": times[name] * 1e3, "items_per_s": args.items / times[name]}
+        print(json.dumps(row), flush=True)
+    for name, _ in variants[1:]:
+        ratio = {"bench": "item_encoder", "ratio": f"{name}/naive_gather_mean",
+                 "value": times["naive_gather_mean"] / times[name]}
+        print(json.dumps(ratio))
+
+
+def bench_attention(args, device: torch.device) -> None:
+    cfg = model_config(args.size, vocab_size=30000, max_len=args.seq_len)
+    shape = (args.batch, cfg.n_heads, args.seq_len, cfg.head_dim)
+    g = torch.Generator(device="cpu").manual_seed(0)
+    q, k, v = (torch.randn(shape, generator=g).to(device, torch.bfloat16).requires_grad_() for _ in range(3))
+    grad = torch.randn(shape, generator=g).to(device, torch.bfloat16)
+    backends = {"math": [SDPBackend.MATH], "cudnn": [SDPBackend.CUDNN_ATTENTION],
+                "flash": [SDPBackend.FLASH_ATTENTION], "efficient": [SDPBackend.EFFICIENT_ATTENTION],
+                "default": None}
+    times = {}
+    for name, chosen in backends.items():
+        def run(chosen=chosen):
+            with sdpa_kernel(chosen) if chosen else contextlib.nullcontext():
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=args.dropout)
+            out.backward(grad)
+
+        try:
+            times[name] = time_steps(run, args.steps, args.warmup, device)
+        except RuntimeError as err:  # backend not available for this shape/device
+            print(json.dumps({"bench": "attention", "variant": name, "error": str(err)[:200]}))
+            continue
+        row = {"bench": "attention", "variant": name, "shape": list(shape), "dropout": args.dropout,
+               "ms": times[name] * 1e3}
+        print(json.dumps(row), flush=True)
+    for name in times:
+        if name != "math":
+            ratio = {"bench": "attention", "ratio": f"{name}/math", "value": times["math"] / times[name]}
+            print(json.dumps(ratio))
 
 
 def main() -> None:
@@ -208,7 +238,7 @@ def main() -> None:
     p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune")
     p.add_argument("--cpu-bf16", action="store_true", help="use bf16 autocast on CPU too")
     p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default 989 on cuda)")
-    p.add_argument("--only", choices=["step", "item_encoder"], default=None)
+    p.add_argument("--only", choices=["step", "item_encoder", "attention"], default=None)
     args = p.parse_args()
     device = torch.device(args.device)
     if args.peak_tflops is None and device.type == "cuda":
@@ -219,6 +249,8 @@ def main() -> None:
         bench_step(args, device)
     if args.only in (None, "item_encoder"):
         bench_item_encoder(args, device)
+    if args.only == "attention":
+        bench_attention(args, device)
 
 
 if __name__ == "__main__":

@@ -189,3 +189,44 @@ def test_config_round_trips_through_the_config_loader(tmp_path) -> None:
         load(ModelConfig, overrides=["norm=middle"])
     with pytest.raises(UserError, match="n_heads"):
         load(ModelConfig, overrides=["n_heads=5"])
+
+
+@pytest.mark.parametrize("mode", ["mean", "sum"])
+def test_spread_padding_pooling_equals_padding_idx(mode: str) -> None:
+    """The CUDA pooling path (padding slots spread over rows with weight 0) gives the same vectors and
+    token-embedding gradients as `embedding_bag(padding_idx=0)`, all-padding rows included."""
+    from scalerec.model.item_encoder import pool_tokens
+
+    gen = torch.Generator().manual_seed(0)
+    tok = torch.randint(0, 40, (64, 9), generator=gen)
+    tok[tok < 12] = 0  # ~30% padding, scattered, plus whole padding rows
+    tok[5] = 0
+    tok[7, 1:] = 0
+    grad_out = torch.randn(64, 6, generator=gen)
+    outs, grads = [], []
+    for spread in (False, True):
+        weight = torch.randn(40, 6, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        out = pool_tokens(tok, weight, mode, spread_pads=spread)
+        (out * grad_out).sum().backward()
+        outs.append(out.detach())
+        grads.append(weight.grad)
+    torch.testing.assert_close(outs[1], outs[0])
+    torch.testing.assert_close(grads[1], grads[0])
+    assert outs[1][5].abs().max() == 0
+    if mode == "mean":  # one real token: its row itself
+        table = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(outs[1][7], table[tok[7, 0]])
+
+
+def test_bf16_residual_only_under_autocast_and_close_to_fp32() -> None:
+    cfg = ModelConfig(item_encoder="id", n_items=100, d_model=32, n_heads=2, dropout=0.0)
+    torch.manual_seed(0)
+    ref = SequentialRecommender(cfg).eval()
+    alt = SequentialRecommender(ModelConfig(**{**cfg.__dict__, "residual_bf16": True})).eval()
+    alt.load_state_dict(ref.state_dict())
+    x = torch.randint(1, 101, (4, 10))
+    torch.testing.assert_close(alt(x), ref(x))  # no autocast: the flag changes nothing
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert alt.embed(alt.encode_items(x)).dtype == torch.bfloat16
+        assert ref.embed(ref.encode_items(x)).dtype == torch.float32
+        torch.testing.assert_close(alt(x).float(), ref(x).float(), rtol=0.05, atol=0.05)

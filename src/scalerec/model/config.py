@@ -44,6 +44,10 @@ class ModelConfig:
     """Dropout on embeddings, attention output and FFN output (paper: 0.5)."""
     norm: Literal["pre", "post"] = "pre"
     """Pre-LN blocks + final norm (default) or post-LN blocks after an input LayerNorm (paper/SASRec)."""
+    residual_bf16: bool = False
+    """Under bf16 autocast, carry the residual stream in bf16 instead of fp32. The norm, dropout and
+    residual-add kernels that dominate a small-d step are memory-bound, so this halves their traffic;
+    off by default because the summed residual keeps fewer bits."""
     init_std: float = 0.02
     """Std of the normal init of weights (residual output projections are scaled by 1/sqrt(2 n_layers))."""
 

@@ -69,6 +69,8 @@ class SequentialRecommender(nn.Module):
         if t > self.cfg.max_len:
             raise ValueError(f"sequence length {t} exceeds model.max_len={self.cfg.max_len}")
         x = item_vectors + self.pos_emb.weight[:t]  # [T, d] broadcast over the batch
+        if self.cfg.residual_bf16 and torch.is_autocast_enabled(x.device.type):
+            x = x.to(torch.bfloat16)  # blocks add bf16 outputs to it, so the stream stays bf16
         if self.cfg.norm == "post":
             x = self.norm(x)
         return self.drop(x)

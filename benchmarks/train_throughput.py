@@ -15,12 +15,19 @@ and a summary line per size.
     python benchmarks/train_throughput.py                      # tiny, CPU
     python benchmarks/train_throughput.py --device cuda --quick   # < 3 min on one H100
     python benchmarks/train_throughput.py --device cuda        # full sweep with torch.compile
+
+Under `torchrun --nproc-per-node G` every rank trains through DDP (NCCL), `--batches` are global
+batches (split over the ranks), rank 0 prints, targets/s are global and MFU is against G cards:
+
+    torchrun --nproc-per-node 2 benchmarks/train_throughput.py --device cuda --sizes paper-1M \
+        --batches 32768 --skip-paper
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -146,9 +153,10 @@ def measure(
         "distinct_items": rt.distinct_items,
         "overrides": [o for o in extra if not o.startswith(("train.negatives", "train.compile"))],
     }
+    row["gpus"] = _world() if device.type == "cuda" else 0
     peak = peak_flops(device)
     if peak:
-        row["mfu"] = rate * fpt / peak
+        row["mfu"] = rate * fpt / (peak * _world())
     if device.type == "cuda":
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
@@ -233,7 +241,13 @@ def bench_size(size: str, world: tuple[Path, Path], out: Path, args: argparse.Na
         )
 
 
+def _world() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def emit(row: dict[str, Any], size: str) -> None:
+    if int(os.environ.get("RANK", "0")):
+        return  # under torchrun, rank 0 speaks for all
     print(json.dumps({"bench": "train_throughput", "config": size, **row}), flush=True)
 
 

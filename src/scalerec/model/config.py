@@ -44,10 +44,12 @@ class ModelConfig:
     """Dropout on embeddings, attention output and FFN output (paper: 0.5)."""
     norm: Literal["pre", "post"] = "pre"
     """Pre-LN blocks + final norm (default) or post-LN blocks after an input LayerNorm (paper/SASRec)."""
-    residual_bf16: bool = False
+    residual_bf16: bool = True
     """Under bf16 autocast, carry the residual stream in bf16 instead of fp32. The norm, dropout and
-    residual-add kernels that dominate a small-d step are memory-bound, so this halves their traffic;
-    off by default because the summed residual keeps fewer bits."""
+    residual-add kernels that dominate a small-d step are memory-bound, so this halves their traffic
+    (paper-1M on one H100: 3.97M -> 4.20M targets/s). Accuracy was unchanged where checked (Beauty
+    ID-SASRec NDCG@10 0.0505 vs 0.0503 mean of 3 fp32-residual seeds; Sports 0.0282 vs 0.0282).
+    No effect without autocast (fp32 training, the `paper` preset)."""
     init_std: float = 0.02
     """Std of the normal init of weights (residual output projections are scaled by 1/sqrt(2 n_layers))."""
 

@@ -90,3 +90,19 @@ def test_clustered_encoder_batches_like_single_histories() -> None:
     batched = enc.encode_histories(hists)
     single = np.stack([enc.encode_history(h) for h in hists])
     np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-6)
+
+
+def test_batched_exclusion_matches_one_query_at_a_time() -> None:
+    """The whole-batch filter (kept hits moved to the front of each row) gives each query exactly
+    its own brute-force answer, with exclusion lists of different lengths and short answers."""
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((9, 4)).astype(np.float32)
+    index = ItemIndex.build([f"k{i}" for i in range(9)], vectors, IndexConfig(kind="exact"))
+    queries = rng.standard_normal((4, 4)).astype(np.float32)
+    exclude = [[0, 5, 7], [], [8], list(range(8))]
+    got = index.search(queries, 7, exclude)
+    for q, skip, hits in zip(queries, exclude, got, strict=True):
+        truth = [int(r) for r in brute(q[None], vectors, 9)[0] if r not in skip][:7]
+        assert [r for r, _ in hits] == truth
+        assert [s for _, s in hits] == pytest.approx([float(q @ vectors[r]) for r in truth], rel=1e-5)
+    assert len(got[3]) == 1  # 8 of 9 excluded: one hit, not k

@@ -15,6 +15,7 @@ No `from __future__ import annotations` here: FastAPI must see the request model
 per app (their bounds come from the config), as real classes rather than unresolvable strings.
 """
 
+import dataclasses
 import functools
 import json
 from typing import Annotated, Any
@@ -45,28 +46,31 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                return await self._too_big(scope, receive, send)
+                return await self.too_big(scope, receive, send)
         body = await _read_body(receive, self.max_bytes)
         if body is _TOO_BIG:
-            return await self._too_big(scope, receive, send)
+            return await self.too_big(scope, receive, send)
         if body is not None:
             await self.app(scope, _replay(body, receive), send)
 
-    async def _too_big(self, scope: dict, receive: Any, send: Any) -> None:
+    async def too_big(self, scope: dict, receive: Any, send: Any) -> None:
         detail = f"request body is larger than the {self.max_bytes}-byte limit"
         await self.response_cls({"detail": detail}, status_code=413)(scope, receive, send)
 
 
 def _encode(content: Any) -> bytes:
     """JSON bytes: orjson when installed (10x faster than `json`, a tenth of the hot path's Python
-    time), else the standard library; strings orjson rejects (lone surrogates) go the ASCII way."""
+    time), else the standard library; strings orjson rejects (lone surrogates) go the ASCII way.
+    Dataclasses (`Scored`) become objects of their fields, in field order, either way."""
     orjson = _orjson()
     if orjson is not None:
         try:
             return orjson.dumps(content)
         except TypeError:
             pass
-    return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+    return json.dumps(
+        content, ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=dataclasses.asdict
+    ).encode()
 
 
 @functools.cache
@@ -80,38 +84,54 @@ def _orjson() -> Any:
 
 
 class FastRecommend:
-    """ASGI middleware: the hot path of `POST /recommend` for bodies that validate; the rest passes on."""
+    """ASGI middleware: the hot path of `POST /recommend` for bodies that validate; the rest passes on
+    (to `BodyLimit` → FastAPI). It sits in front of the body limit and applies the same limit itself,
+    so the hot path reads its body once, through no extra middleware layer."""
 
-    def __init__(self, app: Any, request_model: type, batcher: Batcher) -> None:
+    def __init__(self, app: Any, request_model: type, batcher: Batcher, limit: BodyLimit) -> None:
         from pydantic import ValidationError
 
         self.app, self.model, self.batcher, self.invalid = app, request_model, batcher, ValidationError
+        self.max_bytes, self.too_big = limit.max_bytes, limit.too_big
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if not (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] == "/recommend"
-            and any(n == b"content-type" and v.startswith(b"application/json") for n, v in scope["headers"])
-        ):
+        if scope["type"] != "http" or scope["path"] != "/recommend" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        body = await _read_body(receive)
+        json_body = False
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                json_body = value.startswith(b"application/json")
+            elif name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                json_body = False  # the body limit answers 413
+                break
+        if not json_body:
+            return await self.app(scope, receive, send)
+        body = await _read_body(receive, self.max_bytes)
         if body is None:  # the client went away
             return
+        if body is _TOO_BIG:
+            return await self.too_big(scope, receive, send)
         try:
             req = self.model.model_validate_json(body)
         except self.invalid:
             return await self.app(scope, _replay(body, receive), send)  # FastAPI's own 422
         result = await self.batcher.recommend(Query(req.history, req.k, req.exclude_seen))
         if isinstance(result, UserError):
-            status, content = _STATUS.get(type(result), 422), {"detail": str(result)}
+            status, payload = _STATUS.get(type(result), 422), _encode({"detail": str(result)})
         elif isinstance(result, Exception):
             raise result
         else:
-            status, content = 200, _answer(result)
-        payload = _encode(content)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+            status, payload = 200, _encode(_answer(result))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(payload)),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -209,8 +229,7 @@ _STATUS = {NotFound: 404, Conflict: 409}  # other UserErrors: 422
 def _answer(result: Recommendation | UserError) -> dict:
     if isinstance(result, UserError):
         return {"items": [], "unknown": [], "used": 0, "error": str(result)}
-    items = [{"key": s.key, "title": s.title, "score": s.score} for s in result.items]
-    return {"items": items, "unknown": result.unknown, "used": result.used, "error": None}
+    return {"items": result.items, "unknown": result.unknown, "used": result.used, "error": None}
 
 
 def _error_handlers(app: Any, response_cls: type) -> None:
@@ -295,13 +314,12 @@ def create_app(rec: Recommender) -> Any:
         return {"status": "ok", "items": len(rec), "index": rec.index.report, "batching": batcher.stats()}
 
     app.state.recommender = rec
-    return ServeApp(
-        app, BodyLimit(FastRecommend(app, RecommendRequest, batcher), rec.cfg.max_body_bytes, response_cls)
-    )
+    limit = BodyLimit(app, rec.cfg.max_body_bytes, response_cls)
+    return ServeApp(app, FastRecommend(limit, RecommendRequest, batcher, limit))
 
 
 class ServeApp:
-    """The ASGI app that is served: body limit → `/recommend` hot path → the FastAPI app.
+    """The ASGI app that is served: `/recommend` hot path → body limit → the FastAPI app.
 
     Sits outside FastAPI so the hot path skips its per-request work too (routing, middleware
     stack, telemetry checks); every attribute (`state`, `openapi`, `routes`…) is the FastAPI app's.

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from scalerec.errors import UserError
+from scalerec.serve.index import adopt_search_threads
 from scalerec.serve.recommender import Query, Recommendation, Recommender
 
 T = TypeVar("T")
@@ -27,7 +28,9 @@ class Batcher:
     def __init__(self, rec: Recommender, max_batch: int = 64) -> None:
         self.rec = rec
         self.max_batch = max_batch
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scalerec-search")
+        self.pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="scalerec-search", initializer=adopt_search_threads
+        )
         self.pending: list[tuple[Query, asyncio.Future]] = []
         self.draining = False
         self.batches = 0

@@ -79,15 +79,29 @@ def exact_topk(
     return best_s.numpy(), best_i.numpy()
 
 
+_search_threads: int | None = None  # what set_search_threads asked for; None = library defaults
+
+
 def set_search_threads(n: int) -> None:
     """Threads torch and FAISS may use per search (process-wide). A server wants 1: requests are
-    already batched, the event loop needs the other core, and idle OpenMP threads spin on CPU."""
+    already batched, the event loop needs the other core, and idle OpenMP threads spin on CPU.
+    OpenMP keeps the count per thread, so threads started later call `adopt_search_threads`."""
+    global _search_threads
+    _search_threads = n
     torch.set_num_threads(n)
+    adopt_search_threads()
+
+
+def adopt_search_threads() -> None:
+    """Apply `set_search_threads` in the calling thread (FAISS's OpenMP count is per thread: a
+    thread that never calls this searches on every core, whatever the main thread set)."""
+    if _search_threads is None:
+        return
     try:
         import faiss
     except ImportError:  # exact-only installs
         return
-    faiss.omp_set_num_threads(n)
+    faiss.omp_set_num_threads(_search_threads)
 
 
 def recall_at(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -242,10 +256,15 @@ class ItemIndex:
             for q, e in enumerate(exclude):
                 skip[q, : len(e)] = e
             keep &= ~(rows[:, :, None] == skip[:, None, :]).any(axis=2)
-        out = []
-        for q_scores, q_rows, q_keep in zip(scores, rows, keep, strict=True):
-            out.append(list(zip(q_rows[q_keep][:k].tolist(), q_scores[q_keep][:k].tolist(), strict=True)))
-        return out
+        # kept hits moved to the front of each row (stable, so still best first), then the first k:
+        # two `tolist` calls for the whole batch instead of four numpy calls per query
+        first = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # [Q, k']
+        top_rows = np.take_along_axis(rows, first, axis=1).tolist()
+        top_scores = np.take_along_axis(scores, first, axis=1).tolist()
+        counts = np.minimum(keep.sum(axis=1), k).tolist()
+        return [
+            list(zip(r[:c], s[:c], strict=True)) for r, s, c in zip(top_rows, top_scores, counts, strict=True)
+        ]
 
 
 def _queries(vectors: np.ndarray, given: np.ndarray | None, cfg: IndexConfig) -> np.ndarray:

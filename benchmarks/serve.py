@@ -31,14 +31,15 @@ import urllib.request
 
 import numpy as np
 
+from scalerec.serve.server import SWITCH_INTERVAL_S
+
 
 def serve_child(args: argparse.Namespace) -> None:
     """Subprocess body: build the catalog + index, then serve it with uvicorn until killed."""
-    import uvicorn
-
     from scalerec.serve.api import create_app
     from scalerec.serve.index import IndexConfig, set_search_threads
     from scalerec.serve.recommender import Recommender, ServeConfig
+    from scalerec.serve.server import serve
     from scalerec.serve.synthetic import ClusteredEncoder, synthetic_items
 
     if args.server_cpus:
@@ -49,7 +50,7 @@ def serve_child(args: argparse.Namespace) -> None:
     rec = Recommender(encoder, synthetic_items(args.items), cfg)
     set_search_threads(args.search_threads)
     print(json.dumps({"child": "ready", "setup_s": round(time.perf_counter() - t0, 1)}), flush=True)
-    uvicorn.run(create_app(rec), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    serve(create_app(rec), "127.0.0.1", args.port, args.switch_interval_ms / 1e3)
 
 
 def free_port() -> int:
@@ -78,6 +79,10 @@ def start_server(args: argparse.Namespace, kind: str) -> tuple[subprocess.Popen,
         args.codes,
         "--server-cpus",
         args.server_cpus or "",
+        "--search-threads",
+        str(args.search_threads),
+        "--switch-interval-ms",
+        str(args.switch_interval_ms),
     ]
     proc = subprocess.Popen(cmd, stdout=sys.stderr)
     deadline = time.time() + args.startup_timeout
@@ -207,6 +212,12 @@ def main() -> None:
         "then runs on the others, so the server owns its 2 cores as in the bar",
     )
     ap.add_argument("--search-threads", type=int, default=1, help="server threads per search")
+    ap.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=SWITCH_INTERVAL_S * 1e3,
+        help="the server's GIL switch interval (CPython's default is 5)",
+    )
     ap.add_argument("--startup-timeout", type=float, default=900.0)
     ap.add_argument("--serve-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

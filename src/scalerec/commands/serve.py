@@ -72,7 +72,7 @@ def serve(
     the index's recall@10 against exact search is printed."""
     try:
         import fastapi  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError:
         raise UserError("scalerec serve needs FastAPI and Uvicorn: pip install 'scalerec[serve]'") from None
     from rich.console import Console
@@ -80,6 +80,7 @@ def serve(
     from scalerec.serve.api import create_app
     from scalerec.serve.index import set_search_threads
     from scalerec.serve.run_encoder import load_recommender
+    from scalerec.serve.server import serve as serve_app
 
     cfg = _serve_config(config, overrides)
     rec = load_recommender(run, cfg, device)
@@ -89,7 +90,7 @@ def serve(
         f"[green]serving[/] {len(rec)} items from {run} on http://{host}:{port} "
         f"(index {report['kind']}, recall@10 vs exact {report['recall@10']}, built in {report['build_s']} s)"
     )
-    uvicorn.run(create_app(rec), host=host, port=port, log_level="warning", access_log=False)
+    serve_app(create_app(rec), host, port)
 
 
 def register(app: typer.Typer) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -36,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from scalerec import runlog
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 PAPER_NEGATIVES = {"paper-100K": 300, "paper-1M": 1000}
@@ -153,10 +154,10 @@ def measure(
         "distinct_items": rt.distinct_items,
         "overrides": [o for o in extra if not o.startswith(("train.negatives", "train.compile"))],
     }
-    row["gpus"] = _world() if device.type == "cuda" else 0
+    row["gpus"] = runlog.world_size() if device.type == "cuda" else 0
     peak = peak_flops(device)
     if peak:
-        row["mfu"] = rate * fpt / (peak * _world())
+        row["mfu"] = rate * fpt / (peak * runlog.world_size())
     if device.type == "cuda":
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
@@ -241,12 +242,8 @@ def bench_size(size: str, world: tuple[Path, Path], out: Path, args: argparse.Na
         )
 
 
-def _world() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def emit(row: dict[str, Any], size: str) -> None:
-    if int(os.environ.get("RANK", "0")):
+    if not runlog.is_main():
         return  # under torchrun, rank 0 speaks for all
     print(json.dumps({"bench": "train_throughput", "config": size, **row}), flush=True)
 

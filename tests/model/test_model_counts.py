@@ -117,3 +117,11 @@ def test_paper_flops_convention_counts_linear_macs_of_the_forward() -> None:
     linear_macs = sum(v for k, v in ops.items() if k in ("aten.mm", "aten.addmm")) / 2
     assert paper_flops_per_sample(cfg, 7, 10) == linear_macs
     assert mfu(1e6, 989e6) == pytest.approx(1.0) and mfu(5e5, 989e6) == pytest.approx(0.5)
+
+
+def test_bias_free_model_counts_match_analytic() -> None:
+    cfg = model_config("s", bias=False, vocab_size=97)
+    model = SequentialRecommender(cfg)
+    assert not any(name.endswith("bias") for name, _ in model.transformer.named_parameters())
+    assert model.param_counts() == param_counts(cfg)
+    assert param_counts(cfg)["blocks"] < param_counts(model_config("s", vocab_size=97))["blocks"]

@@ -43,8 +43,9 @@ def param_counts(cfg: ModelConfig) -> dict[str, int]:
         "token_embeddings": n_fields * cfg.vocab_size * cfg.token_dim if text else 0,
         "item_adapter": n_fields * cfg.token_dim * d + d if text else 0,
         "positions": cfg.max_len * d,
-        "blocks": cfg.n_layers * (4 * d * d + 2 * d * f + 9 * d + f),
-        "final_norm": 2 * d,
+        # per block: 4d² + 2df weights; biases 3d + d + f + d and 2 × (norm weight + bias)
+        "blocks": cfg.n_layers * (4 * d * d + 2 * d * f + (9 * d + f if cfg.bias else 2 * d)),
+        "final_norm": 2 * d if cfg.bias else d,
         "id_embeddings": 0 if text else (cfg.n_items + 1) * d,
     }
     counts["total"] = sum(counts.values())

@@ -32,7 +32,7 @@ class SequentialRecommender(nn.Module):
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.transformer = Transformer(cfg)
         # pre-LN: norm after the last block; post-LN (SASRec): norm on the input embeddings
-        self.norm = nn.LayerNorm(cfg.d_model)
+        self.norm = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         init_weights(self, cfg)
 
     # -- items -------------------------------------------------------------------------------

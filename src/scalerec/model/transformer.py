@@ -4,7 +4,9 @@ Attention runs on `F.scaled_dot_product_attention(is_causal=True)` with no expli
 are left-aligned and right-padded, so padded positions come *after* every real one and causal
 attention alone guarantees they never influence a real position (and every query sees at least
 position 0, so no row is fully masked and nothing becomes NaN). That keeps the flash kernel
-eligible on GPU and all shapes static (torch.compile / CUDA graphs friendly).
+eligible on GPU and all shapes static (torch.compile / CUDA graphs friendly). On CUDA at T <= 128 the
+same attention runs by default as one Triton program per (sequence, head) reading the fused QKV
+output in place (`scalerec.model.short_attention`, `model.attention`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scalerec.model import short_attention
 from scalerec.model.config import ModelConfig
 
 
@@ -23,16 +26,24 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.dropout = cfg.dropout
+        # decided here, outside any compiled region: whether the Triton kernel may be used at all
+        self.short_kernel = cfg.attention != "sdpa" and short_attention.triton_available()
+        if cfg.attention == "short" and not self.short_kernel:
+            raise RuntimeError("model.attention='short' needs Triton (a CUDA build of PyTorch)")
+        if self.short_kernel:
+            short_attention.load()
 
     def forward(self, x: Tensor) -> Tensor:
         b, t, d = x.shape
-        # [B, T, 3d] → 3 × [B, H, T, d/H]
-        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        dropout = self.dropout if self.training else 0.0
+        qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads)
+        if self.short_kernel and short_attention.supported(qkv, dropout):
+            return self.proj(short_attention.short_causal_attention(qkv).view(b, t, d))
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 × [B, H, T, d/H]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -41,8 +52,8 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.fc = nn.Linear(cfg.d_model, cfg.d_ffn)
-        self.proj = nn.Linear(cfg.d_ffn, cfg.d_model)
+        self.fc = nn.Linear(cfg.d_model, cfg.d_ffn, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_ffn, cfg.d_model, bias=cfg.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(F.gelu(self.fc(x)))
@@ -54,9 +65,9 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.pre = cfg.norm == "pre"
-        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.ln1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 

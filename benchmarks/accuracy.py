@@ -148,8 +148,9 @@ def run_one(
     overrides += args.set
     run_dir = work / "runs" / name
     t0 = time.perf_counter()
-    if not (run_dir / "final.json").is_file():
-        train(resolve_run_config(config_path(dataset, variant), overrides))
+    if not (run_dir / "final.json").is_file():  # an interrupted run continues from its state.pt
+        train(resolve_run_config(config_path(dataset, variant), overrides),
+              resume=(run_dir / "state.pt").is_file())
     t_train = time.perf_counter() - t0
     reports = {
         masked: _evaluate(run_dir, masked, seed, args) for masked in sorted({False, args.mask_seen})

@@ -9,9 +9,11 @@ item encoder alone, each against a baseline measured in the same run.
 * `item_encoder`: `encode_items` forward + backward for N random items: the naive gather →
   [N, L, e] → masked mean (baseline), `embedding_bag(padding_idx=0)`, and `pool_tokens` with the
   padding slots spread over rows (the CUDA default: no serial loop over one giant padding segment).
-* `attention`: causal SDPA forward + backward at the model's [batch, heads, seq_len, head_dim] in
-  bf16, per backend (cuDNN, flash, memory-efficient) against the math backend, plus PyTorch's own
-  choice, to see which kernel short recommendation sequences (T = 50) should use.
+* `attention`: causal attention forward + backward from the fused QKV projection's output
+  ([batch, seq_len, 3, heads, head_dim], bf16) to the [batch, seq_len, d] input of the output
+  projection, layout copies included: SDPA per backend (cuDNN, flash, memory-efficient, PyTorch's
+  own choice) and the short-sequence Triton kernel (`scalerec.model.short_attention`), each against
+  the math backend.
 
 Prints one JSON line per measurement and a ratio line per comparison.
 
@@ -194,33 +196,52 @@ def bench_item_encoder(args, device: torch.device) -> None:
 
 
 def bench_attention(args, device: torch.device) -> None:
-    cfg = model_config(args.size, vocab_size=30000, max_len=args.seq_len)
-    shape = (args.batch, cfg.n_heads, args.seq_len, cfg.head_dim)
+    from scalerec.model import short_attention
+
+    overrides = {"n_heads": args.n_heads} if args.n_heads else {}
+    cfg = model_config(args.size, vocab_size=30000, max_len=args.seq_len, **overrides)
+    b, t, h, dh = args.batch, args.seq_len, cfg.n_heads, cfg.head_dim
+    # the model's own layout: the fused projection's [B, T, 3, H, Dh] in, [B, T, d] out
     g = torch.Generator(device="cpu").manual_seed(0)
-    q, k, v = (torch.randn(shape, generator=g).to(device, torch.bfloat16).requires_grad_() for _ in range(3))
-    grad = torch.randn(shape, generator=g).to(device, torch.bfloat16)
+    qkv = torch.randn((b, t, 3, h, dh), generator=g).to(device, torch.bfloat16).requires_grad_()
+    grad = torch.randn((b, t, h * dh), generator=g).to(device, torch.bfloat16)
     backends = {"math": [SDPBackend.MATH], "cudnn": [SDPBackend.CUDNN_ATTENTION],
                 "flash": [SDPBackend.FLASH_ATTENTION], "efficient": [SDPBackend.EFFICIENT_ATTENTION],
                 "default": None}
-    times = {}
+    runs = {}
     for name, chosen in backends.items():
-        def run(chosen=chosen):
+        def sdpa(chosen=chosen):
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
             with sdpa_kernel(chosen) if chosen else contextlib.nullcontext():
                 out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=args.dropout)
-            out.backward(grad)
+            out.transpose(1, 2).reshape(b, t, h * dh).backward(grad)
+        runs[name] = sdpa
+    if short_attention.triton_available() and short_attention.supported(qkv, args.dropout):
+        short_attention.load()
 
+        def short() -> None:
+            short_attention.short_causal_attention(qkv).view(b, t, h * dh).backward(grad)
+        runs["short_triton"] = short
+    else:
+        print(json.dumps({"bench": "attention", "variant": "short_triton",
+                          "error": "not applicable (needs CUDA, Triton, bf16, dropout 0, T <= 128)"}))
+    times = {}
+    for name, run in runs.items():
         try:
             times[name] = time_steps(run, args.steps, args.warmup, device)
         except RuntimeError as err:  # backend not available for this shape/device
             print(json.dumps({"bench": "attention", "variant": name, "error": str(err)[:200]}))
             continue
-        row = {"bench": "attention", "variant": name, "shape": list(shape), "dropout": args.dropout,
+        row = {"bench": "attention", "variant": name, "shape": [b, t, 3, h, dh], "dropout": args.dropout,
                "ms": times[name] * 1e3}
         print(json.dumps(row), flush=True)
     for name in times:
         if name != "math":
             ratio = {"bench": "attention", "ratio": f"{name}/math", "value": times["math"] / times[name]}
             print(json.dumps(ratio))
+    if "short_triton" in times and "default" in times:
+        print(json.dumps({"bench": "attention", "ratio": "short_triton/default",
+                          "value": times["default"] / times["short_triton"]}))
 
 
 def main() -> None:
@@ -238,6 +259,7 @@ def main() -> None:
     p.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune")
     p.add_argument("--cpu-bf16", action="store_true", help="use bf16 autocast on CPU too")
     p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default 989 on cuda)")
+    p.add_argument("--n-heads", type=int, default=0, help="attention bench: heads (0 = the size's)")
     p.add_argument("--only", choices=["step", "item_encoder", "attention"], default=None)
     args = p.parse_args()
     device = torch.device(args.device)

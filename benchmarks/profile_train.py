@@ -23,12 +23,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import PAPER_NEGATIVES, peak_flops, step_runner, write_world  # noqa: E402
 
 BUCKETS = [
-    ("attention", r"flash|fmha|attention|sdpa|efficient_attention"),
+    ("attention", r"flash|fmha|attention|sdpa|efficient_attention|^_(fwd|bwd)_kernel"),
+    ("gelu (FFN activation)", r"gelu"),
     ("embedding_bag/gather", r"embedding_bag|EmbeddingBag|index_select|gather|indexSelect|take"),
     ("scatter/index_add (embedding backward)", r"embedding_backward|embedding_dense|index_add|scatter|"
                                                 r"sort|radix|segment|compute_grad_weight|sum_and_scatter|"
@@ -106,9 +108,11 @@ def main() -> None:
     use_cuda = device.type == "cuda"
     # CUDA: kernels only (aten ops also carry their kernels' time as "self device" time: skip them)
     if use_cuda:
-        events = [
-            e for e in prof.key_averages() if e.self_device_time_total > 0 and not e.key.startswith("aten::")
-        ]
+        # Triton launches also leave a CPU-side range of the same name holding the kernel's time:
+        # keep events that ran on the device, so no kernel is counted twice
+        launched = [e for e in prof.key_averages()
+                    if e.self_device_time_total > 0 and not e.key.startswith("aten::")]
+        events = [e for e in launched if e.device_type != DeviceType.CPU] or launched
     else:
         events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     timing = (lambda e: e.self_device_time_total) if use_cuda else (lambda e: e.self_cpu_time_total)

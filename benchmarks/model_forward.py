@@ -216,15 +216,15 @@ def bench_attention(args, device: torch.device) -> None:
                 out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=args.dropout)
             out.transpose(1, 2).reshape(b, t, h * dh).backward(grad)
         runs[name] = sdpa
-    if short_attention.triton_available() and short_attention.supported(qkv, args.dropout):
+    if short_attention.triton_available() and short_attention.supported(qkv):
         short_attention.load()
 
         def short() -> None:
-            short_attention.short_causal_attention(qkv).view(b, t, h * dh).backward(grad)
+            short_attention.short_causal_attention(qkv, args.dropout).view(b, t, h * dh).backward(grad)
         runs["short_triton"] = short
     else:
         print(json.dumps({"bench": "attention", "variant": "short_triton",
-                          "error": "not applicable (needs CUDA, Triton, bf16, dropout 0, T <= 128)"}))
+                          "error": "not applicable (needs CUDA, Triton, bf16/fp16, T <= 128)"}))
     times = {}
     for name, run in runs.items():
         try:

@@ -42,7 +42,7 @@ def test_kernels_in_the_interpreter() -> None:
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
                          env=env, capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "8 passed" in run.stdout, run.stdout[-2000:]
+    assert "11 passed" in run.stdout, run.stdout[-2000:]
 
 
 def _reference(qkv: torch.Tensor) -> torch.Tensor:
@@ -90,13 +90,76 @@ def test_future_positions_never_leak(interpreted) -> None:
 def test_registered_op_passes_opcheck(interpreted) -> None:
     qkv = torch.randn(2, 9, 3, 2, 16, requires_grad=True)
     # fake-tensor tracing is covered by the compiled GPU test (the CPU interpreter cannot take meta tensors)
-    torch.library.opcheck(interpreted.fwd, (qkv, 1.0 / math.sqrt(16)),
-                          test_utils=("test_schema", "test_autograd_registration"))
+    seed = torch.tensor([7])
+    for p_drop in (0.0, 0.25):
+        torch.library.opcheck(interpreted.fwd, (qkv, 1.0 / math.sqrt(16), p_drop, seed),
+                              test_utils=("test_schema", "test_autograd_registration"))
+
+
+def _kernel_keep_mask(seed: torch.Tensor, b: int, t: int, h: int, p_drop: float, **like) -> torch.Tensor:
+    """The kernel's dropout mask [B, H, T, T], read back by attending to one-hot values: with
+    v_j = e_j the output row i is row i of the dropped, rescaled probability matrix. The mask is a
+    function of (seed, sequence, head, row, column) only, so it holds for any Q, K, V of that shape."""
+    dh = max(16, 1 << (t - 1).bit_length())
+    qkv = torch.randn(b, t, 3, h, dh, **like)
+    qkv[:, :, 2] = 0
+    qkv[:, :, 2, :, :t] = torch.eye(t, **like)[None, :, None, :]
+    probs = short_attention.short_causal_attention(qkv, p_drop, seed)[..., :t]  # [B, T_i, H, T_j]
+    return (probs != 0).permute(0, 2, 1, 3)
+
+
+def _check_dropout(p_drop: float, atol: float, **like) -> None:
+    b, t, h, dh = 3, 20, 2, 16
+    seed = torch.tensor([1234], device=like.get("device"))
+    keep = _kernel_keep_mask(seed, b, t, h, p_drop, **like)
+    causal = torch.ones(t, t, dtype=torch.bool, device=keep.device).tril()
+    assert not keep[..., ~causal].any()
+    dropped = 1 - keep[..., causal].float().mean().item()
+    assert abs(dropped - p_drop) < 0.05, dropped  # 3 × 2 × 210 draws
+    qkv = torch.randn(b, t, 3, h, dh, **like).requires_grad_()
+    out = short_attention.short_causal_attention(qkv, p_drop, seed)
+    upstream = torch.randn_like(out)
+    (grad,) = torch.autograd.grad((out * upstream).sum(), qkv)
+    ref_in = qkv.detach().float().requires_grad_()
+    q, k, v = ref_in.permute(2, 0, 3, 1, 4)
+    scores = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(~causal, float("-inf"))
+    probs = torch.where(keep, scores.softmax(-1) / (1 - p_drop), 0.0)
+    ref = (probs @ v).transpose(1, 2)
+    (ref_grad,) = torch.autograd.grad((ref * upstream.float()).sum(), ref_in)
+    torch.testing.assert_close(out.float(), ref, atol=atol, rtol=0)
+    torch.testing.assert_close(grad.float(), ref_grad, atol=atol * 4, rtol=0)
+
+
+def test_dropout_matches_a_reference_with_the_kernels_mask(interpreted) -> None:
+    torch.manual_seed(2)
+    _check_dropout(0.3, atol=1e-5)
+
+
+def test_dropout_mask_follows_the_seed(interpreted) -> None:
+    torch.manual_seed(3)
+    qkv = torch.randn(2, 12, 3, 2, 16)
+    one = short_attention.short_causal_attention(qkv, 0.5, torch.tensor([1]))
+    again = short_attention.short_causal_attention(qkv, 0.5, torch.tensor([1]))
+    other = short_attention.short_causal_attention(qkv, 0.5, torch.tensor([2]))
+    torch.testing.assert_close(one, again, atol=0, rtol=0)
+    assert not torch.allclose(one, other)
+    # without a seed, each call draws one from torch's generator: two calls differ
+    drawn = [short_attention.short_causal_attention(qkv, 0.5) for _ in range(2)]
+    assert not torch.allclose(*drawn)
+
+
+def test_zero_dropout_is_the_plain_kernel(interpreted) -> None:
+    torch.manual_seed(4)
+    qkv = torch.randn(2, 9, 3, 1, 16)
+    torch.testing.assert_close(short_attention.short_causal_attention(qkv, 0.0, torch.tensor([5])),
+                               short_attention.short_causal_attention(qkv), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="dropout"):
+        short_attention.short_causal_attention(qkv, 1.0)
 
 
 def test_supported_only_where_the_kernel_applies() -> None:
     cpu = torch.zeros(1, 50, 3, 2, 64, dtype=torch.bfloat16)
-    assert not short_attention.supported(cpu, 0.0)  # CPU: SDPA
+    assert not short_attention.supported(cpu)  # CPU: SDPA
     assert short_attention._block_t(50) == 64 and short_attention._block_t(3) == 16
 
 
@@ -107,7 +170,7 @@ def test_cuda_compiled_model_matches_sdpa_model(dh: int) -> None:
         pytest.skip("no CUDA device")
     torch.manual_seed(0)
     qkv = torch.randn(64, 50, 3, 8, dh, device="cuda", dtype=torch.bfloat16)
-    assert short_attention.supported(qkv, 0.0)
+    assert short_attention.supported(qkv)
     short_attention.load()
     _check(qkv, atol=2e-2)
     models = {}
@@ -131,3 +194,12 @@ def test_cuda_compiled_model_matches_sdpa_model(dh: int) -> None:
         grads[name] = model.transformer.layers[0].attn.qkv.weight.grad
     torch.testing.assert_close(outs["short"], outs["sdpa"], atol=3e-2, rtol=0)
     torch.testing.assert_close(grads["short"], grads["sdpa"], atol=3e-3, rtol=0.05)
+
+
+@pytest.mark.gpu
+def test_cuda_dropout_matches_a_reference_with_the_kernels_mask() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    short_attention.load()
+    torch.manual_seed(5)
+    _check_dropout(0.1, atol=2e-2, device="cuda", dtype=torch.bfloat16)

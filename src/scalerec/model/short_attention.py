@@ -8,10 +8,13 @@ a training step for ~1% of its FLOPs. Here each program loads Q, K, V of one hea
 fused projection's output ([B, T, 3, H, Dh], no copies), computes scores, softmax and output in one
 pass, and its backward writes dQ, dK, dV straight into one [B, T, 3, H, Dh] gradient.
 
-Scope: CUDA, fp16/bf16 inputs, T <= 128, head size a power of two in [16, 256], no attention
-dropout. `supported` says whether a call qualifies; `CausalSelfAttention` falls back to SDPA
-otherwise. The ops are registered with `torch.library.triton_op`, so `torch.compile` traces them
-and keeps them in its graph. Triton is imported lazily: a CPU install never needs it.
+Scope: CUDA, fp16/bf16 inputs, T <= 128, head size a power of two in [16, 256]. Attention dropout
+is supported (a Philox mask regenerated in the backward, never stored) but has only been checked
+in Triton's CPU interpreter so far, so the model uses it only when asked (`model.attention="short"`);
+"auto" takes the kernel without dropout and SDPA with it. `supported` says whether a call
+qualifies; `CausalSelfAttention` falls back to SDPA otherwise. The ops are registered with
+`torch.library.triton_op`, so `torch.compile` traces them and keeps them in its graph. Triton is
+imported lazily: a CPU install never needs it.
 """
 
 from __future__ import annotations
@@ -37,25 +40,33 @@ def triton_available() -> bool:
     return True
 
 
-def supported(qkv: Tensor, dropout: float) -> bool:
-    """Whether `short_causal_attention` can take this [B, T, 3, H, Dh] input.
+def supported(qkv: Tensor) -> bool:
+    """Whether `short_causal_attention` can take this [B, T, 3, H, Dh] input on the GPU.
 
     Only shapes, device and dtype: this runs inside compiled forwards, so whether Triton is
     installed is asked once, outside them (`triton_available`, then `load`).
     """
     dh = qkv.shape[-1]
-    return (qkv.is_cuda and qkv.dtype in (torch.float16, torch.bfloat16) and dropout == 0.0
+    return (qkv.is_cuda and qkv.dtype in (torch.float16, torch.bfloat16)
             and qkv.shape[1] <= MAX_LEN and 16 <= dh <= 256 and dh & (dh - 1) == 0)
 
 
-def short_causal_attention(qkv: Tensor) -> Tensor:
+def short_causal_attention(qkv: Tensor, dropout: float = 0.0, seed: Tensor | None = None) -> Tensor:
     """Causal softmax attention of a fused [B, T, 3, H, Dh] QKV tensor → [B, T, H, Dh].
 
-    Calls the op through `torch.ops`, which Dynamo traces as one graph node; `load()` must have
-    run first (model construction does it), never from inside a compiled region.
+    `dropout` drops attention probabilities (kept ones scaled by 1 / (1 - dropout)), as SDPA's
+    `dropout_p`; the mask is a function of `seed` (a 1-element int64 tensor on the device, drawn
+    from torch's generator when not given) and the position, never stored. Calls the op through
+    `torch.ops`, which Dynamo traces as one graph node; `load()` must have run first (model
+    construction does it), never from inside a compiled region.
     """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if seed is None:
+        seed = (torch.randint(0, 2**62, (1,), device=qkv.device) if dropout > 0
+                else torch.zeros(1, dtype=torch.int64, device=qkv.device))
     scale = 1.0 / math.sqrt(qkv.shape[-1])
-    out, _ = torch.ops.scalerec.short_attn_fwd(qkv, scale)
+    out, _ = torch.ops.scalerec.short_attn_fwd(qkv, scale, dropout, seed)
     return out
 
 
@@ -86,8 +97,8 @@ def _ops() -> Any:
 
     @functools.partial(_tuned, warps=(2, 4, 8))
     @triton.jit
-    def _fwd_kernel(qkv, out, lse, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h, scale,
-                    BLOCK_T: tl.constexpr, D: tl.constexpr):
+    def _fwd_kernel(qkv, out, lse, seed_ptr, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h, scale, p_drop,
+                    BLOCK_T: tl.constexpr, D: tl.constexpr, DROPOUT: tl.constexpr):
         pid = tl.program_id(0)
         b = pid // H
         h = pid % H
@@ -103,6 +114,10 @@ def _ops() -> Any:
         m = tl.max(s, axis=1)
         p = tl.exp(s - m[:, None])
         denom = tl.sum(p, axis=1)
+        if DROPOUT:  # Philox on (seed, program, row, column): the backward regenerates this mask
+            cell = pid.to(tl.int64) * (BLOCK_T * BLOCK_T) + t[:, None] * BLOCK_T + t[None, :]
+            kept = tl.rand(tl.load(seed_ptr), cell) >= p_drop
+            p = tl.where(kept, p / (1.0 - p_drop), 0.0)
         o = tl.dot(p.to(v.dtype), v) / denom[:, None]
         o_ptr = out + b.to(tl.int64) * o_b + h * o_h + t[:, None] * o_t + d[None, :]
         tl.store(o_ptr, o.to(out.dtype.element_ty), mask=live)
@@ -110,8 +125,9 @@ def _ops() -> Any:
 
     @functools.partial(_tuned, warps=(4, 8, 16))
     @triton.jit
-    def _bwd_kernel(qkv, out, dout, lse, dqkv, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h,
-                    g_b, g_t, g_h, scale, BLOCK_T: tl.constexpr, D: tl.constexpr):
+    def _bwd_kernel(qkv, out, dout, lse, seed_ptr, dqkv, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h,
+                    g_b, g_t, g_h, scale, p_drop, BLOCK_T: tl.constexpr, D: tl.constexpr,
+                    DROPOUT: tl.constexpr):
         pid = tl.program_id(0)
         b = pid // H
         h = pid % H
@@ -130,8 +146,15 @@ def _ops() -> Any:
         s = tl.dot(q, tl.trans(k)) * scale
         keep = (t[None, :] <= rows) & live
         p = tl.where(keep, tl.exp(s - row_lse[:, None]), 0.0)
-        dv = tl.dot(tl.trans(p.to(do.dtype)), do)
         dp = tl.dot(do, tl.trans(v))
+        if DROPOUT:  # the forward's mask, regenerated: out = (p ∘ mask / (1 - p_drop)) v
+            cell = pid.to(tl.int64) * (BLOCK_T * BLOCK_T) + rows * BLOCK_T + t[None, :]
+            kept = tl.rand(tl.load(seed_ptr), cell) >= p_drop
+            dv = tl.dot(tl.trans(tl.where(kept, p / (1.0 - p_drop), 0.0).to(do.dtype)), do)
+            dp = tl.where(kept, dp / (1.0 - p_drop), 0.0)
+        else:
+            dv = tl.dot(tl.trans(p.to(do.dtype)), do)
+        # rowsum(p ∘ dp) = rowsum(out ∘ dout) = delta, with or without dropout
         ds = (p * (dp - delta[:, None]) * scale).to(q.dtype)
         dq = tl.dot(ds, k)
         dk = tl.dot(tl.trans(ds), q)
@@ -143,36 +166,38 @@ def _ops() -> Any:
         tl.store(gbase + 2 * s_3, dv.to(ty), mask=live)
 
     @triton_op("scalerec::short_attn_fwd", mutates_args={})
-    def fwd(qkv: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    def fwd(qkv: Tensor, scale: float, p_drop: float, seed: Tensor) -> tuple[Tensor, Tensor]:
         qkv = qkv.contiguous()
         b, t, _, h, dh = qkv.shape
         bt = _block_t(t)
         out = qkv.new_empty((b, t, h, dh))
         lse = torch.empty((b * h, bt), device=qkv.device, dtype=torch.float32)
         wrap_triton(_fwd_kernel)[(b * h,)](
-            qkv, out, lse, t, h, *qkv.stride()[:4], *out.stride()[:3], scale,
-            BLOCK_T=bt, D=dh)
+            qkv, out, lse, seed, t, h, *qkv.stride()[:4], *out.stride()[:3], scale, p_drop,
+            BLOCK_T=bt, D=dh, DROPOUT=p_drop > 0)
         return out, lse
 
     @triton_op("scalerec::short_attn_bwd", mutates_args={})
-    def bwd(qkv: Tensor, out: Tensor, dout: Tensor, lse: Tensor, scale: float) -> Tensor:
+    def bwd(qkv: Tensor, out: Tensor, dout: Tensor, lse: Tensor, scale: float, p_drop: float,
+            seed: Tensor) -> Tensor:
         qkv, dout = qkv.contiguous(), dout.contiguous()
         b, t, _, h, dh = qkv.shape
         dqkv = torch.empty_like(qkv)
         wrap_triton(_bwd_kernel)[(b * h,)](
-            qkv, out, dout, lse, dqkv, t, h, *qkv.stride()[:4], *out.stride()[:3],
-            *dout.stride()[:3], scale, BLOCK_T=_block_t(t), D=dh)
+            qkv, out, dout, lse, seed, dqkv, t, h, *qkv.stride()[:4], *out.stride()[:3],
+            *dout.stride()[:3], scale, p_drop, BLOCK_T=_block_t(t), D=dh, DROPOUT=p_drop > 0)
         return dqkv
 
-    def setup_context(ctx: Any, inputs: tuple[Tensor, float], output: tuple[Tensor, Tensor]) -> None:
-        qkv, scale = inputs
+    def setup_context(ctx: Any, inputs: tuple[Tensor, float, float, Tensor],
+                      output: tuple[Tensor, Tensor]) -> None:
+        qkv, scale, p_drop, seed = inputs
         out, lse = output
-        ctx.save_for_backward(qkv, out, lse)
-        ctx.scale = scale
+        ctx.save_for_backward(qkv, out, lse, seed)
+        ctx.scale, ctx.p_drop = scale, p_drop
 
-    def backward(ctx: Any, dout: Tensor, _dlse: Tensor) -> tuple[Tensor, None]:
-        qkv, out, lse = ctx.saved_tensors
-        return bwd(qkv, out, dout, lse, ctx.scale), None
+    def backward(ctx: Any, dout: Tensor, _dlse: Tensor) -> tuple[Tensor, None, None, None]:
+        qkv, out, lse, seed = ctx.saved_tensors
+        return bwd(qkv, out, dout, lse, ctx.scale, ctx.p_drop, seed), None, None, None
 
     fwd.register_autograd(backward, setup_context=setup_context)
     return _Ops(fwd, bwd)

@@ -35,13 +35,15 @@ class CausalSelfAttention(nn.Module):
             raise RuntimeError("model.attention='short' needs Triton (a CUDA build of PyTorch)")
         if self.short_kernel:
             short_attention.load()
+        # the kernel's dropout path is checked in Triton's interpreter, not yet on a GPU: opt-in only
+        self.kernel_dropout = cfg.attention == "short"
 
     def forward(self, x: Tensor) -> Tensor:
         b, t, d = x.shape
         dropout = self.dropout if self.training else 0.0
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads)
-        if self.short_kernel and short_attention.supported(qkv, dropout):
-            return self.proj(short_attention.short_causal_attention(qkv).view(b, t, d))
+        if self.short_kernel and short_attention.supported(qkv) and (dropout == 0.0 or self.kernel_dropout):
+            return self.proj(short_attention.short_causal_attention(qkv, dropout).view(b, t, d))
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 × [B, H, T, d/H]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
         return self.proj(y.transpose(1, 2).reshape(b, t, d))

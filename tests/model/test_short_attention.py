@@ -30,10 +30,11 @@ INTERPRETER = os.environ.get("TRITON_INTERPRET") == "1"
 
 @pytest.fixture
 def interpreted():
-    """The registered ops, built by Triton's CPU interpreter (only inside the child run)."""
+    """The registered forward op, built by Triton's CPU interpreter (only inside the child run)."""
     if not INTERPRETER:
         pytest.skip("runs in the TRITON_INTERPRET=1 child started by test_kernels_in_the_interpreter")
-    return short_attention._ops()
+    short_attention.load()
+    return torch.ops.scalerec.short_attn_fwd
 
 
 @pytest.mark.skipif(INTERPRETER, reason="this is the parent of the interpreter run")
@@ -90,9 +91,8 @@ def test_future_positions_never_leak(interpreted) -> None:
 def test_registered_op_passes_opcheck(interpreted) -> None:
     qkv = torch.randn(2, 9, 3, 2, 16, requires_grad=True)
     # fake-tensor tracing is covered by the compiled GPU test (the CPU interpreter cannot take meta tensors)
-    seed = torch.tensor([7])
-    for p_drop in (0.0, 0.25):
-        torch.library.opcheck(interpreted.fwd, (qkv, 1.0 / math.sqrt(16), p_drop, seed),
+    for p_drop, seed in ((0.0, None), (0.25, torch.tensor([7]))):
+        torch.library.opcheck(interpreted, (qkv, 1.0 / math.sqrt(16), p_drop, seed),
                               test_utils=("test_schema", "test_autograd_registration"))
 
 

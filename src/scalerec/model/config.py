@@ -80,8 +80,6 @@ class ModelConfig:
             bad = {k: v for k, v in self.field_max_len.items() if v < 1}
             if bad:
                 raise ValueError(f"model.field_max_len values must be >= 1, got {bad}")
-        if self.attention not in ("auto", "sdpa", "short"):
-            raise ValueError(f"model.attention must be auto, sdpa or short, got {self.attention!r}")
         if self.init_std <= 0:
             raise ValueError(f"model.init_std must be > 0, got {self.init_std}")
 

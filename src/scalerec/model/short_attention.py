@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -32,12 +32,13 @@ MAX_LEN = 128
 
 @functools.cache
 def triton_available() -> bool:
-    """Whether Triton imports (the CUDA wheels of PyTorch ship it; CPU installs do not)."""
+    """Whether Triton imports (the CUDA wheels of PyTorch ship it; CPU installs do not) and this
+    torch can register Triton ops (`torch.library.triton_op`, torch >= 2.6)."""
     try:
         import triton  # noqa: F401
     except ImportError:
         return False
-    return True
+    return hasattr(torch.library, "triton_op")
 
 
 def supported(qkv: Tensor) -> bool:
@@ -62,17 +63,11 @@ def short_causal_attention(qkv: Tensor, dropout: float = 0.0, seed: Tensor | Non
     """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if seed is None:
-        seed = (torch.randint(0, 2**62, (1,), device=qkv.device) if dropout > 0
-                else torch.zeros(1, dtype=torch.int64, device=qkv.device))
+    if seed is None and dropout > 0:
+        seed = torch.randint(0, 2**62, (1,), device=qkv.device)
     scale = 1.0 / math.sqrt(qkv.shape[-1])
     out, _ = torch.ops.scalerec.short_attn_fwd(qkv, scale, dropout, seed)
     return out
-
-
-def load() -> None:
-    """Build the Triton kernels and register the ops (once; later calls do nothing)."""
-    _ops()
 
 
 def _block_t(t: int) -> int:
@@ -89,8 +84,8 @@ def _tuned(kernel: Any, warps: tuple[int, ...]) -> Any:
 
 
 @functools.cache
-def _ops() -> Any:
-    """Build the Triton kernels and register the custom ops once (Dynamo must not trace this)."""
+def load() -> None:
+    """Build the Triton kernels and register the ops, once (Dynamo must not trace this)."""
     import triton
     import triton.language as tl
     from torch.library import triton_op, wrap_triton
@@ -165,13 +160,17 @@ def _ops() -> Any:
         tl.store(gbase + s_3, dk.to(ty), mask=live)
         tl.store(gbase + 2 * s_3, dv.to(ty), mask=live)
 
+    # Optional[...] rather than `X | None`: torch.library infers the ops' schemas from these
+    # annotations, and Optional is the spelling it has read longest
     @triton_op("scalerec::short_attn_fwd", mutates_args={})
-    def fwd(qkv: Tensor, scale: float, p_drop: float, seed: Tensor) -> tuple[Tensor, Tensor]:
+    def fwd(qkv: Tensor, scale: float, p_drop: float,
+            seed: Optional[Tensor]) -> tuple[Tensor, Tensor]:  # noqa: UP045
         qkv = qkv.contiguous()
         b, t, _, h, dh = qkv.shape
         bt = _block_t(t)
         out = qkv.new_empty((b, t, h, dh))
         lse = torch.empty((b * h, bt), device=qkv.device, dtype=torch.float32)
+        seed = lse if seed is None else seed  # no dropout: never read, any pointer stands in
         wrap_triton(_fwd_kernel)[(b * h,)](
             qkv, out, lse, seed, t, h, *qkv.stride()[:4], *out.stride()[:3], scale, p_drop,
             BLOCK_T=bt, D=dh, DROPOUT=p_drop > 0)
@@ -179,16 +178,17 @@ def _ops() -> Any:
 
     @triton_op("scalerec::short_attn_bwd", mutates_args={})
     def bwd(qkv: Tensor, out: Tensor, dout: Tensor, lse: Tensor, scale: float, p_drop: float,
-            seed: Tensor) -> Tensor:
+            seed: Optional[Tensor]) -> Tensor:  # noqa: UP045
         qkv, dout = qkv.contiguous(), dout.contiguous()
         b, t, _, h, dh = qkv.shape
         dqkv = torch.empty_like(qkv)
+        seed = lse if seed is None else seed
         wrap_triton(_bwd_kernel)[(b * h,)](
             qkv, out, dout, lse, seed, dqkv, t, h, *qkv.stride()[:4], *out.stride()[:3],
             *dout.stride()[:3], scale, p_drop, BLOCK_T=_block_t(t), D=dh, DROPOUT=p_drop > 0)
         return dqkv
 
-    def setup_context(ctx: Any, inputs: tuple[Tensor, float, float, Tensor],
+    def setup_context(ctx: Any, inputs: tuple[Tensor, float, float, Tensor | None],
                       output: tuple[Tensor, Tensor]) -> None:
         qkv, scale, p_drop, seed = inputs
         out, lse = output
@@ -200,11 +200,3 @@ def _ops() -> Any:
         return bwd(qkv, out, dout, lse, ctx.scale, ctx.p_drop, seed), None, None, None
 
     fwd.register_autograd(backward, setup_context=setup_context)
-    return _Ops(fwd, bwd)
-
-
-class _Ops:
-    """The registered forward and backward ops (a plain holder for `functools.cache`)."""
-
-    def __init__(self, fwd: Any, bwd: Any) -> None:
-        self.fwd, self.bwd = fwd, bwd

@@ -9,9 +9,8 @@ fused projection's output ([B, T, 3, H, Dh], no copies), computes scores, softma
 pass, and its backward writes dQ, dK, dV straight into one [B, T, 3, H, Dh] gradient.
 
 Scope: CUDA, fp16/bf16 inputs, T <= 128, head size a power of two in [16, 256]. Attention dropout
-is supported (a Philox mask regenerated in the backward, never stored) but has only been checked
-in Triton's CPU interpreter so far, so the model uses it only when asked (`model.attention="short"`);
-"auto" takes the kernel without dropout and SDPA with it. `supported` says whether a call
+is supported (a Philox mask regenerated in the backward, never stored; checked on the GPU against a
+reference that reads the kernel's mask back). `supported` says whether a call
 qualifies; `CausalSelfAttention` falls back to SDPA otherwise. The ops are registered with
 `torch.library.triton_op`, so `torch.compile` traces them and keeps them in its graph. Triton is
 imported lazily: a CPU install never needs it.
@@ -74,13 +73,20 @@ def _block_t(t: int) -> int:
     return max(16, 1 << (t - 1).bit_length())
 
 
+KERNELS: dict[str, Any] = {}
+"""The built kernels by name ("fwd", "bwd"), for benchmarks that ask which configuration Triton
+picked (`.best_config` of an autotuned kernel)."""
+
+
 def _tuned(kernel: Any, warps: tuple[int, ...]) -> Any:
-    """Let Triton pick the warp count per (T, D) on the GPU; the CPU interpreter runs the bare kernel."""
+    """Let Triton pick the warp count per (T, D, dropout) on the GPU; the CPU interpreter runs the
+    bare kernel. (Several heads per program, in a loop Triton software-pipelines, was tried and
+    measured no faster on an H100: `docs/results/logs/gpu_s6c3_attention_micro.jsonl`.)"""
     import triton
 
     if os.environ.get("TRITON_INTERPRET") == "1":
         return kernel
-    return triton.autotune([triton.Config({}, num_warps=w) for w in warps], key=["T", "D"])(kernel)
+    return triton.autotune([triton.Config({}, num_warps=w) for w in warps], key=["T", "D", "DROPOUT"])(kernel)
 
 
 @functools.cache
@@ -94,6 +100,9 @@ def load() -> None:
     @triton.jit
     def _fwd_kernel(qkv, out, lse, seed_ptr, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h, scale, p_drop,
                     BLOCK_T: tl.constexpr, D: tl.constexpr, DROPOUT: tl.constexpr):
+        # torch.compile passes Python floats as fp64 (eager Triton: fp32), which would turn the score
+        # tile and its exp into fp64 math (paper-1M, dropout 0.1, one H100: 3x slower)
+        scale, p_drop = tl.cast(scale, tl.float32), tl.cast(p_drop, tl.float32)
         pid = tl.program_id(0)
         b = pid // H
         h = pid % H
@@ -118,11 +127,14 @@ def load() -> None:
         tl.store(o_ptr, o.to(out.dtype.element_ty), mask=live)
         tl.store(lse + pid.to(tl.int64) * BLOCK_T + t, m + tl.log(denom))
 
+    KERNELS.update(fwd=_fwd_kernel)
+
     @functools.partial(_tuned, warps=(4, 8, 16))
     @triton.jit
     def _bwd_kernel(qkv, out, dout, lse, seed_ptr, dqkv, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h,
                     g_b, g_t, g_h, scale, p_drop, BLOCK_T: tl.constexpr, D: tl.constexpr,
                     DROPOUT: tl.constexpr):
+        scale, p_drop = tl.cast(scale, tl.float32), tl.cast(p_drop, tl.float32)  # as in the forward
         pid = tl.program_id(0)
         b = pid // H
         h = pid % H
@@ -200,3 +212,4 @@ def load() -> None:
         return bwd(qkv, out, dout, lse, ctx.scale, ctx.p_drop, seed), None, None, None
 
     fwd.register_autograd(backward, setup_context=setup_context)
+    KERNELS.update(bwd=_bwd_kernel)

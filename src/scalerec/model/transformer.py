@@ -35,14 +35,12 @@ class CausalSelfAttention(nn.Module):
             raise RuntimeError("model.attention='short' needs Triton (a CUDA build of PyTorch)")
         if self.short_kernel:
             short_attention.load()
-        # the kernel's dropout path is checked in Triton's interpreter, not yet on a GPU: opt-in only
-        self.kernel_dropout = cfg.attention == "short"
 
     def forward(self, x: Tensor) -> Tensor:
         b, t, d = x.shape
         dropout = self.dropout if self.training else 0.0
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads)
-        if self.short_kernel and short_attention.supported(qkv) and (dropout == 0.0 or self.kernel_dropout):
+        if self.short_kernel and short_attention.supported(qkv):
             return self.proj(short_attention.short_causal_attention(qkv, dropout).view(b, t, d))
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 × [B, H, T, d/H]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
@@ -56,9 +54,10 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(cfg.d_model, cfg.d_ffn, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_ffn, cfg.d_model, bias=cfg.bias)
+        self.approximate = "tanh" if cfg.activation == "gelu_tanh" else "none"
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(F.gelu(self.fc(x)))
+        return self.proj(F.gelu(self.fc(x), approximate=self.approximate))
 
 
 class Block(nn.Module):

@@ -230,3 +230,24 @@ def test_bf16_residual_only_under_autocast_and_close_to_fp32() -> None:
         assert alt.embed(alt.encode_items(x)).dtype == torch.bfloat16
         assert ref.embed(ref.encode_items(x)).dtype == torch.float32
         torch.testing.assert_close(alt(x).float(), ref(x).float(), rtol=0.05, atol=0.05)
+
+
+def test_tanh_gelu_is_the_approximation_in_every_ffn() -> None:
+    cfg = ModelConfig(item_encoder="id", n_items=100, d_model=32, n_heads=2, dropout=0.0)
+    torch.manual_seed(0)
+    exact = SequentialRecommender(cfg).eval()
+    tanh = SequentialRecommender(ModelConfig(**{**cfg.__dict__, "activation": "gelu_tanh"})).eval()
+    tanh.load_state_dict(exact.state_dict())  # same parameters: only the activation differs
+    mlp = tanh.transformer.layers[0].mlp
+    h = torch.randn(5, 32)
+    pre = mlp.fc(h)
+    want = mlp.proj(0.5 * pre * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (pre + 0.044715 * pre**3))))
+    torch.testing.assert_close(mlp(h), want, rtol=1e-5, atol=1e-6)
+    x = torch.randint(1, 101, (4, 10))
+    assert not torch.equal(tanh(x), exact(x))
+    torch.testing.assert_close(tanh(x), exact(x), rtol=0.02, atol=0.02)  # an approximation, a close one
+    from scalerec.config import load
+    from scalerec.errors import UserError
+
+    with pytest.raises(UserError, match="activation: 'relu' is not one of"):
+        load(ModelConfig, overrides=["activation=relu"])

@@ -12,8 +12,13 @@ item encoder alone, each against a baseline measured in the same run.
 * `attention`: causal attention forward + backward from the fused QKV projection's output
   ([batch, seq_len, 3, heads, head_dim], bf16) to the [batch, seq_len, d] input of the output
   projection, layout copies included: SDPA per backend (cuDNN, flash, memory-efficient, PyTorch's
-  own choice) and the short-sequence Triton kernel (`scalerec.model.short_attention`), each against
-  the math backend.
+  own choice) and the short-sequence Triton kernel (`scalerec.model.short_attention`), eager and
+  inside `torch.compile` (as the training step runs it), each against the math backend.
+* `ffn`: one pre-LN MLP sub-block (LayerNorm → Linear → GELU → Linear, residual, bias-free) forward
+  + backward on [batch × seq_len, d] in bf16, eager (baseline) against `torch.compile` per mode and
+  GELU form (exact erf / tanh): where the step's memory-bound GELU round trip goes, and whether
+  max-autotune's Triton matmul templates with the GELU fused into their epilogue beat cuBLAS +
+  a separate GELU kernel.
 
 Prints one JSON line per measurement and a ratio line per comparison.
 
@@ -219,9 +224,11 @@ def bench_attention(args, device: torch.device) -> None:
     if short_attention.triton_available() and short_attention.supported(qkv):
         short_attention.load()
 
-        def short() -> None:
-            short_attention.short_causal_attention(qkv, args.dropout).view(b, t, h * dh).backward(grad)
-        runs["short_triton"] = short
+        def attend(x: torch.Tensor) -> torch.Tensor:
+            return short_attention.short_causal_attention(x, args.dropout).view(b, t, h * dh)
+        compiled = torch.compile(attend)  # as in a compiled model: scalars reach Triton as fp64 there
+        runs["short_triton"] = lambda: attend(qkv).backward(grad)
+        runs["short_triton_compiled"] = lambda: compiled(qkv).backward(grad)
     else:
         print(json.dumps({"bench": "attention", "variant": "short_triton",
                           "error": "not applicable (needs CUDA, Triton, bf16/fp16, T <= 128)"}))
@@ -239,9 +246,57 @@ def bench_attention(args, device: torch.device) -> None:
         if name != "math":
             ratio = {"bench": "attention", "ratio": f"{name}/math", "value": times["math"] / times[name]}
             print(json.dumps(ratio))
-    if "short_triton" in times and "default" in times:
-        print(json.dumps({"bench": "attention", "ratio": "short_triton/default",
-                          "value": times["default"] / times["short_triton"]}))
+    for name, kernel in short_attention.KERNELS.items():
+        best = getattr(kernel, "best_config", None)
+        if best is not None:
+            print(json.dumps({"bench": "attention", "kernel": name, "best_config": str(best)}))
+    for name in ("short_triton", "short_triton_compiled"):
+        if name in times and "default" in times:
+            print(json.dumps({"bench": "attention", "ratio": f"{name}/default",
+                              "value": times["default"] / times[name]}))
+
+
+def bench_ffn(args, device: torch.device) -> None:
+    cfg = model_config(args.size, vocab_size=30000, max_len=args.seq_len)
+    n, d, f = args.batch * args.seq_len, cfg.d_model, cfg.d_ffn
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn((n, d), generator=g).to(device).requires_grad_()
+    grad = torch.randn((n, d), generator=g).to(device)
+    ln = torch.nn.LayerNorm(d, bias=False).to(device)
+    fc = torch.nn.Linear(d, f, bias=False).to(device)
+    proj = torch.nn.Linear(f, d, bias=False).to(device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+
+    def block(x: torch.Tensor, approximate: str) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            return x + proj(F.gelu(fc(ln(x)), approximate=approximate))
+
+    def matmuls(x: torch.Tensor, approximate: str) -> torch.Tensor:  # the floor: cuBLAS work alone
+        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            return x + proj(fc(x))
+
+    flops = 3 * 2 * 2 * n * d * f  # two matmuls, forward + backward
+    variants = [("eager", "none", None), ("matmuls-only", "none", None),
+                *[(m, a, m) for m in args.ffn_modes for a in ("none", "tanh")]]
+    times = {}
+    for name, approximate, mode in variants:
+        torch._dynamo.reset()
+        fn = matmuls if name == "matmuls-only" else block if mode is None else torch.compile(block, mode=mode)
+        label = name if name == "matmuls-only" else f"{name}/{'erf' if approximate == 'none' else 'tanh'}"
+
+        def run(fn=fn, approximate=approximate) -> None:
+            fn(x, approximate).backward(grad)
+        t0 = time.perf_counter()
+        run()
+        _sync(device)
+        compile_s = time.perf_counter() - t0
+        times[label] = time_steps(run, args.steps, args.warmup, device)
+        print(json.dumps({"bench": "ffn", "variant": label, "shape": [n, d, f], "ms": times[label] * 1e3,
+                          "matmul_tflops": flops / times[label] / 1e12, "first_call_s": compile_s}),
+              flush=True)
+    for label, sec in times.items():
+        if label != "eager/erf":
+            print(json.dumps({"bench": "ffn", "ratio": f"{label}/eager", "value": times["eager/erf"] / sec}))
 
 
 def main() -> None:
@@ -260,7 +315,9 @@ def main() -> None:
     p.add_argument("--cpu-bf16", action="store_true", help="use bf16 autocast on CPU too")
     p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default 989 on cuda)")
     p.add_argument("--n-heads", type=int, default=0, help="attention bench: heads (0 = the size's)")
-    p.add_argument("--only", choices=["step", "item_encoder", "attention"], default=None)
+    p.add_argument("--ffn-modes", nargs="+", default=["default", "max-autotune-no-cudagraphs"],
+                   help="ffn bench: torch.compile modes to compare with eager")
+    p.add_argument("--only", choices=["step", "item_encoder", "attention", "ffn"], default=None)
     args = p.parse_args()
     device = torch.device(args.device)
     if args.peak_tflops is None and device.type == "cuda":
@@ -273,6 +330,8 @@ def main() -> None:
         bench_item_encoder(args, device)
     if args.only == "attention":
         bench_attention(args, device)
+    if args.only == "ffn":
+        bench_ffn(args, device)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ def measure(
         "shared_negatives": cfg.train.shared_negatives,
         "precision": str(rt.dtype or "fp32"),
         "compile": cfg.train.compile,
+        "compile_mode": cfg.train.compile_mode,
         "steps": steps,
         "targets_per_s": rate,
         "seconds": secs,
@@ -152,7 +153,7 @@ def measure(
         "tflops": rate * fpt / 1e12,
         "non_embedding_params": rt.model.param_counts()["non_embedding"],
         "distinct_items": rt.distinct_items,
-        "overrides": [o for o in extra if not o.startswith(("train.negatives", "train.compile"))],
+        "overrides": [o for o in extra if not o.startswith(("train.negatives", "train.compile="))],
     }
     row["gpus"] = runlog.world_size() if device.type == "cuda" else 0
     peak = peak_flops(device)

@@ -257,6 +257,21 @@ def test_compiled_step_trains(world, tmp_path):
     assert s.completed and s.final["test"]["ndcg@10"] >= 0
 
 
+def test_compile_mode_reaches_torch_compile(world, tmp_path, monkeypatch):
+    modes = []
+
+    def fake_compile(module, mode=None, **_):
+        modes.append(mode)
+        return module  # eager: this test is about the wiring, the slow test above compiles for real
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    s = train(tiny_cfg(world, tmp_path, "mode", "train.max_steps=1", "train.compile=true",
+                       "train.compile_mode=max-autotune-no-cudagraphs"))
+    assert s.completed and modes == ["max-autotune-no-cudagraphs"]
+    with pytest.raises(UserError, match="compile_mode"):
+        tiny_cfg(world, tmp_path, "bad", "train.compile_mode=fast")
+
+
 def test_paper_recipe_trains(world, tmp_path):
     s = train(tiny_cfg(world, tmp_path, "paper", "train.max_steps=3", recipe="paper"))
     cfg = load(RunConfig, toml=s.run_dir / "config.toml")

@@ -82,6 +82,10 @@ class TrainConfig:
     """Autocast dtype: auto = bf16 on CUDA, fp32 on CPU."""
     compile: bool = False
     """Wrap the training step in torch.compile."""
+    compile_mode: Literal[
+        "default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead"] = "default"
+    """torch.compile mode: max-autotune-no-cudagraphs times Triton matmul templates against cuBLAS and
+    may fuse pointwise epilogues (GELU) into them, at minutes of extra compile time."""
     distinct_items: bool = True
     """Text encoder, all-position targets: encode each distinct item of a batch once (same loss,
     far less token-embedding work; costs one device sync per step)."""

@@ -115,7 +115,7 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     objective = NextItemObjective(model, t.loss, t.targets, t.temperature, logq)
     step_module: torch.nn.Module = objective
     if t.compile:
-        step_module = torch.compile(step_module)
+        step_module = torch.compile(step_module, mode=t.compile_mode)
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         step_module = torch.nn.parallel.DistributedDataParallel(

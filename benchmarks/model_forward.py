@@ -267,25 +267,26 @@ def bench_ffn(args, device: torch.device) -> None:
     proj = torch.nn.Linear(f, d, bias=False).to(device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
 
-    def block(x: torch.Tensor, approximate: str) -> torch.Tensor:
+    def block(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
         with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
             return x + proj(F.gelu(fc(ln(x)), approximate=approximate))
 
-    def matmuls(x: torch.Tensor, approximate: str) -> torch.Tensor:  # the floor: cuBLAS work alone
+    def matmuls(x: torch.Tensor) -> torch.Tensor:  # the floor: cuBLAS work alone
         with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
             return x + proj(fc(x))
 
     flops = 3 * 2 * 2 * n * d * f  # two matmuls, forward + backward
-    variants = [("eager", "none", None), ("matmuls-only", "none", None),
-                *[(m, a, m) for m in args.ffn_modes for a in ("none", "tanh")]]
+    variants = [("eager/erf", block, None, "none"), ("matmuls-only", matmuls, None, None)]
+    variants += [(f"{m}/{'erf' if a == 'none' else 'tanh'}", block, m, a)
+                 for m in args.ffn_modes for a in ("none", "tanh")]
     times = {}
-    for name, approximate, mode in variants:
+    for label, fn, mode, approximate in variants:
         torch._dynamo.reset()
-        fn = matmuls if name == "matmuls-only" else block if mode is None else torch.compile(block, mode=mode)
-        label = name if name == "matmuls-only" else f"{name}/{'erf' if approximate == 'none' else 'tanh'}"
+        fn = fn if mode is None else torch.compile(fn, mode=mode)
+        kwargs = {} if approximate is None else {"approximate": approximate}
 
-        def run(fn=fn, approximate=approximate) -> None:
-            fn(x, approximate).backward(grad)
+        def run(fn=fn, kwargs=kwargs) -> None:
+            fn(x, **kwargs).backward(grad)
         t0 = time.perf_counter()
         run()
         _sync(device)

@@ -127,8 +127,6 @@ def load() -> None:
         tl.store(o_ptr, o.to(out.dtype.element_ty), mask=live)
         tl.store(lse + pid.to(tl.int64) * BLOCK_T + t, m + tl.log(denom))
 
-    KERNELS.update(fwd=_fwd_kernel)
-
     # The backward repeats the forward's preamble and dropout mask inline on purpose: with shared
     # @triton.jit helpers, torch.compile (2.11) could no longer tell which arguments the kernels
     # write, treated all as mutated and copied them (xl step 51.3% -> 50.2% MFU, gpu_s6c7_*).
@@ -215,4 +213,4 @@ def load() -> None:
         return bwd(qkv, out, dout, lse, ctx.scale, ctx.p_drop, seed), None, None, None
 
     fwd.register_autograd(backward, setup_context=setup_context)
-    KERNELS.update(bwd=_bwd_kernel)
+    KERNELS.update(fwd=_fwd_kernel, bwd=_bwd_kernel)

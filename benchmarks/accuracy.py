@@ -6,7 +6,7 @@ reaches test NDCG@10 >= 0.050 on Amazon Beauty and >= 0.030 on Sports (published
 reported beside it, and Amazon 2018 Games and ml-100k too.
 
 Steps (each skipped when its output exists, so the script is resumable):
-  1. prepare each dataset from ../shared/data with `scalerec.data.etl.prepare` (no re-filtering:
+  1. prepare each dataset from ../shared/data with `scalerec.data.build.prepare.prepare` (no re-filtering:
      the published 5-core sets are kept as they are) and, for text variants, its token table;
   2. train every (dataset, variant, seed) with `scalerec.train.train` from
      `configs/train/<dataset>_<variant>.toml` (Games/ml-100k reuse the Beauty recipe);
@@ -68,7 +68,7 @@ def dataset_sources() -> dict[str, dict[str, Any]]:
 
 def prepare_dataset(name: str, work: Path) -> Path:
     """Dataset dir for `name` under `work/data` (kept as published: no k-core, no dedupe, no drops)."""
-    from scalerec.data.etl import PrepareConfig, prepare
+    from scalerec.data.build.prepare import PrepareConfig, prepare
 
     out = work / "data" / name
     if (out / "card.json").is_file():

@@ -1,7 +1,7 @@
 """ETL throughput, memory and linearity on a synthetic Amazon-2018-format dump.
 
 Writes a synthetic ratings CSV + metadata JSON (gz) of the given size, then runs
-`scalerec.data.etl.prepare` with nested subsets in a fresh child process (so peak RSS is the
+`scalerec.data.build.prepare.prepare` with nested subsets in a fresh child process (so peak RSS is the
 ETL's alone) and prints one JSON line per size: wall and CPU seconds, rows/s, peak RSS. With
 `--scale-check` (default on) it repeats at 2x the size and prints the ratio of times against the
 1x run measured in the same invocation (linear cost => ratio ~2). Peak RSS is reported twice:
@@ -9,7 +9,7 @@ by the child itself (`peak_rss_gib`) and by the parent from the child's rusage (
 `child_peak_rss_gib`, which covers every thread and anything the child forked).
 `--shard-above-rows` sets `PrepareConfig.shard_above_rows` (0: force the on-disk sharded path).
 `--meta-only chunked|whole` measures metadata loading alone on the dump's metadata file, in a child:
-`chunked` is what `prepare` does (`scalerec.data.meta.read_meta`), `whole` the one-table reference
+`chunked` is what `prepare` does (`scalerec.data.ingest.meta.read_meta`), `whole` the one-table reference
 (`clean_items(read_items(...))`).
 
     python benchmarks/etl.py                                   # small (2M ratings), quick
@@ -31,7 +31,7 @@ from pathlib import Path
 
 
 def _make_dump(work: Path, n_ratings: int, n_meta: int, seed: int) -> dict[str, str]:
-    from scalerec.data.synthetic import synthesize
+    from scalerec.data.ingest.synthetic import synthesize
 
     raw = work / f"raw_{n_ratings}_{n_meta}_{seed}"
     stamp = raw / "DONE"
@@ -49,10 +49,10 @@ def _make_dump(work: Path, n_ratings: int, n_meta: int, seed: int) -> dict[str, 
 
 def _meta_child(args: argparse.Namespace) -> None:
     """Load and clean the metadata file only, in this process, and print its measurements."""
-    from scalerec.data.meta import read_meta
-    from scalerec.data.parse import ParseLog
-    from scalerec.data.sources import read_items
-    from scalerec.data.titles import clean_items
+    from scalerec.data.ingest.meta import read_meta
+    from scalerec.data.ingest.parse import ParseLog
+    from scalerec.data.ingest.sources import read_items
+    from scalerec.data.ingest.titles import clean_items
 
     t0, c0 = time.perf_counter(), time.process_time()
     log = ParseLog("lenient")
@@ -68,7 +68,7 @@ def _meta_child(args: argparse.Namespace) -> None:
 
 def _child(args: argparse.Namespace) -> None:
     """Run one prepare in this process and print its measurements."""
-    from scalerec.data.etl import PrepareConfig, prepare
+    from scalerec.data.build.prepare import PrepareConfig, prepare
 
     if args.meta_only:
         _meta_child(args)

@@ -14,7 +14,7 @@ items held out; 97,171 training targets either way).
   ml-100k once (atomic files from ../shared/data/movielens_100k_recbole, decompressed into a temp
   dir) and then times `Trainer._train_epoch` — RecBole's own training loop, data loader included —
   over a fixed number of batches. Every prefix of a user's sequence is one sample with one target.
-* Ours prepares the same files with `scalerec.data.etl.prepare` into a temp dir and trains through
+* Ours prepares the same files with `scalerec.data.build.prepare.prepare` into a temp dir and trains through
   the real training runtime (`scalerec.train.setup.setup` + `train_step`, as in
   benchmarks/train_throughput.py): windows of up to 50 items, every position a target, AdamW with
   gradient clipping 1.0 (our recipe's default; RecBole's default has none).

@@ -3,10 +3,10 @@
 Two settings (issue 9):
 - `real`: target Amazon Beauty (S3Rec split, titles) or Amazon 2018 Games (titles); pretraining on
   the other real corpora in ../shared/data (Games + Magazine + Gift Cards for Beauty; Beauty +
-  Magazine + Gift Cards for Games). The corpora are prepared with `scalerec.data.etl.prepare` and
+  Magazine + Gift Cards for Games). The corpora are prepared with `scalerec.data.build.prepare.prepare` and
   concatenated with disjoint ids.
 - `synthetic`: pretraining on a large synthetic corpus (topic-structured histories from
-  `scalerec.data.synthetic.generate`) whose titles are written with the *target's* title words, so
+  `scalerec.data.ingest.synthetic.generate`) whose titles are written with the *target's* title words, so
   the vocabularies overlap while no item is shared.
 
 Each run writes `<out>/<setting>-<target>/{data,tokens,pretrain,ft/<strategy>}` and the report
@@ -57,7 +57,7 @@ PRETRAIN_ON = {"beauty": ("games", "magazine", "gift_cards"), "games": ("beauty"
 
 def prepare_corpus(name: str, out: Path, shared: Path, subset: str | None) -> Path:
     """Prepare one real corpus (cached); returns its dataset dir (or the subset's)."""
-    from scalerec.data.etl import PrepareConfig, prepare
+    from scalerec.data.build.prepare import PrepareConfig, prepare
 
     dest = out / name
     if not (dest / "card.json").is_file():
@@ -100,13 +100,13 @@ def merge_datasets(parts: list[Path], dest: Path) -> Path:
 
 
 def synthetic_corpus(target: Path, dest: Path, n_interactions: int, seed: int) -> Path:
-    """Synthetic histories (topic structure from `scalerec.data.synthetic`) whose titles use the
+    """Synthetic histories (topic structure from `scalerec.data.ingest.synthetic`) whose titles use the
     target's title words: each topic draws its words from a few random target titles."""
     import pyarrow.parquet as pq
 
-    from scalerec.data.etl import PrepareConfig, prepare
-    from scalerec.data.synthetic import generate
-    from scalerec.data.synthetic_formats import WRITERS
+    from scalerec.data.build.prepare import PrepareConfig, prepare
+    from scalerec.data.ingest.synthetic import generate
+    from scalerec.data.ingest.synthetic_formats import WRITERS
     from scalerec.text import normalize_text
 
     if (dest / "card.json").is_file():

@@ -76,9 +76,9 @@ def _timed(result: DemoResult, name: str, console: Console) -> Iterator[None]:
 def _prepare(cfg: DemoConfig, out: Path, result: DemoResult) -> tuple[Path, Path, Path]:
     """Synthesize one world, cut it into a pretraining and a target domain (shared vocabulary, no
     shared items), write both in the real Amazon 2018 raw format, prepare and tokenize them."""
-    from scalerec.data.etl import PrepareConfig, prepare
-    from scalerec.data.synthetic import generate, split_domains
-    from scalerec.data.synthetic_formats import WRITERS
+    from scalerec.data.build.prepare import PrepareConfig, prepare
+    from scalerec.data.ingest.synthetic import generate, split_domains
+    from scalerec.data.ingest.synthetic_formats import WRITERS
     from scalerec.text import build_token_table
 
     # items and users are split with the same share s: the source keeps (1-s)^2 of the world's

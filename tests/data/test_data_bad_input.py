@@ -1,6 +1,6 @@
 """Bad input for every reader: strict names file and line; lenient counts and keeps the rest.
 
-Fixtures are small synthetic files in each published schema (`scalerec.data.synthetic`); each
+Fixtures are small synthetic files in each published schema (`scalerec.data.ingest.synthetic`); each
 test injects one kind of damage at a known line and checks both modes.
 """
 
@@ -16,10 +16,10 @@ import time
 import polars as pl
 import pytest
 
-from scalerec.data.card import read_card
-from scalerec.data.parse import ParseLog
-from scalerec.data.sources import read_interactions, read_items
-from scalerec.data.synthetic import synthesize
+from scalerec.data.build.card import read_card
+from scalerec.data.ingest.parse import ParseLog
+from scalerec.data.ingest.sources import read_interactions, read_items
+from scalerec.data.ingest.synthetic import synthesize
 from scalerec.errors import UserError
 
 # (synth format, prepare source, role, reader kind)
@@ -136,7 +136,7 @@ def test_empty_file(tmp_path, fmt, source, role, kind):
 
 
 def test_prepare_strict_and_lenient(clean, tmp_path):
-    from scalerec.data.etl import PrepareConfig, prepare
+    from scalerec.data.build.prepare import PrepareConfig, prepare
 
     raw = synthesize("amazon2018", 5_000, tmp_path / "raw", seed=4, malformed_rate=0.02)
     cfg = dict(source="amazon2018", ratings=[raw["ratings"]], meta=[raw["meta"]])
@@ -154,7 +154,7 @@ def test_kill_during_prepare_leaves_nothing_usable(tmp_path):
     raw = synthesize("amazon2018", 150_000, tmp_path / "raw", seed=5)
     out = tmp_path / "ds"
     code = (
-        "from scalerec.data.etl import PrepareConfig, prepare; "
+        "from scalerec.data.build.prepare import PrepareConfig, prepare; "
         f"prepare(PrepareConfig(ratings=[{str(raw['ratings'])!r}], meta=[{str(raw['meta'])!r}], "
         f"out={str(out)!r}, subsets=['10K', '100K']))"
     )
@@ -169,7 +169,7 @@ def test_kill_during_prepare_leaves_nothing_usable(tmp_path):
     assert not out.exists()
     with pytest.raises(UserError):
         read_card(out)
-    from scalerec.data.etl import PrepareConfig, prepare
+    from scalerec.data.build.prepare import PrepareConfig, prepare
 
     prepare(PrepareConfig(ratings=[raw["ratings"]], meta=[raw["meta"]], out=out))
     assert read_card(out)["n_interactions"] > 0
@@ -220,8 +220,8 @@ def test_bench_formats_bad_line(tmp_path, source, how):
 
 def test_fast_and_careful_csv_paths_agree(clean):
     """The one-pass typed parse of clean blocks equals the line-by-line parse (parity)."""
-    from scalerec.data.parse import lines_frame, split_delimited
-    from scalerec.data.sources import _fast_block, _finish
+    from scalerec.data.ingest.parse import lines_frame, split_delimited
+    from scalerec.data.ingest.sources import _fast_block, _finish
 
     src = clean["amazon2018"]["ratings"]
     block = src.read_bytes().rstrip(b"\n")

@@ -1,4 +1,4 @@
-"""Metadata read in chunks (`scalerec.data.meta`) equals the whole table cleaned at once."""
+"""Metadata read in chunks (`scalerec.data.ingest.meta`) equals the whole table cleaned at once."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import json
 import polars as pl
 import pytest
 
-import scalerec.data.meta as meta_mod
-from scalerec.data.etl import PrepareConfig, prepare
-from scalerec.data.meta import read_meta
-from scalerec.data.parse import ParseLog
-from scalerec.data.sources import read_items
-from scalerec.data.synthetic import synthesize
-from scalerec.data.titles import clean_items
+import scalerec.data.ingest.meta as meta_mod
+from scalerec.data.build.prepare import PrepareConfig, prepare
+from scalerec.data.ingest.meta import read_meta
+from scalerec.data.ingest.parse import ParseLog
+from scalerec.data.ingest.sources import read_items
+from scalerec.data.ingest.synthetic import synthesize
+from scalerec.data.ingest.titles import clean_items
 from scalerec.errors import UserError
 
 

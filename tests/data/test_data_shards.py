@@ -7,8 +7,8 @@ import json
 import polars as pl
 import pytest
 
-from scalerec.data.etl import PrepareConfig, prepare
-from scalerec.data.synthetic import synthesize
+from scalerec.data.build.prepare import PrepareConfig, prepare
+from scalerec.data.ingest.synthetic import synthesize
 
 NEVER = 10**12
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from scalerec.data.synthetic import FORMATS, generate, synthesize
+from scalerec.data.ingest.synthetic import FORMATS, generate, synthesize
 
 
 def test_generate_is_seeded_and_exact_size():

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from scalerec.data.subsets import parse_size
-from scalerec.data.titles import clean_items
+from scalerec.data.build.subsets import parse_size
+from scalerec.data.ingest.titles import clean_items
 from scalerec.errors import UserError
 
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalerec.data.sequences import UserSequences
+from scalerec.data.read.sequences import UserSequences
 from scalerec.eval.baselines import most_popular_ranks, most_popular_topk, popularity_counts
 from scalerec.eval.ranking import brute_force_rank
 from scalerec.eval.sampled import sample_negatives, sampled_metrics, sampled_rank

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from scalerec.data.sequences import TrainBatches, UserSequences
+from scalerec.data.read.sequences import TrainBatches, UserSequences
 from scalerec.model import SequentialRecommender
 from scalerec.model.sizes import model_config
 from scalerec.train import losses

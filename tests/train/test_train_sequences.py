@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scalerec.data.sequences import (
+from scalerec.data.read.sequences import (
     TrainBatches,
     UserSequences,
     item_popularity,

@@ -33,7 +33,7 @@ def synth(
     """
     from rich.console import Console
 
-    from scalerec.data.synthetic import FORMATS, synthesize
+    from scalerec.data.ingest.synthetic import FORMATS, synthesize
     from scalerec.errors import UserError
 
     if fmt not in FORMATS:
@@ -80,7 +80,7 @@ def prepare_cmd(
     from rich.console import Console
 
     from scalerec.config import load
-    from scalerec.data.etl import PrepareConfig, prepare
+    from scalerec.data.build.prepare import PrepareConfig, prepare
 
     base: dict[str, object] = {}
     if source:
@@ -115,7 +115,7 @@ def card_cmd(
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from scalerec.data.card import read_card, render_markdown
+    from scalerec.data.build.card import read_card, render_markdown
 
     Console().print(Markdown(render_markdown(read_card(dataset))))
 

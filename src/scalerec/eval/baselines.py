@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from scalerec.data.sequences import UserSequences
+    from scalerec.data.read.sequences import UserSequences
 
 
 def popularity_counts(histories: UserSequences, n_items: int) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from scalerec.data.sequences import UserSequences
+    from scalerec.data.read.sequences import UserSequences
 
 
 def _default_dtype(device: torch.device) -> torch.dtype:

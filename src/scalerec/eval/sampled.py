@@ -19,7 +19,7 @@ import torch
 from scalerec.eval.metrics import metrics_from_ranks
 
 if TYPE_CHECKING:
-    from scalerec.data.sequences import UserSequences
+    from scalerec.data.read.sequences import UserSequences
 
 Strategy = Literal["uniform", "popularity"]
 

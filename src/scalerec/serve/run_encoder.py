@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scalerec.data.sequences import UserSequences, pad_left
+from scalerec.data.read.sequences import UserSequences, pad_left
 from scalerec.errors import UserError
 from scalerec.serve.recommender import Item, Recommender, ServeConfig
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scalerec.data.sequences import UserSequences, pad_left
+from scalerec.data.read.sequences import UserSequences, pad_left
 from scalerec.device import autocast
 
 
@@ -53,7 +53,7 @@ def subset(histories: UserSequences, targets: np.ndarray, max_users: int | None,
     if max_users is None or max_users >= n:
         return histories, targets
     rows = np.sort(np.random.default_rng([seed, 17]).choice(n, max_users, replace=False))
-    from scalerec.data.splits import _take_prefix
+    from scalerec.data.read.splits import _take_prefix
 
     return _take_prefix(histories, rows, 0), targets[rows]
 

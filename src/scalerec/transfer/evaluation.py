@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalerec.data.sequences import UserSequences, pad_left
+from scalerec.data.read.sequences import UserSequences, pad_left
 from scalerec.eval.metrics import bootstrap_ci, metrics_from_ranks
 from scalerec.eval.ranking import full_rank
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from scalerec.config import to_dict
-from scalerec.data.sequences import (
+from scalerec.data.read.sequences import (
     TrainBatches,
     UserSequences,
     item_popularity,
@@ -112,7 +112,7 @@ class FinetuneConfig:
 class Domain:
     """One domain ready for training/evaluation: its split, popularity and token table."""
 
-    split: Any  # scalerec.data.splits.Split
+    split: Any  # scalerec.data.read.splits.Split
     popularity: np.ndarray
     tables: dict[str, torch.Tensor] | None
     n_items: int

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from scalerec import device as dev
-from scalerec.data.sequences import Batch, TrainBatches
+from scalerec.data.read.sequences import Batch, TrainBatches
 from scalerec.train.negatives import NegativeSampler
 from scalerec.train.objective import NextItemObjective
 from scalerec.train.schedule import lr_factor

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scalerec.data.sources_bench import ML100K_GENRES
+from scalerec.data.ingest.bench import ML100K_GENRES
 
 if TYPE_CHECKING:
-    from scalerec.data.synthetic import World
+    from scalerec.data.ingest.synthetic import World
 
 _JUNK_TITLES = [
     "var ue_t0=ue_t0||+new Date(); (function(){ ue.t0 = new Date().getTime(); })();",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalerec.data.sequences import UserSequences
+from scalerec.data.read.sequences import UserSequences
 
 
 @dataclass

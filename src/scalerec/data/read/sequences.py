@@ -78,9 +78,9 @@ def load_sequences(dataset_dir: str | Path) -> UserSequences:
     return UserSequences(offsets, items, n_items)
 
 
-def leave_one_out(seqs: UserSequences):  # noqa: ANN201 - returns scalerec.data.splits.Split
-    """Last item = test, second-last = validation; see `scalerec.data.splits.leave_one_out`."""
-    from scalerec.data.splits import leave_one_out as _loo
+def leave_one_out(seqs: UserSequences):  # noqa: ANN201 - returns scalerec.data.read.splits.Split
+    """Last item = test, second-last = validation; see `scalerec.data.read.splits.leave_one_out`."""
+    from scalerec.data.read.splits import leave_one_out as _loo
 
     return _loo(seqs)
 

@@ -53,7 +53,7 @@ def flag_titles(items: Any) -> Any:
 def clean_items(items: Any) -> tuple[Any, dict[str, int]]:
     """Raw item table → (one row per join_key with `title_issue`, counts for the card).
 
-    The whole table at once; `scalerec.data.meta.load_meta` gives the same result chunk by chunk.
+    The whole table at once; `scalerec.data.ingest.meta.load_meta` gives the same result chunk by chunk.
     """
     import polars as pl
 

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scalerec.data.jsonl import iter_json_records
-from scalerec.data.parse import (
+from scalerec.data.ingest.jsonl import iter_json_records
+from scalerec.data.ingest.parse import (
     CHUNK_BYTES,
     ParseLog,
     iter_blocks,
@@ -152,11 +152,11 @@ def read_interactions(source: str, path: Path, log: ParseLog) -> Iterator[Any]:
     if source == "movielens":
         return _movielens_ratings(path, log)
     if source == "recbole":
-        from scalerec.data.sources_bench import recbole_inter
+        from scalerec.data.ingest.bench import recbole_inter
 
         return recbole_inter(path, log)
     if source == "s3rec":
-        from scalerec.data.sources_bench import s3rec_sequences
+        from scalerec.data.ingest.bench import s3rec_sequences
 
         return s3rec_sequences(path, log)
     raise UserError(f"unknown source '{source}' (known: {', '.join(SOURCES)})")
@@ -253,7 +253,7 @@ def _movielens_items(path: Path, log: ParseLog) -> Any:
             ids.append(parts[0])
             titles.append(parts[1])
             if sep == "|":  # u.item: 19 genre flags at the end
-                from scalerec.data.sources_bench import ML100K_GENRES
+                from scalerec.data.ingest.bench import ML100K_GENRES
 
                 genres.append(
                     "|".join(g for g, f in zip(ML100K_GENRES, parts[-19:], strict=False) if f == "1")
@@ -277,7 +277,7 @@ def iter_items(source: str, path: Path, log: ParseLog, chunk_bytes: int = CHUNK_
         return _amazon_meta(path, log, "parent_asin", "store", "categories", False, chunk_bytes)
     if source == "movielens":
         return iter([_movielens_items(path, log)])
-    from scalerec.data.sources_bench import read_bench_items
+    from scalerec.data.ingest.bench import read_bench_items
 
     return iter([read_bench_items(path, log)])
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from scalerec.data.etl import (
+from scalerec.data.build.prepare import (
     ROW_COLUMNS,
     KeyTable,
     PrepareConfig,
@@ -36,7 +36,7 @@ from scalerec.data.etl import (
     stable_hash64,
     write_items,
 )
-from scalerec.data.subsets import parse_size
+from scalerec.data.build.subsets import parse_size
 
 ROW_GROUP = 1 << 20
 
@@ -94,7 +94,7 @@ class ShardWriter:
         self.n += len(rows)
 
     def add(self, block: Any) -> None:
-        """One parsed block (`scalerec.data.etl._blocks`)."""
+        """One parsed block (`scalerec.data.build.prepare._blocks`)."""
         self.items.add(block)
         self._add(block.select(*ROW_COLUMNS), self._shard_users(block.select("uh", "user_key").unique("uh")))
 
@@ -169,9 +169,9 @@ class StepSum:
         self.items[items] = True
 
     def stats(self, name: str) -> dict[str, Any]:
-        """Exactly `scalerec.data.card.step_stats` of the concatenated rows (quantiles and the mean
+        """Exactly `scalerec.data.build.card.step_stats` of the concatenated rows (quantiles and the mean
         do not depend on the order of the per-user counts; their integer sums are exact)."""
-        from scalerec.data.card import counts_stats
+        from scalerec.data.build.card import counts_stats
 
         return counts_stats(name, np.repeat(np.arange(len(self.hist)), self.hist), int(self.items.sum()))
 
@@ -199,7 +199,7 @@ def _schemas() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def parquet_content_hash(path: Path) -> str:
-    """`scalerec.data.card.content_hash` of an interactions.parquet, one column and row group at a time."""
+    """`scalerec.data.build.card.content_hash` of an interactions.parquet, one column and row group at a time."""
     import pyarrow.parquet as pq
 
     h = hashlib.sha256()
@@ -342,10 +342,10 @@ def prepare_sharded(
 def _write_subsets(
     sw: ShardWriter, tmp: Path, shards: list[int], subs: dict, items_out: Any, total: int, parent: dict
 ) -> list[dict[str, Any]]:
-    """`scalerec.data.subsets.write_subsets`, reading the shards of each user prefix."""
+    """`scalerec.data.build.subsets.write_subsets`, reading the shards of each user prefix."""
     import polars as pl
 
-    from scalerec.data.card import write_card
+    from scalerec.data.build.card import write_card
 
     inter_schema, users_schema = _schemas()
     rows = []

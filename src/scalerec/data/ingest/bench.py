@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scalerec.data.parse import ParseLog, iter_blocks, lines_frame, reject, split_delimited
+from scalerec.data.ingest.parse import ParseLog, iter_blocks, lines_frame, reject, split_delimited
 from scalerec.errors import UserError
 
 ML100K_GENRES = [
@@ -71,7 +71,7 @@ def _sequence_rows(df: Any, user_col: str, list_col: str, sep: str, target_col: 
 
 def recbole_inter(path: Path, log: ParseLog) -> Iterator[Any]:
     """RecBole `.inter` (per-interaction rows, or per-user `item_id_list` + `item_id` rows)."""
-    from scalerec.data.sources import _finish
+    from scalerec.data.ingest.sources import _finish
 
     names = _header(path, log)
     if "user_id" not in names or "item_id" not in names:
@@ -138,7 +138,7 @@ def _tsv_items(path: Path) -> dict[str, list[Any]]:
     import csv
     import io
 
-    from scalerec.data.sources import parse_json_list
+    from scalerec.data.ingest.sources import parse_json_list
 
     reader = csv.DictReader(io.StringIO(_read_text(path)), delimiter="\t")
     rows: dict[str, list[Any]] = {"join_key": [], "item_key": [], "title": [], "brand": [], "categories": []}
@@ -184,6 +184,6 @@ def read_bench_items(path: Path, log: ParseLog) -> Any:
         raise UserError(
             f"{path}: unknown item table format (expected .item, .tsv[.gz] or datamaps.json[.gz])"
         )
-    from scalerec.data.sources import _items_frame
+    from scalerec.data.ingest.sources import _items_frame
 
     return _items_frame(rows)

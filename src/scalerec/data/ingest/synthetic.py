@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scalerec.data.synthetic_formats import WRITERS
+from scalerec.data.ingest.synthetic_formats import WRITERS
 
 FORMATS = tuple(WRITERS)
 

@@ -9,7 +9,7 @@ encoding; every later step works on int columns, which is what keeps a 23M-row d
 The whole output is built under a temporary name and renamed at the end (`scalerec.io.atomic_dir`).
 
 Above `shard_above_rows` parsed rows the rows go to disk instead, partitioned by the seeded user
-hash, and every per-user step runs one shard at a time (`scalerec.data.shards`): memory then
+hash, and every per-user step runs one shard at a time (`scalerec.data.build.shards`): memory then
 depends on the shard size and the item table, not on the number of ratings. Both paths write
 the same files and the same card.
 """
@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from scalerec.data.card import FORMAT_VERSION, content_hash, source_files, step_stats, write_card
-from scalerec.data.parse import ParseLog
-from scalerec.data.sources import SOURCES, read_interactions
-from scalerec.data.subsets import parse_size, write_subsets
+from scalerec.data.build.card import FORMAT_VERSION, content_hash, source_files, step_stats, write_card
+from scalerec.data.ingest.parse import ParseLog
+from scalerec.data.ingest.sources import SOURCES, read_interactions
+from scalerec.data.build.subsets import parse_size, write_subsets
 from scalerec.errors import UserError
 from scalerec.io import atomic_dir
 
@@ -216,7 +216,7 @@ def user_hash_order(keys: Any, seed: int) -> np.ndarray:
 def user_key_map(cfg: PrepareConfig) -> dict[str, str]:
     """S3Rec user ints → the original reviewerIDs when a P5 `datamaps.json` is among the item
     tables, so downstream-user exclusion works across datasets (empty otherwise)."""
-    from scalerec.data.sources_bench import datamaps_users
+    from scalerec.data.ingest.bench import datamaps_users
 
     mapping: dict[str, str] = {}
     for p in cfg.meta:
@@ -292,7 +292,7 @@ class ItemFilter:
 
 
 def item_filter(items: Any, meta: Any | None) -> ItemFilter:
-    """Join the encoded item table with the metadata (`scalerec.data.meta.MetaTable`) and flag
+    """Join the encoded item table with the metadata (`scalerec.data.ingest.meta.MetaTable`) and flag
     items per drop reason."""
     import polars as pl
 
@@ -414,8 +414,8 @@ def write_dataset(dest: Path, inter: Any, users: Any, items: Any) -> None:
 
 
 def _load_meta(cfg: PrepareConfig, log: ParseLog, spill: Path) -> tuple[Any | None, dict[str, int]]:
-    """The metadata as a `scalerec.data.meta.MetaTable` (text spilled under `spill`) and its counts."""
-    from scalerec.data.meta import read_meta
+    """The metadata as a `scalerec.data.ingest.meta.MetaTable` (text spilled under `spill`) and its counts."""
+    from scalerec.data.ingest.meta import read_meta
 
     if not cfg.meta:
         if cfg.require_metadata and cfg.source.startswith("amazon"):
@@ -450,7 +450,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         for block in blocks:
             staged.add(block)
             if staged.n > cfg.shard_above_rows:
-                from scalerec.data.shards import ShardWriter
+                from scalerec.data.build.shards import ShardWriter
 
                 sharded = ShardWriter(tmp / "_shards", cfg.shards, cfg.seed, user_key_map(cfg))
                 sharded.take(staged)
@@ -463,7 +463,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         dropped["malformed"] = n_malformed
         excluded = None
         if cfg.exclude_users:
-            from scalerec.data.subsets import excluded_keys
+            from scalerec.data.build.subsets import excluded_keys
 
             excluded = excluded_keys(cfg.exclude_users)
         card = {
@@ -486,7 +486,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
             "split": "leave-one-out at load time (last item test, second-last valid)",
         }
         if sharded is not None:
-            from scalerec.data.shards import prepare_sharded
+            from scalerec.data.build.shards import prepare_sharded
 
             prepare_sharded(cfg, sharded, meta, excluded, tmp, card)
             shutil.rmtree(tmp / "_shards", ignore_errors=True)

@@ -1,7 +1,7 @@
 """Item metadata in bounded memory: read in chunks, cleaned per chunk, text spilled to Parquet.
 
 The metadata file is read block by block (`META_CHUNK_BYTES` of text, ~200K synthetic or ~20K
-real 2018 lines); each block's titles are flagged and cleaned (`scalerec.data.titles.flag_titles`,
+real 2018 lines); each block's titles are flagged and cleaned (`scalerec.data.ingest.titles.flag_titles`,
 row-local), reduced to its best row per item, and its text columns (`item_key_out, title, brand,
 categories`) are appended to Parquet files under the output's temporary dir. What stays in memory is
 one compact row per distinct item: `join_key` and one Int64 `_key` that orders rows exactly as
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalerec.data.parse import CHUNK_BYTES, ParseLog
+from scalerec.data.ingest.parse import CHUNK_BYTES, ParseLog
 
 META_CHUNK_BYTES = CHUNK_BYTES
 """Bytes of metadata text per chunk (module-level so tests can force many chunks)."""
@@ -151,7 +151,7 @@ class MetaTable:
         return pl.concat(pieces, rechunk=False).sort("item_id")
 
     def frame(self) -> Any:
-        """The whole table exactly as `scalerec.data.titles.clean_items` returns it (tests, small data)."""
+        """The whole table exactly as `scalerec.data.ingest.titles.clean_items` returns it (tests, small data)."""
         import polars as pl
 
         flags = self.flags()
@@ -170,11 +170,11 @@ def from_frame(cleaned: Any, counts: dict[str, int]) -> MetaTable:
 
 
 def load_meta(chunks: Iterator[Any], spill: Path) -> MetaTable:
-    """Raw item frames (`scalerec.data.sources.iter_items`) → `MetaTable`, one chunk in memory at a
+    """Raw item frames (`scalerec.data.ingest.sources.iter_items`) → `MetaTable`, one chunk in memory at a
     time; cleaned text goes to `spill/meta-*.parquet`."""
     import polars as pl
 
-    from scalerec.data.titles import flag_titles, meta_columns
+    from scalerec.data.ingest.titles import flag_titles, meta_columns
 
     spill = Path(spill)
     spill.mkdir(parents=True, exist_ok=True)
@@ -222,9 +222,9 @@ def read_meta(
     source: str, paths: list[Path], log: ParseLog, spill: Path, chunk_bytes: int | None = None
 ) -> MetaTable:
     """The item tables of `paths` as one `MetaTable`: one table is streamed in chunks; several are
-    merged on `join_key` first (`scalerec.data.sources.merge_items`, whole tables in memory)."""
-    from scalerec.data.sources import iter_items, merge_items, read_items
-    from scalerec.data.titles import clean_items
+    merged on `join_key` first (`scalerec.data.ingest.sources.merge_items`, whole tables in memory)."""
+    from scalerec.data.ingest.sources import iter_items, merge_items, read_items
+    from scalerec.data.ingest.titles import clean_items
 
     if len(paths) == 1:
         return load_meta(iter_items(source, paths[0], log, chunk_bytes or META_CHUNK_BYTES), spill)

@@ -65,8 +65,8 @@ def write_subsets(
     dest: Path, inter: Any, users: Any, items: Any, labels: list[str], parent_card: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Write `subsets/<label>/` for each size label; returns one summary row per label."""
-    from scalerec.data.card import content_hash, step_stats, write_card
-    from scalerec.data.etl import write_dataset
+    from scalerec.data.build.card import content_hash, step_stats, write_card
+    from scalerec.data.build.prepare import write_dataset
 
     out = []
     uids = inter["user_id"].to_numpy()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scalerec.data.parse import CHUNK_BYTES, ParseLog, iter_blocks
+from scalerec.data.ingest.parse import CHUNK_BYTES, ParseLog, iter_blocks
 
 
 def _decode_lines(block: bytes, first: int, path: Path, log: ParseLog) -> Iterator[tuple[int, str]]:

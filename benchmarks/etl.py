@@ -31,7 +31,7 @@ from pathlib import Path
 
 
 def _make_dump(work: Path, n_ratings: int, n_meta: int, seed: int) -> dict[str, str]:
-    from scalerec.data.ingest.synthetic import synthesize
+    from scalerec.data.ingest.synthetic_formats import synthesize
 
     raw = work / f"raw_{n_ratings}_{n_meta}_{seed}"
     stamp = raw / "DONE"

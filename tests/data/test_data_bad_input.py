@@ -19,7 +19,7 @@ import pytest
 from scalerec.data.build.card import read_card
 from scalerec.data.ingest.parse import ParseLog
 from scalerec.data.ingest.sources import read_interactions, read_items
-from scalerec.data.ingest.synthetic import synthesize
+from scalerec.data.ingest.synthetic_formats import synthesize
 from scalerec.errors import UserError
 
 # (synth format, prepare source, role, reader kind)
@@ -220,14 +220,14 @@ def test_bench_formats_bad_line(tmp_path, source, how):
 
 def test_fast_and_careful_csv_paths_agree(clean):
     """The one-pass typed parse of clean blocks equals the line-by-line parse (parity)."""
+    from scalerec.data.ingest.frames import fast_block, finish_block
     from scalerec.data.ingest.parse import lines_frame, split_delimited
-    from scalerec.data.ingest.sources import _fast_block, _finish
 
     src = clean["amazon2018"]["ratings"]
     block = src.read_bytes().rstrip(b"\n")
     names = ["item_key", "user_key", "rating", "timestamp"]
-    fast = _fast_block(block, ",", names)
+    fast = fast_block(block, ",", names)
     log = ParseLog("strict")
-    slow = _finish(split_delimited(lines_frame(block, 1), ",", names, src, log), src, log)
+    slow = finish_block(split_delimited(lines_frame(block, 1), ",", names, src, log), src, log)
     assert fast is not None and fast.equals(slow)
-    assert _fast_block(block + b"\nA,B,5.0,notatime", ",", names) is None
+    assert fast_block(block + b"\nA,B,5.0,notatime", ",", names) is None

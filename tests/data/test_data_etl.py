@@ -8,7 +8,7 @@ import pytest
 
 from scalerec.data.build.card import read_card
 from scalerec.data.build.prepare import PrepareConfig, prepare
-from scalerec.data.ingest.synthetic import synthesize
+from scalerec.data.ingest.synthetic_formats import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from scalerec.data.build.prepare import PrepareConfig, prepare
 from scalerec.data.ingest.meta import read_meta
 from scalerec.data.ingest.parse import ParseLog
 from scalerec.data.ingest.sources import read_items
-from scalerec.data.ingest.synthetic import synthesize
+from scalerec.data.ingest.synthetic_formats import synthesize
 from scalerec.data.ingest.titles import clean_items
 from scalerec.errors import UserError
 

@@ -150,7 +150,7 @@ def test_movielens_1m_items_file(shared_data, tmp_path):
 
 
 def test_exclude_downstream_users(tmp_path):
-    from scalerec.data.ingest.synthetic import synthesize
+    from scalerec.data.ingest.synthetic_formats import synthesize
 
     raw = synthesize("amazon2018", 20_000, tmp_path / "raw", seed=3)
     base = dict(source="amazon2018", ratings=[raw["ratings"]], meta=[raw["meta"]])

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from scalerec.data.build.prepare import PrepareConfig, prepare
-from scalerec.data.ingest.synthetic import synthesize
+from scalerec.data.ingest.synthetic_formats import synthesize
 
 NEVER = 10**12
 

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from scalerec.data.ingest.synthetic import FORMATS, generate, synthesize
+from scalerec.data.ingest.synthetic import generate
+from scalerec.data.ingest.synthetic_formats import FORMATS, synthesize
 
 
 def test_generate_is_seeded_and_exact_size():

@@ -8,7 +8,7 @@ import json
 
 def test_tiny_sweep_end_to_end(tmp_path):
     from scalerec.data.build.prepare import PrepareConfig, prepare
-    from scalerec.data.ingest.synthetic import synthesize
+    from scalerec.data.ingest.synthetic_formats import synthesize
     from scalerec.scaling.report import report
     from scalerec.scaling.spec import SweepSpec
     from scalerec.scaling.sweep import read_results, run_sweep

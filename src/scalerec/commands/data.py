@@ -33,7 +33,7 @@ def synth(
     """
     from rich.console import Console
 
-    from scalerec.data.ingest.synthetic import FORMATS, synthesize
+    from scalerec.data.ingest.synthetic_formats import FORMATS, synthesize
     from scalerec.errors import UserError
 
     if fmt not in FORMATS:

@@ -26,9 +26,9 @@ from typing import Any, Literal
 import numpy as np
 
 from scalerec.data.build.card import FORMAT_VERSION, content_hash, source_files, step_stats, write_card
+from scalerec.data.build.subsets import parse_size, write_subsets
 from scalerec.data.ingest.parse import ParseLog
 from scalerec.data.ingest.sources import SOURCES, read_interactions
-from scalerec.data.build.subsets import parse_size, write_subsets
 from scalerec.errors import UserError
 from scalerec.io import atomic_dir
 

@@ -199,7 +199,7 @@ def _schemas() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def parquet_content_hash(path: Path) -> str:
-    """`scalerec.data.build.card.content_hash` of an interactions.parquet, one column and row group at a time."""
+    """`card.content_hash` of an interactions.parquet, one column and row group at a time."""
     import pyarrow.parquet as pq
 
     h = hashlib.sha256()

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from scalerec.data.ingest.frames import finish_block, normalized_items, parse_json_list
 from scalerec.data.ingest.parse import ParseLog, iter_blocks, lines_frame, reject, split_delimited
 from scalerec.errors import UserError
 
@@ -71,8 +72,6 @@ def _sequence_rows(df: Any, user_col: str, list_col: str, sep: str, target_col: 
 
 def recbole_inter(path: Path, log: ParseLog) -> Iterator[Any]:
     """RecBole `.inter` (per-interaction rows, or per-user `item_id_list` + `item_id` rows)."""
-    from scalerec.data.ingest.sources import _finish
-
     names = _header(path, log)
     if "user_id" not in names or "item_id" not in names:
         raise UserError(f"{path}, line 1: RecBole header needs user_id and item_id columns, got {names}")
@@ -85,7 +84,7 @@ def recbole_inter(path: Path, log: ParseLog) -> Iterator[Any]:
             yield _sequence_rows(df, "user_id", "item_id_list", " ", target_col="item_id")
             continue
         keep = {"user_id": "user_key", "item_id": "item_key", "rating": "rating", "timestamp": "timestamp"}
-        yield _finish(df.rename({k: v for k, v in keep.items() if k in names}), path, log)
+        yield finish_block(df.rename({k: v for k, v in keep.items() if k in names}), path, log)
 
 
 def s3rec_sequences(path: Path, log: ParseLog) -> Iterator[Any]:
@@ -138,8 +137,6 @@ def _tsv_items(path: Path) -> dict[str, list[Any]]:
     import csv
     import io
 
-    from scalerec.data.ingest.sources import parse_json_list
-
     reader = csv.DictReader(io.StringIO(_read_text(path)), delimiter="\t")
     rows: dict[str, list[Any]] = {"join_key": [], "item_key": [], "title": [], "brand": [], "categories": []}
     for rec in reader:
@@ -184,6 +181,4 @@ def read_bench_items(path: Path, log: ParseLog) -> Any:
         raise UserError(
             f"{path}: unknown item table format (expected .item, .tsv[.gz] or datamaps.json[.gz])"
         )
-    from scalerec.data.ingest.sources import _items_frame
-
-    return _items_frame(rows)
+    return normalized_items(rows)

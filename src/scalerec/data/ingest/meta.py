@@ -151,7 +151,7 @@ class MetaTable:
         return pl.concat(pieces, rechunk=False).sort("item_id")
 
     def frame(self) -> Any:
-        """The whole table exactly as `scalerec.data.ingest.titles.clean_items` returns it (tests, small data)."""
+        """The whole table exactly as `titles.clean_items` returns it (tests, small data)."""
         import polars as pl
 
         flags = self.flags()

@@ -13,13 +13,8 @@ seconds) and a function of the seed only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from scalerec.data.ingest.synthetic_formats import WRITERS
-
-FORMATS = tuple(WRITERS)
 
 _CONS = list("bcdfghjklmnprstvz") + ["ch", "sh", "tr", "br", "gl"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ou"]
@@ -184,32 +179,6 @@ def generate(n_interactions: int, seed: int = 0, n_items: int | None = None, mea
         timestamp=ts.astype(np.int64),
         rating=rating,
     )
-
-
-def synthesize(
-    fmt: str,
-    n_interactions: int,
-    out_dir: str | Path,
-    seed: int = 0,
-    malformed_rate: float = 0.0,
-    n_items: int | None = None,
-    gzip_meta: bool = True,
-) -> dict[str, Path]:
-    """Write a synthetic raw dump in format `fmt` (one of `FORMATS`) under `out_dir`.
-
-    Returns the written paths by role (`ratings`, `meta`, `reviews`, `movies`, ...). With
-    `malformed_rate > 0` that fraction of lines is replaced by broken ones (wrong column count,
-    bad timestamp, invalid JSON) and some titles become HTML/script junk, as in the real dumps.
-    """
-    if fmt not in WRITERS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if not 0.0 <= malformed_rate < 0.5:
-        raise ValueError(f"malformed_rate must be in [0, 0.5), got {malformed_rate}")
-    world = generate(n_interactions, seed=seed, n_items=n_items)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed + 7919)
-    return WRITERS[fmt](world, out, rng, malformed_rate, gzip_meta)
 
 
 def split_domains(world: World, target_item_share: float = 0.3, target_user_share: float = 0.3,

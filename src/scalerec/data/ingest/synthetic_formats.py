@@ -6,21 +6,20 @@ Schemas follow the published dumps: Amazon 2014 (ratings CSV `user,item,rating,t
 reviews JSON, metadata as Python dict literals with `categories` as a list of lists), Amazon 2018
 (ratings CSV `item,user,rating,timestamp`, metadata JSON `asin,title,brand,category[]`), Amazon 2023
 (reviews and metadata JSON lines keyed by `parent_asin`, timestamps in ms) and MovieLens
-100k/1m/20m (`u.data`/`u.item`, `::`-separated latin-1, CSV with header).
+100k/1m/20m (`u.data`/`u.item`, `::`-separated latin-1, CSV with header). `synthesize` (generate a
+world, then write it) lives here too, so the generator module never imports its writers.
 """
 
 from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from scalerec.data.ingest.bench import ML100K_GENRES
-
-if TYPE_CHECKING:
-    from scalerec.data.ingest.synthetic import World
+from scalerec.data.ingest.synthetic import World, generate
 
 _JUNK_TITLES = [
     "var ue_t0=ue_t0||+new Date(); (function(){ ue.t0 = new Date().getTime(); })();",
@@ -294,3 +293,30 @@ WRITERS = {
     "movielens-1m": write_movielens("1m"),
     "movielens-20m": write_movielens("20m"),
 }
+FORMATS = tuple(WRITERS)
+
+
+def synthesize(
+    fmt: str,
+    n_interactions: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    malformed_rate: float = 0.0,
+    n_items: int | None = None,
+    gzip_meta: bool = True,
+) -> dict[str, Path]:
+    """Write a synthetic raw dump in format `fmt` (one of `FORMATS`) under `out_dir`.
+
+    Returns the written paths by role (`ratings`, `meta`, `reviews`, `movies`, ...). With
+    `malformed_rate > 0` that fraction of lines is replaced by broken ones (wrong column count,
+    bad timestamp, invalid JSON) and some titles become HTML/script junk, as in the real dumps.
+    """
+    if fmt not in WRITERS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not 0.0 <= malformed_rate < 0.5:
+        raise ValueError(f"malformed_rate must be in [0, 0.5), got {malformed_rate}")
+    world = generate(n_interactions, seed=seed, n_items=n_items)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed + 7919)
+    return WRITERS[fmt](world, out, rng, malformed_rate, gzip_meta)

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from scalerec.data.read.sequences import UserSequences, leave_one_out
+from scalerec.data.read.sequences import UserSequences
+from scalerec.data.read.splits import leave_one_out
 from scalerec.eval.metrics import metrics_from_ranks
 from scalerec.eval.ranking import full_rank
 

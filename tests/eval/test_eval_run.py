@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from scalerec.data.read.sequences import leave_one_out, load_sequences
+from scalerec.data.read.sequences import load_sequences
+from scalerec.data.read.splits import leave_one_out
 from scalerec.eval.evaluate import evaluate_run
 from scalerec.eval.metrics import metrics_from_ranks
 from scalerec.eval.ranking import brute_force_rank

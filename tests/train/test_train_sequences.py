@@ -11,10 +11,10 @@ from scalerec.data.read.sequences import (
     TrainBatches,
     UserSequences,
     item_popularity,
-    leave_one_out,
     load_sequences,
     pad_left,
 )
+from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 
 SEQS = [[1, 2, 3, 4, 5], [6, 7], [8], [2, 3, 4], list(range(1, 13))]

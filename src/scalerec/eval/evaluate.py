@@ -44,7 +44,8 @@ def _dataset_dir(loaded: Any, run_dir: Path, dataset: str | Path | None) -> Path
 
 
 def _split(dataset_dir: Path, split: str, max_users: int | None, seed: int):
-    from scalerec.data.read.sequences import leave_one_out, load_sequences
+    from scalerec.data.read.sequences import load_sequences
+    from scalerec.data.read.splits import leave_one_out
 
     parts = leave_one_out(load_sequences(dataset_dir))
     histories, targets = parts.test if split == "test" else parts.valid

@@ -53,9 +53,7 @@ def subset(histories: UserSequences, targets: np.ndarray, max_users: int | None,
     if max_users is None or max_users >= n:
         return histories, targets
     rows = np.sort(np.random.default_rng([seed, 17]).choice(n, max_users, replace=False))
-    from scalerec.data.read.splits import _take_prefix
-
-    return _take_prefix(histories, rows, 0), targets[rows]
+    return histories.take(rows), targets[rows]
 
 
 @torch.no_grad()

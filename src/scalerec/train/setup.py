@@ -17,7 +17,8 @@ import torch
 from scalerec import device as dev
 from scalerec import runlog
 from scalerec.config import dumps_toml, to_dict
-from scalerec.data.read.sequences import TrainBatches, item_popularity, leave_one_out, load_sequences
+from scalerec.data.read.sequences import TrainBatches, item_popularity, load_sequences
+from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
 from scalerec.train import build, checkpoint

@@ -26,9 +26,9 @@ from scalerec.data.read.sequences import (
     TrainBatches,
     UserSequences,
     item_popularity,
-    leave_one_out,
     load_sequences,
 )
+from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_dir
 from scalerec.transfer import evaluation as ev
@@ -122,10 +122,7 @@ def _subsample(histories: UserSequences, targets: np.ndarray, n: int, seed: int)
     if len(targets) <= n:
         return histories, targets
     rows = np.sort(np.random.default_rng(seed).choice(len(targets), n, replace=False))
-    lengths = histories.lengths()[rows]
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    idx = np.repeat(histories.offsets[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
-    return UserSequences(offsets, histories.items[idx], histories.n_items), targets[rows]
+    return histories.take(rows), targets[rows]
 
 
 def load_domain(dataset: str | Path, tokens_dir: str | Path | None) -> Domain:

@@ -41,6 +41,19 @@ class UserSequences:
     def row(self, i: int) -> np.ndarray:
         return self.items[self.offsets[i] : self.offsets[i + 1]]
 
+    def take(self, rows: np.ndarray, lengths: np.ndarray | None = None) -> UserSequences:
+        """Rows `rows` (0-based, in the given order), each cut to its first `lengths[k]` items
+        (default: whole rows). The one way to select users or drop their last items: splits,
+        evaluation subsets and fine-tuning subsamples all go through it.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        start = self.offsets[rows]
+        full = self.offsets[rows + 1] - start
+        keep = full if lengths is None else np.clip(np.asarray(lengths, dtype=np.int64), 0, full)
+        offsets = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+        idx = np.repeat(start - offsets[:-1], keep) + np.arange(offsets[-1])
+        return UserSequences(offsets, self.items[idx], self.n_items)
+
     @classmethod
     def from_lists(cls, seqs: list[list[int]], n_items: int | None = None) -> UserSequences:
         """Build from Python lists (tests, small tools)."""
@@ -76,13 +89,6 @@ def load_sequences(dataset_dir: str | Path) -> UserSequences:
     counts = np.bincount(users, minlength=n_users + 1)[1:]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return UserSequences(offsets, items, n_items)
-
-
-def leave_one_out(seqs: UserSequences):  # noqa: ANN201 - returns scalerec.data.read.splits.Split
-    """Last item = test, second-last = validation; see `scalerec.data.read.splits.leave_one_out`."""
-    from scalerec.data.read.splits import leave_one_out as _loo
-
-    return _loo(seqs)
 
 
 def item_popularity(train: UserSequences) -> np.ndarray:

@@ -1,7 +1,14 @@
 """Atomic file and directory writes, so a killed run never leaves output a later stage would accept.
 
 Everything is written under a temporary sibling name and moved into place with `os.replace` once
-complete; a rerun removes stale temporaries of its own target first.
+complete; a rerun removes stale temporaries of its own target first (those of dead processes only).
+
+Stage outputs (`output_dir`) add the rules that keep a user's files safe: a stage never deletes
+a path it did not create. Its output dir carries a marker file (`MARKER`) naming the stage; an
+existing non-empty `--out` without the same stage's marker is an error, as is an `--out` that is
+a file, that holds or lies inside one of the stage's inputs, or that another process is writing
+(a lock file beside it). A previous output of the same stage is replaced only when the caller
+allows it (`overwrite=True`), and only after the new one is complete.
 """
 
 from __future__ import annotations
@@ -15,16 +22,33 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from scalerec.errors import UserError
+
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def clean_stale_temporaries(path: Path) -> None:
-    """Remove leftovers of earlier killed writers of `path` (any pid)."""
+    """Remove leftovers of earlier killed writers of `path` (never those of a live process)."""
     if not path.parent.exists():
         return
     for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _pid_alive(int(pid)):
+            continue
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
@@ -35,6 +59,8 @@ def clean_stale_temporaries(path: Path) -> None:
 def atomic_dir(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary directory that replaces `path` only if the block finishes without error."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is an existing file; an output directory cannot replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(path)
     tmp = _tmp_name(path)
@@ -93,3 +119,107 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------ stage outputs
+
+MARKER = ".scalerec-output"
+"""File in every stage output dir: JSON `{"stage": ...}`. Only a dir holding the same stage's
+marker may be replaced by that stage."""
+
+
+def output_stage(path: str | Path) -> str | None:
+    """The stage that wrote output dir `path` (its marker), or None (no marker, unreadable marker)."""
+    try:
+        stage = read_json(Path(path) / MARKER).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stage if isinstance(stage, str) else None
+
+
+def check_output(
+    out: str | Path,
+    stage: str,
+    inputs: list[Path] | tuple[Path, ...] = (),
+    overwrite: bool = False,
+    legacy_marker: str | None = None,
+) -> None:
+    """Raise `UserError` unless `out` may be written by `stage` (rules in the module docstring).
+
+    `legacy_marker`: a file name that also identifies a previous output of this stage written
+    before markers existed (e.g. a dataset dir's `card.json`).
+    """
+    out = Path(out)
+    where = out.resolve()
+    for p in inputs:
+        src = Path(p).resolve()
+        if src == where or where in src.parents:
+            raise UserError(f"--out {out} holds the input {p}; writing there would delete it")
+        if Path(p).is_dir() and src in where.parents:
+            raise UserError(f"--out {out} lies inside the input {p}: choose a path outside it")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file, not a directory: choose another path")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    found = output_stage(out)
+    if found is None and legacy_marker and (out / legacy_marker).is_file():
+        found = stage
+    if found != stage:
+        what = f"a `{found}` output" if found else "not an output of this tool"
+        raise UserError(
+            f"--out {out} exists, is not empty and is {what} (no {MARKER} naming `{stage}`); "
+            "choose a new or empty directory (nothing was deleted)"
+        )
+    if not overwrite:
+        raise UserError(f"--out {out} holds a previous `{stage}` output; pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def write_lock(path: str | Path) -> Iterator[Path]:
+    """Hold `.NAME.lock` beside `path` while writing it; a live holder is a `UserError`, a dead
+    one's lock (a killed run) is taken over."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(f".{path.name}.lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            text = lock.read_text(errors="replace").strip() if lock.exists() else ""
+            if text.isdigit() and _pid_alive(int(text)):
+                raise UserError(
+                    f"{path} is being written by another process (pid {text}); wait for it to finish "
+                    f"(or delete {lock} if no such process is running)"
+                ) from None
+            lock.unlink(missing_ok=True)  # stale: its writer is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    else:
+        raise UserError(f"could not take the lock {lock}")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def output_dir(
+    out: str | Path,
+    stage: str,
+    inputs: list[Path] | tuple[Path, ...] = (),
+    overwrite: bool = False,
+    legacy_marker: str | None = None,
+) -> Iterator[Path]:
+    """Check, lock and atomically write a stage's output dir; yields the temporary dir to fill.
+
+    On success the marker is added and the temporary dir replaces `out` (an earlier output is
+    removed only then); on any error nothing at `out` changes.
+    """
+    out = Path(out)
+    with write_lock(out):
+        check_output(out, stage, inputs, overwrite, legacy_marker)
+        with atomic_dir(out) as tmp:
+            yield tmp
+            write_json(tmp / MARKER, {"stage": stage})

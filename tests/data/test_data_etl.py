@@ -109,7 +109,7 @@ def _reference_hash(key: str, seed: int) -> int:
 
 
 def test_user_order_hash_matches_reference_and_is_pinned():
-    from scalerec.data.build.prepare import stable_hash64, user_hash_order
+    from scalerec.data.build.rows import stable_hash64, user_hash_order
 
     keys = ["a", "bb", "", "A1XYZ", "ünï", "a" * 40]
     for seed in (0, 1, 12345):

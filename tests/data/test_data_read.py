@@ -35,3 +35,55 @@ def test_leave_one_out_matches_per_user_reference():
     assert _lists(split.test[0]) == [lists[u][:-1] for u in t]
     assert split.test[1].tolist() == [lists[u][-1] for u in t]
     assert split.test_users.tolist() == [u + 1 for u in t]
+
+
+def test_read_room_needs_no_polars():
+    """`read/` is numpy/pyarrow only: loading and splitting sequences never imports Polars."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import scalerec.data.read.splits, scalerec.data.read.sequences; "
+        "from scalerec.data import UserSequences; print('polars' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_no_import_cycles_in_data():
+    """No two modules of `scalerec.data` import each other, directly or through others (any import,
+    function-local ones included)."""
+    import ast
+    from pathlib import Path
+
+    import scalerec.data
+
+    root = Path(scalerec.data.__file__).parent
+    parts = {p: ("scalerec", "data", *p.relative_to(root).with_suffix("").parts) for p in root.rglob("*.py")}
+    names = {".".join(n).removesuffix(".__init__"): p for p, n in parts.items()}
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            deps |= {t for t in targets if t in names and t != name and not name.startswith(t + ".")}
+        graph[name] = deps - {"scalerec.data"}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            cur = todo.pop()
+            if cur == goal:
+                return True
+            if cur not in seen:
+                seen.add(cur)
+                todo.extend(graph.get(cur, ()))
+        return False
+
+    cycles = [n for n in graph if n != "scalerec.data" and reaches(n, n)]
+    assert cycles == []

@@ -8,8 +8,11 @@ they do not understand.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from scalerec.errors import UserError
 from scalerec.io import atomic_write, read_json, sha256_file, write_json
@@ -19,8 +22,6 @@ FORMAT_VERSION = 1
 
 def step_stats(name: str, user_ids: Any, item_ids: Any, dense: bool = True) -> dict[str, Any]:
     """Counts for one pipeline step from int user/item id arrays (small non-negative codes)."""
-    import numpy as np
-
     users = np.asarray(user_ids)
     if len(users) == 0:
         return counts_stats(name, np.zeros(0, dtype=np.int64), 0)
@@ -31,8 +32,6 @@ def step_stats(name: str, user_ids: Any, item_ids: Any, dense: bool = True) -> d
 
 def counts_stats(name: str, per_user: Any, n_items: int) -> dict[str, Any]:
     """The card's counts for one step from the interactions per user (any order) and the item count."""
-    import numpy as np
-
     n = int(np.sum(per_user))
     if n == 0:
         return {"step": name, "rows": 0, "users": 0, "items": 0, "per_user": {}, "sparsity": None}
@@ -55,12 +54,35 @@ def counts_stats(name: str, per_user: Any, n_items: int) -> dict[str, Any]:
     }
 
 
+class StepSum:
+    """One pipeline step summed over shards: rows, histogram of rows per user, items present."""
+
+    def __init__(self, n_items: int) -> None:
+        self.rows = 0
+        self.hist = np.zeros(1, dtype=np.int64)
+        self.items = np.zeros(n_items, dtype=bool)
+
+    def add(self, users: np.ndarray, items: np.ndarray) -> None:
+        if not len(users):
+            return
+        self.rows += len(users)
+        per_user = np.bincount(users - users.min())
+        h = np.bincount(per_user[per_user > 0])
+        if len(h) > len(self.hist):
+            h[: len(self.hist)] += self.hist
+            self.hist = h
+        else:
+            self.hist[: len(h)] += h
+        self.items[items] = True
+
+    def stats(self, name: str) -> dict[str, Any]:
+        """Exactly `scalerec.data.build.card.step_stats` of the concatenated rows (quantiles and the mean
+        do not depend on the order of the per-user counts; their integer sums are exact)."""
+        return counts_stats(name, np.repeat(np.arange(len(self.hist)), self.hist), int(self.items.sum()))
+
+
 def content_hash(inter: Any) -> str:
     """Short SHA-256 of the (user_id, item_id, timestamp) columns: identifies a dataset's content."""
-    import hashlib
-
-    import numpy as np
-
     h = hashlib.sha256()
     for col in ("user_id", "item_id", "timestamp"):
         h.update(np.ascontiguousarray(inter[col].to_numpy()).tobytes())

@@ -12,12 +12,25 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
 
+from scalerec.data.build.card import StepSum, write_card
+from scalerec.data.build.output import (
+    INTER_SCHEMA,
+    USERS_SCHEMA,
+    parquet_content_hash,
+    sink_parquet,
+    write_items,
+)
 from scalerec.errors import UserError
+
+if TYPE_CHECKING:
+    from polars import DataFrame
 
 _UNITS = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
 
@@ -30,92 +43,119 @@ def parse_size(label: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
-def prefix_users(user_ids: np.ndarray, size: int) -> int | None:
-    """Number of leading users (ids 1..K, sorted input) whose rows first reach `size`; None if never."""
-    counts = np.bincount(user_ids)
-    cum = np.cumsum(counts)
-    if cum[-1] < size:
-        return None
-    return int(np.searchsorted(cum, size))
+Part = Callable[[], "tuple[DataFrame, DataFrame]"]
+"""One slice of the final dataset in user order: `(interactions, users)` of consecutive user ids
+(the whole dataset in memory, or one shard read back from disk)."""
 
 
-def subset_frames(inter: Any, users: Any, items: Any, n_users: int) -> tuple[Any, Any, Any]:
-    """Interactions/users/items of the first `n_users` users, item ids re-densified (key order kept)."""
-    import polars as pl
+def _prefixes(
+    parts: list[Part], sizes: list[int], n_items: int
+) -> tuple[list[int | None], list[np.ndarray], int]:
+    """For each size: the last user id of the shortest user prefix reaching it (None: never), the
+    items that prefix touches (bool by item_id), and the total interaction count read."""
+    last: list[int | None] = [None] * len(sizes)
+    seen = [np.zeros(n_items + 1, dtype=bool) for _ in sizes]
+    total = 0
+    for part in parts:
+        if all(k is not None for k in last):
+            break
+        inter, _ = part()
+        uids, iids = inter["user_id"].to_numpy(), inter["item_id"].to_numpy()
+        if not len(uids):
+            continue
+        uniq, counts = np.unique(uids, return_counts=True)
+        cum = total + np.cumsum(counts)
+        for j, size in enumerate(sizes):
+            if last[j] is not None:
+                continue
+            if cum[-1] >= size:
+                last[j] = int(uniq[np.searchsorted(cum, size)])
+                seen[j][iids[uids <= last[j]]] = True
+            else:
+                seen[j][iids] = True
+        total = int(cum[-1])
+    return last, seen, total
 
-    sub = inter.filter(pl.col("user_id") <= n_users)
-    i_map = sub.select(pl.col("item_id").unique().sort()).with_columns(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("new_id")
-    )
-    sub = (
-        sub.join(i_map, on="item_id", how="left", maintain_order="left")
-        .with_columns(pl.col("new_id").alias("item_id"))
-        .drop("new_id")
-    )
-    sub_items = (
-        items.join(i_map, on="item_id")
-        .with_columns(pl.col("new_id").alias("item_id"))
-        .drop("new_id")
-        .sort("item_id")
-    )
-    return sub, users.filter(pl.col("user_id") <= n_users), sub_items
+
+def _write_prefix(
+    parts: list[Part], k: int, seen: np.ndarray, items: DataFrame, sub_dir: Path, scratch: Path
+) -> tuple[DataFrame, StepSum, int]:
+    """Users 1..k with item ids re-densified (key order kept) → `sub_dir`; one part in memory at a time."""
+    new_id = np.cumsum(seen).astype(np.int32)
+    stats = StepSum(int(seen.sum()) + 1)
+    inter_parts, user_parts, n_users = [], [], 0
+    for n, part in enumerate(parts):
+        inter, users = part()
+        if not len(inter):
+            continue
+        if inter["user_id"][0] > k:
+            break
+        inter = inter.filter(pl.col("user_id") <= k)
+        inter = inter.with_columns(pl.Series("item_id", new_id[inter["item_id"].to_numpy()]))
+        users = users.filter(pl.col("user_id") <= k)
+        inter_parts.append(scratch / f"inter-{n:05d}.arrow")
+        user_parts.append(scratch / f"users-{n:05d}.arrow")
+        inter.write_ipc(inter_parts[-1], compression="uncompressed")
+        users.write_ipc(user_parts[-1], compression="uncompressed")
+        stats.add(inter["user_id"].to_numpy(), inter["item_id"].to_numpy())
+        n_users += len(users)
+    sink_parquet(inter_parts, sub_dir / "interactions.parquet", INTER_SCHEMA)
+    sink_parquet(user_parts, sub_dir / "users.parquet", USERS_SCHEMA)
+    for p in inter_parts + user_parts:
+        p.unlink()
+    sub_items = items.filter(pl.Series(seen[items["item_id"].to_numpy()]))
+    sub_items = sub_items.with_columns(pl.Series("item_id", new_id[sub_items["item_id"].to_numpy()]))
+    write_items(sub_dir, sub_items)
+    return sub_items, stats, n_users
 
 
 def write_subsets(
-    dest: Path, inter: Any, users: Any, items: Any, labels: list[str], parent_card: dict[str, Any]
+    dest: Path, parts: list[Part], items: DataFrame, labels: list[str], parent_card: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Write `subsets/<label>/` for each size label; returns one summary row per label."""
-    from scalerec.data.build.card import content_hash, step_stats, write_card
-    from scalerec.data.build.prepare import write_dataset
+    """Write `subsets/<label>/` (files + card) for each size label; one summary row per label.
 
+    The one subset writer of both prepare paths: `parts` are read once to find each prefix, then
+    once per subset to write it, so memory is one part (the whole dataset or one shard).
+    """
+    labels = sorted(labels, key=parse_size)
+    sizes = [parse_size(label) for label in labels]
+    last, seen, total = _prefixes(parts, sizes, int(items["item_id"].max() or 0) if len(items) else 0)
+    scratch = dest / "_subset_parts"
+    scratch.mkdir(parents=True, exist_ok=True)
     out = []
-    uids = inter["user_id"].to_numpy()
-    for label in sorted(labels, key=parse_size):
-        size = parse_size(label)
-        k = prefix_users(uids, size) if len(uids) else None
-        if k is None:
+    for label, size, k, items_seen in zip(labels, sizes, last, seen, strict=True):
+        row = {"label": label, "size": size}
+        if k is None or not total:
             out.append(
                 {
-                    "label": label,
-                    "size": size,
-                    "skipped": f"dataset has only {len(uids):,} interactions",
+                    **row,
+                    "skipped": f"dataset has only {total:,} interactions",
                     "n_users": 0,
                     "n_items": 0,
                     "n_interactions": 0,
                 }
             )
             continue
-        sub, sub_users, sub_items = subset_frames(inter, users, items, k)
         sub_dir = dest / "subsets" / label
         sub_dir.mkdir(parents=True)
-        write_dataset(sub_dir, sub, sub_users, sub_items)
-        row = {
-            "label": label,
-            "size": size,
-            "n_users": len(sub_users),
-            "n_items": len(sub_items),
-            "n_interactions": len(sub),
-        }
+        sub_items, stats, n_users = _write_prefix(parts, k, items_seen, items, sub_dir, scratch)
+        row.update(n_users=n_users, n_items=len(sub_items), n_interactions=stats.rows)
         card = {
-            **{k2: v for k2, v in parent_card.items() if k2 not in ("subsets",)},
+            **{key: v for key, v in parent_card.items() if key != "subsets"},
             **row,
             "name": f"{parent_card.get('name', '')}/{label}",
             "parent": parent_card.get("name"),
-            "steps": [
-                *parent_card["steps"],
-                step_stats(f"subset_{label}", sub["user_id"].to_numpy(), sub["item_id"].to_numpy()),
-            ],
+            "steps": [*parent_card["steps"], stats.stats(f"subset_{label}")],
         }
-        card["dataset_hash"] = content_hash(sub)
+        card["dataset_hash"] = parquet_content_hash(sub_dir / "interactions.parquet")
         write_card(sub_dir, card)
         out.append(row)
+    scratch.rmdir()
     return out
 
 
 def excluded_keys(paths: list[Path]) -> list[str]:
     """User keys to exclude: from dataset dirs (users.parquet), P5 datamaps.json[.gz] or key lists."""
-    import polars as pl
-
     keys: list[str] = []
     for p in map(Path, paths):
         if p.is_dir():

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from scalerec.data.ingest.frames import finish_block, normalized_items, parse_json_list
-from scalerec.data.ingest.parse import ParseLog, iter_blocks, lines_frame, reject, split_delimited
+from scalerec.data.ingest.parse import (
+    ParseLog,
+    iter_blocks,
+    lines_frame,
+    reject,
+    reject_binary,
+    split_delimited,
+)
 from scalerec.errors import UserError
 
 ML100K_GENRES = [
@@ -96,7 +103,7 @@ def s3rec_sequences(path: Path, log: ParseLog) -> Iterator[Any]:
         df = reject(
             df, pl.col("line").is_null() | (pl.col("line").str.strip_chars() == ""), "empty_line", path, log
         )
-        df = reject(df, pl.col("line").str.contains("\ufffd", literal=True), "non_utf8", path, log)
+        df = reject_binary(df, path, log)
         df = reject(
             df,
             ~pl.col("line").str.strip_chars().str.contains(r"^\S+( \S+)+$"),

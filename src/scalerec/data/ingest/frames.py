@@ -60,6 +60,8 @@ def finish_block(df: DataFrame, path: Path, log: ParseLog, ts_scale: int = 1) ->
 def fast_block(block: bytes, sep: str, names: list[str]) -> DataFrame | None:
     """Typed parse of a clean block in one native pass; None if anything at all looks off
     (the caller then re-parses the block line by line to name each bad line)."""
+    if b"\x00" in block:
+        return None
     types = {"user_key": pl.String, "item_key": pl.String, "rating": pl.Float32, "timestamp": pl.Int64}
     try:
         df = pl.read_csv(

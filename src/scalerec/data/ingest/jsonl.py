@@ -31,6 +31,9 @@ def _decode_lines(block: bytes, first: int, path: Path, log: ParseLog) -> Iterat
                 log.bad(path, first + i, "non_utf8", raw.decode("utf-8", errors="replace"))
                 text_lines.append("")
     for i, line in enumerate(text_lines):
+        if "\x00" in line:
+            log.bad(path, first + i, "nul_byte", line)
+            line = ""
         yield first + i, line
 
 
@@ -112,7 +115,7 @@ def iter_json_records(
     for first, block in (
         sub for big in iter_blocks(path, log, chunk_bytes) for sub in _sub_blocks(*big, chunk_bytes)
     ):
-        if not literal and b"\n\n" not in block and not block.startswith(b"\n"):
+        if not literal and b"\n\n" not in block and not block.startswith(b"\n") and b"\x00" not in block:
             try:
                 df = pl.read_ndjson(io.BytesIO(block), schema=schema).select(list(schema))
                 yield df.with_row_index("line_no", offset=first).with_columns(

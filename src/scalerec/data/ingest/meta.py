@@ -14,12 +14,14 @@ the best of the per-chunk bests, and every per-row step is row-local.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scalerec.data.ingest.parse import CHUNK_BYTES, ParseLog
+from scalerec.data.ingest.sources import iter_items, merge_items, read_items
+from scalerec.data.ingest.titles import clean_items, flag_titles, meta_columns
 
 META_CHUNK_BYTES = CHUNK_BYTES
 """Bytes of metadata text per chunk (module-level so tests can force many chunks)."""
@@ -174,8 +176,6 @@ def load_meta(chunks: Iterator[Any], spill: Path) -> MetaTable:
     time; cleaned text goes to `spill/meta-*.parquet`."""
     import polars as pl
 
-    from scalerec.data.ingest.titles import flag_titles, meta_columns
-
     spill = Path(spill)
     spill.mkdir(parents=True, exist_ok=True)
     parts: list[Path] = []
@@ -219,14 +219,51 @@ def load_meta(chunks: Iterator[Any], spill: Path) -> MetaTable:
 
 
 def read_meta(
-    source: str, paths: list[Path], log: ParseLog, spill: Path, chunk_bytes: int | None = None
+    source: str,
+    paths: list[Path],
+    log: ParseLog,
+    spill: Path,
+    chunk_bytes: int | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> MetaTable:
     """The item tables of `paths` as one `MetaTable`: one table is streamed in chunks; several are
-    merged on `join_key` first (`scalerec.data.ingest.sources.merge_items`, whole tables in memory)."""
-    from scalerec.data.ingest.sources import iter_items, merge_items, read_items
-    from scalerec.data.ingest.titles import clean_items
-
+    merged on `join_key` first (`sources.merge_items`, whole tables in memory)."""
     if len(paths) == 1:
-        return load_meta(iter_items(source, paths[0], log, chunk_bytes or META_CHUNK_BYTES), spill)
-    out, counts = clean_items(merge_items([read_items(source, p, log) for p in paths]))
+        return load_meta(iter_items(source, paths[0], log, chunk_bytes or META_CHUNK_BYTES, columns), spill)
+    out, counts = clean_items(merge_items([read_items(source, p, log, columns) for p in paths]))
     return from_frame(out, counts)
+
+
+@dataclass(frozen=True)
+class DomainMeta:
+    """The item tables of one domain of a pooled dataset (`name` prefixes its item keys)."""
+
+    name: str
+    source: str
+    paths: list[Path]
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+def _domain_chunks(domains: list[DomainMeta], log: ParseLog, chunk_bytes: int) -> Iterator[Any]:
+    """Every domain's raw item frames with `join_key`/`item_key` namespaced as `<domain>:<key>`."""
+    import polars as pl
+
+    for dom in domains:
+        if len(dom.paths) == 1:
+            chunks = iter_items(dom.source, dom.paths[0], log, chunk_bytes, dom.columns)
+        else:
+            chunks = iter([merge_items([read_items(dom.source, p, log, dom.columns) for p in dom.paths])])
+        prefix = pl.lit(f"{dom.name}:")
+        for raw in chunks:
+            yield raw.with_columns(
+                (prefix + pl.col("join_key")).alias("join_key"),
+                (prefix + pl.col("item_key")).alias("item_key"),
+            )
+
+
+def read_domain_meta(
+    domains: list[DomainMeta], log: ParseLog, spill: Path, chunk_bytes: int | None = None
+) -> MetaTable:
+    """The item tables of several domains as one `MetaTable`, keys namespaced per domain; each
+    domain's tables are read as `read_meta` reads them, then all are cleaned chunk by chunk."""
+    return load_meta(_domain_chunks(domains, log, chunk_bytes or META_CHUNK_BYTES), spill)

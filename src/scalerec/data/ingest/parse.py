@@ -21,6 +21,9 @@ from scalerec.errors import UserError
 
 CHUNK_BYTES = 32 << 20
 MAX_EXAMPLES = 20
+NUL_MARK = "\u2400"
+"""Stands in for a NUL byte inside a line (SYMBOL FOR NULL), so the line can be split and rejected
+as `nul_byte` instead of breaking the block reader; binary and UTF-16 files are full of NULs."""
 
 
 @dataclass
@@ -31,13 +34,17 @@ class ParseLog:
     counts: dict[str, int] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
+    by_file: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Bad lines per file and reason (what `check_readable` judges a file by)."""
 
     def bad(self, path: Path | str, line: int, reason: str, text: str = "", n: int = 1) -> None:
         """Record `n` bad lines of one reason; `line` is the 1-based number of the first."""
-        shown = text[:120]
+        shown = text[:120].replace(NUL_MARK, "\\x00")
         if self.mode == "strict":
             raise UserError(f"{path}, line {line}: {reason.replace('_', ' ')}: {shown!r}")
         self.counts[reason] = self.counts.get(reason, 0) + n
+        per_file = self.by_file.setdefault(str(path), {})
+        per_file[reason] = per_file.get(reason, 0) + n
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append({"file": str(path), "line": line, "reason": reason, "text": shown})
 
@@ -131,6 +138,8 @@ def lines_frame(block: bytes, first_line: int, encoding: str = "utf-8") -> Any:
 
     if encoding != "utf-8":
         block = block.decode(encoding, errors="replace").encode("utf-8")
+    if b"\x00" in block:
+        block = block.replace(b"\x00", NUL_MARK.encode())
     df = pl.read_csv(
         io.BytesIO(block + b"\n"),
         has_header=False,
@@ -166,6 +175,14 @@ def reject(df: Any, bad_mask: Any, reason: str, path: Path, log: ParseLog) -> An
     return flagged.filter(~pl.col("_bad")).drop("_bad")
 
 
+def reject_binary(df: Any, path: Path, log: ParseLog) -> Any:
+    """Reject lines holding NUL bytes (`nul_byte`) or bytes that are not UTF-8 (`non_utf8`)."""
+    import polars as pl
+
+    df = reject(df, pl.col("line").str.contains(NUL_MARK, literal=True), "nul_byte", path, log)
+    return reject(df, pl.col("line").str.contains("\ufffd", literal=True), "non_utf8", path, log)
+
+
 def parse_timestamp(col: Any) -> Any:
     """String column → Int64 seconds (accepts `881250949` and `881250949.0`); null if invalid."""
     import polars as pl
@@ -188,7 +205,7 @@ def split_delimited(
     df = reject(
         df, pl.col("line").is_null() | (pl.col("line").str.strip_chars() == ""), "empty_line", path, log
     )
-    df = reject(df, pl.col("line").str.contains("\ufffd", literal=True), "non_utf8", path, log)
+    df = reject_binary(df, path, log)
     parts = pl.col("line").str.split_exact(sep, n)
     df = df.with_columns(parts.alias("_p")).unnest("_p")
     fields = [f"field_{i}" for i in range(n + 1)]

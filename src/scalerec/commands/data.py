@@ -33,7 +33,7 @@ def synth(
     """
     from rich.console import Console
 
-    from scalerec.data.ingest.synthetic_formats import FORMATS, synthesize
+    from scalerec.data import FORMATS, synthesize
     from scalerec.errors import UserError
 
     if fmt not in FORMATS:
@@ -50,13 +50,15 @@ def synth(
 @data_app.command("prepare")
 def prepare_cmd(
     source: str | None = typer.Option(
-        None, "--source", help="amazon2014, amazon2018, amazon2023, movielens, recbole or s3rec."
+        None,
+        "--source",
+        help="amazon2014, amazon2018, amazon2023, movielens, recbole, s3rec, or csv (your own CSV/Parquet).",
     ),
     ratings: list[Path] = typer.Option(
         [],
         "--ratings",
         help="Interaction file(s): ratings CSV, reviews JSON "
-        "lines, u.data/ratings.dat, RecBole .inter, S3Rec sequences.",
+        "lines, u.data/ratings.dat, RecBole .inter, S3Rec sequences, or your table (--source csv).",
     ),
     meta: list[Path] = typer.Option(
         [],
@@ -64,7 +66,21 @@ def prepare_cmd(
         help="Item table(s): metadata JSON, movies file, .item, "
         "items.tsv.gz, datamaps.json.gz (repeat to merge).",
     ),
-    out: Path | None = typer.Option(None, "--out", help="Output dataset dir (replaced atomically)."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Output dataset dir: new, empty, or an earlier `data prepare` output (replaced once the "
+        "new one is complete). Any other existing path is refused, so nothing of yours is deleted.",
+    ),
+    columns: str | None = typer.Option(
+        None,
+        "--columns",
+        help="--source csv: our=yours column mapping, e.g. user=customer,item=sku,timestamp=ts,rating=stars"
+        " (item table: item, title, brand, categories).",
+    ),
+    min_users: int | None = typer.Option(
+        None, "--min-users", help="Stop with exit 2 (and the top drop reasons) if fewer users are kept."
+    ),
     subsets: str | None = typer.Option(None, "--subsets", help="Nested subset sizes, e.g. 100K,1M,10M."),
     strict: bool = typer.Option(
         False, "--strict", help="Stop at the first malformed line (default: skip and count it)."
@@ -80,7 +96,7 @@ def prepare_cmd(
     from rich.console import Console
 
     from scalerec.config import load
-    from scalerec.data.build.prepare import PrepareConfig, prepare
+    from scalerec.data import PrepareConfig, prepare
 
     base: dict[str, object] = {}
     if source:
@@ -95,6 +111,10 @@ def prepare_cmd(
         base["subsets"] = [s for s in subsets.split(",") if s.strip()]
     if strict:
         base["mode"] = "strict"
+    if columns:
+        base["columns"] = _column_map(columns)
+    if min_users is not None:
+        base["min_users"] = min_users
     from scalerec.config import merge, parse_overrides, read_toml
 
     data = merge(read_toml(config), base) if config else base
@@ -107,6 +127,19 @@ def prepare_cmd(
     )
 
 
+def _column_map(text: str) -> dict[str, str]:
+    """`user=customer,item=sku` → {"user": "customer", "item": "sku"}."""
+    from scalerec.errors import UserError
+
+    out = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        ours, sep, theirs = pair.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise UserError(f"--columns: {pair!r} is not like ours=yours (e.g. user=customer_id)")
+        out[ours.strip()] = theirs.strip()
+    return out
+
+
 @data_app.command("card")
 def card_cmd(
     dataset: Path = typer.Argument(..., help="A prepared dataset dir (or subsets/<label>)."),
@@ -115,7 +148,7 @@ def card_cmd(
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from scalerec.data.build.card import read_card, render_markdown
+    from scalerec.data import read_card, render_markdown
 
     Console().print(Markdown(render_markdown(read_card(dataset))))
 

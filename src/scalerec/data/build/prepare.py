@@ -123,7 +123,7 @@ def _check_kept(cfg: PrepareConfig, card: dict[str, Any]) -> None:
     why = ", ".join(f"{k}: {v:,} rows" for v, k in top) or "no rows were dropped: the input is too small"
     raise UserError(
         f"prepare kept {card['n_users']:,} users, fewer than min_users={cfg.min_users} "
-        f"(top drop reasons: {why}); {cfg.out} was left unchanged"
+        f"(top drop reasons: {why}); nothing was written to {cfg.out}"
     )
 
 

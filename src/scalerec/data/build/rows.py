@@ -88,9 +88,9 @@ def check_readable(path: Path, expected: str, n_ok: int, log: ParseLog, max_bad:
     if n_ok and bad <= max_bad * lines:
         return
     top = ", ".join(f"{k}: {v:,}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-    what = "no line" if not n_ok else f"{bad:,} of {lines:,} lines"
+    what = "no line could" if not n_ok else f"{bad:,} of {lines:,} lines could not"
     raise UserError(
-        f"{path}: {what} could be read as {expected} ({top or 'empty'}); is this the right file and "
+        f"{path}: {what} be read as {expected} ({top or 'empty'}); is this the right file and "
         f"--source? (lenient mode stops above max_bad_fraction={max_bad})"
     )
 

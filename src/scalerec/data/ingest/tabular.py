@@ -84,7 +84,7 @@ def resolve_columns(
         elif ours in required or ours in columns:
             raise UserError(
                 f"{path}: no column {theirs!r} for {ours} (columns: {', '.join(header[:20])}); "
-                f"map it with --set columns.{ours}=NAME"
+                f"map it with --columns {ours}=NAME"
             )
     return out
 

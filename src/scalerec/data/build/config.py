@@ -33,6 +33,9 @@ class DomainSource:
     """This domain's item tables."""
     columns: dict[str, str] = field(default_factory=dict)
     """Column mapping for `source = "csv"` (see `PrepareConfig.columns`)."""
+    require_title: bool | None = None
+    """Override of `PrepareConfig.require_title` for this domain's items (None: the global one);
+    e.g. false for a domain whose public title table is partial."""
 
     def __post_init__(self) -> None:
         if self.name and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
@@ -120,6 +123,15 @@ class PrepareConfig:
         if self.domains:
             return self.domains
         return [DomainSource("", self.source, self.ratings, self.meta, self.columns)]
+
+    def title_rules(self) -> tuple[bool, frozenset[str]]:
+        """(whether the title filter runs at all, the domains whose items it spares)."""
+
+        def need(d: DomainSource) -> bool:
+            return self.require_title if d.require_title is None else d.require_title
+
+        spared = frozenset(d.name for d in self.domains if not need(d))
+        return any(need(d) for d in self.inputs()), spared
 
     def input_files(self) -> list[Path]:
         """Every file the run reads (what an output may never be placed over)."""

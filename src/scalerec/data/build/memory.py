@@ -46,7 +46,7 @@ def prepare_in_memory(
         users = users.with_columns(users["user_key"].replace(mapping))
     inter, users = encode(inter, users, items, cfg.seed)
     record("parse", inter)
-    flags = item_filter(items, meta)
+    flags = item_filter(items, meta, cfg.title_rules()[1])
     inter = filter_rows(cfg, inter, users, flags, excluded, record)
     if cfg.k_core > 0:
         before = len(inter)

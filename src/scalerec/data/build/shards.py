@@ -265,7 +265,7 @@ def prepare_sharded(
     by_hash = items.sort("ih")
     item_codes = (by_hash["ih"].to_numpy(), by_hash["i"].to_numpy())
     del by_hash
-    flags = item_filter(items, meta)
+    flags = item_filter(items, meta, cfg.title_rules()[1])
     steps = ShardSteps(len(items), card["dropped"])
     del items
     shards = [s for s in range(sw.n_shards) if sw.path("rows", s).exists()]

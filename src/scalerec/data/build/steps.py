@@ -77,7 +77,7 @@ class ItemFilter:
     meta: MetaTable | None = None
 
 
-def item_filter(items: DataFrame, meta: MetaTable | None) -> ItemFilter:
+def item_filter(items: DataFrame, meta: MetaTable | None, spared: frozenset[str] = frozenset()) -> ItemFilter:
     """Join the encoded item table with the metadata (`scalerec.data.ingest.meta.MetaTable`) and flag
     items per drop reason."""
     if meta is None:
@@ -90,6 +90,11 @@ def item_filter(items: DataFrame, meta: MetaTable | None) -> ItemFilter:
     for reason in ("junk_title", "empty_title"):
         issue[reason] = np.zeros(n, dtype=bool)
         issue[reason][info.filter(pl.col("title_issue") == reason)["i"].to_numpy()] = True
+    if spared:  # pooled: domains whose items keep their title issues
+        domain = info["item_key"].str.extract(r"^([^:]*):", 1)
+        keep = info.filter(domain.is_in(list(spared)))["i"].to_numpy()
+        for mask in issue.values():
+            mask[keep] = False
     return ItemFilter(info, no_meta, issue, meta)
 
 
@@ -119,7 +124,7 @@ def filter_rows(
             before = len(inter)
             inter = drop_items(inter, flags.no_meta)
             record("join_metadata", inter, "no_metadata", before - len(inter))
-        if cfg.require_title:
+        if cfg.title_rules()[0]:
             for reason in ("junk_title", "empty_title"):
                 before = len(inter)
                 inter = drop_items(inter, flags.issue[reason])

@@ -91,6 +91,8 @@ def recbole_inter(path: Path, log: ParseLog) -> Iterator[Any]:
             yield _sequence_rows(df, "user_id", "item_id_list", " ", target_col="item_id")
             continue
         keep = {"user_id": "user_key", "item_id": "item_key", "rating": "rating", "timestamp": "timestamp"}
+        if "timestamp" not in names:
+            keep["time"] = "timestamp"  # ReChorus files (`user_id item_id time`)
         yield finish_block(df.rename({k: v for k, v in keep.items() if k in names}), path, log)
 
 
@@ -148,8 +150,8 @@ def _tsv_items(path: Path) -> dict[str, list[Any]]:
     rows: dict[str, list[Any]] = {"join_key": [], "item_key": [], "title": [], "brand": [], "categories": []}
     for rec in reader:
         rows["join_key"].append(rec["item_id"])
-        rows["item_key"].append(rec.get("asin") or rec["item_id"])
-        rows["title"].append(rec.get("title"))
+        rows["item_key"].append(rec.get("asin") or rec.get("business_id") or rec["item_id"])
+        rows["title"].append(rec.get("title") or rec.get("name"))  # Yelp: business name
         rows["brand"].append(rec.get("brand"))
         rows["categories"].append(json.dumps(parse_json_list(rec.get("categories") or rec.get("attributes"))))
     return rows
@@ -172,13 +174,59 @@ def datamaps_users(path: Path) -> dict[str, str]:
     return dict(json.loads(_read_text(path)).get("id2user", {}))
 
 
+def _index_map(path: Path) -> dict[str, str]:
+    """`<name>.item2index[.gz]` lines `ASIN<TAB>index` → {ASIN: index}."""
+    pairs = (line.split("\t") for line in _read_text(path).splitlines() if line.strip())
+    return {p[0].strip(): p[1].strip() for p in pairs if len(p) >= 2}
+
+
+def _index_items(path: Path) -> dict[str, list[Any]]:
+    """UniSRec/ReChorus `.item2index`: the interaction files' int ids → ASINs (no text)."""
+    index = _index_map(path)
+    return {
+        "join_key": list(index.values()),
+        "item_key": list(index),
+        "title": [None] * len(index),
+        "brand": [None] * len(index),
+        "categories": ["[]"] * len(index),
+    }
+
+
+def _text_items(path: Path) -> dict[str, list[Any]]:
+    """UniSRec/ReChorus `<name>.text`: TSV `ASIN<TAB>text` with a header; the text (title, category
+    path and brand run together) becomes the title. Rows are keyed by the interaction files' int
+    ids through the sibling `<name>.item2index[.gz]` when it exists, else by the ASIN."""
+    lines = _read_text(path).splitlines()[1:]
+    stem = path.name.split(".text")[0]
+    index_files = sorted(path.parent.glob(f"{stem}.item2index*"))
+    index = _index_map(index_files[0]) if index_files else None
+    rows: dict[str, list[Any]] = {"join_key": [], "item_key": [], "title": [], "brand": [], "categories": []}
+    for line in lines:
+        asin, _, text = line.partition("\t")
+        asin = asin.strip()
+        if not asin or (index is not None and asin not in index):
+            continue
+        rows["join_key"].append(index[asin] if index is not None else asin)
+        rows["item_key"].append(asin)
+        rows["title"].append(text.strip())
+        rows["brand"].append(None)
+        rows["categories"].append("[]")
+    return rows
+
+
 def read_bench_items(path: Path, log: ParseLog) -> Any:
-    """Item table for RecBole/S3Rec data: `.item`, `items*.tsv[.gz]` or P5 `datamaps.json[.gz]`."""
+    """Item table for RecBole/S3Rec/UniSRec data: `.item`, `items*.tsv[.gz]`, P5 `datamaps.json[.gz]`,
+    or `.text` (+ `.item2index`)."""
 
     if not Path(path).is_file():
         raise UserError(f"item table not found: {path}")
-    name = Path(path).name
-    if ".item" in name:
+    path = Path(path)
+    name = path.name
+    if ".text" in name:
+        rows = _text_items(path)
+    elif ".item2index" in name:
+        rows = _index_items(path)
+    elif ".item" in name:
         rows = _recbole_items(path)
     elif "datamaps" in name:
         rows = _datamaps_items(path)
@@ -186,6 +234,6 @@ def read_bench_items(path: Path, log: ParseLog) -> Any:
         rows = _tsv_items(path)
     else:
         raise UserError(
-            f"{path}: unknown item table format (expected .item, .tsv[.gz] or datamaps.json[.gz])"
+            f"{path}: unknown item table format (expected .item, .tsv[.gz], .text or datamaps.json[.gz])"
         )
     return normalized_items(rows)

@@ -92,6 +92,8 @@ def prepare_cmd(
 
     Steps: parse (lenient by default) → dedupe → join metadata, drop items without usable
     title → exclude users → min interactions per user / k-core → dense ids → nested subsets.
+    A config with `[[domains]]` entries (e.g. configs/data/pooled.toml) builds one pooled
+    multi-domain dataset.
     """
     from rich.console import Console
 

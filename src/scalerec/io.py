@@ -218,8 +218,11 @@ def output_dir(
     removed only then); on any error nothing at `out` changes.
     """
     out = Path(out)
-    with write_lock(out):
+    target = out.resolve()  # `.` or `..` have no name to put a temporary beside
+    if target.parent == target:
+        raise UserError(f"--out {out} is a filesystem root: choose a directory below it")
+    with write_lock(target):
         check_output(out, stage, inputs, overwrite, legacy_marker)
-        with atomic_dir(out) as tmp:
+        with atomic_dir(target) as tmp:
             yield tmp
             write_json(tmp / MARKER, {"stage": stage})

@@ -190,6 +190,17 @@ def test_unrelated_folder_is_refused_and_kept(raw18, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_dot_out_is_refused_and_kept(raw18, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    for out in (Path("."), Path("..")):
+        with pytest.raises(UserError, match="not an output of this tool"):
+            prepare(_cfg(raw18, out))
+    assert (work / "notes.txt").read_text() == "mine"
+
+
 def test_other_stage_output_is_refused(raw18, tmp_path):
     other = tmp_path / "tok"
     other.mkdir()

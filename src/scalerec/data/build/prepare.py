@@ -51,6 +51,7 @@ def _parse(cfg: PrepareConfig, log: ParseLog, tmp: Path) -> Staged | ShardWriter
         if staged.n > cfg.shard_above_rows:
             sharded = ShardWriter(tmp / "_shards", cfg.shards, cfg.seed, user_key_map(cfg))
             sharded.take(staged)
+            del staged  # its user keys are in the shards now
             for rest in blocks:
                 sharded.add(rest)
             return sharded

@@ -124,7 +124,8 @@ class EpochPlan:
 class PackedBatches:
     """Packed training batches of `rows` rows × `max_len` slots; deterministic per (seed, epoch),
     resumable mid-epoch (`state_dict`), DDP-aware like `TrainBatches`: every rank builds the same
-    global batch and keeps rows `rank::world_size`, so any world size sees the same global batches.
+    global batch and keeps rows `rank::world_size`, so any world size sees the same global batches
+    (when `rows` is not a multiple of the world size, the first ranks get one row more).
 
     Give `rows` (global rows per batch: a fixed slot budget, what throughput benchmarks compare) or
     `units` (windows a padded batch would hold; rows are then chosen so a batch holds about as many
@@ -151,12 +152,11 @@ class PackedBatches:
         self._items = torch.as_tensor(train.items.astype(np.int64), device=self.device)
         self._plans: dict[int, EpochPlan] = {}
         self.rows_per_epoch = self._plan(0).n_rows  # of epoch 0; others differ by a row or two
-        if rows is None:
-            per_unit = self.rows_per_epoch / max(1, self.n_units)
-            rows = max(1, int(np.ceil(units * per_unit)))
-            rows += (-rows) % world_size
-        if rows < 1 or rows % world_size:
-            raise UserError(f"packed batch of {rows} rows is not divisible by world size {world_size}")
+        if rows is None:  # not rounded to the world size: the global batch must not depend on it
+            rows = max(1, int(np.ceil(units * self.rows_per_epoch / max(1, self.n_units))))
+        if rows < world_size:
+            raise UserError(f"a packed batch of {rows} rows cannot feed {world_size} processes; "
+                            "raise train.batch_size")
         self.rows = rows
         self.epoch, self.position = 0, 0
 

@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     n_users = max(256, (args.steps + args.warmup + 2) * max_batch)
     real = args.dataset is not None
     with tempfile.TemporaryDirectory(prefix="scalerec-bench-") as tmp:
-        world = None if real else write_world(Path(tmp), n_users, args.seq_len, args.n_items, vocab=args.vocab)
+        world = None if real else write_world(Path(tmp), n_users, args.seq_len, args.n_items, args.vocab)
         emit(
             {
                 "kind": "setup",

@@ -99,6 +99,8 @@ def test_stream_is_deterministic_resumable_and_rank_sliced() -> None:
     resumed.load_state_dict(state)
     for a, b in zip(_stream(resumed, 7), ref[5:], strict=True):
         assert torch.equal(a.inputs, b.inputs) and torch.equal(a.positions, b.positions)
+    with pytest.raises(UserError, match="packing=off"):  # a padded stream's position counts batches
+        resumed.load_state_dict(TrainBatches(seqs, 6, 4, seed=7).state_dict())
     # two ranks: interleaved rows of their local batches are the single-process batch
     r0 = _stream(PackedBatches(seqs, 6, seed=7, rows=6, rank=0, world_size=2), 12)
     r1 = _stream(PackedBatches(seqs, 6, seed=7, rows=6, rank=1, world_size=2), 12)
@@ -232,3 +234,27 @@ def test_packed_step_compiles_to_one_graph_cuda() -> None:
     assert graphs == 1
     for got, want in losses:
         assert got == pytest.approx(want, rel=2e-2)
+
+
+def test_throughput_benchmark_real_mode_on_cpu(world, capsys) -> None:
+    """benchmarks/train_throughput.py --dataset: padded, packed and full-window rows, one summary."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "train_throughput.py"
+    spec = importlib.util.spec_from_file_location("train_throughput_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data, tokens = world
+    bench.main(["--dataset", str(data), "--tokens", str(tokens), "--batches", "8", "--steps", "2",
+                "--warmup", "0", "--seq-len", "8", "--negatives", "8", "--set", "model.d_model=16",
+                "model.d_ffn=32", "model.token_dim=8"])
+    rows = {r["kind"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["full_window"]["fill"] == 1.0 and rows["full_window"]["layout"] == "TrainBatches"
+    assert rows["real_packed"]["layout"] == "PackedBatches"
+    assert rows["real_padded"]["layout"] == "TrainBatches"
+    assert rows["real_packed"]["fill"] > 0.9 > rows["real_padded"]["fill"]
+    summary = rows["real_summary"]
+    assert summary["packed_vs_padded"] == pytest.approx(
+        rows["real_packed"]["targets_per_s"] / rows["real_padded"]["targets_per_s"])

@@ -179,11 +179,14 @@ class PackedBatches:
         """Global batches per epoch (rounded: batches straddle epoch ends, none is partial)."""
         return max(1, round(self.rows_per_epoch / self.rows))
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+    def state_dict(self) -> dict[str, int | str]:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed, "layout": "packed"}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """`position` counts rows of `epoch` already trained on."""
+    def load_state_dict(self, state: dict[str, int | str]) -> None:
+        """`position` counts rows of `epoch` already trained on (a padded stream counts batches:
+        its state cannot continue here)."""
+        if state.get("layout") != "packed":
+            raise UserError("this run was saved with padded batches; resume it with --set train.packing=off")
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
     def batches(self) -> Iterator[Batch]:

@@ -139,14 +139,14 @@ def test_auto_packs_short_histories_only() -> None:
     assert isinstance(train_batches(short, 50, 16, 0, "all", "off"), TrainBatches)
 
 
-def _model(encoder: str, n_items: int) -> SequentialRecommender:
+def _model(encoder: str, n_items: int, attention: str = "sdpa") -> SequentialRecommender:
     torch.manual_seed(0)
     if encoder == "id":
         cfg = model_config("tiny", item_encoder="id", n_items=n_items, dropout=0.0, max_len=8,
-                           attention="sdpa")
+                           attention=attention)
         return SequentialRecommender(cfg)
     cfg = model_config("tiny", vocab_size=30, field_max_len={"title": 3, "brand": 2}, dropout=0.0, max_len=8,
-                       attention="sdpa")
+                       attention=attention)
     model = SequentialRecommender(cfg)
     g = torch.Generator().manual_seed(1)
     table = {"title": torch.randint(0, 30, (n_items + 1, 3), generator=g),
@@ -195,11 +195,12 @@ def test_packed_and_padded_batches_give_the_same_loss_and_gradients(encoder, los
 
 def _compiled_packed_steps(device: str) -> tuple[int, list[tuple[float, float]]]:
     """(graphs compiled, [(compiled loss, eager loss)]) over 3 packed batches of a text model, with
-    distinct items (whose count changes every batch) — the trainer's step, fullgraph."""
+    distinct items (whose count changes every batch) — the trainer's step, fullgraph; on CUDA with
+    the Triton kernel ("auto"), on CPU with SDPA."""
     from torch._dynamo.utils import counters
 
     seqs = _world(600, 40)
-    model = _model("text", len(seqs.items)).to(device)
+    model = _model("text", len(seqs.items), "auto" if device == "cuda" else "sdpa").to(device)
     obj = NextItemObjective(model, "sampled", "all")
     step = torch.compile(obj, fullgraph=True)
     stream = PackedBatches(seqs, 8, seed=0, rows=32, device=device).batches()

@@ -16,6 +16,18 @@ and a summary line per size.
     python benchmarks/train_throughput.py --device cuda --quick   # < 3 min on one H100
     python benchmarks/train_throughput.py --device cuda        # full sweep with torch.compile
 
+Real-data mode (`--dataset DIR --tokens DIR`, a prepared dataset and its token table): for each
+size and batch budget B (rows of `--seq-len` slots), the same run measures real targets/s of
+  - `real_padded`: the real windows, one per row padded to seq-len (`train.packing=off`);
+  - `real_packed`: the real windows packed B rows at a time (`scalerec.train.batches`);
+  - `full_window`: synthetic users of exactly seq-len + 3 items (every slot a target) over the same
+    catalog and token table, i.e. the same model — the figure the synthetic benchmark reports;
+and a summary with packed / full-window and packed / padded. Only real targets are counted.
+
+    python benchmarks/train_throughput.py --dataset data/games --tokens data/games-tokens   # CPU, tiny
+    python benchmarks/train_throughput.py --device cuda --sizes paper-1M --seq-len 50 \
+        --dataset data/games --tokens data/games-tokens --batches 4096 8192 --skip-paper
+
 Under `torchrun --nproc-per-node G` every rank trains through DDP (NCCL), `--batches` are global
 batches (split over the ranks), rank 0 prints, targets/s are global and MFU is against G cards:
 
@@ -99,8 +111,11 @@ def measure(
     steps: int,
     args: argparse.Namespace,
     extra: list[str],
+    layout: str | None = None,
 ) -> dict[str, Any]:
-    """Targets/s of `steps` optimizer steps (after warmup) through the real training runtime."""
+    """Targets/s of `steps` optimizer steps (after warmup) through the real training runtime.
+    `layout` ("packed" / "padded", real-data mode): batches of exactly `batch` rows, packed or one
+    window per row (whole batches only, so every step has the same shapes)."""
     from scalerec.train.config import resolve_run_config
     from scalerec.train.setup import setup
 
@@ -124,6 +139,8 @@ def measure(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     rt = setup(cfg, resume=False)
+    if layout is not None:
+        rt.batches = fixed_rows(rt, batch, layout)
     run = step_runner(rt)
     t0 = time.perf_counter()
     run(args.warmup)
@@ -153,6 +170,8 @@ def measure(
         "tflops": rate * fpt / 1e12,
         "non_embedding_params": rt.model.param_counts()["non_embedding"],
         "distinct_items": rt.distinct_items,
+        "layout": type(rt.batches).__name__,
+        "fill": seen / (steps * batch * cfg.data.max_len),  # real targets per slot
         "overrides": [o for o in extra if not o.startswith(("train.negatives", "train.compile="))],
     }
     row["gpus"] = runlog.world_size() if device.type == "cuda" else 0
@@ -162,6 +181,19 @@ def measure(
     if device.type == "cuda":
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
+
+
+def fixed_rows(rt: Any, rows: int, layout: str) -> Any:
+    """A batch stream of `rows` global rows: packed windows, or one window per row (drop_last)."""
+    from scalerec.data.sequences import TrainBatches
+    from scalerec.train.batches import PackedBatches
+
+    train, t = rt.split.train, rt.cfg
+    where = {"rank": runlog.rank(), "world_size": runlog.world_size(), "device": rt.device}
+    if layout == "packed":
+        return PackedBatches(train, t.data.max_len, t.run.seed, rows=rows, **where)
+    probe = TrainBatches(train, t.data.max_len, rows, t.run.seed)
+    return TrainBatches(train, t.data.max_len, rows, t.run.seed, drop_last=probe.n_units >= rows, **where)
 
 
 def step_runner(rt: Any) -> Any:
@@ -243,6 +275,57 @@ def bench_size(size: str, world: tuple[Path, Path], out: Path, args: argparse.Na
         )
 
 
+def write_full_windows(root: Path, dataset: Path, n_users: int, seq_len: int, seed: int = 0) -> Path:
+    """A dataset dir of `n_users` users with exactly seq_len + 3 items each (full training windows)
+    drawn from `dataset`'s item popularity: the real catalog, so the real token table applies."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    items = pq.read_table(dataset / "interactions.parquet", columns=["item_id"]).column(0).to_numpy()
+    n_items = int(json.loads((dataset / "card.json").read_text()).get("n_items", items.max()))
+    p = np.bincount(items, minlength=n_items + 1).astype(np.float64)
+    n = seq_len + 3
+    drawn = np.random.default_rng(seed).choice(n_items + 1, n_users * n, p=p / p.sum()).astype(np.int32)
+    root.mkdir(parents=True)
+    pq.write_table(pa.table({
+        "user_id": np.repeat(np.arange(1, n_users + 1, dtype=np.int32), n),
+        "item_id": drawn,
+        "timestamp": np.arange(len(drawn), dtype=np.int64),
+        "rating": pa.nulls(len(drawn), pa.float32()),
+    }), root / "interactions.parquet")
+    (root / "card.json").write_text(json.dumps({"format_version": 1, "n_users": n_users, "n_items": n_items}))
+    return root
+
+
+def bench_real(size: str, tmp: Path, args: argparse.Namespace) -> None:
+    """Real targets/s of packed vs padded real windows vs synthetic full windows, same model and
+    batch budget (rows of seq-len slots), one run."""
+    n_users = max(256, (args.steps + args.warmup + 2) * max(args.batches))
+    full = write_full_windows(tmp / f"full-{size}", args.dataset, n_users, args.seq_len)
+    k = args.negatives or PAPER_NEGATIVES.get(size, 1000 if args.device == "cuda" else 100)
+    extra = [f"train.negatives={k}", f"train.compile={str(args.compile).lower()}", *args.set]
+    for batch in args.batches:
+        rows = {}
+        for kind, data, layout in (("full_window", full, None), ("real_padded", args.dataset, "padded"),
+                                   ("real_packed", args.dataset, "packed")):
+            packing = "on" if layout == "packed" else "off"
+            over = [*extra, f"train.packing={packing}"]
+            row = safe_measure((data, args.tokens), tmp / "runs", size, "default", batch, args.steps, args,
+                               over, layout)
+            rows[kind] = row = {"batch": batch, **(row or {})}
+            emit({"kind": kind, "data": "real" if layout else "synthetic full windows", **row}, size)
+        rate = {kind: r.get("targets_per_s") for kind, r in rows.items()}
+        if all(rate.values()):
+            emit({"kind": "real_summary", "batch": batch, "dataset": str(args.dataset),
+                  "full_window_targets_per_s": rate["full_window"],
+                  "padded_targets_per_s": rate["real_padded"],
+                  "packed_targets_per_s": rate["real_packed"],
+                  "packed_vs_full_window": rate["real_packed"] / rate["full_window"],
+                  "packed_vs_padded": rate["real_packed"] / rate["real_padded"],
+                  "fill_padded": rows["real_padded"]["fill"], "fill_packed": rows["real_packed"]["fill"]},
+                 size)
+
+
 def emit(row: dict[str, Any], size: str) -> None:
     if not runlog.is_main():
         return  # under torchrun, rank 0 speaks for all
@@ -266,7 +349,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--set", nargs="*", default=[], help="config overrides for our recipe (key=value)")
     p.add_argument("--skip-paper", action="store_true", help="no paper-mode baseline (ratios omitted)")
+    p.add_argument("--dataset", type=Path, help="real-data mode: a prepared dataset dir (see module doc)")
+    p.add_argument("--tokens", type=Path, help="real-data mode: the dataset's token table dir")
     a = p.parse_args(argv)
+    if (a.dataset is None) != (a.tokens is None):
+        p.error("--dataset and --tokens go together")
     gpu = a.device == "cuda"
     a.sizes = a.sizes or (["paper-100K", "paper-1M", "xl"] if gpu else ["tiny"])
     a.batches = (
@@ -292,15 +379,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--device cuda: no CUDA device")
     max_batch = max(args.batches + [128])
     n_users = max(256, (args.steps + args.warmup + 2) * max_batch)
+    real = args.dataset is not None
     with tempfile.TemporaryDirectory(prefix="scalerec-bench-") as tmp:
-        world = write_world(Path(tmp), n_users, args.seq_len, args.n_items, vocab=args.vocab)
+        world = None if real else write_world(Path(tmp), n_users, args.seq_len, args.n_items, args.vocab)
         emit(
             {
                 "kind": "setup",
                 "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
                 "torch": torch.__version__,
                 "seq_len": args.seq_len,
-                "n_items": args.n_items,
+                "n_items": None if real else args.n_items,
+                "dataset": str(args.dataset) if real else None,
                 "users": n_users,
                 "batches": args.batches,
                 "steps": args.steps,
@@ -309,7 +398,10 @@ def main(argv: list[str] | None = None) -> None:
             "-",
         )
         for size in args.sizes:
-            bench_size(size, world, Path(tmp) / "runs", args)
+            if real:
+                bench_real(size, Path(tmp), args)
+            else:
+                bench_size(size, world, Path(tmp) / "runs", args)
 
 
 if __name__ == "__main__":

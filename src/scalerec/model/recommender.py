@@ -6,6 +6,11 @@ evaluation reads the state at `length - 1`. Scores are dot products between a hi
 item vectors from the same encoder (`encode_items`); the loss lives in `scalerec.train`.
 
 Hidden states at padded positions are defined (finite) but meaningless; callers mask them.
+
+Training may pass packed rows instead (padding-free: several users' windows one after another in a
+row, `positions` [B, T] restarting at 0 for each): position embeddings are then looked up per slot
+and attention stays inside each window, so every window gets exactly the hidden states it would get
+alone in its own padded row.
 """
 
 from __future__ import annotations
@@ -63,27 +68,34 @@ class SequentialRecommender(nn.Module):
         return torch.cat([self.encode_items(part) for part in ids.split(chunk)])
 
     # -- sequences ---------------------------------------------------------------------------
-    def embed(self, item_vectors: Tensor) -> Tensor:
-        """[B, T, d] input item vectors → [B, T, d] block inputs (+ positions, input norm, dropout)."""
+    def embed(self, item_vectors: Tensor, positions: Tensor | None = None) -> Tensor:
+        """[B, T, d] input item vectors → [B, T, d] block inputs (+ positions, input norm, dropout).
+        `positions` [B, T] (packed rows): the position of each slot in its own sequence."""
         t = item_vectors.shape[1]
-        if t > self.cfg.max_len:
+        if positions is not None:  # a packed row may be longer than max_len, its sequences not
+            x = item_vectors + self.pos_emb(positions)
+        elif t > self.cfg.max_len:
             raise ValueError(f"sequence length {t} exceeds model.max_len={self.cfg.max_len}")
-        x = item_vectors + self.pos_emb.weight[:t]  # [T, d] broadcast over the batch
+        else:
+            x = item_vectors + self.pos_emb.weight[:t]  # [T, d] broadcast over the batch
         if self.cfg.residual_bf16 and torch.is_autocast_enabled(x.device.type):
             x = x.to(torch.bfloat16)  # blocks add bf16 outputs to it, so the stream stays bf16
         if self.cfg.norm == "post":
             x = self.norm(x)
         return self.drop(x)
 
-    def forward(self, inputs: Tensor, input_vectors: Tensor | None = None) -> Tensor:
+    def forward(
+        self, inputs: Tensor, input_vectors: Tensor | None = None, positions: Tensor | None = None
+    ) -> Tensor:
         """[B, T] int64 (left-aligned, 0 = padding on the right) → [B, T, d_model] hidden states.
 
         `input_vectors` ([B, T, d], optional) = `encode_items(inputs)` computed by the caller, e.g.
         encode the window `seq[:, :T+1]` once and pass `vecs[:, :-1]` here and use `vecs[:, 1:]` as
-        the target vectors, saving one item-encoder pass per step.
+        the target vectors, saving one item-encoder pass per step. `positions` (int64 [B, T]):
+        the rows are packed, each slot at this position of its own sequence (see the module doc).
         """
         vecs = self.encode_items(inputs) if input_vectors is None else input_vectors
-        h = self.transformer(self.embed(vecs))
+        h = self.transformer(self.embed(vecs, positions), positions)
         return self.norm(h) if self.cfg.norm == "pre" else h
 
     def last_hidden(self, inputs: Tensor, lengths: Tensor) -> Tensor:

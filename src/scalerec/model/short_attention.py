@@ -8,6 +8,12 @@ a training step for ~1% of its FLOPs. Here each program loads Q, K, V of one hea
 fused projection's output ([B, T, 3, H, Dh], no copies), computes scores, softmax and output in one
 pass, and its backward writes dQ, dK, dV straight into one [B, T, 3, H, Dh] gradient.
 
+Packed rows (several users' windows in one row, padding-free training): `positions` [B, T] gives
+each slot's position inside its segment, so query t attends to keys t - positions[t] .. t — a
+block-diagonal causal mask from one int per slot (segments are contiguous; a padding slot with
+position 0 attends to itself only, so no row is ever fully masked). Without `positions` the kernels
+are the plain causal ones: the segment test is a `PACKED` constexpr branch compiled out of them.
+
 Scope: CUDA, fp16/bf16 inputs, T <= 128, head size a power of two in [16, 256]. Attention dropout
 is supported (a Philox mask regenerated in the backward, never stored; checked on the GPU against a
 reference that reads the kernel's mask back). `supported` says whether a call
@@ -51,8 +57,12 @@ def supported(qkv: Tensor) -> bool:
             and qkv.shape[1] <= MAX_LEN and 16 <= dh <= 256 and dh & (dh - 1) == 0)
 
 
-def short_causal_attention(qkv: Tensor, dropout: float = 0.0, seed: Tensor | None = None) -> Tensor:
+def short_causal_attention(qkv: Tensor, dropout: float = 0.0, seed: Tensor | None = None,
+                           positions: Tensor | None = None) -> Tensor:
     """Causal softmax attention of a fused [B, T, 3, H, Dh] QKV tensor → [B, T, H, Dh].
+
+    `positions` (int [B, T], packed rows): each slot's position in its segment; attention stays
+    inside the segment (block-diagonal causal mask). None: plain causal attention over the row.
 
     `dropout` drops attention probabilities (kept ones scaled by 1 / (1 - dropout)), as SDPA's
     `dropout_p`; the mask is a function of `seed` (a 1-element int64 tensor on the device, drawn
@@ -65,7 +75,7 @@ def short_causal_attention(qkv: Tensor, dropout: float = 0.0, seed: Tensor | Non
     if seed is None and dropout > 0:
         seed = torch.randint(0, 2**62, (1,), device=qkv.device)
     scale = 1.0 / math.sqrt(qkv.shape[-1])
-    out, _ = torch.ops.scalerec.short_attn_fwd(qkv, scale, dropout, seed)
+    out, _ = torch.ops.scalerec.short_attn_fwd(qkv, scale, dropout, seed, positions)
     return out
 
 
@@ -86,7 +96,8 @@ def _tuned(kernel: Any, warps: tuple[int, ...]) -> Any:
 
     if os.environ.get("TRITON_INTERPRET") == "1":
         return kernel
-    return triton.autotune([triton.Config({}, num_warps=w) for w in warps], key=["T", "D", "DROPOUT"])(kernel)
+    configs = [triton.Config({}, num_warps=w) for w in warps]
+    return triton.autotune(configs, key=["T", "D", "DROPOUT", "PACKED"])(kernel)
 
 
 @functools.cache
@@ -98,8 +109,9 @@ def load() -> None:
 
     @functools.partial(_tuned, warps=(2, 4, 8))
     @triton.jit
-    def _fwd_kernel(qkv, out, lse, seed_ptr, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h, scale, p_drop,
-                    BLOCK_T: tl.constexpr, D: tl.constexpr, DROPOUT: tl.constexpr):
+    def _fwd_kernel(qkv, out, lse, seed_ptr, pos_ptr, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h, scale,
+                    p_drop, BLOCK_T: tl.constexpr, D: tl.constexpr, DROPOUT: tl.constexpr,
+                    PACKED: tl.constexpr):
         # torch.compile passes Python floats as fp64 (eager Triton: fp32), which would turn the score
         # tile and its exp into fp64 math (paper-1M, dropout 0.1, one H100: 3x slower)
         scale, p_drop = tl.cast(scale, tl.float32), tl.cast(p_drop, tl.float32)
@@ -114,7 +126,11 @@ def load() -> None:
         k = tl.load(base + s_3, mask=live, other=0.0)
         v = tl.load(base + 2 * s_3, mask=live, other=0.0)
         s = tl.dot(q, tl.trans(k)) * scale
-        s = tl.where(t[None, :] <= t[:, None], s, float("-inf"))
+        keep = t[None, :] <= t[:, None]
+        if PACKED:  # keys from the first slot of the query's segment (t - position) up to t
+            first = t - tl.load(pos_ptr + b.to(tl.int64) * T + t, mask=t < T, other=0).to(tl.int32)
+            keep = keep & (t[None, :] >= first[:, None])
+        s = tl.where(keep, s, float("-inf"))
         m = tl.max(s, axis=1)
         p = tl.exp(s - m[:, None])
         denom = tl.sum(p, axis=1)
@@ -132,9 +148,9 @@ def load() -> None:
     # write, treated all as mutated and copied them (xl step 51.3% -> 50.2% MFU, gpu_s6c7_*).
     @functools.partial(_tuned, warps=(4, 8, 16))
     @triton.jit
-    def _bwd_kernel(qkv, out, dout, lse, seed_ptr, dqkv, T, H, s_b, s_t, s_3, s_h, o_b, o_t, o_h,
-                    g_b, g_t, g_h, scale, p_drop, BLOCK_T: tl.constexpr, D: tl.constexpr,
-                    DROPOUT: tl.constexpr):
+    def _bwd_kernel(qkv, out, dout, lse, seed_ptr, pos_ptr, dqkv, T, H, s_b, s_t, s_3, s_h, o_b, o_t,
+                    o_h, g_b, g_t, g_h, scale, p_drop, BLOCK_T: tl.constexpr, D: tl.constexpr,
+                    DROPOUT: tl.constexpr, PACKED: tl.constexpr):
         scale, p_drop = tl.cast(scale, tl.float32), tl.cast(p_drop, tl.float32)  # as in the forward
         pid = tl.program_id(0)
         b = pid // H
@@ -153,6 +169,9 @@ def load() -> None:
         delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
         s = tl.dot(q, tl.trans(k)) * scale
         keep = (t[None, :] <= rows) & live
+        if PACKED:  # the forward's segment mask
+            first = t - tl.load(pos_ptr + b.to(tl.int64) * T + t, mask=t < T, other=0).to(tl.int32)
+            keep = keep & (t[None, :] >= first[:, None])
         p = tl.where(keep, tl.exp(s - row_lse[:, None]), 0.0)
         dp = tl.dot(do, tl.trans(v))
         if DROPOUT:  # the forward's mask, regenerated: out = (p ∘ mask / (1 - p_drop)) v
@@ -176,41 +195,44 @@ def load() -> None:
     # Optional[...] rather than `X | None`: torch.library infers the ops' schemas from these
     # annotations, and Optional is the spelling it has read longest
     @triton_op("scalerec::short_attn_fwd", mutates_args={})
-    def fwd(qkv: Tensor, scale: float, p_drop: float,
-            seed: Optional[Tensor]) -> tuple[Tensor, Tensor]:  # noqa: UP045
+    def fwd(qkv: Tensor, scale: float, p_drop: float, seed: Optional[Tensor],  # noqa: UP045
+            positions: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:  # noqa: UP045
         qkv = qkv.contiguous()
         b, t, _, h, dh = qkv.shape
         bt = _block_t(t)
         out = qkv.new_empty((b, t, h, dh))
         lse = torch.empty((b * h, bt), device=qkv.device, dtype=torch.float32)
         seed = lse if seed is None else seed  # no dropout: never read, any pointer stands in
+        pos = lse if positions is None else positions.contiguous()  # likewise when not packed
         wrap_triton(_fwd_kernel)[(b * h,)](
-            qkv, out, lse, seed, t, h, *qkv.stride()[:4], *out.stride()[:3], scale, p_drop,
-            BLOCK_T=bt, D=dh, DROPOUT=p_drop > 0)
+            qkv, out, lse, seed, pos, t, h, *qkv.stride()[:4], *out.stride()[:3], scale, p_drop,
+            BLOCK_T=bt, D=dh, DROPOUT=p_drop > 0, PACKED=positions is not None)
         return out, lse
 
     @triton_op("scalerec::short_attn_bwd", mutates_args={})
     def bwd(qkv: Tensor, out: Tensor, dout: Tensor, lse: Tensor, scale: float, p_drop: float,
-            seed: Optional[Tensor]) -> Tensor:  # noqa: UP045
+            seed: Optional[Tensor], positions: Optional[Tensor]) -> Tensor:  # noqa: UP045
         qkv, dout = qkv.contiguous(), dout.contiguous()
         b, t, _, h, dh = qkv.shape
         dqkv = torch.empty_like(qkv)
         seed = lse if seed is None else seed
+        pos = lse if positions is None else positions.contiguous()
         wrap_triton(_bwd_kernel)[(b * h,)](
-            qkv, out, dout, lse, seed, dqkv, t, h, *qkv.stride()[:4], *out.stride()[:3],
-            *dout.stride()[:3], scale, p_drop, BLOCK_T=_block_t(t), D=dh, DROPOUT=p_drop > 0)
+            qkv, out, dout, lse, seed, pos, dqkv, t, h, *qkv.stride()[:4], *out.stride()[:3],
+            *dout.stride()[:3], scale, p_drop, BLOCK_T=_block_t(t), D=dh, DROPOUT=p_drop > 0,
+            PACKED=positions is not None)
         return dqkv
 
-    def setup_context(ctx: Any, inputs: tuple[Tensor, float, float, Tensor | None],
+    def setup_context(ctx: Any, inputs: tuple[Tensor, float, float, Tensor | None, Tensor | None],
                       output: tuple[Tensor, Tensor]) -> None:
-        qkv, scale, p_drop, seed = inputs
+        qkv, scale, p_drop, seed, positions = inputs
         out, lse = output
-        ctx.save_for_backward(qkv, out, lse, seed)
+        ctx.save_for_backward(qkv, out, lse, seed, positions)
         ctx.scale, ctx.p_drop = scale, p_drop
 
-    def backward(ctx: Any, dout: Tensor, _dlse: Tensor) -> tuple[Tensor, None, None, None]:
-        qkv, out, lse, seed = ctx.saved_tensors
-        return bwd(qkv, out, dout, lse, ctx.scale, ctx.p_drop, seed), None, None, None
+    def backward(ctx: Any, dout: Tensor, _dlse: Tensor) -> tuple[Tensor, None, None, None, None]:
+        qkv, out, lse, seed, positions = ctx.saved_tensors
+        return bwd(qkv, out, dout, lse, ctx.scale, ctx.p_drop, seed, positions), None, None, None, None
 
     fwd.register_autograd(backward, setup_context=setup_context)
     KERNELS.update(fwd=_fwd_kernel, bwd=_bwd_kernel)

@@ -22,6 +22,7 @@ from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
 from scalerec.train import build, checkpoint
+from scalerec.train.batches import PackedBatches, train_batches
 from scalerec.train.config import RunConfig
 from scalerec.train.negatives import make_sampler
 from scalerec.train.objective import NextItemObjective
@@ -55,7 +56,7 @@ class Runtime:
     step_module: torch.nn.Module  # objective, maybe compiled, maybe DDP-wrapped
     opt: torch.optim.Optimizer
     sched: Any
-    batches: TrainBatches
+    batches: TrainBatches | PackedBatches
     sampler: Any
     gen: torch.Generator
     split: Any
@@ -99,7 +100,9 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     micro = t.batch_size // t.grad_accum
     if micro * t.grad_accum != t.batch_size or micro % world:
         raise UserError(f"train.batch_size={t.batch_size} must be divisible by grad_accum x world size")
-    batches = TrainBatches(split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
+    batches = train_batches(
+        split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, t.packing, rank, world, device
+    )
     if batches.n_units == 0:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")
     # -- model, objective, optimizer --------------------------------------------------------------

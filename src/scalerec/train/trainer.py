@@ -98,11 +98,16 @@ def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
     ddp = rt.step_module if hasattr(rt.step_module, "no_sync") else None
     for i, batch in enumerate(micro):
         neg_ids = draw_negatives(rt, batch.targets)
-        distinct = distinct_items(batch.inputs, batch.targets, neg_ids) if rt.distinct_items else None
+        pos = getattr(batch, "positions", None)  # packed rows (scalerec.train.batches); padded: None
+        distinct = (
+            distinct_items(batch.inputs, batch.targets, neg_ids, packed=pos is not None)
+            if rt.distinct_items
+            else None
+        )
         last = i == len(micro) - 1
         with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
             with dev.autocast(rt.device, rt.dtype):
-                loss = rt.step_module(batch.inputs, batch.targets, neg_ids, distinct)
+                loss = rt.step_module(batch.inputs, batch.targets, neg_ids, distinct, pos)
             (loss * scale).backward()
         total += loss.detach()
     if rt.cfg.train.grad_clip > 0:

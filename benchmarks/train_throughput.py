@@ -185,8 +185,8 @@ def measure(
 
 def fixed_rows(rt: Any, rows: int, layout: str) -> Any:
     """A batch stream of `rows` global rows: packed windows, or one window per row (drop_last)."""
-    from scalerec.data.sequences import TrainBatches
     from scalerec.train.batches import PackedBatches
+    from scalerec.train.padded import TrainBatches
 
     train, t = rt.split.train, rt.cfg
     where = {"rank": runlog.rank(), "world_size": runlog.world_size(), "device": rt.device}

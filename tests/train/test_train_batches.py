@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from scalerec.data.sequences import TrainBatches, UserSequences
+from scalerec.data.read.sequences import UserSequences
 from scalerec.errors import UserError
 from scalerec.model import SequentialRecommender
 from scalerec.model.sizes import model_config
 from scalerec.train.batches import PackedBatches, pack, train_batches, wants_packing, windows
 from scalerec.train.objective import NextItemObjective, distinct_items
+from scalerec.train.padded import TrainBatches
 
 
 def _world(n_users: int, max_items: int, seed: int = 0) -> UserSequences:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from scalerec.data.read.sequences import TrainBatches, UserSequences
+from scalerec.data.read.sequences import UserSequences
 from scalerec.model import SequentialRecommender
 from scalerec.model.sizes import model_config
 from scalerec.train import losses
 from scalerec.train.objective import NextItemObjective
+from scalerec.train.padded import TrainBatches
 
 
 def test_window_encoding_matches_two_pass():

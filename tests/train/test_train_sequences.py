@@ -8,7 +8,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from scalerec.data.read.sequences import (
-    TrainBatches,
     UserSequences,
     item_popularity,
     load_sequences,
@@ -16,6 +15,7 @@ from scalerec.data.read.sequences import (
 )
 from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
+from scalerec.train.padded import TrainBatches
 
 SEQS = [[1, 2, 3, 4, 5], [6, 7], [8], [2, 3, 4], list(range(1, 13))]
 

@@ -79,7 +79,7 @@ def pretrain_run(
     torch.manual_seed(0)
     model = SequentialRecommender(mcfg)
     model.set_item_table(dom.tables)
-    from scalerec.data.read.sequences import TrainBatches
+    from scalerec.train.padded import TrainBatches
 
     batches = TrainBatches(dom.split.train, mcfg.max_len, 16, seed=0)
     plan = make_plan("full", model, PlanSettings(epochs=epochs, lr=1e-2))

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from scalerec.data.ingest.synthetic import World, generate, split_domains
     from scalerec.data.ingest.synthetic_formats import FORMATS, WRITERS, synthesize
     from scalerec.data.read.sequences import (
-        Batch,
-        TrainBatches,
         UserSequences,
         item_popularity,
         load_sequences,
@@ -48,8 +46,6 @@ _EXPORTS = {
     "FORMATS": "scalerec.data.ingest.synthetic_formats",
     "WRITERS": "scalerec.data.ingest.synthetic_formats",
     "synthesize": "scalerec.data.ingest.synthetic_formats",
-    "Batch": "scalerec.data.read.sequences",
-    "TrainBatches": "scalerec.data.read.sequences",
     "UserSequences": "scalerec.data.read.sequences",
     "item_popularity": "scalerec.data.read.sequences",
     "load_sequences": "scalerec.data.read.sequences",
@@ -59,13 +55,11 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Batch",
     "DomainSource",
     "FORMATS",
     "PrepareConfig",
     "SOURCES",
     "Split",
-    "TrainBatches",
     "UserSequences",
     "WRITERS",
     "World",

@@ -2,7 +2,7 @@
 
 Real histories are short (Amazon Beauty and Games: ~9 items per user), so a batch padded to
 `max_len` = 50 is ~89% padding, and a step costs the same whatever is in it. `PackedBatches` cuts
-the same units as `scalerec.data.sequences.TrainBatches` (windows of at most `max_len + 1` items,
+the same units as `scalerec.train.padded.TrainBatches` (windows of at most `max_len + 1` items,
 every transition a target exactly once per epoch) and lays them one after another in rows of
 `max_len` slots, with `positions` restarting at 0 for each window. The model turns `positions` into
 per-window position embeddings and a block-diagonal causal mask (`scalerec.model.transformer`), so
@@ -20,29 +20,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 import torch
 
-from scalerec.data.sequences import TrainBatches, UserSequences
+from scalerec.data.read.sequences import UserSequences
 from scalerec.errors import UserError
+from scalerec.train.padded import Batch, TrainBatches
 
 PACK_BELOW_FILL = 0.75
 """`train.packing = "auto"` packs when real targets fill less than this share of the padded slots.
 Above it, packing saves at most a quarter of the positions and its own costs (a second item-vector
 gather, per-slot position embeddings, twice the ids to deduplicate) eat into that; on synthetic
 full windows (fill ~1.0) the padded path is kept as it was, on Beauty/Games (fill ~0.12) it packs."""
-
-
-class Batch(NamedTuple):
-    """One local batch. `positions` is None for padded rows; for packed rows, int64[B, T], the
-    position of each slot inside its own window (padding slots: 0)."""
-
-    inputs: torch.Tensor  # int64[B, T], 0 = padding
-    targets: torch.Tensor  # int64[B, T], next item after inputs[b, t]; 0 = not a target
-    n_targets: int  # real targets in the GLOBAL batch (all ranks)
-    positions: torch.Tensor | None = None
 
 
 def windows(train: UserSequences, max_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import torch
 from scalerec import device as dev
 from scalerec import runlog
 from scalerec.config import dumps_toml, to_dict
-from scalerec.data.read.sequences import TrainBatches, item_popularity, load_sequences
+from scalerec.data.read.sequences import item_popularity, load_sequences
 from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
@@ -26,6 +26,7 @@ from scalerec.train.batches import PackedBatches, train_batches
 from scalerec.train.config import RunConfig
 from scalerec.train.negatives import make_sampler
 from scalerec.train.objective import NextItemObjective
+from scalerec.train.padded import TrainBatches
 from scalerec.train.tracking import MetricsLog, MlflowTracker, default_tracking_uri
 
 

@@ -98,7 +98,7 @@ def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
     ddp = rt.step_module if hasattr(rt.step_module, "no_sync") else None
     for i, batch in enumerate(micro):
         neg_ids = draw_negatives(rt, batch.targets)
-        pos = getattr(batch, "positions", None)  # packed rows (scalerec.train.batches); padded: None
+        pos = batch.positions  # packed rows (scalerec.train.batches); padded: None
         distinct = (
             distinct_items(batch.inputs, batch.targets, neg_ids, packed=pos is not None)
             if rt.distinct_items

@@ -23,7 +23,6 @@ import torch
 
 from scalerec.config import to_dict
 from scalerec.data.read.sequences import (
-    TrainBatches,
     UserSequences,
     item_popularity,
     load_sequences,
@@ -31,6 +30,7 @@ from scalerec.data.read.sequences import (
 from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_dir
+from scalerec.train.padded import TrainBatches
 from scalerec.transfer import evaluation as ev
 from scalerec.transfer.strategies import Plan, PlanSettings, StrategyName, make_plan
 

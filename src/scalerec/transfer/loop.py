@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from scalerec import device as dev
-from scalerec.data.read.sequences import Batch, TrainBatches
 from scalerec.train.negatives import NegativeSampler
 from scalerec.train.objective import NextItemObjective
+from scalerec.train.padded import Batch, TrainBatches
 from scalerec.train.schedule import lr_factor
 from scalerec.transfer.ewc import EWCPenalty
 from scalerec.transfer.strategies import Stage, apply_stage

@@ -1,8 +1,9 @@
-"""One config precedence for every stage: dataclass defaults < TOML file < `--set a.b=value`.
+"""One config precedence for every stage: defaults < preset < TOML file < `--set a.b=value` < flags.
 
-Stage configs are plain dataclasses (possibly nested). `load` builds one from a TOML file and
-command-line overrides, converting values to the annotated types, checking `Literal` choices, and
-failing on unknown keys with a close-match suggestion — the failure mode RecBole users know as
+Stage configs are plain dataclasses (possibly nested). `resolve` builds one from a preset, a
+TOML file, command-line overrides and flags (its docstring states the precedence), converting
+values to the annotated types, checking `Literal` choices and declared ranges, and failing on
+unknown keys with a close-match suggestion — the failure mode RecBole users know as
 "my yaml was ignored" cannot happen here.
 """
 
@@ -13,6 +14,7 @@ import difflib
 import sys
 import types
 import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -187,18 +189,81 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: invalid TOML: {exc}") from None
 
 
+def _flag_value(value: Any) -> Any:
+    """A typed CLI flag value as a config value (Paths as strings, tuples as lists)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_flag_value(v) for v in value]
+    return value
+
+
+def flags_tree(flags: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`{"train.lr": 3e-4, "run.out": Path("runs"), "data.tokens": None}` → nested dict.
+
+    A flag the user did not give is None (or, for a repeatable option, an empty list) and is
+    skipped, so it cannot mask a value from a lower layer. Values are typed already and are not
+    re-parsed as TOML (a path such as `runs/2024-01-01` stays a string).
+    """
+    tree: dict[str, Any] = {}
+    for key, value in (flags or {}).items():
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        _set_path(tree, key, _flag_value(value))
+    return tree
+
+
+Preset = Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]]
+
+
+def user_layers(
+    toml: str | Path | None = None,
+    overrides: list[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The layers a user typed, merged: TOML file < `--set` < flags (see `resolve`)."""
+    data = read_toml(toml) if toml is not None else {}
+    data = merge(data, parse_overrides(overrides))
+    return merge(data, flags_tree(flags))
+
+
+def resolve(
+    cls: type[T],
+    *,
+    preset: Preset | None = None,
+    toml: str | Path | None = None,
+    overrides: list[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> T:
+    """Resolve a config with the one precedence every command uses, lowest first:
+
+    1. the dataclass defaults of `cls`;
+    2. `preset`: a size-ladder entry, a recipe, or a dict a program or sweep builds (a callable
+       preset receives the merged user layers below, so `--size` or a TOML `model_size` can pick it);
+    3. the TOML file (`--config`, a sweep spec, a run dir's config.toml);
+    4. `--set a.b=value` overrides, in the order given (values parsed as TOML, else strings);
+    5. explicit CLI flags (`--data`, `--out`, `--strategy`, `--vocab-size`, ...), as a mapping of
+       dotted keys to typed values; None means "not given" and is skipped.
+
+    Flags win over `--set` because a flag is the narrowest statement a user makes about one key,
+    and every command documents its flags by name; `--set` is the generic route to the keys
+    without one. Each layer replaces only the keys it sets (tables merge key by key). Unknown
+    keys fail with a suggestion, values are converted to the annotated types, `Literal` choices
+    and declared numeric ranges are checked (see `from_dict`).
+    """
+    user = user_layers(toml, overrides, flags)
+    base = preset(user) if callable(preset) else preset
+    return from_dict(cls, merge(dict(base or {}), user))
+
+
 def load(
     cls: type[T],
     toml: str | Path | None = None,
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> T:
-    """Resolve a config: `cls` defaults < `base` (programmatic) < TOML file < `--set` overrides."""
-    data = dict(base or {})
-    if toml is not None:
-        data = merge(data, read_toml(toml))
-    data = merge(data, parse_overrides(overrides))
-    return from_dict(cls, data)
+    """`resolve` without flags (`base` is its preset): kept for library callers and tests."""
+    return resolve(cls, preset=base, toml=toml, overrides=overrides)
 
 
 def _toml_value(v: Any) -> str:

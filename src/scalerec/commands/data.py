@@ -79,26 +79,18 @@ def prepare_cmd(
     """
     from rich.console import Console
 
-    from scalerec.config import load
+    from scalerec.config import resolve
     from scalerec.data.etl import PrepareConfig, prepare
 
-    base: dict[str, object] = {}
-    if source:
-        base["source"] = source
-    if ratings:
-        base["ratings"] = [str(p) for p in ratings]
-    if meta:
-        base["meta"] = [str(p) for p in meta]
-    if out:
-        base["out"] = str(out)
-    if subsets:
-        base["subsets"] = [s for s in subsets.split(",") if s.strip()]
-    if strict:
-        base["mode"] = "strict"
-    from scalerec.config import merge, parse_overrides, read_toml
-
-    data = merge(read_toml(config), base) if config else base
-    cfg = load(PrepareConfig, base=merge(data, parse_overrides(set_)))
+    flags = {
+        "source": source,
+        "ratings": ratings,
+        "meta": meta,
+        "out": out,
+        "subsets": [s for s in subsets.split(",") if s.strip()] if subsets else None,
+        "mode": "strict" if strict else None,
+    }
+    cfg = resolve(PrepareConfig, toml=config, overrides=set_, flags=flags)
     card = prepare(cfg)
     Console().print(
         f"[green]prepared[/green] {card['n_users']:,} users, {card['n_items']:,} items, "

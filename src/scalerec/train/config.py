@@ -1,7 +1,7 @@
 """Typed configuration of one training run, and the `paper` recipe preset.
 
-`RunConfig` is resolved once (`resolve_run_config`: size ladder < recipe preset < TOML < `--set`),
-written to the run dir as `config.toml` before step 0, and is all a run needs to be repeated.
+`RunConfig` is resolved once (`resolve_run_config`: size ladder < recipe preset < TOML < `--set` <
+flags), written to the run dir as `config.toml` before step 0, and is all a run needs to be repeated.
 The `paper` recipe reproduces the study's logged runs (PAPER.md): last-position target,
 per-sample popularity negatives with logQ, Adam lr 1e-4 one-cycle, weight decay 1e-5, batch 128,
 fp32, no clipping — and, through `scalerec.model.sizes.PRESETS["paper"]`, post-LN blocks, FFN =
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scalerec.config import from_dict, merge, parse_overrides, read_toml
+from scalerec.config import merge, resolve
 from scalerec.errors import UserError
 from scalerec.model.config import ModelConfig
 
@@ -221,12 +221,18 @@ def resolve_run_config(
     size: str | None = None,
     recipe: str | None = None,
     base: dict[str, Any] | None = None,
+    flags: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Resolve a run config: defaults < size ladder < recipe < `base` < TOML < `--set` overrides."""
-    user = merge(base or {}, read_toml(toml) if toml is not None else {})
-    user = merge(user, parse_overrides(overrides))
-    size = size or user.get("model_size")
-    recipe = recipe or user.get("recipe") or "default"
-    data = merge(preset_base(size, recipe), user)
-    data["model_size"], data["recipe"] = size, recipe
-    return from_dict(RunConfig, data)
+    """Resolve a run config with `scalerec.config.resolve`'s precedence: defaults < preset (size
+    ladder < recipe < `base`) < TOML < `--set` overrides < `flags`.
+
+    `size` and `recipe` are flags too (`--size`, `--recipe`): they beat a TOML's `model_size` /
+    `recipe`, and whichever wins picks the preset.
+    """
+    flags = {**(flags or {}), "model_size": size, "recipe": recipe}
+
+    def preset(user: dict[str, Any]) -> dict[str, Any]:
+        chosen = merge(base or {}, user)
+        return merge(preset_base(chosen.get("model_size"), chosen.get("recipe") or "default"), base or {})
+
+    return resolve(RunConfig, preset=preset, toml=toml, overrides=overrides, flags=flags)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import sys
 import types
 import typing
@@ -96,16 +98,19 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             f = float(value)
         except ValueError:
             raise UserError(f"{where}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise UserError(f"{where}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:
         if isinstance(value, bool):
             raise UserError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise UserError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, (str, int, float)):
             raise UserError(f"{where}: expected a string, got {value!r}")
@@ -115,8 +120,71 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\]\)\s]+)\s*([\])])\s*$")
+
+
+def interval(text: str) -> tuple[float, float, bool, bool]:
+    """`"[0, 1)"` → (low, high, low included, high included); `inf`/`-inf` for open ends.
+
+    Fields declare their range as `field(default=..., metadata={"range": "[1, inf)"})`: plain
+    data, so the layers that import nothing of the project (data, text, model) can declare one.
+    """
+    m = _INTERVAL.match(text)
+    if not m:
+        raise ValueError(f"bad range {text!r}; write it like '[0, 1)' or '(0, inf)'")
+    return float(m[2]), float(m[3]), m[1] == "[", m[4] == "]"
+
+
+def _bound_text(text: str) -> str:
+    low, high, low_in, high_in = interval(text)
+    if math.isinf(high):
+        return f"{'>=' if low_in else '>'} {low:g}"
+    if math.isinf(low):
+        return f"{'<=' if high_in else '<'} {high:g}"
+    return f"in {text.strip()}"
+
+
+def check_range(value: Any, text: str, where: str) -> None:
+    """Raise `UserError("train.lr must be > 0, got -1.0")` unless every number in `value` (a number,
+    or a list / dict of numbers; None passes: "unset") lies in the interval `text`."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_range(item, text, f"{where}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_range(item, text, f"{where}[{i}]")
+        return
+    low, high, low_in, high_in = interval(text)
+    number = float(value)
+    ok = math.isfinite(number) and (low <= number if low_in else low < number)
+    ok = ok and (number <= high if high_in else number < high)
+    if not ok:
+        raise UserError(f"{where} must be {_bound_text(text)}, got {value!r}")
+
+
+def check_ranges(obj: Any, prefix: str = "") -> None:
+    """Check every declared `range` of dataclass `obj` (and of nested dataclasses) — for configs
+    built in Python, which do not pass through `from_dict`; `__post_init__` may call it."""
+    for f in dataclasses.fields(obj):
+        where = f"{prefix}.{f.name}" if prefix else f.name
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, where)
+        elif "range" in f.metadata:
+            check_range(value, f.metadata["range"], where)
+
+
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build dataclass `cls` from a (nested) dict, validating keys and types."""
+    """Build dataclass `cls` from a (nested) dict, validating keys, types and declared ranges.
+
+    Every number must be finite; a field with `metadata={"range": "[1, inf)"}` must lie in it.
+    Both are checked before `cls.__post_init__` runs, so the error names the key (`train.lr`)
+    instead of failing later inside the stage; `__post_init__` keeps the checks that relate
+    fields to each other.
+    """
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
@@ -125,6 +193,8 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         if key not in fields:
             raise UserError(f"unknown config key '{where}'" + _suggest(key, list(fields)))
         kwargs[key] = _convert(value, hints[key], where)
+        if "range" in fields[key].metadata:
+            check_range(kwargs[key], fields[key].metadata["range"], where)
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -297,3 +367,14 @@ def dumps_toml(obj: Any, prefix: str = "") -> str:
     for k, v in nested:
         lines.append(dumps_toml(v, f"{prefix}.{k}" if prefix else k))
     return "\n".join(lines)
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> None:
+    """Refuse an output dir that a stage replacing its output would destroy the user's work with:
+    the current directory, one of its parents, the home directory or the filesystem root
+    (`--out .`, `--out ..`). A named subfolder is the only safe target of an atomic replace."""
+    target = Path(path).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents or target == Path.home().resolve() or target == target.parent:
+        raise UserError(f"{flag} {path}: refusing to write into the current directory, one of its "
+                        f"parents, the home directory or the root; name a new folder, e.g. {flag} out/data")

@@ -30,11 +30,13 @@ def finetune_cmd(
     """
     from rich.console import Console
 
-    from scalerec.config import resolve
+    from scalerec.config import check_out_dir, resolve
     from scalerec.transfer.finetune import FinetuneConfig, finetune
 
     flags = {"pretrained": pretrained, "data": data, "strategy": strategy, "device": device, "out": out}
     cfg = resolve(FinetuneConfig, toml=config, overrides=set_, flags=flags)
+    if cfg.out:
+        check_out_dir(cfg.out)
     summary = finetune(cfg)
     overall = summary["test"]["overall"]
     score = f"NDCG@10 {overall['ndcg@10']:.4f}" if "ndcg@10" in overall else overall.get("reason", "n/a")

@@ -33,8 +33,9 @@ DEFAULT_MAX_LENS = {"title": 40, "brand": 8, "categories": 16}
 class TextConfig:
     """Settings of `scalerec text train` (TOML section-less keys or `--set key=value`)."""
 
-    vocab_size: int = 30000
-    """BPE vocabulary size including [PAD] and [UNK] (ignored with a pretrained tokenizer)."""
+    vocab_size: int = field(default=30000, metadata={"range": "[3, 16777216]"})
+    """BPE vocabulary size including [PAD] and [UNK] (ignored with a pretrained tokenizer). At most
+    2^24: the BPE trainer reserves memory per vocabulary entry up front (2e9 aborted the process)."""
     field_max_len: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_LENS))
     """Fields to encode and max tokens kept per field (longer text is truncated)."""
     min_frequency: int = 2

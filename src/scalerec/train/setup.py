@@ -20,6 +20,7 @@ from scalerec.config import dumps_toml, to_dict
 from scalerec.data.sequences import TrainBatches, item_popularity, leave_one_out, load_sequences
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
+from scalerec.memory import check_training
 from scalerec.train import build, checkpoint
 from scalerec.train.config import RunConfig
 from scalerec.train.negatives import make_sampler
@@ -103,6 +104,7 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")
     # -- model, objective, optimizer --------------------------------------------------------------
     mcfg = build.fill_model_config(cfg, n_items, tokens)
+    check_training(mcfg, micro, t.targets, t.loss, t.negatives, t.shared_negatives, n_items, device)
     model = SequentialRecommender(mcfg).to(device)
     if tokens is not None:
         model.set_item_table(tokens.torch_tables())

@@ -65,20 +65,19 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             except UserError as exc:
                 errors.append(str(exc))
         raise UserError(errors[0])
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
             raise UserError(f"{where}: expected a table, got {value!r}")
         return from_dict(tp, value, prefix=where)
     if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v != ""]
-        if not isinstance(value, (list, tuple)):
+        values = [v for v in value.split(",") if v != ""] if isinstance(value, str) else value
+        if not isinstance(values, list | tuple):
             raise UserError(f"{where}: expected a list, got {value!r}")
-        args = get_args(tp)
-        inner = args[0] if args else Any
-        items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        item_types = get_args(tp)
+        inner = item_types[0] if item_types else Any
+        items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(values)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
@@ -186,7 +185,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     fields to each other.
     """
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else key
@@ -354,8 +353,8 @@ def dumps_toml(obj: Any, prefix: str = "") -> str:
     """Write a nested config dataclass as TOML (nested dataclasses become sections), so the
     resolved config saved in a run dir can be loaded back with `load`."""
     lines: list[str] = []
-    nested = []
-    scalars = []
+    nested: list[tuple[str, Any]] = []
+    scalars: list[tuple[str, Any]] = []
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         (nested if dataclasses.is_dataclass(v) else scalars).append((f.name, v))

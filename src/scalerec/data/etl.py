@@ -120,7 +120,8 @@ class KeyTable:
     """
 
     def __init__(self, hash_col: str, key_col: str) -> None:
-        self.cols, self.parts = (hash_col, key_col), []
+        self.cols = (hash_col, key_col)
+        self.parts: list[Any] = []
         self.base = self.pending = 0
 
     def add(self, df: Any) -> None:

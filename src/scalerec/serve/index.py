@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -122,7 +122,7 @@ class ItemIndex:
     rows_by_key: dict[str, int]
     dim: int
     _vectors: np.ndarray  # [capacity, d]; rows >= len(keys) are unused (exact only)
-    _faiss: object | None = None
+    _faiss: Any = None  # faiss.Index (untyped), built by `_build_faiss`
     report: dict = field(default_factory=dict)
 
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -172,7 +172,7 @@ class Recommender:
 
     def recommend_batch(self, queries: Sequence[Query]) -> list[Recommendation | UserError]:
         """Answer many queries with one index search; a bad query yields its UserError in place."""
-        resolved: list[tuple[list[int], list[str]] | UserError] = []
+        resolved: list[Any] = []  # (rows, unknown keys) or the query's UserError
         for q in queries:
             try:
                 self.check_k(q.k)

@@ -89,7 +89,7 @@ def encode_items(
     max_lens = dict(DEFAULT_MAX_LENS if max_lens is None else max_lens)
     if not (len(titles) == len(brands) == len(categories)):
         raise ValueError("titles, brands and categories must have the same length")
-    texts = {
+    texts: dict[str, list[Any]] = {
         "title": list(titles),
         "brand": list(brands),
         "categories": [categories_text(c) for c in categories],
@@ -103,7 +103,7 @@ def encode_items(
 
 
 def save_item_tokens(tokens: ItemTokens, path: Path) -> None:
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for f, a in tokens.fields.items():
         arrays[f] = a
         arrays[f"{f}_len"] = tokens.lengths[f]

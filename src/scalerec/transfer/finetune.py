@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -33,6 +33,10 @@ from scalerec.errors import UserError
 from scalerec.io import atomic_dir
 from scalerec.transfer import evaluation as ev
 from scalerec.transfer.strategies import Plan, PlanSettings, StrategyName, make_plan
+
+if TYPE_CHECKING:
+    from scalerec.data.splits import Split
+    from scalerec.model.recommender import SequentialRecommender
 
 
 @dataclasses.dataclass
@@ -112,7 +116,7 @@ class FinetuneConfig:
 class Domain:
     """One domain ready for training/evaluation: its split, popularity and token table."""
 
-    split: Any  # scalerec.data.splits.Split
+    split: Split
     popularity: np.ndarray
     tables: dict[str, torch.Tensor] | None
     n_items: int
@@ -161,7 +165,7 @@ def retokenize_target(cfg: FinetuneConfig, model_cfg: Any, pretrained_tokens: Pa
 class Pretrained:
     """The pretrained run as fine-tuning needs it."""
 
-    model: torch.nn.Module
+    model: SequentialRecommender
     run_dir: Path
     tokens_dir: Path | None
     source_dataset: Path | None
@@ -182,7 +186,7 @@ def load_pretrained(run_dir: str | Path, device: str) -> Pretrained:
                       Path(dataset) if dataset else None)
 
 
-def fresh_model(model: torch.nn.Module, plan: Plan, n_items: int, seed: int) -> torch.nn.Module:
+def fresh_model(model: SequentialRecommender, plan: Plan, n_items: int, seed: int) -> SequentialRecommender:
     """Same architecture with new random weights (`scratch`), or its ID-SASRec twin (`id-scratch`)."""
     from scalerec.model import SequentialRecommender
 
@@ -192,14 +196,16 @@ def fresh_model(model: torch.nn.Module, plan: Plan, n_items: int, seed: int) -> 
     return SequentialRecommender(mcfg).to(next(model.parameters()).device)
 
 
-def _source_eval(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) -> tuple[dict, np.ndarray]:
+def _source_eval(
+    model: SequentialRecommender, source: Domain, cfg: FinetuneConfig
+) -> tuple[dict, np.ndarray]:
     model.set_item_table(source.tables)
     hist, tgt = _subsample(*source.split.test, cfg.source_max_users, cfg.seed)
     ranks = ev.rank_targets(model, hist, tgt, model.cfg.max_len, cfg.eval_batch_size, cfg.device)
     return ev.metric_block(ranks, cfg.n_boot), ranks
 
 
-def _ewc_penalty(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) -> tuple[Any, int]:
+def _ewc_penalty(model: SequentialRecommender, source: Domain, cfg: FinetuneConfig) -> tuple[Any, int]:
     """EWC anchored at the pretrained weights, Fisher from `ewc_batches` source training batches."""
     from scalerec.train.negatives import popularity_sampler
     from scalerec.transfer.ewc import EWCPenalty, diagonal_fisher
@@ -211,7 +217,7 @@ def _ewc_penalty(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) ->
     gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
     seen = [0]
 
-    def loss_fn(m: torch.nn.Module, b: Any) -> torch.Tensor:
+    def loss_fn(m: SequentialRecommender, b: Any) -> torch.Tensor:
         seen[0] += b.n_targets
         return batch_loss(m, b.inputs, b.targets, sampler, cfg.n_negatives, gen)
 
@@ -219,7 +225,7 @@ def _ewc_penalty(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) ->
     return EWCPenalty(model, fisher, cfg.ewc_lambda), seen[0]
 
 
-def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConfig, ewc: Any):
+def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: FinetuneConfig, ewc: Any):
     from scalerec.train.negatives import popularity_sampler
     from scalerec.transfer.loop import LoopResult, LoopSettings, run_stages
 
@@ -227,7 +233,7 @@ def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConf
         return LoopResult()
     v_hist, v_tgt = _subsample(*target.split.valid, cfg.valid_max_users, cfg.seed)
 
-    def validate(m: torch.nn.Module) -> float:
+    def validate(m: SequentialRecommender) -> float:
         ranks = ev.rank_targets(m, v_hist, v_tgt, m.cfg.max_len, cfg.eval_batch_size, cfg.device)
         return float(ev.metric_block(ranks, n_boot=0).get("ndcg@10", 0.0))
 
@@ -240,7 +246,7 @@ def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConf
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 
-def _flops(model: torch.nn.Module, cfg: FinetuneConfig, targets: int) -> float:
+def _flops(model: SequentialRecommender, cfg: FinetuneConfig, targets: int) -> float:
     """Analytic training FLOPs (fwd + bwd of the whole model) for `targets` targets — an upper
     bound for strategies with frozen parts, which skip weight gradients there."""
     from scalerec.model.flops import flops_per_target
@@ -250,7 +256,7 @@ def _flops(model: torch.nn.Module, cfg: FinetuneConfig, targets: int) -> float:
     return float(per * targets)
 
 
-def _save_model(model: torch.nn.Module, tmp: Path, out: Path, tokens: Path | None, cfg: FinetuneConfig,
+def _save_model(model: SequentialRecommender, tmp: Path, out: Path, tokens: Path | None, cfg: FinetuneConfig,
                 step: int) -> None:
     """`model.safetensors` + `meta.json` through the trainer's checkpoint writer, so `load_run` (serve,
     a later fine-tuning) reads the fine-tuned model like any run; paths point at the final dir."""

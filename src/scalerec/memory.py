@@ -14,6 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from scalerec.errors import UserError
+from scalerec.model.flops import param_counts
 
 if TYPE_CHECKING:
     import torch
@@ -66,8 +67,6 @@ def training_bytes(
     the full softmax, the shared negatives, or B·T × K for per-target negatives, which also gather
     one d_model vector per negative).
     """
-    from scalerec.model.flops import param_counts
-
     params = param_counts(mcfg)["total"]
     n_targets = micro_batch * (mcfg.max_len if targets == "all" else 1)
     if loss == "full":

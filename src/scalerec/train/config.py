@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from scalerec.config import check_ranges, merge, resolve
 from scalerec.errors import UserError
+from scalerec.model import sizes
 from scalerec.model.config import ModelConfig
 
 
@@ -166,15 +167,13 @@ class RunConfig:
 
 
 def _paper_train(size: str | None) -> dict[str, Any]:
-    from scalerec.model.sizes import PAPER_NEGATIVES
-
     return {
         "targets": "last",
         "loss": "sampled",
         "shared_negatives": False,
         "sampler": "popularity",
         "logq": True,
-        "negatives": PAPER_NEGATIVES.get(size or "", 1000),
+        "negatives": sizes.PAPER_NEGATIVES.get(size or "", 1000),
         "optimizer": "adam",
         "lr": 1e-4,
         "schedule": "onecycle",
@@ -187,8 +186,6 @@ def _paper_train(size: str | None) -> dict[str, Any]:
 
 def preset_base(size: str | None, recipe: str) -> dict[str, Any]:
     """The config dict a size + recipe start from (below TOML and --set)."""
-    from scalerec.model import sizes
-
     if recipe not in ("default", "paper"):
         raise UserError(f"recipe: {recipe!r} is not one of 'default', 'paper'")
     model_preset = None if recipe == "default" else recipe

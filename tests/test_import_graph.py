@@ -27,12 +27,13 @@ FOUNDATION = {"errors", "io", "scalerec"}
 
 # Units (top-level modules or subpackages of scalerec) and what each may import directly; a unit
 # may also import whatever those may import (the order is a layering).
-STAGES = {"data", "text", "model", "config", "device", "runlog", "memory", "rundir", "runs",
+STAGES = {"data", "text", "model", "config", "config_docs", "device", "runlog", "memory", "rundir", "runs",
           "eval", "train", "scaling", "transfer", "serve"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "io": set(),
     "config": set(),
+    "config_docs": set(),
     "device": set(),
     "runlog": set(),
     "data": set(),

@@ -229,3 +229,22 @@ def test_out_dir_that_holds_the_cwd_is_refused(
     assert code == 2, output
     assert "--out" in output and "refusing" in output
     assert (work / "keep.txt").read_text() == "mine"
+
+
+def test_every_committed_config_passes_validation() -> None:
+    """The declared ranges accept every experiment committed under configs/."""
+    from scalerec.data.etl import PrepareConfig
+    from scalerec.scaling.spec import load_spec
+    from scalerec.transfer.finetune import FinetuneConfig
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    files = {kind: sorted((root / kind).glob("*.toml")) for kind in ("train", "sweeps", "data", "transfer")}
+    assert all(files.values())
+    for path in files["train"]:
+        resolve_run_config(path)
+    for path in files["sweeps"]:
+        load_spec(path)
+    for path in files["data"]:
+        load(PrepareConfig, toml=path)
+    for path in files["transfer"]:
+        load(FinetuneConfig, toml=path)

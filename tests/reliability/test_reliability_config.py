@@ -106,11 +106,16 @@ def _inner_args(tp: Any) -> tuple[Any, ...]:
 
 
 # numbers whose whole finite range is meaningful (non-finite values are refused for every field)
-ANY_FINITE = {"train.sampler_alpha"}
+ANY_FINITE = {"train:train.sampler_alpha", "finetune:neg_alpha"}
 
 
-def test_every_numeric_run_field_declares_a_range() -> None:
-    missing = {where for where, f in _numeric_fields(RunConfig, "") if "range" not in f.metadata}
+def test_every_numeric_config_field_declares_a_range() -> None:
+    from scalerec.commands.config import STAGES, stage_config
+
+    missing = set()
+    for stage in STAGES:
+        cls = type(stage_config(stage))
+        missing |= {f"{stage}:{where}" for where, f in _numeric_fields(cls, "") if "range" not in f.metadata}
     assert missing == ANY_FINITE
 
 
@@ -127,6 +132,10 @@ def test_defaults_satisfy_their_ranges() -> None:
         ("data", "k_core=nan", "k_core"),
         ("text", "vocab_size=2000000000", "vocab_size"),
         ("sweep", "est_flops_per_s=nan", "est_flops_per_s"),
+        ("sweep", "est_flops_per_s=0", "est_flops_per_s"),
+        ("transfer", "weight_decay=-1", "weight_decay"),
+        ("serve", "index.target_recall=2", "index.target_recall"),
+        ("data", "shards=4096", "shards"),
     ],
 )
 def test_other_stage_configs(stage: str, override: str, key: str) -> None:
@@ -136,6 +145,8 @@ def test_other_stage_configs(stage: str, override: str, key: str) -> None:
         from scalerec.data.etl import PrepareConfig as cls  # type: ignore[assignment]
     elif stage == "text":
         from scalerec.text import TextConfig as cls  # type: ignore[assignment]
+    elif stage == "serve":
+        from scalerec.serve.recommender import ServeConfig as cls  # type: ignore[assignment]
     else:
         from scalerec.scaling.spec import SweepSpec as cls  # type: ignore[assignment]
     overrides = [override] + (["epochs=1"] if stage == "sweep" else [])

@@ -36,9 +36,11 @@ class TextConfig:
     vocab_size: int = field(default=30000, metadata={"range": "[3, 16777216]"})
     """BPE vocabulary size including [PAD] and [UNK] (ignored with a pretrained tokenizer). At most
     2^24: the BPE trainer reserves memory per vocabulary entry up front (2e9 aborted the process)."""
-    field_max_len: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_LENS))
+    field_max_len: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_MAX_LENS), metadata={"range": "[1, inf)"}
+    )
     """Fields to encode and max tokens kept per field (longer text is truncated)."""
-    min_frequency: int = 2
+    min_frequency: int = field(default=2, metadata={"range": "[1, inf)"})
     """A merge must occur at least this often in the corpus to enter the vocabulary."""
     empty_brand: str = ""
     """Text used for items without a brand ("" = none; the study used "unknown")."""

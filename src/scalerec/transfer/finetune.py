@@ -51,43 +51,43 @@ class FinetuneConfig:
     """Output dir of this fine-tuning run, replaced atomically ("" = runs/finetune/<strategy>)."""
     strategy: StrategyName = "full"
     """zero-shot | scratch | id-scratch | full | freeze-transformer | only-embeddings | progressive | ewc."""
-    epochs: int = 10
+    epochs: int = dataclasses.field(default=10, metadata={"range": "[0, inf)"})
     """Epochs of the last (or only) stage."""
-    stage_epochs: int = 2
+    stage_epochs: int = dataclasses.field(default=2, metadata={"range": "[0, inf)"})
     """Progressive unfreezing: epochs per partial stage."""
     freeze_embeddings: bool = True
     """Progressive unfreezing: keep token embeddings frozen throughout (the paper's setting)."""
-    lr: float | None = None
+    lr: float | None = dataclasses.field(default=None, metadata={"range": "(0, 1]"})
     """Peak LR; unset = the strategy's default (`scalerec.transfer.strategies.DEFAULT_LR`)."""
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     """LR schedule within each stage (`scalerec.train.schedule.lr_factor`)."""
-    warmup_frac: float = 0.05
+    warmup_frac: float = dataclasses.field(default=0.05, metadata={"range": "[0, 1)"})
     """Fraction of each stage's steps spent warming up (cosine schedule)."""
-    weight_decay: float = 0.0
+    weight_decay: float = dataclasses.field(default=0.0, metadata={"range": "[0, inf)"})
     """AdamW weight decay."""
-    batch_size: int = 128
+    batch_size: int = dataclasses.field(default=128, metadata={"range": "[1, inf)"})
     """Sequences per batch (every position is a target)."""
-    n_negatives: int = 256
+    n_negatives: int = dataclasses.field(default=256, metadata={"range": "[1, inf)"})
     """Negatives shared by a batch, drawn from the target's training popularity^alpha."""
     neg_alpha: float = 1.0
     """Popularity exponent of the negative sampler (0 = uniform)."""
-    patience: int = 3
+    patience: int = dataclasses.field(default=3, metadata={"range": "[0, inf)"})
     """Stop the last stage after this many epochs without a better validation NDCG@10 (0 = never)."""
-    valid_max_users: int = 5000
+    valid_max_users: int = dataclasses.field(default=5000, metadata={"range": "[1, inf)"})
     """Validation (model selection) uses at most this many users, a fixed seeded sample."""
-    ewc_lambda: float = 100.0
+    ewc_lambda: float = dataclasses.field(default=100.0, metadata={"range": "[0, inf)"})
     """EWC penalty weight λ in λ·Σ F(θ−θ*)² (paper: 100)."""
-    ewc_batches: int = 200
+    ewc_batches: int = dataclasses.field(default=200, metadata={"range": "[0, inf)"})
     """Pretraining batches used to estimate the diagonal Fisher (paper: 3,000)."""
     forgetting: bool = True
     """Also evaluate on the source domain's test split before and after fine-tuning."""
-    source_max_users: int = 5000
+    source_max_users: int = dataclasses.field(default=5000, metadata={"range": "[1, inf)"})
     """Source-domain evaluation uses at most this many test users (seeded sample)."""
-    n_boot: int = 1000
+    n_boot: int = dataclasses.field(default=1000, metadata={"range": "[0, inf)"})
     """Bootstrap resamples for confidence intervals (0 = no intervals)."""
-    eval_batch_size: int = 512
+    eval_batch_size: int = dataclasses.field(default=512, metadata={"range": "[1, inf)"})
     """Users per forward pass during evaluation."""
-    seed: int = 0
+    seed: int = dataclasses.field(default=0, metadata={"range": "[0, inf)"})
     """Seed of batches, negatives and fresh weights."""
     device: str = "cpu"
     """Torch device."""

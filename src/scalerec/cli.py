@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from scalerec import __version__
-from scalerec.commands import data, evaluate, scaling, serve, text, train, transfer
+from scalerec.commands import config, data, evaluate, scaling, serve, text, train, transfer
 from scalerec.commands import demo as demo_cmd
 from scalerec.errors import UserError
 
@@ -49,7 +49,7 @@ def _root(
         os.environ["SCALEREC_DEBUG"] = "1"
 
 
-for _module in (data, text, train, evaluate, scaling, transfer, serve, demo_cmd):
+for _module in (data, text, train, evaluate, scaling, transfer, serve, demo_cmd, config):
     _module.register(app)
 
 

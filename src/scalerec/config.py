@@ -1,8 +1,9 @@
-"""One config precedence for every stage: dataclass defaults < TOML file < `--set a.b=value`.
+"""One config precedence for every stage: defaults < preset < TOML file < `--set a.b=value` < flags.
 
-Stage configs are plain dataclasses (possibly nested). `load` builds one from a TOML file and
-command-line overrides, converting values to the annotated types, checking `Literal` choices, and
-failing on unknown keys with a close-match suggestion — the failure mode RecBole users know as
+Stage configs are plain dataclasses (possibly nested). `resolve` builds one from a preset, a
+TOML file, command-line overrides and flags (its docstring states the precedence), converting
+values to the annotated types, checking `Literal` choices and declared ranges, and failing on
+unknown keys with a close-match suggestion — the failure mode RecBole users know as
 "my yaml was ignored" cannot happen here.
 """
 
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import sys
 import types
 import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -61,20 +65,19 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             except UserError as exc:
                 errors.append(str(exc))
         raise UserError(errors[0])
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
             raise UserError(f"{where}: expected a table, got {value!r}")
         return from_dict(tp, value, prefix=where)
     if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v != ""]
-        if not isinstance(value, (list, tuple)):
+        values = [v for v in value.split(",") if v != ""] if isinstance(value, str) else value
+        if not isinstance(values, list | tuple):
             raise UserError(f"{where}: expected a list, got {value!r}")
-        args = get_args(tp)
-        inner = args[0] if args else Any
-        items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        item_types = get_args(tp)
+        inner = item_types[0] if item_types else Any
+        items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(values)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
@@ -94,16 +97,19 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             f = float(value)
         except ValueError:
             raise UserError(f"{where}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise UserError(f"{where}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:
         if isinstance(value, bool):
             raise UserError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise UserError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, (str, int, float)):
             raise UserError(f"{where}: expected a string, got {value!r}")
@@ -113,16 +119,81 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\]\)\s]+)\s*([\])])\s*$")
+
+
+def interval(text: str) -> tuple[float, float, bool, bool]:
+    """`"[0, 1)"` → (low, high, low included, high included); `inf`/`-inf` for open ends.
+
+    Fields declare their range as `field(default=..., metadata={"range": "[1, inf)"})`: plain
+    data, so the layers that import nothing of the project (data, text, model) can declare one.
+    """
+    m = _INTERVAL.match(text)
+    if not m:
+        raise ValueError(f"bad range {text!r}; write it like '[0, 1)' or '(0, inf)'")
+    return float(m[2]), float(m[3]), m[1] == "[", m[4] == "]"
+
+
+def _bound_text(text: str) -> str:
+    low, high, low_in, high_in = interval(text)
+    if math.isinf(high):
+        return f"{'>=' if low_in else '>'} {low:g}"
+    if math.isinf(low):
+        return f"{'<=' if high_in else '<'} {high:g}"
+    return f"in {text.strip()}"
+
+
+def check_range(value: Any, text: str, where: str) -> None:
+    """Raise `UserError("train.lr must be > 0, got -1.0")` unless every number in `value` (a number,
+    or a list / dict of numbers; None passes: "unset") lies in the interval `text`."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_range(item, text, f"{where}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_range(item, text, f"{where}[{i}]")
+        return
+    low, high, low_in, high_in = interval(text)
+    number = float(value)
+    ok = math.isfinite(number) and (low <= number if low_in else low < number)
+    ok = ok and (number <= high if high_in else number < high)
+    if not ok:
+        raise UserError(f"{where} must be {_bound_text(text)}, got {value!r}")
+
+
+def check_ranges(obj: Any, prefix: str = "") -> None:
+    """Check every declared `range` of dataclass `obj` (and of nested dataclasses) — for configs
+    built in Python, which do not pass through `from_dict`; `__post_init__` may call it."""
+    for f in dataclasses.fields(obj):
+        where = f"{prefix}.{f.name}" if prefix else f.name
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, where)
+        elif "range" in f.metadata:
+            check_range(value, f.metadata["range"], where)
+
+
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build dataclass `cls` from a (nested) dict, validating keys and types."""
+    """Build dataclass `cls` from a (nested) dict, validating keys, types and declared ranges.
+
+    Every number must be finite; a field with `metadata={"range": "[1, inf)"}` must lie in it.
+    Both are checked before `cls.__post_init__` runs, so the error names the key (`train.lr`)
+    instead of failing later inside the stage; `__post_init__` keeps the checks that relate
+    fields to each other.
+    """
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else key
         if key not in fields:
             raise UserError(f"unknown config key '{where}'" + _suggest(key, list(fields)))
         kwargs[key] = _convert(value, hints[key], where)
+        if "range" in fields[key].metadata:
+            check_range(kwargs[key], fields[key].metadata["range"], where)
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -187,18 +258,81 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: invalid TOML: {exc}") from None
 
 
+def _flag_value(value: Any) -> Any:
+    """A typed CLI flag value as a config value (Paths as strings, tuples as lists)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_flag_value(v) for v in value]
+    return value
+
+
+def flags_tree(flags: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`{"train.lr": 3e-4, "run.out": Path("runs"), "data.tokens": None}` → nested dict.
+
+    A flag the user did not give is None (or, for a repeatable option, an empty list) and is
+    skipped, so it cannot mask a value from a lower layer. Values are typed already and are not
+    re-parsed as TOML (a path such as `runs/2024-01-01` stays a string).
+    """
+    tree: dict[str, Any] = {}
+    for key, value in (flags or {}).items():
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        _set_path(tree, key, _flag_value(value))
+    return tree
+
+
+Preset = Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]]
+
+
+def user_layers(
+    toml: str | Path | None = None,
+    overrides: list[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The layers a user typed, merged: TOML file < `--set` < flags (see `resolve`)."""
+    data = read_toml(toml) if toml is not None else {}
+    data = merge(data, parse_overrides(overrides))
+    return merge(data, flags_tree(flags))
+
+
+def resolve(
+    cls: type[T],
+    *,
+    preset: Preset | None = None,
+    toml: str | Path | None = None,
+    overrides: list[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> T:
+    """Resolve a config with the one precedence every command uses, lowest first:
+
+    1. the dataclass defaults of `cls`;
+    2. `preset`: a size-ladder entry, a recipe, or a dict a program or sweep builds (a callable
+       preset receives the merged user layers below, so `--size` or a TOML `model_size` can pick it);
+    3. the TOML file (`--config`, a sweep spec, a run dir's config.toml);
+    4. `--set a.b=value` overrides, in the order given (values parsed as TOML, else strings);
+    5. explicit CLI flags (`--data`, `--out`, `--strategy`, `--vocab-size`, ...), as a mapping of
+       dotted keys to typed values; None means "not given" and is skipped.
+
+    Flags win over `--set` because a flag is the narrowest statement a user makes about one key,
+    and every command documents its flags by name; `--set` is the generic route to the keys
+    without one. Each layer replaces only the keys it sets (tables merge key by key). Unknown
+    keys fail with a suggestion, values are converted to the annotated types, `Literal` choices
+    and declared numeric ranges are checked (see `from_dict`).
+    """
+    user = user_layers(toml, overrides, flags)
+    base = preset(user) if callable(preset) else preset
+    return from_dict(cls, merge(dict(base or {}), user))
+
+
 def load(
     cls: type[T],
     toml: str | Path | None = None,
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> T:
-    """Resolve a config: `cls` defaults < `base` (programmatic) < TOML file < `--set` overrides."""
-    data = dict(base or {})
-    if toml is not None:
-        data = merge(data, read_toml(toml))
-    data = merge(data, parse_overrides(overrides))
-    return from_dict(cls, data)
+    """`resolve` without flags (`base` is its preset): kept for library callers and tests."""
+    return resolve(cls, preset=base, toml=toml, overrides=overrides)
 
 
 def _toml_value(v: Any) -> str:
@@ -219,8 +353,8 @@ def dumps_toml(obj: Any, prefix: str = "") -> str:
     """Write a nested config dataclass as TOML (nested dataclasses become sections), so the
     resolved config saved in a run dir can be loaded back with `load`."""
     lines: list[str] = []
-    nested = []
-    scalars = []
+    nested: list[tuple[str, Any]] = []
+    scalars: list[tuple[str, Any]] = []
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         (nested if dataclasses.is_dataclass(v) else scalars).append((f.name, v))
@@ -232,3 +366,14 @@ def dumps_toml(obj: Any, prefix: str = "") -> str:
     for k, v in nested:
         lines.append(dumps_toml(v, f"{prefix}.{k}" if prefix else k))
     return "\n".join(lines)
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> None:
+    """Refuse an output dir that a stage replacing its output would destroy the user's work with:
+    the current directory, one of its parents, the home directory or the filesystem root
+    (`--out .`, `--out ..`). A named subfolder is the only safe target of an atomic replace."""
+    target = Path(path).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents or target == Path.home().resolve() or target == target.parent:
+        raise UserError(f"{flag} {path}: refusing to write into the current directory, one of its "
+                        f"parents, the home directory or the root; name a new folder, e.g. {flag} out/data")

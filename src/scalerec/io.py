@@ -88,9 +88,8 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
-    kwargs = {} if "b" in mode else {"encoding": encoding}
     try:
-        with open(tmp, mode, **kwargs) as fh:
+        with open(tmp, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -79,8 +79,9 @@ def evaluate(
         raise UserError(f"--ks expects comma-separated integers, got {ks!r}") from None
     if split not in ("test", "valid"):
         raise UserError(f"--split must be 'test' or 'valid', got {split!r}")
-    kwargs = dict(split=split, mask_seen=mask_seen, ks=k_list, bootstrap=bootstrap, seed=seed, device=device,
-                  dataset=dataset, max_users=max_users, sampled_negatives=sampled)
+    kwargs: dict[str, Any] = dict(split=split, mask_seen=mask_seen, ks=k_list, bootstrap=bootstrap, seed=seed,
+                                  device=device, dataset=dataset, max_users=max_users,
+                                  sampled_negatives=sampled)
     report = evaluate_run(run, **kwargs)
     other = evaluate_run(baseline, **kwargs) if baseline is not None else None
     if other is not None and (other["n_users"], other["n_items"]) != (report["n_users"], report["n_items"]):

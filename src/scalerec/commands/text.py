@@ -31,11 +31,11 @@ def text_train(
     """
     from rich.console import Console
 
-    from scalerec.config import load
+    from scalerec.config import check_out_dir, resolve
     from scalerec.text import TextConfig, build_token_table
 
-    overrides = list(set_) + ([f"vocab_size={vocab_size}"] if vocab_size is not None else [])
-    cfg = load(TextConfig, toml=config, overrides=overrides)
+    cfg = resolve(TextConfig, toml=config, overrides=set_, flags={"vocab_size": vocab_size})
+    check_out_dir(out)
     manifest = build_token_table(
         data,
         out,

@@ -55,17 +55,16 @@ def train_cmd(
         "run.device": device,
         "run.tracking_uri": tracking_uri,
     }
-    overrides = list(set_) + [f"{k}={_quote(v)}" for k, v in flags.items() if v is not None]
     if resume is not None:
         toml = resume / "config.toml"
         if not toml.is_file():
             raise UserError(f"{toml}: not found; --resume needs a run dir written by `scalerec train`")
-        run_flags = [f"run.out={_quote(resume.parent)}", f"run.name={_quote(resume.name)}"]
-        cfg = resolve_run_config(toml, overrides + run_flags)
+        run_flags = {"run.out": resume.parent, "run.name": resume.name}
+        cfg = resolve_run_config(toml, set_, flags={**flags, **run_flags})
     else:
         if data is None and config is None:
             raise UserError("--data is required (a dataset dir from `scalerec data prepare`)")
-        cfg = resolve_run_config(config, overrides, size=size, recipe=recipe)
+        cfg = resolve_run_config(config, set_, size=size, recipe=recipe, flags=flags)
     summary = train(cfg, resume=resume is not None)
     if not summary.completed:
         Console().print(f"[yellow]stopped[/yellow] before the end; continue with --resume {summary.run_dir}")
@@ -76,12 +75,6 @@ def train_cmd(
         f"[green]trained[/green] {final.get('params', {}).get('non_embedding', 0):,} non-emb params, "
         f"{final.get('targets_seen', 0):,} targets, test NDCG@10 {ndcg:.4f} → {summary.run_dir}"
     )
-
-
-def _quote(value: object) -> str:
-    """Pass paths and names through `--set` parsing as strings."""
-    text = str(value)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def register(app: typer.Typer) -> None:

@@ -30,14 +30,13 @@ def finetune_cmd(
     """
     from rich.console import Console
 
-    from scalerec.config import load
+    from scalerec.config import check_out_dir, resolve
     from scalerec.transfer.finetune import FinetuneConfig, finetune
 
-    overrides = [f"pretrained={pretrained}", f"data={data}"]
-    overrides += [f"strategy={strategy}"] if strategy else []
-    overrides += [f"device={device}"] if device else []
-    overrides += [f"out={out}"] if out else []
-    cfg = load(FinetuneConfig, toml=config, overrides=overrides + list(set_))
+    flags = {"pretrained": pretrained, "data": data, "strategy": strategy, "device": device, "out": out}
+    cfg = resolve(FinetuneConfig, toml=config, overrides=set_, flags=flags)
+    if cfg.out:
+        check_out_dir(cfg.out)
     summary = finetune(cfg)
     overall = summary["test"]["overall"]
     score = f"NDCG@10 {overall['ndcg@10']:.4f}" if "ndcg@10" in overall else overall.get("reason", "n/a")

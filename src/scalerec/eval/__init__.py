@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from scalerec.eval.evaluate import evaluate_run
+
+_EXPORTS = {
+    "evaluate_run": "scalerec.eval.evaluate",
+}
 __all__ = ["evaluate_run"]
 
 
-def evaluate_run(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """See `scalerec.eval.evaluate.evaluate_run` (imported lazily to keep `import scalerec.eval` light)."""
-    from scalerec.eval.evaluate import evaluate_run as _run
+def __getattr__(name: str) -> Any:
+    """Import an export on first use: `import scalerec.eval` (and its light submodules) stays cheap."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
 
-    return _run(*args, **kwargs)
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

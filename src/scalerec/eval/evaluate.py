@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from scalerec.errors import UserError
 from scalerec.eval.baselines import most_popular_ranks, popularity_counts
 from scalerec.eval.metrics import DEFAULT_KS, metrics_with_ci
 from scalerec.eval.ranking import full_rank
+
+if TYPE_CHECKING:
+    from scalerec.model.recommender import SequentialRecommender
 
 FORMAT_VERSION = 1
 PROTOCOL = "full ranking over the whole catalog, leave-one-out, ties counted pessimistically"
@@ -56,7 +59,7 @@ def _split(dataset_dir: Path, split: str, max_users: int | None, seed: int):
     return histories, np.asarray(targets, dtype=np.int64)
 
 
-def score_vectors(model: torch.nn.Module, histories: Any, max_len: int, device: torch.device,
+def score_vectors(model: SequentialRecommender, histories: Any, max_len: int, device: torch.device,
                   batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """User vectors `[U, d]` (state at the last history item) and the whole catalog `[I+1, d]`."""
     from scalerec.device import autocast, autocast_dtype

@@ -23,7 +23,7 @@ DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20, 50)
 def _as_ranks(ranks: object) -> np.ndarray:
     """Accept NumPy arrays, lists or torch tensors; return float64 ranks, checking they are >= 1."""
     if hasattr(ranks, "detach"):
-        ranks = ranks.detach().cpu().numpy()  # type: ignore[union-attr]
+        ranks = ranks.detach().cpu().numpy()
     arr = np.asarray(ranks, dtype=np.float64).reshape(-1)
     if arr.size and arr.min() < 1:
         raise ValueError("ranks are 1-based; got a rank below 1")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from scalerec.eval.metrics import metrics_from_ranks
+from scalerec.memory import require, sampled_eval_bytes
 
 if TYPE_CHECKING:
     from scalerec.data.read.sequences import UserSequences
@@ -49,6 +50,8 @@ def sample_negatives(
     Drawn with replacement per user (rejection of forbidden draws); `popularity` is the
     `item_popularity` count vector `[n_items+1]` used when `strategy == "popularity"`.
     """
+    require(sampled_eval_bytes(len(targets), n_negatives),
+            f"sampled evaluation ({n_negatives:,} negatives x {len(targets):,} users)")
     rng = np.random.default_rng(seed)
     targets = np.asarray(targets, dtype=np.int64)
     if strategy == "popularity":

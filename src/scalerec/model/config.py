@@ -20,27 +20,29 @@ class ModelConfig:
 
     item_encoder: Literal["text", "id"] = "text"
     """How items become vectors: pooled BPE tokens of their text ("text") or one row per item ("id")."""
-    n_items: int = 0
+    n_items: int = field(default=0, metadata={"range": "[0, inf)"})
     """Catalog size (ids 1..n_items, 0 = padding); needed by the id encoder only, 0 = fill from data."""
-    vocab_size: int = 0
+    vocab_size: int = field(default=0, metadata={"range": "[0, inf)"})
     """Tokenizer vocabulary size (text encoder); 0 = fill from the token table."""
-    field_max_len: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
+    field_max_len: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_FIELDS), metadata={"range": "[1, inf)"}
+    )
     """Text fields used and the max tokens kept per field; longer token rows are truncated."""
-    token_dim: int = 64
+    token_dim: int = field(default=64, metadata={"range": "[1, inf)"})
     """Width of each per-field token embedding table."""
     pooling: Literal["mean", "sum"] = "mean"
     """How a field's token vectors become one vector: masked mean (default) or sum (paper)."""
-    d_model: int = 64
+    d_model: int = field(default=64, metadata={"range": "[1, inf)"})
     """Hidden size of the transformer and of item vectors."""
-    n_layers: int = 2
+    n_layers: int = field(default=2, metadata={"range": "[1, inf)"})
     """Number of transformer blocks."""
-    n_heads: int = 2
+    n_heads: int = field(default=2, metadata={"range": "[1, inf)"})
     """Attention heads; must divide d_model."""
-    d_ffn: int = 256
+    d_ffn: int = field(default=256, metadata={"range": "[1, inf)"})
     """Inner size of the feed-forward layer (paper: equal to d_model)."""
-    max_len: int = 50
+    max_len: int = field(default=50, metadata={"range": "[1, inf)"})
     """Longest input sequence (number of learned positions)."""
-    dropout: float = 0.1
+    dropout: float = field(default=0.1, metadata={"range": "[0, 1)"})
     """Dropout on embeddings, attention output and FFN output (paper: 0.5)."""
     norm: Literal["pre", "post"] = "pre"
     """Pre-LN blocks + final norm (default) or post-LN blocks after an input LayerNorm (paper/SASRec)."""
@@ -62,7 +64,7 @@ class ModelConfig:
     bias: bool = True
     """Biases in the linear layers and layer norms (SASRec has them; LLaMA-style models drop them,
     which saves the bias-gradient reductions of a step)."""
-    init_std: float = 0.02
+    init_std: float = field(default=0.02, metadata={"range": "(0, inf)"})
     """Std of the normal init of weights (residual output projections are scaled by 1/sqrt(2 n_layers))."""
 
     def __post_init__(self) -> None:
@@ -83,7 +85,7 @@ class ModelConfig:
             bad = {k: v for k, v in self.field_max_len.items() if v < 1}
             if bad:
                 raise ValueError(f"model.field_max_len values must be >= 1, got {bad}")
-        if self.init_std <= 0:
+        if not self.init_std > 0:  # also refuses NaN
             raise ValueError(f"model.init_std must be > 0, got {self.init_std}")
 
     @property

@@ -12,7 +12,7 @@ item-vector scale independent of title length. Pooling uses `F.embedding_bag`, s
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,10 @@ def pool_tokens(tok: Tensor, weight: Tensor, mode: str, spread_pads: bool | None
 
 
 class ItemEncoder(Protocol):
-    """What the recommender needs from an item encoder."""
+    """What the recommender needs from an item encoder (the type of `SequentialRecommender.item_encoder`)."""
+
+    n_items: int
+    """Catalog size known to the encoder (0 before a text encoder's `set_item_table`)."""
 
     def encode_items(self, item_ids: Tensor, distinct: bool = False) -> Tensor:
         """[...] int64 item ids → [..., d_model] vectors (id 0 = padding). `distinct=True` promises
@@ -53,6 +56,10 @@ class ItemEncoder(Protocol):
 
     def set_item_table(self, tokens: dict[str, Tensor] | None) -> None:
         """Register the catalog's token table (text encoders); no-op otherwise."""
+        ...
+
+    def encode_tokens(self, tokens: dict[str, Tensor]) -> Tensor:
+        """{field: [N, L] int} → [N, d_model] for items outside the table (text encoders only)."""
         ...
 
 
@@ -84,7 +91,7 @@ class TextItemEncoder(nn.Module):
         sizes = {int(tokens[f].shape[0]) for f in self.fields}
         if len(sizes) != 1:
             raise ValueError(f"token table fields have different row counts: {sizes}")
-        vocab = self.token_emb[self.fields[0]].num_embeddings
+        vocab = self._embedding(self.fields[0]).num_embeddings
         for f in self.fields:
             t = torch.as_tensor(tokens[f])
             if t.numel() and (int(t.max()) >= vocab or int(t.min()) < 0):
@@ -100,7 +107,10 @@ class TextItemEncoder(nn.Module):
 
     def _pool(self, field: str, tok: Tensor) -> Tensor:
         # tok: [N, L] → [N, token_dim]; token 0 is excluded from the sum and the mean's count
-        return pool_tokens(tok, self.token_emb[field].weight, self.mode)
+        return pool_tokens(tok, self._embedding(field).weight, self.mode)
+
+    def _embedding(self, field: str) -> nn.Embedding:
+        return cast(nn.Embedding, self.token_emb[field])
 
     def encode_tokens(self, tokens: dict[str, Tensor]) -> Tensor:
         """{field: [N, L_f] int32/int64 token ids} → [N, d_model]; used for cold-start items."""
@@ -138,5 +148,12 @@ class IdItemEncoder(nn.Module):
     def encode_items(self, item_ids: Tensor, distinct: bool = False) -> Tensor:
         return self.emb(item_ids)
 
+    def encode_tokens(self, tokens: dict[str, Tensor]) -> Tensor:
+        """An id encoder has no vector for an item outside its table."""
+        raise ValueError("encode_tokens needs the text item encoder")
 
-ITEM_ENCODERS: dict[str, type[nn.Module]] = {"text": TextItemEncoder, "id": IdItemEncoder}
+
+ITEM_ENCODERS: dict[str, type[TextItemEncoder] | type[IdItemEncoder]] = {
+    "text": TextItemEncoder,
+    "id": IdItemEncoder,
+}

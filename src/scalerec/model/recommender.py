@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from scalerec.model.config import ModelConfig
-from scalerec.model.item_encoder import ITEM_ENCODERS
+from scalerec.model.item_encoder import ITEM_ENCODERS, ItemEncoder
 from scalerec.model.transformer import Transformer, init_weights
 
 PARAM_GROUPS = ("token_embeddings", "item_adapter", "positions", "blocks", "final_norm", "id_embeddings")
@@ -32,7 +32,7 @@ class SequentialRecommender(nn.Module):
         super().__init__()
         cfg.check_buildable()
         self.cfg = cfg
-        self.item_encoder = ITEM_ENCODERS[cfg.item_encoder](cfg)
+        self.item_encoder: ItemEncoder = ITEM_ENCODERS[cfg.item_encoder](cfg)
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.transformer = Transformer(cfg)

@@ -60,7 +60,7 @@ def _ok(row: dict[str, Any], metric: str) -> bool:
 def load_points(rows: list[dict[str, Any]], metric: str, higher: bool) -> Points:
     """Usable runs for `metric`, one per (size, subset, seed) cell (best LR by validation loss)."""
     usable = [r for r in rows if _ok(r, metric)]
-    best: dict[tuple, dict[str, Any]] = {}
+    best: dict[tuple, tuple[float, dict[str, Any]]] = {}
     for r in usable:
         key = (r.get("size"), r.get("subset"), r.get("seed"))
         if "valid_loss" in r and r["valid_loss"] is not None:

@@ -32,33 +32,33 @@ class SweepSpec:
     """Model sizes from the ladder `scalerec.model.sizes.SIZES`."""
     subsets: list[str] = field(default_factory=lambda: ["full"])
     """Data sizes: labels of `<dataset>/subsets/<label>`, "full" for the dataset itself, or dir paths."""
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"range": "[0, inf)"})
     """Seeds; every (size, subset) cell runs once per seed."""
     recipe: Literal["default", "paper"] = "default"
     """Training recipe preset each run starts from."""
     train_config: str | None = None
     """Optional base run TOML (same format as `scalerec train --config`)."""
-    epochs: float | None = None
+    epochs: float | None = field(default=None, metadata={"range": "(0, inf)"})
     """Run length in epochs of the run's subset (the classic 'D grows with the subset' design)."""
-    max_steps: int | None = None
+    max_steps: int | None = field(default=None, metadata={"range": "[1, inf)"})
     """Run length in optimizer steps."""
-    max_targets: int | None = None
+    max_targets: int | None = field(default=None, metadata={"range": "[1, inf)"})
     """Run length in training targets."""
-    max_flops: float | None = None
+    max_flops: float | None = field(default=None, metadata={"range": "(0, inf)"})
     """Run length in training FLOPs (iso-FLOP designs); precedence flops > targets > steps > epochs."""
-    lr: float | None = None
+    lr: float | None = field(default=None, metadata={"range": "(0, 1]"})
     """Peak LR for every size (None = the recipe's)."""
-    lr_per_size: dict[str, float] = field(default_factory=dict)
+    lr_per_size: dict[str, float] = field(default_factory=dict, metadata={"range": "(0, 1]"})
     """Peak LR per size name, overriding `lr`."""
-    lr_search: list[float] = field(default_factory=list)
+    lr_search: list[float] = field(default_factory=list, metadata={"range": "(0, inf)"})
     """Multipliers of each size's LR to try (e.g. [0.5, 1, 2]); fits keep the best by validation."""
     base: dict[str, Any] = field(default_factory=dict)
     """RunConfig tables applied to every run: [base.train] (loss settings), [base.model], [base.eval], …"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Training device of every run."""
-    est_flops_per_s: float = 2e12
+    est_flops_per_s: float = field(default=2e12, metadata={"range": "(0, inf)"})
     """Achieved training FLOP/s assumed by --dry-run before any run has finished (then measured)."""
-    est_overhead_s: float = 5.0
+    est_overhead_s: float = field(default=5.0, metadata={"range": "[0, inf)"})
     """Per-run fixed cost (data loading, evaluation) assumed by --dry-run."""
 
     def __post_init__(self) -> None:

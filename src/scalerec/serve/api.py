@@ -18,7 +18,7 @@ per app (their bounds come from the config), as real classes rather than unresol
 import dataclasses
 import functools
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from scalerec.errors import UserError
 from scalerec.serve.batching import Batcher
@@ -88,7 +88,7 @@ class FastRecommend:
     (to `BodyLimit` → FastAPI). It sits in front of the body limit and applies the same limit itself,
     so the hot path reads its body once, through no extra middleware layer."""
 
-    def __init__(self, app: Any, request_model: type, batcher: Batcher, limit: BodyLimit) -> None:
+    def __init__(self, app: Any, request_model: Any, batcher: Batcher, limit: BodyLimit) -> None:
         from pydantic import ValidationError
 
         self.app, self.model, self.batcher, self.invalid = app, request_model, batcher, ValidationError
@@ -260,7 +260,12 @@ def create_app(rec: Recommender) -> Any:
 
     response_cls = _json_response_class()
     s = _schemas(rec)
-    RecommendRequest, BatchRequest, NewItem = s["RecommendRequest"], s["BatchRequest"], s["NewItem"]
+    if TYPE_CHECKING:  # request models are built per service (limits from ServeConfig)
+        RecommendRequest: TypeAlias = Any
+        BatchRequest: TypeAlias = Any
+        NewItem: TypeAlias = Any
+    else:
+        RecommendRequest, BatchRequest, NewItem = s["RecommendRequest"], s["BatchRequest"], s["NewItem"]
     app = FastAPI(
         title="scalerec",
         version="1",
@@ -271,7 +276,7 @@ def create_app(rec: Recommender) -> Any:
     _error_handlers(app, response_cls)
 
     error_doc = {"description": "Bad input, with a one-sentence `detail`."}
-    errs = {
+    errs: dict[int | str, dict[str, Any]] = {
         400: {"description": "Body is not decodable (e.g. not UTF-8)."},
         422: error_doc,
         413: {"description": "Body too large."},

@@ -55,7 +55,7 @@ class Batcher:
             while self.pending:
                 batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
                 try:
-                    results = await self.run(self.rec.recommend_batch, [q for q, _ in batch])
+                    results: list[Any] = await self.run(self.rec.recommend_batch, [q for q, _ in batch])
                 except Exception as exc:  # surfaced to each waiting request, never lost
                     results = [exc] * len(batch)
                 self.batches += 1

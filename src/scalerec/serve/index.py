@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,22 +30,22 @@ class IndexConfig:
 
     kind: IndexKind = "auto"
     """'exact' (matmul), 'ivf' or 'hnsw' (FAISS), or 'auto' (exact up to exact_threshold items)."""
-    exact_threshold: int = 100_000
+    exact_threshold: int = field(default=100_000, metadata={"range": "[0, inf)"})
     """Largest catalog searched exactly when kind='auto'."""
-    target_recall: float = 0.95
+    target_recall: float = field(default=0.95, metadata={"range": "(0, 1]"})
     """Recall@10 vs exact that the approximate index is tuned to reach on the sample queries."""
-    recall_queries: int = 200
+    recall_queries: int = field(default=200, metadata={"range": "[1, inf)"})
     """Number of sample queries used to tune and measure recall@10 at build time."""
-    chunk_rows: int = 131_072
+    chunk_rows: int = field(default=131_072, metadata={"range": "[1, inf)"})
     """Item rows scored per matmul chunk in exact search (bounds memory)."""
     ivf_codes: Literal["flat", "sq8", "fp16"] = "sq8"
     """How IVF stores vectors: float32 ('flat'), 8-bit ('sq8', 4x less memory to scan per query)
     or float16. The probe width is tuned to target_recall either way."""
-    ivf_lists: int = 0
+    ivf_lists: int = field(default=0, metadata={"range": "[0, inf)"})
     """IVF list count; 0 = 4·sqrt(n) (about 250 vectors per list at 1M items)."""
-    hnsw_m: int = 32
+    hnsw_m: int = field(default=32, metadata={"range": "[4, inf)"})
     """HNSW graph degree."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": "[0, inf)"})
     """Seed for the training sample and the recall queries."""
 
     def __post_init__(self) -> None:
@@ -122,7 +122,7 @@ class ItemIndex:
     rows_by_key: dict[str, int]
     dim: int
     _vectors: np.ndarray  # [capacity, d]; rows >= len(keys) are unused (exact only)
-    _faiss: object | None = None
+    _faiss: Any = None  # faiss.Index (untyped), built by `_build_faiss`
     report: dict = field(default_factory=dict)
 
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,15 +52,15 @@ class ServeConfig:
 
     index: IndexConfig = field(default_factory=IndexConfig)
     """How item vectors are indexed (exact or FAISS), see IndexConfig."""
-    max_k: int = 100
+    max_k: int = field(default=100, metadata={"range": "[1, inf)"})
     """Largest k a request may ask for."""
-    max_history: int = 200
+    max_history: int = field(default=200, metadata={"range": "[1, inf)"})
     """Most item keys a history may hold."""
-    max_batch: int = 64
+    max_batch: int = field(default=64, metadata={"range": "[1, inf)"})
     """Most requests in one POST /recommend/batch."""
-    max_body_bytes: int = 1_000_000
+    max_body_bytes: int = field(default=1_000_000, metadata={"range": "[1, inf)"})
     """Largest request body accepted by the HTTP server (larger → 413)."""
-    max_key_chars: int = 200
+    max_key_chars: int = field(default=200, metadata={"range": "[1, inf)"})
     """Longest item key accepted."""
 
     def __post_init__(self) -> None:
@@ -172,7 +172,7 @@ class Recommender:
 
     def recommend_batch(self, queries: Sequence[Query]) -> list[Recommendation | UserError]:
         """Answer many queries with one index search; a bad query yields its UserError in place."""
-        resolved: list[tuple[list[int], list[str]] | UserError] = []
+        resolved: list[Any] = []  # (rows, unknown keys) or the query's UserError
         for q in queries:
             try:
                 self.check_k(q.k)

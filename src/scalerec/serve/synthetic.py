@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class ClusteredEncoder:
 
     def encode_new_item(self, title: str, brand: str, categories: Sequence[str]) -> np.ndarray:
         words = f"{title} {brand} {' '.join(categories)}".lower().split() or ["[empty]"]
-        v = sum(
+        v: Any = sum(
             np.random.default_rng(zlib.crc32(w.encode("utf-8", "surrogatepass"))).standard_normal(self.dim)
             for w in words
         )

@@ -33,11 +33,14 @@ DEFAULT_MAX_LENS = {"title": 40, "brand": 8, "categories": 16}
 class TextConfig:
     """Settings of `scalerec text train` (TOML section-less keys or `--set key=value`)."""
 
-    vocab_size: int = 30000
-    """BPE vocabulary size including [PAD] and [UNK] (ignored with a pretrained tokenizer)."""
-    field_max_len: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_LENS))
+    vocab_size: int = field(default=30000, metadata={"range": "[3, 16777216]"})
+    """BPE vocabulary size including [PAD] and [UNK] (ignored with a pretrained tokenizer). At most
+    2^24: the BPE trainer reserves memory per vocabulary entry up front (2e9 aborted the process)."""
+    field_max_len: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_MAX_LENS), metadata={"range": "[1, inf)"}
+    )
     """Fields to encode and max tokens kept per field (longer text is truncated)."""
-    min_frequency: int = 2
+    min_frequency: int = field(default=2, metadata={"range": "[1, inf)"})
     """A merge must occur at least this often in the corpus to enter the vocabulary."""
     empty_brand: str = ""
     """Text used for items without a brand ("" = none; the study used "unknown")."""
@@ -88,7 +91,7 @@ def encode_items(
     max_lens = dict(DEFAULT_MAX_LENS if max_lens is None else max_lens)
     if not (len(titles) == len(brands) == len(categories)):
         raise ValueError("titles, brands and categories must have the same length")
-    texts = {
+    texts: dict[str, list[Any]] = {
         "title": list(titles),
         "brand": list(brands),
         "categories": [categories_text(c) for c in categories],
@@ -102,7 +105,7 @@ def encode_items(
 
 
 def save_item_tokens(tokens: ItemTokens, path: Path) -> None:
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for f, a in tokens.fields.items():
         arrays[f] = a
         arrays[f"{f}_len"] = tokens.lengths[f]

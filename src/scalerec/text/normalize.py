@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Sequence
 
 _TAG = re.compile(r"<[^>]*>")
 _WORD = re.compile(r"\w+")
@@ -27,7 +28,7 @@ def normalize_text(text: str | None) -> str:
     return " ".join(_WORD.findall(text))
 
 
-def categories_text(categories: list[str] | tuple[str, ...] | None) -> str:
+def categories_text(categories: Sequence[str] | None) -> str:
     """A category path as one normalized line (levels joined by spaces)."""
     if categories is None or isinstance(categories, str):
         return normalize_text(categories)

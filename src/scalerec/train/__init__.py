@@ -1,25 +1,29 @@
-"""Training stage: `train(cfg) -> RunSummary` writes a self-describing run dir (see INTERFACES.md)."""
+"""Training stage: `train(cfg) -> RunSummary` writes a self-describing run dir (see INTERFACES.md).
+
+Exports load on first use, so `scalerec.train.config` can be imported without torch.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scalerec.train.trainer import RunSummary
+    from scalerec.train.trainer import RunSummary, train
 
-__all__ = ["train", "RunSummary"]
-
-
-def train(cfg: Any, resume: bool = False) -> RunSummary:
-    """Train one model (see `scalerec.train.trainer.train`); imported lazily to keep this package light."""
-    from scalerec.train.trainer import train as _train
-
-    return _train(cfg, resume)
+_EXPORTS = {
+    "train": "scalerec.train.trainer",
+    "RunSummary": "scalerec.train.trainer",
+}
+__all__ = ["RunSummary", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "RunSummary":
-        from scalerec.train.trainer import RunSummary
+    """Import an export on first use: `import scalerec.train` (and its light submodules) stays cheap."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
 
-        return RunSummary
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -12,7 +12,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 
@@ -80,7 +80,7 @@ def param_groups(model: torch.nn.Module, cfg: RunConfig) -> list[dict[str, Any]]
 
 def optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
     t = cfg.train
-    kwargs = {"lr": t.lr, "betas": tuple(t.betas), "fused": device.type == "cuda"}
+    kwargs: dict[str, Any] = {"lr": t.lr, "betas": tuple(t.betas), "fused": device.type == "cuda"}
     cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
     return cls(param_groups(model, cfg), **kwargs)
 
@@ -114,7 +114,7 @@ def flops_per_target(
 
     t = cfg.train
     k = 1 if t.loss == "bce" else t.negatives
-    loss = "full" if t.loss == "full" else "sampled"
+    loss: Literal["sampled", "full"] = "full" if t.loss == "full" else "sampled"
     shared = t.shared_negatives and t.loss == "sampled"
     if t.targets == "last":
         fb = flops_per_batch(
@@ -138,7 +138,7 @@ def budget(cfg: RunConfig, n_batches_per_epoch: int, targets_per_epoch: int, fpt
     elif t.max_steps is not None:
         steps = t.max_steps
     else:
-        steps = math.ceil(float(t.epochs) * spe)
+        steps = math.ceil(cast(float, t.epochs) * spe)  # __post_init__: one run length is set
     return Budget(max(1, steps), spe, targets_per_epoch, fpt)
 
 

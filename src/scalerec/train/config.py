@@ -1,7 +1,7 @@
 """Typed configuration of one training run, and the `paper` recipe preset.
 
-`RunConfig` is resolved once (`resolve_run_config`: size ladder < recipe preset < TOML < `--set`),
-written to the run dir as `config.toml` before step 0, and is all a run needs to be repeated.
+`RunConfig` is resolved once (`resolve_run_config`: size ladder < recipe preset < TOML < `--set` <
+flags), written to the run dir as `config.toml` before step 0, and is all a run needs to be repeated.
 The `paper` recipe reproduces the study's logged runs (PAPER.md): last-position target,
 per-sample popularity negatives with logQ, Adam lr 1e-4 one-cycle, weight decay 1e-5, batch 128,
 fp32, no clipping — and, through `scalerec.model.sizes.PRESETS["paper"]`, post-LN blocks, FFN =
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scalerec.config import from_dict, merge, parse_overrides, read_toml
+from scalerec.config import check_ranges, merge, resolve
 from scalerec.errors import UserError
+from scalerec.model import sizes
 from scalerec.model.config import ModelConfig
 
 
@@ -28,12 +29,11 @@ class DataConfig:
     """Dataset dir written by `scalerec data prepare` (or one of its `subsets/<label>`)."""
     tokens: str | None = None
     """Token table dir written by `scalerec text train` (required by the text item encoder)."""
-    max_len: int = 50
+    max_len: int = field(default=50, metadata={"range": "[1, inf)"})
     """Longest input sequence; longer histories are cut into windows (training) or truncated (eval)."""
 
     def __post_init__(self) -> None:
-        if self.max_len < 1:
-            raise ValueError(f"data.max_len must be >= 1, got {self.max_len}")
+        check_ranges(self, "data")
 
 
 @dataclass
@@ -44,7 +44,7 @@ class TrainConfig:
     """Supervise every position ("all") or, per prefix sample, only the last one ("last", paper)."""
     loss: Literal["sampled", "full", "bce"] = "sampled"
     """Sampled softmax (logQ + hit masking), exact full-catalog softmax, or BCE with one negative."""
-    negatives: int = 1000
+    negatives: int = field(default=1000, metadata={"range": "[1, inf)"})
     """Negatives per step (shared) or per target (per-sample)."""
     sampler: Literal["popularity", "uniform", "in_batch"] = "popularity"
     """Distribution of negatives: training popularity^alpha, uniform, or targets of the same batch."""
@@ -54,29 +54,29 @@ class TrainConfig:
     """One set of negatives for the whole batch (one matmul) instead of per target (paper)."""
     logq: bool = True
     """Subtract log q(item) from logits (sampling-bias correction)."""
-    temperature: float = 1.0
+    temperature: float = field(default=1.0, metadata={"range": "(0, inf)"})
     """Logits are divided by this."""
-    batch_size: int = 128
+    batch_size: int = field(default=128, metadata={"range": "[1, inf)"})
     """Sequences (units) per optimizer step across all devices and accumulation micro-steps."""
-    grad_accum: int = 1
+    grad_accum: int = field(default=1, metadata={"range": "[1, inf)"})
     """Micro-batches per optimizer step (batch_size must be divisible by grad_accum x world size)."""
     optimizer: Literal["adamw", "adam"] = "adamw"
     """AdamW (decoupled weight decay; fused on CUDA) or Adam with L2 weight decay (paper)."""
-    lr: float = 1e-3
+    lr: float = field(default=1e-3, metadata={"range": "(0, 1]"})
     """Peak learning rate."""
-    weight_decay: float = 0.01
+    weight_decay: float = field(default=0.01, metadata={"range": "[0, inf)"})
     """Weight decay (applied to matrices only for AdamW; to everything for Adam, as RecBole)."""
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98], metadata={"range": "[0, 1)"})
     """Adam betas."""
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     """LR schedule: linear warmup + cosine decay, one-cycle (paper), or constant."""
-    warmup: float = 0.05
+    warmup: float = field(default=0.05, metadata={"range": "[0, 1)"})
     """Warmup length as a fraction of the total steps (cosine schedule)."""
-    min_lr_ratio: float = 0.1
+    min_lr_ratio: float = field(default=0.1, metadata={"range": "[0, 1]"})
     """Final LR of the cosine schedule as a fraction of the peak."""
-    grad_clip: float = 1.0
+    grad_clip: float = field(default=1.0, metadata={"range": "[0, inf)"})
     """Clip the global gradient norm to this (0 = off, paper)."""
-    layer_lr_decay: float = 1.0
+    layer_lr_decay: float = field(default=1.0, metadata={"range": "(0, 1]"})
     """Per-layer LR: block i gets lr * decay^(n_layers-1-i), embeddings decay^n_layers (1 = off)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """Autocast dtype: auto = bf16 on CUDA, fp32 on CPU."""
@@ -95,27 +95,21 @@ class TrainConfig:
     distinct_items: bool = True
     """Text encoder, all-position targets: encode each distinct item of a batch once (same loss,
     far less token-embedding work; costs one device sync per step)."""
-    epochs: float | None = 10.0
+    epochs: float | None = field(default=10.0, metadata={"range": "(0, inf)"})
     """Run length in epochs (lowest precedence)."""
-    max_steps: int | None = None
+    max_steps: int | None = field(default=None, metadata={"range": "[1, inf)"})
     """Run length in optimizer steps (overrides epochs)."""
-    max_targets: int | None = None
+    max_targets: int | None = field(default=None, metadata={"range": "[1, inf)"})
     """Run length in training targets (overrides max_steps)."""
-    max_flops: float | None = None
+    max_flops: float | None = field(default=None, metadata={"range": "(0, inf)"})
     """Run length in analytic training FLOPs (overrides everything)."""
-    log_every: int = 50
+    log_every: int = field(default=50, metadata={"range": "[1, inf)"})
     """Steps between log lines (the only host syncs of the loop)."""
-    stop_after_steps: int | None = None
+    stop_after_steps: int | None = field(default=None, metadata={"range": "[0, inf)"})
     """Stop early *without finishing* after this many steps, leaving a resumable run (tests)."""
 
     def __post_init__(self) -> None:
-        for name in ("negatives", "batch_size", "grad_accum", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.temperature <= 0:
-            raise ValueError("train.lr and train.temperature must be > 0")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"train.warmup must be a fraction in [0, 1), got {self.warmup}")
+        check_ranges(self, "train")
         if len(self.betas) != 2:
             raise ValueError(f"train.betas must have 2 values, got {self.betas}")
         if all(v is None for v in (self.epochs, self.max_steps, self.max_targets, self.max_flops)):
@@ -126,26 +120,23 @@ class TrainConfig:
 class EvalConfig:
     """Validation during training and the final test."""
 
-    ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50], metadata={"range": "[1, inf)"})
     """Cut-offs of NDCG/HR/MRR."""
-    every_steps: int = 0
+    every_steps: int = field(default=0, metadata={"range": "[0, inf)"})
     """Steps between validations (0 = once per epoch)."""
-    batch_size: int = 1024
+    batch_size: int = field(default=1024, metadata={"range": "[1, inf)"})
     """Users per forward pass during evaluation."""
-    max_users: int | None = None
+    max_users: int | None = field(default=None, metadata={"range": "[1, inf)"})
     """Validate on a fixed random subset of this many users (None = all); test always uses all."""
-    patience: int = 5
+    patience: int = field(default=5, metadata={"range": "[0, inf)"})
     """Stop after this many validations without a better NDCG@10 (0 = never stop early)."""
     mask_seen: bool = False
     """Remove items of the history from the ranking."""
 
     def __post_init__(self) -> None:
-        if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"eval.ks must be a non-empty list of cut-offs >= 1, got {self.ks}")
-        if self.batch_size < 1 or self.every_steps < 0 or self.patience < 0:
-            raise ValueError("eval.batch_size must be >= 1, eval.every_steps and eval.patience >= 0")
-        if self.max_users is not None and self.max_users < 1:
-            raise ValueError(f"eval.max_users must be >= 1 or unset, got {self.max_users}")
+        check_ranges(self, "eval")
+        if not self.ks:
+            raise ValueError("eval.ks must list at least one cut-off")
 
 
 @dataclass
@@ -156,7 +147,7 @@ class RunMeta:
     """Runs root; the run dir is <out>/<name>."""
     name: str = ""
     """Run name (default: the run id, a hash of the resolved config)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": "[0, inf)"})
     """Seed of model init, data order, negatives and dropout."""
     tracking_uri: str | None = None
     """MLflow tracking URI (None = sqlite:///<out>/mlflow.db; "off" = no MLflow)."""
@@ -182,15 +173,13 @@ class RunConfig:
 
 
 def _paper_train(size: str | None) -> dict[str, Any]:
-    from scalerec.model.sizes import PAPER_NEGATIVES
-
     return {
         "targets": "last",
         "loss": "sampled",
         "shared_negatives": False,
         "sampler": "popularity",
         "logq": True,
-        "negatives": PAPER_NEGATIVES.get(size or "", 1000),
+        "negatives": sizes.PAPER_NEGATIVES.get(size or "", 1000),
         "optimizer": "adam",
         "lr": 1e-4,
         "schedule": "onecycle",
@@ -203,8 +192,6 @@ def _paper_train(size: str | None) -> dict[str, Any]:
 
 def preset_base(size: str | None, recipe: str) -> dict[str, Any]:
     """The config dict a size + recipe start from (below TOML and --set)."""
-    from scalerec.model import sizes
-
     if recipe not in ("default", "paper"):
         raise UserError(f"recipe: {recipe!r} is not one of 'default', 'paper'")
     model_preset = None if recipe == "default" else recipe
@@ -227,12 +214,18 @@ def resolve_run_config(
     size: str | None = None,
     recipe: str | None = None,
     base: dict[str, Any] | None = None,
+    flags: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Resolve a run config: defaults < size ladder < recipe < `base` < TOML < `--set` overrides."""
-    user = merge(base or {}, read_toml(toml) if toml is not None else {})
-    user = merge(user, parse_overrides(overrides))
-    size = size or user.get("model_size")
-    recipe = recipe or user.get("recipe") or "default"
-    data = merge(preset_base(size, recipe), user)
-    data["model_size"], data["recipe"] = size, recipe
-    return from_dict(RunConfig, data)
+    """Resolve a run config with `scalerec.config.resolve`'s precedence: defaults < preset (size
+    ladder < recipe < `base`) < TOML < `--set` overrides < `flags`.
+
+    `size` and `recipe` are flags too (`--size`, `--recipe`): they beat a TOML's `model_size` /
+    `recipe`, and whichever wins picks the preset.
+    """
+    flags = {**(flags or {}), "model_size": size, "recipe": recipe}
+
+    def preset(user: dict[str, Any]) -> dict[str, Any]:
+        chosen = merge(base or {}, user)
+        return merge(preset_base(chosen.get("model_size"), chosen.get("recipe") or "default"), base or {})
+
+    return resolve(RunConfig, preset=preset, toml=toml, overrides=overrides, flags=flags)

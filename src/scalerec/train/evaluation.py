@@ -7,16 +7,21 @@ full-softmax cross-entropy of the held-out item, not the sampled training loss.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from scalerec.data.read.sequences import UserSequences, pad_left
 from scalerec.device import autocast
 
+if TYPE_CHECKING:
+    from scalerec.model.recommender import SequentialRecommender
+
 
 @torch.no_grad()
 def user_vectors(
-    model: torch.nn.Module,
+    model: SequentialRecommender,
     histories: UserSequences,
     max_len: int,
     batch_size: int,
@@ -58,7 +63,7 @@ def subset(histories: UserSequences, targets: np.ndarray, max_users: int | None,
 
 @torch.no_grad()
 def evaluate_split(
-    model: torch.nn.Module,
+    model: SequentialRecommender,
     histories: UserSequences,
     targets: np.ndarray,
     max_len: int,

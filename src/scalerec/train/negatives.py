@@ -18,6 +18,9 @@ import torch
 
 
 class NegativeSampler(Protocol):
+    logp: torch.Tensor
+    """float32[n_items+1]: log q(item), row 0 (padding) finite."""
+
     def sample(
         self, shape: tuple[int, ...], generator: torch.Generator, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,12 +19,15 @@ its gradient are those of the same windows in padded rows (tested).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import torch
 from torch import nn
 
 from scalerec.train import losses
+
+if TYPE_CHECKING:
+    from scalerec.model.recommender import SequentialRecommender
 
 
 class DistinctItems(NamedTuple):
@@ -69,9 +72,11 @@ class NextItemObjective(nn.Module):
     targets="last": each row has one target; only that position's hidden state is scored (N = B).
     """
 
+    logq: torch.Tensor  # buffer, registered when a logQ table is given
+
     def __init__(
         self,
-        model: nn.Module,
+        model: SequentialRecommender,
         loss: str = "sampled",
         targets: str = "all",
         temperature: float = 1.0,
@@ -147,16 +152,18 @@ class NextItemObjective(nn.Module):
         if self.loss == "full":
             items = self.model.all_item_vectors()
             return losses.full_softmax_ce(hidden, tgt, items, weight, self.temperature)
-        if item_vecs is not None and distinct.negatives is not None:
+        if item_vecs is not None and distinct is not None and distinct.negatives is not None:
             neg_vecs = item_vecs[distinct.negatives]
         else:
-            neg_vecs = self.model.encode_items(neg_ids)
+            neg_vecs = self.model.encode_items(cast(torch.Tensor, neg_ids))
+        pos_vecs = cast(torch.Tensor, pos_vecs)  # requested above for every loss but "full"
         if self.loss == "bce":
             return losses.bce_one_negative(hidden, pos_vecs, neg_vecs, weight)
         pos_logq = self.logq[tgt] if self.use_logq else None
         neg_logq = self.logq[neg_ids] if self.use_logq else None
         return losses.sampled_softmax(
-            hidden, pos_vecs, tgt, neg_ids, neg_vecs, weight, pos_logq, neg_logq, self.temperature
+            hidden, pos_vecs, tgt, cast(torch.Tensor, neg_ids), neg_vecs, weight, pos_logq, neg_logq,
+            self.temperature
         )
 
     def n_slots(self, targets: torch.Tensor) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -21,13 +21,18 @@ from scalerec.data.read.sequences import item_popularity, load_sequences
 from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
+from scalerec.memory import check_training
 from scalerec.train import build, checkpoint
 from scalerec.train.batches import PackedBatches, train_batches
 from scalerec.train.config import RunConfig
-from scalerec.train.negatives import make_sampler
+from scalerec.train.negatives import NegativeSampler, make_sampler
 from scalerec.train.objective import NextItemObjective
 from scalerec.train.padded import TrainBatches
 from scalerec.train.tracking import MetricsLog, MlflowTracker, default_tracking_uri
+
+if TYPE_CHECKING:
+    from scalerec.data.read.splits import Split
+    from scalerec.model.recommender import SequentialRecommender
 
 
 @dataclass
@@ -52,15 +57,15 @@ class Runtime:
     dir: Path
     device: torch.device
     dtype: torch.dtype | None
-    model: torch.nn.Module  # SequentialRecommender (unwrapped)
+    model: SequentialRecommender  # unwrapped
     objective: NextItemObjective
     step_module: torch.nn.Module  # objective, maybe compiled, maybe DDP-wrapped
     opt: torch.optim.Optimizer
-    sched: Any
+    sched: torch.optim.lr_scheduler.LRScheduler
     batches: TrainBatches | PackedBatches
-    sampler: Any
+    sampler: NegativeSampler
     gen: torch.Generator
-    split: Any
+    split: Split
     budget: build.Budget
     log: MetricsLog
     bar: runlog.ProgressBar
@@ -108,6 +113,7 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")
     # -- model, objective, optimizer --------------------------------------------------------------
     mcfg = build.fill_model_config(cfg, n_items, tokens)
+    check_training(mcfg, micro, t.targets, t.loss, t.negatives, t.shared_negatives, n_items, device)
     model = SequentialRecommender(mcfg).to(device)
     if tokens is not None:
         model.set_item_table(tokens.torch_tables())
@@ -120,7 +126,7 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     objective = NextItemObjective(model, t.loss, t.targets, t.temperature, logq)
     step_module: torch.nn.Module = objective
     if t.compile:
-        step_module = torch.compile(step_module, mode=t.compile_mode)
+        step_module = cast(torch.nn.Module, torch.compile(step_module, mode=t.compile_mode))
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         step_module = torch.nn.parallel.DistributedDataParallel(

@@ -95,7 +95,7 @@ def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
     gradient average equals the mean over every target of the global batch."""
     scale = runlog.world_size() / max(1, n_global)
     total = torch.zeros((), device=rt.device)
-    ddp = rt.step_module if hasattr(rt.step_module, "no_sync") else None
+    ddp: Any = rt.step_module if hasattr(rt.step_module, "no_sync") else None  # DDP-wrapped
     for i, batch in enumerate(micro):
         neg_ids = draw_negatives(rt, batch.targets)
         pos = batch.positions  # packed rows (scalerec.train.batches); padded: None

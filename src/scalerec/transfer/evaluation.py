@@ -8,7 +8,7 @@ than a meaningless number from a never-updated embedding row.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from scalerec.data.read.sequences import UserSequences, pad_left
 from scalerec.eval.metrics import bootstrap_ci, metrics_from_ranks
 from scalerec.eval.ranking import full_rank
 
+if TYPE_CHECKING:
+    from scalerec.model.recommender import SequentialRecommender
+
 REPORTED = ("ndcg@10", "hr@10", "mrr")
 KS = (5, 10, 20)
 ID_COLD_REASON = "ID-based model cannot score items unseen in training (no trained vector for them)"
@@ -24,7 +27,7 @@ ID_COLD_REASON = "ID-based model cannot score items unseen in training (no train
 
 @torch.no_grad()
 def user_vectors(
-    model: torch.nn.Module, histories: UserSequences, max_len: int, batch_size: int, device: str
+    model: SequentialRecommender, histories: UserSequences, max_len: int, batch_size: int, device: str
 ) -> torch.Tensor:
     """[U, d] sequence states at each history's last position (most recent `max_len` items)."""
     model.eval()
@@ -41,7 +44,7 @@ def user_vectors(
 
 @torch.no_grad()
 def rank_targets(
-    model: torch.nn.Module,
+    model: SequentialRecommender,
     histories: UserSequences,
     targets: np.ndarray,
     max_len: int,

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from scalerec.model.recommender import SequentialRecommender
+
 
 def diagonal_fisher(
-    model: nn.Module,
+    model: SequentialRecommender,
     batches: Iterable[Any],
-    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    loss_fn: Callable[[SequentialRecommender, Any], torch.Tensor],
     n_batches: int,
 ) -> dict[str, torch.Tensor]:
     """Empirical diagonal Fisher: mean over `n_batches` batches of (∂ loss / ∂θ)², per parameter.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -34,6 +34,10 @@ from scalerec.train.padded import TrainBatches
 from scalerec.transfer import evaluation as ev
 from scalerec.transfer.strategies import Plan, PlanSettings, StrategyName, make_plan
 
+if TYPE_CHECKING:
+    from scalerec.data.read.splits import Split
+    from scalerec.model.recommender import SequentialRecommender
+
 
 @dataclasses.dataclass
 class FinetuneConfig:
@@ -47,43 +51,43 @@ class FinetuneConfig:
     """Output dir of this fine-tuning run, replaced atomically ("" = runs/finetune/<strategy>)."""
     strategy: StrategyName = "full"
     """zero-shot | scratch | id-scratch | full | freeze-transformer | only-embeddings | progressive | ewc."""
-    epochs: int = 10
+    epochs: int = dataclasses.field(default=10, metadata={"range": "[0, inf)"})
     """Epochs of the last (or only) stage."""
-    stage_epochs: int = 2
+    stage_epochs: int = dataclasses.field(default=2, metadata={"range": "[0, inf)"})
     """Progressive unfreezing: epochs per partial stage."""
     freeze_embeddings: bool = True
     """Progressive unfreezing: keep token embeddings frozen throughout (the paper's setting)."""
-    lr: float | None = None
+    lr: float | None = dataclasses.field(default=None, metadata={"range": "(0, 1]"})
     """Peak LR; unset = the strategy's default (`scalerec.transfer.strategies.DEFAULT_LR`)."""
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     """LR schedule within each stage (`scalerec.train.schedule.lr_factor`)."""
-    warmup_frac: float = 0.05
+    warmup_frac: float = dataclasses.field(default=0.05, metadata={"range": "[0, 1)"})
     """Fraction of each stage's steps spent warming up (cosine schedule)."""
-    weight_decay: float = 0.0
+    weight_decay: float = dataclasses.field(default=0.0, metadata={"range": "[0, inf)"})
     """AdamW weight decay."""
-    batch_size: int = 128
+    batch_size: int = dataclasses.field(default=128, metadata={"range": "[1, inf)"})
     """Sequences per batch (every position is a target)."""
-    n_negatives: int = 256
+    n_negatives: int = dataclasses.field(default=256, metadata={"range": "[1, inf)"})
     """Negatives shared by a batch, drawn from the target's training popularity^alpha."""
     neg_alpha: float = 1.0
     """Popularity exponent of the negative sampler (0 = uniform)."""
-    patience: int = 3
+    patience: int = dataclasses.field(default=3, metadata={"range": "[0, inf)"})
     """Stop the last stage after this many epochs without a better validation NDCG@10 (0 = never)."""
-    valid_max_users: int = 5000
+    valid_max_users: int = dataclasses.field(default=5000, metadata={"range": "[1, inf)"})
     """Validation (model selection) uses at most this many users, a fixed seeded sample."""
-    ewc_lambda: float = 100.0
+    ewc_lambda: float = dataclasses.field(default=100.0, metadata={"range": "[0, inf)"})
     """EWC penalty weight λ in λ·Σ F(θ−θ*)² (paper: 100)."""
-    ewc_batches: int = 200
+    ewc_batches: int = dataclasses.field(default=200, metadata={"range": "[0, inf)"})
     """Pretraining batches used to estimate the diagonal Fisher (paper: 3,000)."""
     forgetting: bool = True
     """Also evaluate on the source domain's test split before and after fine-tuning."""
-    source_max_users: int = 5000
+    source_max_users: int = dataclasses.field(default=5000, metadata={"range": "[1, inf)"})
     """Source-domain evaluation uses at most this many test users (seeded sample)."""
-    n_boot: int = 1000
+    n_boot: int = dataclasses.field(default=1000, metadata={"range": "[0, inf)"})
     """Bootstrap resamples for confidence intervals (0 = no intervals)."""
-    eval_batch_size: int = 512
+    eval_batch_size: int = dataclasses.field(default=512, metadata={"range": "[1, inf)"})
     """Users per forward pass during evaluation."""
-    seed: int = 0
+    seed: int = dataclasses.field(default=0, metadata={"range": "[0, inf)"})
     """Seed of batches, negatives and fresh weights."""
     device: str = "cpu"
     """Torch device."""
@@ -112,7 +116,7 @@ class FinetuneConfig:
 class Domain:
     """One domain ready for training/evaluation: its split, popularity and token table."""
 
-    split: Any  # scalerec.data.read.splits.Split
+    split: Split
     popularity: np.ndarray
     tables: dict[str, torch.Tensor] | None
     n_items: int
@@ -158,7 +162,7 @@ def retokenize_target(cfg: FinetuneConfig, model_cfg: Any, pretrained_tokens: Pa
 class Pretrained:
     """The pretrained run as fine-tuning needs it."""
 
-    model: torch.nn.Module
+    model: SequentialRecommender
     run_dir: Path
     tokens_dir: Path | None
     source_dataset: Path | None
@@ -179,7 +183,7 @@ def load_pretrained(run_dir: str | Path, device: str) -> Pretrained:
                       Path(dataset) if dataset else None)
 
 
-def fresh_model(model: torch.nn.Module, plan: Plan, n_items: int, seed: int) -> torch.nn.Module:
+def fresh_model(model: SequentialRecommender, plan: Plan, n_items: int, seed: int) -> SequentialRecommender:
     """Same architecture with new random weights (`scratch`), or its ID-SASRec twin (`id-scratch`)."""
     from scalerec.model import SequentialRecommender
 
@@ -189,14 +193,16 @@ def fresh_model(model: torch.nn.Module, plan: Plan, n_items: int, seed: int) -> 
     return SequentialRecommender(mcfg).to(next(model.parameters()).device)
 
 
-def _source_eval(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) -> tuple[dict, np.ndarray]:
+def _source_eval(
+    model: SequentialRecommender, source: Domain, cfg: FinetuneConfig
+) -> tuple[dict, np.ndarray]:
     model.set_item_table(source.tables)
     hist, tgt = _subsample(*source.split.test, cfg.source_max_users, cfg.seed)
     ranks = ev.rank_targets(model, hist, tgt, model.cfg.max_len, cfg.eval_batch_size, cfg.device)
     return ev.metric_block(ranks, cfg.n_boot), ranks
 
 
-def _ewc_penalty(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) -> tuple[Any, int]:
+def _ewc_penalty(model: SequentialRecommender, source: Domain, cfg: FinetuneConfig) -> tuple[Any, int]:
     """EWC anchored at the pretrained weights, Fisher from `ewc_batches` source training batches."""
     from scalerec.train.negatives import popularity_sampler
     from scalerec.transfer.ewc import EWCPenalty, diagonal_fisher
@@ -208,7 +214,7 @@ def _ewc_penalty(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) ->
     gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
     seen = [0]
 
-    def loss_fn(m: torch.nn.Module, b: Any) -> torch.Tensor:
+    def loss_fn(m: SequentialRecommender, b: Any) -> torch.Tensor:
         seen[0] += b.n_targets
         return batch_loss(m, b.inputs, b.targets, sampler, cfg.n_negatives, gen)
 
@@ -216,7 +222,7 @@ def _ewc_penalty(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) ->
     return EWCPenalty(model, fisher, cfg.ewc_lambda), seen[0]
 
 
-def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConfig, ewc: Any):
+def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: FinetuneConfig, ewc: Any):
     from scalerec.train.negatives import popularity_sampler
     from scalerec.transfer.loop import LoopResult, LoopSettings, run_stages
 
@@ -224,7 +230,7 @@ def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConf
         return LoopResult()
     v_hist, v_tgt = _subsample(*target.split.valid, cfg.valid_max_users, cfg.seed)
 
-    def validate(m: torch.nn.Module) -> float:
+    def validate(m: SequentialRecommender) -> float:
         ranks = ev.rank_targets(m, v_hist, v_tgt, m.cfg.max_len, cfg.eval_batch_size, cfg.device)
         return float(ev.metric_block(ranks, n_boot=0).get("ndcg@10", 0.0))
 
@@ -237,7 +243,7 @@ def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConf
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 
-def _flops(model: torch.nn.Module, cfg: FinetuneConfig, targets: int) -> float:
+def _flops(model: SequentialRecommender, cfg: FinetuneConfig, targets: int) -> float:
     """Analytic training FLOPs (fwd + bwd of the whole model) for `targets` targets — an upper
     bound for strategies with frozen parts, which skip weight gradients there."""
     from scalerec.model.flops import flops_per_target
@@ -247,7 +253,7 @@ def _flops(model: torch.nn.Module, cfg: FinetuneConfig, targets: int) -> float:
     return float(per * targets)
 
 
-def _save_model(model: torch.nn.Module, tmp: Path, out: Path, tokens: Path | None, cfg: FinetuneConfig,
+def _save_model(model: SequentialRecommender, tmp: Path, out: Path, tokens: Path | None, cfg: FinetuneConfig,
                 step: int) -> None:
     """`model.safetensors` + `meta.json` through the trainer's checkpoint writer, so `load_run` (serve,
     a later fine-tuning) reads the fine-tuned model like any run; paths point at the final dir."""

@@ -15,10 +15,9 @@ import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from torch import nn
 
 from scalerec import device as dev
 from scalerec.train.negatives import NegativeSampler
@@ -28,9 +27,12 @@ from scalerec.train.schedule import lr_factor
 from scalerec.transfer.ewc import EWCPenalty
 from scalerec.transfer.strategies import Stage, apply_stage
 
+if TYPE_CHECKING:
+    from scalerec.model.recommender import SequentialRecommender
+
 
 def batch_loss(
-    model: nn.Module,
+    model: SequentialRecommender,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     sampler: NegativeSampler,
@@ -52,7 +54,7 @@ class LoopSettings:
 
     n_negatives: int
     weight_decay: float
-    schedule: str
+    schedule: Literal["cosine", "onecycle", "constant"]
     warmup_frac: float
     patience: int
     device: str
@@ -85,7 +87,7 @@ class _Epoch:
     ewc: EWCPenalty | None
 
 
-def _train_epoch(model: nn.Module, ctx: _Epoch, opt: torch.optim.Optimizer, stage: Stage, e: int,
+def _train_epoch(model: SequentialRecommender, ctx: _Epoch, opt: torch.optim.Optimizer, stage: Stage, e: int,
                  result: LoopResult) -> float:
     """One pass over the batches of stage `stage` (epoch `e` of it); returns the mean training loss."""
     device = torch.device(ctx.settings.device)
@@ -113,11 +115,11 @@ def _train_epoch(model: nn.Module, ctx: _Epoch, opt: torch.optim.Optimizer, stag
 
 
 def run_stages(
-    model: nn.Module,
+    model: SequentialRecommender,
     stages: tuple[Stage, ...],
     batches: TrainBatches,
     sampler: NegativeSampler,
-    validate: Callable[[nn.Module], float],
+    validate: Callable[[SequentialRecommender], float],
     settings: LoopSettings,
     ewc: EWCPenalty | None = None,
 ) -> LoopResult:

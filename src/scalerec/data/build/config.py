@@ -68,7 +68,7 @@ class PrepareConfig:
     """Dataset name for the card (default: the output dir name)."""
     mode: Literal["lenient", "strict"] = "lenient"
     """strict: stop at the first bad line; lenient: skip and count it per reason."""
-    max_bad_fraction: float = 0.5
+    max_bad_fraction: float = field(default=0.5, metadata={"range": "[0, 1]"})
     """Lenient mode: a file with more than this fraction of bad lines (or no readable line at all)
     is taken for the wrong format or a wrong file, and prepare stops naming it (exit 2)."""
     dedupe: bool = True
@@ -77,22 +77,22 @@ class PrepareConfig:
     """Drop interactions whose item has no metadata row (needs `meta`)."""
     require_title: bool = True
     """Drop interactions whose item has no usable title (empty, HTML or script junk)."""
-    min_user_interactions: int = 5
+    min_user_interactions: int = field(default=5, metadata={"range": "[1, inf)"})
     """Drop users with fewer interactions (after the filters above)."""
-    k_core: int = 0
+    k_core: int = field(default=0, metadata={"range": "[0, inf)"})
     """If > 0, iteratively keep users and items with >= k_core interactions."""
-    min_users: int = 1
+    min_users: int = field(default=1, metadata={"range": "[1, inf)"})
     """Fewer users kept than this is an error (exit 2, with the top drop reasons); no output is written."""
     exclude_users: list[Path] = field(default_factory=list)
     """Dataset dirs, P5 datamaps.json or key lists whose users are removed (downstream overlap)."""
     subsets: list[str] = field(default_factory=list)
     """Nested subset sizes in interactions, e.g. 100K, 1M, 10M."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": "[0, inf)"})
     """Seed of the user-order hash (subset membership and user ids)."""
-    shard_above_rows: int = 8_000_000
+    shard_above_rows: int = field(default=8_000_000, metadata={"range": "[0, inf)"})
     """Parsed rows above which rows spill to user-hash shards on disk and are processed one shard
     at a time (bounded memory; same output). 0: always; a huge value: never."""
-    shards: int = 64
+    shards: int = field(default=64, metadata={"range": "[1, 1024]"})
     """Number of user-hash shards of the on-disk path (a power of two, at most 1024)."""
 
     def __post_init__(self) -> None:

@@ -10,11 +10,11 @@ if TYPE_CHECKING:
 __all__ = ["train", "RunSummary"]
 
 
-def train(cfg: Any, resume: bool = False) -> RunSummary:
+def train(cfg: Any, resume: bool = False, overwrite: bool = False) -> RunSummary:
     """Train one model (see `scalerec.train.trainer.train`); imported lazily to keep this package light."""
     from scalerec.train.trainer import train as _train
 
-    return _train(cfg, resume)
+    return _train(cfg, resume, overwrite)
 
 
 def __getattr__(name: str) -> Any:

@@ -31,6 +31,29 @@ def run_id(cfg: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def resolved_loss(cfg: RunConfig, n_items: int) -> str:
+    """`train.loss`, with "auto" decided by the catalog size (full softmax when it fits)."""
+    t = cfg.train
+    if t.loss != "auto":
+        return t.loss
+    return "full" if n_items <= t.full_softmax_max_items else "sampled"
+
+
+def auto_log_every(steps_per_epoch: int) -> int:
+    """About 10 log points per epoch, at most 50 steps apart (ml-100k: 19 steps/epoch → every 1)."""
+    return max(1, min(50, steps_per_epoch // 10))
+
+
+def resolve_auto(cfg: RunConfig, n_items: int, n_batches_per_epoch: int) -> RunConfig:
+    """`cfg` with its data-dependent "auto" values (loss, log_every) decided, as config.toml records."""
+    t = cfg.train
+    spe = max(1, math.ceil(n_batches_per_epoch / t.grad_accum))
+    log_every = t.log_every or auto_log_every(spe)
+    return dataclasses.replace(
+        cfg, train=dataclasses.replace(t, loss=resolved_loss(cfg, n_items), log_every=log_every)
+    )
+
+
 def fill_model_config(cfg: RunConfig, n_items: int, tokens: Any | None) -> ModelConfig:
     """The run's ModelConfig with vocab, catalog size, field widths and max_len from the data."""
     m = cfg.model
@@ -113,9 +136,10 @@ def flops_per_target(
     from scalerec.model.sizes import flops_per_target as per_target
 
     t = cfg.train
-    k = 1 if t.loss == "bce" else t.negatives
-    loss = "full" if t.loss == "full" else "sampled"
-    shared = t.shared_negatives and t.loss == "sampled"
+    kind = resolved_loss(cfg, n_items)
+    k = 1 if kind == "bce" else t.negatives
+    loss = "full" if kind == "full" else "sampled"
+    shared = t.shared_negatives and kind == "sampled"
     if t.targets == "last":
         fb = flops_per_batch(
             mcfg, micro_batch, cfg.data.max_len, k, loss, n_items, shared, targets_per_sequence=1

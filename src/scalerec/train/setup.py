@@ -20,7 +20,7 @@ from scalerec.config import dumps_toml, to_dict
 from scalerec.data.sequences import TrainBatches, item_popularity, leave_one_out, load_sequences
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
-from scalerec.train import build, checkpoint
+from scalerec.train import build, checkpoint, numerics, outputs
 from scalerec.train.config import RunConfig
 from scalerec.train.negatives import make_sampler
 from scalerec.train.objective import NextItemObjective
@@ -65,6 +65,9 @@ class Runtime:
     counters: Counters = field(default_factory=Counters)
     start_step: int = 0
     distinct_items: bool = False  # deduplicate each batch's items before encoding them
+    claim: outputs.RunDirClaim | None = None  # lock + where this run writes / ends up
+    run_id: str = ""  # hash of the config as given (before "auto" values were resolved)
+    cause: str = ""  # the likely cause named when the loss turns non-finite
 
 
 def _init_distributed(device: torch.device) -> None:
@@ -82,13 +85,26 @@ def _load_tokens(cfg: RunConfig) -> Any | None:
     return load_item_tokens(cfg.data.tokens)
 
 
-def setup(cfg: RunConfig, resume: bool) -> Runtime:
-    """Build (and on `resume`, restore) the runtime of `cfg`'s run."""
+def setup(cfg: RunConfig, resume: bool, overwrite: bool = False) -> Runtime:
+    """Build (and on `resume`, restore) the runtime of `cfg`'s run; holds the run's lock."""
+    device = dev.pick_device(cfg.run.device)
+    _init_distributed(device)
+    rid = build.run_id(cfg)
+    target = runlog.run_dir(cfg.run.out, cfg.run.name or rid)
+    claim = outputs.claim(target, resume, overwrite, runlog.is_main())
+    try:
+        rt = _build(cfg, device, claim, resume)
+    except BaseException:
+        claim.release()
+        raise
+    rt.run_id = rt.run_id or rid
+    return rt
+
+
+def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, resume: bool) -> Runtime:
     from scalerec.model import SequentialRecommender
 
-    device = dev.pick_device(cfg.run.device)
     dtype = dev.autocast_dtype(device, cfg.train.precision)
-    _init_distributed(device)
     rank, world, t = runlog.rank(), runlog.world_size(), cfg.train
     dev.seed_everything(cfg.run.seed)
     # -- data ---------------------------------------------------------------------------------
@@ -101,6 +117,8 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     batches = TrainBatches(split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
     if batches.n_units == 0:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")
+    cfg = build.resolve_auto(cfg, n_items, len(batches))
+    t = cfg.train
     # -- model, objective, optimizer --------------------------------------------------------------
     mcfg = build.fill_model_config(cfg, n_items, tokens)
     model = SequentialRecommender(mcfg).to(device)
@@ -127,7 +145,7 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     opt = build.optimizer(model, cfg, device)
     sched = build.scheduler(opt, cfg, budget.total_steps)
     # -- run dir, trackers, resume ------------------------------------------------------------
-    run_dir = runlog.run_dir(cfg.run.out, cfg.run.name or build.run_id(cfg))
+    run_dir = claim.work
     _prepare_dir(cfg, run_dir, resume)
     meta = checkpoint.model_meta(mcfg, cfg.data.tokens, cfg.data.dataset, 0)
     rt = Runtime(
@@ -145,19 +163,23 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
         gen,
         split,
         budget,
-        _metrics_log(cfg, run_dir, resume),
+        MetricsLog(run_dir / "metrics.jsonl", enabled=False),
         runlog.ProgressBar(0, False),
         meta,
+        claim=claim,
+        cause=numerics.likely_cause(t.lr, t.temperature, t.sampler_alpha),
     )
     rt.distinct_items = t.distinct_items and mcfg.item_encoder == "text" and t.targets == "all"
     if resume:
         _restore(rt)
+    rt.log = _metrics_log(rt, resume)
     rt.bar = runlog.ProgressBar(budget.total_steps, cfg.run.progress, start=rt.counters.step)
     return rt
 
 
 def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
-    """Fresh run: clear a previous run of the same name, write config.toml. Resume: check state.pt."""
+    """Fresh run: write config.toml into the claimed (empty or staging) dir. Resume: check state.pt.
+    Nothing is deleted here: `outputs.claim` already refused to reuse a dir holding a run."""
     if resume:
         if not (run_dir / "state.pt").is_file():
             raise UserError(f"{run_dir}: no state.pt to resume from")
@@ -166,19 +188,21 @@ def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
         return
     if not runlog.is_main():
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("final.json", "state.pt", "model.safetensors", "meta.json", "metrics.jsonl"):
-        (run_dir / name).unlink(missing_ok=True)
     with atomic_write(run_dir / "config.toml") as fh:
         fh.write(dumps_toml(cfg) + "\n")
 
 
-def _metrics_log(cfg: RunConfig, run_dir: Path, resume: bool) -> MetricsLog:
-    tracker = None
+def _metrics_log(rt: Runtime, resume: bool) -> MetricsLog:
+    """metrics.jsonl (+ MLflow unless tracking_uri is "off"); on resume, cut to the restored step."""
+    cfg, tracker = rt.cfg, None
     if runlog.is_main() and (cfg.run.tracking_uri or "").lower() != "off":
         uri = cfg.run.tracking_uri or default_tracking_uri(cfg.run.out)
-        tracker = MlflowTracker(uri, "scalerec", run_dir.name, {"config": to_dict(cfg)})
-    return MetricsLog(run_dir / "metrics.jsonl", tracker, enabled=runlog.is_main())
+        name = rt.claim.target.name if rt.claim else rt.dir.name
+        tracker = MlflowTracker(uri, "scalerec", name, {"config": to_dict(cfg)})
+    log = MetricsLog(rt.dir / "metrics.jsonl", tracker, enabled=runlog.is_main())
+    if resume:
+        log.truncate_after(rt.counters.step)
+    return log
 
 
 def _restore(rt: Runtime) -> None:
@@ -192,4 +216,4 @@ def _restore(rt: Runtime) -> None:
     dev.set_rng_state((own or state)["rng"])
     rt.counters = Counters(**state["counters"])
     rt.start_step = rt.counters.step
-    rt.log.truncate_after(rt.counters.step)
+    rt.run_id = state.get("run_id", "")

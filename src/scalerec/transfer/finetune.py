@@ -51,8 +51,9 @@ class FinetuneConfig:
     """Epochs of the last (or only) stage."""
     stage_epochs: int = 2
     """Progressive unfreezing: epochs per partial stage."""
-    freeze_embeddings: bool = True
-    """Progressive unfreezing: keep token embeddings frozen throughout (the paper's setting)."""
+    freeze_embeddings: bool = False
+    """Progressive unfreezing: keep token embeddings frozen throughout (the paper's setting; off by
+    default, see `scalerec.transfer.strategies.Progressive`)."""
     lr: float | None = None
     """Peak LR; unset = the strategy's default (`scalerec.transfer.strategies.DEFAULT_LR`)."""
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
@@ -89,6 +90,8 @@ class FinetuneConfig:
     """Torch device."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """Autocast dtype of the training forward pass: auto = bf16 on CUDA, fp32 on CPU."""
+    progress: bool = True
+    """Rich progress bar with ETA on a terminal; otherwise one log line per epoch."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "stage_epochs", "ewc_batches", "patience", "n_boot"):
@@ -203,17 +206,18 @@ def _ewc_penalty(model: torch.nn.Module, source: Domain, cfg: FinetuneConfig) ->
     """EWC anchored at the pretrained weights, Fisher from `ewc_batches` source training batches."""
     from scalerec.train.negatives import popularity_sampler
     from scalerec.transfer.ewc import EWCPenalty, diagonal_fisher
-    from scalerec.transfer.loop import batch_loss
+    from scalerec.transfer.loop import SampledLoss
 
     model.set_item_table(source.tables)
     sampler = popularity_sampler(source.popularity, cfg.neg_alpha, cfg.device)
     batches = TrainBatches(source.split.train, model.cfg.max_len, cfg.batch_size, cfg.seed, device=cfg.device)
     gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
+    loss = SampledLoss(model, sampler, cfg.n_negatives, gen)
     seen = [0]
 
     def loss_fn(m: torch.nn.Module, b: Any) -> torch.Tensor:
         seen[0] += b.n_targets
-        return batch_loss(m, b.inputs, b.targets, sampler, cfg.n_negatives, gen)
+        return loss(b.inputs, b.targets)
 
     fisher = diagonal_fisher(model, batches.batches(), loss_fn, cfg.ewc_batches)
     return EWCPenalty(model, fisher, cfg.ewc_lambda), seen[0]
@@ -236,7 +240,7 @@ def _train(model: torch.nn.Module, plan: Plan, target: Domain, cfg: FinetuneConf
         raise UserError(f"{cfg.data}: no user has 2+ training interactions after the leave-one-out split")
     sampler = popularity_sampler(target.popularity, cfg.neg_alpha, cfg.device)
     settings = LoopSettings(cfg.n_negatives, cfg.weight_decay, cfg.schedule, cfg.warmup_frac, cfg.patience,
-                            cfg.device, cfg.seed, cfg.precision)
+                            cfg.device, cfg.seed, cfg.precision, cfg.progress)
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from scalerec.errors import UserError
+
+if TYPE_CHECKING:  # torch stays out of JSON-only users (reports)
+    import torch
 
 
 def _fix(value: Any, path: str, bad: list[str]) -> Any:
@@ -83,6 +84,8 @@ def check_loss(mean_loss: float, first_step: int, last_step: int, cause: str) ->
 
 def check_weights(model: torch.nn.Module, step: int, cause: str) -> None:
     """Refuse to score or save a model with NaN/inf weights (e.g. a last step with lr=inf)."""
+    import torch
+
     finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
     if not bool(finite.item()):
         raise UserError(

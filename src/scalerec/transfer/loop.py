@@ -169,8 +169,9 @@ def _run_stage(model: nn.Module, ctx: _Epoch, stage: Stage, validate: Callable[[
         result.curve.append(point)
         ctx.bar.update(result.steps, f"loss {loss:.4f} | valid NDCG@10 {score:.4f}")
         if not ctx.bar.enabled:
-            ctx.bar.print(f"{stage.name} epoch {e + 1}/{stage.epochs} | step {result.steps} | targets "
-                          f"{runlog.fmt_count(result.targets_seen)} | train/loss {loss:.4g} | valid/ndcg@10 {score:.4g}")
+            seen = runlog.fmt_count(result.targets_seen)
+            ctx.bar.print(f"{stage.name} epoch {e + 1}/{stage.epochs} | step {result.steps} | "
+                          f"targets {seen} | train/loss {loss:.4g} | valid/ndcg@10 {score:.4g}")
         if score > result.best_valid:
             result.best_valid, result.best_epoch = score, len(result.curve) - 1
             result.best_state = copy.deepcopy(model.state_dict())

@@ -58,12 +58,12 @@ def train_cmd(
         "run.device": device,
         "run.tracking_uri": tracking_uri,
     }
-    overrides = list(set_) + [f"{k}={_quote(v)}" for k, v in flags.items() if v is not None]
+    overrides = list(set_) + [f"{k}={quote(v)}" for k, v in flags.items() if v is not None]
     if resume is not None:
         toml = resume / "config.toml"
         if not toml.is_file():
             raise UserError(f"{toml}: not found; --resume needs a run dir written by `scalerec train`")
-        run_flags = [f"run.out={_quote(resume.parent)}", f"run.name={_quote(resume.name)}"]
+        run_flags = [f"run.out={quote(resume.parent)}", f"run.name={quote(resume.name)}"]
         cfg = resolve_run_config(toml, overrides + run_flags)
     else:
         if data is None and config is None:
@@ -85,7 +85,7 @@ def train_cmd(
     )
 
 
-def _quote(value: object) -> str:
+def quote(value: object) -> str:
     """Pass paths and names through `--set` parsing as strings."""
     text = str(value)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

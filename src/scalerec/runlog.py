@@ -86,7 +86,14 @@ class ProgressBar:
     second on its own thread, so the bar and its ETA move with time, not with log points. On a
     non-terminal stderr (a log file, CI) the bar is off and callers print log lines instead."""
 
-    def __init__(self, total_steps: int, enabled: bool = True, start: int = 0, label: str = "train") -> None:
+    def __init__(
+        self,
+        total_steps: int,
+        enabled: bool = True,
+        start: int = 0,
+        label: str = "train",
+        console: Any = None,
+    ) -> None:
         self.enabled = enabled and is_main()
         self.console = None
         if not self.enabled:
@@ -94,7 +101,7 @@ class ProgressBar:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         if not self.console.is_terminal:
             self.enabled = False
             return

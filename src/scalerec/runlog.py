@@ -7,9 +7,13 @@ so this module is where that rule lives. Every log line carries targets seen and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,26 @@ def run_dir(out: str | Path, name: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._=+-]*", name):
         raise UserError(f"run.name {name!r} must be a plain directory name (letters, digits, . _ = + -)")
     return Path(out) / name
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (what `kill`, schedulers and container stops send) into KeyboardInterrupt for
+    the block, so `finally` clauses run: the tracker marks the run KILLED instead of leaving it
+    RUNNING forever. Only the main thread may set handlers; elsewhere this does nothing. (kill -9
+    cannot be caught: a resume reopens that MLflow run.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fmt_count(x: float) -> str:

@@ -18,7 +18,7 @@ from scalerec.transfer.finetune import FinetuneConfig, finetune
 def _cfg(world: dict[str, Path], strategy: str, *sets: str) -> FinetuneConfig:
     base = [f"pretrained={world['run']}", f"data={world['target']}", f"strategy={strategy}", "epochs=1",
             "stage_epochs=1", "batch_size=16", "n_negatives=16", "n_boot=20", "forgetting=false",
-            "progress=false"]
+            "progress=false", "tracking_uri=off"]
     return load(FinetuneConfig, overrides=base + list(sets))
 
 
@@ -106,3 +106,21 @@ def test_report_writes_learning_curve_figures(world: dict[str, Path], tmp_path: 
     rows = json.loads((root / "transfer_report.json").read_text())["rows"]
     assert sorted({r["target_fraction"] for r in rows}) == [0.5, 1.0]
     assert np.all([r["overall"]["ndcg@10"] is not None for r in rows])
+
+
+def test_finetune_is_tracked_in_the_training_store(world: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from scalerec.train.mlflow_tracker import RUN_FILE, default_tracking_uri
+
+    cfg = _cfg(world, "full", f"pretrained_root={tmp_path}", "tracking_uri=none")
+    summary = finetune(cfg)
+    out = Path(summary["out"])
+    client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path), registry_uri="file:///dev/null")
+    run = client.get_run(json.loads((out / RUN_FILE).read_text())["run_id"])
+    tags = run.data.tags
+    assert run.info.status == "FINISHED" and (tmp_path / "mlruns").is_dir()
+    assert (tags["kind"], tags["strategy"], tags["dataset"]) == ("finetune", "full", "target")
+    assert tags["git_commit"] and tags["pretrained"] == str(world["run"])
+    assert {"test/ndcg_at_10", "valid/ndcg_at_10", "train/loss"} <= set(run.data.metrics)

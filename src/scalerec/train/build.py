@@ -25,8 +25,10 @@ from scalerec.train.schedule import lr_factor
 
 def run_id(cfg: RunConfig) -> str:
     """Stable id of a run: hash of the resolved config minus where/how it is written."""
-    neutral = dataclasses.replace(cfg.run, out="", name="", tracking_uri=None, progress=True, device="auto")
-    neutral_train = dataclasses.replace(cfg.train, stop_after_steps=None)
+    neutral = dataclasses.replace(
+        cfg.run, out="", name="", tracking_uri=None, progress=True, device="auto", tensorboard=False
+    )
+    neutral_train = dataclasses.replace(cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0)
     text = dumps_toml(dataclasses.replace(cfg, run=neutral, train=neutral_train))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

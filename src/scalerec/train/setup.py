@@ -22,9 +22,10 @@ from scalerec.errors import UserError
 from scalerec.io import atomic_write
 from scalerec.train import build, checkpoint, numerics, outputs
 from scalerec.train.config import RunConfig
+from scalerec.train.mlflow_tracker import MlflowTracker, code_version, default_tracking_uri, saved_run_id
 from scalerec.train.negatives import make_sampler
 from scalerec.train.objective import NextItemObjective
-from scalerec.train.tracking import MetricsLog, MlflowTracker, default_tracking_uri
+from scalerec.train.tracking import MetricsLog
 
 
 @dataclass
@@ -192,14 +193,37 @@ def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
         fh.write(dumps_toml(cfg) + "\n")
 
 
+def run_tags(cfg: RunConfig) -> dict[str, str]:
+    """MLflow tags to find a run by: dataset, size, encoder, recipe, seed, loss, git commit."""
+    return {
+        "kind": "train",
+        "dataset": Path(cfg.data.dataset).name,
+        "dataset_path": str(cfg.data.dataset),
+        "size": cfg.model_size or "custom",
+        "encoder": cfg.model.item_encoder,
+        "recipe": cfg.recipe,
+        "seed": str(cfg.run.seed),
+        "loss": cfg.train.loss,
+        "runs_root": str(cfg.run.out),
+        "git_commit": code_version(),
+    }
+
+
 def _metrics_log(rt: Runtime, resume: bool) -> MetricsLog:
-    """metrics.jsonl (+ MLflow unless tracking_uri is "off"); on resume, cut to the restored step."""
-    cfg, tracker = rt.cfg, None
+    """metrics.jsonl + MLflow (unless tracking_uri is "off"; a resume reopens the run's MLflow run)
+    + TensorBoard (run.tensorboard); on resume, the file is cut to the restored step."""
+    cfg, tracker, board = rt.cfg, None, None
     if runlog.is_main() and (cfg.run.tracking_uri or "").lower() != "off":
         uri = cfg.run.tracking_uri or default_tracking_uri(cfg.run.out)
         name = rt.claim.target.name if rt.claim else rt.dir.name
-        tracker = MlflowTracker(uri, "scalerec", name, {"config": to_dict(cfg)})
-    log = MetricsLog(rt.dir / "metrics.jsonl", tracker, enabled=runlog.is_main())
+        previous = saved_run_id(rt.dir, uri) if resume else None
+        tracker = MlflowTracker(uri, "scalerec", name, {"config": to_dict(cfg)}, run_tags(cfg), previous)
+        tracker.save(rt.dir)
+    if runlog.is_main() and cfg.run.tensorboard:
+        from scalerec.train.tensorboard_sink import TensorBoardSink
+
+        board = TensorBoardSink(rt.dir / "tensorboard")
+    log = MetricsLog(rt.dir / "metrics.jsonl", tracker, enabled=runlog.is_main(), extra=board)
     if resume:
         log.truncate_after(rt.counters.step)
     return log

@@ -40,12 +40,14 @@ class RunSummary:
 
 def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> RunSummary:
     """Train one model as `cfg` says; with `resume`, continue `<out>/<name>` from its `state.pt`;
-    with `overwrite`, replace the run of that name — only once the new one has finished."""
+    with `overwrite`, replace the run of that name — only once the new one has finished.
+    MLflow gets the run's end: FINISHED, FAILED (an exception) or KILLED (Ctrl-C or SIGTERM)."""
     rt = setup(cfg, resume, overwrite)
     status = "FAILED"
     try:
-        completed = _loop(rt)
-        final = _finish(rt) if completed else {}
+        with runlog.sigterm_as_interrupt():
+            completed = _loop(rt)
+            final = _finish(rt) if completed else {}
         if completed and rt.claim is not None and runlog.is_main():
             rt.dir = rt.claim.commit()
         status = "FINISHED" if completed else "KILLED"

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from scalerec import runlog
 from scalerec.config import to_dict
 from scalerec.data.sequences import TrainBatches
 from scalerec.errors import UserError
@@ -94,6 +95,8 @@ class FinetuneConfig:
     """Autocast dtype of the training forward pass: auto = bf16 on CUDA, fp32 on CPU."""
     progress: bool = True
     """Rich progress bar with ETA on a terminal; otherwise one log line per epoch."""
+    tracking_uri: str | None = None
+    """MLflow store (None = <pretrained_root>/mlruns, the store training runs use; "off" = none)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "stage_epochs", "ewc_batches", "patience", "n_boot"):
@@ -331,16 +334,26 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         raise UserError("finetune: --data (target dataset dir) is required")
     if not Path(cfg.data, "interactions.parquet").is_file():
         raise UserError(f"target dataset not found: {Path(cfg.data, 'interactions.parquet')}")
-    from scalerec.transfer import outdir, pretrained
+    from scalerec.transfer import outdir, pretrained, track
 
     pre = load_pretrained(pretrained.resolve(cfg.pretrained, cfg.pretrained_root), cfg.device)
     out = Path(cfg.out) if cfg.out else outdir.default_out(
         cfg.pretrained_root, pre.run_dir, cfg.data, cfg.strategy, cfg.target_fraction, cfg.seed)
     outdir.check_out(out, [pre.run_dir, Path(cfg.data)])
-    with atomic_dir(out) as tmp:
-        summary, ranks = _run(cfg, pre, tmp, out)
-        summary["out"] = str(out)
-        ranks.setdefault("test", np.zeros(summary["n_test_users"], dtype=np.int64))  # 0 = unscorable
-        np.savez(tmp / "ranks.npz", **ranks)
-        (tmp / "transfer.json").write_text(numerics.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    tracker, status = track.start(cfg, pre.run_dir, out), "FAILED"
+    try:
+        with runlog.sigterm_as_interrupt(), atomic_dir(out) as tmp:
+            summary, ranks = _run(cfg, pre, tmp, out)
+            summary["out"] = str(out)
+            ranks.setdefault("test", np.zeros(summary["n_test_users"], dtype=np.int64))  # 0 = unscorable
+            np.savez(tmp / "ranks.npz", **ranks)
+            (tmp / "transfer.json").write_text(numerics.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            track.log_summary(tracker, summary, tmp)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if tracker is not None:
+            tracker.finish(status)
     return summary

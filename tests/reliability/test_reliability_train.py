@@ -3,6 +3,7 @@ refused, a diverged run stops with one sentence, and every JSON file a run write
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -14,6 +15,21 @@ from scalerec.errors import UserError
 from scalerec.train import outputs, train
 from scalerec.train.config import RunConfig, resolve_run_config
 from scalerec.train.tracking import MetricsLog
+
+
+def _load_write_world():
+    """The training tests' tiny world, loaded by path: test dirs are not packages, and a second
+    conftest.py here would shadow the `conftest` module other test files import by name."""
+    path = Path(__file__).resolve().parents[1] / "train" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("scalerec_train_world", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_world
+
+
+@pytest.fixture(scope="module")
+def train_world(tmp_path_factory) -> tuple[Path, Path]:
+    return _load_write_world()(tmp_path_factory.mktemp("world"))
 
 
 @pytest.fixture(autouse=True)

@@ -162,7 +162,7 @@ def pretrain(corpus: Path, tokens: Path, out: Path, args: argparse.Namespace) ->
             f"train.batch_size={args.batch_size}", f"train.lr={args.pretrain_lr}", f"run.seed={args.seed}"]
     if args.eval_users:
         sets.append(f"eval.max_users={args.eval_users}")
-    train(resolve_run_config(overrides=sets + list(args.pretrain_set), size=args.size))
+    train(resolve_run_config(overrides=sets + list(args.pretrain_set), size=args.size), overwrite=True)
     return run
 
 

@@ -239,3 +239,23 @@ def test_garbled_middle_line_is_a_clear_error(train_world, tmp_path):
     path.write_text("\n".join(["{oops", *lines]) + "\n")
     with pytest.raises(UserError, match=r"metrics.jsonl:1: not a JSON line"):
         train(load(RunConfig, toml=part.run_dir / "config.toml"), resume=True)
+
+
+def test_non_finite_weights_are_refused_before_scoring():
+    from scalerec.train import numerics
+
+    model = torch.nn.Linear(3, 2)
+    numerics.check_weights(model, 5, "cause")  # finite: no error
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+    with pytest.raises(UserError, match="non-finite after step 5"):
+        numerics.check_weights(model, 5, "train.lr=inf is far too large")
+
+
+def test_likely_cause_names_the_field():
+    from scalerec.train.numerics import likely_cause
+
+    assert "train.lr" in likely_cause(1e3, 1.0, 1.0)
+    assert "train.temperature" in likely_cause(1e-3, float("nan"), 1.0)
+    assert "train.sampler_alpha" in likely_cause(1e-3, 1.0, float("nan"))
+    assert "train.lr" in likely_cause(1e-3, 1.0, 1.0)  # nothing odd: still a hint where to look

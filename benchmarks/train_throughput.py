@@ -38,6 +38,7 @@ batches (split over the ranks), rank 0 prints, targets/s are global and MFU is a
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -102,6 +103,9 @@ def peak_flops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
+_RUN_NUMBER = itertools.count()
+
+
 def measure(
     world: tuple[Path, Path],
     out: Path,
@@ -125,7 +129,7 @@ def measure(
         f"data.tokens={tokens}",
         f"data.max_len={args.seq_len}",
         f"run.out={out}",
-        f"run.name={size}-{recipe}-{batch}",
+        f"run.name={size}-{recipe}-{batch}-{layout or 'window'}-{next(_RUN_NUMBER)}",  # never reuse a dir
         "run.tracking_uri=off",
         "run.progress=false",
         f"run.device={args.device}",

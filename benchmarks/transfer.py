@@ -162,7 +162,7 @@ def pretrain(corpus: Path, tokens: Path, out: Path, args: argparse.Namespace) ->
             f"train.batch_size={args.batch_size}", f"train.lr={args.pretrain_lr}", f"run.seed={args.seed}"]
     if args.eval_users:
         sets.append(f"eval.max_users={args.eval_users}")
-    train(resolve_run_config(overrides=sets + list(args.pretrain_set), size=args.size))
+    train(resolve_run_config(overrides=sets + list(args.pretrain_set), size=args.size), overwrite=True)
     return run
 
 
@@ -179,7 +179,8 @@ def finetune_all(run: Path, target: Path, out: Path, args: argparse.Namespace) -
         sets = [f"pretrained={run}", f"data={target}", f"out={dest}", f"strategy={strategy}",
                 f"epochs={args.epochs}", f"stage_epochs={args.stage_epochs}", f"batch_size={args.batch_size}",
                 f"n_negatives={args.negatives}", f"device={args.device}", f"ewc_batches={args.ewc_batches}",
-                f"valid_max_users={args.eval_users or 5000}", f"seed={args.seed}"]
+                f"valid_max_users={args.eval_users or 5000}", f"seed={args.seed}",
+                f"pretrained_root={out}"]  # MLflow store <out>/mlruns, beside the pretrained run
         finetune(load(FinetuneConfig, overrides=sets + list(args.ft_set)))
     return transfer_report(out / "ft")
 

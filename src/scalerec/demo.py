@@ -193,7 +193,8 @@ def _finetune(cfg: DemoConfig, run_dir: Path, target: Path, out: Path, result: D
         summary = finetune(FinetuneConfig(
             pretrained=str(run_dir), data=str(target), out=str(root / strategy), strategy=strategy,
             epochs=4, lr=1e-3, device="cuda" if cfg.device == "cuda" else "cpu", seed=cfg.seed, n_boot=200,
-            source_max_users=1000,
+            source_max_users=1000, pretrained_root=str(out / "runs"),  # the demo's MLflow store
+            tracking_uri=None if cfg.progress else "off", progress=cfg.progress,
         ))
         overall = (summary.get("test") or {}).get("overall") or {}
         if "ndcg@10" in overall:

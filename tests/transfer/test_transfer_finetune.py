@@ -15,7 +15,8 @@ from scalerec.transfer.finetune import FinetuneConfig, finetune
 
 def _cfg(world: dict[str, Path], strategy: str, out: Path, **extra: object) -> FinetuneConfig:
     sets = [f"pretrained={world['run']}", f"data={world['target']}", f"out={out}", f"strategy={strategy}",
-            "epochs=2", "stage_epochs=1", "batch_size=16", "n_negatives=16", "n_boot=50", "ewc_batches=3"]
+            "epochs=2", "stage_epochs=1", "batch_size=16", "n_negatives=16", "n_boot=50", "ewc_batches=3",
+            "tracking_uri=off"]
     sets += [f"{k}={v}" for k, v in extra.items()]
     return load(FinetuneConfig, overrides=sets)
 
@@ -84,7 +85,8 @@ def test_cli_finetune_and_report(world: dict[str, Path], tmp_path: Path) -> None
     runner = CliRunner()
     out = tmp_path / "cli" / "zs"
     res = runner.invoke(app, ["finetune", "--from", str(world["run"]), "--data", str(world["target"]),
-                              "--strategy", "zero-shot", "--out", str(out), "--set", "n_boot=20"])
+                              "--strategy", "zero-shot", "--out", str(out), "--set", "n_boot=20",
+                              "--set", "tracking_uri=off"])
     assert res.exit_code == 0, res.output
     assert "NDCG@10" in res.output and (out / "transfer.json").is_file()
     res = runner.invoke(app, ["transfer-report", str(tmp_path / "cli")])

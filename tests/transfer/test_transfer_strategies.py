@@ -88,7 +88,7 @@ def test_freeze_transformer_trains_only_item_encoder() -> None:
 
 def test_progressive_unfreezes_from_the_top() -> None:
     model = Mimic(depth=3)
-    plan = make_plan("progressive", model, PlanSettings(epochs=5, stage_epochs=2, freeze_embeddings=True))
+    plan = make_plan("progressive", model, PlanSettings(epochs=5, stage_epochs=2))
     assert [s.name for s in plan.stages] == ["top-1", "top-2", "top-3", "all"]
     assert [s.epochs for s in plan.stages] == [2, 2, 2, 5]
     seen = []
@@ -96,10 +96,30 @@ def test_progressive_unfreezes_from_the_top() -> None:
         apply_stage(model, stage)
         on = _trainable(model)
         seen.append({int(n.split(".")[1]) for n in on if n.startswith("blocks.")})
-        assert "final_norm.weight" in on
-        assert "item_encoder.tokens.title.weight" not in on  # embeddings frozen throughout
+        assert {"final_norm.weight", "item_encoder.adapter.weight", "item_encoder.tokens.title.weight"} <= on
     assert seen == [{2}, {1, 2}, {0, 1, 2}, {0, 1, 2}]
-    assert "item_encoder.adapter.weight" in _trainable(model)  # joins in the last stage
+
+
+def test_progressive_can_keep_the_papers_frozen_token_tables() -> None:
+    model = Mimic(depth=2)
+    for stage in make_plan("progressive", model, PlanSettings(freeze_embeddings=True)).stages:
+        apply_stage(model, stage)
+        on = _trainable(model)
+        assert "item_encoder.tokens.title.weight" not in on and "item_encoder.adapter.weight" in on
+
+
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "zero-shot"])
+def test_every_stage_trains_the_item_vectors(strategy: str) -> None:
+    """Scores are dot products with item vectors, so the item encoder is the output layer: a stage
+    that freezes it trains the body against item vectors that cannot separate the new domain's
+    items. Progressive unfreezing did that in its partial stages (and kept the token tables frozen
+    throughout) and scored 0.0008 NDCG@10 on Beauty against 0.012-0.013 for full fine-tuning."""
+    model = Mimic(depth=3)
+    for stage in make_plan(strategy, model, PlanSettings()).stages:
+        apply_stage(model, stage)
+        on = _trainable(model)
+        assert "item_encoder.tokens.title.weight" in on, (strategy, stage.name)
+        assert "item_encoder.adapter.weight" in on, (strategy, stage.name)
 
 
 def test_progressive_can_train_embeddings_last() -> None:
@@ -165,6 +185,6 @@ def test_groups_on_the_real_model() -> None:
     assert sum(sizes[n] for g in groups if g.startswith("blocks.") for n in groups[g]) == counts["blocks"]
     plan = make_plan("progressive", model, PlanSettings())
     apply_stage(model, plan.stages[0])
-    assert {n for n, p in model.named_parameters() if p.requires_grad} == set(groups["blocks.2"]) | set(
-        groups["head"]
-    )
+    top_1 = {"blocks.2", "head", "item_adapter", "embeddings"}
+    on = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert on == {n for g in top_1 for n in groups[g]}

@@ -30,6 +30,9 @@ def train_cmd(
         [], "--set", help="Override a key, e.g. --set train.lr=3e-4 (repeatable)."
     ),
     resume: Path | None = typer.Option(None, "--resume", help="Continue this run dir from its state.pt."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing run of this name (kept until the new one finishes)."
+    ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI ('off' = none)."),
 ) -> None:
@@ -65,9 +68,13 @@ def train_cmd(
         if data is None and config is None:
             raise UserError("--data is required (a dataset dir from `scalerec data prepare`)")
         cfg = resolve_run_config(config, set_, size=size, recipe=recipe, flags=flags)
-    summary = train(cfg, resume=resume is not None)
+    summary = train(cfg, resume=resume is not None, overwrite=overwrite)
     if not summary.completed:
-        Console().print(f"[yellow]stopped[/yellow] before the end; continue with --resume {summary.run_dir}")
+        hint = (
+            "the run it replaces is untouched" if summary.run_dir.name.startswith(".")
+            else f"continue with --resume {summary.run_dir}"
+        )
+        Console().print(f"[yellow]stopped[/yellow] before the end ({summary.run_dir}); {hint}")
         return
     final = summary.final
     ndcg = final.get("test", {}).get("ndcg@10", float("nan"))

@@ -146,7 +146,7 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
 
     out_dir = Path(out_dir)
     file_base = read_toml(spec.train_config) if spec.train_config else {}
-    common = merge(merge({"run": {"tracking_uri": "off"}}, file_base), spec.base)
+    common = merge(file_base, spec.base)  # runs are tracked like any `train` run (<out>/runs/mlruns)
     runs = []
     for subset in spec.subsets:
         ddir = subset_dir(spec, subset)

@@ -40,7 +40,7 @@ def run_status(out_dir: Path, run: PlannedRun) -> str:
 def _default_train(cfg: Any) -> Any:
     from scalerec.train import train
 
-    return train(cfg)
+    return train(cfg, overwrite=True)  # a failed or killed cell is replaced once its re-run finishes
 
 
 def _execute(train_fn: TrainFn | None, cfg: Any, threads: int | None) -> tuple[str, str | None]:

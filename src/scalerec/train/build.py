@@ -25,10 +25,35 @@ from scalerec.train.schedule import lr_factor
 
 def run_id(cfg: RunConfig) -> str:
     """Stable id of a run: hash of the resolved config minus where/how it is written."""
-    neutral = dataclasses.replace(cfg.run, out="", name="", tracking_uri=None, progress=True, device="auto")
-    neutral_train = dataclasses.replace(cfg.train, stop_after_steps=None)
+    neutral = dataclasses.replace(
+        cfg.run, out="", name="", tracking_uri=None, progress=True, device="auto", tensorboard=False
+    )
+    neutral_train = dataclasses.replace(cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0)
     text = dumps_toml(dataclasses.replace(cfg, run=neutral, train=neutral_train))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def resolved_loss(cfg: RunConfig, n_items: int) -> str:
+    """`train.loss`, with "auto" decided by the catalog size (full softmax when it fits)."""
+    t = cfg.train
+    if t.loss != "auto":
+        return t.loss
+    return "full" if n_items <= t.full_softmax_max_items else "sampled"
+
+
+def auto_log_every(steps_per_epoch: int) -> int:
+    """About 10 log points per epoch, at most 50 steps apart (ml-100k: 19 steps/epoch → every 1)."""
+    return max(1, min(50, steps_per_epoch // 10))
+
+
+def resolve_auto(cfg: RunConfig, n_items: int, n_batches_per_epoch: int) -> RunConfig:
+    """`cfg` with its data-dependent "auto" values (loss, log_every) decided, as config.toml records."""
+    t = cfg.train
+    spe = max(1, math.ceil(n_batches_per_epoch / t.grad_accum))
+    log_every = t.log_every or auto_log_every(spe)
+    return dataclasses.replace(
+        cfg, train=dataclasses.replace(t, loss=resolved_loss(cfg, n_items), log_every=log_every)
+    )
 
 
 def fill_model_config(cfg: RunConfig, n_items: int, tokens: Any | None) -> ModelConfig:
@@ -113,9 +138,10 @@ def flops_per_target(
     from scalerec.model.sizes import flops_per_target as per_target
 
     t = cfg.train
-    k = 1 if t.loss == "bce" else t.negatives
-    loss: Literal["sampled", "full"] = "full" if t.loss == "full" else "sampled"
-    shared = t.shared_negatives and t.loss == "sampled"
+    kind = resolved_loss(cfg, n_items)
+    k = 1 if kind == "bce" else t.negatives
+    loss: Literal["sampled", "full"] = "full" if kind == "full" else "sampled"
+    shared = t.shared_negatives and kind == "sampled"
     if t.targets == "last":
         fb = flops_per_batch(
             mcfg, micro_batch, cfg.data.max_len, k, loss, n_items, shared, targets_per_sequence=1

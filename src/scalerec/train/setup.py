@@ -22,13 +22,14 @@ from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
 from scalerec.memory import check_training
-from scalerec.train import build, checkpoint
+from scalerec.train import build, checkpoint, numerics, outputs
 from scalerec.train.batches import PackedBatches, train_batches
 from scalerec.train.config import RunConfig
+from scalerec.train.mlflow_tracker import MlflowTracker, code_version, default_tracking_uri, saved_run_id
 from scalerec.train.negatives import NegativeSampler, make_sampler
 from scalerec.train.objective import NextItemObjective
 from scalerec.train.padded import TrainBatches
-from scalerec.train.tracking import MetricsLog, MlflowTracker, default_tracking_uri
+from scalerec.train.tracking import MetricsLog
 
 if TYPE_CHECKING:
     from scalerec.data.read.splits import Split
@@ -73,6 +74,9 @@ class Runtime:
     counters: Counters = field(default_factory=Counters)
     start_step: int = 0
     distinct_items: bool = False  # deduplicate each batch's items before encoding them
+    claim: outputs.RunDirClaim | None = None  # lock + where this run writes / ends up
+    run_id: str = ""  # hash of the config as given (before "auto" values were resolved)
+    cause: str = ""  # the likely cause named when the loss turns non-finite
 
 
 def _init_distributed(device: torch.device) -> None:
@@ -90,13 +94,26 @@ def _load_tokens(cfg: RunConfig) -> Any | None:
     return load_item_tokens(cfg.data.tokens)
 
 
-def setup(cfg: RunConfig, resume: bool) -> Runtime:
-    """Build (and on `resume`, restore) the runtime of `cfg`'s run."""
+def setup(cfg: RunConfig, resume: bool, overwrite: bool = False) -> Runtime:
+    """Build (and on `resume`, restore) the runtime of `cfg`'s run; holds the run's lock."""
+    device = dev.pick_device(cfg.run.device)
+    _init_distributed(device)
+    rid = build.run_id(cfg)
+    target = runlog.run_dir(cfg.run.out, cfg.run.name or rid)
+    claim = outputs.claim(target, resume, overwrite, runlog.is_main())
+    try:
+        rt = _build(cfg, device, claim, resume)
+    except BaseException:
+        claim.release()
+        raise
+    rt.run_id = rt.run_id or rid
+    return rt
+
+
+def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, resume: bool) -> Runtime:
     from scalerec.model import SequentialRecommender
 
-    device = dev.pick_device(cfg.run.device)
     dtype = dev.autocast_dtype(device, cfg.train.precision)
-    _init_distributed(device)
     rank, world, t = runlog.rank(), runlog.world_size(), cfg.train
     dev.seed_everything(cfg.run.seed)
     # -- data ---------------------------------------------------------------------------------
@@ -111,6 +128,8 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     )
     if batches.n_units == 0:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")
+    cfg = build.resolve_auto(cfg, n_items, len(batches))
+    t = cfg.train
     # -- model, objective, optimizer --------------------------------------------------------------
     mcfg = build.fill_model_config(cfg, n_items, tokens)
     check_training(mcfg, micro, t.targets, t.loss, t.negatives, t.shared_negatives, n_items, device)
@@ -138,7 +157,7 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     opt = build.optimizer(model, cfg, device)
     sched = build.scheduler(opt, cfg, budget.total_steps)
     # -- run dir, trackers, resume ------------------------------------------------------------
-    run_dir = runlog.run_dir(cfg.run.out, cfg.run.name or build.run_id(cfg))
+    run_dir = claim.work
     _prepare_dir(cfg, run_dir, resume)
     meta = checkpoint.model_meta(mcfg, cfg.data.tokens, cfg.data.dataset, 0)
     rt = Runtime(
@@ -156,19 +175,23 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
         gen,
         split,
         budget,
-        _metrics_log(cfg, run_dir, resume),
+        MetricsLog(run_dir / "metrics.jsonl", enabled=False),
         runlog.ProgressBar(0, False),
         meta,
+        claim=claim,
+        cause=numerics.likely_cause(t.lr, t.temperature, t.sampler_alpha),
     )
     rt.distinct_items = t.distinct_items and mcfg.item_encoder == "text" and t.targets == "all"
     if resume:
         _restore(rt)
+    rt.log = _metrics_log(rt, resume)
     rt.bar = runlog.ProgressBar(budget.total_steps, cfg.run.progress, start=rt.counters.step)
     return rt
 
 
 def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
-    """Fresh run: clear a previous run of the same name, write config.toml. Resume: check state.pt."""
+    """Fresh run: write config.toml into the claimed (empty or staging) dir. Resume: check state.pt.
+    Nothing is deleted here: `outputs.claim` already refused to reuse a dir holding a run."""
     if resume:
         if not (run_dir / "state.pt").is_file():
             raise UserError(f"{run_dir}: no state.pt to resume from")
@@ -177,19 +200,44 @@ def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
         return
     if not runlog.is_main():
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("final.json", "state.pt", "model.safetensors", "meta.json", "metrics.jsonl"):
-        (run_dir / name).unlink(missing_ok=True)
     with atomic_write(run_dir / "config.toml") as fh:
         fh.write(dumps_toml(cfg) + "\n")
 
 
-def _metrics_log(cfg: RunConfig, run_dir: Path, resume: bool) -> MetricsLog:
-    tracker = None
+def run_tags(cfg: RunConfig) -> dict[str, str]:
+    """MLflow tags to find a run by: dataset, size, encoder, recipe, seed, loss, git commit."""
+    return {
+        "kind": "train",
+        "dataset": Path(cfg.data.dataset).name,
+        "dataset_path": str(cfg.data.dataset),
+        "size": cfg.model_size or "custom",
+        "encoder": cfg.model.item_encoder,
+        "recipe": cfg.recipe,
+        "seed": str(cfg.run.seed),
+        "loss": cfg.train.loss,
+        "runs_root": str(cfg.run.out),
+        "git_commit": code_version(),
+    }
+
+
+def _metrics_log(rt: Runtime, resume: bool) -> MetricsLog:
+    """metrics.jsonl + MLflow (unless tracking_uri is "off"; a resume reopens the run's MLflow run)
+    + TensorBoard (run.tensorboard); on resume, the file is cut to the restored step."""
+    cfg, tracker, board = rt.cfg, None, None
     if runlog.is_main() and (cfg.run.tracking_uri or "").lower() != "off":
         uri = cfg.run.tracking_uri or default_tracking_uri(cfg.run.out)
-        tracker = MlflowTracker(uri, "scalerec", run_dir.name, {"config": to_dict(cfg)})
-    return MetricsLog(run_dir / "metrics.jsonl", tracker, enabled=runlog.is_main())
+        name = rt.claim.target.name if rt.claim else rt.dir.name
+        previous = saved_run_id(rt.dir, uri) if resume else None
+        tracker = MlflowTracker(uri, "scalerec", name, {"config": to_dict(cfg)}, run_tags(cfg), previous)
+        tracker.save(rt.dir)
+    if runlog.is_main() and cfg.run.tensorboard:
+        from scalerec.train.tensorboard_sink import TensorBoardSink
+
+        board = TensorBoardSink(rt.dir / "tensorboard")
+    log = MetricsLog(rt.dir / "metrics.jsonl", tracker, enabled=runlog.is_main(), extra=board)
+    if resume:
+        log.truncate_after(rt.counters.step)
+    return log
 
 
 def _restore(rt: Runtime) -> None:
@@ -203,4 +251,4 @@ def _restore(rt: Runtime) -> None:
     dev.set_rng_state((own or state)["rng"])
     rt.counters = Counters(**state["counters"])
     rt.start_step = rt.counters.step
-    rt.log.truncate_after(rt.counters.step)
+    rt.run_id = state.get("run_id", "")

@@ -21,8 +21,8 @@ import torch
 
 from scalerec import device as dev
 from scalerec import runlog
-from scalerec.io import write_json
-from scalerec.train import build, checkpoint
+from scalerec.io import atomic_write
+from scalerec.train import build, checkpoint, numerics
 from scalerec.train.config import RunConfig
 from scalerec.train.evaluation import evaluate_split, subset
 from scalerec.train.objective import distinct_items
@@ -38,19 +38,28 @@ class RunSummary:
     completed: bool = True
 
 
-def train(cfg: RunConfig, resume: bool = False) -> RunSummary:
-    """Train one model as `cfg` says; with `resume`, continue `<out>/<name>` from its `state.pt`."""
-    rt = setup(cfg, resume)
+def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> RunSummary:
+    """Train one model as `cfg` says; with `resume`, continue `<out>/<name>` from its `state.pt`;
+    with `overwrite`, replace the run of that name — only once the new one has finished.
+    MLflow gets the run's end: FINISHED, FAILED (an exception) or KILLED (Ctrl-C or SIGTERM)."""
+    rt = setup(cfg, resume, overwrite)
     status = "FAILED"
     try:
-        completed = _loop(rt)
-        final = _finish(rt) if completed else {}
+        with runlog.sigterm_as_interrupt():
+            completed = _loop(rt)
+            final = _finish(rt) if completed else {}
+        if completed and rt.claim is not None and runlog.is_main():
+            rt.dir = rt.claim.commit()
         status = "FINISHED" if completed else "KILLED"
         return RunSummary(rt.dir, final, completed)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
         rt.bar.close()
-        if rt.log.tracker is not None:
-            rt.log.tracker.finish(status)
+        rt.log.close(status)
+        if rt.claim is not None:
+            rt.claim.release()
 
 
 def _loop(rt: Runtime) -> bool:
@@ -58,8 +67,9 @@ def _loop(rt: Runtime) -> bool:
     t, c, total = rt.cfg.train, rt.counters, rt.budget.total_steps
     stream = rt.batches.batches()
     every_eval = build.eval_every(rt.cfg, rt.budget)
+    clock = runlog.LogClock(t.log_every, t.log_seconds, timed=runlog.world_size() == 1, step=c.step)
     loss_acc = torch.zeros((), device=rt.device)
-    window_targets, t_window, t_segment = 0, time.perf_counter(), time.perf_counter()
+    window_targets, t_segment = 0, time.perf_counter()
     while c.step < total and not c.stopped_early:
         # -- one optimizer step over grad_accum micro-batches --------------------------------
         micro = [next(stream) for _ in range(t.grad_accum)]
@@ -68,12 +78,12 @@ def _loop(rt: Runtime) -> bool:
         c.step += 1
         c.targets_seen += n_global
         window_targets += n_global
-        # -- log (the only host syncs) ---------------------------------------------------------
-        if c.step % t.log_every == 0 or c.step == total:
-            now = time.perf_counter()
-            _log_train(rt, loss_acc, window_targets, now - t_window)
+        rt.bar.advance(c.step)  # no sync: the bar redraws (and re-estimates its ETA) on its own clock
+        # -- log every log_every steps or log_seconds (the only host syncs; stops a diverged run)
+        if clock.due(c.step) or c.step == total:
+            _log_train(rt, loss_acc, window_targets, *clock.lap(c.step))
             loss_acc.zero_()
-            window_targets, t_window = 0, now
+            window_targets = 0
         # -- validate, keep the best weights, stop early; save resumable state ----------------
         if c.step % every_eval == 0 or c.step == total:
             _validate(rt)
@@ -141,10 +151,11 @@ def _record(rt: Runtime, **metrics: Any) -> dict[str, Any]:
     }
 
 
-def _log_train(rt: Runtime, loss_acc: torch.Tensor, n_targets: int, seconds: float) -> None:
+def _log_train(rt: Runtime, loss_acc: torch.Tensor, n_targets: int, seconds: float, first: int) -> None:
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(loss_acc)
     loss = loss_acc.item() / max(1, n_targets)
+    numerics.check_loss(loss, first, rt.counters.step, rt.cause)
     rate = n_targets / max(seconds, 1e-9)
     rec = _record(
         rt, **{"train/loss": loss, "train/lr": rt.sched.get_last_lr()[0], "train/targets_per_s": rate}
@@ -158,9 +169,11 @@ def _log_train(rt: Runtime, loss_acc: torch.Tensor, n_targets: int, seconds: flo
 def _validate(rt: Runtime) -> None:
     """Validation metrics; new best NDCG@10 → save weights; patience exhausted → stop early."""
     e, c = rt.cfg.eval, rt.counters
+    numerics.check_weights(rt.model, c.step, rt.cause)
     hist, tgt = subset(rt.split.valid[0], rt.split.valid[1], e.max_users, rt.cfg.run.seed)
     if hist.n_users == 0:
         return
+    rt.bar.phase("valid")
     m = evaluate_split(
         rt.model, hist, tgt, rt.cfg.data.max_len, e.ks, e.batch_size, rt.device, rt.dtype, e.mask_seen
     )
@@ -168,6 +181,7 @@ def _validate(rt: Runtime) -> None:
     rt.log.write(rec)
     keys = ("step", "targets_seen", "flops", "valid/loss", "valid/ndcg@10", "valid/hr@10", "valid/mrr@10")
     rt.bar.print(runlog.log_line({k: rec[k] for k in keys if k in rec}))
+    rt.bar.phase()
     score = m.get("ndcg@10", -m["loss"])
     if score > c.best_ndcg:
         c.best_ndcg, c.best_step, c.best_valid, c.bad_evals = score, c.step, m, 0
@@ -194,6 +208,7 @@ def _save_state(rt: Runtime) -> None:
             "generator": rt.gen.get_state(),
             "data": rt.batches.state_dict(),
             "counters": dataclasses.asdict(rt.counters),
+            "run_id": rt.run_id,
         },
     )
 
@@ -203,6 +218,7 @@ def _finish(rt: Runtime) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     c, e = rt.counters, rt.cfg.eval
+    numerics.check_weights(rt.model, c.step, rt.cause)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
     if not (rt.dir / "model.safetensors").is_file():
@@ -213,6 +229,7 @@ def _finish(rt: Runtime) -> dict[str, Any]:
         c.best_step = c.step
     rt.model.load_state_dict(load_file(str(rt.dir / "model.safetensors"), device=str(rt.device)))
     hist, tgt = rt.split.test
+    rt.bar.phase("test")
     test = (
         evaluate_split(
             rt.model, hist, tgt, rt.cfg.data.max_len, e.ks, e.batch_size, rt.device, rt.dtype, e.mask_seen
@@ -222,8 +239,8 @@ def _finish(rt: Runtime) -> dict[str, Any]:
     )
     final = {
         "format_version": 1,
-        "run_id": build.run_id(rt.cfg),
-        "name": rt.dir.name,
+        "run_id": rt.run_id,
+        "name": rt.claim.target.name if rt.claim else rt.dir.name,
         "params": rt.model.param_counts(),
         "flops": {
             "per_target": rt.budget.flops_per_target,
@@ -246,5 +263,6 @@ def _finish(rt: Runtime) -> dict[str, Any]:
     }
     if runlog.is_main():
         rt.log.write(_record(rt, **{f"test/{k}": v for k, v in test.items()}))
-        write_json(rt.dir / "final.json", final)
+        with atomic_write(rt.dir / "final.json") as fh:
+            fh.write(numerics.dumps(final, indent=2) + "\n")
     return final

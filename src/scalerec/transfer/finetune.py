@@ -14,28 +14,23 @@ for paired comparisons), `tokens/` (the target token table), `model.safetensors`
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
+from scalerec import runlog
 from scalerec.config import to_dict
-from scalerec.data.read.sequences import (
-    UserSequences,
-    item_popularity,
-    load_sequences,
-)
-from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_dir
+from scalerec.train import numerics
 from scalerec.train.padded import TrainBatches
 from scalerec.transfer import evaluation as ev
+from scalerec.transfer.domain import Domain, _subsample, load_domain, with_fraction
 from scalerec.transfer.strategies import Plan, PlanSettings, StrategyName, make_plan
 
 if TYPE_CHECKING:
-    from scalerec.data.read.splits import Split
     from scalerec.model.recommender import SequentialRecommender
 
 
@@ -44,19 +39,27 @@ class FinetuneConfig:
     """Settings of `scalerec finetune` (TOML keys or `--set key=value`)."""
 
     pretrained: str = ""
-    """Pretrained run dir (`--from`); must hold final.json, meta.json and model.safetensors."""
+    """Pretrained run (`--from`): a run dir, or a run name under `pretrained_root` (see
+    `scalerec pretrained`); must hold final.json, meta.json and model.safetensors."""
+    pretrained_root: str = "runs"
+    """Where `--from NAME` and `scalerec pretrained` look for complete training runs."""
     data: str = ""
     """Target dataset dir (`--data`), as written by `scalerec data prepare`."""
     out: str = ""
-    """Output dir of this fine-tuning run, replaced atomically ("" = runs/finetune/<strategy>)."""
+    """Output dir of this fine-tuning run ("" = a new unique dir under runs/finetune/). An existing
+    fine-tuning output is replaced atomically; any other non-empty dir is refused."""
+    target_fraction: float = dataclasses.field(default=1.0, metadata={"range": "(0, 1]"})
+    """Train on this fraction of the target's training users (nested: a fixed user order, so 5% ⊂
+    20% ⊂ 100%); validation and test always use every user."""
     strategy: StrategyName = "full"
     """zero-shot | scratch | id-scratch | full | freeze-transformer | only-embeddings | progressive | ewc."""
     epochs: int = dataclasses.field(default=10, metadata={"range": "[0, inf)"})
     """Epochs of the last (or only) stage."""
     stage_epochs: int = dataclasses.field(default=2, metadata={"range": "[0, inf)"})
     """Progressive unfreezing: epochs per partial stage."""
-    freeze_embeddings: bool = True
-    """Progressive unfreezing: keep token embeddings frozen throughout (the paper's setting)."""
+    freeze_embeddings: bool = False
+    """Progressive unfreezing: keep token embeddings frozen throughout (the paper's setting; off by
+    default, see `scalerec.transfer.strategies.Progressive`)."""
     lr: float | None = dataclasses.field(default=None, metadata={"range": "(0, 1]"})
     """Peak LR; unset = the strategy's default (`scalerec.transfer.strategies.DEFAULT_LR`)."""
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
@@ -93,6 +96,10 @@ class FinetuneConfig:
     """Torch device."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """Autocast dtype of the training forward pass: auto = bf16 on CUDA, fp32 on CPU."""
+    progress: bool = True
+    """Rich progress bar with ETA on a terminal; otherwise one log line per epoch."""
+    tracking_uri: str | None = None
+    """MLflow store (None = <pretrained_root>/mlruns, the store training runs use; "off" = none)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "stage_epochs", "ewc_batches", "patience", "n_boot"):
@@ -107,43 +114,11 @@ class FinetuneConfig:
             raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
         if self.ewc_lambda < 0:
             raise ValueError(f"ewc_lambda must be >= 0, got {self.ewc_lambda}")
+        if not 0 < self.target_fraction <= 1:
+            raise ValueError(f"target_fraction must be in (0, 1], got {self.target_fraction}")
 
     def plan_settings(self) -> PlanSettings:
         return PlanSettings(self.epochs, self.stage_epochs, self.freeze_embeddings, self.lr)
-
-
-@dataclasses.dataclass
-class Domain:
-    """One domain ready for training/evaluation: its split, popularity and token table."""
-
-    split: Split
-    popularity: np.ndarray
-    tables: dict[str, torch.Tensor] | None
-    n_items: int
-
-
-def _subsample(histories: UserSequences, targets: np.ndarray, n: int, seed: int):
-    if len(targets) <= n:
-        return histories, targets
-    rows = np.sort(np.random.default_rng(seed).choice(len(targets), n, replace=False))
-    return histories.take(rows), targets[rows]
-
-
-def load_domain(dataset: str | Path, tokens_dir: str | Path | None) -> Domain:
-    """Read a dataset dir (and its token table, if any) into a leave-one-out `Domain`."""
-    from scalerec.text import load_item_tokens
-
-    seqs = load_sequences(dataset)
-    split = leave_one_out(seqs)
-    tables = load_item_tokens(tokens_dir).torch_tables() if tokens_dir is not None else None
-    n_items = seqs.n_items
-    if tables is not None:
-        n_rows = next(iter(tables.values())).shape[0] - 1
-        if n_rows < n_items:
-            raise UserError(f"{tokens_dir}: token table has {n_rows} items, dataset {dataset} has {n_items}")
-        n_items = n_rows
-    split.train.n_items = n_items
-    return Domain(split, item_popularity(split.train), tables, n_items)
 
 
 def retokenize_target(cfg: FinetuneConfig, model_cfg: Any, pretrained_tokens: Path, out: Path) -> Path:
@@ -206,17 +181,18 @@ def _ewc_penalty(model: SequentialRecommender, source: Domain, cfg: FinetuneConf
     """EWC anchored at the pretrained weights, Fisher from `ewc_batches` source training batches."""
     from scalerec.train.negatives import popularity_sampler
     from scalerec.transfer.ewc import EWCPenalty, diagonal_fisher
-    from scalerec.transfer.loop import batch_loss
+    from scalerec.transfer.loop import SampledLoss
 
     model.set_item_table(source.tables)
     sampler = popularity_sampler(source.popularity, cfg.neg_alpha, cfg.device)
     batches = TrainBatches(source.split.train, model.cfg.max_len, cfg.batch_size, cfg.seed, device=cfg.device)
     gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
+    loss = SampledLoss(model, sampler, cfg.n_negatives, gen)
     seen = [0]
 
     def loss_fn(m: SequentialRecommender, b: Any) -> torch.Tensor:
         seen[0] += b.n_targets
-        return batch_loss(m, b.inputs, b.targets, sampler, cfg.n_negatives, gen)
+        return loss(b.inputs, b.targets)
 
     fisher = diagonal_fisher(model, batches.batches(), loss_fn, cfg.ewc_batches)
     return EWCPenalty(model, fisher, cfg.ewc_lambda), seen[0]
@@ -239,7 +215,7 @@ def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: Finetu
         raise UserError(f"{cfg.data}: no user has 2+ training interactions after the leave-one-out split")
     sampler = popularity_sampler(target.popularity, cfg.neg_alpha, cfg.device)
     settings = LoopSettings(cfg.n_negatives, cfg.weight_decay, cfg.schedule, cfg.warmup_frac, cfg.patience,
-                            cfg.device, cfg.seed, cfg.precision)
+                            cfg.device, cfg.seed, cfg.precision, cfg.progress)
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 
@@ -284,9 +260,18 @@ def _baseline(cfg: FinetuneConfig, pre: Pretrained, plan: Plan, target: Domain) 
         "plan": [{"name": s.name, "groups": sorted(s.trainable), "epochs": s.epochs, "lr": s.lr}
                  for s in plan.stages],
         "item_encoder": pre.model.cfg.item_encoder, "source": None, "flops": 0.0, "wall_time_s": 0.0,
-        "targets_seen": 0,
+        "targets_seen": 0, "target_fraction": cfg.target_fraction,
+        "n_train_users": int((target.split.train.lengths() > 0).sum()), **_pretrained_info(pre.run_dir),
     }
     return summary, {"most_popular": pop_ranks, "cold": cold}
+
+
+def _pretrained_info(run_dir: Path) -> dict[str, Any]:
+    """Size of the pretrained model, for the report's NDCG-vs-size curve."""
+    from scalerec.transfer.pretrained import entry
+
+    e = entry(run_dir, run_dir.parent)
+    return {"pretrained_size": e.size, "pretrained_params": e.params}
 
 
 def _source(cfg: FinetuneConfig, pre: Pretrained, plan: Plan) -> Domain | None:
@@ -306,7 +291,7 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     if text and pre.tokens_dir is None:
         raise UserError(f"{pre.run_dir}/meta.json: no tokens_dir, cannot reuse the pretrained tokenizer")
     tokens = retokenize_target(cfg, model.cfg, pre.tokens_dir, tmp) if text else None
-    target = load_domain(cfg.data, tokens)
+    target = with_fraction(load_domain(cfg.data, tokens), cfg.target_fraction)
     summary, ranks = _baseline(cfg, pre, plan, target)
     if not text and not plan.reinit:
         summary["test"] = _unsupported(cfg, pre, summary["n_test_users"])
@@ -354,13 +339,26 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         raise UserError("finetune: --data (target dataset dir) is required")
     if not Path(cfg.data, "interactions.parquet").is_file():
         raise UserError(f"target dataset not found: {Path(cfg.data, 'interactions.parquet')}")
-    pre = load_pretrained(cfg.pretrained, cfg.device)
-    out = Path(cfg.out or f"runs/finetune/{cfg.strategy}")
-    with atomic_dir(out) as tmp:
-        summary, ranks = _run(cfg, pre, tmp, out)
-        summary["out"] = str(out)
-        ranks.setdefault("test", np.zeros(summary["n_test_users"], dtype=np.int64))  # 0 = unscorable
-        np.savez(tmp / "ranks.npz", **ranks)
-        text = json.dumps(summary, indent=2, default=str) + "\n"
-        (tmp / "transfer.json").write_text(text, encoding="utf-8")
+    from scalerec.transfer import outdir, pretrained, track
+
+    pre = load_pretrained(pretrained.resolve(cfg.pretrained, cfg.pretrained_root), cfg.device)
+    out = Path(cfg.out) if cfg.out else outdir.default_out(
+        cfg.pretrained_root, pre.run_dir, cfg.data, cfg.strategy, cfg.target_fraction, cfg.seed)
+    outdir.check_out(out, [pre.run_dir, Path(cfg.data)])
+    tracker, status = track.start(cfg, pre.run_dir, out), "FAILED"
+    try:
+        with runlog.sigterm_as_interrupt(), atomic_dir(out) as tmp:
+            summary, ranks = _run(cfg, pre, tmp, out)
+            summary["out"] = str(out)
+            ranks.setdefault("test", np.zeros(summary["n_test_users"], dtype=np.int64))  # 0 = unscorable
+            np.savez(tmp / "ranks.npz", **ranks)
+            (tmp / "transfer.json").write_text(numerics.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            track.log_summary(tracker, summary, tmp)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if tracker is not None:
+            tracker.finish(status)
     return summary

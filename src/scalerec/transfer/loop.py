@@ -1,12 +1,13 @@
-"""The fine-tuning loop: the trainer's public pieces (batches, sampled softmax, negatives, schedule)
-driven stage by stage with a parameter filter and an optional EWC term.
+"""The fine-tuning loop: the trainer's building blocks (batches, `NextItemObjective`, negative
+samplers, `lr_factor`, progress bar) driven stage by stage with a parameter filter and an optional
+EWC term.
 
 `scalerec.train.train` runs a whole pretraining job from a `RunConfig`; fine-tuning needs three
 things it does not take — a subset of trainable parameters that changes between stages, an extra
-loss term, and model selection across stages — so this short loop reuses its building blocks
-(`TrainBatches`, `NextItemObjective`, the negative samplers, `lr_factor`) instead of duplicating
-the trainer. Loss: every position is a target; K negatives shared by the
-batch, drawn from the *target* domain's popularity, with logQ correction and hit masking.
+loss term, and model selection across stages — so this is a separate short loop over the same
+parts, not a call into the trainer. Loss: every position is a target; K negatives shared by the
+batch, drawn from the *target* domain's popularity, with logQ correction and hit masking. The
+objective and its log-q table are built once per loop (`SampledLoss`), not per batch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from scalerec import device as dev
+from scalerec import runlog
 from scalerec.train.negatives import NegativeSampler
 from scalerec.train.objective import NextItemObjective
 from scalerec.train.padded import Batch, TrainBatches
@@ -31,21 +33,26 @@ if TYPE_CHECKING:
     from scalerec.model.recommender import SequentialRecommender
 
 
-def batch_loss(
-    model: SequentialRecommender,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    sampler: NegativeSampler,
-    n_negatives: int,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Mean sampled-softmax loss over the non-padding targets of one batch ([B, T] int64 each),
-    computed by the trainer's `NextItemObjective` (logQ from the sampler, hits masked)."""
-    device = inputs.device
-    logq = sampler.log_q(torch.arange(model.n_items + 1, device=device))
-    objective = NextItemObjective(model, loss="sampled", targets="all", logq_table=logq)
-    neg_ids, _ = sampler.sample((n_negatives,), generator)
-    return objective(inputs, targets, neg_ids) / (targets > 0).sum().clamp(min=1)
+class SampledLoss:
+    """Mean sampled-softmax loss of a batch ([B, T] int64 inputs/targets) through the trainer's
+    `NextItemObjective` (logQ from the sampler, hits masked). Built once: the objective and the
+    catalog's log-q table do not change between batches."""
+
+    def __init__(
+        self,
+        model: SequentialRecommender,
+        sampler: NegativeSampler,
+        n_negatives: int,
+        generator: torch.Generator,
+    ) -> None:
+        device = next(model.parameters()).device
+        logq = sampler.log_q(torch.arange(model.n_items + 1, device=device))
+        self.objective = NextItemObjective(model, loss="sampled", targets="all", logq_table=logq)
+        self.sampler, self.k, self.gen = sampler, n_negatives, generator
+
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        neg_ids, _ = self.sampler.sample((self.k,), self.gen)
+        return self.objective(inputs, targets, neg_ids) / (targets > 0).sum().clamp(min=1)
 
 
 @dataclass
@@ -60,6 +67,8 @@ class LoopSettings:
     device: str
     seed: int
     precision: str = "auto"
+    progress: bool = False
+    """Rich progress bar on a terminal; otherwise one line per epoch (loss, valid NDCG@10)."""
 
 
 @dataclass
@@ -73,6 +82,7 @@ class LoopResult:
     best_valid: float = float("-inf")
     curve: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    best_state: dict[str, Any] | None = field(default=None, repr=False)  # while the loop runs
 
 
 @dataclass
@@ -81,10 +91,10 @@ class _Epoch:
 
     stream: Iterator[Batch]
     n_batches: int
-    sampler: NegativeSampler
-    gen: torch.Generator
+    loss: SampledLoss
     settings: LoopSettings
     ewc: EWCPenalty | None
+    bar: runlog.ProgressBar
 
 
 def _train_epoch(model: SequentialRecommender, ctx: _Epoch, opt: torch.optim.Optimizer, stage: Stage, e: int,
@@ -101,8 +111,7 @@ def _train_epoch(model: SequentialRecommender, ctx: _Epoch, opt: torch.optim.Opt
             g["lr"] = stage.lr * lr_factor(ctx.settings.schedule, e * ctx.n_batches + i, total, warmup)
         batch = next(ctx.stream)
         with dev.autocast(device, amp):
-            k = ctx.settings.n_negatives
-            loss = batch_loss(model, batch.inputs, batch.targets, ctx.sampler, k, ctx.gen)
+            loss = ctx.loss(batch.inputs, batch.targets)
         if ctx.ewc is not None:
             loss = loss + ctx.ewc(model)
         opt.zero_grad(set_to_none=True)
@@ -111,6 +120,7 @@ def _train_epoch(model: SequentialRecommender, ctx: _Epoch, opt: torch.optim.Opt
         loss_sum += loss.detach()
         result.steps += 1
         result.targets_seen += batch.n_targets
+        ctx.bar.advance(result.steps)  # no sync: the bar redraws with its ETA on its own clock
     return float(loss_sum) / max(1, ctx.n_batches)
 
 
@@ -127,29 +137,55 @@ def run_stages(
     the best weights, which are loaded back at the end. Early stopping (`patience` epochs without
     improvement, 0 = off) applies within the last stage only, so no unfreezing stage is skipped."""
     result = LoopResult()
-    best_state = copy.deepcopy(model.state_dict())
+    initial = copy.deepcopy(model.state_dict())
     gen = torch.Generator(device=settings.device).manual_seed(settings.seed)
-    ctx = _Epoch(batches.batches(), len(batches), sampler, gen, settings, ewc)
+    total = len(batches) * sum(s.epochs for s in stages)
+    bar = runlog.ProgressBar(total, settings.progress, label="finetune")
+    ctx = _Epoch(batches.batches(), len(batches), SampledLoss(model, sampler, settings.n_negatives, gen),
+                 settings, ewc, bar)
     start = time.perf_counter()
-    for s_idx, stage in enumerate(stages):
-        opt = torch.optim.AdamW(apply_stage(model, stage), lr=stage.lr, weight_decay=settings.weight_decay)
-        bad = 0
-        for e in range(stage.epochs):
-            loss = _train_epoch(model, ctx, opt, stage, e, result)
-            score = validate(model)
-            result.curve.append({"epoch": len(result.curve), "stage": stage.name, "train/loss": loss,
-                                 "valid/ndcg@10": score, "targets_seen": result.targets_seen})
-            if score > result.best_valid:
-                result.best_valid, result.best_epoch = score, len(result.curve) - 1
-                best_state = copy.deepcopy(model.state_dict())
-                bad = 0
-            else:
-                bad += 1
-            if s_idx == len(stages) - 1 and settings.patience and bad >= settings.patience:
-                result.stopped_early = True
+    try:
+        for s_idx, stage in enumerate(stages):
+            _run_stage(model, ctx, stage, validate, result, last=s_idx == len(stages) - 1)
+            if result.stopped_early:
                 break
+    finally:
+        bar.close()
     result.wall_time_s = time.perf_counter() - start
-    model.load_state_dict(best_state)
+    model.load_state_dict(result.best_state or initial)
+    result.best_state = None
     for p in model.parameters():
         p.requires_grad_(True)
     return result
+
+
+def _run_stage(model: SequentialRecommender, ctx: _Epoch, stage: Stage,
+               validate: Callable[[SequentialRecommender], float],
+               result: LoopResult, last: bool) -> None:
+    """Epochs of one stage, validating after each and keeping the best weights in `result`. Early
+    stopping (`patience` epochs without improvement) applies within the last stage only."""
+    opt = torch.optim.AdamW(apply_stage(model, stage), lr=stage.lr, weight_decay=ctx.settings.weight_decay)
+    bad = 0
+    for e in range(stage.epochs):
+        ctx.bar.phase(stage.name)
+        loss = _train_epoch(model, ctx, opt, stage, e, result)
+        ctx.bar.phase("valid")
+        score = validate(model)
+        point = {"epoch": len(result.curve), "stage": stage.name, "train/loss": loss,
+                 "valid/ndcg@10": score, "targets_seen": result.targets_seen}
+        result.curve.append(point)
+        ctx.bar.update(result.steps, f"loss {loss:.4f} | valid NDCG@10 {score:.4f}")
+        if not ctx.bar.enabled:
+            seen = runlog.fmt_count(result.targets_seen)
+            ctx.bar.print(f"{stage.name} epoch {e + 1}/{stage.epochs} | step {result.steps} | "
+                          f"targets {seen} | train/loss {loss:.4g} | valid/ndcg@10 {score:.4g}")
+        if score > result.best_valid:
+            result.best_valid, result.best_epoch = score, len(result.curve) - 1
+            result.best_state = copy.deepcopy(model.state_dict())
+            bad = 0
+        else:
+            bad += 1
+        if last and ctx.settings.patience and bad >= ctx.settings.patience:
+            result.stopped_early = True
+            break
+

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from scalerec.errors import UserError
-from scalerec.io import atomic_write, write_json
+from scalerec.io import atomic_write
+from scalerec.train import numerics
 
 METRICS = ("ndcg@10", "hr@10", "mrr")
 BASELINES = ("zero-shot", "scratch", "id-scratch")
@@ -114,6 +115,10 @@ def _row(e: Entry) -> dict[str, Any]:
         "flops": e.summary.get("flops", 0.0),
         "wall_time_s": e.summary.get("wall_time_s", 0.0),
         "targets_seen": e.summary.get("targets_seen", 0),
+        "target_fraction": e.summary.get("target_fraction", 1.0),
+        "pretrained_size": e.summary.get("pretrained_size"),
+        "pretrained_params": e.summary.get("pretrained_params"),
+        "seed": (e.summary.get("config") or {}).get("seed"),
         "path": str(e.path),
     }
 
@@ -196,9 +201,15 @@ def transfer_report(root: str | Path) -> Path:
     rows = [_row(e) for e in entries]
     cmp = _comparisons(entries)
     most_popular = next((e.summary["most_popular"] for e in entries if e.summary.get("most_popular")), None)
-    write_json(root / "transfer_report.json", {"format_version": 1, "rows": rows, "comparisons": cmp,
-                                               "most_popular": most_popular})
+    report = {"format_version": 1, "rows": rows, "comparisons": cmp, "most_popular": most_popular}
+    with atomic_write(root / "transfer_report.json") as fh:  # strict JSON: an inf ratio becomes null
+        fh.write(numerics.dumps(report, indent=2) + "\n")
+    from scalerec.transfer.plots import write_plots
+
+    figures = write_plots(rows, root)
     out = root / "transfer_report.md"
     with atomic_write(out) as fh:
         fh.write(render_markdown(rows, cmp, most_popular))
+        if figures:
+            fh.write("\n## Figures\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in figures))
     return out

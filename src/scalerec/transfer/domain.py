@@ -1,0 +1,74 @@
+"""A domain ready for fine-tuning or evaluation: its leave-one-out split, training popularity and
+token table — and the nested target-data fractions of the transfer study's learning curves.
+
+Split out of `finetune.py`, which keeps the orchestration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from scalerec.data.read.sequences import UserSequences, item_popularity, load_sequences
+from scalerec.data.read.splits import leave_one_out
+from scalerec.errors import UserError
+
+if TYPE_CHECKING:
+    from scalerec.data.read.splits import Split
+
+
+@dataclasses.dataclass
+class Domain:
+    """One domain ready for training/evaluation: its split, popularity and token table."""
+
+    split: Split
+    popularity: np.ndarray
+    tables: dict[str, torch.Tensor] | None
+    n_items: int
+
+
+def _subsample(histories: UserSequences, targets: np.ndarray, n: int, seed: int):
+    if len(targets) <= n:
+        return histories, targets
+    rows = np.sort(np.random.default_rng(seed).choice(len(targets), n, replace=False))
+    return histories.take(rows), targets[rows]
+
+
+USER_ORDER_SEED = 20240501
+"""Seed of the one user order every target fraction is a prefix of (fractions stay nested across
+run seeds, so seeds vary the training only)."""
+
+
+def with_fraction(domain: Domain, fraction: float) -> Domain:
+    """`domain` with only the first `fraction` of its training users (in a fixed seeded order);
+    popularity (negatives, most-popular) is recounted on what remains."""
+    if fraction >= 1:
+        return domain
+    train = domain.split.train
+    n = max(1, math.ceil(fraction * train.n_users))
+    rows = np.sort(np.random.default_rng(USER_ORDER_SEED).permutation(train.n_users)[:n])
+    domain.split.train = train.take(rows)
+    domain.popularity = item_popularity(domain.split.train)
+    return domain
+
+
+def load_domain(dataset: str | Path, tokens_dir: str | Path | None) -> Domain:
+    """Read a dataset dir (and its token table, if any) into a leave-one-out `Domain`."""
+    from scalerec.text import load_item_tokens
+
+    seqs = load_sequences(dataset)
+    split = leave_one_out(seqs)
+    tables = load_item_tokens(tokens_dir).torch_tables() if tokens_dir is not None else None
+    n_items = seqs.n_items
+    if tables is not None:
+        n_rows = next(iter(tables.values())).shape[0] - 1
+        if n_rows < n_items:
+            raise UserError(f"{tokens_dir}: token table has {n_rows} items, dataset {dataset} has {n_items}")
+        n_items = n_rows
+    split.train.n_items = n_items
+    return Domain(split, item_popularity(split.train), tables, n_items)

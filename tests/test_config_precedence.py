@@ -72,7 +72,7 @@ def test_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cfg.train.negatives == 9  # TOML > default
     assert cfg.model.n_layers == 5  # TOML > preset
     assert cfg.model_size == "s" and cfg.model.d_model == 128  # the TOML's size picked the preset
-    assert cfg.train.log_every == 50  # default kept
+    assert cfg.train.log_every == 0  # default kept (0 = auto, resolved when the run starts)
     _run(["train", "--config", toml, "--size", "tiny", "--set", "model_size=m"])
     assert seen["cfg"].model_size == "tiny"  # --size (a flag) > --set > TOML
 

@@ -50,7 +50,7 @@ def test_size_and_recipe_change_the_defaults_shown() -> None:
     assert plain["model.d_model"].default == 64 and paper["model.d_model"].default == 256
     assert plain["train.optimizer"].default == "adamw" and paper["train.optimizer"].default == "adam"
     assert paper["train.lr"].range == "(0, 1]" and paper["train.lr"].type == "float"
-    assert plain["train.loss"].type == '"sampled" | "full" | "bce"'
+    assert plain["train.loss"].type == '"auto" | "sampled" | "full" | "bce"'
 
 
 def test_cli_prints_keys_defaults_and_docs() -> None:

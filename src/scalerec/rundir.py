@@ -39,6 +39,8 @@ from scalerec.io import atomic_write, sha256_file, write_json
 FORMAT_VERSION = 1
 TOKEN_FILES = ("token_table.json", "tokenizer.json", "item_tokens.npz")
 """Files of a token table dir whose bytes decide the item table (hashed into `tokens_sha256`)."""
+FINISHED_MARKERS = ("final.json", "transfer.json")
+"""Written last by `train` / `finetune`: a run dir holding one of them is complete."""
 CACHE_NAME = ".verified.json"
 _MEMO: dict[tuple[str, int, int], str] = {}
 
@@ -192,8 +194,9 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
 
 
 def check_finished(run_dir: Path, allow_unfinished: bool) -> bool:
-    """True when `final.json` exists (and is a JSON object); an unfinished run is refused unless allowed."""
-    path = run_dir / "final.json"
+    """True when the run's completion file exists and is a JSON object (`final.json` of training,
+    `transfer.json` of a fine-tuning output); an unfinished run is refused unless allowed."""
+    path = next((run_dir / n for n in FINISHED_MARKERS if (run_dir / n).is_file()), run_dir / "final.json")
     if not path.is_file():
         if allow_unfinished:
             return False

@@ -117,7 +117,8 @@ def test_duplicate_target_vectors_tie_pessimistically_in_bf16() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), d=st.sampled_from([1, 7, 64, 256]), scale=st.sampled_from([1e-3, 1.0, 1e3]))
+@given(seed=st.integers(0, 10_000), d=st.sampled_from([1, 7, 64, 256]),
+       scale=st.sampled_from([1e-3, 1.0, 1e3]))
 def test_bound_covers_the_bf16_error(seed, d, scale) -> None:
     g = torch.Generator().manual_seed(seed)
     users = torch.randn(9, d, generator=g) * scale

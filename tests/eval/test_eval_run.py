@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from scalerec.data.sequences import leave_one_out, load_sequences
+from scalerec.eval.encode import user_vectors
 from scalerec.eval.evaluate import evaluate_run
 from scalerec.eval.metrics import metrics_from_ranks
 from scalerec.eval.ranking import brute_force_rank
 from scalerec.model import ModelConfig, SequentialRecommender
-from scalerec.eval.encode import user_vectors
 from scalerec.rundir import model_meta, save_weights
 
 

@@ -3,19 +3,21 @@
 `full_rank` scores tiles with one fast matmul (bf16 inputs on CUDA). Such a score `S` can differ
 from the true dot product `s = u·v` of the fp32 vectors, so a bare `S >= S_target` moves ranks
 (58% of ranks moved at 100K users x 3M items in bf16). Here every pair gets a bound `B` with
-`|S - s| + |t32 - r| <= B`, where `r` is the target's exact score and `t32` its fp32 rounding:
+`|S - s| <= B`; with `r` the target's exact score:
 
-- `S - t32 >  B`: the item certainly scores at least the target (counted);
-- `S - t32 < -B`: it certainly scores below it (not counted);
+- `S > r + B`: the item certainly scores at least the target (counted);
+- `S < r - B`: it certainly scores below it (not counted);
 - otherwise (the band): re-scored exactly and compared with `r`.
+
+`r +- B` are rounded outwards to fp32, so the tests are two compare-and-sum passes per tile.
 
 The bound, with `u = u_hi + u_lo` (`u_hi` the matmul's input rounding, `u_lo` the exact residual):
 
     s - u_hi·v_hi = u_hi·v_lo + u_lo·v_hi + u_lo·v_lo          (input rounding)
     |fl(u_hi·v_hi) - u_hi·v_hi| <= a ||u_hi|| ||v_hi||         (fp32 accumulation, a = d 2^-21)
 
-and Cauchy-Schwarz on each term gives `B = ||u_hi|| N0_i + ||u_lo|| N1_i + tau_u`, a rank-2
-product computed with one small `addmm` per tile (inflated by 1% to cover its own rounding).
+and Cauchy-Schwarz on each term gives `B_ui = ||u_hi|| N0_i + ||u_lo|| N1_i` (inflated by 1%).
+Per tile, `B_u` takes the largest `N` of the tile's items, so one threshold pair serves a row.
 `a` is 8x the textbook `d 2^-24` so tensor cores that truncate while accumulating stay inside.
 
 The reference score `r`/`s` is the dot product of the fp32 vectors summed in fp64 in a fixed
@@ -31,9 +33,10 @@ from dataclasses import dataclass
 import torch
 
 INFLATE = 1.01
-"""Safety factor on the bound: covers rounding in computing the bound itself (TF32/bf16 addmm)."""
-ACC_PER_TERM = 2.0**-21
-"""Accumulation error per summed term, relative to sum |u_j v_j| (textbook fp32: 2^-24)."""
+"""Safety factor on the bound: covers the rounding of the norms and of the bound arithmetic."""
+ACC_PER_TERM = {"cpu": 2.0**-23, "cuda": 2.0**-21}
+"""Accumulation error per summed term, relative to sum |u_j v_j|: textbook fp32 is 2^-24 (IEEE
+round-to-nearest, any order); twice that on CPU, 8x on GPUs whose tensor cores may truncate."""
 FLOOR = 2.0**-140
 """Absolute slack for sub-normal scores, where relative bounds stop holding."""
 SAFE_MAGNITUDE = 1e30
@@ -86,19 +89,19 @@ def prepare(x: torch.Tensor, dtype: torch.dtype, device: torch.device) -> Side:
     if dtype in (torch.bfloat16, torch.float16):
         low = exact.to(dtype)
         residual = exact - low.float()  # exact in fp32
-        hi = low.double().norm(dim=1)
-        lo = residual.double().norm(dim=1)
+        hi = torch.linalg.vector_norm(low, dim=1, dtype=torch.float64)
+        lo = torch.linalg.vector_norm(residual, dim=1, dtype=torch.float64)
         if device.type == "cpu":
             low = low.float()
         return Side(exact, low, hi, lo)
-    norm = exact.double().norm(dim=1)
+    norm = torch.linalg.vector_norm(exact, dim=1, dtype=torch.float64)
     r = _residual_factor(dtype, device)
     return Side(exact, exact, norm * (1 + r), norm * r)
 
 
 def item_bound_factors(items: Side, d: int, rounded_output: bool) -> torch.Tensor:
-    """`[2, I+1]` fp32 `(N0, N1)` with `|S - s| <= ||u_hi|| N0 + ||u_lo|| N1` (row 0 zeroed)."""
-    a = ACC_PER_TERM * (d + 2)
+    """`[2, I+1]` fp64 `(N0, N1)` with `|S - s| <= ||u_hi|| N0_i + ||u_lo|| N1_i` (row 0 zeroed)."""
+    a = ACC_PER_TERM["cpu" if items.exact.device.type == "cpu" else "cuda"] * (d + 2)
     v1, v2 = items.hi_norm, items.lo_norm
     n0 = v2 + a * (v1 + v2)
     if rounded_output:  # bf16 output rounding: |err| <= 2^-8 |S| <= 2^-8 ||u_hi|| ||v_hi|| (1 + a)
@@ -106,25 +109,34 @@ def item_bound_factors(items: Side, d: int, rounded_output: bool) -> torch.Tenso
     n1 = (1 + a) * (v1 + v2)
     out = torch.stack([n0, n1]) * INFLATE
     out[:, 0] = 0.0
-    return out.float()
+    return out
 
 
 def user_bound_factors(users: Side) -> torch.Tensor:
-    """`[cu, 2]` fp32 `(||u_hi||, ||u_lo||)`, inflated."""
-    return (torch.stack([users.hi_norm, users.lo_norm], dim=1) * INFLATE).float()
+    """`[cu, 2]` fp64 `(||u_hi||, ||u_lo||)`, inflated."""
+    return torch.stack([users.hi_norm, users.lo_norm], dim=1) * INFLATE
+
+
+def thresholds(target_exact: torch.Tensor, bound: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 `(lo, hi)` per user, rounded outwards from `r - B` and `r + B` (fp64), so that
+    `S > hi` proves `s >= r` and `S < lo` proves `s < r` whenever `|S - s| <= B`."""
+    hi64, lo64 = target_exact + bound, target_exact - bound
+    hi, lo = hi64.float(), lo64.float()
+    inf = torch.full_like(hi, float("inf"))
+    hi = torch.where(hi.double() < hi64, torch.nextafter(hi, inf), hi)
+    lo = torch.where(lo.double() > lo64, torch.nextafter(lo, -inf), lo)
+    return lo, hi
 
 
 def is_safe(users: torch.Tensor, items: torch.Tensor) -> bool:
     """True when no fast score can be non-finite: finite vectors, products of norms far from overflow."""
     body = items[1:]
-    if not (bool(torch.isfinite(users).all()) and bool(torch.isfinite(body).all())):
-        return False
     if users.numel() == 0 or body.numel() == 0:
         return True
-    big = max(float(users.abs().max()), float(body.abs().max()))
-    u = float(users.double().norm(dim=1).max())
-    v = float(body.double().norm(dim=1).max())
-    return big < 1e38 and u * v < SAFE_MAGNITUDE
+    # one pass each: a NaN or inf anywhere makes its row's norm non-finite (so does a huge value)
+    u = float(torch.linalg.vector_norm(users.float(), dim=1).max())
+    v = float(torch.linalg.vector_norm(body.float(), dim=1).max())
+    return u * v < SAFE_MAGNITUDE  # False for NaN and inf too
 
 
 def approx_scores(users_low: torch.Tensor, items_low: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -137,21 +149,26 @@ def approx_scores(users_low: torch.Tensor, items_low: torch.Tensor) -> tuple[tor
     return users_low @ items_low.T, False
 
 
-def rescore_band(
-    diff: torch.Tensor,
-    bound: torch.Tensor,
+def count_at_least(
+    s: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
     users: torch.Tensor,
     items: torch.Tensor,
     i0: int,
     target_exact: torch.Tensor,
 ) -> torch.Tensor:
-    """Counts `[cu]` of items whose exact score ties or beats the target, among the tile's certain
-    and uncertain ones. `diff = S - t32` is consumed (overwritten in place)."""
-    count = (diff > bound).sum(1)
-    band = diff.abs_().le_(bound)  # 1.0 where |S - t32| <= B (NaN and masked -inf: 0.0)
+    """Per user `[cu]`: items of the tile whose exact score ties or beats the target's.
+
+    `s [cu, ci]` are the fast scores (masked cells -inf). Items above `hi` count, items below `lo`
+    do not, and the few in `[lo, hi]` (the band) are re-scored with `dot64`. Rows whose band is empty
+    (most of them) cost nothing more: callers pass only rows known to have a band.
+    """
+    count = (s > hi[:, None]).sum(1)
+    band = (s >= lo[:, None]).logical_and_(s <= hi[:, None])
     pairs = band.nonzero()
     for p0 in range(0, pairs.shape[0], PAIRS_PER_BATCH):
         rows, cols = pairs[p0 : p0 + PAIRS_PER_BATCH].unbind(1)
-        exact = dot64(users[rows], items[cols + i0])
-        count.index_add_(0, rows, (exact >= target_exact[rows]).long())
+        hit = dot64(users[rows], items[cols + i0]) >= target_exact[rows]
+        count.index_add_(0, rows, hit.long())
     return count

@@ -121,18 +121,24 @@ def full_rank(
     return (ranks, top_ids) if topk > 0 else ranks
 
 
-def _mask_tile(s: torch.Tensor, i0: int, i1: int, targets: torch.Tensor, seen, bounds, j: int) -> None:
-    """Padding, seen items and the target itself get -inf (never counted, never in the top-k)."""
+def _mask_tile(s: torch.Tensor, i0: int, seen, bounds, j: int, rows: np.ndarray | None = None) -> None:
+    """Padding and seen items get -inf (never counted, never in the top-k). `rows`: the chunk rows
+    `s` holds, when it holds only some of them."""
     if i0 == 0:
         s[:, 0] = float("-inf")
-    if seen is not None and bounds[j + 1] > bounds[j]:
-        a, b = bounds[j], bounds[j + 1]
-        s[torch.from_numpy(seen[0][a:b]).to(s.device), torch.from_numpy(seen[1][a:b] - i0).to(s.device)] = (
-            float("-inf")
-        )
+    if seen is None or bounds[j + 1] <= bounds[j]:
+        return
+    r, c = seen[0][bounds[j] : bounds[j + 1]], seen[1][bounds[j] : bounds[j + 1]] - i0
+    if rows is not None:
+        pos = np.full(int(max(r.max(initial=0), rows.max(initial=0))) + 1, -1)
+        pos[rows] = np.arange(len(rows))
+        keep = pos[r] >= 0
+        r, c = pos[r[keep]], c[keep]
+    s[torch.from_numpy(r).to(s.device), torch.from_numpy(c).to(s.device)] = float("-inf")
 
 
 def _mask_targets(s: torch.Tensor, i0: int, i1: int, targets: torch.Tensor) -> None:
+    """The target itself is not counted against itself."""
     in_chunk = (targets >= i0) & (targets < i1)
     if bool(in_chunk.any()):
         rows = torch.arange(s.shape[0], device=s.device)[in_chunk]
@@ -145,7 +151,12 @@ def _merge_topk(tile_s: list[torch.Tensor], tile_i: list[torch.Tensor], k: int) 
 
 
 class _FastRanker:
-    """Finite inputs: fast scores in `dtype`, the band around each target re-scored exactly."""
+    """Finite inputs: fast scores in `dtype`, the band around each target re-scored exactly.
+
+    Per tile: two compare-and-sum passes (`> hi` into a scratch buffer, `>= lo` in place); only
+    rows where they differ have items in the band, and those rows alone are scored again and
+    settled exactly (`exact.count_at_least`).
+    """
 
     def __init__(self, item_vecs: torch.Tensor, dtype: torch.dtype, device: torch.device) -> None:
         self.items = exact.prepare(item_vecs, dtype, device)
@@ -154,15 +165,19 @@ class _FastRanker:
         if dtype == torch.bfloat16 and device.type != "cpu":
             _, rounded = exact.approx_scores(self.items.low[:1], self.items.low[:1])
         self.factors = exact.item_bound_factors(self.items, item_vecs.shape[1], rounded)
+        self._buf: torch.Tensor | None = None
+
+    def _scratch(self, like: torch.Tensor) -> torch.Tensor:
+        if self._buf is None or self._buf.shape != like.shape:
+            self._buf = torch.empty_like(like)
+        return self._buf
 
     def rank_chunk(self, user_vecs, targets, chunk_items, k, seen):
         """Ranks (and top-k ids) of one user chunk, sweeping the catalog in item tiles."""
         users = exact.prepare(user_vecs, self.dtype, self.device)
         n_rows, cu = self.items.exact.shape[0], users.exact.shape[0]
         r = exact.dot64(users.exact, self.items.exact[targets])  # [cu] exact target scores
-        t32 = r.float()
-        tau = ((t32.double() - r).abs() * exact.INFLATE + exact.FLOOR).float()[:, None]
-        uf = exact.user_bound_factors(users)
+        uf = exact.user_bound_factors(users)  # [cu, 2] fp64
         count = torch.zeros(cu, dtype=torch.int64, device=self.device)
         tile_s: list[torch.Tensor] = []  # per-tile top-k, merged once at the end
         tile_i: list[torch.Tensor] = []
@@ -170,15 +185,31 @@ class _FastRanker:
         for j, i0 in enumerate(range(0, n_rows, chunk_items)):
             i1 = min(n_rows, i0 + chunk_items)
             s, _ = exact.approx_scores(users.low, self.items.low[i0:i1])  # [cu, ci] fp32
-            _mask_tile(s, i0, i1, targets, seen, bounds, j)
+            _mask_tile(s, i0, seen, bounds, j)
             if k:
                 ts, ti = torch.topk(s, min(k, i1 - i0), dim=1)
                 tile_s.append(ts)
                 tile_i.append(ti + i0)
             _mask_targets(s, i0, i1, targets)
-            bound = torch.addmm(tau, uf, self.factors[:, i0:i1])  # [cu, ci] >= |S - s| + |t32 - r|
-            count += exact.rescore_band(s.sub_(t32[:, None]), bound, users.exact, self.items.exact, i0, r)
+            bound = uf @ self.factors[:, i0:i1].amax(1) + exact.FLOOR  # [cu] >= |S - s| on the tile
+            lo, hi = exact.thresholds(r, bound)
+            # in place: 1.0/0.0 summed in fp32 (exact below 2^24 items per tile), cheaper than bool sums
+            above = torch.sub(s, hi[:, None], out=self._scratch(s)).gt_(0).sum(1, dtype=torch.float32)
+            maybe = s.ge_(lo[:, None]).sum(1, dtype=torch.float32)
+            count += above.long()
+            rows = (maybe > above).nonzero()[:, 0]
+            if rows.numel():
+                count[rows] += self._settle(users, rows, targets, i0, i1, seen, bounds, j, lo, hi, r)
+                count[rows] -= above[rows].long()
         return count + 1, (_merge_topk(tile_s, tile_i, k) if k else None)
+
+    def _settle(self, users, rows, targets, i0, i1, seen, bounds, j, lo, hi, r) -> torch.Tensor:
+        """Exact counts of the band rows: their fast scores again (any bounded rounding will do),
+        masked again, then `count_at_least` re-scores what lies between `lo` and `hi`."""
+        s, _ = exact.approx_scores(users.low[rows], self.items.low[i0:i1])
+        _mask_tile(s, i0, seen, bounds, j, rows.cpu().numpy())
+        _mask_targets(s, i0, i1, targets[rows])
+        return exact.count_at_least(s, lo[rows], hi[rows], users.exact[rows], self.items.exact, i0, r[rows])
 
 
 class _SafeRanker:
@@ -201,7 +232,7 @@ class _SafeRanker:
             i1 = min(n_rows, i0 + chunk_items)
             s = users @ self.items[i0:i1].T
             s.nan_to_num_(nan=float("-inf"), posinf=float("-inf"))
-            _mask_tile(s, i0, i1, targets, seen, bounds, j)
+            _mask_tile(s, i0, seen, bounds, j)
             if k:
                 ts, ti = torch.topk(s, min(k, i1 - i0), dim=1)
                 tile_s.append(ts)

@@ -169,6 +169,22 @@ def count_at_least(
     pairs = band.nonzero()
     for p0 in range(0, pairs.shape[0], PAIRS_PER_BATCH):
         rows, cols = pairs[p0 : p0 + PAIRS_PER_BATCH].unbind(1)
-        hit = dot64(users[rows], items[cols + i0]) >= target_exact[rows]
-        count.index_add_(0, rows, hit.long())
+        count.index_add_(0, rows, at_least(users[rows], items[cols + i0], target_exact[rows]).long())
     return count
+
+
+def at_least(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """`[P]` bool: `dot64(u, v) >= r`, settled by one fused fp64 sum where its error cannot matter.
+
+    The fused sum's order is the library's, so it is trusted only where it is farther from `r`
+    than both sums' rounding can reach (`2 (d + 2) 2^-53 ||u|| ||v||`); the rest (true ties,
+    e.g. an item whose vector equals the target's) go through the fixed-order `dot64`.
+    """
+    u64, v64 = u.double(), v.double()
+    fast = (u64 * v64).sum(-1)
+    slack = 2 * (u.shape[1] + 2) * 2.0**-53 * INFLATE * u64.norm(dim=1) * v64.norm(dim=1) + FLOOR
+    out = fast >= r
+    unsure = ((fast - r).abs() <= slack).nonzero()[:, 0]
+    if unsure.numel():
+        out[unsure] = dot64(u[unsure], v[unsure]) >= r[unsure]
+    return out

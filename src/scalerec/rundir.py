@@ -28,13 +28,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomllib
 import torch
 
 from scalerec.errors import UserError
 from scalerec.io import atomic_write, sha256_file, write_json
+
+if TYPE_CHECKING:
+    from scalerec.model import SequentialRecommender
 
 FORMAT_VERSION = 1
 TOKEN_FILES = ("token_table.json", "tokenizer.json", "item_tokens.npz")
@@ -49,7 +52,8 @@ _MEMO: dict[tuple[str, int, int], str] = {}
 class LoadedRun:
     """A trained model back from its run dir, with the facts callers need, typed."""
 
-    model: Any  # scalerec.model.SequentialRecommender in eval mode (Any: model imports torch lazily)
+    model: SequentialRecommender
+    """In eval mode, on the requested device, with its item table set."""
     meta: dict[str, Any]
     """`meta.json` as written (format_version, model_config, hashes, paths, step)."""
     config: dict[str, Any] = field(default_factory=dict)

@@ -195,3 +195,21 @@ def test_overflowing_scores_take_the_safe_path() -> None:
     items = torch.cat([torch.zeros(1, 4), torch.full((5, 4), 1e20), torch.full((5, 4), -1e20)])
     got = full_rank(users, items, torch.tensor([1, 7]), dtype=BF16)
     assert got.tolist() == [5, 10]  # fp64 scores: the positive items tie, the negatives rank below
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), d=st.sampled_from([1, 7, 64, 256]),
+       scale=st.sampled_from([1e-3, 1.0, 1e3]))
+def test_bf16x3_bound_covers_its_error_and_is_tighter(seed, d, scale) -> None:
+    g = torch.Generator().manual_seed(seed)
+    users = torch.randn(9, d, generator=g) * scale
+    items = torch.randn(33, d, generator=g) * torch.rand(33, 1, generator=g) * scale
+    items[0] = 0.0
+    u = exact.prepare(users, BF16, torch.device("cpu"))
+    v = exact.prepare(items, BF16, torch.device("cpu"))
+    s3 = exact.refined_scores(u.low, u.mid, v.low, v.mid)
+    bound3 = exact.refined_user_factors(u) @ exact.refined_item_factors(v, d)
+    truth = users.double() @ items.double().T
+    assert ((s3.double() - truth).abs() <= bound3).all()
+    bound1 = exact.user_bound_factors(u) @ exact.item_bound_factors(v, d, False)
+    assert (bound3[:, 1:] * 8 <= bound1[:, 1:]).all()

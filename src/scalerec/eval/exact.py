@@ -75,6 +75,9 @@ class Side:
     low: torch.Tensor  # [n, d] what the fast matmul consumes (bf16, or fp32 holding bf16 values on CPU)
     hi_norm: torch.Tensor  # [n] fp64 ||x_hi||
     lo_norm: torch.Tensor  # [n] fp64 ||x_lo||
+    mid: torch.Tensor | None = None  # [n, d] bf16(x_lo) (like `low`), for the bf16x3 second stage
+    mid_norm: torch.Tensor | None = None  # [n] fp64 ||x_mid||
+    rest_norm: torch.Tensor | None = None  # [n] fp64 ||x_lo - x_mid||
 
 
 def prepare(x: torch.Tensor, dtype: torch.dtype, device: torch.device) -> Side:
@@ -91,9 +94,13 @@ def prepare(x: torch.Tensor, dtype: torch.dtype, device: torch.device) -> Side:
         residual = exact - low.float()  # exact in fp32
         hi = torch.linalg.vector_norm(low, dim=1, dtype=torch.float64)
         lo = torch.linalg.vector_norm(residual, dim=1, dtype=torch.float64)
+        mid = residual.to(dtype)
+        rest = residual - mid.float()  # exact in fp32, ~2^-18 of x
+        mid_n = torch.linalg.vector_norm(mid, dim=1, dtype=torch.float64)
+        rest_n = torch.linalg.vector_norm(rest, dim=1, dtype=torch.float64)
         if device.type == "cpu":
-            low = low.float()
-        return Side(exact, low, hi, lo)
+            low, mid = low.float(), mid.float()
+        return Side(exact, low, hi, lo, mid, mid_n, rest_n)
     norm = torch.linalg.vector_norm(exact, dim=1, dtype=torch.float64)
     r = _residual_factor(dtype, device)
     return Side(exact, exact, norm * (1 + r), norm * r)
@@ -110,6 +117,34 @@ def item_bound_factors(items: Side, d: int, rounded_output: bool) -> torch.Tenso
     out = torch.stack([n0, n1]) * INFLATE
     out[:, 0] = 0.0
     return out
+
+
+def refined_item_factors(items: Side, d: int) -> torch.Tensor:
+    """`[3, I+1]` fp64 factors of the bf16x3 bound (row 0 zeroed): with `S3 = u_hi v_hi + u_hi v_mid
+    + u_mid v_hi` (three matmuls, two fp32 additions), `|S3 - s| <= sum_k ||u_k|| F_k,i` for
+    `u_k in (u_hi, u_mid, u_rest)`. The dropped terms are ~2^-18 of the score, so the bound is the
+    accumulation error: 16x or more narrower than the one-matmul bound."""
+    a = ACC_PER_TERM["cpu" if items.exact.device.type == "cpu" else "cuda"] * (d + 2) + 2.0**-22
+    v_hi, v_mid, v_rest = items.hi_norm, items.mid_norm, items.rest_norm
+    f0 = a * (v_hi + v_mid) + v_rest  # u_hi: accumulation of A and B, sums, dropped u_hi v_rest
+    f1 = a * v_hi + v_mid + v_rest  # u_mid: accumulation of C, dropped u_mid (v_mid + v_rest)
+    f2 = v_hi + v_mid + v_rest  # u_rest: dropped u_rest v
+    out = torch.stack([f0, f1, f2]) * INFLATE
+    out[:, 0] = 0.0
+    return out
+
+
+def refined_user_factors(users: Side) -> torch.Tensor:
+    """`[cu, 3]` fp64 `(||u_hi||, ||u_mid||, ||u_rest||)`, inflated."""
+    return torch.stack([users.hi_norm, users.mid_norm, users.rest_norm], dim=1) * INFLATE
+
+
+def refined_scores(u_low: torch.Tensor, u_mid: torch.Tensor, v_low: torch.Tensor, v_mid: torch.Tensor):
+    """`[cu, ci]` fp32 bf16x3 scores `u_hi v_hi + u_hi v_mid + u_mid v_hi` (fp32 outputs)."""
+    s, _ = approx_scores(u_low, v_low)
+    s += approx_scores(u_low, v_mid)[0]
+    s += approx_scores(u_mid, v_low)[0]
+    return s
 
 
 def user_bound_factors(users: Side) -> torch.Tensor:

@@ -145,6 +145,14 @@ def _mask_targets(s: torch.Tensor, i0: int, i1: int, targets: torch.Tensor) -> N
         s[rows, targets[in_chunk] - i0] = float("-inf")
 
 
+def _scatter_rows(lo: torch.Tensor, hi: torch.Tensor, rows: torch.Tensor, n: int):
+    """Thresholds of `rows` placed in chunk-sized vectors (other rows unused)."""
+    full_lo = torch.zeros(n, dtype=lo.dtype, device=lo.device)
+    full_hi = torch.zeros(n, dtype=hi.dtype, device=hi.device)
+    full_lo[rows], full_hi[rows] = lo, hi
+    return full_lo, full_hi
+
+
 def _merge_topk(tile_s: list[torch.Tensor], tile_i: list[torch.Tensor], k: int) -> torch.Tensor:
     pos = torch.topk(torch.cat(tile_s, 1), k, dim=1).indices
     return torch.gather(torch.cat(tile_i, 1), 1, pos)
@@ -165,6 +173,10 @@ class _FastRanker:
         if dtype == torch.bfloat16 and device.type != "cpu":
             _, rounded = exact.approx_scores(self.items.low[:1], self.items.low[:1])
         self.factors = exact.item_bound_factors(self.items, item_vecs.shape[1], rounded)
+        # second stage for bf16: three bf16 matmuls bound the band 16x+ tighter (unless outputs round)
+        self.refined = None
+        if self.items.mid is not None and not rounded:
+            self.refined = exact.refined_item_factors(self.items, item_vecs.shape[1])
         self._buf: torch.Tensor | None = None
 
     def _scratch(self, like: torch.Tensor) -> torch.Tensor:
@@ -204,9 +216,17 @@ class _FastRanker:
         return count + 1, (_merge_topk(tile_s, tile_i, k) if k else None)
 
     def _settle(self, users, rows, targets, i0, i1, seen, bounds, j, lo, hi, r) -> torch.Tensor:
-        """Exact counts of the band rows: their fast scores again (any bounded rounding will do),
-        masked again, then `count_at_least` re-scores what lies between `lo` and `hi`."""
-        s, _ = exact.approx_scores(users.low[rows], self.items.low[i0:i1])
+        """Exact counts of the band rows: their scores again (bf16x3 where available, with its
+        tighter bound; any bounded rounding will do), masked again, then `count_at_least`
+        re-scores what lies between the thresholds."""
+        if self.refined is not None:
+            s = exact.refined_scores(users.low[rows], users.mid[rows], self.items.low[i0:i1],
+                                     self.items.mid[i0:i1])
+            uf3 = exact.refined_user_factors(users)[rows]
+            lo, hi = exact.thresholds(r[rows], uf3 @ self.refined[:, i0:i1].amax(1) + exact.FLOOR)
+            lo, hi = _scatter_rows(lo, hi, rows, r.shape[0])
+        else:
+            s, _ = exact.approx_scores(users.low[rows], self.items.low[i0:i1])
         _mask_tile(s, i0, seen, bounds, j, rows.cpu().numpy())
         _mask_targets(s, i0, i1, targets[rows])
         return exact.count_at_least(s, lo[rows], hi[rows], users.exact[rows], self.items.exact, i0, r[rows])

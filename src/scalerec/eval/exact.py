@@ -10,6 +10,9 @@ from the true dot product `s = u·v` of the fp32 vectors, so a bare `S >= S_targ
 - otherwise (the band): re-scored exactly and compared with `r`.
 
 `r +- B` are rounded outwards to fp32, so the tests are two compare-and-sum passes per tile.
+Rows with a band are settled in two more steps: for bf16, their scores again as bf16x3
+(`u_hi v_hi + u_hi v_mid + u_mid v_hi`, three bf16 matmuls) with a bound 16x+ tighter, and what is
+still in that band is compared in fp64 (`at_least`).
 
 The bound, with `u = u_hi + u_lo` (`u_hi` the matmul's input rounding, `u_lo` the exact residual):
 

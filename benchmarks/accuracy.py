@@ -5,6 +5,11 @@ reaches test NDCG@10 >= 0.050 on Amazon Beauty and >= 0.030 on Sports (published
 0.0531 / 0.0314, eSASRec RecSys 2025; original BCE SASRec: 0.0318 / 0.0192). The text model is
 reported beside it, and Amazon 2018 Games and ml-100k too.
 
+No test peeking: configurations are compared on validation only (`--grid`, see `selection.py`),
+checkpoints are the trainer's best-validation weights, and the test split is evaluated once per
+final configuration and seed. The table reports final configurations; it is not for choosing
+between them, and selecting on a test metric is refused.
+
 Steps (each skipped when its output exists, so the script is resumable):
   1. prepare each dataset from ../shared/data with `scalerec.data.build.prepare.prepare` (no re-filtering:
      the published 5-core sets are kept as they are) and, for text variants, its token table;
@@ -16,6 +21,8 @@ Steps (each skipped when its output exists, so the script is resumable):
 
     python benchmarks/accuracy.py --device cuda --seeds 0,1,2
     python benchmarks/accuracy.py --quick --datasets ml100k --variants sasrec_ce --seeds 0   # CPU check
+    python benchmarks/accuracy.py --datasets sports --variants sasrec_ce --seeds 0,1,2 \
+        --grid train.lr=1e-3,3e-4 --grid train.weight_decay=0.1,0.01   # re-select on validation
 
 Resumable: finished runs (final.json) are only re-evaluated, so under a per-command time limit use
 `--time-budget-min 8` and rerun the same command until nothing is left.
@@ -29,6 +36,8 @@ import math
 import time
 from pathlib import Path
 from typing import Any
+
+from selection import check_metric, config_tag, parse_grid, select
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -115,7 +124,7 @@ def config_path(dataset: str, variant: str) -> Path:
     return own if own.is_file() else ROOT / "configs" / "train" / f"beauty_{variant}.toml"
 
 
-def run_one(
+def train_run(
     dataset: str,
     variant: str,
     seed: int,
@@ -123,12 +132,13 @@ def run_one(
     tokens: Path | None,
     work: Path,
     args: argparse.Namespace,
-) -> dict[str, Any]:
-    """Train (unless complete) and evaluate one run; returns its eval report."""
+    config: list[str],
+) -> Path:
+    """Train one run of configuration `config` (extra overrides) unless complete; its run dir."""
     from scalerec.train import train
     from scalerec.train.config import resolve_run_config
 
-    name = f"{dataset}_{variant}_s{seed}"
+    name = f"{dataset}_{variant}{config_tag(config) or args.config_tag}_s{seed}"
     overrides = [
         f"data.dataset={data_dir}",
         f"run.out={work / 'runs'}",
@@ -145,12 +155,27 @@ def run_one(
         overrides += ["train.epochs=2", "eval.patience=0", "eval.max_users=500"]
     if args.mask_seen:  # select the checkpoint under the protocol that is reported
         overrides.append("eval.mask_seen=true")
-    overrides += args.set
+    overrides += args.set + config
     run_dir = work / "runs" / name
-    t0 = time.perf_counter()
     if not (run_dir / "final.json").is_file():  # an interrupted run continues from its state.pt
         train(resolve_run_config(config_path(dataset, variant), overrides),
               resume=(run_dir / "state.pt").is_file())
+    return run_dir
+
+
+def run_one(
+    dataset: str,
+    variant: str,
+    seed: int,
+    data_dir: Path,
+    tokens: Path | None,
+    work: Path,
+    args: argparse.Namespace,
+    config: list[str],
+) -> dict[str, Any]:
+    """Train (unless complete) the final configuration and evaluate its test split once."""
+    t0 = time.perf_counter()
+    run_dir = train_run(dataset, variant, seed, data_dir, tokens, work, args, config)
     t_train = time.perf_counter() - t0
     reports = {
         masked: _evaluate(run_dir, masked, seed, args) for masked in sorted({False, args.mask_seen})
@@ -162,6 +187,8 @@ def run_one(
         "dataset": dataset,
         "variant": variant,
         "seed": seed,
+        "config": config,
+        "valid_ndcg@10": final.get("valid", {}).get("ndcg@10"),
         "ndcg@10": report["model"]["ndcg@10"],
         "hr@10": report["model"]["hr@10"]["mean"],
         "mrr@10": report["model"]["mrr@10"]["mean"],
@@ -202,14 +229,19 @@ def _evaluate(run_dir: Path, mask_seen: bool, seed: int, args: argparse.Namespac
     )
 
 
-def train_in_parallel(cells: list[tuple[str, str, int]], args: argparse.Namespace) -> None:
+def train_in_parallel(
+    cells: list[tuple[str, str, int]], args: argparse.Namespace, winners: dict[tuple[str, str], list[str]]
+) -> None:
     """Train unfinished cells in `args.jobs` child processes of this script (one cell each), so
     small models share one GPU; the parent then only evaluates and summarises."""
     import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    todo = [c for c in cells if not (args.work / "runs" / f"{c[0]}_{c[1]}_s{c[2]}" / "final.json").is_file()]
+    def name(c: tuple[str, str, int]) -> str:
+        return f"{c[0]}_{c[1]}{config_tag(winners[c[0], c[1]])}_s{c[2]}"
+
+    todo = [c for c in cells if not (args.work / "runs" / name(c) / "final.json").is_file()]
     passthrough = ["--work", str(args.work), "--device", args.device, "--bootstrap", str(args.bootstrap)]
     passthrough += ["--mask-seen"] * args.mask_seen + ["--quick"] * args.quick
     for s in args.set:
@@ -218,11 +250,13 @@ def train_in_parallel(cells: list[tuple[str, str, int]], args: argparse.Namespac
     def child(cell: tuple[str, str, int]) -> int:
         ds, var, seed = cell
         cmd = [sys.executable, __file__, "--datasets", ds, "--variants", var, "--seeds", str(seed)]
-        return subprocess.call([*cmd, *passthrough, "--jobs", "1", "--no-write"])
+        winner = [x for o in winners[ds, var] for x in ("--set", o)]
+        tag = ["--config-tag", config_tag(winners[ds, var])]
+        return subprocess.call([*cmd, *passthrough, *winner, *tag, "--jobs", "1", "--no-write"])
 
     with ThreadPoolExecutor(args.jobs) as pool:
         codes = list(pool.map(child, todo))
-    failed = [f"{c[0]}_{c[1]}_s{c[2]}" for c, code in zip(todo, codes, strict=True) if code]
+    failed = [name(c) for c, code in zip(todo, codes, strict=True) if code]
     if failed:
         print(json.dumps({"event": "child_failed", "runs": failed}), flush=True)
 
@@ -253,6 +287,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {
                 "dataset": ds,
                 "variant": var,
+                "config": rs[0].get("config", []),
                 "seeds": len(rs),
                 "ndcg@10": mean,
                 "ndcg@10_seed_ci": seed_interval(vals),
@@ -275,21 +310,11 @@ def print_table(summary: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="Full-ranking test metrics (leave-one-out), mean over seeds")
-    for col in (
-        "dataset",
-        "model",
-        "seeds",
-        "NDCG@10",
-        "95% CI (seeds)",
-        "95% CI (bootstrap, seed 0)",
-        "HR@10",
-        "MRR@10",
-        "most-pop NDCG@10",
-        "seen masked",
-        "NDCG@10 unmasked",
-        "bar",
-    ):
+    t = Table(title="Full-ranking test metrics (leave-one-out) of the final configurations, mean over seeds; "
+              "configurations and checkpoints were selected on validation, test read once per run")
+    cols = ("dataset", "model", "seeds", "NDCG@10", "95% CI (seeds)", "95% CI (bootstrap, seed 0)", "HR@10",
+            "MRR@10", "most-pop NDCG@10", "seen masked", "NDCG@10 unmasked", "bar")
+    for col in cols:
         t.add_column(col)
     for s in summary:
         lo, hi = s["ndcg@10_seed_ci"] or (math.nan, math.nan)
@@ -331,6 +356,11 @@ def main() -> None:
     )
     p.add_argument("--jobs", type=int, default=1, help="train this many runs at once (one process each)")
     p.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--config-tag", default="", help=argparse.SUPPRESS)
+    p.add_argument("--grid", action="append", default=[],
+                   help="candidate values KEY=V1,V2 (repeatable); the best on validation is the final config")
+    p.add_argument("--select-seeds", default=None, help="seeds the grid is compared on (default: the first)")
+    p.add_argument("--select-metric", default="ndcg@10", help="validation metric that picks the winner")
     p.add_argument(
         "--time-budget-min",
         type=float,
@@ -341,18 +371,29 @@ def main() -> None:
     t_start = time.perf_counter()
     datasets, variants = args.datasets.split(","), args.variants.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
+    metric, grid = check_metric(args.select_metric), parse_grid(args.grid)
+    select_seeds = [int(s) for s in (args.select_seeds or str(seeds[0])).split(",")]
     data_dirs = {ds: prepare_dataset(ds, args.work) for ds in datasets}
     for ds in datasets:  # token tables once, before any child process needs them
         if any(v.startswith("text") for v in variants):
             token_table(ds, data_dirs[ds], args.work)
+    winners: dict[tuple[str, str], list[str]] = {}
+    for ds in datasets:
+        for var in variants:
+            tokens = token_table(ds, data_dirs[ds], args.work) if var.startswith("text") else None
+
+            def cell(config: list[str], seed: int, ds=ds, var=var, tokens=tokens) -> Path:
+                return train_run(ds, var, seed, data_dirs[ds], tokens, args.work, args, config)
+
+            winners[ds, var] = select(ds, var, grid, select_seeds, metric, cell, args.work)
     if args.jobs > 1:
-        train_in_parallel([(ds, v, s) for s in seeds for v in variants for ds in datasets], args)
+        train_in_parallel([(ds, v, s) for s in seeds for v in variants for ds in datasets], args, winners)
     rows, skipped = [], []
     # seed-major order: one full table first (bar runs first), further seeds after
     for seed in seeds:
         for var in variants:
             for ds in datasets:
-                name = f"{ds}_{var}_s{seed}"
+                name = f"{ds}_{var}{config_tag(winners[ds, var]) or args.config_tag}_s{seed}"
                 done = (args.work / "runs" / name / "final.json").is_file()
                 over = (
                     args.time_budget_min is not None
@@ -363,7 +404,8 @@ def main() -> None:
                     continue
                 try:
                     tokens = token_table(ds, data_dirs[ds], args.work) if var.startswith("text") else None
-                    rows.append(run_one(ds, var, seed, data_dirs[ds], tokens, args.work, args))
+                    config = winners[ds, var]
+                    rows.append(run_one(ds, var, seed, data_dirs[ds], tokens, args.work, args, config))
                 except Exception as exc:  # one failed cell must not lose the others
                     print(
                         json.dumps({"event": "error", "run": name, "error": f"{type(exc).__name__}: {exc}"})

@@ -13,12 +13,12 @@ import torch
 
 from scalerec.data.read.sequences import load_sequences
 from scalerec.data.read.splits import leave_one_out
+from scalerec.eval.encode import user_vectors
 from scalerec.eval.evaluate import evaluate_run
 from scalerec.eval.metrics import metrics_from_ranks
 from scalerec.eval.ranking import brute_force_rank
 from scalerec.model import ModelConfig, SequentialRecommender
-from scalerec.train.checkpoint import model_meta, save_weights
-from scalerec.train.evaluation import user_vectors
+from scalerec.rundir import model_meta, save_weights
 
 
 @pytest.fixture()
@@ -42,6 +42,7 @@ def run_dir(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     run.mkdir()
     save_weights(run, model, model_meta(cfg, None, ds, step=0))
+    (run / "final.json").write_text("{}")
     return run
 
 
@@ -54,7 +55,7 @@ def test_evaluate_run_matches_direct_computation(run_dir: Path) -> None:
     m = report["model"]["hr@5"]
     assert m["low"] <= m["mean"] <= m["high"]
 
-    from scalerec.train.checkpoint import load_run
+    from scalerec.rundir import load_run
 
     model = load_run(run_dir).model
     hist, targets = leave_one_out(load_sequences(Path(report["dataset"]))).test

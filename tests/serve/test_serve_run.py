@@ -20,8 +20,8 @@ WORDS = [["red", "apple", "cherry"], ["blue", "ocean", "wave"], ["green", "leaf"
 def run_dir(tmp_path_factory) -> Path:
     """A complete (untrained, random-init) text-encoder run over a 30-item catalog."""
     from scalerec.model import ModelConfig, SequentialRecommender
+    from scalerec.rundir import model_meta, save_weights
     from scalerec.text.item_tokens import build_token_table, load_item_tokens
-    from scalerec.train.checkpoint import model_meta, save_weights
 
     root = tmp_path_factory.mktemp("serve_run")
     data, tokens, run = root / "data", root / "tokens", root / "run"
@@ -58,12 +58,13 @@ def run_dir(tmp_path_factory) -> Path:
     model = SequentialRecommender(cfg)
     run.mkdir()
     save_weights(run, model, model_meta(cfg, tokens, data, step=0))
+    (run / "final.json").write_text("{}")
     return run
 
 
 def test_run_encoder_matches_the_model(run_dir) -> None:
+    from scalerec.rundir import load_run
     from scalerec.serve.run_encoder import RunEncoder
-    from scalerec.train.checkpoint import load_run
 
     enc = RunEncoder(run_dir)
     model = load_run(run_dir).model

@@ -10,8 +10,9 @@ from safetensors.torch import load_file
 
 from scalerec.config import load
 from scalerec.errors import UserError
+from scalerec.rundir import load_run
 from scalerec.train import train
-from scalerec.train.checkpoint import load_run, load_state
+from scalerec.train.checkpoint import load_state
 from scalerec.train.config import RunConfig, resolve_run_config
 
 FINAL_KEYS = {
@@ -79,7 +80,7 @@ def test_run_dir_contract_and_load_run(world, tmp_path):
     cfg = load(RunConfig, toml=run / "config.toml")
     assert cfg.model.d_model == 32 and cfg.train.max_steps == 6
     loaded = load_run(run)
-    assert loaded.meta["model_config"]["vocab_size"] == 30 and loaded.cfg.run.name == "a"
+    assert loaded.meta["model_config"]["vocab_size"] == 30 and loaded.config["run"]["name"] == "a"
     weights = load_file(str(run / "model.safetensors"))
     assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in weights.items())
     assert loaded.model.all_item_vectors().shape == (41, 32)

@@ -65,7 +65,7 @@ def pretrain_run(
 ) -> Path:
     """A complete run dir (final.json, meta.json, weights) trained briefly on `dataset`."""
     from scalerec.model import ModelConfig, SequentialRecommender
-    from scalerec.train.checkpoint import model_meta, save_weights
+    from scalerec.rundir import model_meta, save_weights
     from scalerec.train.negatives import popularity_sampler
     from scalerec.transfer.finetune import load_domain
     from scalerec.transfer.loop import LoopSettings, run_stages

@@ -47,7 +47,7 @@ def test_strategies_train_and_report(world: dict[str, Path], tmp_path: Path, str
     assert len(summary["curve"]) >= 2
     if strategy == "progressive":
         assert [s["name"] for s in summary["plan"]] == ["top-1", "top-2", "all"]
-    from scalerec.train.checkpoint import load_run
+    from scalerec.rundir import load_run
 
     loaded = load_run(tmp_path / strategy)
     assert loaded.model.n_items == 32

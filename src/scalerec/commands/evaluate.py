@@ -55,6 +55,9 @@ def evaluate(
     baseline: Path | None = typer.Option(
         None, "--baseline", help="Another run dir (e.g. ID-SASRec) evaluated the same way, shown beside."
     ),
+    allow_unfinished: bool = typer.Option(
+        False, "--allow-unfinished", help="Evaluate a run without final.json (its last best weights)."
+    ),
 ) -> None:
     """Rank every user's held-out item against the whole catalog; report NDCG/HR/MRR@k.
 
@@ -64,7 +67,8 @@ def evaluate(
     the same users (and, with --baseline, another run such as ID-SASRec).
     Sampled metrics (target vs N negatives) are listed apart, dimmed, only to
     compare with papers. Writes RUN/eval.json (test split, unmasked) or
-    RUN/eval_<split>[_masked].json.
+    RUN/eval_<split>[_masked].json. Unfinished runs (no final.json) and runs whose
+    files no longer match the hashes in meta.json are refused.
     """
     import json
 
@@ -79,9 +83,10 @@ def evaluate(
         raise UserError(f"--ks expects comma-separated integers, got {ks!r}") from None
     if split not in ("test", "valid"):
         raise UserError(f"--split must be 'test' or 'valid', got {split!r}")
-    kwargs: dict[str, Any] = dict(split=split, mask_seen=mask_seen, ks=k_list, bootstrap=bootstrap, seed=seed,
-                                  device=device, dataset=dataset, max_users=max_users,
-                                  sampled_negatives=sampled)
+    kwargs: dict[str, Any] = dict(
+        split=split, mask_seen=mask_seen, ks=k_list, bootstrap=bootstrap, seed=seed, device=device,
+        dataset=dataset, max_users=max_users, sampled_negatives=sampled, allow_unfinished=allow_unfinished,
+    )
     report = evaluate_run(run, **kwargs)
     other = evaluate_run(baseline, **kwargs) if baseline is not None else None
     if other is not None and (other["n_users"], other["n_items"]) != (report["n_users"], report["n_items"]):

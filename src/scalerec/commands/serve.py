@@ -11,6 +11,7 @@ from scalerec.errors import UserError
 
 _CONFIG = typer.Option(None, "--config", help="TOML file with serve settings (see ServeConfig).")
 _SET = typer.Option(None, "--set", help="Override a setting, e.g. index.kind=ivf or max_k=50 (repeatable).")
+_UNFINISHED = typer.Option(False, "--allow-unfinished", help="Use a run without final.json.")
 
 
 def _serve_config(config: Path | None, overrides: list[str] | None, base: dict | None = None):
@@ -29,6 +30,7 @@ def recommend(
     device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _SET,
+    allow_unfinished: bool = _UNFINISHED,
 ) -> None:
     """Print the top-k next items for a history of item keys (key, title, score); unknown keys are
     ignored and listed. The catalog is searched exactly unless `--set index.kind=...` says otherwise."""
@@ -39,7 +41,7 @@ def recommend(
 
     cfg = _serve_config(config, overrides, base={"index": {"kind": "exact"}})
     keys = [key.strip() for key in history.split(",") if key.strip()]
-    rec = load_recommender(run, cfg, device)
+    rec = load_recommender(run, cfg, device, allow_unfinished=allow_unfinished)
     result = rec.recommend(keys, k, exclude_seen=not include_seen)
     if as_json:
         items = [{"key": s.key, "title": s.title, "score": s.score} for s in result.items]
@@ -66,6 +68,7 @@ def serve(
     search_threads: int = typer.Option(1, "--search-threads", help="CPU threads per search, after start-up."),
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _SET,
+    allow_unfinished: bool = _UNFINISHED,
 ) -> None:
     """Serve recommendations over HTTP (FastAPI + Uvicorn): POST /recommend, /recommend/batch, /items;
     GET /items/{key}, /healthz; docs at /docs. Item vectors and the index are built at start-up and
@@ -83,7 +86,7 @@ def serve(
     from scalerec.serve.server import serve as serve_app
 
     cfg = _serve_config(config, overrides)
-    rec = load_recommender(run, cfg, device)
+    rec = load_recommender(run, cfg, device, allow_unfinished=allow_unfinished)
     set_search_threads(search_threads)
     report = rec.index.report
     Console().print(

@@ -19,11 +19,13 @@ import torch
 
 from scalerec.errors import UserError
 from scalerec.eval.baselines import most_popular_ranks, popularity_counts
+from scalerec.eval.heldout import rank_heldout, subset
 from scalerec.eval.metrics import DEFAULT_KS, metrics_with_ci
 from scalerec.eval.ranking import full_rank
+from scalerec.rundir import LoadedRun, load_run, verify_dataset
 
 if TYPE_CHECKING:
-    from scalerec.model.recommender import SequentialRecommender
+    pass
 
 FORMAT_VERSION = 1
 PROTOCOL = "full ranking over the whole catalog, leave-one-out, ties counted pessimistically"
@@ -36,11 +38,12 @@ def eval_filename(split: str, mask_seen: bool) -> str:
     return f"eval_{split}{'_masked' if mask_seen else ''}.json"
 
 
-def _dataset_dir(loaded: Any, run_dir: Path, dataset: str | Path | None) -> Path:
-    candidates = [dataset, getattr(getattr(loaded.cfg, "data", None), "dataset", None),
-                  loaded.meta.get("dataset_dir")]
+def _dataset_dir(loaded: LoadedRun, run_dir: Path, dataset: str | Path | None) -> Path:
+    """The run's dataset dir (or `dataset`, when moved), checked against the hash in meta.json."""
+    candidates = [dataset, loaded.config.get("data", {}).get("dataset"), loaded.meta.get("dataset_dir")]
     for c in candidates:
         if c and Path(c).is_dir():
+            verify_dataset(loaded.meta, c)
             return Path(c)
     missing = candidates[1] or candidates[2]
     raise UserError(f"{run_dir}: its dataset dir {missing} was not found; pass --dataset")
@@ -52,24 +55,8 @@ def _split(dataset_dir: Path, split: str, max_users: int | None, seed: int):
 
     parts = leave_one_out(load_sequences(dataset_dir))
     histories, targets = parts.test if split == "test" else parts.valid
-    if max_users is not None and max_users < histories.n_users:
-        from scalerec.train.evaluation import subset
-
-        histories, targets = subset(histories, targets, max_users, seed)
+    histories, targets = subset(histories, targets, max_users, seed)
     return histories, np.asarray(targets, dtype=np.int64)
-
-
-def score_vectors(model: SequentialRecommender, histories: Any, max_len: int, device: torch.device,
-                  batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """User vectors `[U, d]` (state at the last history item) and the whole catalog `[I+1, d]`."""
-    from scalerec.device import autocast, autocast_dtype
-    from scalerec.train.evaluation import user_vectors
-
-    dtype = autocast_dtype(device)
-    users = user_vectors(model, histories, max_len, batch_size, device, dtype)
-    with torch.no_grad(), autocast(device, dtype):
-        items = model.all_item_vectors().float()
-    return users, items
 
 
 def evaluate_vectors(
@@ -82,15 +69,18 @@ def evaluate_vectors(
     bootstrap: int = 1000,
     seed: int = 0,
     sampled_negatives: int = 100,
+    ranks: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Model, most-popular and sampled metrics for given vectors (the library core of `evaluate_run`)."""
+    """Model, most-popular and sampled metrics for given vectors (the library core of `evaluate_run`).
+
+    `ranks` are the exact full-catalog ranks when already computed (`rank_heldout`), else ranked here.
+    """
     from scalerec.eval.sampled import sampled_metrics
 
     exclude = histories if mask_seen else None
     t0 = time.perf_counter()
-    # fp32 even on CUDA: bf16 inputs move ~1/3 of ranks by a little (4th decimal of NDCG), and the
-    # reported numbers should not depend on the card; bf16 is for million-item catalogs (benchmark).
-    ranks = full_rank(users, items, torch.as_tensor(targets), exclude=exclude, dtype=torch.float32)
+    if ranks is None:  # exact in any precision (bf16 scores are re-checked where they could tie)
+        ranks = full_rank(users, items, torch.as_tensor(targets), exclude=exclude)
     t_rank = time.perf_counter() - t0
     n_items = items.shape[0] - 1
     pop = popularity_counts(histories, n_items)
@@ -123,15 +113,20 @@ def evaluate_run(
     max_users: int | None = None,
     sampled_negatives: int = 100,
     write: bool = True,
+    allow_unfinished: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the model of `run_dir` on its dataset's `split`; writes `<run_dir>/eval.json`.
+
+    Users are encoded as training encoded them (the run's `train.precision`, `eval.batch_size`,
+    `data.max_len`) and ranked by the same `rank_heldout` as validation, so the test metrics equal
+    those in `final.json` for the same settings. An unfinished run is refused unless
+    `allow_unfinished` (its report then says `"finished": false`).
 
     Returns `{"model": {metric: {"mean","low","high"}}, "most_popular": {...}, "sampled": {...},
     "split", "mask_seen", "n_users", "n_items", "protocol", "path", ...}`.
     """
-    from scalerec.device import pick_device
+    from scalerec.device import autocast_dtype, pick_device
     from scalerec.io import write_json
-    from scalerec.train.checkpoint import load_run
 
     if split not in ("test", "valid"):
         raise UserError(f"split must be 'test' or 'valid', got {split!r}")
@@ -139,24 +134,24 @@ def evaluate_run(
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run dir not found")
     dev = pick_device(device)
-    loaded = load_run(run_dir, device=dev)
+    loaded = load_run(run_dir, device=dev, allow_unfinished=allow_unfinished)
     data_dir = _dataset_dir(loaded, run_dir, dataset)
     histories, targets = _split(data_dir, split, max_users, seed)
     if histories.n_users == 0:
         raise UserError(f"{data_dir}: the {split} split has no users")
-    max_len = int(getattr(getattr(loaded.cfg, "data", None), "max_len", 0) or loaded.model.cfg.max_len)
     t0 = time.perf_counter()
-    users, items = score_vectors(loaded.model, histories, max_len, dev)
-    t_encode = time.perf_counter() - t0
+    held = rank_heldout(loaded.model, histories, targets, loaded.max_len, loaded.eval_batch_size, dev,
+                        autocast_dtype(dev, loaded.precision), mask_seen)
+    t_encode_rank = time.perf_counter() - t0
     report: dict[str, Any] = {
         "format_version": FORMAT_VERSION, "run_dir": str(run_dir), "dataset": str(data_dir),
         "split": split, "mask_seen": mask_seen, "protocol": PROTOCOL, "ks": list(ks),
-        "n_users": int(histories.n_users), "n_items": int(items.shape[0] - 1),
+        "n_users": int(histories.n_users), "n_items": int(held.items.shape[0] - 1),
         "bootstrap": {"n_boot": bootstrap, "level": 0.95, "seed": seed, "unit": "user"},
-        "device": str(dev), "encode_time_s": round(t_encode, 3),
+        "device": str(dev), "encode_rank_time_s": round(t_encode_rank, 3), "finished": loaded.finished,
     }
-    report.update(evaluate_vectors(users, items, histories, targets, ks, mask_seen, bootstrap, seed,
-                                   sampled_negatives))
+    report.update(evaluate_vectors(held.users, held.items, histories, targets, ks, mask_seen, bootstrap,
+                                   seed, sampled_negatives, ranks=held.ranks))
     if write:
         path = run_dir / eval_filename(split, mask_seen)
         report["path"] = str(path)

@@ -92,7 +92,8 @@ def sampled_rank(
     negatives: np.ndarray,
     chunk_users: int = 4096,
 ) -> torch.Tensor:
-    """1-based rank of each target among itself + its negatives `[U, N]` (ties pessimistic)."""
+    """1-based rank of each target among itself + its negatives `[U, N]` (ties pessimistic; a
+    non-finite score is the worst score, so a diverged model gets the worst rank, not the best)."""
     tgt = torch.as_tensor(np.asarray(targets)).long()
     neg = torch.as_tensor(negatives).long()
     dev = user_vecs.device
@@ -103,7 +104,10 @@ def sampled_rank(
         n = neg[u0 : u0 + chunk_users].to(dev)
         ts = (u * item_vecs[t].float()).sum(-1, keepdim=True)  # [cu, 1]
         ns = torch.einsum("ud,und->un", u, item_vecs[n].float())  # [cu, N]
-        ranks[u0 : u0 + chunk_users] = ((ns >= ts).sum(1) + 1).cpu()
+        ns = ns.nan_to_num(nan=float("-inf"), posinf=float("-inf"))  # non-finite = worst score
+        worst = ~torch.isfinite(ts[:, 0])  # a non-finite target ranks below all its negatives
+        r = torch.where(worst, ns.shape[1], (ns >= ts).sum(1)) + 1
+        ranks[u0 : u0 + chunk_users] = r.cpu()
     return ranks
 
 

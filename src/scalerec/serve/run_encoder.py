@@ -1,6 +1,6 @@
 """Adapter from a trained run dir to the service's `Encoder` protocol, and the catalog it serves.
 
-The run is loaded only through `scalerec.train.checkpoint.load_run` (its `meta.json` names the
+The run is loaded only through `scalerec.rundir.load_run` (its `meta.json` names the
 model config, dataset and token table), so any complete run dir can be served. A history becomes
 the model's hidden state after its last item (the same user vector evaluation ranks with); a new
 item is tokenized with the run's own tokenizer and encoded from its text, and its token row is
@@ -24,11 +24,15 @@ class RunEncoder:
     """`Encoder` over a trained `SequentialRecommender` (text or id item encoder)."""
 
     def __init__(
-        self, run_dir: str | Path, device: str = "cpu", tokens_dir: str | Path | None = None
+        self,
+        run_dir: str | Path,
+        device: str = "cpu",
+        tokens_dir: str | Path | None = None,
+        allow_unfinished: bool = False,
     ) -> None:
-        from scalerec.train.checkpoint import load_run
+        from scalerec.rundir import load_run
 
-        loaded = load_run(run_dir, device, tokens_dir)
+        loaded = load_run(run_dir, device, tokens_dir, allow_unfinished=allow_unfinished)
         self.model, self.meta, self.device = loaded.model, loaded.meta, torch.device(device)
         self.max_len = int(self.model.cfg.max_len)
         self.text = self.model.cfg.item_encoder == "text"
@@ -97,13 +101,20 @@ def load_recommender(
     cfg: ServeConfig | None = None,
     device: str = "cpu",
     dataset_dir: str | Path | None = None,
+    allow_unfinished: bool = False,
 ) -> Recommender:
-    """A `Recommender` serving a trained run: item vectors computed now, index built now."""
+    """A `Recommender` serving a trained run: item vectors computed now, index built now.
+
+    The run must be finished and its files must match the hashes in its meta.json (see
+    `scalerec.rundir`); `allow_unfinished` serves the last best weights of a stopped run."""
+    from scalerec.rundir import verify_dataset
+
     run_dir = Path(run_dir)
-    encoder = RunEncoder(run_dir, device)
+    encoder = RunEncoder(run_dir, device, allow_unfinished=allow_unfinished)
     dataset = dataset_dir or encoder.meta.get("dataset_dir")
     if not dataset:
         raise UserError(f"{run_dir / 'meta.json'}: no dataset_dir recorded; pass the dataset dir")
+    verify_dataset(encoder.meta, dataset)
     items = load_items(dataset)
     n_model = encoder.model.n_items
     if n_model and n_model != len(items):

@@ -21,10 +21,10 @@ import torch
 
 from scalerec import device as dev
 from scalerec import runlog
+from scalerec.eval.heldout import evaluate_split, subset
 from scalerec.io import atomic_write
 from scalerec.train import build, checkpoint, numerics
 from scalerec.train.config import RunConfig
-from scalerec.train.evaluation import evaluate_split, subset
 from scalerec.train.objective import distinct_items
 from scalerec.train.setup import Runtime, setup
 

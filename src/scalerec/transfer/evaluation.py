@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from scalerec.data.read.sequences import UserSequences, pad_left
+from scalerec.data.read.sequences import UserSequences
+from scalerec.eval.heldout import rank_heldout
 from scalerec.eval.metrics import bootstrap_ci, metrics_from_ranks
-from scalerec.eval.ranking import full_rank
 
 if TYPE_CHECKING:
     from scalerec.model.recommender import SequentialRecommender
@@ -23,23 +23,6 @@ if TYPE_CHECKING:
 REPORTED = ("ndcg@10", "hr@10", "mrr")
 KS = (5, 10, 20)
 ID_COLD_REASON = "ID-based model cannot score items unseen in training (no trained vector for them)"
-
-
-@torch.no_grad()
-def user_vectors(
-    model: SequentialRecommender, histories: UserSequences, max_len: int, batch_size: int, device: str
-) -> torch.Tensor:
-    """[U, d] sequence states at each history's last position (most recent `max_len` items)."""
-    model.eval()
-    inputs, lengths = pad_left(histories, max_len)
-    out = []
-    for s in range(0, len(inputs), batch_size):
-        x = torch.as_tensor(inputs[s : s + batch_size], device=device)
-        n = torch.as_tensor(lengths[s : s + batch_size], device=device)
-        out.append(model.last_hidden(x, n).float())
-    if not out:
-        return torch.zeros((0, model.cfg.d_model), device=device)
-    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -51,11 +34,13 @@ def rank_targets(
     batch_size: int = 512,
     device: str = "cpu",
 ) -> np.ndarray:
-    """int64[U] 1-based full-catalog rank of each target (ties pessimistic; history not masked)."""
-    users = user_vectors(model, histories, max_len, batch_size, device)
-    items = model.all_item_vectors().float()
-    ranks = full_rank(users, items, np.asarray(targets, dtype=np.int64), device=device)
-    return np.asarray(ranks, dtype=np.int64)
+    """int64[U] 1-based full-catalog rank of each target (ties pessimistic; history not masked).
+
+    The same held-out path as training and `scalerec evaluate` (`scalerec.eval.heldout`), with the
+    forward pass in fp32 as transfer always ran it.
+    """
+    held = rank_heldout(model, histories, targets, max_len, batch_size, device, None)
+    return np.asarray(held.ranks, dtype=np.int64)
 
 
 def cold_mask(train: UserSequences, targets: np.ndarray) -> np.ndarray:

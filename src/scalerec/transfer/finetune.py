@@ -144,16 +144,16 @@ class Pretrained:
 
 
 def load_pretrained(run_dir: str | Path, device: str) -> Pretrained:
-    """Load a complete run dir through `scalerec.train.checkpoint.load_run` (meta.json decides)."""
-    from scalerec.train.checkpoint import load_run
+    """Load a complete run dir through `scalerec.rundir.load_run` (meta.json decides, hashes checked)."""
+    from scalerec.rundir import load_run
 
     run_dir = Path(run_dir)
     if not (run_dir / "final.json").is_file():
         raise UserError(f"pretrained run is not complete: {run_dir / 'final.json'} is missing")
     loaded = load_run(run_dir, device=device)
-    data_cfg = getattr(loaded.cfg, "data", None)
-    tokens = loaded.meta.get("tokens_dir") or getattr(data_cfg, "tokens", None)
-    dataset = loaded.meta.get("dataset_dir") or getattr(data_cfg, "dataset", None)
+    data_cfg = loaded.config.get("data", {})
+    tokens = loaded.meta.get("tokens_dir") or data_cfg.get("tokens")
+    dataset = loaded.meta.get("dataset_dir") or data_cfg.get("dataset")
     return Pretrained(loaded.model, run_dir, Path(tokens) if tokens else None,
                       Path(dataset) if dataset else None)
 
@@ -231,9 +231,9 @@ def _flops(model: SequentialRecommender, cfg: FinetuneConfig, targets: int) -> f
 
 def _save_model(model: SequentialRecommender, tmp: Path, out: Path, tokens: Path | None, cfg: FinetuneConfig,
                 step: int) -> None:
-    """`model.safetensors` + `meta.json` through the trainer's checkpoint writer, so `load_run` (serve,
+    """`model.safetensors` + `meta.json` through the run-dir writer, so `load_run` (serve,
     a later fine-tuning) reads the fine-tuned model like any run; paths point at the final dir."""
-    from scalerec.train.checkpoint import model_meta, save_weights
+    from scalerec.rundir import model_meta, save_weights
 
     meta = model_meta(model.cfg, tokens, cfg.data, step)
     meta["tokens_dir"] = str((out / "tokens").resolve()) if tokens else None

@@ -1,0 +1,102 @@
+"""Configuration selection for `benchmarks/accuracy.py`: on validation only, never on test.
+
+A recipe chosen by ranking configurations on test NDCG reports an optimistic test figure (the
+Sports and Beauty recipes of earlier rounds were picked that way). Here every candidate of a
+`--grid` is trained and compared on its best **validation** metric (the trainer's checkpoint
+selection is on validation too); the test split of a candidate is never read. Only the winner
+becomes the final configuration, whose test split `accuracy.py` evaluates once per seed.
+
+The selection table (`<work>/selection/<dataset>_<variant>.json`) holds validation numbers only
+and says so; asking to select on a test metric is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+VALID_METRICS = ("ndcg@10", "hr@10", "mrr@10", "ndcg@20", "hr@20", "mrr")
+
+
+def check_metric(metric: str) -> str:
+    """The selection metric, a validation metric by construction; a test metric is refused."""
+    name = metric.removeprefix("valid/")
+    if metric.startswith("test") or name not in VALID_METRICS:
+        raise SystemExit(f"--select-metric {metric!r}: configurations are selected on a validation "
+                         f"metric only, one of {', '.join(VALID_METRICS)}; test is read once, for the winner")
+    return name
+
+
+def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
+    """`["train.lr=1e-3,3e-4", ...]` -> `[("train.lr", ["1e-3", "3e-4"]), ...]`."""
+    grid = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise SystemExit(f"--grid expects KEY=V1,V2,..., got {item!r}")
+        grid.append((key.strip(), [v.strip() for v in values.split(",") if v.strip()]))
+    return grid
+
+
+def candidates(grid: list[tuple[str, list[str]]]) -> list[list[str]]:
+    """Every combination of the grid as `--set` overrides (one empty candidate without a grid)."""
+    if not grid:
+        return [[]]
+    keys = [k for k, _ in grid]
+    return [[f"{k}={v}" for k, v in zip(keys, combo, strict=True)]
+            for combo in itertools.product(*(vs for _, vs in grid))]
+
+
+def config_tag(overrides: list[str]) -> str:
+    """Short stable tag of a candidate, part of its run name ("" for the single default config)."""
+    if not overrides:
+        return ""
+    return "_c" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+
+
+def valid_score(run_dir: Path, metric: str) -> float:
+    """Best validation metric of a finished run (the checkpoint the trainer kept). Reads only
+    `final.json["valid"]`; the `test` block beside it is deliberately ignored."""
+    final = json.loads((run_dir / "final.json").read_text())
+    value = final.get("valid", {}).get(metric)
+    if value is None or value != value:
+        return float("-inf")  # no validation number (or NaN): never selected
+    return float(value)
+
+
+def select(
+    dataset: str,
+    variant: str,
+    grid: list[tuple[str, list[str]]],
+    seeds: list[int],
+    metric: str,
+    train_cell: Callable[[list[str], int], Path],
+    work: Path,
+) -> list[str]:
+    """Train every candidate for `seeds`, pick the best mean validation `metric`; returns its overrides.
+
+    `train_cell(overrides, seed)` trains (or finds finished) one run and returns its run dir.
+    """
+    cands = candidates(grid)
+    if len(cands) == 1:
+        return cands[0]
+    rows: list[dict[str, Any]] = []
+    for overrides in cands:
+        scores = [valid_score(train_cell(overrides, s), metric) for s in seeds]
+        rows.append({"config": overrides, "tag": config_tag(overrides), "seeds": seeds,
+                     f"valid/{metric}": scores, "mean": sum(scores) / len(scores)})
+    best = max(rows, key=lambda r: r["mean"])
+    report = {"dataset": dataset, "variant": variant, "selected_on": f"valid/{metric}",
+              "note": "validation only; test was not read for any candidate", "winner": best["config"],
+              "candidates": sorted(rows, key=lambda r: -r["mean"])}
+    out = work / "selection" / f"{dataset}_{variant}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({"event": "selected", "dataset": dataset, "variant": variant,
+                      "on": f"valid/{metric}", "winner": best["config"], "valid_mean": best["mean"],
+                      "candidates": len(rows)}), flush=True)
+    return best["config"]

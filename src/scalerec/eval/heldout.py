@@ -1,0 +1,102 @@
+"""Held-out evaluation of a model on (histories → targets): the one path behind every reported number.
+
+Validation during training, the test metrics in `final.json`, `scalerec evaluate` and transfer
+all call `rank_heldout`: same user encoding, same exact ranking (`full_rank`, exact in any
+precision), so the same weights on the same split always give the same ranks. The loss reported
+for scaling fits is the exact full-softmax cross-entropy of the held-out item, not the sampled
+training loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from scalerec.eval.encode import item_vectors, user_vectors
+from scalerec.eval.metrics import metrics_from_ranks
+from scalerec.eval.ranking import full_rank
+
+if TYPE_CHECKING:
+    from scalerec.data.read.sequences import UserSequences
+
+
+@dataclass
+class Heldout:
+    """Vectors and exact ranks of one held-out split."""
+
+    users: torch.Tensor  # [U, d] float32
+    items: torch.Tensor  # [I+1, d] float32
+    ranks: torch.Tensor  # int64 [U] on CPU, 1-based, ties pessimistic, non-finite scores worst
+
+if TYPE_CHECKING:
+    from scalerec.model.recommender import SequentialRecommender
+
+
+@torch.no_grad()
+def rank_heldout(
+    model: torch.nn.Module,
+    histories: UserSequences,
+    targets: np.ndarray,
+    max_len: int,
+    batch_size: int,
+    device: torch.device | str,
+    dtype: torch.dtype | None,
+    mask_seen: bool = False,
+) -> Heldout:
+    """Encode users and items with `model` (eval mode, autocast `dtype`) and rank every target."""
+    was_training = model.training
+    model.eval()
+    try:
+        users = user_vectors(model, histories, max_len, batch_size, device, dtype)
+        items = item_vectors(model, device, dtype)
+    finally:
+        model.train(was_training)
+    tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64))
+    ranks = full_rank(users, items, tgt, exclude=histories if mask_seen else None)
+    return Heldout(users, items, ranks)
+
+
+@torch.no_grad()
+def full_softmax_loss(
+    users: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, chunk: int = 1024
+) -> float:
+    """Mean CE of the target over items 1..I. users [U, d], items [I+1, d], targets int64[U]."""
+    total = 0.0
+    targets = targets.to(users.device)
+    for i in range(0, len(users), chunk):
+        logits = users[i : i + chunk] @ items.T
+        logits[:, 0] = float("-inf")
+        total += float(torch.nn.functional.cross_entropy(logits, targets[i : i + chunk], reduction="sum"))
+    return total / max(1, len(users))
+
+
+def subset(histories: UserSequences, targets: np.ndarray, max_users: int | None, seed: int):
+    """A fixed random subset of users (same every call), or everything."""
+    n = histories.n_users
+    if max_users is None or max_users >= n:
+        return histories, targets
+    rows = np.sort(np.random.default_rng([seed, 17]).choice(n, max_users, replace=False))
+    return histories.take(rows), targets[rows]
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: SequentialRecommender,
+    histories: UserSequences,
+    targets: np.ndarray,
+    max_len: int,
+    ks: list[int],
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    mask_seen: bool = False,
+) -> dict[str, float]:
+    """{"loss", "ndcg@10", "hr@10", "mrr@10", ...} of `model` on (histories → targets), full ranking."""
+    h = rank_heldout(model, histories, targets, max_len, batch_size, device, dtype, mask_seen)
+    metrics = metrics_from_ranks(h.ranks.numpy(), ks=tuple(ks))
+    tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64))
+    metrics = {"loss": full_softmax_loss(h.users, h.items, tgt), **metrics}
+    return {k: float(v) for k, v in metrics.items()}

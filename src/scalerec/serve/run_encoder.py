@@ -4,7 +4,9 @@ The run is loaded only through `scalerec.train.checkpoint.load_run` (its `meta.j
 model config, dataset and token table), so any complete run dir can be served. A history becomes
 the model's hidden state after its last item (the same user vector evaluation ranks with); a new
 item is tokenized with the run's own tokenizer and encoded from its text, and its token row is
-appended to the model's item table so it can also appear in later histories.
+appended to the model's item table so it can also appear in later histories. That row takes its
+field widths from the token table it joins (never from the model config, whose widths are only a
+cap on what the model reads: `text train` writes 40-token titles while the model's default is 32).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class RunEncoder:
             from scalerec.text.item_tokens import load_item_tokens
 
             self.tables = load_item_tokens(self.tokens_dir).torch_tables()
+        self.table_widths = {f: int(t.shape[1]) for f, t in (self.tables or {}).items()}
 
     @torch.no_grad()
     def encode_catalog(self) -> np.ndarray:
@@ -67,8 +70,7 @@ class RunEncoder:
 
         if self.tokenizer is None:  # only cold start needs it
             self.tokenizer = load_tokenizer(self.tokens_dir / "tokenizer.json")
-        max_lens = dict(self.model.cfg.field_max_len)
-        toks = encode_items(self.tokenizer, [title], [brand], [list(categories)], max_lens)
+        toks = encode_items(self.tokenizer, [title], [brand], [list(categories)], self.table_widths)
         row = {f: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int32)) for f, a in toks.fields.items()}
         vec = self.model.encode_tokens({f: t.to(self.device) for f, t in row.items()})[0]
         self.tables = {f: torch.cat([t, row[f].to(t.device)]) for f, t in self.tables.items()}

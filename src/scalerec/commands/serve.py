@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -18,6 +19,12 @@ def _serve_config(config: Path | None, overrides: list[str] | None, base: dict |
     from scalerec.serve.recommender import ServeConfig
 
     return load(ServeConfig, toml=config, overrides=overrides, base=base)
+
+
+def _json_score(score: float) -> float | None:
+    """A score as JSON allows it: NaN/Infinity are not JSON (strict parsers reject the whole line), so
+    a non-finite score is written as null, as the HTTP API's encoder does."""
+    return score if math.isfinite(score) else None
 
 
 def recommend(
@@ -42,8 +49,9 @@ def recommend(
     rec = load_recommender(run, cfg, device)
     result = rec.recommend(keys, k, exclude_seen=not include_seen)
     if as_json:
-        items = [{"key": s.key, "title": s.title, "score": s.score} for s in result.items]
-        typer.echo(json.dumps({"items": items, "unknown": result.unknown, "used": result.used}))
+        items = [{"key": s.key, "title": s.title, "score": _json_score(s.score)} for s in result.items]
+        answer = {"items": items, "unknown": result.unknown, "used": result.used}
+        typer.echo(json.dumps(answer, allow_nan=False))
         return
     table = Table(title=f"top {k} after {result.used} item(s)")
     table.add_column("#", justify="right")

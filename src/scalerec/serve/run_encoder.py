@@ -32,6 +32,7 @@ class RunEncoder:
 
         loaded = load_run(run_dir, device, tokens_dir)
         self.model, self.meta, self.device = loaded.model, loaded.meta, torch.device(device)
+        check_finite_weights(self.model, Path(run_dir))
         self.max_len = int(self.model.cfg.max_len)
         self.text = self.model.cfg.item_encoder == "text"
         self.tokenizer, self.tables = None, None
@@ -76,6 +77,17 @@ class RunEncoder:
         self.tables = {f: torch.cat([t, row[f].to(t.device)]) for f, t in self.tables.items()}
         self.model.set_item_table({f: t.to(self.device) for f, t in self.tables.items()})
         return vec.float().cpu().numpy()
+
+
+def check_finite_weights(model: torch.nn.Module, run_dir: Path) -> None:
+    """Refuse a diverged run: NaN/Inf weights give NaN scores, which every ranking then puts first
+    (a broken model would be served as if it were perfect)."""
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+    if bad:
+        raise UserError(
+            f"{run_dir / 'model.safetensors'}: {len(bad)} weight tensor(s) hold NaN/Inf (first: {bad[0]}); "
+            "the run diverged (lr or temperature too high?) and cannot be served"
+        )
 
 
 def load_items(dataset_dir: str | Path) -> list[Item]:

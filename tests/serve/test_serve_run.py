@@ -118,3 +118,16 @@ def test_http_over_a_real_run(run_dir) -> None:
     assert r.status_code == 201, r.text
     items = client.post("/recommend", json={"history": ["A002"], "k": 31}).json()["items"]
     assert "N1" in [it["key"] for it in items]
+
+
+def test_bfloat16_queries_stay_close_to_float32(run_dir) -> None:
+    """`dtype="bfloat16"` runs only the transformer in bf16 (the speed knob of CPU serving); catalog
+    vectors are unchanged and query vectors stay within bf16 rounding of the float32 ones."""
+    from scalerec.serve.run_encoder import RunEncoder
+
+    fp32, bf16 = RunEncoder(run_dir), RunEncoder(run_dir, dtype="bfloat16")
+    np.testing.assert_array_equal(fp32.encode_catalog(), bf16.encode_catalog())
+    hists = [[3, 5, 7], [2], list(range(1, 21)), [9, 9, 1, 4]]
+    a, b = fp32.encode_histories(hists), bf16.encode_histories(hists)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.99 and not np.array_equal(a, b)

@@ -72,6 +72,9 @@ def serve(
     port: int = typer.Option(8000, "--port", help="TCP port."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
     search_threads: int = typer.Option(1, "--search-threads", help="CPU threads per search, after start-up."),
+    dtype: str = typer.Option(
+        "float32", "--dtype", help="Precision of the transformer on histories: float32 or bfloat16."
+    ),
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _SET,
 ) -> None:
@@ -91,7 +94,7 @@ def serve(
     from scalerec.serve.server import serve as serve_app
 
     cfg = _serve_config(config, overrides)
-    rec = load_recommender(run, cfg, device)
+    rec = load_recommender(run, cfg, device, dtype=dtype)
     set_search_threads(search_threads)
     report = rec.index.report
     Console().print(

@@ -123,25 +123,35 @@ class Conflict(UserError):
 class Recommender:
     """Top-k recommendations over a catalog, with cold-start additions."""
 
-    def __init__(self, encoder: Encoder, items: Sequence[Item], cfg: ServeConfig | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        items: Sequence[Item],
+        cfg: ServeConfig | None = None,
+        tune_histories: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        """`tune_histories` (item ids, e.g. real users' histories) are the queries the approximate
+        index is tuned and measured on; default: random 5-item histories, which are easier than
+        real traffic (a paper-1M text model: recall@10 0.95 on those, 0.93 on user histories)."""
         self.cfg = cfg or ServeConfig()
         self.encoder = encoder
         self.items = list(items)
         self.n_added = 0
         vectors = np.asarray(encoder.encode_catalog(), dtype=np.float32)
         self.index = ItemIndex.build(
-            [it.key for it in self.items], vectors, self.cfg.index, self._sample_queries(vectors)
+            [it.key for it in self.items], vectors, self.cfg.index, self._sample_queries(tune_histories)
         )
 
-    def _sample_queries(self, vectors: np.ndarray) -> np.ndarray | None:
-        """Encoded random short histories: the realistic queries to tune/measure recall on."""
+    def _sample_queries(self, histories: Sequence[Sequence[int]] | None) -> np.ndarray | None:
+        """Encoded histories to tune/measure the approximate index's recall on (None: exact index)."""
         n = len(self.items)
         kind = self.cfg.index.kind
         if kind == "exact" or (kind == "auto" and n <= self.cfg.index.exact_threshold):
             return None
-        rng = np.random.default_rng(self.cfg.index.seed)
-        hists = rng.integers(1, n + 1, size=(self.cfg.index.recall_queries, 5))
-        return encode_histories(self.encoder, hists.tolist())
+        if histories is None:
+            rng = np.random.default_rng(self.cfg.index.seed)
+            histories = rng.integers(1, n + 1, size=(self.cfg.index.recall_queries, 5)).tolist()
+        return encode_histories(self.encoder, [list(h) for h in histories[: self.cfg.index.recall_queries]])
 
     def __len__(self) -> int:
         return len(self.items)

@@ -21,18 +21,30 @@ from scalerec.data.sequences import UserSequences, pad_left
 from scalerec.errors import UserError
 from scalerec.serve.recommender import Item, Recommender, ServeConfig
 
+QUERY_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""Precisions the transformer may run in when it encodes histories (item vectors stay float32)."""
+
 
 class RunEncoder:
     """`Encoder` over a trained `SequentialRecommender` (text or id item encoder)."""
 
     def __init__(
-        self, run_dir: str | Path, device: str = "cpu", tokens_dir: str | Path | None = None
+        self,
+        run_dir: str | Path,
+        device: str = "cpu",
+        tokens_dir: str | Path | None = None,
+        dtype: str = "float32",
     ) -> None:
         from scalerec.train.checkpoint import load_run
 
         loaded = load_run(run_dir, device, tokens_dir)
         self.model, self.meta, self.device = loaded.model, loaded.meta, torch.device(device)
         check_finite_weights(self.model, Path(run_dir))
+        if dtype not in QUERY_DTYPES:
+            raise UserError(f"dtype must be one of {', '.join(QUERY_DTYPES)}, got {dtype!r}")
+        self.query_dtype = QUERY_DTYPES[dtype]
+        for part in (self.model.pos_emb, self.model.transformer, self.model.norm):
+            part.to(self.query_dtype)  # the item encoder stays float32: catalog vectors are exact
         self.max_len = int(self.model.cfg.max_len)
         self.text = self.model.cfg.item_encoder == "text"
         self.tokenizer, self.tables = None, None
@@ -52,14 +64,17 @@ class RunEncoder:
         """Hidden state after the last of (at most `max_len` most recent) `ids`: [d] float32."""
         return self.encode_histories([ids])[0]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode_histories(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
-        """`encode_history` for a micro-batch in one forward pass: [Q, d] float32."""
+        """`encode_history` for a micro-batch in one forward pass: [Q, d] float32. The transformer
+        runs in `query_dtype` (bfloat16 is 2-3x faster on CPUs with AMX/AVX512-BF16 at batch >= 8)."""
         padded, lengths = pad_left(UserSequences.from_lists([list(h) for h in histories]), self.max_len)
         width = int(lengths.max())  # no columns that only hold padding
         inputs = torch.from_numpy(padded[:, :width]).to(self.device)
-        hidden = self.model.last_hidden(inputs, torch.from_numpy(lengths).to(self.device))
-        return hidden.float().cpu().numpy()
+        vectors = self.model.encode_items(inputs).to(self.query_dtype)
+        hidden = self.model(inputs, input_vectors=vectors)  # [Q, width, d]
+        last = torch.from_numpy(np.maximum(lengths - 1, 0)).to(self.device)
+        return hidden[torch.arange(len(last), device=self.device), last].float().cpu().numpy()
 
     @torch.no_grad()
     def encode_new_item(self, title: str, brand: str, categories: Sequence[str]) -> np.ndarray:
@@ -111,10 +126,16 @@ def load_recommender(
     cfg: ServeConfig | None = None,
     device: str = "cpu",
     dataset_dir: str | Path | None = None,
+    tokens_dir: str | Path | None = None,
+    dtype: str = "float32",
+    tune_histories: Sequence[Sequence[int]] | None = None,
 ) -> Recommender:
-    """A `Recommender` serving a trained run: item vectors computed now, index built now."""
+    """A `Recommender` serving a trained run: item vectors computed now, index built now.
+
+    `dataset_dir` + `tokens_dir` serve a text run over another catalog than its training one
+    (items.parquet and a token table built with the run's tokenizer, `text train --tokenizer`)."""
     run_dir = Path(run_dir)
-    encoder = RunEncoder(run_dir, device)
+    encoder = RunEncoder(run_dir, device, tokens_dir, dtype)
     dataset = dataset_dir or encoder.meta.get("dataset_dir")
     if not dataset:
         raise UserError(f"{run_dir / 'meta.json'}: no dataset_dir recorded; pass the dataset dir")
@@ -124,4 +145,4 @@ def load_recommender(
         raise UserError(
             f"{run_dir}: the model knows {n_model} items but {dataset}/items.parquet has {len(items)}"
         )
-    return Recommender(encoder, items, cfg)
+    return Recommender(encoder, items, cfg, tune_histories)

@@ -86,7 +86,7 @@ async def open_loop(
     ms = np.array(lat) * 1e3
     pct = {f"p{p}_ms": round(float(np.percentile(ms, p)), 2) for p in (50, 90, 99)} if len(ms) else {}
     return {"offered_rps": rate, **pct, "requests": len(lat),
-            "achieved_rps": round(len(lat) / max(time.perf_counter() - start, 1e-9), 1),
+            "achieved_rps": round(len(lat) / max(time.perf_counter() - start, duration), 1),
             "errors": len(errs), "first_errors": errs[:3], "connections": opened}
 
 
@@ -94,7 +94,9 @@ def meets_bar(step: dict, p50_ms: float = 10.0, p99_ms: float = 50.0) -> bool:
     return step["errors"] == 0 and step.get("p50_ms", 1e9) <= p50_ms and step.get("p99_ms", 1e9) <= p99_ms
 
 
-def find_rate(run: Callable[[float], dict], start: float, steps: int, ok: Callable[[dict], bool]) -> dict:
+def find_rate(
+    run: Callable[[float], dict], start: float, steps: int, ok: Callable[[dict], bool], min_rate: float = 1.0
+) -> dict:
     """Highest offered rate with `ok(run(rate))`, within `steps` trials (doubling, then bisection
     until the passing and failing rates are within 10%). Returns every trial and the best one."""
     good: float | None = None
@@ -111,6 +113,8 @@ def find_rate(run: Callable[[float], dict], start: float, steps: int, ok: Callab
             bad = rate
         if good is not None and bad is not None and bad / good <= 1.1:
             break
+        if good is None and rate <= min_rate:
+            break  # the bar does not hold even at a trickle
         if bad is None:
             rate = rate * 2
         elif good is None:

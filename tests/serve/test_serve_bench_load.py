@@ -46,3 +46,8 @@ def test_request_bytes_are_complete_http_requests() -> None:
     (req,) = serve_load.request_bytes([["A", "B"]], 10)
     head, body = req.split(b"\r\n\r\n")
     assert head.startswith(b"POST /recommend HTTP/1.1") and f"Content-Length: {len(body)}".encode() in head
+
+
+def test_find_rate_gives_up_when_the_bar_never_holds() -> None:
+    found = serve_load.find_rate(_server(0.0), 8.0, 50, serve_load.meets_bar)
+    assert found["best"] is None and len(found["trials"]) == 4  # 8, 4, 2, 1 req/s

@@ -286,6 +286,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--interactions", type=int, default=0, help="text mode: world size (default 3 x items)")
     ap.add_argument("--size", default="paper-1M", help="text mode: model size from the ladder")
     ap.add_argument("--train-steps", type=int, default=20, help="text mode: CPU training steps")
+    ap.add_argument("--train-subset", default="200K",
+                    help="text mode: nested subset of the world the model trains on (interactions)")
     ap.add_argument("--history-len", type=int, default=50, help="text mode: most recent items sent")
     ap.add_argument("--startup-timeout", type=float, default=1800.0)
     ap.add_argument("--serve-child", action="store_true", help=argparse.SUPPRESS)
@@ -326,7 +328,7 @@ def main() -> None:
         from serve_model import build_world
 
         world = build_world(Path(args.workdir), args.items, args.interactions or 3 * args.items,
-                            args.seed, args.size, args.train_steps)
+                            args.seed, args.size, args.train_steps, args.train_subset)
         args.run, args.catalog = world["run"], world["catalog"]
         args.catalog_tokens, args.histories = world["catalog_tokens"], world["histories"]
         print(json.dumps({"world": {k: str(v) for k, v in world.items()}}), flush=True)

@@ -32,8 +32,12 @@ def _cli(argv: list[str], log: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=sys.stderr)
 
 
-def build_world(workdir: Path, items: int, interactions: int, seed: int, size: str, steps: int) -> dict:
-    """Create (or reuse) the run, the catalog token table and the request histories; returns paths."""
+def build_world(
+    workdir: Path, items: int, interactions: int, seed: int, size: str, steps: int, subset: str
+) -> dict:
+    """Create (or reuse) the run, the catalog token table and the request histories; returns paths.
+    The model trains on the nested subset `subset` of the prepared world (its final full-ranking test
+    on CPU would take longer than everything else at 1M items), the catalog is the whole world."""
     w = workdir
     log: list[str] = []
     t0 = time.perf_counter()
@@ -43,14 +47,15 @@ def build_world(workdir: Path, items: int, interactions: int, seed: int, size: s
               "--items", str(items), "--seed", str(seed), "--out", str(raw)], log)
     if not (ds / "card.json").is_file():
         _cli(["data", "prepare", "--source", "amazon2018", "--ratings", str(raw / "ratings.csv"),
-              "--meta", str(raw / "meta.json.gz"), "--out", str(ds)], log)
+              "--meta", str(raw / "meta.json.gz"), "--subsets", subset, "--out", str(ds)], log)
+    train_ds = ds / "subsets" / subset if (ds / "subsets" / subset / "card.json").is_file() else ds
     if not (tok / "token_table.json").is_file():
-        _cli(["text", "train", "--data", str(ds), "--out", str(tok)], log)
+        _cli(["text", "train", "--data", str(train_ds), "--out", str(tok)], log)
     run = runs / f"serve-{size}"
     if not (run / "final.json").is_file():
-        _cli(["train", "--data", str(ds), "--tokens", str(tok), "--size", size, "--out", str(runs),
+        _cli(["train", "--data", str(train_ds), "--tokens", str(tok), "--size", size, "--out", str(runs),
               "--name", run.name, "--device", "cpu", "--tracking-uri", "off",
-              "--set", f"train.max_steps={steps}"], log)
+              "--set", f"train.max_steps={steps}", "--set", "eval.max_users=1000"], log)
     catalog, catalog_tok, hist = w / "catalog", w / "catalog_tok", w / "histories.json"
     if not (catalog_tok / "token_table.json").is_file() or not hist.is_file():
         _catalog_and_histories(catalog, catalog_tok, hist, tok, items, interactions, seed)

@@ -331,7 +331,7 @@ def main() -> None:
                             args.seed, args.size, args.train_steps, args.train_subset)
         args.run, args.catalog = world["run"], world["catalog"]
         args.catalog_tokens, args.histories = world["catalog_tokens"], world["histories"]
-        print(json.dumps({"world": {k: str(v) for k, v in world.items()}}), flush=True)
+        print(json.dumps({"world": world}, default=str), flush=True)
     result = phase(args, args.index, args.duration)
     print(json.dumps(result), flush=True)
     if not args.no_baseline and args.index != "exact":

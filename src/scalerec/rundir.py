@@ -145,6 +145,11 @@ def _write_cache(run_dir: Path, cache: dict[str, Any]) -> None:
 # -- save -------------------------------------------------------------------------------------
 
 
+def _tokenizer_sha256(tokens_dir: str | Path | None) -> str | None:
+    path = Path(tokens_dir) / "tokenizer.json" if tokens_dir else None
+    return file_sha256(path) if path is not None and path.is_file() else None
+
+
 def model_meta(model_cfg: Any, tokens_dir: str | Path | None, dataset_dir: str | Path, step: int) -> dict:
     """The `meta.json` fields known before weights exist: config, paths and their hashes."""
     return {
@@ -152,6 +157,7 @@ def model_meta(model_cfg: Any, tokens_dir: str | Path | None, dataset_dir: str |
         "tokens_dir": str(Path(tokens_dir).resolve()) if tokens_dir else None,
         "tokenizer_hash": tokens_hash(tokens_dir),
         "tokens_sha256": tokens_sha256(tokens_dir),
+        "tokenizer_sha256": _tokenizer_sha256(tokens_dir),
         "dataset_dir": str(Path(dataset_dir).resolve()),
         "dataset_hash": dataset_hash(dataset_dir),
         "step": step,
@@ -228,8 +234,21 @@ def verify_model_file(run_dir: Path, meta: dict[str, Any], cache: dict[str, Any]
     return path
 
 
-def verify_tokens(meta: dict[str, Any], tokens_dir: Path, cache: dict[str, Any]) -> None:
-    """The token table must be the one the run was trained with (`tokens_sha256`, else the legacy hash)."""
+def verify_tokens(
+    meta: dict[str, Any], tokens_dir: Path, cache: dict[str, Any], new_catalog: bool = False
+) -> None:
+    """The token table must be the one the run was trained with (`tokens_sha256`, else the legacy hash).
+    With `new_catalog` (serving or ranking another catalog with the run's tokenizer) only the
+    tokenizer must match: the item rows are the new catalog's, the token ids must mean the same."""
+    if new_catalog:
+        want = meta.get("tokenizer_sha256")
+        if not want:
+            raise UserError(
+                f"{tokens_dir}: this run records no tokenizer_sha256 (older format), so another catalog "
+                "cannot be checked against its tokenizer; serve its own token table"
+            )
+        _check_hash(tokens_dir, want, file_sha256(tokens_dir / "tokenizer.json", cache), "the tokenizer")
+        return
     if meta.get("tokens_sha256"):
         _check_hash(tokens_dir, meta["tokens_sha256"], tokens_sha256(tokens_dir, cache), "the token table")
     elif meta.get("tokenizer_hash"):
@@ -289,12 +308,14 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
         raise UserError(f"{path}: weights do not fit meta.json's model_config ({first})") from None
 
 
-def _set_tokens(model: Any, meta: dict[str, Any], tdir: Path, meta_path: Path, cache: dict[str, Any]) -> None:
+def _set_tokens(
+    model: Any, meta: dict[str, Any], tdir: Path, meta_path: Path, cache: dict[str, Any], new_catalog: bool
+) -> None:
     from scalerec.text.item_tokens import load_item_tokens
 
     if not tdir.is_dir():
         raise UserError(f"{meta_path}: token table {tdir} not found; pass tokens_dir")
-    verify_tokens(meta, tdir, cache)
+    verify_tokens(meta, tdir, cache, new_catalog)
     try:
         tables = load_item_tokens(tdir).torch_tables()
         model.set_item_table(tables)
@@ -320,11 +341,14 @@ def load_run(
     device: str | torch.device = "cpu",
     tokens_dir: str | Path | None = None,
     allow_unfinished: bool = False,
+    new_catalog: bool = False,
 ) -> LoadedRun:
     """Rebuild the model of a run dir from `meta.json`, check and load its weights and item table.
 
     `tokens_dir` overrides the token table recorded in `meta.json` (e.g. a moved run dir); it must
-    still hash to what was recorded. Raises `UserError` (one line) for an unfinished run (unless
+    still hash to what was recorded — or, with `new_catalog`, be another catalog's table built with
+    the run's own tokenizer (`text train --tokenizer`), whose hash is then what is checked.
+    Raises `UserError` (one line) for an unfinished run (unless
     `allow_unfinished`), a hash mismatch, or any malformed file.
     """
     from scalerec.model import SequentialRecommender
@@ -345,7 +369,7 @@ def load_run(
     if mcfg.item_encoder == "text":
         if not tdir:
             raise UserError(f"{meta_path}: no token table recorded; pass tokens_dir")
-        _set_tokens(model, meta, Path(tdir), meta_path, cache)
+        _set_tokens(model, meta, Path(tdir), meta_path, cache, new_catalog)
     _write_cache(run_dir, cache)
     config = _read_config(run_dir)
     dataset = meta.get("dataset_dir") or config.get("data", {}).get("dataset")

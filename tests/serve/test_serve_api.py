@@ -46,7 +46,6 @@ def test_include_seen_returns_the_history_item(client) -> None:
 @pytest.mark.parametrize(
     ("payload", "needle"),
     [
-        ({"history": ["zzz", "yyy"]}, "none of the history keys"),
         ({"history": []}, "history"),
         ({"history": ["K1"] * 9}, "history"),
         ({"history": ["K1"], "k": 0}, "k"),
@@ -65,6 +64,18 @@ def test_bad_recommend_input_is_422_with_a_clear_message(client, payload, needle
     r = client.post("/recommend", json=payload)
     assert r.status_code == 422, r.text
     assert needle in r.json()["detail"]
+
+
+def test_history_of_unknown_keys_is_404_and_integral_float_k_is_accepted(client) -> None:
+    """Both are schema-valid requests: the OpenAPI document promises an answer from its own list
+    (Schemathesis' positive-data check), not a 422 (issue 22 item 7)."""
+    r = client.post("/recommend", json={"history": ["zzz", "yyy"]})
+    assert r.status_code == 404 and "none of the history keys" in r.json()["detail"]
+    r = client.post("/recommend", json={"history": ["K1"], "k": 4.0})
+    assert r.status_code == 200 and len(r.json()["items"]) == 4
+    spec = client.get("/openapi.json").json()
+    assert "404" in spec["paths"]["/recommend"]["post"]["responses"]
+    assert "409" in spec["paths"]["/items"]["post"]["responses"]
 
 
 def test_invalid_json_and_huge_bodies(client) -> None:
@@ -165,7 +176,8 @@ def test_hot_path_and_fastapi_route_answer_alike(recommender: Recommender) -> No
     bodies = [
         {"history": ["K5", "nope", "K9"], "k": 4},
         {"history": ["K7"], "k": 2, "exclude_seen": False},
-        {"history": ["nope"], "k": 4},  # no known key: 422 from the service
+        {"history": ["nope"], "k": 4},  # no known key: 404 from the service
+        {"history": ["K1"], "k": 3.0},  # an integral float is an integer in JSON Schema
         {"history": [], "k": 4},  # schema violation: FastAPI's 422
         {"history": ["K1"], "k": "4"},  # strict types
     ]

@@ -106,3 +106,18 @@ def test_batched_exclusion_matches_one_query_at_a_time() -> None:
         assert [r for r, _ in hits] == truth
         assert [s for _, s in hits] == pytest.approx([float(q @ vectors[r]) for r in truth], rel=1e-5)
     assert len(got[3]) == 1  # 8 of 9 excluded: one hit, not k
+
+
+def test_the_index_is_tuned_on_the_histories_given() -> None:
+    """Real users' histories tune the approximate index when given (random ones are easier)."""
+    pytest.importorskip("faiss")
+    from serve_fakes import FakeEncoder, fake_items
+
+    from scalerec.serve.recommender import Recommender, ServeConfig
+
+    cfg = ServeConfig(index=IndexConfig(kind="ivf", recall_queries=50))
+    enc = FakeEncoder(n_items=300)
+    default = Recommender(enc, fake_items(300), cfg)
+    tuned = Recommender(enc, fake_items(300), cfg, tune_histories=[[1, 2, 3], [4]] * 15)
+    assert default.index.report["recall_queries"] == 50
+    assert tuned.index.report["recall_queries"] == 30

@@ -119,3 +119,36 @@ def test_http_over_a_real_run(run_dir) -> None:
     assert r.status_code == 201, r.text
     items = client.post("/recommend", json={"history": ["A002"], "k": 31}).json()["items"]
     assert "N1" in [it["key"] for it in items]
+
+
+def test_bfloat16_queries_stay_close_to_float32(run_dir) -> None:
+    """`dtype="bfloat16"` runs only the transformer in bf16 (the speed knob of CPU serving); catalog
+    vectors are unchanged and query vectors stay within bf16 rounding of the float32 ones."""
+    from scalerec.serve.run_encoder import RunEncoder
+
+    fp32, bf16 = RunEncoder(run_dir), RunEncoder(run_dir, dtype="bfloat16")
+    np.testing.assert_array_equal(fp32.encode_catalog(), bf16.encode_catalog())
+    hists = [[3, 5, 7], [2], list(range(1, 21)), [9, 9, 1, 4]]
+    a, b = fp32.encode_histories(hists), bf16.encode_histories(hists)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.99 and not np.array_equal(a, b)
+
+
+def test_length_groups_cover_every_row_once_and_split_only_when_it_pays() -> None:
+    from scalerec.serve.run_encoder import length_groups
+
+    lengths = np.array([3, 50, 2, 4, 49, 3, 1, 2])
+    groups = length_groups(lengths, overhead=48)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(8))
+    assert [sorted(lengths[g].tolist()) for g in groups] == [[1, 2, 2, 3, 3, 4], [49, 50]]
+    assert len(length_groups(np.array([5, 6, 7, 9]), overhead=48)) == 1  # padding costs less than a call
+    assert len(length_groups(np.array([1] * 64 + [50]), overhead=48)) == 2
+
+
+def test_grouped_batches_equal_one_history_at_a_time(run_dir) -> None:
+    from scalerec.serve.run_encoder import RunEncoder
+
+    enc = RunEncoder(run_dir)
+    hists = [[3], [1, 2, 3, 4, 5, 6], [7, 8], [9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [4]]
+    one_by_one = np.stack([enc.encode_history(h) for h in hists])
+    np.testing.assert_allclose(enc.encode_histories(hists), one_by_one, rtol=1e-4, atol=1e-5)

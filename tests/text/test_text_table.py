@@ -115,9 +115,10 @@ def test_pretrained_tokenizer_maps_unknown_pieces_to_unk(tmp_path: Path) -> None
 def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="items file not found"):
         build_token_table(tmp_path / "missing", tmp_path / "out")
-    pq.write_table(pa.table({"item_id": [1], "title": ["x"]}), tmp_path / "items.parquet")
+    (tmp_path / "ds").mkdir()
+    pq.write_table(pa.table({"item_id": [1], "title": ["x"]}), tmp_path / "ds" / "items.parquet")
     with pytest.raises(UserError, match="missing column"):
-        build_token_table(tmp_path, tmp_path / "out")
+        build_token_table(tmp_path / "ds", tmp_path / "out")
     with pytest.raises(UserError, match="token table not found"):
         load_item_tokens(tmp_path / "nothing")
     with pytest.raises(UserError, match="tokenizer file not found"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -19,6 +20,12 @@ def _serve_config(config: Path | None, overrides: list[str] | None, base: dict |
     from scalerec.serve.recommender import ServeConfig
 
     return load(ServeConfig, toml=config, overrides=overrides, base=base)
+
+
+def _json_score(score: float) -> float | None:
+    """A score as JSON allows it: NaN/Infinity are not JSON (strict parsers reject the whole line), so
+    a non-finite score is written as null, as the HTTP API's encoder does."""
+    return score if math.isfinite(score) else None
 
 
 def recommend(
@@ -44,8 +51,9 @@ def recommend(
     rec = load_recommender(run, cfg, device, allow_unfinished=allow_unfinished)
     result = rec.recommend(keys, k, exclude_seen=not include_seen)
     if as_json:
-        items = [{"key": s.key, "title": s.title, "score": s.score} for s in result.items]
-        typer.echo(json.dumps({"items": items, "unknown": result.unknown, "used": result.used}))
+        items = [{"key": s.key, "title": s.title, "score": _json_score(s.score)} for s in result.items]
+        answer = {"items": items, "unknown": result.unknown, "used": result.used}
+        typer.echo(json.dumps(answer, allow_nan=False))
         return
     table = Table(title=f"top {k} after {result.used} item(s)")
     table.add_column("#", justify="right")
@@ -66,6 +74,9 @@ def serve(
     port: int = typer.Option(8000, "--port", help="TCP port."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
     search_threads: int = typer.Option(1, "--search-threads", help="CPU threads per search, after start-up."),
+    dtype: str = typer.Option(
+        "float32", "--dtype", help="Precision of the transformer on histories: float32 or bfloat16."
+    ),
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _SET,
     allow_unfinished: bool = _UNFINISHED,
@@ -86,7 +97,7 @@ def serve(
     from scalerec.serve.server import serve as serve_app
 
     cfg = _serve_config(config, overrides)
-    rec = load_recommender(run, cfg, device, allow_unfinished=allow_unfinished)
+    rec = load_recommender(run, cfg, device, dtype=dtype, allow_unfinished=allow_unfinished)
     set_search_threads(search_threads)
     report = rec.index.report
     Console().print(

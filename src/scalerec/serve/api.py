@@ -18,11 +18,14 @@ per app (their bounds come from the config), as real classes rather than unresol
 import dataclasses
 import functools
 import json
+import logging
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from scalerec.errors import UserError
 from scalerec.serve.batching import Batcher
 from scalerec.serve.recommender import Conflict, NotFound, Query, Recommendation, Recommender
+
+_log = logging.getLogger("scalerec.serve")
 
 
 def _json_response_class() -> type:
@@ -167,12 +170,22 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
+def _integral(value: Any) -> Any:
+    """JSON Schema's `integer` admits numbers with a zero fraction (`34.0`); strict pydantic does not.
+    Such floats become ints so the server accepts what its OpenAPI schema promises; `2.5` and
+    strings still fail the strict int check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _schemas(rec: Recommender) -> dict[str, type]:
     """Pydantic request/response models whose bounds come from the service config."""
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
     cfg = rec.cfg
     KeyStr = Annotated[str, Field(min_length=1, max_length=cfg.max_key_chars)]
+    Count = Annotated[int, BeforeValidator(_integral)]
     strict = ConfigDict(extra="forbid", strict=True)
 
     class RecommendRequest(BaseModel):
@@ -182,7 +195,7 @@ def _schemas(rec: Recommender) -> dict[str, type]:
             max_length=cfg.max_history,
             description="Item keys the user interacted with, oldest first.",
         )
-        k: int = Field(10, ge=1, le=cfg.max_k, description="How many items to return.")
+        k: Count = Field(10, ge=1, le=cfg.max_k, description="How many items to return.")
         exclude_seen: bool = Field(True, description="Leave items of the history out of the answer.")
 
     class BatchRequest(BaseModel):
@@ -282,9 +295,11 @@ def create_app(rec: Recommender) -> Any:
         413: {"description": "Body too large."},
     }
 
-    @app.post("/recommend", response_model=s["RecommendResponse"], responses={**errs})
+    not_found = {404: {"description": "None of the history keys is in the catalog."}}
+
+    @app.post("/recommend", response_model=s["RecommendResponse"], responses={**errs, **not_found})
     async def recommend(req: RecommendRequest) -> Any:
-        """Top-k items for one history; unknown keys are ignored and listed, none known → 422."""
+        """Top-k items for one history; unknown keys are ignored and listed, none known → 404."""
         result = await batcher.recommend(Query(req.history, req.k, req.exclude_seen))
         if isinstance(result, Exception):
             raise result
@@ -300,10 +315,14 @@ def create_app(rec: Recommender) -> Any:
         "/items",
         status_code=201,
         response_model=s["ItemOut"],
-        responses={**errs, 409: {"description": "Key already exists."}},
+        responses={
+            **errs,
+            409: {"description": f"Key already exists, or {rec.cfg.max_new_items} items were added already."},
+        },
     )
     async def add_item(item: NewItem) -> Any:
-        """Add a cold-start item from its text; it is recommendable in the next request."""
+        """Add a cold-start item from its text; it is recommendable in the next request. At most
+        `max_new_items` items may be added while the service runs (then 409)."""
         return vars(await batcher.run(rec.add_item, item.key, item.title, item.brand, item.categories))
 
     @app.get(
@@ -320,7 +339,7 @@ def create_app(rec: Recommender) -> Any:
 
     app.state.recommender = rec
     limit = BodyLimit(app, rec.cfg.max_body_bytes, response_cls)
-    return ServeApp(app, FastRecommend(limit, RecommendRequest, batcher, limit))
+    return ServeApp(app, FastRecommend(limit, RecommendRequest, batcher, limit), response_cls)
 
 
 class ServeApp:
@@ -328,13 +347,35 @@ class ServeApp:
 
     Sits outside FastAPI so the hot path skips its per-request work too (routing, middleware
     stack, telemetry checks); every attribute (`state`, `openapi`, `routes`…) is the FastAPI app's.
+    It also turns an unexpected exception into a finished 500 answer: Uvicorn closes the connection
+    when an app raises, so the client's next request on that keep-alive connection got a reset.
     """
 
-    def __init__(self, api: Any, entry: Any) -> None:
-        self.api, self.entry = api, entry
+    def __init__(self, api: Any, entry: Any, response_cls: type) -> None:
+        self.api, self.entry, self.response_cls = api, entry, response_cls
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        await self.entry(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.entry(scope, receive, send)
+        state = {"started": False, "done": False}
+
+        async def tracked(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["done"] = True
+            await send(message)
+
+        try:
+            await self.entry(scope, receive, tracked)
+        except Exception as exc:  # a bug must cost one request, never the client's connection
+            _log.exception("error while answering %s %s", scope.get("method"), scope.get("path"))
+            if state["done"]:
+                return  # Starlette already answered 500 and re-raised: the connection stays usable
+            if state["started"]:
+                raise  # a half-sent response: only closing the connection can end it
+            detail = {"detail": f"internal error ({type(exc).__name__}); see the server log"}
+            await self.response_cls(detail, status_code=500)(scope, receive, send)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.api, name)

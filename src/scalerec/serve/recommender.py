@@ -62,9 +62,13 @@ class ServeConfig:
     """Largest request body accepted by the HTTP server (larger → 413)."""
     max_key_chars: int = field(default=200, metadata={"range": "[1, inf)"})
     """Longest item key accepted."""
+    max_new_items: int = field(default=10_000, metadata={"range": "[1, inf)"})
+    """Most cold-start items `POST /items` may add while the service runs (each one grows the index
+    and the model's token table in memory); past it the service answers 409."""
 
     def __post_init__(self) -> None:
-        for name in ("max_k", "max_history", "max_batch", "max_body_bytes", "max_key_chars"):
+        names = ("max_k", "max_history", "max_batch", "max_body_bytes", "max_key_chars", "max_new_items")
+        for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -113,30 +117,41 @@ class NotFound(UserError):
 
 
 class Conflict(UserError):
-    """A new item whose key already exists (HTTP 409)."""
+    """A new item whose key already exists, or one past `max_new_items` (HTTP 409)."""
 
 
 class Recommender:
     """Top-k recommendations over a catalog, with cold-start additions."""
 
-    def __init__(self, encoder: Encoder, items: Sequence[Item], cfg: ServeConfig | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        items: Sequence[Item],
+        cfg: ServeConfig | None = None,
+        tune_histories: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        """`tune_histories` (item ids, e.g. real users' histories) are the queries the approximate
+        index is tuned and measured on; default: random 5-item histories, which are easier than
+        real traffic (a paper-1M text model: recall@10 0.95 on those, 0.93 on user histories)."""
         self.cfg = cfg or ServeConfig()
         self.encoder = encoder
         self.items = list(items)
+        self.n_added = 0
         vectors = np.asarray(encoder.encode_catalog(), dtype=np.float32)
         self.index = ItemIndex.build(
-            [it.key for it in self.items], vectors, self.cfg.index, self._sample_queries(vectors)
+            [it.key for it in self.items], vectors, self.cfg.index, self._sample_queries(tune_histories)
         )
 
-    def _sample_queries(self, vectors: np.ndarray) -> np.ndarray | None:
-        """Encoded random short histories: the realistic queries to tune/measure recall on."""
+    def _sample_queries(self, histories: Sequence[Sequence[int]] | None) -> np.ndarray | None:
+        """Encoded histories to tune/measure the approximate index's recall on (None: exact index)."""
         n = len(self.items)
         kind = self.cfg.index.kind
         if kind == "exact" or (kind == "auto" and n <= self.cfg.index.exact_threshold):
             return None
-        rng = np.random.default_rng(self.cfg.index.seed)
-        hists = rng.integers(1, n + 1, size=(self.cfg.index.recall_queries, 5))
-        return encode_histories(self.encoder, hists.tolist())
+        if histories is None:
+            rng = np.random.default_rng(self.cfg.index.seed)
+            histories = rng.integers(1, n + 1, size=(self.cfg.index.recall_queries, 5)).tolist()
+        return encode_histories(self.encoder, [list(h) for h in histories[: self.cfg.index.recall_queries]])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -146,7 +161,8 @@ class Recommender:
             raise UserError(f"k must be between 1 and {self.cfg.max_k}, got {k}")
 
     def resolve(self, history: Sequence[str]) -> tuple[list[int], list[str]]:
-        """History keys → (known rows, oldest first; unknown keys). Raises UserError on bad histories."""
+        """History keys → (known rows, oldest first; unknown keys). Raises UserError on bad histories,
+        `NotFound` when no key is known (well-formed input about items that are not there: 404)."""
         if len(history) == 0:
             raise UserError("history is empty: give at least one item key")
         if len(history) > self.cfg.max_history:
@@ -160,7 +176,7 @@ class Recommender:
                 rows.append(row)
         if not rows:
             shown = ", ".join(repr(k) for k in unknown[:5])
-            raise UserError(f"none of the history keys is a known item ({shown})")
+            raise NotFound(f"none of the history keys is a known item ({shown})")
         return rows, unknown
 
     def recommend(self, history: Sequence[str], k: int = 10, exclude_seen: bool = True) -> Recommendation:
@@ -197,6 +213,11 @@ class Recommender:
         """Encode a new item from its text and make it recommendable at once (cold start)."""
         if key in self.index.rows_by_key:
             raise Conflict(f"item key '{key}' already exists")
+        if self.n_added >= self.cfg.max_new_items:
+            raise Conflict(
+                f"the service already holds {self.n_added} added items, its limit (max_new_items); "
+                "retrain with the new items in the catalog or restart with a larger limit"
+            )
         for name, text in [
             ("key", key),
             ("title", title),
@@ -213,6 +234,7 @@ class Recommender:
         item = Item(key, title, brand, list(categories), cold_start=True)
         self.index.add(key, vector)
         self.items.append(item)
+        self.n_added += 1
         return item
 
     def get_item(self, key: str) -> Item:

@@ -21,7 +21,8 @@ import numpy as np
 from scalerec.errors import UserError
 from scalerec.io import atomic_dir, sha256_file
 from scalerec.text.normalize import categories_text
-from scalerec.text.tokenizer import PAD_ID, UNK_ID, encode_texts, load_tokenizer, train_tokenizer
+from scalerec.text.output import check_output, output_lock
+from scalerec.text.tokenizer import MAX_VOCAB, PAD_ID, UNK_ID, encode_texts, load_tokenizer, train_tokenizer
 
 FORMAT_VERSION = 1
 FIELDS = ("title", "brand", "categories")
@@ -33,7 +34,7 @@ DEFAULT_MAX_LENS = {"title": 40, "brand": 8, "categories": 16}
 class TextConfig:
     """Settings of `scalerec text train` (TOML section-less keys or `--set key=value`)."""
 
-    vocab_size: int = field(default=30000, metadata={"range": "[3, 16777216]"})
+    vocab_size: int = field(default=30000, metadata={"range": "[3, 1000000]"})
     """BPE vocabulary size including [PAD] and [UNK] (ignored with a pretrained tokenizer). At most
     2^24: the BPE trainer reserves memory per vocabulary entry up front (2e9 aborted the process)."""
     field_max_len: dict[str, int] = field(
@@ -46,8 +47,8 @@ class TextConfig:
     """Text used for items without a brand ("" = none; the study used "unknown")."""
 
     def __post_init__(self) -> None:
-        if self.vocab_size < 3:
-            raise ValueError(f"vocab_size must be >= 3, got {self.vocab_size}")
+        if not 3 <= self.vocab_size <= MAX_VOCAB:
+            raise ValueError(f"vocab_size must be between 3 and {MAX_VOCAB:,}, got {self.vocab_size:,}")
         unknown = [f for f in self.field_max_len if f not in FIELDS]
         if unknown or not self.field_max_len:
             raise ValueError(f"field_max_len fields must be among {', '.join(FIELDS)}, got {unknown}")
@@ -176,9 +177,28 @@ def build_token_table(
     Writes `out_dir/{tokenizer.json, item_tokens.npz, token_table.json}`; returns the manifest.
     With `tokenizer_path` the tokenizer is copied, not trained, and `vocab_size` is its own.
     `empty_brand` replaces missing/blank brands before tokenizing (the study used "unknown").
+    `out_dir` must be absent, empty or a previous token table (`text.output.check_output`); an old
+    table is replaced only once the new one is complete.
     """
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     max_lens = dict(DEFAULT_MAX_LENS if max_lens is None else max_lens)
+    inputs = {"--data": dataset_dir, "--tokenizer": None if tokenizer_path is None else Path(tokenizer_path)}
+    check_output(out_dir, inputs)
+    with output_lock(out_dir):
+        check_output(out_dir, inputs)  # again under the lock: another writer may have just finished
+        return _build(dataset_dir, out_dir, vocab_size, max_lens, tokenizer_path, min_frequency, empty_brand)
+
+
+def _build(
+    dataset_dir: Path,
+    out_dir: Path,
+    vocab_size: int,
+    max_lens: dict[str, int],
+    tokenizer_path: str | Path | None,
+    min_frequency: int,
+    empty_brand: str,
+) -> dict[str, Any]:
+    """`build_token_table` once the output is known to be safe to (re)place."""
     items = _read_items(dataset_dir)
     if empty_brand:
         items["brand"] = [b if isinstance(b, str) and b.strip() else empty_brand for b in items["brand"]]

@@ -20,6 +20,11 @@ PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1
 
 
+MAX_VOCAB = 1_000_000
+"""Largest BPE vocabulary trained. The `tokenizers` trainer reserves memory by the requested size and
+aborts the whole process (no Python exception) somewhere between 4M and 100M on a 4 GB limit."""
+
+
 def _empty_tokenizer():
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
@@ -35,6 +40,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 
 
     if vocab_size < 3:
         raise UserError(f"vocab_size must be >= 3 (2 special tokens + pieces), got {vocab_size}")
+    if vocab_size > MAX_VOCAB:
+        raise UserError(
+            f"vocab_size must be at most {MAX_VOCAB:,} (vocabularies in use are <= 256K), got {vocab_size:,}"
+        )
     tok = _empty_tokenizer()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False

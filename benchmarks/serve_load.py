@@ -1,0 +1,125 @@
+"""Open-loop load for the serving benchmark: requests at a fixed rate, and the highest rate that
+keeps the latency bar.
+
+Closed-loop clients (send, wait, send) slow down with the server and hide queueing; here requests
+arrive as a Poisson process at `rate` per second whatever the server does, each on an idle
+keep-alive connection (a new one when all are busy), and latency runs from the *scheduled* arrival,
+so a server that falls behind shows it in p99 (no coordinated omission). `find_rate` doubles the
+rate while the bar holds, then bisects between the last passing and the first failing rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+HEAD = (
+    "POST /recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    "Content-Length: {n}\r\n\r\n"
+)
+
+
+def request_bytes(histories: Sequence[Sequence[str]], k: int) -> list[bytes]:
+    """One ready-to-send HTTP request per history (built before timing starts)."""
+    out = []
+    for h in histories:
+        body = json.dumps({"history": list(h), "k": k}).encode()
+        out.append(HEAD.format(n=len(body)).encode() + body)
+    return out
+
+
+async def _exchange(conn: tuple, request: bytes) -> tuple[bytes, bytes]:
+    reader, writer = conn
+    writer.write(request)
+    status = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return status, await reader.readexactly(length)
+
+
+async def open_loop(
+    port: int, requests: list[bytes], rate: float, duration: float, k: int, seed: int
+) -> dict:
+    """Offer `rate` requests/s for `duration` s; latency percentiles (ms) from scheduled arrival."""
+    rng = random.Random(seed)
+    idle: list[tuple] = []
+    lat: list[float] = []
+    errs: list[str] = []
+    opened = 0
+
+    async def fire(at: float, request: bytes) -> None:
+        nonlocal opened
+        conn = idle.pop() if idle else None
+        try:
+            if conn is None:
+                conn = await asyncio.open_connection("127.0.0.1", port)
+                opened += 1
+            status, payload = await _exchange(conn, request)
+            lat.append(time.perf_counter() - at)
+            if b" 200 " not in status or payload.count(b'"key"') != k:
+                errs.append(status.decode(errors="replace").strip() or "empty answer")
+            idle.append(conn)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            lat.append(time.perf_counter() - at)
+            errs.append(repr(exc))
+
+    tasks = []
+    start = time.perf_counter() + 0.05
+    at, i = start, 0
+    while at < start + duration:
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(fire(at, requests[i % len(requests)])))
+        i += 1
+        at += rng.expovariate(rate)
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+    ms = np.array(lat) * 1e3
+    pct = {f"p{p}_ms": round(float(np.percentile(ms, p)), 2) for p in (50, 90, 99)} if len(ms) else {}
+    return {"offered_rps": rate, **pct, "requests": len(lat),
+            "achieved_rps": round(len(lat) / max(time.perf_counter() - start, duration), 1),
+            "errors": len(errs), "first_errors": errs[:3], "connections": opened}
+
+
+def meets_bar(step: dict, p50_ms: float = 10.0, p99_ms: float = 50.0) -> bool:
+    return step["errors"] == 0 and step.get("p50_ms", 1e9) <= p50_ms and step.get("p99_ms", 1e9) <= p99_ms
+
+
+def find_rate(
+    run: Callable[[float], dict], start: float, steps: int, ok: Callable[[dict], bool], min_rate: float = 1.0
+) -> dict:
+    """Highest offered rate with `ok(run(rate))`, within `steps` trials (doubling, then bisection
+    until the passing and failing rates are within 10%). Returns every trial and the best one."""
+    good: float | None = None
+    bad: float | None = None
+    rate, trials = start, []
+    for _ in range(steps):
+        result = run(rate)
+        result["meets_bar"] = ok(result)
+        trials.append(result)
+        print(json.dumps({"rate_trial": result}), flush=True)
+        if result["meets_bar"]:
+            good = rate
+        else:
+            bad = rate
+        if good is not None and bad is not None and bad / good <= 1.1:
+            break
+        if good is None and rate <= min_rate:
+            break  # the bar does not hold even at a trickle
+        if bad is None:
+            rate = rate * 2
+        elif good is None:
+            rate = rate / 2
+        else:
+            rate = (good + bad) / 2
+    best = max((t for t in trials if t["meets_bar"]), key=lambda t: t["offered_rps"], default=None)
+    return {"best": best, "trials": trials, "first_failing_rps": bad}

@@ -62,7 +62,7 @@ def test_fit_excludes_marked_runs_from_every_law():
             "subset": str(dd),
             "seed": 0,
             "status": "ok",
-            "heldout": bool(nn >= 1e6),
+            "holdout": bool(nn >= 1e6),
             "n_params_non_embedding": nn,
             "targets_seen": dd,
             "flops": cc,
@@ -74,4 +74,6 @@ def test_fit_excludes_marked_runs_from_every_law():
     assert m["n_points"] == m["joint"]["n_points"] == int((n < 1e6).sum())
     assert max(m["runs"]["n"]) < 1e6
     assert m["extrapolation"]["rule"].startswith("runs marked")
-    assert all(rid in {f"r{i}" for i in np.flatnonzero(n >= 1e6)} for rid in m["extrapolation"]["heldout_run_ids"])
+    assert all(
+        rid in {f"r{i}" for i in np.flatnonzero(n >= 1e6)} for rid in m["extrapolation"]["heldout_run_ids"]
+    )

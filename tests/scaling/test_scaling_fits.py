@@ -94,3 +94,20 @@ def test_report_is_self_contained_with_figures(tmp_path):
     assert "alpha_N not identified" not in page and "Figure 1 (valid_loss)." in page
     assert "r000.001" in page and "boom" in page  # every run, failures included
     assert len(list((tmp_path / "figures").glob("*.png"))) >= 10
+
+
+def test_two_fit_commands_write_identical_fits_json(tmp_path):
+    """Reproducibility: every start refined, fixed bootstrap seeds, no timestamp in the file."""
+    from typer.testing import CliRunner
+
+    from scalerec.cli import app
+
+    upsert_results(tmp_path, synthetic_rows(noise=0.01))
+    runner = CliRunner()
+    outputs = []
+    for _ in range(2):
+        res = runner.invoke(app, ["fit", str(tmp_path), "--n-boot", "5"])
+        assert res.exit_code == 0, res.output
+        outputs.append((tmp_path / "fits.json").read_bytes())
+    assert outputs[0] == outputs[1]
+    assert "alpha_N = 0.3" in res.output and "extrapolation to 1 held-out runs" in res.output

@@ -6,9 +6,9 @@ largest fitted compute, so the law is judged where it is used: at sizes and budg
 seen. The old check (the largest-compute 20% of runs held out) tested interpolation, since those
 runs lay inside the fitted N and D ranges, and a trivial baseline beat the law there.
 
-Which runs are held out: those the table marks (`heldout` column true, set by the sweep spec) —
-or, when none are marked, the largest model sizes: the fitted set is every run with N ≤ a cut,
-the cut being the largest size for which some run above it satisfies both factors. Runs that are
+Which runs are held out: those the table marks (`holdout` column true, set by the sweep spec's
+`holdout_sizes`) — or, when none are marked, the largest model sizes: the fitted set is every
+run with N ≤ a cut, the cut being the largest size for which some run above it satisfies both factors. Runs that are
 neither fitted nor far enough out are excluded from both sides and counted.
 
 Baselines: a D-only law E + B·D^(−β) fitted on the same runs (what you would predict ignoring
@@ -44,7 +44,7 @@ def split(n: np.ndarray, d: np.ndarray, c: np.ndarray, marked: np.ndarray | None
     if marked is not None and marked.any():
         fit = ~marked
         held = marked & _beyond(fit, n, c) if fit.any() else np.zeros_like(marked)
-        return {"fit": fit, "held": held, "rule": "runs marked `heldout` in the results table"}
+        return {"fit": fit, "held": held, "rule": "runs marked `holdout` in the results table"}
     for cut in np.unique(n)[::-1][1:]:
         fit = n <= cut
         if _fittable(fit, n, d):

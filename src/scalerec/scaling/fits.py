@@ -36,6 +36,8 @@ from scalerec.errors import UserError
 from scalerec.io import write_json
 from scalerec.scaling import extrapolate, identify, laws, optimal
 
+HOLDOUT_COLUMN = "holdout"
+"""Results-table column (bool) the sweep sets on runs that must never be fitted (spec `holdout_sizes`)."""
 METRICS: dict[str, bool] = {"valid_loss": False, "valid_ndcg@10": True}
 """Metric column → higher is better."""
 ASSUMPTIONS = [
@@ -59,7 +61,7 @@ class Points:
     c: np.ndarray
     y: np.ndarray
     heldout: np.ndarray
-    """True for runs the sweep marked as extrapolation targets (never fitted)."""
+    """True for runs the sweep marked `holdout` (extrapolation targets, never fitted)."""
 
 
 def _ok(row: dict[str, Any], metric: str) -> bool:
@@ -92,7 +94,7 @@ def load_points(rows: list[dict[str, Any]], metric: str, higher: bool) -> Points
         col("targets_seen"),
         col("flops"),
         col(metric),
-        np.asarray([bool(r.get("heldout") or False) for r in sel], dtype=bool),
+        np.asarray([bool(r.get(HOLDOUT_COLUMN) or False) for r in sel], dtype=bool),
     )
 
 

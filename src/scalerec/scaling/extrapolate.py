@@ -8,8 +8,8 @@ runs lay inside the fitted N and D ranges, and a trivial baseline beat the law t
 
 Which runs are held out: those the table marks (`holdout` column true, set by the sweep spec's
 `holdout_sizes`) — or, when none are marked, the largest model sizes: the fitted set is every
-run with N ≤ a cut, the cut being the largest size for which some run above it satisfies both factors. Runs that are
-neither fitted nor far enough out are excluded from both sides and counted.
+run with N ≤ a cut, the cut being the largest size for which some run above it satisfies both
+factors. Runs that are neither fitted nor far enough out are excluded from both sides and counted.
 
 Baselines: a D-only law E + B·D^(−β) fitted on the same runs (what you would predict ignoring
 size), and the nearest fitted run in (log N, log D). Prediction intervals: the joint law refitted

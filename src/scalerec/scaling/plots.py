@@ -84,8 +84,15 @@ def metric_vs_flops(metric: str, m: dict[str, Any], out: Path, colour_by: str) -
             label="95% CI",
         )
     ax.set(xscale="log", xlabel="training FLOPs", ylabel=metric, title=f"{metric} vs compute")
+    _data_ylim(ax, runs["y"])
     _legend(ax)
     return _save(fig, out)
+
+
+def _data_ylim(ax: Any, y: np.ndarray) -> None:
+    """Keep the runs readable: a band that explodes beyond the data would flatten them."""
+    span = max(float(np.ptp(y)), 1e-3 * float(np.abs(y).max()))
+    ax.set_ylim(float(y.min()) - 0.3 * span, float(y.max()) + 0.3 * span)
 
 
 def fitted_curves(metric: str, m: dict[str, Any], out: Path) -> Path:
@@ -122,6 +129,7 @@ def fitted_curves(metric: str, m: dict[str, Any], out: Path) -> Path:
                 alpha=0.15,
             )
         ax.set(xscale="log", xlabel=xlabel, ylabel=metric)
+        _data_ylim(ax, y_all)
         _legend(ax)
     return _save(fig, out)
 
@@ -142,8 +150,7 @@ def iso_flop(metric: str, m: dict[str, Any], out: Path) -> Path:
         j = int(np.argmin(fit))
         ax.plot(n_grid[j], y[j], "o", color=f"C{i}")
     ax.scatter(runs["n"], runs["y"], color="k", s=10, label="runs")
-    span = runs["y"].max() - runs["y"].min()
-    ax.set_ylim(runs["y"].min() - 0.3 * span, runs["y"].max() + 0.3 * span)  # profiles explode at the edges
+    _data_ylim(ax, runs["y"])  # profiles explode at the edges
     ax.set(
         xscale="log", xlabel="non-embedding params N", ylabel=metric, title="iso-FLOP profiles (joint fit)"
     )

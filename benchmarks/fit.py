@@ -102,7 +102,7 @@ def cmd_timing(args: argparse.Namespace) -> None:
     t2 = time.perf_counter()
     identify.profiles([n, d], y, fit)
     t3 = time.perf_counter()
-    starts = len(laws._starts(np.log(np.vstack([n, d])), np.log(y)))
+    starts = len(laws.start_grid(np.log(np.vstack([n, d])), np.log(y)))
     for name, s in (("joint_fit_all_starts", t1 - t0), ("bootstrap", t2 - t1), ("profiles", t3 - t2)):
         print(
             json.dumps({"name": name, "points": int(y.size), "starts": starts, "n_boot": args.n_boot, "s": s})

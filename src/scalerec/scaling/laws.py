@@ -116,7 +116,7 @@ class PlainPowerFit:
         }
 
 
-def _starts(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
+def start_grid(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
     """Data-adaptive grid [S, 1 + 2k] of (E, a_1, α_1, …): E below the smallest y; each term worth a
     fraction of y at the median x. 3 × 8^k starts (192 for the joint law), every one refined."""
     ymin = float(np.exp(logy.min()))
@@ -174,7 +174,7 @@ def fit_law(
     starts: np.ndarray | None = None,
 ) -> LawFit:
     """Fit `y = E + Σ A_i·x_i^(−α_i)` (all x, y > 0) by Huber loss in log space from every start of
-    the grid (`_starts`, or `starts` [S, 1 + 2k] as (E, log A_1, α_1, …)); the best optimum wins.
+    the grid (`start_grid`, or `starts` [S, 1 + 2k] as (E, log A_1, α_1, …)); the best optimum wins.
 
     xs: one array [n] per variable (N, D or C); y: [n] metric (lower is better).
     """
@@ -182,7 +182,7 @@ def fit_law(
     n_params = 1 + 2 * logx.shape[0]
     if logy.size < n_params:
         raise ValueError(f"need at least {n_params} points to fit {n_params} parameters, got {logy.size}")
-    grid = _starts(logx, logy) if starts is None else np.asarray(starts, dtype=float)
+    grid = start_grid(logx, logy) if starts is None else np.asarray(starts, dtype=float)
     loss, theta = _minimise(logx, logy, grid, delta)
     if not np.isfinite(loss[0]):
         raise ValueError("no start converged to a finite optimum")
@@ -230,7 +230,7 @@ def bootstrap_fits(
     weights = bootstrap_weights(logy.size, n_boot, min(logy.size, 1 + 2 * logx.shape[0]), seed)
     if weights.shape[0] == 0:
         return []
-    losses, thetas = _minimise(logx, logy, _starts(logx, logy), delta, weights, REFIT_ITERATIONS)
+    losses, thetas = _minimise(logx, logy, start_grid(logx, logy), delta, weights, REFIT_ITERATIONS)
     return [
         _theta_to_fit(t, tuple(names), float(v), logy.size)
         for v, t in zip(losses, thetas, strict=True)
@@ -272,8 +272,8 @@ def profile(
     logx, logy = _check_inputs(xs, y)
     grid = np.linspace(0.0, MAX_EXPONENT, 81) if grid is None else np.asarray(grid, dtype=float)
     col = 2 + 2 * which
-    base = _starts(logx, logy)
-    # Hold the term's value at the median x (what `_starts` sets) while α takes the grid value;
+    base = start_grid(logx, logy)
+    # Hold the term's value at the median x (what `start_grid` sets) while α takes the grid value;
     # the grid's α values for this term then coincide, so keep one start of each.
     base[:, col - 1] -= base[:, col] * float(np.median(logx[which]))
     base = np.unique(base[:, np.arange(base.shape[1]) != col], axis=0)

@@ -111,3 +111,12 @@ def test_two_fit_commands_write_identical_fits_json(tmp_path):
         outputs.append((tmp_path / "fits.json").read_bytes())
     assert outputs[0] == outputs[1]
     assert "alpha_N = 0.3" in res.output and "extrapolation to 1 held-out runs" in res.output
+
+
+def test_report_refits_a_fits_json_from_an_older_fitter(tmp_path):
+    from scalerec.scaling.report import report
+
+    upsert_results(tmp_path, synthetic_rows(noise=0.01))
+    (tmp_path / "fits.json").write_text(json.dumps({"format_version": 1, "metrics": {}}))
+    report(tmp_path, n_boot=3)
+    assert json.loads((tmp_path / "fits.json").read_text())["format_version"] == 2

@@ -36,6 +36,8 @@ from scalerec.errors import UserError
 from scalerec.io import write_json
 from scalerec.scaling import extrapolate, identify, laws, optimal
 
+FITS_FORMAT = 2
+"""fits.json layout version (2: identification, the extrapolation test, no timestamp)."""
 HOLDOUT_COLUMN = "holdout"
 """Results-table column (bool) the sweep sets on runs that must never be fitted (spec `holdout_sizes`)."""
 METRICS: dict[str, bool] = {"valid_loss": False, "valid_ndcg@10": True}
@@ -263,7 +265,7 @@ def fit(
             f"{out_dir / RESULTS} not found or empty: run `scalerec sweep SPEC --out {out_dir}` first"
         )
     result: dict[str, Any] = {
-        "format_version": 2,
+        "format_version": FITS_FORMAT,
         "source": RESULTS,
         "source_sha256": hashlib.sha256((out_dir / RESULTS).read_bytes()).hexdigest(),
         "n_runs": len(rows),

@@ -188,16 +188,14 @@ STYLE = (
 def report(out_dir: str | Path, refit: bool = False, n_boot: int = 100) -> Path:
     """Write `<out_dir>/report.html` and `<out_dir>/figures/*.png` from `fits.json` (fitted first
     when absent or `refit`) and `results.parquet`; returns the HTML path."""
-    from scalerec.scaling.fits import fit
+    from scalerec.scaling.fits import FITS_FORMAT, fit
     from scalerec.scaling.plots import all_figures
     from scalerec.scaling.sweep import read_results
 
     out_dir = Path(out_dir)
-    fits = (
-        fit(out_dir, n_boot=n_boot)
-        if refit or not (out_dir / "fits.json").is_file()
-        else (read_json(out_dir / "fits.json"))
-    )
+    fits = read_json(out_dir / "fits.json") if (out_dir / "fits.json").is_file() else {}
+    if refit or fits.get("format_version") != FITS_FORMAT:  # absent, or written by an older fitter
+        fits = fit(out_dir, n_boot=n_boot)
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     figures = all_figures(fits, fig_dir)

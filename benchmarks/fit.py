@@ -139,7 +139,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "simulate" and not args.spec and not (args.n and args.d):
         ap.error("simulate needs --spec or both --n and --d")
-    args.func(args)
+    from scalerec.errors import UserError
+
+    try:
+        args.func(args)
+    except UserError as exc:  # e.g. the spec's dataset is not prepared yet
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -67,7 +67,12 @@ def test_fit_writes_fits_json_with_laws_and_checks(tmp_path):
     assert co["a"] == pytest.approx(0.35 / 0.65, rel=0.03)
     assert co["a"] + co["b"] == pytest.approx(1.0, abs=0.02)
     assert co["flops_relation"]["gamma"] == pytest.approx(1.0)
-    assert loss["extrapolation"]["mean_rel_error"] < 0.01 and loss["extrapolation"]["n_heldout"] == 4
+    interp = loss["interpolation_check"]
+    assert interp["mean_rel_error"] < 0.01 and interp["n_heldout"] == 4
+    ex = loss["extrapolation"]  # 5e6 params at 1e7 targets: 4x the N and >= 4x the compute of 3.2e5
+    assert ex["heldout_run_ids"] == ["r430.001"] and ex["n_fit"] == 12
+    assert ex["table"][0]["mean_rel_error"] < 1e-6 and ex["law_beats_baselines"]
+    assert loss["joint"]["unidentified"] == []
     assert set(loss["univariate"]) == {"N", "D", "C"}
     ndcg = out["metrics"]["valid_ndcg@10"]
     assert ndcg["higher_is_better"] and "plain_power" in ndcg and "joint" in ndcg
@@ -85,6 +90,33 @@ def test_report_is_self_contained_with_figures(tmp_path):
     path = report(tmp_path, n_boot=5)
     page = path.read_text()
     assert page.count("data:image/png;base64,") >= 10
-    assert "extrapolation check" in page and "compute-optimal allocation" in page
+    assert "extrapolation test" in page and "compute-optimal allocation" in page
+    assert "alpha_N not identified" not in page and "Figure 1 (valid_loss)." in page
     assert "r000.001" in page and "boom" in page  # every run, failures included
     assert len(list((tmp_path / "figures").glob("*.png"))) >= 10
+
+
+def test_two_fit_commands_write_identical_fits_json(tmp_path):
+    """Reproducibility: every start refined, fixed bootstrap seeds, no timestamp in the file."""
+    from typer.testing import CliRunner
+
+    from scalerec.cli import app
+
+    upsert_results(tmp_path, synthetic_rows(noise=0.01))
+    runner = CliRunner()
+    outputs = []
+    for _ in range(2):
+        res = runner.invoke(app, ["fit", str(tmp_path), "--n-boot", "5"])
+        assert res.exit_code == 0, res.output
+        outputs.append((tmp_path / "fits.json").read_bytes())
+    assert outputs[0] == outputs[1]
+    assert "alpha_N = 0.3" in res.output and "extrapolation to 1 held-out runs" in res.output
+
+
+def test_report_refits_a_fits_json_from_an_older_fitter(tmp_path):
+    from scalerec.scaling.report import report
+
+    upsert_results(tmp_path, synthetic_rows(noise=0.01))
+    (tmp_path / "fits.json").write_text(json.dumps({"format_version": 1, "metrics": {}}))
+    report(tmp_path, n_boot=3)
+    assert json.loads((tmp_path / "fits.json").read_text())["format_version"] == 2

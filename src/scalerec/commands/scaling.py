@@ -62,26 +62,19 @@ def fit(
     out: Path = typer.Argument(..., help="Sweep dir holding results.parquet."),
     n_boot: int = typer.Option(100, "--n-boot", min=0, help="Bootstrap refits per law (95% CIs)."),
     holdout: float = typer.Option(
-        0.2, "--holdout", help="Fraction of largest-FLOPs runs held out for the extrapolation check."
+        0.2, "--holdout", help="Fraction of largest-FLOPs runs held out for the interpolation check."
     ),
 ) -> None:
     """Fit the scaling laws of a sweep (L(N), L(D), L(C), joint L(N,D), compute-optimal N*/D*,
-    extrapolation check) on validation loss and NDCG@10, and write DIR/fits.json."""
+    extrapolation test on held-out runs beyond the fitted range) on validation loss and NDCG@10, and
+    write DIR/fits.json. Exponents the runs do not identify are reported as such, in words."""
     from scalerec.scaling.fits import fit as fit_laws
+    from scalerec.scaling.fits import summary_lines
 
     res = fit_laws(out, n_boot=n_boot, holdout_frac=holdout)
-    parts = []
-    for metric, m in res["metrics"].items():
-        j = m.get("joint", {}).get("coef")
-        flagged = m.get("joint", {}).get("unidentified", [])
-        ex = m.get("extrapolation", {}).get("mean_rel_error")
-        if j:
-            alphas = " ".join(
-                f"{name}={j[name]:.3f}" + (" (not identified by these runs)" if name in flagged else "")
-                for name in ("alpha_N", "alpha_D")
-            )
-            parts.append(f"{metric}: {alphas}" + (f" extrap.err={100 * ex:.1f}%" if ex is not None else ""))
-    console.print(f"[bold green]fit[/] {'; '.join(parts) or 'no law fitted'} → {out / 'fits.json'}")
+    for line in summary_lines(res):
+        console.print(line, highlight=False)
+    console.print(f"[bold green]fit[/] → {out / 'fits.json'}")
 
 
 def report(

@@ -9,7 +9,15 @@ higher is better, fitted through its error 1 − NDCG as explained in `scaling.l
 * the joint law L(N, D) on every run, bootstrap CIs over runs, and from it the compute-optimal
   exponents N*(C) ∝ C^a, D*(C) ∝ C^b (with CIs: the same bootstrap refits) under the FLOPs
   relation C = k·N^γ·D fitted on the runs (`scaling.optimal`).
-* the extrapolation check: the joint law fitted below a FLOPs cutoff predicts the runs above.
+* identification: each exponent is flagged "not identified" when its bootstrap interval reaches
+  a bound or its profile likelihood is flat (`scaling.identify`); a compute-optimal allocation
+  built on a flagged exponent is omitted, with the reason, instead of printed.
+* the true extrapolation test (`scaling.extrapolate`): runs never fitted, beyond the fitted N and
+  compute, predicted by the joint law and by two baselines; and the older interpolation check
+  (largest-compute runs held out, inside the fitted range).
+
+Everything is deterministic (fixed bootstrap seeds, every start refined, no timestamps), so two
+fits of the same table write byte-identical fits.json.
 
 When the sweep searched LRs, each (size, subset, seed) cell keeps its run with the best
 validation loss (or the best value of the fitted metric when there is no loss column).
@@ -17,7 +25,7 @@ validation loss (or the best value of the fitted metric when there is no loss co
 
 from __future__ import annotations
 
-import datetime as _dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +34,12 @@ import numpy as np
 
 from scalerec.errors import UserError
 from scalerec.io import write_json
-from scalerec.scaling import laws, optimal
+from scalerec.scaling import extrapolate, identify, laws, optimal
 
+FITS_FORMAT = 2
+"""fits.json layout version (2: identification, the extrapolation test, no timestamp)."""
+HOLDOUT_COLUMN = "holdout"
+"""Results-table column (bool) the sweep sets on runs that must never be fitted (spec `holdout_sizes`)."""
 METRICS: dict[str, bool] = {"valid_loss": False, "valid_ndcg@10": True}
 """Metric column → higher is better."""
 ASSUMPTIONS = [
@@ -50,6 +62,8 @@ class Points:
     d: np.ndarray
     c: np.ndarray
     y: np.ndarray
+    heldout: np.ndarray
+    """True for runs the sweep marked `holdout` (extrapolation targets, never fitted)."""
 
 
 def _ok(row: dict[str, Any], metric: str) -> bool:
@@ -82,6 +96,7 @@ def load_points(rows: list[dict[str, Any]], metric: str, higher: bool) -> Points
         col("targets_seen"),
         col("flops"),
         col(metric),
+        np.asarray([bool(r.get(HOLDOUT_COLUMN) or False) for r in sel], dtype=bool),
     )
 
 
@@ -91,7 +106,10 @@ def _univariate(x: np.ndarray, target: np.ndarray, idx: np.ndarray, name: str, n
     fit = laws.fit_law([x[idx]], target[idx], (name,))
     samples = laws.bootstrap_law(fit, [x[idx]], target[idx], n_boot=n_boot)
     grid = np.geomspace(x[idx].min() / 2, x[idx].max() * 10, 60)
-    return {**fit.to_dict(), "points": idx.tolist(), "band": _band(samples, name, grid)}
+    out = {**fit.to_dict(), "points": idx.tolist(), "band": _band(samples, name, grid)}
+    out["identification"] = identify.identification(out, identify.profiles([x[idx]], target[idx], fit))
+    out["unidentified"] = identify.unidentified(out["identification"])
+    return out
 
 
 def _band(samples: dict[str, np.ndarray], name: str, grid: np.ndarray) -> dict[str, list[float]]:
@@ -127,30 +145,38 @@ def _joint(p: Points, target: np.ndarray, rel: optimal.FlopsRelation, n_boot: in
     }
     laws.bootstrap_law(fit, [p.n, p.d], target, n_boot=n_boot, derived=derived)
     out = fit.to_dict()
-    out["unidentified"] = unidentified_exponents(out)
+    out["identification"] = identify.identification(out, identify.profiles([p.n, p.d], target, fit))
+    out["unidentified"] = identify.unidentified(out["identification"])
     return out, fit
 
 
 def unidentified_exponents(entry: dict[str, Any]) -> list[str]:
-    """Exponents the data do not determine: the estimate or its 95% CI sits on the fitter's bound
-    (`laws.MAX_EXPONENT`), or the CI reaches down to ~0. Such a number is an artefact of the
-    optimiser, not a measurement, and the CLI and report say so instead of presenting it."""
-    coef, ci = entry.get("coef", {}), entry.get("ci95", {})
-    flagged = []
-    for name, value in coef.items():
-        if not name.startswith("alpha"):
-            continue
-        low, high = (ci.get(name) or [value, value])[:2]
-        if value >= 0.99 * laws.MAX_EXPONENT or high >= 0.99 * laws.MAX_EXPONENT or low <= 1e-3:
-            flagged.append(name)
-    return flagged
+    """Exponents the data do not determine by the bootstrap test alone (estimate or 95% CI on a
+    bound of [0, `laws.MAX_EXPONENT`]); `scaling.identify` adds the profile test. Such a number
+    is an artefact of the optimiser, not a measurement, and the CLI and report say so."""
+    return identify.unidentified(identify.identification(entry))
 
 
-def _compute_optimal(fit: laws.LawFit, rel: optimal.FlopsRelation, p: Points, higher: bool) -> dict:
+def _compute_optimal(
+    fit: laws.LawFit, rel: optimal.FlopsRelation, p: Points, higher: bool, flagged: list[str]
+) -> dict:
+    if flagged:
+        return {
+            "omitted": f"{' and '.join(flagged)} not identified by these runs, so N*(C), D*(C) and "
+            "the predicted metric there would be artefacts of the fitter",
+            "flops_relation": rel.to_dict(),
+        }
     a, b = optimal.optimal_exponents(fit, rel)
     budgets = float(p.c.max()) * np.array([0.01, 0.1, 1.0, 10.0, 100.0])
     alloc = optimal.optimal_allocation(fit, rel, budgets)
     pred = 1.0 - alloc["metric"] if higher else alloc["metric"]
+    valid = np.isfinite(pred) & (pred > 0) & ((pred <= 1) if higher else True)
+    if not valid.all():
+        return {
+            "omitted": "the law predicts impossible values of the metric at these budgets "
+            f"({', '.join(f'{v:.3g}' for v in pred[~valid])})",
+            "flops_relation": rel.to_dict(),
+        }
     return {
         "a": a,
         "b": b,
@@ -164,8 +190,33 @@ def _compute_optimal(fit: laws.LawFit, rel: optimal.FlopsRelation, p: Points, hi
     }
 
 
+def _select(p: Points, keep: np.ndarray) -> Points:
+    return Points(*(getattr(p, f)[keep] for f in Points.__dataclass_fields__))
+
+
+def _checks(p: Points, higher: bool, n_boot: int, holdout_frac: float) -> dict[str, Any]:
+    """The true extrapolation test on every run, and the interpolation check on the fitted runs;
+    held-out indices are mapped to run ids so each number can be traced."""
+    fitted = np.flatnonzero(~p.heldout)
+    out = {
+        "extrapolation": extrapolate.extrapolation_test(p.n, p.d, p.c, p.y, higher, p.heldout, n_boot),
+        "interpolation_check": optimal.extrapolation_check(
+            p.n[fitted], p.d[fitted], p.c[fitted], p.y[fitted], higher, holdout_frac=holdout_frac
+        ),
+    }
+    for key, ex in out.items():
+        if "heldout_index" in ex:
+            idx = ex["heldout_index"] if key == "extrapolation" else fitted[ex["heldout_index"]].tolist()
+            ex["heldout_index"] = idx
+            ex["heldout_run_ids"] = [str(p.run_id[i]) for i in idx]
+    return out
+
+
 def fit_metric(p: Points, higher: bool, n_boot: int = 100, holdout_frac: float = 0.2) -> dict[str, Any]:
-    """All fits of one metric; `p` from `load_points`."""
+    """All fits of one metric; `p` from `load_points`. Runs marked held out are used only by the
+    extrapolation test; every law is fitted on the others."""
+    checks = _checks(p, higher, n_boot, holdout_frac) if p.y.size >= 2 else {}
+    p = _select(p, ~p.heldout)
     target = 1.0 - p.y if higher else p.y
     out: dict[str, Any] = {
         "higher_is_better": higher,
@@ -187,11 +238,8 @@ def fit_metric(p: Points, higher: bool, n_boot: int = 100, holdout_frac: float =
     if fit is not None:
         pred = fit.predict(p.n, p.d)
         out["joint"]["residuals_log"] = (np.log(target) - np.log(pred)).tolist()
-        out["compute_optimal"] = _compute_optimal(fit, rel, p, higher)
-    out["extrapolation"] = optimal.extrapolation_check(p.n, p.d, p.c, p.y, higher, holdout_frac=holdout_frac)
-    if "heldout_index" in out["extrapolation"]:
-        held = out["extrapolation"]["heldout_index"]
-        out["extrapolation"]["heldout_run_ids"] = [str(p.run_id[i]) for i in held]
+        out["compute_optimal"] = _compute_optimal(fit, rel, p, higher, out["joint"]["unidentified"])
+    out.update(checks)
     out["runs"] = {
         "run_id": p.run_id.tolist(),
         "size": p.size.tolist(),
@@ -217,9 +265,9 @@ def fit(
             f"{out_dir / RESULTS} not found or empty: run `scalerec sweep SPEC --out {out_dir}` first"
         )
     result: dict[str, Any] = {
-        "format_version": 1,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "source": str(out_dir / RESULTS),
+        "format_version": FITS_FORMAT,
+        "source": RESULTS,
+        "source_sha256": hashlib.sha256((out_dir / RESULTS).read_bytes()).hexdigest(),
         "n_runs": len(rows),
         "n_runs_ok": sum(r.get("status") == "ok" for r in rows),
         "n_boot": n_boot,
@@ -233,3 +281,34 @@ def fit(
         result["metrics"][metric] = fit_metric(points, higher, n_boot, holdout_frac)
     write_json(out_dir / "fits.json", result)
     return result
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """What `scalerec fit` prints: per metric the joint exponents, each one either with its 95% CI
+    or with the words "not identified" and why, and the extrapolation test's verdict."""
+    lines = []
+    for metric, m in result["metrics"].items():
+        joint = m.get("joint", {})
+        if "coef" not in joint:
+            lines.append(f"{metric}: no joint law ({joint.get('skipped') or m.get('skipped', 'skipped')})")
+            continue
+        for name, ident in joint.get("identification", {}).items():
+            value, ci = joint["coef"][name], joint["ci95"].get(name, [float("nan")] * 2)
+            if ident["identified"]:
+                lines.append(f"{metric}: {name} = {value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] (95% CI)")
+            else:
+                lines.append(f"{metric}: {name} not identified by these runs: {'; '.join(ident['reasons'])}")
+        co = m.get("compute_optimal", {})
+        if "omitted" in co:
+            lines.append(f"{metric}: no compute-optimal allocation: {co['omitted']}")
+        ex = m.get("extrapolation", {})
+        if "table" in ex:
+            errs = ", ".join(f"{r['predictor']} {100 * r['mean_rel_error']:.1f}%" for r in ex["table"])
+            inside = ex.get("fraction_inside")
+            lines.append(
+                f"{metric}: extrapolation to {ex['n_heldout']} held-out runs, mean rel. error {errs}"
+                + (f"; {100 * inside:.0f}% inside the 95% prediction interval" if inside is not None else "")
+            )
+        elif ex:
+            lines.append(f"{metric}: extrapolation test skipped: {ex['skipped']}")
+    return lines

@@ -1,5 +1,5 @@
 """What the fitted laws are for: envelopes, the compute-optimal N*(C) and D*(C), iso-FLOP
-profiles, and the extrapolation check that tells whether a law can be trusted beyond its data.
+profiles, and the interpolation check (largest-compute runs held out).
 
 Compute-optimal allocation (Hoffmann et al. 2022, approach 3) needs a relation between compute
 and (N, D). We take it from the runs rather than assuming the textbook C = 6·N·D: the training
@@ -114,6 +114,9 @@ def extrapolation_check(
     holdout_frac: float = 0.2,
 ) -> dict:
     """Fit the joint law on runs with FLOPs < cutoff, predict the runs at or above it.
+
+    This is an interpolation check: on a grid of sizes × data sizes the largest-compute runs lie
+    inside the fitted N and D ranges (issue 18). `scaling.extrapolate` holds the true test.
 
     cutoff defaults to the FLOPs of the run at the (1 − holdout_frac) quantile, so the largest
     ~20% of runs by compute are held out. Relative error = |pred − y| / |y| on the metric itself

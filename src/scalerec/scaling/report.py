@@ -2,7 +2,9 @@
 
 The report answers the product question — which model size and how much data for this compute —
 with the fitted exponents and their 95% CIs, the compute-optimal allocation, the extrapolation
-error on the held-out largest-compute runs, and a table of every run so each number can be traced.
+test on held-out runs beyond the fitted range, and a table of every run so each number can be
+traced. An exponent the runs do not identify is said to be so in words, and nothing built on it
+(the compute-optimal allocation, the iso-FLOP figure) is shown.
 """
 
 from __future__ import annotations
@@ -65,16 +67,90 @@ def _coef_rows(law: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _flags(law: dict[str, Any]) -> str:
+    """One sentence per exponent that is not identified, saying why (nothing when all are)."""
+    items = [
+        f"<li><b>{html.escape(name)} not identified</b>: {html.escape('; '.join(v['reasons']))}.</li>"
+        for name, v in law.get("identification", {}).items()
+        if not v["identified"]
+    ]
+    return f"<ul class='flag'>{''.join(items)}</ul>" if items else ""
+
+
 def _law_section(title: str, law: dict[str, Any]) -> str:
     if "skipped" in law:
         return f"<h4>{html.escape(title)}</h4><p>skipped: {html.escape(law['skipped'])}</p>"
     cols = ["coefficient", "value", "ci95_lo", "ci95_hi"]
-    return f"<h4>{html.escape(title)}: {html.escape(law.get('form', ''))}</h4>" + _table(
-        _coef_rows(law), cols
+    return (
+        f"<h4>{html.escape(title)}: {html.escape(law.get('form', ''))}</h4>"
+        + _table(_coef_rows(law), cols)
+        + _flags(law)
     )
 
 
-def _metric_section(metric: str, m: dict[str, Any], figures: list[Path]) -> str:
+def _compute_optimal(co: dict[str, Any]) -> str:
+    rel = co["flops_relation"]
+    if "omitted" in co:
+        return (
+            "<h4>compute-optimal allocation</h4><p class='flag'><b>Not shown</b>: "
+            f"{html.escape(co['omitted'])}.</p>"
+        )
+    ci = co.get("ci95", {})
+    a_ci, b_ci = ci.get("a", [math.nan] * 2), ci.get("b", [math.nan] * 2)
+    return (
+        f"<h4>compute-optimal allocation</h4><p>N*(C) ∝ C^{co['a']:.3f} [{a_ci[0]:.3f}, {a_ci[1]:.3f}], "
+        f"D*(C) ∝ C^{co['b']:.3f} [{b_ci[0]:.3f}, {b_ci[1]:.3f}] (95% CI), under C = "
+        f"{rel['k']:.3g}·N^{rel['gamma']:.3f}·D fitted on the runs (R² log {rel['r2_log']:.3f}).</p>"
+        + _table(co["table"], ["flops", "n_opt", "d_opt", "predicted"])
+    )
+
+
+def _extrapolation(ex: dict[str, Any]) -> str:
+    head = "<h4>extrapolation test (held-out runs beyond the fitted range)</h4>"
+    if "skipped" in ex:
+        return head + f"<p>skipped: {html.escape(ex['skipped'])}.</p>"
+    inside = ex.get("fraction_inside")
+    verdict = "beats both baselines" if ex["law_beats_baselines"] else "does <b>not</b> beat both baselines"
+    text = (
+        f"<p>Joint law fitted on {ex['n_fit']} runs ({html.escape(ex['rule'])}); {ex['n_heldout']} held-out "
+        f"runs with N ≥ {ex['n_factor']:g}× and compute ≥ {ex['c_factor']:g}× the largest fitted run "
+        f"({ex['n_excluded']} runs in between used for neither). The law {verdict}"
+        + (
+            f"; {100 * inside:.0f}% of held-out values lie inside its 95% prediction interval"
+            if inside is not None
+            else ""
+        )
+        + ".</p>"
+    )
+    table = _table(ex["table"], ["predictor", "mean_rel_error"])
+    rows = [
+        {
+            "run_id": r,
+            "actual": ex["actual"][i],
+            **{k: v[i] for k, v in ex["predicted"].items()},
+            "pi95_lo": ex.get("interval_lo", [None] * len(ex["actual"]))[i],
+            "pi95_hi": ex.get("interval_hi", [None] * len(ex["actual"]))[i],
+            "inside": ex.get("inside", [None] * len(ex["actual"]))[i],
+        }
+        for i, r in enumerate(ex["heldout_run_ids"])
+    ]
+    cols = ["run_id", "actual", *ex["predicted"], "pi95_lo", "pi95_hi", "inside"]
+    return head + text + table + _table(rows, cols) + _flags(ex["fit"])
+
+
+def _interpolation(ex: dict[str, Any]) -> str:
+    head = "<h4>interpolation check (largest-compute fitted runs held out, inside the fitted range)</h4>"
+    if "mean_rel_error" not in ex:
+        return head + f"<p>skipped: {html.escape(ex.get('skipped', ''))}</p>" if ex else ""
+    return head + (
+        f"<p>joint law fitted on {ex['n_fit']} runs below {ex['cutoff_flops']:.3g} FLOPs predicts the "
+        f"{ex['n_heldout']} runs above with mean relative error {100 * ex['mean_rel_error']:.2f}% "
+        f"(max {100 * ex['max_rel_error']:.2f}%). These runs lie inside the fitted N and D ranges, so "
+        "this is not an extrapolation.</p>"
+    )
+
+
+def _metric_section(metric: str, m: dict[str, Any], figures: list[tuple[Path, str]]) -> str:
     parts = [
         f"<h2>{html.escape(metric)}</h2>",
         f"<p>{m.get('n_points', 0)} runs fitted; quantity fitted: "
@@ -83,44 +159,20 @@ def _metric_section(metric: str, m: dict[str, Any], figures: list[Path]) -> str:
     if "skipped" in m:
         return "".join(parts) + f"<p>skipped: {html.escape(m['skipped'])}</p>"
     parts.append(_law_section("joint law L(N, D)", m["joint"]))
-    co = m.get("compute_optimal")
-    if co:
-        ci = co.get("ci95", {})
-        a_ci, b_ci = ci.get("a", [math.nan] * 2), ci.get("b", [math.nan] * 2)
-        rel = co["flops_relation"]
-        parts.append(
-            f"<h4>compute-optimal allocation</h4><p>N*(C) ∝ C^{co['a']:.3f} [{a_ci[0]:.3f}, {a_ci[1]:.3f}], "
-            f"D*(C) ∝ C^{co['b']:.3f} [{b_ci[0]:.3f}, {b_ci[1]:.3f}] (95% CI), under C = "
-            f"{rel['k']:.3g}·N^{rel['gamma']:.3f}·D fitted on the runs (R² log {rel['r2_log']:.3f}).</p>"
-            + _table(co["table"], ["flops", "n_opt", "d_opt", "predicted"])
-        )
+    if m.get("compute_optimal"):
+        parts.append(_compute_optimal(m["compute_optimal"]))
     for name, law in m.get("univariate", {}).items():
         parts.append(_law_section(f"{metric} vs {name} (envelope)", law))
     for name, law in m.get("plain_power", {}).items():
         parts.append(_law_section(f"{metric} = a·{name}^b (paper form, envelope)", law))
-    ex = m.get("extrapolation", {})
-    if "mean_rel_error" in ex:
-        parts.append(
-            f"<h4>extrapolation check</h4><p>joint law fitted on {ex['n_fit']} runs below "
-            f"{ex['cutoff_flops']:.3g} FLOPs predicts the {ex['n_heldout']} runs above with mean relative "
-            f"error <b>{100 * ex['mean_rel_error']:.2f}%</b> (max {100 * ex['max_rel_error']:.2f}%).</p>"
-            + _table(
-                [
-                    {"run_id": r, "actual": a, "predicted": p, "rel_error": e}
-                    for r, a, p, e in zip(
-                        ex["heldout_run_ids"], ex["actual"], ex["predicted"], ex["rel_error"], strict=True
-                    )
-                ],
-                ["run_id", "actual", "predicted", "rel_error"],
-            )
-        )
-    elif ex:
-        parts.append(f"<h4>extrapolation check</h4><p>skipped: {html.escape(ex.get('skipped', ''))}</p>")
-    for fig in figures:
+    if m.get("extrapolation"):
+        parts.append(_extrapolation(m["extrapolation"]))
+    parts.append(_interpolation(m.get("interpolation_check", {})))
+    for i, (fig, caption) in enumerate(figures, 1):
         data = base64.b64encode(fig.read_bytes()).decode()
         parts.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{fig.name}"/>'
-            f"<figcaption>{fig.name}</figcaption></figure>"
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}"/>'
+            f"<figcaption>Figure {i} ({html.escape(metric)}). {html.escape(caption)}</figcaption></figure>"
         )
     return "".join(parts)
 
@@ -129,30 +181,29 @@ STYLE = (
     "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
     "table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;"
     "padding:2px 6px;text-align:right}img{max-width:100%}figure{margin:1em 0}"
+    ".flag{color:#a00}figcaption{font-size:13px;color:#444;max-width:900px}"
 )
 
 
 def report(out_dir: str | Path, refit: bool = False, n_boot: int = 100) -> Path:
     """Write `<out_dir>/report.html` and `<out_dir>/figures/*.png` from `fits.json` (fitted first
     when absent or `refit`) and `results.parquet`; returns the HTML path."""
-    from scalerec.scaling.fits import fit
+    from scalerec.scaling.fits import FITS_FORMAT, fit
     from scalerec.scaling.plots import all_figures
     from scalerec.scaling.sweep import read_results
 
     out_dir = Path(out_dir)
-    fits = (
-        fit(out_dir, n_boot=n_boot)
-        if refit or not (out_dir / "fits.json").is_file()
-        else (read_json(out_dir / "fits.json"))
-    )
+    fits = read_json(out_dir / "fits.json") if (out_dir / "fits.json").is_file() else {}
+    if refit or fits.get("format_version") != FITS_FORMAT:  # absent, or written by an older fitter
+        fits = fit(out_dir, n_boot=n_boot)
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     figures = all_figures(fits, fig_dir)
     rows = sorted(read_results(out_dir), key=lambda r: (r.get("flops") or 0, r.get("run_id")))
     body = [
         f"<h1>Scaling report — {html.escape(str(out_dir))}</h1>",
-        f"<p>{fits['n_runs']} runs ({fits['n_runs_ok']} ok); fitted {fits['created']}; "
-        f"{fits['n_boot']} bootstrap refits per law.</p>",
+        f"<p>{fits['n_runs']} runs ({fits['n_runs_ok']} ok); fitted from {html.escape(fits['source'])} "
+        f"(sha256 {fits.get('source_sha256', '')[:12]}); {fits['n_boot']} bootstrap refits per law.</p>",
         "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in fits["assumptions"]) + "</ul>",
     ]
     body += [_metric_section(k, m, figures.get(k, [])) for k, m in fits["metrics"].items()]

@@ -30,6 +30,9 @@ class DataConfig:
     """Token table dir written by `scalerec text train` (required by the text item encoder)."""
     max_len: int = 50
     """Longest input sequence; longer histories are cut into windows (training) or truncated (eval)."""
+    train_users: int | None = None
+    """World datasets only (`scalerec.data.world`): cap the streamed training users (epochs then
+    repeat them); None = an endless stream where no example repeats."""
 
     def __post_init__(self) -> None:
         if self.max_len < 1:
@@ -68,10 +71,14 @@ class TrainConfig:
     """Weight decay (applied to matrices only for AdamW; to everything for Adam, as RecBole)."""
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     """Adam betas."""
-    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
-    """LR schedule: linear warmup + cosine decay, one-cycle (paper), or constant."""
+    schedule: Literal["cosine", "onecycle", "constant", "wsd"] = "cosine"
+    """LR schedule: linear warmup + cosine decay, one-cycle (paper), constant, or warmup-stable-decay."""
     warmup: float = 0.05
-    """Warmup length as a fraction of the total steps (cosine schedule)."""
+    """Warmup length as a fraction of the total steps (cosine and wsd schedules)."""
+    warmup_steps: int | None = None
+    """Warmup length in steps (overrides `warmup`; wsd branches need the same warmup as their trunk)."""
+    decay_steps: int | None = None
+    """wsd: steps of the final decay (None = 20% of the run)."""
     min_lr_ratio: float = 0.1
     """Final LR of the cosine schedule as a fraction of the peak."""
     grad_clip: float = 1.0
@@ -108,6 +115,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.temperature <= 0:
             raise ValueError("train.lr and train.temperature must be > 0")
+        if any(v is not None and v < 0 for v in (self.warmup_steps, self.decay_steps)):
+            raise ValueError("train.warmup_steps and train.decay_steps must be >= 0")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"train.warmup must be a fraction in [0, 1), got {self.warmup}")
         if len(self.betas) != 2:

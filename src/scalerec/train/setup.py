@@ -20,7 +20,7 @@ from scalerec.config import dumps_toml, to_dict
 from scalerec.data.sequences import TrainBatches, item_popularity, leave_one_out, load_sequences
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
-from scalerec.train import build, checkpoint
+from scalerec.train import build, checkpoint, world_stream
 from scalerec.train.config import RunConfig
 from scalerec.train.negatives import make_sampler
 from scalerec.train.objective import NextItemObjective
@@ -98,7 +98,15 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     micro = t.batch_size // t.grad_accum
     if micro * t.grad_accum != t.batch_size or micro % world:
         raise UserError(f"train.batch_size={t.batch_size} must be divisible by grad_accum x world size")
-    batches = TrainBatches(split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
+    if world_stream.is_world(cfg.data.dataset):  # known-floor world: training users streamed
+        batches = world_stream.WorldBatches(
+            cfg.data.dataset, cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device,
+            cfg.data.train_users,
+        )
+        popularity = batches.popularity()
+    else:
+        batches = TrainBatches(split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
+        popularity = item_popularity(split.train)
     if batches.n_units == 0:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")
     # -- model, objective, optimizer --------------------------------------------------------------
@@ -107,7 +115,7 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     if tokens is not None:
         model.set_item_table(tokens.torch_tables())
     torch.manual_seed(cfg.run.seed * 1000 + rank + 1)  # per-rank dropout streams
-    sampler = make_sampler(t.sampler, item_popularity(split.train), t.sampler_alpha, device)
+    sampler = make_sampler(t.sampler, popularity, t.sampler_alpha, device)
     gen = torch.Generator(device=device).manual_seed(
         cfg.run.seed * 7919 + (0 if t.shared_negatives else rank)
     )

@@ -92,13 +92,29 @@ def test_plan_lr_search_extra_seeds_and_custom_sizes(tmp_path):
 
 def test_annotate_selects_lr_flags_the_edge_and_records_seed_spread():
     def row(size, lr, seed, loss):
-        return {"run_id": f"{size}{lr}{seed}", "size": size, "subset": "w@10", "seed": seed, "lr": lr,
-                "lr_grid": "0.001,0.002,0.004", "status": "ok", "valid_loss": loss, "holdout": False}
+        return {
+            "run_id": f"{size}{lr}{seed}",
+            "size": size,
+            "subset": "w@10",
+            "seed": seed,
+            "lr": lr,
+            "lr_grid": "0.001,0.002,0.004",
+            "status": "ok",
+            "valid_loss": loss,
+            "holdout": False,
+        }
 
     rows = annotate(
-        [row("a", 0.001, 0, 3.0), row("a", 0.002, 0, 2.5), row("a", 0.004, 0, 2.7),
-         row("b", 0.001, 0, 3.0), row("b", 0.002, 0, 3.1), row("b", 0.004, 0, 3.2),
-         row("a", 0.002, 1, 2.7), row("a", 0.002, 2, 2.6)]
+        [
+            row("a", 0.001, 0, 3.0),
+            row("a", 0.002, 0, 2.5),
+            row("a", 0.004, 0, 2.7),
+            row("b", 0.001, 0, 3.0),
+            row("b", 0.002, 0, 3.1),
+            row("b", 0.004, 0, 3.2),
+            row("a", 0.002, 1, 2.7),
+            row("a", 0.002, 2, 2.6),
+        ]
     )
     sel = {(r["size"], r["seed"]): r for r in rows if r["lr_selected"]}
     assert sel[("a", 0)]["lr"] == 0.002 and sel[("a", 0)]["lr_at_edge"] is False
@@ -106,3 +122,42 @@ def test_annotate_selects_lr_flags_the_edge_and_records_seed_spread():
     spread = [r for r in rows if r["size"] == "a" and r["lr"] == 0.002][0]
     assert spread["n_seeds"] == 3 and spread["seed_std_valid_loss"] == pytest.approx(0.1)
     assert math.isclose(spread["seed_mean_valid_loss"], 2.6)
+
+
+def _n_and_flops(spec: SweepSpec, size: str) -> tuple[int, float]:
+    """Non-embedding N and training FLOPs per step of one size of a spec (analytic, as the trainer)."""
+    from scalerec.model.sizes import flops_per_target, model_config, param_counts
+    from scalerec.scaling.spec import _model_base
+
+    ladder, fields = _model_base(spec, size)
+    cfg = model_config(ladder, vocab_size=100_012, field_max_len={"title": 2}, max_len=50, **fields)
+    t = spec.base["train"]
+    per_step = t["batch_size"] * 50
+    fpt = flops_per_target(cfg, t["negatives"], 50, batch_targets=per_step)["total"]
+    return param_counts(cfg)["non_embedding"], fpt * per_step
+
+
+def test_world_v2_spec_meets_the_design_bars():
+    """≥ 5 fitted sizes over ≥ 1.5 decades of N; held-out runs ≥ 2x the largest fitted N and
+    ≥ 4x its compute; 3 LRs; 3 seeds on ≥ a third of the sizes; nested D from wsd branches."""
+    from pathlib import Path
+
+    from scalerec.scaling.spec import load_spec
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+    spec = load_spec(root / "world_v2.toml")
+    fitted = {s: _n_and_flops(spec, s) for s in spec.sizes}
+    n = sorted(v[0] for v in fitted.values())
+    assert len(n) >= 5 and math.log10(n[-1] / n[0]) >= 1.5
+    top_flops = max(v[1] for v in fitted.values()) * spec.max_steps
+    for size in spec.holdout_sizes:
+        n_h, f_h = _n_and_flops(spec, size)
+        assert n_h >= 2 * n[-1] and f_h * spec.max_steps * spec.holdout_scale >= 4 * top_flops
+    assert len(spec.lr_search) >= 3 and len(set(spec.seeds + spec.extra_seeds)) >= 3
+    assert 3 * len(spec.extra_seed_sizes) >= len(spec.sizes) and len(spec.branches) >= 3
+    assert spec.world and spec.device == "cuda"
+    smoke = load_spec(root / "world_v2_smoke.toml")
+    assert smoke.device == "cpu" and smoke.branches and smoke.holdout_sizes
+    pooled = load_spec(root / "pooled_v2.toml")
+    assert pooled.encoders == ["text", "id"] and len(pooled.sizes) >= 5 and len(pooled.seeds) >= 2
+    assert min(pooled.branches) * 4 <= 10**-1.5  # unique D: 1/128 of 4 epochs … 1 epoch

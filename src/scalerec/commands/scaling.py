@@ -21,7 +21,8 @@ def sweep(
         [], "--set", help="Override a spec field, e.g. --set epochs=2 (repeatable)."
     ),
     calibrate: bool = typer.Option(
-        True, "--calibrate/--no-calibrate",
+        True,
+        "--calibrate/--no-calibrate",
         help="--dry-run: time a short run of each size on this device (cached) instead of a FLOP rate.",
     ),
 ) -> None:
@@ -44,7 +45,9 @@ def sweep(
 def _print_plan(rows: list[dict]) -> None:
     from rich.table import Table
 
-    table = Table("run_id", "size", "subset", "seed", "lr", "role", "status", "N (non-emb)", "FLOPs", "est. s")
+    table = Table(
+        "run_id", "size", "subset", "seed", "lr", "role", "status", "N (non-emb)", "FLOPs", "est. s"
+    )
     for r in rows:
         table.add_row(
             r["run_id"],

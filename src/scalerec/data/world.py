@@ -55,8 +55,9 @@ class WorldConfig:
     """Items per topic; catalog size = n_topics × variants."""
     successors: int = 4
     """Next-topic window per context (entropy H(p))."""
-    zipf: float = 1.1
-    """Exponent of topic popularity π and of the rule-base draw."""
+    zipf: float = 1.2
+    """Exponent of topic popularity π and of the rule-base draw (1.2: the memorisation curve is a
+    power law of slope ≈ -0.4 over 2+ decades of rules; 1.1 bends, 1.4+ saturates within 1e3 rules)."""
     succ_zipf: float = 1.0
     """Exponent of p over the successor window."""
     variant_zipf: float = 1.0
@@ -257,7 +258,12 @@ class World:
     def vocabulary(self) -> list[str]:
         """Token strings by id: [PAD], [UNK], each topic's own words, then the variant words."""
         n_topic_words = self.cfg.n_topics * self.cfg.title_words
-        return ["[PAD]", "[UNK]", *[_word(i) for i in range(n_topic_words)], *_variant_words(self.cfg.variants)]
+        return [
+            "[PAD]",
+            "[UNK]",
+            *[_word(i) for i in range(n_topic_words)],
+            *_variant_words(self.cfg.variants),
+        ]
 
     def title_token_ids(self, items: np.ndarray) -> np.ndarray:
         """int32 [n, title_words + 1]: each item's title as word ids — its topic's own words, then

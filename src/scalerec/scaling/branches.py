@@ -113,7 +113,10 @@ def _branch_lr(state: dict[str, Any], t: Any, step: int) -> None:
 
 
 def run_group(
-    train: Callable[..., Any], trunk: PlannedRun, branches: list[PlannedRun], done: Callable[[PlannedRun], bool]
+    train: Callable[..., Any],
+    trunk: PlannedRun,
+    branches: list[PlannedRun],
+    done: Callable[[PlannedRun], bool],
 ) -> None:
     """Train the trunk (pausing at every missing branch's step to snapshot it), then each missing
     branch from its snapshot. Resumes a trunk that was interrupted; raises on the first failure."""

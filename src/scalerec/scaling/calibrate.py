@@ -104,7 +104,11 @@ def calibration(spec: SweepSpec, run: PlannedRun, measure_now: bool = True) -> d
     cached = _read_cache().get(key)
     if cached is not None or not measure_now:
         return cached
-    value = {**measure(run.cfg), "device": _device_name(spec.device), "size": run.size,
-             "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    value = {
+        **measure(run.cfg),
+        "device": _device_name(spec.device),
+        "size": run.size,
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     _write_cache(key, value)
     return value

@@ -66,7 +66,9 @@ def estimate_run(run: PlannedRun) -> dict[str, Any]:
         targets = t.max_steps * per_step
     else:
         targets = float(t.epochs) * tpe if tpe is not None else math.nan
-    steps = t.max_steps if t.max_steps is not None else math.ceil(targets / per_step) if targets == targets else 0
+    steps = (
+        t.max_steps if t.max_steps is not None else math.ceil(targets / per_step) if targets == targets else 0
+    )
     new_steps = steps - (run.branch_step or 0)  # a branch only pays for its cooldown
     return {
         "n_params_non_embedding": param_counts(cfg.model)["non_embedding"],

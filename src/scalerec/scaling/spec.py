@@ -59,6 +59,8 @@ class SweepSpec:
     each recorded as its own row. Needs the run length in steps or targets."""
     decay_frac: float = 0.2
     """Cooldown length as a fraction of each run's (trunk's or branch's) total steps."""
+    encoders: list[str] = field(default_factory=list)
+    """Item encoders run as twins on the same grid (e.g. ["text", "id"]); empty = the base config's."""
     extra_seeds: list[int] = field(default_factory=list)
     """More seeds for the `extra_seed_sizes` cells only (seed variance at a fraction of the cost)."""
     extra_seed_sizes: list[str] = field(default_factory=list)
@@ -98,6 +100,8 @@ class SweepSpec:
             raise ValueError("branches must be fractions in (0, 1) and decay_frac in (0, 1)")
         if self.branches and (self.max_steps is None or self.max_flops or self.max_targets):
             raise ValueError("branches need the run length in max_steps (and no max_targets/max_flops)")
+        if any(e not in ("text", "id") for e in self.encoders):
+            raise ValueError(f"encoders must be 'text' or 'id', got {self.encoders}")
         if self.holdout_scale <= 0:
             raise ValueError("holdout_scale must be > 0")
         from scalerec.model.sizes import SIZES
@@ -147,6 +151,8 @@ class PlannedRun:
     """Never fitted: a point of the extrapolation test."""
     lr_grid: tuple[float, ...] = ()
     """Every LR tried for this size (the LR search this run is one point of)."""
+    encoder: str = ""
+    """Item encoder of the run ("text" / "id"; the twin it belongs to)."""
 
 
 def subset_dir(spec: SweepSpec, subset: str) -> Path:
@@ -235,8 +241,10 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
         if not ddir.is_dir():
             raise UserError(f"sweep subset '{subset}': dataset dir {ddir} does not exist")
         n_inter, n_users = _card_counts(ddir)
-        for size in list(dict.fromkeys([*spec.sizes, *spec.holdout_sizes])):
+        sizes = list(dict.fromkeys([*spec.sizes, *spec.holdout_sizes]))
+        for encoder, size in [(e, z) for e in spec.encoders or [""] for z in sizes]:
             ladder, model = _model_base(spec, size)
+            model = {**model, "item_encoder": encoder} if encoder else model
             sized = merge(common, {"model": model}) if model else common
             probe = resolve_run_config(size=ladder, recipe=spec.recipe, base=sized)
             holdout, lrs, seeds = _cells(spec, size, probe.train.lr)
@@ -256,7 +264,7 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
                     }
                     cfg = resolve_run_config(size=ladder, recipe=spec.recipe, base=merge(sized, cell))
                     head = PlannedRun("", size, subset, seed, lr, str(ddir), cfg, n_inter, n_users)
-                    head.holdout, head.lr_grid = holdout, tuple(lrs)
+                    head.holdout, head.lr_grid, head.encoder = holdout, tuple(lrs), cfg.model.item_encoder
                     group = expand_wsd(spec, head, with_branches=not holdout) if spec.branches else [head]
                     for run in group:
                         run.run_id = run.cfg.run.name = build.run_id(run.cfg)

@@ -48,7 +48,9 @@ def _final(cfg: Any) -> bool:
     return (Path(cfg.run.out) / cfg.run.name / "final.json").is_file()
 
 
-def _execute(train_fn: TrainFn | None, job: list[PlannedRun], threads: int | None) -> list[tuple[str, str | None]]:
+def _execute(
+    train_fn: TrainFn | None, job: list[PlannedRun], threads: int | None
+) -> list[tuple[str, str | None]]:
     """Train one job — a run, or a wsd trunk and its branches (`scaling.branches`); any exception
     becomes `error.json` in the dir of each run it left unfinished (status "failed")."""
     if threads:
@@ -97,6 +99,7 @@ def result_row(out_dir: Path, run: PlannedRun) -> dict[str, Any]:
         "seed": run.seed,
         "lr": run.lr,
         "lr_grid": ",".join(f"{v:.6g}" for v in run.lr_grid),
+        "encoder": run.encoder or run.cfg.model.item_encoder,
         "holdout": run.holdout,
         "role": run.role,
         "trunk_id": run.trunk_id,
@@ -341,4 +344,8 @@ class _Eta:
 
 def _fmt_s(seconds: float) -> str:
     seconds = max(0, int(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )

@@ -5,7 +5,8 @@ The contract with the fits (`scaling.fits`), one row per run:
   a dataset repeats its training targets every epoch). `epochs` = targets_seen / unique_targets.
 - `valid_*` is the validation at the end of the run (the point its D and FLOPs describe);
   `best_valid_*` the best-NDCG validation of `final.json`.
-- `lr_selected`: the run is the best LR of its (size, subset, seed) cell by end-of-run validation
+- `encoder`: "text" or "id" (twins of one grid); a cell is always within one encoder.
+- `lr_selected`: the run is the best LR of its (encoder, size, subset, seed) cell by end-of-run validation
   loss; `lr_at_edge`: that winner is the smallest or largest LR tried (the grid should be widened),
   null when only one LR was tried. Fit only `lr_selected` rows.
 - `holdout`: never fitted; the extrapolation test's runs (beyond the fitted N and compute).
@@ -52,7 +53,7 @@ def annotate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         r["lr_selected"], r["lr_at_edge"] = False, None
         if r.get("status") == "ok":
-            cells[(r["size"], r["subset"], r["seed"], bool(r.get("holdout")))].append(r)
+            cells[(r.get("encoder"), r["size"], r["subset"], r["seed"], bool(r.get("holdout")))].append(r)
     for group in cells.values():
         best = min(group, key=_loss)
         best["lr_selected"] = True
@@ -64,7 +65,14 @@ def annotate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seeds: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r.get("status") == "ok":
-            seeds[(r["size"], r["subset"], round(float(r["lr"]), 12), bool(r.get("holdout")))].append(r)
+            key = (
+                r.get("encoder"),
+                r["size"],
+                r["subset"],
+                round(float(r["lr"]), 12),
+                bool(r.get("holdout")),
+            )
+            seeds[key].append(r)
     for group in seeds.values():
         losses = [_loss(r) for r in group if math.isfinite(_loss(r))]
         mean = sum(losses) / len(losses) if losses else math.nan

@@ -98,14 +98,12 @@ def setup(cfg: RunConfig, resume: bool) -> Runtime:
     micro = t.batch_size // t.grad_accum
     if micro * t.grad_accum != t.batch_size or micro % world:
         raise UserError(f"train.batch_size={t.batch_size} must be divisible by grad_accum x world size")
-    if world_stream.is_world(cfg.data.dataset):  # known-floor world: training users streamed
-        batches = world_stream.WorldBatches(
-            cfg.data.dataset, cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device,
-            cfg.data.train_users,
-        )
+    batch_args = (cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
+    if world_stream.is_world(cfg.data.dataset):  # known-floor world: training users are streamed
+        batches = world_stream.WorldBatches(cfg.data.dataset, *batch_args, cfg.data.train_users)
         popularity = batches.popularity()
     else:
-        batches = TrainBatches(split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
+        batches = TrainBatches(split.train, *batch_args)
         popularity = item_popularity(split.train)
     if batches.n_units == 0:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")

@@ -99,7 +99,9 @@ class WorldBatches:
         if targets != "all":
             raise UserError("a world dataset streams full windows: train.targets must be 'all'")
         if world.cfg.length - 1 > max_len:
-            raise UserError(f"world users have {world.cfg.length} items: data.max_len must be >= {world.cfg.length - 1}")
+            raise UserError(
+                f"world users have {world.cfg.length} items: data.max_len must be >= {world.cfg.length - 1}"
+            )
         self.world, self.seed, self.batch_size = world, seed, batch_size
         self.rank, self.world_size, self.train_users = rank, world_size, train_users
         self.device = torch.device(device)

@@ -98,3 +98,17 @@ def test_eta_rescales_by_how_long_finished_runs_really_took(tmp_path, fake_measu
         == f"0 failed, ETA {sw._fmt_s(eta.left[runs[1].run_id] * 15 / eta.est[runs[0].run_id])}"
     )
     assert sw._fmt_s(3725) == "1h02m" and sw._fmt_s(75) == "1m15s"
+
+
+def test_a_gpu_sweep_is_planned_by_flops_on_a_machine_without_the_gpu(tmp_path, monkeypatch):
+    import torch
+
+    from scalerec.errors import UserError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("SCALEREC_CACHE", str(tmp_path / "cache"))
+    spec = _spec(tmp_path, max_steps=40, device="cuda")
+    rows = run_sweep(spec, tmp_path / "out", dry_run=True, calibrate=False)
+    assert rows and all(r["time_source"] == "flops_rate" for r in rows)
+    with pytest.raises(UserError, match="not available here"):
+        run_sweep(spec, tmp_path / "out", dry_run=True)

@@ -39,9 +39,16 @@ def _device_name(device: str) -> str:
     return dev.describe(dev.pick_device(device))
 
 
-def calibration_key(spec: SweepSpec, run: PlannedRun) -> str:
-    """Device + size + config (normalised: no run length, LR, seed, paths; the dataset's family)."""
+def calibration_key(spec: SweepSpec, run: PlannedRun) -> str | None:
+    """Device + size + config (normalised: no run length, LR, seed, paths; the dataset's family);
+    None when the spec's device is not on this machine (a GPU sweep planned on a laptop)."""
     from scalerec.config import dumps_toml
+    from scalerec.errors import UserError
+
+    try:
+        device = _device_name(spec.device)
+    except UserError:
+        return None
 
     cfg = copy.deepcopy(run.cfg)
     t = cfg.train
@@ -49,7 +56,7 @@ def calibration_key(spec: SweepSpec, run: PlannedRun) -> str:
     t.lr, t.warmup_steps, t.decay_steps = 1.0, None, None
     cfg.run.seed, cfg.run.out, cfg.run.name = 0, "", ""
     cfg.data.dataset, cfg.data.tokens = spec.dataset, None
-    text = f"{_device_name(spec.device)}\n{run.size}\n{dumps_toml(cfg)}"
+    text = f"{device}\n{run.size}\n{dumps_toml(cfg)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -101,6 +108,15 @@ def calibration(spec: SweepSpec, run: PlannedRun, measure_now: bool = True) -> d
     """The cached calibration of `run`'s size and config; measured (and cached) when missing and
     `measure_now`, else None."""
     key = calibration_key(spec, run)
+    if key is None:
+        if measure_now:
+            from scalerec.errors import UserError
+
+            raise UserError(
+                f"sweep device {spec.device!r} is not available here: run the dry run on the machine "
+                "that will train, or pass --no-calibrate for a FLOP-rate estimate"
+            )
+        return None
     cached = _read_cache().get(key)
     if cached is not None or not measure_now:
         return cached

@@ -71,8 +71,8 @@ def _catalog_and_histories(
     tokenizer, and up to 20,000 user histories as item keys (oldest first)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from scalerec.data.synthetic import generate
 
+    from scalerec.data.ingest.synthetic import generate
     from scalerec.text.item_tokens import build_token_table
 
     world = generate(interactions, seed=seed, n_items=items)

@@ -99,7 +99,7 @@ def test_parallel_workers_produce_the_same_table(tmp_path):
 
 def test_dry_run_lists_flops_and_time_without_training(tmp_path):
     CALLS.clear()
-    rows = run_sweep(_spec(tmp_path), tmp_path / "out", dry_run=True, train_fn=fake_train)
+    rows = run_sweep(_spec(tmp_path), tmp_path / "out", dry_run=True, train_fn=fake_train, calibrate=False)
     assert not CALLS and len(rows) == 4
     assert all(r["status"] == "missing" and r["est_flops"] > 0 and r["est_time_s"] > 0 for r in rows)
     big = [r for r in rows if r["subset"] == "4K" and r["size"] == "xs"][0]

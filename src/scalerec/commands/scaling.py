@@ -20,6 +20,11 @@ def sweep(
     set_: list[str] = typer.Option(
         [], "--set", help="Override a spec field, e.g. --set epochs=2 (repeatable)."
     ),
+    calibrate: bool = typer.Option(
+        True,
+        "--calibrate/--no-calibrate",
+        help="--dry-run: time a short run of each size on this device (cached) instead of a FLOP rate.",
+    ),
 ) -> None:
     """Run every missing run of a scaling sweep (sizes × data subsets × seeds × LRs).
 
@@ -29,33 +34,42 @@ def sweep(
     from scalerec.scaling.spec import load_spec
     from scalerec.scaling.sweep import RESULTS, run_sweep
 
-    rows = run_sweep(load_spec(spec, set_), out, parallel=parallel, dry_run=dry_run)
+    rows = run_sweep(load_spec(spec, set_), out, parallel=parallel, dry_run=dry_run, calibrate=calibrate)
     if dry_run:
-        from rich.table import Table
-
-        table = Table("run_id", "size", "subset", "seed", "lr", "status", "N (non-emb)", "FLOPs", "est. s")
-        for r in rows:
-            table.add_row(
-                r["run_id"],
-                r["size"],
-                r["subset"],
-                str(r["seed"]),
-                f"{r['lr']:.2g}",
-                r["status"],
-                f"{r['n_params_non_embedding']:,}",
-                f"{r['est_flops']:.3g}",
-                f"{r['est_time_s']:.0f}",
-            )
-        console.print(table)
-        todo = [r for r in rows if r["status"] != "done"]
-        console.print(
-            f"{len(todo)} of {len(rows)} runs to do: {sum(r['est_flops'] for r in todo):.3g} FLOPs, "
-            f"~{sum(r['est_time_s'] for r in todo) / 60:.1f} min at "
-            f"{rows[0]['assumed_flops_per_s'] if rows else 0:.3g} FLOP/s"
-        )
+        _print_plan(rows)
         return
     n_ok = sum(r.get("status") == "ok" for r in rows)
     console.print(f"[bold green]sweep[/] {n_ok}/{len(rows)} runs ok → {out / RESULTS}")
+
+
+def _print_plan(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(
+        "run_id", "size", "subset", "seed", "lr", "role", "status", "N (non-emb)", "FLOPs", "est. s"
+    )
+    for r in rows:
+        table.add_row(
+            r["run_id"],
+            r["size"],
+            r["subset"],
+            str(r["seed"]),
+            f"{r['lr']:.2g}",
+            r["role"] + (" holdout" if r["holdout"] else ""),
+            r["status"],
+            f"{r['n_params_non_embedding']:,}",
+            f"{r['est_flops']:.3g}",
+            f"{r['est_time_s']:.0f}",
+        )
+    console.print(table)
+    todo = [r for r in rows if r["status"] != "done"]
+    sources = sorted({r["time_source"] for r in todo})
+    console.print(
+        f"{len(todo)} of {len(rows)} runs to do: {sum(r['est_new_flops'] for r in todo):.3g} FLOPs, "
+        f"~{sum(r['est_time_s'] for r in todo) / 60:.1f} min ({', '.join(sources) or 'nothing to do'}"
+        + (f" at {rows[0]['assumed_flops_per_s']:.3g} FLOP/s" if "flops_rate" in sources else "")
+        + ")"
+    )
 
 
 def fit(

@@ -1,10 +1,16 @@
-"""`--dry-run`: what a sweep would cost before it runs — FLOPs per run and an estimated time.
+"""`--dry-run`: what a sweep would cost before it runs — FLOPs per run and a time measured here.
 
 FLOPs come from the same analytic formulas the trainer uses (`scalerec.train.build.flops_per_target`),
 and the targets per epoch from the dataset card: leave-one-out keeps n − 2 items of a user's n for
-training, i.e. n − 3 next-item targets, so targets/epoch ≈ n_interactions − 3·n_users. Time is
-FLOPs / achieved FLOP/s, measured as the median over runs already complete in the sweep dir, or
-`spec.est_flops_per_s` before any has finished, plus a fixed per-run overhead.
+training, i.e. n − 3 next-item targets, so targets/epoch ≈ n_interactions − 3·n_users.
+
+Time comes from a **calibration** of each size on this device (`calibrate`): the real trainer runs
+the run's own config for n1 and n2 steps; the difference gives seconds per step, the rest the fixed
+cost (setup, compile, one validation and the test). Results are cached on disk
+(`$SCALEREC_CACHE` or `~/.cache/scalerec/calibration.json`) keyed by device + size + config, so a
+second dry run, and the sweep's ETA, cost nothing. Without a calibration (`calibrate=False` and
+nothing cached) the time falls back to FLOPs / achieved FLOP/s (median of finished runs, else the
+spec's `est_flops_per_s`) plus `est_overhead_s`.
 """
 
 from __future__ import annotations
@@ -18,10 +24,20 @@ from scalerec.scaling.spec import PlannedRun, SweepSpec
 
 def _targets_per_epoch(run: PlannedRun) -> tuple[float | None, float]:
     """(targets per epoch, mean targets per sequence) estimated from the card counts."""
+    world = _world_meta(run)
+    if world is not None:
+        return None, float(world["world"]["length"] - 1)
     if not run.n_interactions or not run.n_users:
         return None, float(run.cfg.data.max_len)
     per_user = max(run.n_interactions / run.n_users - 3.0, 1.0)
     return max(run.n_interactions - 3.0 * run.n_users, 1.0), min(per_user, float(run.cfg.data.max_len))
+
+
+def _world_meta(run: PlannedRun) -> dict[str, Any] | None:
+    from scalerec.io import read_json
+
+    path = Path(run.dataset_dir) / "world.json"
+    return read_json(path) if path.is_file() else None
 
 
 def _n_items(run: PlannedRun) -> int:
@@ -32,7 +48,7 @@ def _n_items(run: PlannedRun) -> int:
 
 
 def estimate_run(run: PlannedRun) -> dict[str, Any]:
-    """Non-embedding params, targets, FLOPs of one planned run (NaN where the card is missing)."""
+    """Non-embedding params, targets, steps, FLOPs of one planned run (NaN where the card is missing)."""
     from scalerec.model.flops import param_counts
     from scalerec.train import build
 
@@ -41,20 +57,38 @@ def estimate_run(run: PlannedRun) -> dict[str, Any]:
     micro = max(1, t.batch_size // t.grad_accum)
     targets_per_micro = micro * (per_seq if t.targets == "all" else 1.0)
     fpt = build.flops_per_target(cfg.model, cfg, micro, targets_per_micro, _n_items(run))
+    per_step = t.batch_size * (per_seq if t.targets == "all" else 1.0)
     if t.max_flops is not None:
         targets = t.max_flops / fpt
     elif t.max_targets is not None:
         targets = float(t.max_targets)
     elif t.max_steps is not None:
-        targets = t.max_steps * t.batch_size * (per_seq if t.targets == "all" else 1.0)
+        targets = t.max_steps * per_step
     else:
         targets = float(t.epochs) * tpe if tpe is not None else math.nan
+    steps = (
+        t.max_steps if t.max_steps is not None else math.ceil(targets / per_step) if targets == targets else 0
+    )
+    new_steps = steps - (run.branch_step or 0)  # a branch only pays for its cooldown
     return {
         "n_params_non_embedding": param_counts(cfg.model)["non_embedding"],
         "flops_per_target": fpt,
         "est_targets": targets,
         "est_flops": targets * fpt,
+        "est_steps": steps,
+        "est_new_flops": new_steps * per_step * fpt,
+        "_new_steps": new_steps,
+        "_evals": _n_evals(run, steps, per_step, tpe),
     }
+
+
+def _n_evals(run: PlannedRun, steps: int, per_step: float, tpe: float | None) -> int:
+    """Validations the trainer will do (every `eval.every_steps`, else once per epoch, + the last)."""
+    every = run.cfg.eval.every_steps
+    if every <= 0:
+        every = max(1, math.ceil(tpe / per_step)) if tpe else steps
+    start = run.branch_step or 0
+    return max(1, steps // every - start // every + (steps % every != 0))
 
 
 def achieved_flops_per_s(rows: list[dict[str, Any]]) -> float | None:
@@ -69,14 +103,27 @@ def achieved_flops_per_s(rows: list[dict[str, Any]]) -> float | None:
     return float(np.median(rates)) if rates else None
 
 
-def estimate_runs(spec: SweepSpec, runs: list[PlannedRun], out_dir: Path) -> list[dict[str, Any]]:
-    """One row per planned run: cell, status, params, estimated FLOPs and seconds."""
+def _time(spec: SweepSpec, run: PlannedRun, est: dict[str, Any], rate: float, cal: dict | None) -> float:
+    if cal is None:
+        return est["est_new_flops"] / rate + spec.est_overhead_s
+    return cal["fixed_s"] + est["_new_steps"] * cal["step_s"] + (est["_evals"] - 1) * cal["eval_s"]
+
+
+def estimate_runs(
+    spec: SweepSpec, runs: list[PlannedRun], out_dir: Path, calibrate: bool = True
+) -> list[dict[str, Any]]:
+    """One row per planned run: cell, status, params, estimated FLOPs and seconds (and their source)."""
+    from scalerec.scaling.calibrate import calibration, calibration_key
     from scalerec.scaling.sweep import read_results, run_status
 
     rate = achieved_flops_per_s(read_results(out_dir)) or spec.est_flops_per_s
-    rows = []
+    rows, cals = [], {}
     for run in runs:
         est = estimate_run(run)
+        key = calibration_key(spec, run)
+        if key not in cals:
+            cals[key] = calibration(spec, run, measure_now=calibrate)
+        cal = cals[key]
         rows.append(
             {
                 "run_id": run.run_id,
@@ -84,9 +131,12 @@ def estimate_runs(spec: SweepSpec, runs: list[PlannedRun], out_dir: Path) -> lis
                 "subset": run.subset,
                 "seed": run.seed,
                 "lr": run.lr,
+                "role": run.role,
+                "holdout": run.holdout,
                 "status": run_status(out_dir, run),
-                **est,
-                "est_time_s": est["est_flops"] / rate + spec.est_overhead_s,
+                **{k: v for k, v in est.items() if not k.startswith("_")},
+                "est_time_s": _time(spec, run, est, rate, cal),
+                "time_source": "calibrated" if cal else "flops_rate",
                 "assumed_flops_per_s": rate,
             }
         )

@@ -52,6 +52,34 @@ class SweepSpec:
     """Peak LR per size name, overriding `lr`."""
     lr_search: list[float] = field(default_factory=list, metadata={"range": "(0, inf)"})
     """Multipliers of each size's LR to try (e.g. [0.5, 1, 2]); fits keep the best by validation."""
+    branches: list[float] = field(default_factory=list, metadata={"range": "(0, 1)"})
+    """Warmup-stable-decay design: fractions (< 1) of each run's length at which a cooldown branch
+    ends. Each run (the *trunk*) uses the wsd schedule; a branch resumes the trunk's stable phase
+    and decays for `decay_frac` of its own length, so one trunk yields len(branches) + 1 D points,
+    each recorded as its own row. Needs the run length in steps or targets."""
+    decay_frac: float = field(default=0.2, metadata={"range": "(0, 1)"})
+    """Cooldown length as a fraction of each run's (trunk's or branch's) total steps."""
+    encoders: list[str] = field(default_factory=list)
+    """Item encoders run as twins on the same grid (e.g. ["text", "id"]); empty = the base config's."""
+    extra_seeds: list[int] = field(default_factory=list, metadata={"range": "[0, inf)"})
+    """More seeds for the `extra_seed_sizes` cells only (seed variance at a fraction of the cost)."""
+    extra_seed_sizes: list[str] = field(default_factory=list)
+    """Sizes that also run `extra_seeds` (e.g. a third of the sizes)."""
+    extra_seeds_all_lrs: bool = False
+    """Run `extra_seeds` at every LR of the search (False: only at the size's own LR, multiplier 1)."""
+    size_models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Sizes of this sweep beyond the ladder: name → {"base": ladder size, model fields…}, e.g.
+    `s2 = {base = "s", n_layers = 2}` (fills the ladder's gaps for an even spread of N)."""
+    holdout_sizes: list[str] = field(default_factory=list)
+    """Sizes run only as held-out points (`holdout = true` in results.parquet: never fitted, the
+    extrapolation test): each at `holdout_scale` × the run length, best fitted LR rule below."""
+    holdout_scale: float = field(default=1.0, metadata={"range": "(0, inf)"})
+    """Run-length multiplier of the held-out runs (≥ 2× N and ≥ 4× compute of the largest fit)."""
+    holdout_lr: float | None = field(default=None, metadata={"range": "(0, 1]"})
+    """Peak LR of the held-out runs (None = `lr_per_size` / `lr`; they get no LR search)."""
+    world: dict[str, Any] = field(default_factory=dict)
+    """Known-floor world (`scalerec.data.ingest.world.WorldConfig` fields + `eval_users`): the sweep writes
+    it to `dataset` (default `<out>/world`) and trains on users streamed from it."""
     base: dict[str, Any] = field(default_factory=dict)
     """RunConfig tables applied to every run: [base.train] (loss settings), [base.model], [base.eval], …"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -68,10 +96,21 @@ class SweepSpec:
             raise ValueError("set one of epochs, max_steps, max_targets, max_flops")
         if any(m <= 0 for m in self.lr_search) or any(v <= 0 for v in self.lr_per_size.values()):
             raise ValueError("learning rates and lr_search multipliers must be > 0")
+        if any(not 0 < b < 1 for b in self.branches) or not 0 < self.decay_frac < 1:
+            raise ValueError("branches must be fractions in (0, 1) and decay_frac in (0, 1)")
+        if self.branches and (self.max_steps is None or self.max_flops or self.max_targets):
+            raise ValueError("branches need the run length in max_steps (and no max_targets/max_flops)")
+        if any(e not in ("text", "id") for e in self.encoders):
+            raise ValueError(f"encoders must be 'text' or 'id', got {self.encoders}")
+        if self.holdout_scale <= 0:
+            raise ValueError("holdout_scale must be > 0")
         from scalerec.model.sizes import SIZES
 
-        for name in [*self.sizes, *self.lr_per_size]:
-            if name not in SIZES:
+        for name, fields in self.size_models.items():
+            if fields.get("base") not in SIZES:
+                raise ValueError(f"size_models.{name}.base must be a ladder size ({', '.join(SIZES)})")
+        for name in [*self.sizes, *self.lr_per_size, *self.extra_seed_sizes, *self.holdout_sizes]:
+            if name not in SIZES and name not in self.size_models:
                 raise ValueError(f"unknown model size {name!r}; known: {', '.join(SIZES)}")
         unknown = set(self.base) - {"data", "model", "train", "eval", "run"}
         if unknown:
@@ -103,6 +142,17 @@ class PlannedRun:
     """`scalerec.train.config.RunConfig` (Any here so this module imports without torch)."""
     n_interactions: int | None = None
     n_users: int | None = None
+    role: str = "single"
+    """"single" (a run of its own), "trunk" (a wsd run with branches) or "branch" (a cooldown)."""
+    trunk_id: str | None = None
+    """Branches: the run they resume from, at `branch_step`."""
+    branch_step: int | None = None
+    holdout: bool = False
+    """Never fitted: a point of the extrapolation test."""
+    lr_grid: tuple[float, ...] = ()
+    """Every LR tried for this size (the LR search this run is one point of)."""
+    encoder: str = ""
+    """Item encoder of the run ("text" / "id"; the twin it belongs to)."""
 
 
 def subset_dir(spec: SweepSpec, subset: str) -> Path:
@@ -125,12 +175,19 @@ def _card_counts(dataset_dir: Path) -> tuple[int | None, int | None]:
     return data.get("n_interactions"), data.get("n_users")
 
 
-def _budget(spec: SweepSpec) -> dict[str, Any]:
+def _budget(spec: SweepSpec, scale: float = 1.0) -> dict[str, Any]:
+    if scale == 1.0:
+        return {
+            "epochs": spec.epochs if spec.epochs is not None else 1.0,
+            "max_steps": spec.max_steps,
+            "max_targets": spec.max_targets,
+            "max_flops": spec.max_flops,
+        }
     return {
-        "epochs": spec.epochs if spec.epochs is not None else 1.0,
-        "max_steps": spec.max_steps,
-        "max_targets": spec.max_targets,
-        "max_flops": spec.max_flops,
+        "epochs": spec.epochs * scale if spec.epochs is not None else 1.0,
+        "max_steps": round(spec.max_steps * scale) if spec.max_steps is not None else None,
+        "max_targets": round(spec.max_targets * scale) if spec.max_targets is not None else None,
+        "max_flops": spec.max_flops * scale if spec.max_flops is not None else None,
     }
 
 
@@ -139,8 +196,39 @@ def _lrs(spec: SweepSpec, size: str, default_lr: float) -> list[float]:
     return [base * m for m in spec.lr_search] if spec.lr_search else [base]
 
 
+def _cells(spec: SweepSpec, size: str, default_lr: float) -> tuple[bool, list[float], list[int]]:
+    """(held out?, LRs, seeds) of one size."""
+    holdout = size in spec.holdout_sizes and size not in spec.sizes
+    if holdout:
+        base = spec.lr_per_size.get(size, spec.lr if spec.lr is not None else default_lr)
+        lrs = [spec.holdout_lr if spec.holdout_lr is not None else base]
+    else:
+        lrs = _lrs(spec, size, default_lr)
+    seeds = list(spec.seeds) + (list(spec.extra_seeds) if size in spec.extra_seed_sizes else [])
+    return holdout, lrs, list(dict.fromkeys(seeds))
+
+
+def _seeds_at(spec: SweepSpec, lr_index: int, n_lrs: int, seeds: list[int]) -> list[int]:
+    """Seeds run at the `lr_index`-th LR: all at the size's own LR, only `seeds` elsewhere unless
+    `extra_seeds_all_lrs`."""
+    own = spec.lr_search.index(1.0) if 1.0 in spec.lr_search else n_lrs // 2
+    if spec.extra_seeds_all_lrs or n_lrs == 1 or lr_index == own:
+        return seeds
+    return [s for s in seeds if s in spec.seeds]
+
+
+def _model_base(spec: SweepSpec, size: str) -> tuple[str, dict[str, Any]]:
+    """(ladder size, model field overrides) of a sweep size."""
+    if size not in spec.size_models:
+        return size, {}
+    fields = dict(spec.size_models[size])
+    return fields.pop("base"), fields
+
+
 def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
-    """Expand the spec into resolved runs (sizes × subsets × seeds × LRs), smallest compute first."""
+    """Expand the spec into resolved runs (sizes × subsets × seeds × LRs, + wsd branches, + held-out
+    runs), in that order; a wsd trunk comes right before its branches."""
+    from scalerec.scaling.wsd_plan import expand_wsd
     from scalerec.train import build
     from scalerec.train.config import resolve_run_config
 
@@ -153,15 +241,20 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
         if not ddir.is_dir():
             raise UserError(f"sweep subset '{subset}': dataset dir {ddir} does not exist")
         n_inter, n_users = _card_counts(ddir)
-        for size in spec.sizes:
-            probe = resolve_run_config(size=size, recipe=spec.recipe, base=common)
-            for lr in _lrs(spec, size, probe.train.lr):
-                for seed in spec.seeds:
+        sizes = list(dict.fromkeys([*spec.sizes, *spec.holdout_sizes]))
+        for encoder, size in [(e, z) for e in spec.encoders or [""] for z in sizes]:
+            ladder, model = _model_base(spec, size)
+            model = {**model, "item_encoder": encoder} if encoder else model
+            sized = merge(common, {"model": model}) if model else common
+            probe = resolve_run_config(size=ladder, recipe=spec.recipe, base=sized)
+            holdout, lrs, seeds = _cells(spec, size, probe.train.lr)
+            for i, lr in enumerate(lrs):
+                for seed in _seeds_at(spec, i, len(lrs), seeds):
                     tok = spec.tokens.replace("{subset}", subset) if spec.tokens else None
                     data = {"dataset": str(ddir), **({"tokens": tok} if tok else {})}
                     cell = {
                         "data": data,
-                        "train": {**_budget(spec), "lr": lr},
+                        "train": {**_budget(spec, spec.holdout_scale if holdout else 1.0), "lr": lr},
                         "run": {
                             "seed": seed,
                             "out": str(out_dir / "runs"),
@@ -169,8 +262,13 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
                             "progress": False,
                         },
                     }
-                    cfg = resolve_run_config(size=size, recipe=spec.recipe, base=merge(common, cell))
-                    rid = build.run_id(cfg)
-                    cfg.run.name = rid
-                    runs.append(PlannedRun(rid, size, subset, seed, lr, str(ddir), cfg, n_inter, n_users))
+                    cfg = resolve_run_config(size=ladder, recipe=spec.recipe, base=merge(sized, cell))
+                    head = PlannedRun("", size, subset, seed, lr, str(ddir), cfg, n_inter, n_users)
+                    head.holdout, head.lr_grid, head.encoder = holdout, tuple(lrs), cfg.model.item_encoder
+                    group = expand_wsd(spec, head, with_branches=not holdout) if spec.branches else [head]
+                    for run in group:
+                        run.run_id = run.cfg.run.name = build.run_id(run.cfg)
+                    for run in group[1:]:
+                        run.trunk_id = group[0].run_id
+                    runs += group
     return runs

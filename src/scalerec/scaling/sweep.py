@@ -20,6 +20,7 @@ from typing import Any
 
 from scalerec.io import read_json, write_json
 from scalerec.scaling.spec import PlannedRun, SweepSpec, plan_runs
+from scalerec.scaling.table import data_columns
 
 RESULTS = "results.parquet"
 TrainFn = Callable[[Any], Any]
@@ -37,29 +38,50 @@ def run_status(out_dir: Path, run: PlannedRun) -> str:
     return "failed" if (d / "error.json").is_file() else "missing"
 
 
-def _default_train(cfg: Any) -> Any:
+def _default_train(cfg: Any, resume: bool = False) -> Any:
     from scalerec.train import train
 
-    return train(cfg, overwrite=True)  # a failed or killed cell is replaced once its re-run finishes
+    # a fresh cell replaces a failed or killed one only once its re-run finishes; a wsd branch resumes
+    return train(cfg, resume=resume, overwrite=not resume)
 
 
-def _execute(train_fn: TrainFn | None, cfg: Any, threads: int | None) -> tuple[str, str | None]:
-    """Train one run; any exception becomes `error.json` in its run dir (status "failed")."""
+def _final(cfg: Any) -> bool:
+    return (Path(cfg.run.out) / cfg.run.name / "final.json").is_file()
+
+
+def _execute(
+    train_fn: TrainFn | None, job: list[PlannedRun], threads: int | None
+) -> list[tuple[str, str | None]]:
+    """Train one job — a run, or a wsd trunk and its branches (`scaling.branches`); any exception
+    becomes `error.json` in the dir of each run it left unfinished (status "failed")."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    rdir = Path(cfg.run.out) / cfg.run.name
-    (rdir / "error.json").unlink(missing_ok=True)
+    for run in job:
+        (Path(run.cfg.run.out) / run.cfg.run.name / "error.json").unlink(missing_ok=True)
     try:
-        (train_fn or _default_train)(cfg)
-        if not (rdir / "final.json").is_file():
+        if len(job) == 1 and job[0].role == "single":
+            (train_fn or _default_train)(job[0].cfg)
+        else:
+            from scalerec.scaling.branches import run_group
+
+            run_group(train_fn or _default_train, job[0], job[1:], lambda r: _final(r.cfg))
+        if not all(_final(r.cfg) for r in job):
             raise RuntimeError("training returned without writing final.json (stopped early?)")
-        return "done", None
+        return [("done", None)] * len(job)
     except Exception as exc:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         message = f"{type(exc).__name__}: {exc}"
-        write_json(rdir / "error.json", {"error": message, "traceback": traceback.format_exc()})
-        return "failed", message
+        out = []
+        for run in job:
+            if _final(run.cfg):
+                out.append(("done", None))
+                continue
+            rdir = Path(run.cfg.run.out) / run.cfg.run.name
+            rdir.mkdir(parents=True, exist_ok=True)
+            write_json(rdir / "error.json", {"error": message, "traceback": traceback.format_exc()})
+            out.append(("failed", message))
+        return out
 
 
 def _flatten(prefix: str, metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -69,12 +91,21 @@ def _flatten(prefix: str, metrics: dict[str, Any] | None) -> dict[str, Any]:
 def result_row(out_dir: Path, run: PlannedRun) -> dict[str, Any]:
     """The table row of one run, from its `final.json` (or `error.json`) and the sweep cell."""
     d = run_dir(out_dir, run)
+    t = run.cfg.train
     row: dict[str, Any] = {
         "run_id": run.run_id,
         "size": run.size,
-        "subset": run.subset,
+        "subset": run.subset if run.role == "single" and not t.decay_steps else f"{run.subset}@{t.max_steps}",
+        "data_subset": run.subset,
         "seed": run.seed,
         "lr": run.lr,
+        "lr_grid": ",".join(f"{v:.6g}" for v in run.lr_grid),
+        "encoder": run.encoder or run.cfg.model.item_encoder,
+        "holdout": run.holdout,
+        "role": run.role,
+        "trunk_id": run.trunk_id,
+        "branch_step": run.branch_step,
+        "schedule": t.schedule,
         "dataset": run.dataset_dir,
         "n_interactions": run.n_interactions,
         "n_users": run.n_users,
@@ -95,12 +126,33 @@ def result_row(out_dir: Path, run: PlannedRun) -> dict[str, Any]:
             status="ok",
             error=None,
         )
-        row.update(_flatten("valid", f.get("valid")))
+        row.update(data_columns(run, f))
+        row.update(_flatten("best_valid", f.get("valid")))
+        row.update(_flatten("valid", last_valid(d) or f.get("valid")))
         row.update(_flatten("test", f.get("test")))
     else:
         err = read_json(d / "error.json") if (d / "error.json").is_file() else {"error": "not run"}
         row.update(status="failed", error=err.get("error"))
     return row
+
+
+def last_valid(run_dir: Path) -> dict[str, float] | None:
+    """The run's last validation (end of training: the point its D and FLOPs describe), from
+    metrics.jsonl; `final.json`'s "valid" is the best-NDCG one, which can be earlier."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    last = None
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a cut last line of an interrupted run
+        if any(k.startswith("valid/") for k in rec):
+            last = {k[len("valid/") :]: v for k, v in rec.items() if k.startswith("valid/")}
+    return last
 
 
 def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
@@ -156,12 +208,24 @@ def _summary_line(row: dict[str, Any]) -> str:
     )
 
 
+def jobs_of(runs: list[PlannedRun]) -> list[list[PlannedRun]]:
+    """Runs grouped into jobs: a single run, or a wsd trunk followed by its branches."""
+    jobs: list[list[PlannedRun]] = []
+    for run in runs:
+        if run.role == "branch" and jobs and jobs[-1][0].run_id == run.trunk_id:
+            jobs[-1].append(run)
+        else:
+            jobs.append([run])
+    return jobs
+
+
 def _run_pending(
-    pending: list[PlannedRun], out_dir: Path, parallel: int, train_fn: TrainFn | None, on_done: Callable
+    pending: list[list[PlannedRun]], parallel: int, train_fn: TrainFn | None, on_done: Callable
 ) -> None:
     if parallel <= 1:
-        for run in pending:
-            on_done(run, *_execute(train_fn, run.cfg, None))
+        for job in pending:
+            for run, (status, err) in zip(job, _execute(train_fn, job, None), strict=True):
+                on_done(run, status, err)
         return
     import multiprocessing
     import os
@@ -169,21 +233,25 @@ def _run_pending(
     threads = max(1, (os.cpu_count() or 1) // parallel)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
-        futures: dict[Future, PlannedRun] = {}
+        futures: dict[Future, list[PlannedRun]] = {}
         queue = list(pending)
         while queue or futures:
             while queue and len(futures) < parallel:
-                run = queue.pop(0)
-                futures[pool.submit(_execute, train_fn, run.cfg, threads)] = run
+                job = queue.pop(0)
+                futures[pool.submit(_execute, train_fn, job, threads)] = job
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for fut in done:
-                run = futures.pop(fut)
+                job = futures.pop(fut)
                 try:
-                    status, err = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a crashed worker fails one run only
-                    status, err = "failed", f"worker crashed: {exc}"
-                    write_json(run_dir(out_dir, run) / "error.json", {"error": err, "traceback": ""})
-                on_done(run, status, err)
+                    results = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a crashed worker fails its job only
+                    results = [("failed", f"worker crashed: {exc}")] * len(job)
+                    for run in job:
+                        rdir = Path(run.cfg.run.out) / run.cfg.run.name
+                        rdir.mkdir(parents=True, exist_ok=True)
+                        write_json(rdir / "error.json", {"error": results[0][1], "traceback": ""})
+                for run, (status, err) in zip(job, results, strict=True):
+                    on_done(run, status, err)
 
 
 def run_sweep(
@@ -193,42 +261,92 @@ def run_sweep(
     dry_run: bool = False,
     train_fn: TrainFn | None = None,
     retry_failed: bool = True,
+    calibrate: bool = True,
 ) -> list[dict[str, Any]]:
     """Run every missing run of `spec` under `out_dir/runs/<run_id>`; return one dict per run.
 
     Complete runs are skipped; failed ones are retried (unless `retry_failed` is False) and,
     if they fail again, recorded with their error. With `dry_run`, nothing is trained: the rows
-    list each run with its estimated FLOPs and time (`scaling.estimate`). `train_fn` replaces
+    list each run with its estimated FLOPs and time (`scaling.estimate`, from a short calibration
+    run per size on this device unless `calibrate` is False). A spec with a `[world]` table first
+    writes its known-floor world (`scaling.world`). `train_fn(cfg, resume=False)` replaces
     `scalerec.train.train` (tests); with `parallel > 1` it must be picklable.
     """
     from scalerec.config import to_dict
     from scalerec.scaling.estimate import estimate_runs
+    from scalerec.scaling.table import annotate
 
     out_dir = Path(out_dir)
+    prepare_world(spec, out_dir)
     runs = plan_runs(spec, out_dir)
     if dry_run:
-        return estimate_runs(spec, runs, out_dir)
+        return estimate_runs(spec, runs, out_dir, calibrate=calibrate)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "sweep.json", {"format_version": 1, "spec": to_dict(spec), "n_runs": len(runs)})
     wanted = {"missing", "failed"} if retry_failed else {"missing"}
-    pending = [r for r in runs if run_status(out_dir, r) in wanted]
-    finished = [r for r in runs if r not in pending]
-    if finished:
-        upsert_results(out_dir, [result_row(out_dir, r) for r in finished])
+    pending = [j for j in jobs_of(runs) if any(run_status(out_dir, r) in wanted for r in j)]
+    todo = {r.run_id for j in pending for r in j if run_status(out_dir, r) != "done"}
+    finished = [r for r in runs if r.run_id not in todo]
     rows = {r.run_id: result_row(out_dir, r) for r in finished}
+    if finished:
+        upsert_results(out_dir, annotate(list(rows.values())))
+    eta = _Eta(spec, runs, out_dir, todo)
     with _progress() as progress:
-        task = progress.add_task(
-            f"{len(finished)} already complete", total=len(runs), completed=len(finished)
-        )
-        start = time.monotonic()
+        task = progress.add_task(eta.describe(0), total=len(runs), completed=len(finished))
 
         def on_done(run: PlannedRun, status: str, err: str | None) -> None:
-            row = result_row(out_dir, run)
-            rows[run.run_id] = row
-            upsert_results(out_dir, [row])
-            progress.console.print(_summary_line(row), highlight=False)
+            rows[run.run_id] = result_row(out_dir, run)
+            upsert_results(out_dir, annotate(list(rows.values())))
+            progress.console.print(_summary_line(rows[run.run_id]), highlight=False)
             n_fail = sum(r.get("status") != "ok" for r in rows.values())
-            progress.update(task, advance=1, description=f"{n_fail} failed, {time.monotonic() - start:.0f}s")
+            eta.done(run.run_id)
+            progress.update(task, advance=1, description=eta.describe(n_fail))
 
-        _run_pending(pending, out_dir, parallel, train_fn, on_done)
-    return [rows[r.run_id] for r in runs]
+        _run_pending(pending, parallel, train_fn, on_done)
+    return [rows[r.run_id] for r in runs if r.run_id in rows]
+
+
+def prepare_world(spec: SweepSpec, out_dir: Path) -> None:
+    """A `[world]` spec: write the world dataset (once; kept when identical) and point the spec at it."""
+    if not spec.world:
+        return
+    from scalerec.data.ingest.world import WorldConfig
+    from scalerec.scaling.world import write_world
+
+    fields = dict(spec.world)
+    eval_users = int(fields.pop("eval_users", 10_000))
+    spec.dataset = spec.dataset or str((Path(out_dir) / "world").resolve())
+    write_world(WorldConfig(**fields), spec.dataset, eval_users)
+    spec.tokens = spec.tokens or str(Path(spec.dataset) / "tokens")
+
+
+class _Eta:
+    """Remaining time: the dry-run estimate of each run still to do, rescaled by how long the
+    finished ones really took against their own estimates (so a busy machine corrects itself)."""
+
+    def __init__(self, spec: SweepSpec, runs: list[PlannedRun], out_dir: Path, todo: set[str]) -> None:
+        from scalerec.scaling.estimate import estimate_runs
+
+        todo_runs = [r for r in runs if r.run_id in todo]
+        est = estimate_runs(spec, todo_runs, out_dir, calibrate=False) if todo_runs else []
+        self.est = {r["run_id"]: r["est_time_s"] for r in est}
+        self.left = dict(self.est)
+        self.start, self.spent_est = time.monotonic(), 0.0
+
+    def done(self, run_id: str) -> None:
+        self.spent_est += self.left.pop(run_id, 0.0)
+
+    def describe(self, n_fail: int) -> str:
+        elapsed = time.monotonic() - self.start
+        ratio = elapsed / self.spent_est if self.spent_est > 0 else 1.0
+        remaining = sum(self.left.values()) * ratio
+        return f"{n_fail} failed, ETA {_fmt_s(remaining)}"
+
+
+def _fmt_s(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )

@@ -114,9 +114,9 @@ def scheduler(
     opt: torch.optim.Optimizer, cfg: RunConfig, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     t = cfg.train
-    warm = int(t.warmup * total_steps)
+    warm = t.warmup_steps if t.warmup_steps is not None else int(t.warmup * total_steps)
     return torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(t.schedule, s, total_steps, warm, t.min_lr_ratio)
+        opt, lambda s: lr_factor(t.schedule, s, total_steps, warm, t.min_lr_ratio, t.decay_steps)
     )
 
 

@@ -31,6 +31,9 @@ class DataConfig:
     """Token table dir written by `scalerec text train` (required by the text item encoder)."""
     max_len: int = field(default=50, metadata={"range": "[1, inf)"})
     """Longest input sequence; longer histories are cut into windows (training) or truncated (eval)."""
+    train_users: int | None = field(default=None, metadata={"range": "[1, inf)"})
+    """World datasets only (`scalerec.data.ingest.world`): cap the streamed training users (epochs then
+    repeat them); None = an endless stream where no example repeats."""
 
     def __post_init__(self) -> None:
         check_ranges(self, "data")
@@ -73,10 +76,14 @@ class TrainConfig:
     """Weight decay (applied to matrices only for AdamW; to everything for Adam, as RecBole)."""
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98], metadata={"range": "[0, 1)"})
     """Adam betas."""
-    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
-    """LR schedule: linear warmup + cosine decay, one-cycle (paper), or constant."""
+    schedule: Literal["cosine", "onecycle", "constant", "wsd"] = "cosine"
+    """LR schedule: linear warmup + cosine decay, one-cycle (paper), constant, or warmup-stable-decay."""
     warmup: float = field(default=0.05, metadata={"range": "[0, 1)"})
-    """Warmup length as a fraction of the total steps (cosine schedule)."""
+    """Warmup length as a fraction of the total steps (cosine and wsd schedules)."""
+    warmup_steps: int | None = field(default=None, metadata={"range": "[0, inf)"})
+    """Warmup length in steps (overrides `warmup`; wsd branches need the same warmup as their trunk)."""
+    decay_steps: int | None = field(default=None, metadata={"range": "[0, inf)"})
+    """wsd: steps of the final decay (None = 20% of the run)."""
     min_lr_ratio: float = field(default=0.1, metadata={"range": "[0, 1]"})
     """Final LR of the cosine schedule as a fraction of the peak."""
     grad_clip: float = field(default=1.0, metadata={"range": "[0, inf)"})

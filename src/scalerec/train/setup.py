@@ -22,7 +22,7 @@ from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
 from scalerec.memory import check_training
-from scalerec.train import build, checkpoint, numerics, outputs
+from scalerec.train import build, checkpoint, numerics, outputs, world_stream
 from scalerec.train.batches import PackedBatches, train_batches
 from scalerec.train.config import RunConfig
 from scalerec.train.mlflow_tracker import MlflowTracker, code_version, default_tracking_uri, saved_run_id
@@ -63,7 +63,7 @@ class Runtime:
     step_module: torch.nn.Module  # objective, maybe compiled, maybe DDP-wrapped
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
-    batches: TrainBatches | PackedBatches
+    batches: TrainBatches | PackedBatches | world_stream.WorldBatches
     sampler: NegativeSampler
     gen: torch.Generator
     split: Split
@@ -123,9 +123,16 @@ def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, res
     micro = t.batch_size // t.grad_accum
     if micro * t.grad_accum != t.batch_size or micro % world:
         raise UserError(f"train.batch_size={t.batch_size} must be divisible by grad_accum x world size")
-    batches = train_batches(
-        split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, t.packing, rank, world, device
-    )
+    if world_stream.is_world(cfg.data.dataset):  # known-floor world: training users are streamed
+        batch_args = (cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
+        batches: TrainBatches | PackedBatches | world_stream.WorldBatches
+        batches = world_stream.WorldBatches(cfg.data.dataset, *batch_args, cfg.data.train_users)
+        popularity = batches.popularity()
+    else:
+        batches = train_batches(
+            split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, t.packing, rank, world, device
+        )
+        popularity = item_popularity(split.train)
     if batches.n_units == 0:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")
     cfg = build.resolve_auto(cfg, n_items, len(batches))
@@ -137,7 +144,7 @@ def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, res
     if tokens is not None:
         model.set_item_table(tokens.torch_tables())
     torch.manual_seed(cfg.run.seed * 1000 + rank + 1)  # per-rank dropout streams
-    sampler = make_sampler(t.sampler, item_popularity(split.train), t.sampler_alpha, device)
+    sampler = make_sampler(t.sampler, popularity, t.sampler_alpha, device)
     gen = torch.Generator(device=device).manual_seed(
         cfg.run.seed * 7919 + (0 if t.shared_negatives else rank)
     )

@@ -1,0 +1,99 @@
+"""Warmup-stable-decay sweeps: one trunk per (size, LR, seed), cooldown branches for more D points.
+
+Under the wsd schedule (`scalerec.train.schedule.wsd`) the LR is constant between warmup and the
+final decay, so the trunk's state at any stable step s is exactly the state a run of s + d steps
+would have at step s. A branch therefore resumes the trunk's checkpoint at s = (1 - decay_frac)·T_b
+and decays over the last decay_frac·T_b steps: it is, step for step, the independent run of T_b
+steps (same config, same run id as that run would have), at (1 - decay_frac) of the cost. The
+design follows Hägele et al. (2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
+Training Durations"). The trunk is paused at each branch step (`stop_after_steps`, a resumable stop
+the trainer already has) to snapshot `state.pt` as `branch-<step>.pt`; no trainer hook is needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from scalerec.scaling.spec import PlannedRun
+
+
+def snapshot_path(trunk_dir: Path, step: int) -> Path:
+    return trunk_dir / f"branch-{step}.pt"
+
+
+def _state_step(run_dir: Path) -> int:
+    import torch
+
+    state = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=False)
+    return int(state["counters"]["step"])
+
+
+def _start_branch(trunk_dir: Path, run: PlannedRun) -> Path:
+    """Branch dir = the trunk's snapshot at `branch_step` (best-so-far reset) + its own config."""
+    import torch
+
+    from scalerec.config import dumps_toml
+    from scalerec.io import atomic_write
+
+    bdir = Path(run.cfg.run.out) / run.cfg.run.name
+    snap = snapshot_path(trunk_dir, int(run.branch_step))
+    if not snap.is_file():
+        raise RuntimeError(f"trunk snapshot {snap} is missing: rerun the trunk {trunk_dir.name}")
+    bdir.mkdir(parents=True, exist_ok=True)
+    for name in ("final.json", "model.safetensors", "meta.json", "error.json"):
+        (bdir / name).unlink(missing_ok=True)
+    state = torch.load(snap, map_location="cpu", weights_only=False)
+    state["counters"].update(best_ndcg=-1.0, best_step=0, best_valid={}, bad_evals=0, stopped_early=False)
+    _branch_lr(state, run.cfg.train, int(run.branch_step))
+    with atomic_write(bdir / "state.pt", mode="wb") as fh:
+        torch.save(state, fh)
+    with atomic_write(bdir / "config.toml") as fh:
+        fh.write(dumps_toml(run.cfg) + "\n")
+    if (trunk_dir / "metrics.jsonl").is_file():
+        shutil.copyfile(trunk_dir / "metrics.jsonl", bdir / "metrics.jsonl")
+    return bdir
+
+
+def _branch_lr(state: dict[str, Any], t: Any, step: int) -> None:
+    """The snapshot's optimizer holds the LR the *trunk* set for step `step`; the branch starts
+    decaying there, so set the branch schedule's value (else its first cooldown step runs at peak)."""
+    from scalerec.train.schedule import lr_factor
+
+    factor = lr_factor("wsd", step, t.max_steps, t.warmup_steps or 0, t.min_lr_ratio, t.decay_steps)
+    sched = state["scheduler"]
+    lrs = [base * factor for base in sched["base_lrs"]]
+    sched["_last_lr"] = lrs
+    for group, lr in zip(state["optimizer"]["param_groups"], lrs, strict=True):
+        group["lr"] = lr
+
+
+def run_group(
+    train: Callable[..., Any],
+    trunk: PlannedRun,
+    branches: list[PlannedRun],
+    done: Callable[[PlannedRun], bool],
+) -> None:
+    """Train the trunk (pausing at every missing branch's step to snapshot it), then each missing
+    branch from its snapshot. Resumes a trunk that was interrupted; raises on the first failure."""
+    tdir = Path(trunk.cfg.run.out) / trunk.cfg.run.name
+    todo = [b for b in branches if not done(b)]
+    if not done(trunk):
+        resume = (tdir / "state.pt").is_file() and not (tdir / "final.json").is_file()
+        at = _state_step(tdir) if resume else 0
+        for step in sorted({int(b.branch_step) for b in todo}):
+            if step <= at and not snapshot_path(tdir, step).is_file():
+                resume, at = False, 0  # the snapshot is lost: retrain the trunk from scratch
+        for step in sorted({int(b.branch_step) for b in todo if int(b.branch_step) > at}):
+            cfg = copy.deepcopy(trunk.cfg)
+            cfg.train.stop_after_steps = step
+            train(cfg, resume=resume)
+            shutil.copyfile(tdir / "state.pt", snapshot_path(tdir, step))
+            resume = True
+        train(trunk.cfg, resume=resume)
+    for b in todo:
+        _start_branch(tdir, b)
+        train(b.cfg, resume=True)

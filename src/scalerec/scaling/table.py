@@ -1,0 +1,84 @@
+"""Columns of results.parquet that describe the design, not one run: D, LR choice, seed spread.
+
+The contract with the fits (`scaling.fits`), one row per run:
+- `unique_targets` is D: distinct training targets the run saw (a streamed world never repeats one;
+  a dataset repeats its training targets every epoch). `epochs` = targets_seen / unique_targets.
+- `valid_*` is the validation at the end of the run (the point its D and FLOPs describe);
+  `best_valid_*` the best-NDCG validation of `final.json`.
+- `encoder`: "text" or "id" (twins of one grid); a cell is always within one encoder.
+- `lr_selected`: the run is the best LR of its (encoder, size, subset, seed) cell by end-of-run validation
+  loss; `lr_at_edge`: that winner is the smallest or largest LR tried (the grid should be widened),
+  null when only one LR was tried. Fit only `lr_selected` rows.
+- `holdout`: never fitted; the extrapolation test's runs (beyond the fitted N and compute).
+- `n_seeds`, `seed_mean_valid_loss`, `seed_std_valid_loss`: spread over seeds of the same
+  (size, subset, LR) cell, on every row of the cell (std null with one seed).
+- `bayes_floor`: the known optimal validation loss (world datasets only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def data_columns(run: Any, final: dict[str, Any]) -> dict[str, Any]:
+    """unique_targets, epochs (and bayes_floor for a world) of one finished run."""
+    from scalerec.io import read_json
+
+    seen = int(final.get("targets_seen") or 0)
+    world = Path(run.dataset_dir) / "world.json"
+    if world.is_file():
+        meta = read_json(world)
+        cap = run.cfg.data.train_users
+        unique = seen if cap is None else min(seen, cap * (meta["world"]["length"] - 1))
+        extra = {"bayes_floor": meta["bayes_floor"], "train_floor": meta["train_floor"]}
+    else:
+        epochs = float(final.get("epochs") or 0.0)
+        per_epoch = seen / epochs if epochs > 0 else seen
+        unique, extra = int(min(seen, round(per_epoch))), {}
+    return {"unique_targets": unique, "epochs": seen / unique if unique else math.nan, **extra}
+
+
+def _loss(row: dict[str, Any]) -> float:
+    v = row.get("valid_loss")
+    return float(v) if v is not None and math.isfinite(v) else math.inf
+
+
+def annotate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of `rows` with the LR-selection and seed-spread columns filled in."""
+    rows = [dict(r) for r in rows]
+    cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        r["lr_selected"], r["lr_at_edge"] = False, None
+        if r.get("status") == "ok":
+            cells[(r.get("encoder"), r["size"], r["subset"], r["seed"], bool(r.get("holdout")))].append(r)
+    for group in cells.values():
+        best = min(group, key=_loss)
+        best["lr_selected"] = True
+        grid = sorted({float(x) for x in str(best.get("lr_grid") or "").split(",") if x})
+        if len(grid) >= 2:
+            best["lr_at_edge"] = math.isclose(best["lr"], grid[0], rel_tol=1e-6) or math.isclose(
+                best["lr"], grid[-1], rel_tol=1e-6
+            )
+    seeds: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("status") == "ok":
+            key = (
+                r.get("encoder"),
+                r["size"],
+                r["subset"],
+                round(float(r["lr"]), 12),
+                bool(r.get("holdout")),
+            )
+            seeds[key].append(r)
+    for group in seeds.values():
+        losses = [_loss(r) for r in group if math.isfinite(_loss(r))]
+        mean = sum(losses) / len(losses) if losses else math.nan
+        std = (
+            math.sqrt(sum((x - mean) ** 2 for x in losses) / (len(losses) - 1)) if len(losses) >= 2 else None
+        )
+        for r in group:
+            r.update(n_seeds=len(losses), seed_mean_valid_loss=mean, seed_std_valid_loss=std)
+    return rows

@@ -1,0 +1,73 @@
+"""The known-floor world: its closed-form floor matches a Monte-Carlo estimate, it is deterministic
+per seed, and its optimal predictor is the one the generator samples from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scalerec.data.ingest.world import World, WorldConfig, entropy
+
+SMALL = WorldConfig(n_topics=300, variants=5, successors=3, length=11, session=4, seed=3)
+
+
+def test_floor_matches_monte_carlo_of_the_bayes_predictor():
+    world = World.build(SMALL)
+    seqs = world.sequences(np.arange(40_000), stream_seed=7)
+    logp = world.bayes_logprob(seqs)
+    assert np.isfinite(logp).all()  # every sampled item has positive probability under P*
+    for t in (1, 2, 3, 4, 8, 9, 10):  # rule positions and session starts
+        est = -logp[:, t - 1]
+        se = est.std() / np.sqrt(len(est))
+        assert abs(est.mean() - world.floor_at(t)) < 4 * se + 1e-9, t
+    assert world.bayes_floor() == pytest.approx(entropy(world.succ_p) + entropy(world.variant_p))
+    assert world.bayes_floor() == world.floor_at(SMALL.length - 2)  # valid and test share one floor
+
+
+def test_full_catalog_distribution_agrees_with_the_predictor():
+    """An independent route (the whole next-item distribution) gives the same log-probabilities,
+    sums to 1, and a perturbed predictor does worse on fresh samples."""
+    world = World.build(SMALL)
+    seqs = world.sequences(np.arange(300), stream_seed=1)
+    logp = world.bayes_logprob(seqs)
+    for u in range(0, 300, 37):
+        for t in (1, 5, 7, 8):
+            dist = world.next_item_distribution(seqs[u, :t])
+            assert dist.sum() == pytest.approx(1.0)
+            assert np.log(dist[seqs[u, t]]) == pytest.approx(logp[u, t - 1])
+    mixed = -np.log(0.9 * np.exp(logp) + 0.1 / SMALL.n_items)  # a valid, non-optimal predictor
+    assert mixed.mean() > -logp.mean()
+
+
+def test_deterministic_per_seed_and_streams_disjoint():
+    a = World.build(SMALL).sequences(np.arange(50), 5)
+    assert np.array_equal(a, World.build(SMALL).sequences(np.arange(50), 5))
+    assert not np.array_equal(a, World.build(SMALL).sequences(np.arange(50), 6))
+    # user k is the same whichever batch it is drawn in (streaming = counter, no state)
+    assert np.array_equal(a[10:20], World.build(SMALL).sequences(np.arange(10, 20), 5))
+    other_world = World.build(WorldConfig(**{**SMALL.__dict__, "seed": 4}))
+    assert not np.array_equal(a, other_world.sequences(np.arange(50), 5))
+    assert a.min() >= 1 and a.max() <= SMALL.n_items
+
+
+def test_titles_identify_topic_and_variant():
+    world = World.build(SMALL)
+    ids = np.arange(1, SMALL.n_items + 1)
+    rows = world.title_token_ids(ids)
+    assert len(np.unique(rows, axis=0)) == SMALL.n_items
+    assert rows.max() < len(world.vocabulary())
+    same_topic = world.topic_of(ids[:5])
+    assert (same_topic == same_topic[0]).all() and len(set(rows[:5, 0])) == 1
+    assert world.titles(ids[:1])[0].split()[-1] == "model0"
+
+
+def test_memorisation_curve_falls_with_more_rules():
+    world = World.build(SMALL)
+    curve = [c["excess_nats"] for c in world.memorisation_curve(3000, [1, 10, 100, 1000, 100_000])]
+    assert all(a > b for a, b in zip(curve[:3], curve[1:4], strict=True))
+    assert curve[-1] == 0.0
+
+
+def test_eval_targets_must_not_start_sessions():
+    with pytest.raises(ValueError, match="eval target"):
+        WorldConfig(length=9, session=4)

@@ -1,0 +1,163 @@
+"""The v2 sweep design on a tiny known-floor world with the real trainer: wsd trunks + cooldown
+branches (each branch equals the independent run), LR search flags, seed spread, held-out runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scalerec.scaling.spec import SweepSpec, plan_runs
+from scalerec.scaling.sweep import run_sweep
+from scalerec.scaling.table import annotate
+
+WORLD = {"n_topics": 40, "variants": 3, "successors": 2, "length": 7, "eval_users": 24, "seed": 1}
+BASE = {
+    "train": {"loss": "full", "batch_size": 4, "warmup_steps": 1, "min_lr_ratio": 0.0, "log_every": 4},
+    "eval": {"every_steps": 1000, "patience": 0},
+    "data": {"max_len": 6},
+}
+
+
+def _spec(**kw) -> SweepSpec:
+    values = dict(
+        sizes=["tiny"], seeds=[0], max_steps=10, branches=[0.5], world=WORLD, base=BASE, device="cpu", lr=3e-3
+    )
+    return SweepSpec(**{**values, **kw})
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wsd")
+    spec = _spec(holdout_sizes=["xs"], holdout_scale=1.2)
+    return out, spec, run_sweep(spec, out)
+
+
+def test_trunk_branch_and_holdout_rows(swept):
+    out, spec, rows = swept
+    assert [r["role"] for r in rows] == ["trunk", "branch", "single"]
+    assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
+    trunk, branch, held = rows
+    assert branch["trunk_id"] == trunk["run_id"] and branch["branch_step"] == 4  # 5 steps, 1 decay
+    assert (trunk["steps"], branch["steps"], held["steps"]) == (10, 5, 12)
+    assert branch["unique_targets"] == 5 * 4 * 6 and branch["epochs"] == 1.0  # streamed: no repeats
+    assert trunk["subset"] != branch["subset"]  # distinct D points of one (size, seed)
+    assert held["holdout"] and not trunk["holdout"]
+    assert trunk["bayes_floor"] == pytest.approx(branch["bayes_floor"]) and trunk["bayes_floor"] > 0
+
+
+def test_branch_equals_the_independent_run(swept, tmp_path):
+    """Resuming the trunk's stable phase and decaying gives the run of that length, bit for bit."""
+    from scalerec.train import train
+
+    out, spec, rows = swept
+    branch_plan = [r for r in plan_runs(spec, out) if r.role == "branch"][0]
+    branch_plan.cfg.run.out = str(tmp_path)
+    fresh = train(branch_plan.cfg).final
+    row = [r for r in rows if r["role"] == "branch"][0]
+    assert row["run_id"] == branch_plan.run_id
+    assert fresh["valid"]["loss"] == pytest.approx(row["valid_loss"], abs=1e-6)
+    assert fresh["targets_seen"] == row["targets_seen"]
+
+
+def test_rerun_trains_nothing(swept):
+    out, spec, _ = swept
+    calls = []
+    rows = run_sweep(spec, out, train_fn=lambda cfg, resume=False: calls.append(cfg))
+    assert not calls and all(r["status"] == "ok" for r in rows)
+
+
+def test_plan_lr_search_extra_seeds_and_custom_sizes(tmp_path):
+    spec = _spec(
+        sizes=["tiny", "s2"],
+        size_models={"s2": {"base": "s", "n_layers": 2}},
+        lr_search=[0.5, 1.0, 2.0],
+        extra_seeds=[1, 2],
+        extra_seed_sizes=["s2"],
+        branches=[0.25, 0.5],
+        max_steps=40,
+    )
+    from scalerec.scaling.sweep import prepare_world
+
+    prepare_world(spec, tmp_path)
+    runs = plan_runs(spec, tmp_path)
+    trunks = [r for r in runs if r.role == "trunk"]
+    # tiny: 3 LRs x seed 0; s2: 3 LRs x seed 0 + seeds 1, 2 at its own LR
+    assert sorted((r.size, r.seed) for r in trunks).count(("s2", 0)) == 3 and len(trunks) == 8
+    assert len(runs) == 3 * len(trunks)
+    s2 = [r for r in trunks if r.size == "s2"][0]
+    assert s2.cfg.model.n_layers == 2 and s2.cfg.model.d_model == 128
+    assert len({r.run_id for r in runs}) == len(runs)
+
+
+def test_annotate_selects_lr_flags_the_edge_and_records_seed_spread():
+    def row(size, lr, seed, loss):
+        return {
+            "run_id": f"{size}{lr}{seed}",
+            "size": size,
+            "subset": "w@10",
+            "seed": seed,
+            "lr": lr,
+            "lr_grid": "0.001,0.002,0.004",
+            "status": "ok",
+            "valid_loss": loss,
+            "holdout": False,
+        }
+
+    rows = annotate(
+        [
+            row("a", 0.001, 0, 3.0),
+            row("a", 0.002, 0, 2.5),
+            row("a", 0.004, 0, 2.7),
+            row("b", 0.001, 0, 3.0),
+            row("b", 0.002, 0, 3.1),
+            row("b", 0.004, 0, 3.2),
+            row("a", 0.002, 1, 2.7),
+            row("a", 0.002, 2, 2.6),
+        ]
+    )
+    sel = {(r["size"], r["seed"]): r for r in rows if r["lr_selected"]}
+    assert sel[("a", 0)]["lr"] == 0.002 and sel[("a", 0)]["lr_at_edge"] is False
+    assert sel[("b", 0)]["lr"] == 0.001 and sel[("b", 0)]["lr_at_edge"] is True
+    spread = [r for r in rows if r["size"] == "a" and r["lr"] == 0.002][0]
+    assert spread["n_seeds"] == 3 and spread["seed_std_valid_loss"] == pytest.approx(0.1)
+    assert math.isclose(spread["seed_mean_valid_loss"], 2.6)
+
+
+def _n_and_flops(spec: SweepSpec, size: str) -> tuple[int, float]:
+    """Non-embedding N and training FLOPs per step of one size of a spec (analytic, as the trainer)."""
+    from scalerec.model.sizes import flops_per_target, model_config, param_counts
+    from scalerec.scaling.spec import _model_base
+
+    ladder, fields = _model_base(spec, size)
+    cfg = model_config(ladder, vocab_size=100_012, field_max_len={"title": 2}, max_len=50, **fields)
+    t = spec.base["train"]
+    per_step = t["batch_size"] * 50
+    fpt = flops_per_target(cfg, t["negatives"], 50, batch_targets=per_step)["total"]
+    return param_counts(cfg)["non_embedding"], fpt * per_step
+
+
+def test_world_v2_spec_meets_the_design_bars():
+    """≥ 5 fitted sizes over ≥ 1.5 decades of N; held-out runs ≥ 2x the largest fitted N and
+    ≥ 4x its compute; 3 LRs; 3 seeds on ≥ a third of the sizes; nested D from wsd branches."""
+    from pathlib import Path
+
+    from scalerec.scaling.spec import load_spec
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+    spec = load_spec(root / "world_v2.toml")
+    fitted = {s: _n_and_flops(spec, s) for s in spec.sizes}
+    n = sorted(v[0] for v in fitted.values())
+    assert len(n) >= 5 and math.log10(n[-1] / n[0]) >= 1.5
+    top_flops = max(v[1] for v in fitted.values()) * spec.max_steps
+    for size in spec.holdout_sizes:
+        n_h, f_h = _n_and_flops(spec, size)
+        assert n_h >= 2 * n[-1] and f_h * spec.max_steps * spec.holdout_scale >= 4 * top_flops
+    assert len(spec.lr_search) >= 3 and len(set(spec.seeds + spec.extra_seeds)) >= 3
+    assert 3 * len(spec.extra_seed_sizes) >= len(spec.sizes) and len(spec.branches) >= 3
+    assert spec.world and spec.device == "cuda"
+    smoke = load_spec(root / "world_v2_smoke.toml")
+    assert smoke.device == "cpu" and smoke.branches and smoke.holdout_sizes
+    pooled = load_spec(root / "pooled_v2.toml")
+    assert pooled.encoders == ["text", "id"] and len(pooled.sizes) >= 5 and len(pooled.seeds) >= 2
+    assert min(pooled.branches) * 4 <= 10**-1.5  # unique D: 1/128 of 4 epochs … 1 epoch

@@ -88,8 +88,7 @@ def _show(value: Any) -> str:
         return "unset"
     if isinstance(value, Path):
         value = str(value)
-    text = repr(value).replace("|", "\\|")
-    return f"`{text}`"
+    return f"`{value!r}`"  # a pipe inside a code span does not split a Markdown table cell
 
 
 def config_rows(cls: type, prefix: str = "") -> list[dict[str, str]]:
@@ -134,8 +133,7 @@ def config_page() -> str:
         ]
         for r in config_rows(cls):
             doc = r["doc"].replace("|", "\\|")
-            typ = r["type"].replace("|", "\\|")
-            out.append(f"| `{r['key']}` | `{typ}` | {r['default']} | {doc} |")
+            out.append(f"| `{r['key']}` | `{r['type']}` | {r['default']} | {doc} |")
         out.append("")
     return "\n".join(out)
 

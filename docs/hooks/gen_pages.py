@@ -151,7 +151,7 @@ def _command_md(cmd: Any, path: str, ctx: Any, level: int) -> list[str]:
     for p in cmd.get_params(sub_ctx):
         record = p.get_help_record(sub_ctx)
         if record is None:
-            if isinstance(p, click.Argument):
+            if getattr(p, "param_type_name", "") == "argument":
                 rows.append((p.human_readable_name, getattr(p, "help", "") or ""))
             continue
         rows.append(record)
@@ -161,7 +161,7 @@ def _command_md(cmd: Any, path: str, ctx: Any, level: int) -> list[str]:
             text = " ".join(str(text).split()).replace("|", "\\|")
             out.append(f"| `{names}` | {text} |")
         out.append("")
-    if isinstance(cmd, click.Group):
+    if hasattr(cmd, "list_commands"):  # a group (Typer's groups are not click.Group subclasses)
         for name in cmd.list_commands(sub_ctx):
             sub = cmd.get_command(sub_ctx, name)
             if sub is not None and not sub.hidden:

@@ -21,21 +21,21 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
     from jupyter_client.kernelspec import NATIVE_KERNEL_NAME
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    # the kernel runs this interpreter with this checkout's sources first on the path
+    # The kernel runs this interpreter with this checkout's sources first on the path, and its
+    # temporary files (the notebook writes into tempfile.mkdtemp()) go under tmp_path.
     src = str(NOTEBOOK.parents[2] / "src")
-    env_path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    env = {
+        "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p),
+        "TMPDIR": str(tmp_path),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
     client = nbclient.NotebookClient(
         nb, timeout=900, kernel_name=NATIVE_KERNEL_NAME, resources={"metadata": {"path": str(tmp_path)}}
     )
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = env_path
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
         client.execute()
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")

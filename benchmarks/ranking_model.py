@@ -126,18 +126,39 @@ def timed(world: World, args, device: torch.device, dtype: torch.dtype | None) -
     return times, (users, items, targets, ranks)
 
 
+def fixed_order_ranks(users: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Reference ranks with every score summed in fp64 in the fixed order j = 0..d-1 (the order of
+    `scalerec.eval.exact.dot64`): fp32 x fp32 products are exact in fp64 and the order is the same
+    for every item, so equal vectors tie exactly. A BLAS matmul is no reference here: its summation
+    order differs between tiles, and in fp32 its rounding alone flips near-ties."""
+    items_t = items.double().T.contiguous()  # [d, I+1]
+    out = []
+    for u, t in zip(users.double(), targets.long(), strict=True):
+        acc = torch.zeros(items_t.shape[1], dtype=torch.float64, device=items.device)
+        for j in range(items_t.shape[0]):
+            acc.addcmul_(items_t[j], u[j])
+        r = acc[t].clone()
+        acc[0] = float("-inf")
+        acc[t] = float("-inf")
+        out.append(int((acc >= r).sum()) + 1)
+    return torch.tensor(out)
+
+
 def exactness(users, items, targets, ranks, n: int) -> dict:
-    """Ranks of the first `n` users vs fp64 brute force (must agree 100%), and plain bf16's agreement."""
+    """Ranks of the first `n` users vs the fixed-order fp64 reference (must agree 100%), and the
+    agreement of plain bf16 and of an fp32 matmul with that reference."""
     from scalerec.eval.ranking import brute_force_rank
 
     n = min(n, len(targets))
-    u, t = users[:n], targets[:n]
-    ref = brute_force_rank(u.double(), items.double(), t.to(users.device)).cpu()
+    u, t = users[:n], targets[:n].to(users.device)
+    ref = fixed_order_ranks(u, items.to(users.device), t).cpu()
+    fp32 = brute_force_rank(u.cpu(), items.cpu(), t.cpu()).cpu()
     s = u.bfloat16().float() @ items.bfloat16().float().T
     rows = torch.arange(n, device=s.device)
     ts = s[rows, t.to(s.device)].clone()
     s[:, 0] = float("-inf")
     s[rows, t.to(s.device)] = float("-inf")
     naive = ((s >= ts[:, None]).sum(1) + 1).cpu()
-    return {"checked_users": n, "rank_agreement_vs_fp64": float((ranks[:n] == ref).float().mean()),
-            "plain_bf16_agreement_vs_fp64": float((naive == ref).float().mean())}
+    return {"checked_users": n, "rank_agreement_vs_fp64": float((ranks[:n].cpu() == ref).float().mean()),
+            "plain_bf16_agreement_vs_fp64": float((naive == ref).float().mean()),
+            "fp32_matmul_agreement_vs_fp64": float((fp32 == ref).float().mean())}

@@ -33,7 +33,7 @@ from scalerec.data.ingest.synthetic_catalog import (
     zipf_cdf_by_topic,
 )
 
-CHUNK_USERS = 1 << 17  # users per rendered chunk (~1.2M ratings at 9 per user)
+CHUNK_USERS = 1 << 16  # users per rendered chunk (~590K ratings at 9 per user)
 _SUB = 1 << 20  # draws per piece inside one generation step (even: see `_step`)
 _RATING_P = [0.07, 0.05, 0.09, 0.2, 0.59]
 
@@ -71,10 +71,10 @@ class WorldPlan:
     """Everything but the per-rating columns, which `chunks()` renders from recorded rng states."""
 
     catalog: Catalog
-    item_key: np.ndarray  # str[n_items] (after the key permutation)
+    item_key: Any  # polars String Series [n_items] (after the key permutation)
     offsets: np.ndarray  # int64[n_users + 1] first rating of each user
     items: np.ndarray  # int32[nnz]
-    start: np.ndarray  # int64[n_users] first timestamp
+    start: np.ndarray  # int32[n_users] first timestamp
     user_keys: tuple[int, int]  # key_params of the user keys
     bounds: list[int]  # user index at each chunk start, then n_users
     gap_states: list[dict[str, Any]] = field(default_factory=list)
@@ -105,7 +105,7 @@ class WorldPlan:
             gaps = rng.exponential(86_400 * 20, size=hi - lo).astype(np.int64) + 1
             gaps[first] = 0
             cum = np.cumsum(gaps)
-            ts = self.start[u0:u1][user] + (cum - cum[first][user])
+            ts = self.start[u0:u1].astype(np.int64)[user] + (cum - cum[first][user])
             rng.bit_generator.state = self.rating_states[k]
             rating = rng.choice(np.arange(1, 6, dtype=np.float32), p=_RATING_P, size=hi - lo)
             keys = encode_keys(np.arange(u0, u1), *self.user_keys, "A1", 12)
@@ -123,8 +123,10 @@ class WholeWorld:
         return len(self.world.item_key)
 
     @property
-    def item_key(self) -> np.ndarray:
-        return self.world.item_key
+    def item_key(self) -> Any:
+        import polars as pl
+
+        return pl.Series(self.world.item_key, dtype=pl.String)
 
     @property
     def nnz(self) -> int:
@@ -197,6 +199,22 @@ def _step(rng: np.random.Generator, w: _Walk, step: int, m: int, items: np.ndarr
         items[w.offsets[users] + step] = np.minimum(picked, n_items - 1)
 
 
+def _item_keys(perm: np.ndarray, params: tuple[int, int]) -> Any:
+    """Item keys as one polars String Series, encoded in pieces (a 15M-item unicode array is 600 MB)."""
+    import polars as pl
+
+    if len(perm) == 0:
+        return pl.Series([], dtype=pl.String)
+    step = 1 << 20
+    return pl.concat(
+        [
+            pl.Series(encode_keys(perm[a : a + step], *params, "B0", 8), dtype=pl.String)
+            for a in range(0, len(perm), step)
+        ],
+        rechunk=True,
+    )
+
+
 def _skip_doubles(rng: np.random.Generator, n: int) -> None:
     """Move `rng` past `n` calls' worth of `random()` without drawing them.
 
@@ -242,12 +260,13 @@ def plan(
     del walk, order, sorted_lens, topics, cdf
     n_users = len(offsets) - 1
     bounds = list(range(0, n_users, chunk_users or CHUNK_USERS)) + [n_users]
+    start = rng.integers(1_100_000_000, 1_500_000_000, size=n_users).astype(np.int32)
     p = WorldPlan(
         cat,
-        np.empty(0, dtype=str),
+        None,  # item keys: drawn last, below
         offsets,
         items,
-        rng.integers(1_100_000_000, 1_500_000_000, size=n_users),
+        start,
         (0, 0),
         bounds,
     )
@@ -259,7 +278,7 @@ def plan(
     for size in sizes:  # ratings: choice(nnz) is random(nnz), one draw per rating
         p.rating_states.append(rng.bit_generator.state)
         _skip_doubles(rng, size)
-    p.item_key = encode_keys(perm, *key_params(rng, n_items, 8), "B0", 8)
+    p.item_key = _item_keys(perm, key_params(rng, n_items, 8))
     p.user_keys = key_params(rng, n_users, 12)
     return p
 
@@ -270,7 +289,7 @@ def generate(n_interactions: int, seed: int = 0, n_items: int | None = None, mea
     parts = list(p.chunks())
     cat, n = p.catalog, p.n_items
     return World(
-        item_key=p.item_key,
+        item_key=np.array(p.item_key.to_list(), dtype=str),
         title=cat.titles(0, n),
         brand=cat.brands(0, n),
         categories=cat.categories(0, n),

@@ -24,7 +24,7 @@ JUNK_TITLES = [
     '<span class="a-size-medium a-color-secondary"',
     "",
 ]
-META_CHUNK = 1 << 20  # items per metadata chunk
+META_CHUNK = 1 << 18  # items per metadata chunk
 REVIEWS_MAX = 2_000_000  # reviews_5.json.gz is written only for dumps up to this many ratings
 
 
@@ -44,7 +44,7 @@ def _meta_chunks(plan: WorldPlan | WholeWorld, rng: np.random.Generator, rate: f
     """
     import polars as pl
 
-    n = plan.n_items
+    n, item_key = plan.n_items, plan.item_key
     keep = _draw(rng, n, lambda r: r >= 0.01)
     junk = _draw(rng, n, lambda r: r < rate) if rate > 0 else np.zeros(n, dtype=bool)
     dup = _draw(rng, int(keep.sum()), lambda r: r < rate) if rate > 0 else None
@@ -60,7 +60,7 @@ def _meta_chunks(plan: WorldPlan | WholeWorld, rng: np.random.Generator, rate: f
         lines = json_lines(
             pl.DataFrame(
                 {
-                    "asin": plan.item_key[lo:hi][k],
+                    "asin": item_key.slice(lo, hi - lo).filter(pl.Series(k)),
                     "title": title[k].astype(str),
                     "brand": brand[k].astype(str),
                     **{f"c{c}": cats[:, c].astype(str) for c in range(3)},
@@ -106,12 +106,11 @@ def write_amazon2018(
     plan: WorldPlan | WholeWorld, out: Path, rng: np.random.Generator, rate: float, gz: bool
 ) -> dict[str, Path]:
     """`ratings.csv` (item,user,rating,timestamp; no header), `meta.json[.gz]`, `reviews_5.json.gz`."""
-    import polars as pl
 
     paths = {"ratings": out / "ratings.csv"}
     if plan.nnz <= REVIEWS_MAX:
         paths["reviews"] = out / "reviews_5.json.gz"
-    item_key = pl.Series(plan.item_key)
+    item_key = plan.item_key
     with ExitStack() as files:
         sink = files.enter_context(LineSink(paths["ratings"]))
         rev = files.enter_context(LineSink(paths["reviews"])) if "reviews" in paths else None

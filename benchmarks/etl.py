@@ -25,6 +25,7 @@ child's own VmHWM (its memory since exec), immune to that.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -120,6 +121,24 @@ def _meta_child(args: argparse.Namespace) -> None:
     )
 
 
+def _watch_disk(out: Path) -> dict[str, float]:
+    """Sample, every second in a daemon thread, the bytes under `out` and its temporary sibling
+    (`.<name>.tmp-<pid>`, where prepare builds the dataset and its shards); the max is kept."""
+    import threading
+
+    peak = {"gib": 0.0}
+
+    def loop() -> None:
+        while True:
+            dirs = [out, *out.parent.glob(f".{out.name}.tmp-*")]
+            with contextlib.suppress(OSError):  # a file vanished mid-walk
+                peak["gib"] = max(peak["gib"], sum(_du_gib(d) for d in dirs if d.exists()))
+            time.sleep(1.0)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return peak
+
+
 def _child(args: argparse.Namespace) -> None:
     """Run one prepare in this process and print its measurements."""
     from scalerec.data.build.prepare import PrepareConfig, prepare
@@ -127,6 +146,7 @@ def _child(args: argparse.Namespace) -> None:
     if args.meta_only:
         _meta_child(args)
         return
+    disk = _watch_disk(Path(args.out))
     t0, c0 = time.perf_counter(), time.process_time()
     card = prepare(
         PrepareConfig(
@@ -148,6 +168,7 @@ def _child(args: argparse.Namespace) -> None:
                 "peak_rss_gib": _hwm_gib(),
                 "ru_maxrss_gib": ru.ru_maxrss / 2**20,
                 "dataset_gib": _du_gib(Path(args.out)),
+                "peak_disk_gib": max(disk["gib"], _du_gib(Path(args.out))),
                 "n_interactions": card["n_interactions"],
                 "n_users": card["n_users"],
                 "n_items": card["n_items"],

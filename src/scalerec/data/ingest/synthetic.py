@@ -261,14 +261,9 @@ def plan(
     n_users = len(offsets) - 1
     bounds = list(range(0, n_users, chunk_users or CHUNK_USERS)) + [n_users]
     start = rng.integers(1_100_000_000, 1_500_000_000, size=n_users).astype(np.int32)
+    # item and user keys are drawn last, below
     p = WorldPlan(
-        cat,
-        None,  # item keys: drawn last, below
-        offsets,
-        items,
-        start,
-        (0, 0),
-        bounds,
+        cat, item_key=None, offsets=offsets, items=items, start=start, user_keys=(0, 0), bounds=bounds
     )
     sizes = [int(offsets[b] - offsets[a]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     for size in sizes:  # gaps: exponential(nnz), drawn in the chunks' pieces

@@ -7,7 +7,9 @@ reviews JSON, metadata as Python dict literals with `categories` as a list of li
 (ratings CSV `item,user,rating,timestamp`, metadata JSON `asin,title,brand,category[]`), Amazon 2023
 (reviews and metadata JSON lines keyed by `parent_asin`, timestamps in ms) and MovieLens
 100k/1m/20m (`u.data`/`u.item`, `::`-separated latin-1, CSV with header). `synthesize` (generate a
-world, then write it) lives here too, so the generator module never imports its writers.
+world, then write it) lives here too, so the generator module never imports its writers. Amazon
+2018, the format of the full-dump benchmark, is streamed from a `WorldPlan`
+(`synthetic_amazon2018`); the other formats are written from a world held in memory.
 """
 
 from __future__ import annotations

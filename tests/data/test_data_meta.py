@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -116,25 +115,3 @@ def test_prepare_same_dataset_with_small_meta_chunks(shared_data, tmp_path, monk
     prepare(PrepareConfig(out=tmp_path / "small", **kw))
     _assert_same_dataset(tmp_path / "big", tmp_path / "small")
     assert not list((tmp_path / "small").rglob("meta-*.parquet"))  # the spill is gone
-
-
-def test_text_sorted_column_by_column_equals_a_sort() -> None:
-    """`text_by_id`'s memory-saving reorder gives exactly `sort("item_id")` (lists, nulls kept)."""
-    from scalerec.data.ingest.meta import _sorted_by_id
-
-    rng = np.random.default_rng(0)
-    ids = rng.permutation(np.arange(1, 2_001, dtype=np.int32))
-    text = pl.concat(
-        [
-            pl.DataFrame(
-                {
-                    "item_id": ids[a : a + 500],
-                    "title": [None if i % 7 == 0 else f"t{i}" for i in ids[a : a + 500]],
-                    "categories": [[f"c{i % 3}", "x"] for i in ids[a : a + 500]],
-                }
-            )
-            for a in range(0, 2_000, 500)
-        ],
-        rechunk=False,
-    )
-    assert _sorted_by_id(text).equals(text.sort("item_id"))

@@ -150,7 +150,7 @@ class MetaTable:
             return pl.DataFrame(
                 schema={"item_id": ids.dtype, **{c: t for c, t in _text_schema().items() if c != "_row"}}
             )
-        return _sorted_by_id(pl.concat(pieces, rechunk=False))
+        return pl.concat(pieces, rechunk=False).sort("item_id")
 
     def frame(self) -> Any:
         """The whole table exactly as `titles.clean_items` returns it (tests, small data)."""
@@ -160,20 +160,6 @@ class MetaTable:
         return flags.join(self.text_of(flags), on="_row", how="left", maintain_order="left").select(
             "join_key", *TEXT_COLUMNS, "title_issue", pl.lit(True).alias("has_meta")
         )
-
-
-def _sorted_by_id(text: Any) -> Any:
-    """`text` sorted by `item_id`, one column at a time: each source column is dropped once gathered,
-    so the peak is the table plus one column instead of two whole tables."""
-    import numpy as np
-    import polars as pl
-
-    perm = pl.Series(np.argsort(text["item_id"].to_numpy(), kind="stable"))
-    cols = []
-    for name in text.columns:
-        cols.append(text[name].gather(perm))
-        text = text.drop(name)
-    return pl.DataFrame(cols)
 
 
 def from_frame(cleaned: Any, counts: dict[str, int]) -> MetaTable:

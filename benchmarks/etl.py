@@ -6,7 +6,11 @@ ETL's alone) and prints one JSON line per size: wall and CPU seconds, rows/s, pe
 `--scale-check` (default on) it repeats at 2x the size and prints the ratio of times against the
 1x run measured in the same invocation (linear cost => ratio ~2). Peak RSS is reported twice:
 by the child itself (`peak_rss_gib`) and by the parent from the child's rusage (`os.wait4`,
-`child_peak_rss_gib`, which covers every thread and anything the child forked).
+`child_peak_rss_gib`, which covers every thread and anything the child forked). The dump is written
+by its own child too (streamed: `synth` events report its peak RSS), so this parent stays small: on
+Linux a child's ru_maxrss starts at its parent's RSS high-water mark (fork copies it, exec keeps it),
+which is how a 4.4 GiB in-process generator once showed up as the ETL's peak. `peak_rss_gib` is the
+child's own VmHWM (its memory since exec), immune to that.
 `--shard-above-rows` sets `PrepareConfig.shard_above_rows` (0: force the on-disk sharded path).
 `--meta-only chunked|whole` measures metadata loading alone on the dump's metadata file, in a child:
 `chunked` is what `prepare` does (`scalerec.data.ingest.meta.read_meta`), `whole` the one-table reference
@@ -14,11 +18,14 @@ by the child itself (`peak_rss_gib`) and by the parent from the child's rusage (
 
     python benchmarks/etl.py                                   # small (2M ratings), quick
     python benchmarks/etl.py --ratings 23300000 --meta 1500000 --subsets 100K,1M,10M   # the bar
+    python benchmarks/etl.py --ratings 233000000 --meta 15000000 --subsets 100K,1M,10M,100M \
+        --no-scale-check --work /work/etl_full                      # the full 2018 dump (~17 GB disk)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -30,18 +37,56 @@ import time
 from pathlib import Path
 
 
-def _make_dump(work: Path, n_ratings: int, n_meta: int, seed: int) -> dict[str, str]:
+def _hwm_gib() -> float:
+    """This process's peak RSS since exec (VmHWM), in GiB; ru_maxrss can include the parent's."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _du_gib(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**30
+
+
+def _synth_child(args: argparse.Namespace) -> None:
+    """Write the synthetic dump (streamed) in this process and print its measurements."""
     from scalerec.data.ingest.synthetic_formats import synthesize
 
+    t0, c0 = time.perf_counter(), time.process_time()
+    paths = synthesize(
+        "amazon2018", args.ratings, args.out, seed=args.seed, n_items=int(args.meta / 0.99) + 1
+    )
+    row = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "peak_rss_gib": _hwm_gib()}
+    print(json.dumps({**row, "paths": {k: str(v) for k, v in paths.items()}}))
+
+
+def _run_child(cmd: list[str]) -> tuple[dict, float]:
+    """Run one measuring child; its last stdout line (JSON) and its rusage peak RSS (GiB)."""
+    with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+        proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        out_f.seek(0)
+        err_f.seek(0)
+        stdout, stderr = out_f.read(), err_f.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[2:4]} failed:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1]), round(usage.ru_maxrss / 2**20, 3)
+
+
+def _make_dump(work: Path, n_ratings: int, n_meta: int, seed: int) -> dict[str, str]:
     raw = work / f"raw_{n_ratings}_{n_meta}_{seed}"
     stamp = raw / "DONE"
     if not stamp.exists():
         shutil.rmtree(raw, ignore_errors=True)
-        t = time.perf_counter()
-        paths = synthesize("amazon2018", n_ratings, raw, seed=seed, n_items=int(n_meta / 0.99) + 1)
-        stamp.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+        load = os.getloadavg()[0]
+        cmd = [sys.executable, __file__, "--_synth", "--ratings", str(n_ratings), "--meta", str(n_meta)]
+        row, child_rss = _run_child(cmd + ["--seed", str(seed), "--out", str(raw)])
+        stamp.write_text(json.dumps(row.pop("paths")))
+        row.update(ratings=n_ratings, meta_lines=n_meta, child_peak_rss_gib=child_rss, dump_gib=_du_gib(raw))
         print(
-            json.dumps({"event": "synth", "ratings": n_ratings, "s": round(time.perf_counter() - t, 1)}),
+            json.dumps({"event": "synth", **row, "load_avg_1m_before": load, "cores": os.cpu_count()}),
             flush=True,
         )
     return json.loads(stamp.read_text())
@@ -63,7 +108,35 @@ def _meta_child(args: argparse.Namespace) -> None:
             counts = read_meta("amazon2018", [Path(args.meta_file)], log, Path(spill)).counts
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_gib": ru.ru_maxrss / 2**20, **counts}))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "peak_rss_gib": _hwm_gib(),
+                "ru_maxrss_gib": ru.ru_maxrss / 2**20,
+                **counts,
+            }
+        )
+    )
+
+
+def _watch_disk(out: Path) -> dict[str, float]:
+    """Sample, every second in a daemon thread, the bytes under `out` and its temporary sibling
+    (`.<name>.tmp-<pid>`, where prepare builds the dataset and its shards); the max is kept."""
+    import threading
+
+    peak = {"gib": 0.0}
+
+    def loop() -> None:
+        while True:
+            dirs = [out, *out.parent.glob(f".{out.name}.tmp-*")]
+            with contextlib.suppress(OSError):  # a file vanished mid-walk
+                peak["gib"] = max(peak["gib"], sum(_du_gib(d) for d in dirs if d.exists()))
+            time.sleep(1.0)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return peak
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -73,6 +146,7 @@ def _child(args: argparse.Namespace) -> None:
     if args.meta_only:
         _meta_child(args)
         return
+    disk = _watch_disk(Path(args.out))
     t0, c0 = time.perf_counter(), time.process_time()
     card = prepare(
         PrepareConfig(
@@ -91,7 +165,10 @@ def _child(args: argparse.Namespace) -> None:
             {
                 "wall_s": wall,
                 "cpu_s": cpu,
-                "peak_rss_gib": ru.ru_maxrss / 2**20,
+                "peak_rss_gib": _hwm_gib(),
+                "ru_maxrss_gib": ru.ru_maxrss / 2**20,
+                "dataset_gib": _du_gib(Path(args.out)),
+                "peak_disk_gib": max(disk["gib"], _du_gib(Path(args.out))),
                 "n_interactions": card["n_interactions"],
                 "n_users": card["n_users"],
                 "n_items": card["n_items"],
@@ -101,6 +178,12 @@ def _child(args: argparse.Namespace) -> None:
             }
         )
     )
+
+
+def _polars_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("polars")
 
 
 def _measure(
@@ -134,19 +217,12 @@ def _measure(
     if meta_only:
         cmd += ["--meta-only", meta_only]
     load = os.getloadavg()[0]
-    with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
-        proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out_f.seek(0)
-        err_f.seek(0)
-        stdout, stderr = out_f.read(), err_f.read()
-    if proc.returncode != 0:
-        sys.exit(f"prepare failed:\n{stderr[-3000:]}")
-    row = json.loads(stdout.strip().splitlines()[-1])
+    row, child_rss = _run_child(cmd)
     row.update(
         {
-            "child_peak_rss_gib": round(usage.ru_maxrss / 2**20, 3),
+            "child_peak_rss_gib": child_rss,
+            "polars": _polars_version(),
+            "dump_gib": round(sum(Path(p).stat().st_size for p in paths.values()) / 2**30, 3),
             "load_avg_1m_before": load,
             "ratings": n_ratings,
             "meta_lines": n_meta,
@@ -187,12 +263,16 @@ def main() -> None:
         help="measure metadata loading alone (chunked: as prepare does it; whole: the one-table reference)",
     )
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_synth", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ratings-file", help=argparse.SUPPRESS)
     ap.add_argument("--meta-file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
         _child(args)
+        return
+    if args._synth:
+        _synth_child(args)
         return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,45 @@
+"""benchmarks/etl.py measures the ETL's own memory, not its parent's.
+
+On Linux a child's ru_maxrss starts at its parent's RSS high-water mark (fork copies it and exec
+keeps it), so a benchmark that generated its dump in-process reported the generator's 4+ GiB as
+the ETL's peak. The children now report their own VmHWM and the dump is written by a child too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ETL = Path(__file__).resolve().parents[2] / "benchmarks" / "etl.py"
+
+
+@pytest.fixture(scope="module")
+def etl():
+    spec = importlib.util.spec_from_file_location("etl_bench", ETL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_child_peak_is_its_own_not_the_parents(etl, tmp_path: Path) -> None:
+    held = np.ones(700 * 2**20 // 8)  # the parent's high-water mark goes past 700 MiB
+    out = tmp_path / "raw"
+    cmd = [sys.executable, str(ETL), "--_synth", "--ratings", "2000", "--meta", "100", "--out", str(out)]
+    row, _ = etl._run_child(cmd)
+    assert held.sum() > 0
+    assert row["peak_rss_gib"] < 0.6  # a 2,000-rating dump needs a few hundred MB at most
+    assert Path(row["paths"]["ratings"]).is_file()
+
+
+def test_make_dump_reports_the_generators_peak_and_disk(etl, tmp_path: Path, capsys) -> None:
+    paths = etl._make_dump(tmp_path, 3_000, 200, seed=1)
+    event = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert event["event"] == "synth" and event["ratings"] == 3_000
+    assert 0 < event["peak_rss_gib"] < 0.6 and event["dump_gib"] > 0
+    assert Path(paths["meta"]).is_file()

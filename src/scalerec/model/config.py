@@ -16,7 +16,7 @@ DEFAULT_FIELDS = {"title": 32, "brand": 8, "categories": 16}
 
 @dataclass
 class ModelConfig:
-    """Sequential recommender hyper-parameters (see DESIGN.md "Model")."""
+    """Sequential recommender hyper-parameters (see docs/design/model.md)."""
 
     item_encoder: Literal["text", "id"] = "text"
     """How items become vectors: pooled BPE tokens of their text ("text") or one row per item ("id")."""

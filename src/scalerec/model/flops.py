@@ -1,4 +1,4 @@
-"""Analytic parameter and training-FLOP counts, so scaling fits use honest compute (PAPER.md item 5).
+"""Analytic parameter and training-FLOP counts, so scaling fits use honest compute (docs/design/study.md).
 
 Convention (PaLM / nanochat, and what `torch.utils.flop_counter.FlopCounterMode` reports): count the
 FLOPs of matrix multiplications only (2 per multiply-add); layer norms, GELU, softmax, dropout,
@@ -142,7 +142,7 @@ def flops_per_batch(
 def paper_flops_per_sample(cfg: ModelConfig, n_negatives: int, seq_len: int) -> float:
     """The study's "FLOPs" for one training sample, to place their runs on our compute axis.
 
-    Our reading of their counter (PAPER.md): forward multiply-accumulates of Linear layers only —
+    Our reading of their counter (docs/design/study.md): forward multiply-accumulates of Linear layers only —
     every layer over all `seq_len` positions (`4d² + 2·d·f` MACs per position and layer) and the
     adapter over the history, the target and the negatives (`F·e·d` MACs per item); no attention
     products, no logits, no backward. Multiply by samples per epoch × epochs for a run's total;

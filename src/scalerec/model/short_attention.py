@@ -91,7 +91,8 @@ picked (`.best_config` of an autotuned kernel)."""
 def _tuned(kernel: Any, warps: tuple[int, ...]) -> Any:
     """Let Triton pick the warp count per (T, D, dropout) on the GPU; the CPU interpreter runs the
     bare kernel. (Several heads per program, in a loop Triton software-pipelines, was tried and
-    measured no faster on an H100: `docs/results/logs/gpu_s6c3_attention_micro.jsonl`.)"""
+    measured no faster on an H100:
+    `docs/results/model_forward/h100_2026-11-26_attention_heads_per_program.jsonl`.)"""
     import triton
 
     if os.environ.get("TRITON_INTERPRET") == "1":
@@ -145,7 +146,9 @@ def load() -> None:
 
     # The backward repeats the forward's preamble and dropout mask inline on purpose: with shared
     # @triton.jit helpers, torch.compile (2.11) could no longer tell which arguments the kernels
-    # write, treated all as mutated and copied them (xl step 51.3% -> 50.2% MFU, gpu_s6c7_*).
+    # write, treated all as mutated and copied them (xl step 51.3% -> 50.2% MFU:
+    # docs/results/train_throughput/h100_2026-11-26_xl_shared_jit_helpers.jsonl and
+    # docs/results/model_forward/h100_2026-11-26_attention_shared_jit_helpers.jsonl).
     @functools.partial(_tuned, warps=(4, 8, 16))
     @triton.jit
     def _bwd_kernel(qkv, out, dout, lse, seed_ptr, pos_ptr, dqkv, T, H, s_b, s_t, s_3, s_h, o_b, o_t,

@@ -1,7 +1,7 @@
 """The item token table: every catalog item's text as fixed-width token-id rows, built once.
 
 Training and evaluation only gather rows of this table (`SequentialRecommender.set_item_table`),
-so tokenization never runs in the training loop. Layout (DESIGN.md "On-disk contracts"):
+so tokenization never runs in the training loop. Layout (docs/design/on-disk.md):
 `item_tokens.npz` holds per field `f` an int32 [n_items+1, max_len_f] array (row 0 = padding,
 right-padded with [PAD]=0) and `f_len` int32 [n_items+1]; `token_table.json` is the manifest;
 `tokenizer.json` the BPE tokenizer. Building with a pretrained tokenizer (`tokenizer_path`) is how

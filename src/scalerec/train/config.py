@@ -2,7 +2,7 @@
 
 `RunConfig` is resolved once (`resolve_run_config`: size ladder < recipe preset < TOML < `--set` <
 flags), written to the run dir as `config.toml` before step 0, and is all a run needs to be repeated.
-The `paper` recipe reproduces the study's logged runs (PAPER.md): last-position target,
+The `paper` recipe reproduces the study's logged runs (docs/design/study.md): last-position target,
 per-sample popularity negatives with logQ, Adam lr 1e-4 one-cycle, weight decay 1e-5, batch 128,
 fp32, no clipping — and, through `scalerec.model.sizes.PRESETS["paper"]`, post-LN blocks, FFN =
 hidden, sum pooling of title + brand, dropout 0.5. Our default differs on each of those points.

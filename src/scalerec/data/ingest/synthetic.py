@@ -304,7 +304,7 @@ def split_domains(
 
     Items and users are each split at random; a domain keeps its users' interactions with its own
     items. Every topic appears on both sides, so titles share words, while every target item is
-    unseen in the source: the setting of text-based transfer and cold start (PAPER.md).
+    unseen in the source: the setting of text-based transfer and cold start (docs/design/study.md).
     """
     rng = np.random.default_rng(seed + 104729)
     target_items = rng.random(len(world.item_key)) < target_item_share

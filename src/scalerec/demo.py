@@ -62,6 +62,8 @@ class DemoResult:
     paths: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    fit_lines: list[str] = field(default_factory=list)
+    """What `scalerec fit` says of the sweep's valid-loss alpha_N (value with CI, or why not identified)."""
 
 
 @contextlib.contextmanager
@@ -153,9 +155,9 @@ def _subset_labels(dataset: Path, wanted: list[str]) -> list[str]:
     return [label for label in wanted if (dataset / "subsets" / label).is_dir()]
 
 
-def _sweep(cfg: DemoConfig, out: Path, result: DemoResult) -> None:
+def _sweep(cfg: DemoConfig, out: Path, result: DemoResult, console: Console) -> None:
     """A small scaling sweep over the nested subsets, its fits and its HTML report."""
-    from scalerec.scaling.fits import fit
+    from scalerec.scaling.fits import fit, summary_lines
     from scalerec.scaling.report import report
     from scalerec.scaling.spec import load_spec
     from scalerec.scaling.sweep import run_sweep
@@ -177,9 +179,10 @@ def _sweep(cfg: DemoConfig, out: Path, result: DemoResult) -> None:
     fits = fit(sweep_dir)
     html_path = report(sweep_dir)
     result.paths.update(sweep=sweep_dir, fits=sweep_dir / "fits.json", report=html_path)
-    joint = fits.get("valid_loss", {}).get("joint") or {}
-    if joint:
-        result.seconds["(fit) valid-loss alpha_N"] = round(float(joint.get("alpha", float("nan"))), 3)
+    lines = summary_lines({"metrics": {k: v for k, v in fits["metrics"].items() if k == "valid_loss"}})
+    result.fit_lines = [ln for ln in lines if ln.startswith(("valid_loss: alpha_N", "valid_loss: no joint"))]
+    for line in result.fit_lines:
+        console.print(line, markup=False, highlight=False)
 
 
 def _finetune(cfg: DemoConfig, run_dir: Path, target: Path, out: Path, result: DemoResult) -> None:
@@ -279,6 +282,7 @@ def _summary(cfg: DemoConfig, out: Path, result: DemoResult) -> None:
         "",
         *[f"- {k}: `{v}`" for k, v in result.paths.items()],
         "",
+        *(["## Scaling fit", "", *[f"- {ln}" for ln in result.fit_lines], ""] if result.fit_lines else []),
         "## Seconds per step",
         "",
         *[f"- {k}: {v}" for k, v in result.seconds.items()],
@@ -306,6 +310,7 @@ def _summary(cfg: DemoConfig, out: Path, result: DemoResult) -> None:
             "metrics": result.metrics,
             "ratio_vs_most_popular": ratio,
             "seconds": result.seconds,
+            "fit": result.fit_lines,
             "paths": {k: str(v) for k, v in result.paths.items()},
         },
     )
@@ -324,7 +329,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
         run_dirs = _train_sizes(cfg, dataset, tokens, out, result)
     if cfg.sweep:
         with _timed(result, "scaling sweep, fits and report", console):
-            _sweep(cfg, out, result)
+            _sweep(cfg, out, result, console)
     if cfg.finetune:
         with _timed(result, "fine-tune to the target domain", console):
             _finetune(cfg, run_dirs[-1], target, out, result)

@@ -19,8 +19,11 @@ higher is better, fitted through its error 1 − NDCG as explained in `scaling.l
 Everything is deterministic (fixed bootstrap seeds, every start refined, no timestamps), so two
 fits of the same table write byte-identical fits.json.
 
-When the sweep searched LRs, each (size, subset, seed) cell keeps its run with the best
-validation loss (or the best value of the fitted metric when there is no loss column).
+A v1 table (no `lr_selected` column): when the sweep searched LRs, each (size, subset, seed) cell
+keeps its run with the best validation loss (or the best value of the fitted metric when there is
+no loss column), and D = targets_seen. A v2 table (`scaling.table`'s contract, read by
+`scaling.cells`): only `lr_selected` rows, one fit per encoder, D = unique_targets, validation loss
+weighted by seed spread, the LR search and the known-floor check (world sweeps) written beside.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 
 from scalerec.errors import UserError
 from scalerec.io import write_json
-from scalerec.scaling import extrapolate, identify, laws, optimal
+from scalerec.scaling import cells, extrapolate, identify, laws, optimal
 
 FITS_FORMAT = 2
 """fits.json layout version (2: identification, the extrapolation test, no timestamp)."""
@@ -64,18 +67,19 @@ class Points:
     y: np.ndarray
     heldout: np.ndarray
     """True for runs the sweep marked `holdout` (extrapolation targets, never fitted)."""
+    sigma: np.ndarray
+    """Seed std of each run's cell (`seed_std_valid_loss`; NaN with one seed or a v1 table)."""
 
 
-def _ok(row: dict[str, Any], metric: str) -> bool:
-    vals = [row.get(k) for k in ("n_params_non_embedding", "targets_seen", "flops", metric)]
+def _ok(row: dict[str, Any], metric: str, d_column: str = "targets_seen") -> bool:
+    vals = [row.get(k) for k in ("n_params_non_embedding", d_column, "flops", metric)]
     return row.get("status") == "ok" and all(v is not None and np.isfinite(v) and v > 0 for v in vals)
 
 
-def load_points(rows: list[dict[str, Any]], metric: str, higher: bool) -> Points:
-    """Usable runs for `metric`, one per (size, subset, seed) cell (best LR by validation loss)."""
-    usable = [r for r in rows if _ok(r, metric)]
+def _best_lr(rows: list[dict[str, Any]], metric: str, higher: bool) -> list[dict[str, Any]]:
+    """v1 tables: one run per (size, subset, seed) cell, the best LR by validation loss."""
     best: dict[tuple, tuple[float, dict[str, Any]]] = {}
-    for r in usable:
+    for r in rows:
         key = (r.get("size"), r.get("subset"), r.get("seed"))
         if "valid_loss" in r and r["valid_loss"] is not None:
             score = r["valid_loss"]
@@ -83,7 +87,15 @@ def load_points(rows: list[dict[str, Any]], metric: str, higher: bool) -> Points
             score = -r[metric] if higher else r[metric]
         if key not in best or score < best[key][0]:
             best[key] = (score, r)
-    sel = [r for _, r in best.values()]
+    return [r for _, r in best.values()]
+
+
+def load_points(rows: list[dict[str, Any]], metric: str, higher: bool, v2: bool = False) -> Points:
+    """Usable runs for `metric`. v1: one per (size, subset, seed) cell (best LR by validation loss),
+    D = targets_seen. v2 (`rows` already one encoder's `cells.fitted_rows`): every row, D = unique_targets."""
+    d_column = "unique_targets" if v2 else "targets_seen"
+    usable = [r for r in rows if _ok(r, metric, d_column)]
+    sel = usable if v2 else _best_lr(usable, metric, higher)
 
     def col(name: str, dtype: Any = float) -> np.ndarray:
         return np.asarray([r.get(name) for r in sel], dtype=dtype)
@@ -93,10 +105,13 @@ def load_points(rows: list[dict[str, Any]], metric: str, higher: bool) -> Points
         col("size", object),
         col("subset", object),
         col("n_params_non_embedding"),
-        col("targets_seen"),
+        col(d_column),
         col("flops"),
         col(metric),
         np.asarray([bool(r.get(HOLDOUT_COLUMN) or False) for r in sel], dtype=bool),
+        np.asarray(
+            [r.get("seed_std_valid_loss") if metric == "valid_loss" else None for r in sel], dtype=float
+        ),
     )
 
 
@@ -134,18 +149,25 @@ def _plain(x: np.ndarray, y: np.ndarray, idx: np.ndarray, name: str, n_boot: int
         return {"skipped": str(exc)}
 
 
-def _joint(p: Points, target: np.ndarray, rel: optimal.FlopsRelation, n_boot: int) -> tuple[dict, Any]:
+def _joint(
+    p: Points,
+    target: np.ndarray,
+    rel: optimal.FlopsRelation,
+    n_boot: int,
+    precision: np.ndarray | None = None,
+) -> tuple[dict, Any]:
     try:
-        fit = laws.fit_joint(p.n, p.d, target)
+        fit = laws.fit_joint(p.n, p.d, target, precision=precision)
     except ValueError as exc:
         return {"skipped": str(exc)}, None
     derived = {
         "a_opt": lambda f: optimal.optimal_exponents(f, rel)[0],
         "b_opt": lambda f: optimal.optimal_exponents(f, rel)[1],
     }
-    laws.bootstrap_law(fit, [p.n, p.d], target, n_boot=n_boot, derived=derived)
+    laws.bootstrap_law(fit, [p.n, p.d], target, n_boot=n_boot, derived=derived, precision=precision)
     out = fit.to_dict()
-    out["identification"] = identify.identification(out, identify.profiles([p.n, p.d], target, fit))
+    profiles = identify.profiles([p.n, p.d], target, fit, precision=precision)
+    out["identification"] = identify.identification(out, profiles)
     out["unidentified"] = identify.unidentified(out["identification"])
     return out, fit
 
@@ -212,9 +234,12 @@ def _checks(p: Points, higher: bool, n_boot: int, holdout_frac: float) -> dict[s
     return out
 
 
-def fit_metric(p: Points, higher: bool, n_boot: int = 100, holdout_frac: float = 0.2) -> dict[str, Any]:
+def fit_metric(
+    p: Points, higher: bool, n_boot: int = 100, holdout_frac: float = 0.2, seed_weights: bool = False
+) -> dict[str, Any]:
     """All fits of one metric; `p` from `load_points`. Runs marked held out are used only by the
-    extrapolation test; every law is fitted on the others."""
+    extrapolation test; every law is fitted on the others. `seed_weights`: weight the joint law
+    (fit, bootstrap, profile) by seed spread (`cells.seed_precision`; v2 tables)."""
     checks = _checks(p, higher, n_boot, holdout_frac) if p.y.size >= 2 else {}
     p = _select(p, ~p.heldout)
     target = 1.0 - p.y if higher else p.y
@@ -234,7 +259,10 @@ def fit_metric(p: Points, higher: bool, n_boot: int = 100, holdout_frac: float =
     if higher:
         out["plain_power"] = {k: _plain(x, p.y, idx, k, n_boot) for k, (x, idx) in envelopes.items()}
     rel = optimal.fit_flops_relation(p.n, p.d, p.c)
-    out["joint"], fit = _joint(p, target, rel, n_boot)
+    precision = None
+    if seed_weights:
+        precision, out["seed_noise"] = cells.seed_precision(p.y, p.sigma)
+    out["joint"], fit = _joint(p, target, rel, n_boot, precision)
     if fit is not None:
         pred = fit.predict(p.n, p.d)
         out["joint"]["residuals_log"] = (np.log(target) - np.log(pred)).tolist()
@@ -274,20 +302,59 @@ def fit(
         "assumptions": ASSUMPTIONS,
         "metrics": {},
     }
-    for metric, higher in (metrics or METRICS).items():
-        if not any(metric in r for r in rows):
-            continue
-        points = load_points(rows, metric, higher)
-        result["metrics"][metric] = fit_metric(points, higher, n_boot, holdout_frac)
+    if cells.is_v2(rows):
+        _fit_v2(rows, result, n_boot, holdout_frac, metrics or METRICS)
+    else:
+        for metric, higher in (metrics or METRICS).items():
+            if not any(metric in r for r in rows):
+                continue
+            points = load_points(rows, metric, higher)
+            result["metrics"][metric] = fit_metric(points, higher, n_boot, holdout_frac)
     write_json(out_dir / "fits.json", result)
     return result
+
+
+def _fit_v2(
+    rows: list[dict[str, Any]],
+    result: dict[str, Any],
+    n_boot: int,
+    holdout_frac: float,
+    metrics: dict[str, bool],
+) -> None:
+    """Fill `result` from a v2 table: per encoder and metric, the LR winners, D = unique_targets,
+    validation loss weighted by seed spread; the LR search and the known-floor check beside."""
+    encs = cells.encoders(rows)
+    result["assumptions"] = cells.ASSUMPTIONS_V2
+    result["encoders"] = [str(e) if e is not None else None for e in encs]
+    result["lr_search"] = cells.lr_search(rows)
+    result["lr_at_edge"] = cells.lr_edge_cells(result["lr_search"])
+    floors = {float(r["bayes_floor"]) for r in rows if r.get("bayes_floor") is not None}
+    floor = floors.pop() if len(floors) == 1 else None
+    for enc in encs:
+        sel = cells.fitted_rows(rows, enc)
+        for metric, higher in metrics.items():
+            if not any(metric in r for r in sel):
+                continue
+            points = load_points(sel, metric, higher, v2=True)
+            m = fit_metric(points, higher, n_boot, holdout_frac, seed_weights=metric == "valid_loss")
+            m["encoder"], m["metric"] = enc, metric
+            if metric == "valid_loss" and floor is not None:
+                m["known_floor"] = cells.known_floor(m.get("joint", {}), floor)
+            result["metrics"][cells.metric_key(metric, enc, len(encs))] = m
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """What `scalerec fit` prints: per metric the joint exponents, each one either with its 95% CI
     or with the words "not identified" and why, and the extrapolation test's verdict."""
     lines = []
+    if result.get("lr_at_edge"):
+        lines.append(
+            f"LR search: {len(result['lr_at_edge'])} cells chose an LR at the edge of their grid (widen it): "
+            + ", ".join(result["lr_at_edge"])
+        )
     for metric, m in result["metrics"].items():
+        if "known_floor" in m:
+            lines.append(cells.floor_line(metric, m["known_floor"]))
         joint = m.get("joint", {})
         if "coef" not in joint:
             lines.append(f"{metric}: no joint law ({joint.get('skipped') or m.get('skipped', 'skipped')})")

@@ -76,11 +76,15 @@ def identification(
     return out
 
 
-def profiles(xs: Sequence[np.ndarray], y: np.ndarray, fit: laws.LawFit) -> dict[str, dict[str, Any]]:
-    """Profile check of every exponent of `fit` (fitted on xs, y)."""
+def profiles(
+    xs: Sequence[np.ndarray], y: np.ndarray, fit: laws.LawFit, precision: np.ndarray | None = None
+) -> dict[str, dict[str, Any]]:
+    """Profile check of every exponent of `fit` (fitted on xs, y with per-run `precision`)."""
     n_params = 1 + 2 * len(fit.names)
     return {
-        f"alpha_{name}": profile_check(laws.profile(xs, y, i, PROFILE_GRID), fit.loss, fit.n_points, n_params)
+        f"alpha_{name}": profile_check(
+            laws.profile(xs, y, i, PROFILE_GRID, precision=precision), fit.loss, fit.n_points, n_params
+        )
         for i, name in enumerate(fit.names)
     }
 

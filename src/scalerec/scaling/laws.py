@@ -176,29 +176,45 @@ def fit_law(
     names: Sequence[str],
     delta: float = HUBER_DELTA,
     starts: np.ndarray | None = None,
+    precision: np.ndarray | None = None,
 ) -> LawFit:
     """Fit `y = E + Σ A_i·x_i^(−α_i)` (all x, y > 0) by Huber loss in log space from every start of
     the grid (`start_grid`, or `starts` [S, 1 + 2k] as (E, log A_1, α_1, …)); the best optimum wins.
 
-    xs: one array [n] per variable (N, D or C); y: [n] metric (lower is better).
+    xs: one array [n] per variable (N, D or C); y: [n] metric (lower is better); precision: [n]
+    per-run weights of the Huber terms (e.g. inverse seed variance in log space), None = all 1.
     """
     logx, logy = _check_inputs(xs, y)
     n_params = 1 + 2 * logx.shape[0]
     if logy.size < n_params:
         raise ValueError(f"need at least {n_params} points to fit {n_params} parameters, got {logy.size}")
     grid = start_grid(logx, logy) if starts is None else np.asarray(starts, dtype=float)
-    loss, theta = _minimise(logx, logy, grid, delta)
+    loss, theta = _minimise(logx, logy, grid, delta, _weighted(None, precision, logy.size))
     if not np.isfinite(loss[0]):
         raise ValueError("no start converged to a finite optimum")
     return _theta_to_fit(theta[0], tuple(names), float(loss[0]), logy.size)
 
 
-def fit_joint(n_params: np.ndarray, data: np.ndarray, y: np.ndarray, delta: float = HUBER_DELTA) -> LawFit:
+def _weighted(case: np.ndarray | None, precision: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Case weights [B, n] times per-run precision [n]; None stays None (the unweighted path)."""
+    if precision is None:
+        return case
+    base = np.ones((1, n)) if case is None else case
+    return base * np.asarray(precision, dtype=float)[None, :]
+
+
+def fit_joint(
+    n_params: np.ndarray,
+    data: np.ndarray,
+    y: np.ndarray,
+    delta: float = HUBER_DELTA,
+    precision: np.ndarray | None = None,
+) -> LawFit:
     """Joint law L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022, approach 3).
 
     n_params: [n] non-embedding parameters; data: [n] training targets seen; y: [n] metric.
     """
-    return fit_law([n_params, data], y, ("N", "D"), delta=delta)
+    return fit_law([n_params, data], y, ("N", "D"), delta=delta, precision=precision)
 
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -226,6 +242,7 @@ def bootstrap_fits(
     n_boot: int = 200,
     seed: int = 0,
     delta: float = HUBER_DELTA,
+    precision: np.ndarray | None = None,
 ) -> list[LawFit]:
     """`n_boot` refits on runs resampled with replacement, each from the full grid of starts (not
     warm-started from the full-data fit, which would pull every refit into its basin and narrow
@@ -234,6 +251,7 @@ def bootstrap_fits(
     weights = bootstrap_weights(logy.size, n_boot, min(logy.size, 1 + 2 * logx.shape[0]), seed)
     if weights.shape[0] == 0:
         return []
+    weights = _weighted(weights, precision, logy.size)
     losses, thetas = _minimise(logx, logy, start_grid(logx, logy), delta, weights, REFIT_ITERATIONS)
     return [
         _theta_to_fit(t, tuple(names), float(v), logy.size)
@@ -250,10 +268,11 @@ def bootstrap_law(
     seed: int = 0,
     delta: float = HUBER_DELTA,
     derived: dict[str, Callable[[LawFit], float]] | None = None,
+    precision: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Fill `fit.ci` with 95% percentile intervals from `bootstrap_fits`; returns the raw samples
     per coefficient (and per `derived` quantity), aligned by refit."""
-    boots = bootstrap_fits(xs, y, fit.names, n_boot=n_boot, seed=seed, delta=delta)
+    boots = bootstrap_fits(xs, y, fit.names, n_boot=n_boot, seed=seed, delta=delta, precision=precision)
     keys = list(fit.coef) + list(derived or {})
     arrays = {k: np.asarray([b.coef[k] for b in boots], dtype=float) for k in fit.coef}
     for k, f in (derived or {}).items():
@@ -269,6 +288,7 @@ def profile(
     which: int,
     grid: np.ndarray | None = None,
     delta: float = HUBER_DELTA,
+    precision: np.ndarray | None = None,
 ) -> dict[str, list[float]]:
     """Profile objective of exponent `which` (0 = first variable): for each value on `grid` (default
     0…MAX_EXPONENT in steps of 0.05), the best Huber loss over every other coefficient, each
@@ -293,7 +313,7 @@ def profile(
         logy,
         delta,
         MAX_EXPONENT,
-        weights=np.ones((grid.size, logy.size)),
+        weights=_weighted(np.ones((grid.size, logy.size)), precision, logy.size),
         fixed=fixed,
         max_iter=REFIT_ITERATIONS,
     )

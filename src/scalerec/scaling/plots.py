@@ -228,7 +228,7 @@ def all_figures(fits: dict[str, Any], out_dir: Path) -> dict[str, list[tuple[Pat
     for metric, m in fits["metrics"].items():
         if "runs" not in m:
             continue
-        safe = metric.replace("@", "at")
+        safe = metric.replace("@", "at").replace(":", "_")
         cap = _captions(metric, m)
         paths = [
             (metric_vs_flops(metric, m, out_dir / f"{safe}_vs_flops_by_N.png", "n"), cap["by_N"]),

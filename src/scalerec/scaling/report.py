@@ -27,6 +27,13 @@ RUN_COLUMNS = [
     "n_params_non_embedding",
     "n_interactions",
     "targets_seen",
+    "unique_targets",
+    "encoder",
+    "lr_selected",
+    "lr_at_edge",
+    "n_seeds",
+    "seed_std_valid_loss",
+    "holdout",
     "flops",
     "wall_time_s",
     "valid_loss",
@@ -150,6 +157,46 @@ def _interpolation(ex: dict[str, Any]) -> str:
     )
 
 
+def _v2_notes(metric: str, m: dict[str, Any]) -> list[str]:
+    """The known-floor check and the seed weighting of a v2 fit (nothing for a v1 fit)."""
+    from scalerec.scaling.cells import floor_line
+
+    parts = []
+    if "known_floor" in m:
+        kf = m["known_floor"]
+        ok = kf.get("E_within_bar") and kf.get("alpha_N_within_bar")
+        parts.append(
+            f"<p class='{'' if ok else 'flag'}'><b>Known floor</b>: "
+            f"{html.escape(floor_line(metric, kf))}.</p>"
+        )
+    if "seed_noise" in m:
+        sn = m["seed_noise"]
+        pooled = f", pooled seed std {sn['pooled_seed_std']:.4g}" if "pooled_seed_std" in sn else ""
+        parts.append(
+            f"<p>Seed noise in the joint fit: {sn['n_runs_with_seed_std']} of {sn['n_runs']} runs have "
+            f"a seed spread{pooled}; weights: {html.escape(sn['weights'])}.</p>"
+        )
+    return parts
+
+
+def _lr_search(fits: dict[str, Any]) -> str:
+    """The v2 sweep's LR search: every LR tried per cell, the winner, and winners at the grid's edge."""
+    table = fits.get("lr_search")
+    if not table:
+        return ""
+    edge = fits.get("lr_at_edge", [])
+    words = (
+        f"<p class='flag'><b>{len(edge)} cells chose an LR at the edge of their grid</b> (the optimum "
+        f"may lie outside it; widen the grid): {html.escape(', '.join(edge))}.</p>"
+        if edge
+        else "<p>Every LR winner is interior to its grid.</p>"
+    )
+    cols = ["encoder", "size", "subset", "seed", "holdout", "lr", "valid_loss", "lr_selected", "lr_at_edge"]
+    return (
+        "<h2>LR search</h2><p>Only the selected row of each cell is fitted.</p>" + words + _table(table, cols)
+    )
+
+
 def _metric_section(metric: str, m: dict[str, Any], figures: list[tuple[Path, str]]) -> str:
     parts = [
         f"<h2>{html.escape(metric)}</h2>",
@@ -158,6 +205,7 @@ def _metric_section(metric: str, m: dict[str, Any], figures: list[tuple[Path, st
     ]
     if "skipped" in m:
         return "".join(parts) + f"<p>skipped: {html.escape(m['skipped'])}</p>"
+    parts += _v2_notes(metric, m)
     parts.append(_law_section("joint law L(N, D)", m["joint"]))
     if m.get("compute_optimal"):
         parts.append(_compute_optimal(m["compute_optimal"]))
@@ -207,6 +255,7 @@ def report(out_dir: str | Path, refit: bool = False, n_boot: int = 100) -> Path:
         "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in fits["assumptions"]) + "</ul>",
     ]
     body += [_metric_section(k, m, figures.get(k, [])) for k, m in fits["metrics"].items()]
+    body.append(_lr_search(fits))
     body.append("<h2>every run</h2>" + _table(rows, [c for c in RUN_COLUMNS if any(c in r for r in rows)]))
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>scaling report</title>"

@@ -235,7 +235,7 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
     out_dir = Path(out_dir)
     file_base = read_toml(spec.train_config) if spec.train_config else {}
     common = merge(file_base, spec.base)  # runs are tracked like any `train` run (<out>/runs/mlruns)
-    runs = []
+    runs: list[PlannedRun] = []
     for subset in spec.subsets:
         ddir = subset_dir(spec, subset)
         if not ddir.is_dir():

@@ -72,7 +72,7 @@ def _execute(
         return [("done", None)] * len(job)
     except Exception as exc:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         message = f"{type(exc).__name__}: {exc}"
-        out = []
+        out: list[tuple[str, str | None]] = []
         for run in job:
             if _final(run.cfg):
                 out.append(("done", None))

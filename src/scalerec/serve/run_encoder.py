@@ -89,6 +89,8 @@ class RunEncoder:
         """Vector of an unseen item from its text; the item takes the next id in the item table."""
         if not self.text:
             raise UserError("this run embeds items by id; cold-start items need a text-encoder run")
+        if self.tables is None:  # loaded in __init__ for every text run
+            raise RuntimeError("a text-encoder run without its item token tables")
         from scalerec.text.item_tokens import encode_items
         from scalerec.text.tokenizer import load_tokenizer
 

@@ -33,7 +33,7 @@ def run_id(cfg: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def resolved_loss(cfg: RunConfig, n_items: int) -> str:
+def resolved_loss(cfg: RunConfig, n_items: int) -> Literal["sampled", "full", "bce"]:
     """`train.loss`, with "auto" decided by the catalog size (full softmax when it fits)."""
     t = cfg.train
     if t.loss != "auto":

@@ -288,9 +288,11 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     model = pre.model
     text = model.cfg.item_encoder == "text"
     plan = make_plan(cfg.strategy, model, cfg.plan_settings())
-    if text and pre.tokens_dir is None:
-        raise UserError(f"{pre.run_dir}/meta.json: no tokens_dir, cannot reuse the pretrained tokenizer")
-    tokens = retokenize_target(cfg, model.cfg, pre.tokens_dir, tmp) if text else None
+    tokens = None
+    if text:
+        if pre.tokens_dir is None:
+            raise UserError(f"{pre.run_dir}/meta.json: no tokens_dir, cannot reuse the pretrained tokenizer")
+        tokens = retokenize_target(cfg, model.cfg, pre.tokens_dir, tmp)
     target = with_fraction(load_domain(cfg.data, tokens), cfg.target_fraction)
     summary, ranks = _baseline(cfg, pre, plan, target)
     if not text and not plan.reinit:
@@ -300,7 +302,11 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     before = after = None
     if source is not None and cfg.forgetting:
         before, ranks["source_before"] = _source_eval(model, source, cfg)
-    ewc, fisher_targets = _ewc_penalty(model, source, cfg) if plan.ewc else (None, 0)
+    ewc, fisher_targets = None, 0
+    if plan.ewc:
+        if source is None:  # `_source` loads it for every text run that keeps its weights
+            raise UserError(f"strategy {cfg.strategy!r}: EWC needs a text-encoder run whose weights are kept")
+        ewc, fisher_targets = _ewc_penalty(model, source, cfg)
     if plan.reinit:
         model = fresh_model(model, plan, target.n_items, cfg.seed)
         plan = make_plan(cfg.strategy, model, cfg.plan_settings())  # groups of the fresh model
@@ -311,7 +317,7 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     ranks["test"] = ev.rank_targets(model, test_hist, test_tgt, model.cfg.max_len, cfg.eval_batch_size,
                                     cfg.device)
     summary["test"] = ev.split_blocks(ranks["test"], ranks["cold"], model.cfg.item_encoder, cfg.n_boot)
-    if before is not None:
+    if before is not None and source is not None:
         after, ranks["source_after"] = _source_eval(model, source, cfg)
     summary.update(
         item_encoder=model.cfg.item_encoder, source={"before": before, "after": after} if before else None,

@@ -18,7 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scalerec.config import dumps_toml
+from scalerec.io import atomic_write
 from scalerec.scaling.spec import PlannedRun
+from scalerec.train.schedule import lr_factor
 
 
 def snapshot_path(trunk_dir: Path, step: int) -> Path:
@@ -43,9 +46,6 @@ def _start_branch(trunk_dir: Path, run: PlannedRun) -> Path:
     """Branch dir = the trunk's snapshot at `branch_step` (best-so-far reset) + its own config."""
     import torch
 
-    from scalerec.config import dumps_toml
-    from scalerec.io import atomic_write
-
     bdir = Path(run.cfg.run.out) / run.cfg.run.name
     snap = snapshot_path(trunk_dir, _branch_step(run))
     if not snap.is_file():
@@ -68,8 +68,6 @@ def _start_branch(trunk_dir: Path, run: PlannedRun) -> Path:
 def _branch_lr(state: dict[str, Any], t: Any, step: int) -> None:
     """The snapshot's optimizer holds the LR the *trunk* set for step `step`; the branch starts
     decaying there, so set the branch schedule's value (else its first cooldown step runs at peak)."""
-    from scalerec.train.schedule import lr_factor
-
     factor = lr_factor("wsd", step, t.max_steps, t.warmup_steps or 0, t.min_lr_ratio, t.decay_steps)
     sched = state["scheduler"]
     lrs = [base * factor for base in sched["base_lrs"]]

@@ -33,8 +33,11 @@ from typing import TYPE_CHECKING, Any
 import tomllib
 import torch
 
+from scalerec.config import from_dict
 from scalerec.errors import UserError
 from scalerec.io import atomic_write, sha256_file, write_json
+from scalerec.model import ModelConfig, SequentialRecommender
+from scalerec.text.item_tokens import load_item_tokens
 
 if TYPE_CHECKING:
     from scalerec.model import SequentialRecommender
@@ -284,9 +287,6 @@ def verify_run_files(run_dir: str | Path, tokens_dir: str | Path | None = None) 
 
 
 def _model_config(meta: dict[str, Any], meta_path: Path) -> Any:
-    from scalerec.config import from_dict
-    from scalerec.model import ModelConfig
-
     try:
         return from_dict(ModelConfig, meta["model_config"], prefix="meta.model_config")
     except (UserError, ValueError, TypeError) as exc:
@@ -311,8 +311,6 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
 def _set_tokens(
     model: Any, meta: dict[str, Any], tdir: Path, meta_path: Path, cache: dict[str, Any], new_catalog: bool
 ) -> None:
-    from scalerec.text.item_tokens import load_item_tokens
-
     if not tdir.is_dir():
         raise UserError(f"{meta_path}: token table {tdir} not found; pass tokens_dir")
     verify_tokens(meta, tdir, cache, new_catalog)
@@ -351,8 +349,6 @@ def load_run(
     Raises `UserError` (one line) for an unfinished run (unless
     `allow_unfinished`), a hash mismatch, or any malformed file.
     """
-    from scalerec.model import SequentialRecommender
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run dir not found")

@@ -213,3 +213,12 @@ def test_bf16x3_bound_covers_its_error_and_is_tighter(seed, d, scale) -> None:
     assert ((s3.double() - truth).abs() <= bound3).all()
     bound1 = exact.user_bound_factors(u) @ exact.item_bound_factors(v, d, False)
     assert (bound3[:, 1:] * 8 <= bound1[:, 1:]).all()
+
+
+def test_split3_only_on_bf16_sides() -> None:
+    """The bf16x3 stage reads `(mid, mid_norm, rest_norm)`: bf16 sides have them, fp32 sides say why not."""
+    x = torch.randn(4, 8)
+    mid, mid_n, rest_n = exact.prepare(x, torch.bfloat16, torch.device("cpu")).split3()
+    assert mid.shape == (4, 8) and mid_n.shape == (4,) and rest_n.shape == (4,)
+    with pytest.raises(ValueError, match="bf16x3"):
+        exact.prepare(x, torch.float32, torch.device("cpu")).split3()

@@ -4,9 +4,11 @@ branches (each branch equals the independent run), LR search flags, seed spread,
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 
+from scalerec.scaling.branches import _branch_step
 from scalerec.scaling.spec import SweepSpec, plan_runs
 from scalerec.scaling.sweep import run_sweep
 from scalerec.scaling.table import annotate
@@ -161,3 +163,11 @@ def test_world_v2_spec_meets_the_design_bars():
     pooled = load_spec(root / "pooled_v2.toml")
     assert pooled.encoders == ["text", "id"] and len(pooled.sizes) >= 5 and len(pooled.seeds) >= 2
     assert min(pooled.branches) * 4 <= 10**-1.5  # unique D: 1/128 of 4 epochs … 1 epoch
+
+
+def test_a_run_without_branch_step_is_not_a_branch() -> None:
+    """`run_group` reads each branch's step: a run without one fails with its name, not a TypeError."""
+    cfg = SimpleNamespace(run=SimpleNamespace(name="s-1"))
+    assert _branch_step(SimpleNamespace(branch_step=4, cfg=cfg)) == 4
+    with pytest.raises(ValueError, match="s-1 is not a branch"):
+        _branch_step(SimpleNamespace(branch_step=None, cfg=cfg))

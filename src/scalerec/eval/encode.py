@@ -17,11 +17,12 @@ from scalerec.device import autocast
 
 if TYPE_CHECKING:
     from scalerec.data.read.sequences import UserSequences
+    from scalerec.model.recommender import SequentialRecommender
 
 
 @torch.no_grad()
 def user_vectors(
-    model: torch.nn.Module,
+    model: SequentialRecommender,
     histories: UserSequences,
     max_len: int,
     batch_size: int,
@@ -45,7 +46,7 @@ def user_vectors(
 
 @torch.no_grad()
 def item_vectors(
-    model: torch.nn.Module, device: torch.device | str, dtype: torch.dtype | None
+    model: SequentialRecommender, device: torch.device | str, dtype: torch.dtype | None
 ) -> torch.Tensor:
     """`[I+1, d]` float32: every catalog item encoded (row 0 = padding, never ranked)."""
     with autocast(torch.device(device), dtype):

@@ -17,11 +17,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
+from scalerec.data.read.sequences import load_sequences
+from scalerec.data.read.splits import leave_one_out
+from scalerec.device import autocast_dtype, pick_device
 from scalerec.errors import UserError
 from scalerec.eval.baselines import most_popular_ranks, popularity_counts
 from scalerec.eval.heldout import rank_heldout, subset
 from scalerec.eval.metrics import DEFAULT_KS, metrics_with_ci
 from scalerec.eval.ranking import full_rank
+from scalerec.eval.sampled import sampled_metrics
+from scalerec.io import write_json
 from scalerec.rundir import LoadedRun, load_run, verify_dataset
 
 if TYPE_CHECKING:
@@ -50,9 +55,6 @@ def _dataset_dir(loaded: LoadedRun, run_dir: Path, dataset: str | Path | None) -
 
 
 def _split(dataset_dir: Path, split: str, max_users: int | None, seed: int):
-    from scalerec.data.read.sequences import load_sequences
-    from scalerec.data.read.splits import leave_one_out
-
     parts = leave_one_out(load_sequences(dataset_dir))
     histories, targets = parts.test if split == "test" else parts.valid
     histories, targets = subset(histories, targets, max_users, seed)
@@ -75,8 +77,6 @@ def evaluate_vectors(
 
     `ranks` are the exact full-catalog ranks when already computed (`rank_heldout`), else ranked here.
     """
-    from scalerec.eval.sampled import sampled_metrics
-
     exclude = histories if mask_seen else None
     t0 = time.perf_counter()
     if ranks is None:  # exact in any precision (bf16 scores are re-checked where they could tie)
@@ -125,9 +125,6 @@ def evaluate_run(
     Returns `{"model": {metric: {"mean","low","high"}}, "most_popular": {...}, "sampled": {...},
     "split", "mask_seen", "n_users", "n_items", "protocol", "path", ...}`.
     """
-    from scalerec.device import autocast_dtype, pick_device
-    from scalerec.io import write_json
-
     if split not in ("test", "valid"):
         raise UserError(f"split must be 'test' or 'valid', got {split!r}")
     run_dir = Path(run_dir)

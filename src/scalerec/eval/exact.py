@@ -82,6 +82,12 @@ class Side:
     mid_norm: torch.Tensor | None = None  # [n] fp64 ||x_mid||
     rest_norm: torch.Tensor | None = None  # [n] fp64 ||x_lo - x_mid||
 
+    def split3(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(mid, mid_norm, rest_norm)`; only bf16/fp16 sides carry them (the bf16x3 stage)."""
+        if self.mid is None or self.mid_norm is None or self.rest_norm is None:
+            raise ValueError("this side was prepared without a bf16x3 split (fp32 matmul dtype)")
+        return self.mid, self.mid_norm, self.rest_norm
+
 
 def prepare(x: torch.Tensor, dtype: torch.dtype, device: torch.device) -> Side:
     """Round `x` to the matmul dtype and measure what the rounding took away.
@@ -128,7 +134,8 @@ def refined_item_factors(items: Side, d: int) -> torch.Tensor:
     `u_k in (u_hi, u_mid, u_rest)`. The dropped terms are ~2^-18 of the score, so the bound is the
     accumulation error: 16x or more narrower than the one-matmul bound."""
     a = ACC_PER_TERM["cpu" if items.exact.device.type == "cpu" else "cuda"] * (d + 2) + 2.0**-22
-    v_hi, v_mid, v_rest = items.hi_norm, items.mid_norm, items.rest_norm
+    _, v_mid, v_rest = items.split3()
+    v_hi = items.hi_norm
     f0 = a * (v_hi + v_mid) + v_rest  # u_hi: accumulation of A and B, sums, dropped u_hi v_rest
     f1 = a * v_hi + v_mid + v_rest  # u_mid: accumulation of C, dropped u_mid (v_mid + v_rest)
     f2 = v_hi + v_mid + v_rest  # u_rest: dropped u_rest v
@@ -139,7 +146,8 @@ def refined_item_factors(items: Side, d: int) -> torch.Tensor:
 
 def refined_user_factors(users: Side) -> torch.Tensor:
     """`[cu, 3]` fp64 `(||u_hi||, ||u_mid||, ||u_rest||)`, inflated."""
-    return torch.stack([users.hi_norm, users.mid_norm, users.rest_norm], dim=1) * INFLATE
+    _, mid_norm, rest_norm = users.split3()
+    return torch.stack([users.hi_norm, mid_norm, rest_norm], dim=1) * INFLATE
 
 
 def refined_scores(u_low: torch.Tensor, u_mid: torch.Tensor, v_low: torch.Tensor, v_mid: torch.Tensor):

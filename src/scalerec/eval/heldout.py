@@ -21,6 +21,7 @@ from scalerec.eval.ranking import full_rank
 
 if TYPE_CHECKING:
     from scalerec.data.read.sequences import UserSequences
+    from scalerec.model.recommender import SequentialRecommender
 
 
 @dataclass
@@ -31,13 +32,10 @@ class Heldout:
     items: torch.Tensor  # [I+1, d] float32
     ranks: torch.Tensor  # int64 [U] on CPU, 1-based, ties pessimistic, non-finite scores worst
 
-if TYPE_CHECKING:
-    from scalerec.model.recommender import SequentialRecommender
-
 
 @torch.no_grad()
 def rank_heldout(
-    model: torch.nn.Module,
+    model: SequentialRecommender,
     histories: UserSequences,
     targets: np.ndarray,
     max_len: int,

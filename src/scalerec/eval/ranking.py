@@ -22,7 +22,7 @@ worst score: a NaN target ranks last, a NaN item never beats a finite target.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 import torch
@@ -59,6 +59,34 @@ def _chunk_sizes(
     cu = chunk_users or min(n_users, 8192 if device.type == "cuda" else 1024)
     ci = chunk_items or max(1024, budget // max(cu, 1))
     return max(1, min(cu, max(n_users, 1))), max(1, min(ci, n_items))
+
+
+@overload
+def full_rank(
+    user_vecs: torch.Tensor,
+    item_vecs: torch.Tensor,
+    targets: torch.Tensor | np.ndarray,
+    exclude: UserSequences | None = ...,
+    chunk_users: int | None = ...,
+    chunk_items: int | None = ...,
+    topk: Literal[0] = ...,
+    device: str | torch.device | None = ...,
+    dtype: torch.dtype | None = ...,
+) -> torch.Tensor: ...
+
+
+@overload
+def full_rank(
+    user_vecs: torch.Tensor,
+    item_vecs: torch.Tensor,
+    targets: torch.Tensor | np.ndarray,
+    exclude: UserSequences | None = ...,
+    chunk_users: int | None = ...,
+    chunk_items: int | None = ...,
+    topk: int = ...,
+    device: str | torch.device | None = ...,
+    dtype: torch.dtype | None = ...,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @torch.no_grad()
@@ -220,8 +248,8 @@ class _FastRanker:
         tighter bound; any bounded rounding will do), masked again, then `count_at_least`
         re-scores what lies between the thresholds."""
         if self.refined is not None:
-            s = exact.refined_scores(users.low[rows], users.mid[rows], self.items.low[i0:i1],
-                                     self.items.mid[i0:i1])
+            s = exact.refined_scores(users.low[rows], users.split3()[0][rows], self.items.low[i0:i1],
+                                     self.items.split3()[0][i0:i1])
             uf3 = exact.refined_user_factors(users)[rows]
             lo, hi = exact.thresholds(r[rows], uf3 @ self.refined[:, i0:i1].amax(1) + exact.FLOOR)
             lo, hi = _scatter_rows(lo, hi, rows, r.shape[0])

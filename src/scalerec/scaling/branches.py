@@ -18,7 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scalerec.config import dumps_toml
+from scalerec.io import atomic_write
 from scalerec.scaling.spec import PlannedRun
+from scalerec.train.schedule import lr_factor
 
 
 def snapshot_path(trunk_dir: Path, step: int) -> Path:
@@ -32,15 +35,19 @@ def _state_step(run_dir: Path) -> int:
     return int(state["counters"]["step"])
 
 
+def _branch_step(run: PlannedRun) -> int:
+    """The step a branch leaves its trunk at (only branches of a WSD trunk carry one)."""
+    if run.branch_step is None:
+        raise ValueError(f"run {run.cfg.run.name} is not a branch: it has no branch_step")
+    return int(run.branch_step)
+
+
 def _start_branch(trunk_dir: Path, run: PlannedRun) -> Path:
     """Branch dir = the trunk's snapshot at `branch_step` (best-so-far reset) + its own config."""
     import torch
 
-    from scalerec.config import dumps_toml
-    from scalerec.io import atomic_write
-
     bdir = Path(run.cfg.run.out) / run.cfg.run.name
-    snap = snapshot_path(trunk_dir, int(run.branch_step))
+    snap = snapshot_path(trunk_dir, _branch_step(run))
     if not snap.is_file():
         raise RuntimeError(f"trunk snapshot {snap} is missing: rerun the trunk {trunk_dir.name}")
     bdir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +55,7 @@ def _start_branch(trunk_dir: Path, run: PlannedRun) -> Path:
         (bdir / name).unlink(missing_ok=True)
     state = torch.load(snap, map_location="cpu", weights_only=False)
     state["counters"].update(best_ndcg=-1.0, best_step=0, best_valid={}, bad_evals=0, stopped_early=False)
-    _branch_lr(state, run.cfg.train, int(run.branch_step))
+    _branch_lr(state, run.cfg.train, _branch_step(run))
     with atomic_write(bdir / "state.pt", mode="wb") as fh:
         torch.save(state, fh)
     with atomic_write(bdir / "config.toml") as fh:
@@ -61,8 +68,6 @@ def _start_branch(trunk_dir: Path, run: PlannedRun) -> Path:
 def _branch_lr(state: dict[str, Any], t: Any, step: int) -> None:
     """The snapshot's optimizer holds the LR the *trunk* set for step `step`; the branch starts
     decaying there, so set the branch schedule's value (else its first cooldown step runs at peak)."""
-    from scalerec.train.schedule import lr_factor
-
     factor = lr_factor("wsd", step, t.max_steps, t.warmup_steps or 0, t.min_lr_ratio, t.decay_steps)
     sched = state["scheduler"]
     lrs = [base * factor for base in sched["base_lrs"]]
@@ -84,10 +89,10 @@ def run_group(
     if not done(trunk):
         resume = (tdir / "state.pt").is_file() and not (tdir / "final.json").is_file()
         at = _state_step(tdir) if resume else 0
-        for step in sorted({int(b.branch_step) for b in todo}):
+        for step in sorted({_branch_step(b) for b in todo}):
             if step <= at and not snapshot_path(tdir, step).is_file():
                 resume, at = False, 0  # the snapshot is lost: retrain the trunk from scratch
-        for step in sorted({int(b.branch_step) for b in todo if int(b.branch_step) > at}):
+        for step in sorted({_branch_step(b) for b in todo if _branch_step(b) > at}):
             cfg = copy.deepcopy(trunk.cfg)
             cfg.train.stop_after_steps = step
             train(cfg, resume=resume)

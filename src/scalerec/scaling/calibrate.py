@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scalerec.config import dumps_toml
+from scalerec.errors import UserError
+from scalerec.io import atomic_write
 from scalerec.scaling.spec import PlannedRun, SweepSpec
 
 CALIBRATION_STEPS = 20
@@ -42,9 +45,6 @@ def _device_name(device: str) -> str:
 def calibration_key(spec: SweepSpec, run: PlannedRun) -> str | None:
     """Device + size + config (normalised: no run length, LR, seed, paths; the dataset's family);
     None when the spec's device is not on this machine (a GPU sweep planned on a laptop)."""
-    from scalerec.config import dumps_toml
-    from scalerec.errors import UserError
-
     try:
         device = _device_name(spec.device)
     except UserError:
@@ -69,8 +69,6 @@ def _read_cache() -> dict[str, Any]:
 
 
 def _write_cache(key: str, value: dict[str, Any]) -> None:
-    from scalerec.io import atomic_write
-
     cache = _read_cache()
     cache[key] = value
     path = cache_path()
@@ -110,8 +108,6 @@ def calibration(spec: SweepSpec, run: PlannedRun, measure_now: bool = True) -> d
     key = calibration_key(spec, run)
     if key is None:
         if measure_now:
-            from scalerec.errors import UserError
-
             raise UserError(
                 f"sweep device {spec.device!r} is not available here: run the dry run on the machine "
                 "that will train, or pass --no-calibrate for a FLOP-rate estimate"

@@ -19,6 +19,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from scalerec.io import read_json
+from scalerec.model.flops import param_counts
+from scalerec.scaling.calibrate import calibration, calibration_key
 from scalerec.scaling.spec import PlannedRun, SweepSpec
 
 
@@ -34,22 +37,17 @@ def _targets_per_epoch(run: PlannedRun) -> tuple[float | None, float]:
 
 
 def _world_meta(run: PlannedRun) -> dict[str, Any] | None:
-    from scalerec.io import read_json
-
     path = Path(run.dataset_dir) / "world.json"
     return read_json(path) if path.is_file() else None
 
 
 def _n_items(run: PlannedRun) -> int:
-    from scalerec.io import read_json
-
     card = Path(run.dataset_dir) / "card.json"
     return int(read_json(card).get("n_items", 1)) if card.is_file() else 1
 
 
 def estimate_run(run: PlannedRun) -> dict[str, Any]:
     """Non-embedding params, targets, steps, FLOPs of one planned run (NaN where the card is missing)."""
-    from scalerec.model.flops import param_counts
     from scalerec.train import build
 
     cfg, t = run.cfg, run.cfg.train
@@ -113,7 +111,6 @@ def estimate_runs(
     spec: SweepSpec, runs: list[PlannedRun], out_dir: Path, calibrate: bool = True
 ) -> list[dict[str, Any]]:
     """One row per planned run: cell, status, params, estimated FLOPs and seconds (and their source)."""
-    from scalerec.scaling.calibrate import calibration, calibration_key
     from scalerec.scaling.sweep import read_results, run_status
 
     rate = achieved_flops_per_s(read_results(out_dir)) or spec.est_flops_per_s

@@ -38,6 +38,7 @@ import numpy as np
 from scalerec.errors import UserError
 from scalerec.io import write_json
 from scalerec.scaling import cells, extrapolate, identify, laws, optimal
+from scalerec.scaling.sweep import RESULTS, read_results
 
 FITS_FORMAT = 2
 """fits.json layout version (2: identification, the extrapolation test, no timestamp)."""
@@ -284,8 +285,6 @@ def fit(
     out_dir: str | Path, n_boot: int = 100, holdout_frac: float = 0.2, metrics: dict[str, bool] | None = None
 ) -> dict[str, Any]:
     """Fit every law on `<out_dir>/results.parquet` and write `<out_dir>/fits.json`; return it."""
-    from scalerec.scaling.sweep import RESULTS, read_results
-
     out_dir = Path(out_dir)
     rows = read_results(out_dir)
     if not rows:

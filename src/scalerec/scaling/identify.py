@@ -53,7 +53,7 @@ def exponent_reasons(value: float, ci: Sequence[float] | None, prof: dict[str, A
     if value >= 0.99 * laws.MAX_EXPONENT or value <= 1e-3:
         reasons.append(f"the estimate {value:.3g} sits on the fitter's bound [0, {laws.MAX_EXPONENT:g}]")
     finite = ci is not None and len(ci) == 2 and bool(np.all(np.isfinite(ci)))
-    if finite and (ci[1] >= 0.99 * laws.MAX_EXPONENT or ci[0] <= 1e-3):
+    if finite and ci is not None and (ci[1] >= 0.99 * laws.MAX_EXPONENT or ci[0] <= 1e-3):
         reasons.append(f"its 95% bootstrap interval [{ci[0]:.3g}, {ci[1]:.3g}] reaches a bound")
     if prof is not None and prof.get("flat"):
         lo, hi = prof["interval95"]

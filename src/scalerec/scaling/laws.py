@@ -251,8 +251,8 @@ def bootstrap_fits(
     weights = bootstrap_weights(logy.size, n_boot, min(logy.size, 1 + 2 * logx.shape[0]), seed)
     if weights.shape[0] == 0:
         return []
-    weights = _weighted(weights, precision, logy.size)
-    losses, thetas = _minimise(logx, logy, start_grid(logx, logy), delta, weights, REFIT_ITERATIONS)
+    case = _weighted(weights, precision, logy.size)
+    losses, thetas = _minimise(logx, logy, start_grid(logx, logy), delta, case, REFIT_ITERATIONS)
     return [
         _theta_to_fit(t, tuple(names), float(v), logy.size)
         for v, t in zip(losses, thetas, strict=True)

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from scalerec.io import atomic_write, read_json
+from scalerec.scaling.fits import FITS_FORMAT, fit
+from scalerec.scaling.plots import all_figures
+from scalerec.scaling.sweep import read_results
 
 RUN_COLUMNS = [
     "run_id",
@@ -236,10 +239,6 @@ STYLE = (
 def report(out_dir: str | Path, refit: bool = False, n_boot: int = 100) -> Path:
     """Write `<out_dir>/report.html` and `<out_dir>/figures/*.png` from `fits.json` (fitted first
     when absent or `refit`) and `results.parquet`; returns the HTML path."""
-    from scalerec.scaling.fits import FITS_FORMAT, fit
-    from scalerec.scaling.plots import all_figures
-    from scalerec.scaling.sweep import read_results
-
     out_dir = Path(out_dir)
     fits = read_json(out_dir / "fits.json") if (out_dir / "fits.json").is_file() else {}
     if refit or fits.get("format_version") != FITS_FORMAT:  # absent, or written by an older fitter

@@ -79,7 +79,7 @@ def simulate(
     def col(key: str) -> np.ndarray:
         return np.asarray([r[key] for r in runs], dtype=float)
 
-    summary = {
+    summary: dict[str, Any] = {
         "runs_planned": int(n.size),
         "sizes": int(np.unique(n).size),
         "data_sizes": int(np.unique(d).size),

@@ -17,6 +17,10 @@ from typing import Any, Literal
 
 from scalerec.config import load, merge, read_toml
 from scalerec.errors import UserError
+from scalerec.io import read_json
+from scalerec.model.sizes import SIZES
+from scalerec.scaling.wsd_plan import expand_wsd
+from scalerec.train.config import resolve_run_config
 
 
 @dataclass
@@ -104,7 +108,6 @@ class SweepSpec:
             raise ValueError(f"encoders must be 'text' or 'id', got {self.encoders}")
         if self.holdout_scale <= 0:
             raise ValueError("holdout_scale must be > 0")
-        from scalerec.model.sizes import SIZES
 
         for name, fields in self.size_models.items():
             if fields.get("base") not in SIZES:
@@ -169,7 +172,6 @@ def _card_counts(dataset_dir: Path) -> tuple[int | None, int | None]:
     card = dataset_dir / "card.json"
     if not card.is_file():
         return None, None
-    from scalerec.io import read_json
 
     data = read_json(card)
     return data.get("n_interactions"), data.get("n_users")
@@ -228,14 +230,12 @@ def _model_base(spec: SweepSpec, size: str) -> tuple[str, dict[str, Any]]:
 def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
     """Expand the spec into resolved runs (sizes × subsets × seeds × LRs, + wsd branches, + held-out
     runs), in that order; a wsd trunk comes right before its branches."""
-    from scalerec.scaling.wsd_plan import expand_wsd
     from scalerec.train import build
-    from scalerec.train.config import resolve_run_config
 
     out_dir = Path(out_dir)
     file_base = read_toml(spec.train_config) if spec.train_config else {}
     common = merge(file_base, spec.base)  # runs are tracked like any `train` run (<out>/runs/mlruns)
-    runs = []
+    runs: list[PlannedRun] = []
     for subset in spec.subsets:
         ddir = subset_dir(spec, subset)
         if not ddir.is_dir():

@@ -18,9 +18,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-from scalerec.io import read_json, write_json
+from scalerec.config import to_dict
+from scalerec.data.ingest.world import WorldConfig
+from scalerec.io import atomic_write, read_json, write_json
+from scalerec.scaling.branches import run_group
 from scalerec.scaling.spec import PlannedRun, SweepSpec, plan_runs
-from scalerec.scaling.table import data_columns
+from scalerec.scaling.table import annotate, data_columns
+from scalerec.scaling.world import write_world
 
 RESULTS = "results.parquet"
 TrainFn = Callable[[Any], Any]
@@ -64,15 +68,13 @@ def _execute(
         if len(job) == 1 and job[0].role == "single":
             (train_fn or _default_train)(job[0].cfg)
         else:
-            from scalerec.scaling.branches import run_group
-
             run_group(train_fn or _default_train, job[0], job[1:], lambda r: _final(r.cfg))
         if not all(_final(r.cfg) for r in job):
             raise RuntimeError("training returned without writing final.json (stopped early?)")
         return [("done", None)] * len(job)
     except Exception as exc:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         message = f"{type(exc).__name__}: {exc}"
-        out = []
+        out: list[tuple[str, str | None]] = []
         for run in job:
             if _final(run.cfg):
                 out.append(("done", None))
@@ -169,8 +171,6 @@ def upsert_results(out_dir: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Replace rows with the same run_id, append new ones; rewrite the table atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from scalerec.io import atomic_write
 
     new = {r["run_id"]: r for r in rows}
     table = [r for r in read_results(out_dir) if r["run_id"] not in new] + list(new.values())
@@ -272,9 +272,7 @@ def run_sweep(
     writes its known-floor world (`scaling.world`). `train_fn(cfg, resume=False)` replaces
     `scalerec.train.train` (tests); with `parallel > 1` it must be picklable.
     """
-    from scalerec.config import to_dict
     from scalerec.scaling.estimate import estimate_runs
-    from scalerec.scaling.table import annotate
 
     out_dir = Path(out_dir)
     prepare_world(spec, out_dir)
@@ -310,8 +308,6 @@ def prepare_world(spec: SweepSpec, out_dir: Path) -> None:
     """A `[world]` spec: write the world dataset (once; kept when identical) and point the spec at it."""
     if not spec.world:
         return
-    from scalerec.data.ingest.world import WorldConfig
-    from scalerec.scaling.world import write_world
 
     fields = dict(spec.world)
     eval_users = int(fields.pop("eval_users", 10_000))

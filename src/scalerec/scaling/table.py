@@ -22,11 +22,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from scalerec.io import read_json
+
 
 def data_columns(run: Any, final: dict[str, Any]) -> dict[str, Any]:
     """unique_targets, epochs (and bayes_floor for a world) of one finished run."""
-    from scalerec.io import read_json
-
     seen = int(final.get("targets_seen") or 0)
     world = Path(run.dataset_dir) / "world.json"
     if world.is_file():

@@ -19,6 +19,7 @@ import numpy as np
 
 from scalerec.data.ingest import world as W
 from scalerec.io import atomic_dir, read_json
+from scalerec.text.item_tokens import FORMAT_VERSION, ItemTokens, save_item_tokens
 
 
 def world_manifest(world: W.World, eval_users: int) -> dict[str, Any]:
@@ -72,8 +73,6 @@ def _write_tables(world: W.World, tmp: Path, eval_users: int) -> None:
 
 def _write_tokens(world: W.World, out: Path) -> None:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
-    from scalerec.text.item_tokens import FORMAT_VERSION, ItemTokens, save_item_tokens
 
     vocab = world.vocabulary()
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))

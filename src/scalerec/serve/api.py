@@ -295,7 +295,9 @@ def create_app(rec: Recommender) -> Any:
         413: {"description": "Body too large."},
     }
 
-    not_found = {404: {"description": "None of the history keys is in the catalog."}}
+    not_found: dict[int | str, dict[str, Any]] = {
+        404: {"description": "None of the history keys is in the catalog."}
+    }
 
     @app.post("/recommend", response_model=s["RecommendResponse"], responses={**errs, **not_found})
     async def recommend(req: RecommendRequest) -> Any:

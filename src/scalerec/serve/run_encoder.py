@@ -19,7 +19,10 @@ import torch
 
 from scalerec.data.read.sequences import UserSequences, pad_left
 from scalerec.errors import UserError
+from scalerec.rundir import load_run, verify_dataset
 from scalerec.serve.recommender import Item, Recommender, ServeConfig
+from scalerec.text.item_tokens import encode_items, load_item_tokens
+from scalerec.text.tokenizer import load_tokenizer
 
 QUERY_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 """Precisions the transformer may run in when it encodes histories (item vectors stay float32)."""
@@ -37,8 +40,6 @@ class RunEncoder:
         allow_unfinished: bool = False,
         new_catalog: bool = False,
     ) -> None:
-        from scalerec.rundir import load_run
-
         loaded = load_run(
             run_dir, device, tokens_dir, allow_unfinished=allow_unfinished, new_catalog=new_catalog
         )
@@ -54,8 +55,6 @@ class RunEncoder:
         self.tokenizer, self.tables = None, None
         self.tokens_dir = Path(tokens_dir or self.meta.get("tokens_dir") or ".")
         if self.text:
-            from scalerec.text.item_tokens import load_item_tokens
-
             self.tables = load_item_tokens(self.tokens_dir).torch_tables()
         self.table_widths = {f: int(t.shape[1]) for f, t in (self.tables or {}).items()}
 
@@ -89,8 +88,8 @@ class RunEncoder:
         """Vector of an unseen item from its text; the item takes the next id in the item table."""
         if not self.text:
             raise UserError("this run embeds items by id; cold-start items need a text-encoder run")
-        from scalerec.text.item_tokens import encode_items
-        from scalerec.text.tokenizer import load_tokenizer
+        if self.tables is None:  # loaded in __init__ for every text run
+            raise RuntimeError("a text-encoder run without its item token tables")
 
         if self.tokenizer is None:  # only cold start needs it
             self.tokenizer = load_tokenizer(self.tokens_dir / "tokenizer.json")
@@ -170,8 +169,6 @@ def load_recommender(
     `dataset_dir` + `tokens_dir` serve a text run over another catalog than its training one
     (items.parquet and a token table built with the run's tokenizer, `text train --tokenizer`):
     then the tokenizer, not the item table, is what must match the run."""
-    from scalerec.rundir import verify_dataset
-
     run_dir = Path(run_dir)
     new_catalog = tokens_dir is not None
     encoder = RunEncoder(run_dir, device, tokens_dir, dtype, allow_unfinished, new_catalog)

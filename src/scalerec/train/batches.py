@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -144,7 +144,8 @@ class PackedBatches:
         self._plans: dict[int, EpochPlan] = {}
         self.rows_per_epoch = self._plan(0).n_rows  # of epoch 0; others differ by a row or two
         if rows is None:  # not rounded to the world size: the global batch must not depend on it
-            rows = max(1, int(np.ceil(units * self.rows_per_epoch / max(1, self.n_units))))
+            n = cast(int, units)  # exactly one of rows, units is given
+            rows = max(1, int(np.ceil(n * self.rows_per_epoch / max(1, self.n_units))))
         if rows < world_size:
             raise UserError(f"a packed batch of {rows} rows cannot feed {world_size} processes; "
                             "raise train.batch_size")
@@ -206,7 +207,9 @@ class PackedBatches:
             slot = row * self.max_len + offset
             order = np.argsort(slot)  # slots are distinct
             slot, start, size = slot[order], self.unit_start[order], self.unit_targets[order]
-            on_device = tuple(torch.as_tensor(a, device=self.device) for a in (slot, start, size))
+            dev = self.device
+            on_device = (torch.as_tensor(slot, device=dev), torch.as_tensor(start, device=dev),
+                         torch.as_tensor(size, device=dev))
             row_targets = np.bincount(row, weights=self.unit_targets, minlength=n_rows).astype(np.int64)
             self._plans[epoch] = EpochPlan(slot, start, size, row_targets, on_device)
         return self._plans[epoch]

@@ -19,6 +19,8 @@ import torch
 from scalerec.config import dumps_toml
 from scalerec.errors import UserError
 from scalerec.model.config import ModelConfig
+from scalerec.model.sizes import flops_per_batch
+from scalerec.model.sizes import flops_per_target as per_target
 from scalerec.train.config import RunConfig
 from scalerec.train.schedule import lr_factor
 
@@ -33,7 +35,7 @@ def run_id(cfg: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def resolved_loss(cfg: RunConfig, n_items: int) -> str:
+def resolved_loss(cfg: RunConfig, n_items: int) -> Literal["sampled", "full", "bce"]:
     """`train.loss`, with "auto" decided by the catalog size (full softmax when it fits)."""
     t = cfg.train
     if t.loss != "auto":
@@ -134,9 +136,6 @@ def flops_per_target(
     mcfg: ModelConfig, cfg: RunConfig, micro_batch: int, targets_per_micro: float, n_items: int
 ) -> float:
     """Analytic training FLOPs (fwd + bwd) per target for this recipe (`scalerec.model.sizes`)."""
-    from scalerec.model.sizes import flops_per_batch
-    from scalerec.model.sizes import flops_per_target as per_target
-
     t = cfg.train
     kind = resolved_loss(cfg, n_items)
     k = 1 if kind == "bce" else t.negatives

@@ -21,10 +21,13 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalerec.io import atomic_write, read_json
 from scalerec.train import numerics
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 RUN_FILE = "mlflow.json"
 """Run-dir file holding the MLflow tracking URI and run id (read on resume)."""
@@ -67,34 +70,41 @@ class MlflowTracker:
         tags: dict[str, str] | None = None,
         resume_run_id: str | None = None,
     ) -> None:
-        self.client, self.run_id, self.uri = None, None, uri
+        self.client: MlflowClient | None = None
+        self.run_id: str | None = None
+        self.uri = uri
         try:
             from mlflow.tracking import MlflowClient
 
             registry = uri if uri.startswith(("http", "databricks")) else "file:///dev/null"
-            self.client = MlflowClient(tracking_uri=uri, registry_uri=registry)
-            if resume_run_id and self._reopen(resume_run_id):
+            client = MlflowClient(tracking_uri=uri, registry_uri=registry)
+            self.client = client
+            if resume_run_id and self._reopen(client, resume_run_id):
                 return
-            exp_id = self._experiment(experiment)
-            self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags or {}).info.run_id
+            exp_id = self._experiment(client, experiment)
+            self.run_id = client.create_run(exp_id, run_name=run_name, tags=tags or {}).info.run_id
             flat = {k: str(v)[:500] for k, v in _flatten(params).items()}
             self._call("log_batch", params=[_param(k, v) for k, v in flat.items()])
         except Exception as exc:  # noqa: BLE001 - tracking must never stop training
             self._disable(exc)
 
-    def _experiment(self, name: str) -> str:
-        exp = self.client.get_experiment_by_name(name)
+    @staticmethod
+    def _experiment(client: MlflowClient, name: str) -> str:
+        exp = client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
         try:
-            return self.client.create_experiment(name)
+            return client.create_experiment(name)
         except Exception:  # noqa: BLE001 - a parallel sweep worker created it first
-            return self.client.get_experiment_by_name(name).experiment_id
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
-    def _reopen(self, run_id: str) -> bool:
+    def _reopen(self, client: MlflowClient, run_id: str) -> bool:
         try:
-            self.client.get_run(run_id)
-            self.client.update_run(run_id, status="RUNNING")
+            client.get_run(run_id)
+            client.update_run(run_id, status="RUNNING")
         except Exception as exc:  # noqa: BLE001 - store moved or wiped: start a new run instead
             warnings.warn(
                 f"MLflow run {run_id} not found ({type(exc).__name__}); starting a new one", stacklevel=3

@@ -22,6 +22,8 @@ from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
 from scalerec.memory import check_training
+from scalerec.model import SequentialRecommender
+from scalerec.text.item_tokens import load_item_tokens
 from scalerec.train import build, checkpoint, numerics, outputs, world_stream
 from scalerec.train.batches import PackedBatches, train_batches
 from scalerec.train.config import RunConfig
@@ -29,6 +31,7 @@ from scalerec.train.mlflow_tracker import MlflowTracker, code_version, default_t
 from scalerec.train.negatives import NegativeSampler, make_sampler
 from scalerec.train.objective import NextItemObjective
 from scalerec.train.padded import TrainBatches
+from scalerec.train.tensorboard_sink import TensorBoardSink
 from scalerec.train.tracking import MetricsLog
 
 if TYPE_CHECKING:
@@ -89,7 +92,6 @@ def _load_tokens(cfg: RunConfig) -> Any | None:
         return None
     if not cfg.data.tokens:
         raise UserError("data.tokens is not set: the text item encoder needs --tokens DIR (or --encoder id)")
-    from scalerec.text.item_tokens import load_item_tokens
 
     return load_item_tokens(cfg.data.tokens)
 
@@ -111,8 +113,6 @@ def setup(cfg: RunConfig, resume: bool, overwrite: bool = False) -> Runtime:
 
 
 def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, resume: bool) -> Runtime:
-    from scalerec.model import SequentialRecommender
-
     dtype = dev.autocast_dtype(device, cfg.train.precision)
     rank, world, t = runlog.rank(), runlog.world_size(), cfg.train
     dev.seed_everything(cfg.run.seed)
@@ -238,8 +238,6 @@ def _metrics_log(rt: Runtime, resume: bool) -> MetricsLog:
         tracker = MlflowTracker(uri, "scalerec", name, {"config": to_dict(cfg)}, run_tags(cfg), previous)
         tracker.save(rt.dir)
     if runlog.is_main() and cfg.run.tensorboard:
-        from scalerec.train.tensorboard_sink import TensorBoardSink
-
         board = TensorBoardSink(rt.dir / "tensorboard")
     log = MetricsLog(rt.dir / "metrics.jsonl", tracker, enabled=runlog.is_main(), extra=board)
     if resume:

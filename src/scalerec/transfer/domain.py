@@ -17,6 +17,7 @@ import torch
 from scalerec.data.read.sequences import UserSequences, item_popularity, load_sequences
 from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
+from scalerec.text import load_item_tokens
 
 if TYPE_CHECKING:
     from scalerec.data.read.splits import Split
@@ -59,8 +60,6 @@ def with_fraction(domain: Domain, fraction: float) -> Domain:
 
 def load_domain(dataset: str | Path, tokens_dir: str | Path | None) -> Domain:
     """Read a dataset dir (and its token table, if any) into a leave-one-out `Domain`."""
-    from scalerec.text import load_item_tokens
-
     seqs = load_sequences(dataset)
     split = leave_one_out(seqs)
     tables = load_item_tokens(tokens_dir).torch_tables() if tokens_dir is not None else None

@@ -24,10 +24,18 @@ from scalerec import runlog
 from scalerec.config import to_dict
 from scalerec.errors import UserError
 from scalerec.io import atomic_dir
+from scalerec.model import SequentialRecommender
+from scalerec.model.flops import flops_per_target
+from scalerec.rundir import load_run, model_meta, save_weights
+from scalerec.text import build_token_table
 from scalerec.train import numerics
+from scalerec.train.negatives import popularity_sampler
 from scalerec.train.padded import TrainBatches
 from scalerec.transfer import evaluation as ev
 from scalerec.transfer.domain import Domain, _subsample, load_domain, with_fraction
+from scalerec.transfer.ewc import EWCPenalty, diagonal_fisher
+from scalerec.transfer.loop import LoopResult, LoopSettings, SampledLoss, run_stages
+from scalerec.transfer.pretrained import entry
 from scalerec.transfer.strategies import Plan, PlanSettings, StrategyName, make_plan
 
 if TYPE_CHECKING:
@@ -123,8 +131,6 @@ class FinetuneConfig:
 
 def retokenize_target(cfg: FinetuneConfig, model_cfg: Any, pretrained_tokens: Path, out: Path) -> Path:
     """Token table of the target domain built with the pretrained tokenizer, into `out/tokens`."""
-    from scalerec.text import build_token_table
-
     tokenizer = pretrained_tokens / "tokenizer.json"
     if not tokenizer.is_file():
         raise UserError(f"pretrained tokenizer not found: {tokenizer}")
@@ -145,8 +151,6 @@ class Pretrained:
 
 def load_pretrained(run_dir: str | Path, device: str) -> Pretrained:
     """Load a complete run dir through `scalerec.rundir.load_run` (meta.json decides, hashes checked)."""
-    from scalerec.rundir import load_run
-
     run_dir = Path(run_dir)
     if not (run_dir / "final.json").is_file():
         raise UserError(f"pretrained run is not complete: {run_dir / 'final.json'} is missing")
@@ -160,8 +164,6 @@ def load_pretrained(run_dir: str | Path, device: str) -> Pretrained:
 
 def fresh_model(model: SequentialRecommender, plan: Plan, n_items: int, seed: int) -> SequentialRecommender:
     """Same architecture with new random weights (`scratch`), or its ID-SASRec twin (`id-scratch`)."""
-    from scalerec.model import SequentialRecommender
-
     encoder = plan.reinit_item_encoder or model.cfg.item_encoder
     mcfg = dataclasses.replace(model.cfg, item_encoder=encoder, n_items=n_items)
     torch.manual_seed(seed)
@@ -179,10 +181,6 @@ def _source_eval(
 
 def _ewc_penalty(model: SequentialRecommender, source: Domain, cfg: FinetuneConfig) -> tuple[Any, int]:
     """EWC anchored at the pretrained weights, Fisher from `ewc_batches` source training batches."""
-    from scalerec.train.negatives import popularity_sampler
-    from scalerec.transfer.ewc import EWCPenalty, diagonal_fisher
-    from scalerec.transfer.loop import SampledLoss
-
     model.set_item_table(source.tables)
     sampler = popularity_sampler(source.popularity, cfg.neg_alpha, cfg.device)
     batches = TrainBatches(source.split.train, model.cfg.max_len, cfg.batch_size, cfg.seed, device=cfg.device)
@@ -199,9 +197,6 @@ def _ewc_penalty(model: SequentialRecommender, source: Domain, cfg: FinetuneConf
 
 
 def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: FinetuneConfig, ewc: Any):
-    from scalerec.train.negatives import popularity_sampler
-    from scalerec.transfer.loop import LoopResult, LoopSettings, run_stages
-
     if not plan.stages:
         return LoopResult()
     v_hist, v_tgt = _subsample(*target.split.valid, cfg.valid_max_users, cfg.seed)
@@ -222,8 +217,6 @@ def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: Finetu
 def _flops(model: SequentialRecommender, cfg: FinetuneConfig, targets: int) -> float:
     """Analytic training FLOPs (fwd + bwd of the whole model) for `targets` targets — an upper
     bound for strategies with frozen parts, which skip weight gradients there."""
-    from scalerec.model.flops import flops_per_target
-
     per = flops_per_target(model.cfg, cfg.n_negatives, model.cfg.max_len,
                            batch_targets=cfg.batch_size * model.cfg.max_len)["total"]
     return float(per * targets)
@@ -233,8 +226,6 @@ def _save_model(model: SequentialRecommender, tmp: Path, out: Path, tokens: Path
                 step: int) -> None:
     """`model.safetensors` + `meta.json` through the run-dir writer, so `load_run` (serve,
     a later fine-tuning) reads the fine-tuned model like any run; paths point at the final dir."""
-    from scalerec.rundir import model_meta, save_weights
-
     meta = model_meta(model.cfg, tokens, cfg.data, step)
     meta["tokens_dir"] = str((out / "tokens").resolve()) if tokens else None
     save_weights(tmp, model, meta)
@@ -268,8 +259,6 @@ def _baseline(cfg: FinetuneConfig, pre: Pretrained, plan: Plan, target: Domain) 
 
 def _pretrained_info(run_dir: Path) -> dict[str, Any]:
     """Size of the pretrained model, for the report's NDCG-vs-size curve."""
-    from scalerec.transfer.pretrained import entry
-
     e = entry(run_dir, run_dir.parent)
     return {"pretrained_size": e.size, "pretrained_params": e.params}
 
@@ -288,9 +277,11 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     model = pre.model
     text = model.cfg.item_encoder == "text"
     plan = make_plan(cfg.strategy, model, cfg.plan_settings())
-    if text and pre.tokens_dir is None:
-        raise UserError(f"{pre.run_dir}/meta.json: no tokens_dir, cannot reuse the pretrained tokenizer")
-    tokens = retokenize_target(cfg, model.cfg, pre.tokens_dir, tmp) if text else None
+    tokens = None
+    if text:
+        if pre.tokens_dir is None:
+            raise UserError(f"{pre.run_dir}/meta.json: no tokens_dir, cannot reuse the pretrained tokenizer")
+        tokens = retokenize_target(cfg, model.cfg, pre.tokens_dir, tmp)
     target = with_fraction(load_domain(cfg.data, tokens), cfg.target_fraction)
     summary, ranks = _baseline(cfg, pre, plan, target)
     if not text and not plan.reinit:
@@ -300,7 +291,11 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     before = after = None
     if source is not None and cfg.forgetting:
         before, ranks["source_before"] = _source_eval(model, source, cfg)
-    ewc, fisher_targets = _ewc_penalty(model, source, cfg) if plan.ewc else (None, 0)
+    ewc, fisher_targets = None, 0
+    if plan.ewc:
+        if source is None:  # `_source` loads it for every text run that keeps its weights
+            raise UserError(f"strategy {cfg.strategy!r}: EWC needs a text-encoder run whose weights are kept")
+        ewc, fisher_targets = _ewc_penalty(model, source, cfg)
     if plan.reinit:
         model = fresh_model(model, plan, target.n_items, cfg.seed)
         plan = make_plan(cfg.strategy, model, cfg.plan_settings())  # groups of the fresh model
@@ -311,7 +306,7 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     ranks["test"] = ev.rank_targets(model, test_hist, test_tgt, model.cfg.max_len, cfg.eval_batch_size,
                                     cfg.device)
     summary["test"] = ev.split_blocks(ranks["test"], ranks["cold"], model.cfg.item_encoder, cfg.n_boot)
-    if before is not None:
+    if before is not None and source is not None:
         after, ranks["source_after"] = _source_eval(model, source, cfg)
     summary.update(
         item_encoder=model.cfg.item_encoder, source={"before": before, "after": after} if before else None,

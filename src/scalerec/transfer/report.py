@@ -20,6 +20,7 @@ import numpy as np
 from scalerec.errors import UserError
 from scalerec.io import atomic_write
 from scalerec.train import numerics
+from scalerec.transfer.plots import write_plots
 
 METRICS = ("ndcg@10", "hr@10", "mrr")
 BASELINES = ("zero-shot", "scratch", "id-scratch")
@@ -204,7 +205,6 @@ def transfer_report(root: str | Path) -> Path:
     report = {"format_version": 1, "rows": rows, "comparisons": cmp, "most_popular": most_popular}
     with atomic_write(root / "transfer_report.json") as fh:  # strict JSON: an inf ratio becomes null
         fh.write(numerics.dumps(report, indent=2) + "\n")
-    from scalerec.transfer.plots import write_plots
 
     figures = write_plots(rows, root)
     out = root / "transfer_report.md"

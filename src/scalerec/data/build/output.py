@@ -51,7 +51,7 @@ def sink_parquet(parts: list[Path], dest: Path, schema: dict[str, PolarsDataType
         return
     frame = pl.concat([pl.scan_ipc(p) for p in parts])
     rest = [c for c in frame.collect_schema().names() if c not in schema]
-    frame = frame.select([pl.col(c).cast(t) for c, t in schema.items()] + rest)
+    frame = frame.select([*(pl.col(c).cast(t) for c, t in schema.items()), *rest])
     frame.sink_parquet(dest, row_group_size=ROW_GROUP, engine="streaming")
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -132,18 +132,26 @@ class ShardWriter:
         with pa.OSFile(str(path), "rb") as src:
             table = pa.ipc.open_stream(src).read_all()
         path.unlink()
-        return pl.from_arrow(table)
+        return cast("DataFrame", pl.from_arrow(table))  # a Table always converts to a DataFrame
 
 
 def _read_ipc(path: Path) -> DataFrame:
     """An IPC file copied into memory (never memory-mapped: the k-core rounds rewrite it in place)."""
     with pa.OSFile(str(path), "rb") as src:
-        return pl.from_arrow(pa.ipc.open_file(src).read_all())
+        return cast("DataFrame", pl.from_arrow(pa.ipc.open_file(src).read_all()))  # Table → DataFrame
+
+
+def _read_present(sw: ShardWriter, kind: str, s: int) -> DataFrame:
+    """`sw.read` of a shard that must have been written (it holds rows, so it holds users)."""
+    df = sw.read(kind, s)
+    if df is None:
+        raise RuntimeError(f"shard {s} has no {kind} file; its rows were staged but never written")
+    return df
 
 
 def _ranked_users(sw: ShardWriter, s: int) -> DataFrame:
     """`uh, u, user_key` of shard `s`: users ranked by (hash, key), as `user_hash_order` ranks them."""
-    df = sw.read("users", s).unique("uh")
+    df = _read_present(sw, "users", s).unique("uh")
     if not sw.user_map and df["user_key"].n_unique() != len(df):
         raise UserError("64-bit hash collision among user_keys; rerun is not expected to help, please report")
     return df.sort("h", "user_key").with_columns(pl.int_range(0, pl.len(), dtype=pl.Int32).alias("u"))
@@ -178,7 +186,7 @@ def _filter_shards(
     ih_sorted, i_of_hash = item_codes
     counts = np.zeros(steps.n_codes, dtype=np.int64)
     for s in shards:
-        rows, users = sw.read("rows", s), _ranked_users(sw, s)
+        rows, users = _read_present(sw, "rows", s), _ranked_users(sw, s)
         rows = rows.join(users.select("uh", "u"), on="uh")
         ih = rows["ih"].to_numpy()
         order = np.argsort(ih)  # sorted needles: searchsorted walks the item table in order

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -109,6 +109,11 @@ def _write_prefix(
     return sub_items, stats, n_users
 
 
+def _max_id(items: DataFrame) -> int:
+    """The largest `item_id` (an integer column, so polars returns an int or None)."""
+    return int(cast("int | None", items["item_id"].max()) or 0)
+
+
 def write_subsets(
     dest: Path, parts: list[Part], items: DataFrame, labels: list[str], parent_card: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -119,7 +124,7 @@ def write_subsets(
     """
     labels = sorted(labels, key=parse_size)
     sizes = [parse_size(label) for label in labels]
-    last, seen, total = _prefixes(parts, sizes, int(items["item_id"].max() or 0) if len(items) else 0)
+    last, seen, total = _prefixes(parts, sizes, _max_id(items) if len(items) else 0)
     scratch = dest / "_subset_parts"
     scratch.mkdir(parents=True, exist_ok=True)
     out = []

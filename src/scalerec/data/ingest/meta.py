@@ -135,6 +135,7 @@ class MetaTable:
         order = order.select(pl.col("_row").cast(pl.Int64), pl.col("item_id")).sort("_row")
         rows, ids = order["_row"].to_numpy(), order["item_id"]
         pieces = []
+        source: Any  # the in-memory text frame, or one Parquet part's path
         for source in [self.text] if self.text is not None else self.parts:
             part = source.sort("_row") if self.text is not None else pl.read_parquet(source)
             prow = part["_row"].to_numpy()
@@ -252,7 +253,10 @@ def _domain_chunks(domains: list[DomainMeta], log: ParseLog, chunk_bytes: int) -
         if len(dom.paths) == 1:
             chunks = iter_items(dom.source, dom.paths[0], log, chunk_bytes, dom.columns)
         else:
-            chunks = iter([merge_items([read_items(dom.source, p, log, dom.columns) for p in dom.paths])])
+            merged = merge_items([read_items(dom.source, p, log, dom.columns) for p in dom.paths])
+            if merged is None:
+                raise ValueError(f"domain {dom.name!r} names no meta files")
+            chunks = iter([merged])
         prefix = pl.lit(f"{dom.name}:")
         for raw in chunks:
             yield raw.with_columns(

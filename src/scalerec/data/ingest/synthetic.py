@@ -221,9 +221,9 @@ def _skip_doubles(rng: np.random.Generator, n: int) -> None:
     `advance` also drops the generator's cached 32-bit half-word, which `random()` leaves alone
     (a later small-range `integers` draw uses it), so that cache is put back.
     """
-    before = rng.bit_generator.state
-    rng.bit_generator.advance(n)
-    after = rng.bit_generator.state
+    before = dict(rng.bit_generator.state)
+    rng.bit_generator.advance(n)  # type: ignore[attr-defined]  # PCG64 has it; numpy's stub types the base class
+    after = dict(rng.bit_generator.state)
     after["has_uint32"], after["uinteger"] = before["has_uint32"], before["uinteger"]
     rng.bit_generator.state = after
 
@@ -267,11 +267,11 @@ def plan(
     )
     sizes = [int(offsets[b] - offsets[a]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     for size in sizes:  # gaps: exponential(nnz), drawn in the chunks' pieces
-        p.gap_states.append(rng.bit_generator.state)
+        p.gap_states.append(dict(rng.bit_generator.state))
         rng.exponential(86_400 * 20, size=size)
     perm = rng.permutation(n_items)  # hide topic order from item keys
     for size in sizes:  # ratings: choice(nnz) is random(nnz), one draw per rating
-        p.rating_states.append(rng.bit_generator.state)
+        p.rating_states.append(dict(rng.bit_generator.state))
         _skip_doubles(rng, size)
     p.item_key = _item_keys(perm, key_params(rng, n_items, 8))
     p.user_keys = key_params(rng, n_users, 12)

@@ -11,7 +11,7 @@ import gzip
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class LineSink:
         self._tmp = path.with_name(f".{path.name}.partial")
         raw = open(self._tmp, "wb")  # noqa: SIM115 (closed in __exit__)
         self._fh: IO[bytes] = (
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0, filename="")
+            cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0, filename=""))
             if path.suffix == ".gz"
             else raw
         )

@@ -70,15 +70,6 @@ def optimal_allocation(fit: LawFit, rel: FlopsRelation, flops: np.ndarray) -> di
     return {"flops": c, "n": n, "d": d, "metric": fit.predict(n, d)}
 
 
-def iso_flop_profile(
-    fit: LawFit, rel: FlopsRelation, flops: float, n_grid: np.ndarray
-) -> dict[str, np.ndarray]:
-    """The law along one compute budget: for each N in `n_grid`, D = C/(k·N^γ) and L(N, D)."""
-    n = np.asarray(n_grid, dtype=float)
-    d = flops / (rel.k * n**rel.gamma)
-    return {"n": n, "d": d, "metric": fit.predict(n, d)}
-
-
 def frontier(flops: np.ndarray, y: np.ndarray, lower_is_better: bool = True) -> np.ndarray:
     """Indices of the runs on the compute-efficient envelope: sorted by FLOPs, each one better
     than every cheaper run (the paper's "optimal envelope")."""

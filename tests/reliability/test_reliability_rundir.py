@@ -187,3 +187,25 @@ def test_resume_refuses_damaged_files(tmp_path: Path) -> None:
     (run / "state.pt").write_bytes((run / "state.pt").read_bytes()[:200])
     with pytest.raises(UserError, match="state.pt: not a readable"):
         load_state(run)
+
+
+def test_new_catalog_checks_the_tokenizer_not_the_item_table(tmp_path: Path) -> None:
+    """Serving another catalog (`load_recommender(..., tokens_dir=...)`) swaps the item rows: then
+    the tokenizer, not the item table, must be the run's own (`tokenizer_sha256` in meta.json)."""
+    root = tmp_path / "world"
+    _, tokens = write_world(root)
+    (tokens / "tokenizer.json").write_text('{"stand-in": "tokenizer v1"}')
+    trained = train_tiny(root, "catalog")
+    other = tmp_path / "other_catalog_tokens"
+    shutil.copytree(tokens, other)
+    arrays = dict(np.load(other / "item_tokens.npz"))
+    for key in ("title", "title_len"):
+        arrays[key] = np.roll(arrays[key], 1, axis=0)
+        arrays[key][0] = 0
+    np.savez(other / "item_tokens.npz", **arrays)
+    with pytest.raises(UserError, match="token table"):
+        load_run(trained, tokens_dir=other)  # same catalog expected: another item table is refused
+    assert load_run(trained, tokens_dir=other, new_catalog=True).model is not None
+    (other / "tokenizer.json").write_text('{"stand-in": "tokenizer v2"}')
+    with pytest.raises(UserError, match="tokenizer"):
+        load_run(trained, tokens_dir=other, new_catalog=True)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,13 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def clean_stale_temporaries(path: Path) -> None:
@@ -185,10 +193,12 @@ def write_lock(path: str | Path) -> Iterator[Path]:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             text = lock.read_text(errors="replace").strip() if lock.exists() else ""
-            if text.isdigit() and _pid_alive(int(text)):
+            # an empty lock younger than 10 s: its writer created it and has not written its pid yet
+            starting = not text and _age_s(lock) < 10
+            if starting or (text.isdigit() and _pid_alive(int(text))):
                 raise UserError(
-                    f"{path} is being written by another process (pid {text}); wait for it to finish "
-                    f"(or delete {lock} if no such process is running)"
+                    f"{path} is being written by another process (pid {text or 'starting'}); wait for it "
+                    f"to finish (or delete {lock} if no such process is running)"
                 ) from None
             lock.unlink(missing_ok=True)  # stale: its writer is gone
             continue

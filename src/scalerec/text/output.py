@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from scalerec.errors import UserError
+from scalerec.io import write_lock
 
 MARKER = "token_table.json"
 WRITTEN = frozenset({"tokenizer.json", "item_tokens.npz", MARKER})
@@ -64,53 +63,7 @@ def _is_manifest(path: Path) -> bool:
 
 @contextlib.contextmanager
 def output_lock(out: Path) -> Iterator[None]:
-    """Hold `.NAME.lock` beside `out` while writing it; a second live writer gets a UserError. A lock
-    left by a killed writer (its pid no longer runs on this machine) is taken over."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock = out.parent / f".{out.name}.lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            owner = _lock_owner(lock)
-            if owner is None and _age_s(lock) < 10:
-                owner = -1  # created but its pid not written yet: a writer is starting right now
-            if owner == -1 or (owner is not None and _alive(owner)):
-                raise UserError(
-                    f"--out {out} is being written by another process (pid {owner}, lock {lock}); "
-                    "wait for it to finish, or delete the lock if that process is gone"
-                ) from None
-            lock.unlink(missing_ok=True)  # a killed writer's lock
-    else:
-        raise UserError(f"--out {out}: could not take the lock {lock}; another writer is starting")
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+    """Hold `.NAME.lock` beside `out` while writing it (`scalerec.io.write_lock`): a second live
+    writer gets a UserError, a killed writer's lock is taken over."""
+    with write_lock(out):
         yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _lock_owner(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _age_s(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selection import check_metric, config_tag, parse_grid, select
+from selection import candidates, check_metric, config_tag, parse_grid, select
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -59,6 +59,8 @@ def dataset_sources() -> dict[str, dict[str, Any]]:
     """PrepareConfig fields of each benchmark dataset (files from ../shared/data)."""
     beauty, sports = SHARED / "amazon_beauty_2014_5core", SHARED / "amazon_sports_2014_5core"
     games, ml = SHARED / "amazon2018_games_llmrank", SHARED / "movielens_100k_recbole"
+    yelp, office = SHARED / "yelp_s3rec", SHARED / "amazon_office_2014_5core"
+    sci = SHARED / "amazon2018_scientific_unisrec"
     return {
         "beauty": {"source": "s3rec", "ratings": [beauty / "Beauty.txt"], "meta": [beauty / "items.tsv.gz"]},
         "sports": {
@@ -72,16 +74,27 @@ def dataset_sources() -> dict[str, dict[str, Any]]:
             "meta": [games / "Games.item.gz"],
         },
         "ml100k": {"source": "recbole", "ratings": [ml / "ml-100k.inter.gz"], "meta": [ml / "ml-100k.item"]},
+        "yelp": {"source": "s3rec", "ratings": [yelp / "Yelp.txt.gz"], "meta": [yelp / "items.tsv.gz"]},
+        "office": {
+            "source": "recbole",
+            "ratings": [office / "train.csv.gz", office / "dev.csv.gz", office / "test.csv.gz"],
+            "meta": [office / "Office.text.gz"],
+        },
+        "scientific": {
+            "source": "recbole",
+            "ratings": [sci / "Scientific.test.inter.gz"],
+            "meta": [sci / "Scientific.text.gz"],
+        },
     }
 
 
 def prepare_dataset(name: str, work: Path) -> Path:
     """Dataset dir for `name` under `work/data` (kept as published: no k-core, no dedupe, no drops)."""
-    from scalerec.data.build.prepare import PrepareConfig, prepare
-
     out = work / "data" / name
     if (out / "card.json").is_file():
         return out
+    from scalerec.data.build.prepare import PrepareConfig, prepare  # polars: only when preparing
+
     src = dataset_sources()[name]
     cfg = PrepareConfig(
         source=src["source"],
@@ -117,6 +130,11 @@ def token_table(name: str, data_dir: Path, work: Path) -> Path:
     if not (out / "token_table.json").is_file():
         build_token_table(data_dir, out)
     return out
+
+
+def uses_text(variant: str) -> bool:
+    """Variants whose items are encoded from text need the dataset's token table."""
+    return variant.startswith(("text", "hybrid"))
 
 
 def config_path(dataset: str, variant: str) -> Path:
@@ -229,30 +247,32 @@ def _evaluate(run_dir: Path, mask_seen: bool, seed: int, args: argparse.Namespac
     )
 
 
-def train_in_parallel(
-    cells: list[tuple[str, str, int]], args: argparse.Namespace, winners: dict[tuple[str, str], list[str]]
-) -> None:
+Cell = tuple[str, str, tuple[str, ...], int]  # dataset, variant, config overrides, seed
+
+
+def train_in_parallel(cells: list[Cell], args: argparse.Namespace) -> None:
     """Train unfinished cells in `args.jobs` child processes of this script (one cell each), so
-    small models share one GPU; the parent then only evaluates and summarises."""
+    small models share one GPU; the parent then only selects, evaluates and summarises."""
     import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    def name(c: tuple[str, str, int]) -> str:
-        return f"{c[0]}_{c[1]}{config_tag(winners[c[0], c[1]])}_s{c[2]}"
+    def name(c: Cell) -> str:
+        return f"{c[0]}_{c[1]}{config_tag(list(c[2]))}_s{c[3]}"
 
-    todo = [c for c in cells if not (args.work / "runs" / name(c) / "final.json").is_file()]
+    todo = [c for c in dict.fromkeys(cells) if not (args.work / "runs" / name(c) / "final.json").is_file()]
     passthrough = ["--work", str(args.work), "--device", args.device, "--bootstrap", str(args.bootstrap)]
     passthrough += ["--mask-seen"] * args.mask_seen + ["--quick"] * args.quick
     for s in args.set:
         passthrough += ["--set", s]
 
-    def child(cell: tuple[str, str, int]) -> int:
-        ds, var, seed = cell
+    def child(cell: Cell) -> int:
+        ds, var, config, seed = cell
         cmd = [sys.executable, __file__, "--datasets", ds, "--variants", var, "--seeds", str(seed)]
-        winner = [x for o in winners[ds, var] for x in ("--set", o)]
-        tag = ["--config-tag", config_tag(winners[ds, var])]
-        return subprocess.call([*cmd, *passthrough, *winner, *tag, "--jobs", "1", "--no-write"])
+        overrides = [x for o in config for x in ("--set", o)]
+        tag = ["--config-tag", config_tag(list(config))]
+        flags = ["--jobs", "1", "--no-write", "--train-only"]
+        return subprocess.call([*cmd, *passthrough, *overrides, *tag, *flags])
 
     with ThreadPoolExecutor(args.jobs) as pool:
         codes = list(pool.map(child, todo))
@@ -357,6 +377,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="train this many runs at once (one process each)")
     p.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--config-tag", default="", help=argparse.SUPPRESS)
+    p.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--grid", action="append", default=[],
                    help="candidate values KEY=V1,V2 (repeatable); the best on validation is the final config")
     p.add_argument("--select-seeds", default=None, help="seeds the grid is compared on (default: the first)")
@@ -375,19 +396,29 @@ def main() -> None:
     select_seeds = [int(s) for s in (args.select_seeds or str(seeds[0])).split(",")]
     data_dirs = {ds: prepare_dataset(ds, args.work) for ds in datasets}
     for ds in datasets:  # token tables once, before any child process needs them
-        if any(v.startswith("text") for v in variants):
+        if any(uses_text(v) for v in variants):
             token_table(ds, data_dirs[ds], args.work)
+    if args.train_only:  # a child of train_in_parallel: train this one cell, the parent evaluates
+        var, ds = variants[0], datasets[0]
+        tokens = token_table(ds, data_dirs[ds], args.work) if uses_text(var) else None
+        train_run(ds, var, seeds[0], data_dirs[ds], tokens, args.work, args, [])
+        return
+    if args.jobs > 1 and grid:  # every grid candidate on the selection seeds at once; selection then reads
+        cands = [tuple(c) for c in candidates(grid)]
+        train_in_parallel([(ds, v, c, s) for s in select_seeds for c in cands for v in variants
+                           for ds in datasets], args)
     winners: dict[tuple[str, str], list[str]] = {}
     for ds in datasets:
         for var in variants:
-            tokens = token_table(ds, data_dirs[ds], args.work) if var.startswith("text") else None
+            tokens = token_table(ds, data_dirs[ds], args.work) if uses_text(var) else None
 
             def cell(config: list[str], seed: int, ds=ds, var=var, tokens=tokens) -> Path:
                 return train_run(ds, var, seed, data_dirs[ds], tokens, args.work, args, config)
 
             winners[ds, var] = select(ds, var, grid, select_seeds, metric, cell, args.work)
     if args.jobs > 1:
-        train_in_parallel([(ds, v, s) for s in seeds for v in variants for ds in datasets], args, winners)
+        train_in_parallel([(ds, v, tuple(winners[ds, v]), s) for s in seeds for v in variants
+                           for ds in datasets], args)
     rows, skipped = [], []
     # seed-major order: one full table first (bar runs first), further seeds after
     for seed in seeds:
@@ -403,7 +434,7 @@ def main() -> None:
                     skipped.append(name)
                     continue
                 try:
-                    tokens = token_table(ds, data_dirs[ds], args.work) if var.startswith("text") else None
+                    tokens = token_table(ds, data_dirs[ds], args.work) if uses_text(var) else None
                     config = winners[ds, var]
                     rows.append(run_one(ds, var, seed, data_dirs[ds], tokens, args.work, args, config))
                 except Exception as exc:  # one failed cell must not lose the others

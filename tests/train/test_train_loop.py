@@ -288,3 +288,15 @@ def test_paper_recipe_trains(world, tmp_path):
     meta = json.loads((s.run_dir / "meta.json").read_text())
     assert meta["model_config"]["field_max_len"] == {"title": 4, "brand": 2}
     assert s.final["steps"] == 3 and s.final["flops"]["per_target"] > 0
+
+
+def test_max_minutes_stops_at_a_validation_and_finishes(world, tmp_path):
+    """A spent wall-clock budget ends the run at the next validation with a complete result (best
+    checkpoint scored on test), not a killed process; without a budget the same run goes on."""
+    timed = train(tiny_cfg(world, tmp_path, "timed", "train.max_minutes=1e-9"))
+    assert timed.completed and timed.final["stopped_by_time"] is True
+    assert timed.final["steps"] == 3  # the first validation (eval.every_steps=3) of 6 steps
+    assert set(timed.final["test"]) >= {"ndcg@10", "hr@10"}
+    assert json.loads((timed.run_dir / "final.json").read_text())["stopped_by_time"] is True
+    free = train(tiny_cfg(world, tmp_path, "free"))
+    assert free.final["stopped_by_time"] is False and free.final["steps"] == 6

@@ -121,6 +121,10 @@ class TrainConfig:
     log_seconds: float = field(default=30.0, metadata={"range": "(0, inf)"})
     """Also log when this many seconds passed since the last log line, so a slow run prints its
     loss at a steady rate (single process only: under DDP every rank must agree on when to sync)."""
+    max_minutes: float | None = field(default=None, metadata={"range": "(0, inf)"})
+    """Wall-clock budget: after the first validation past this many minutes of training, stop and
+    finish as if early-stopped (best checkpoint, test, final.json with `stopped_by_time`), so a
+    time-boxed job (a shared GPU, a CI slot) ends with a result instead of being killed."""
     stop_after_steps: int | None = field(default=None, metadata={"range": "[0, inf)"})
     """Stop early *without finishing* after this many steps, leaving a resumable run (tests)."""
 

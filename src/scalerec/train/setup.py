@@ -51,6 +51,7 @@ class Counters:
     best_valid: dict[str, float] = field(default_factory=dict)
     bad_evals: int = 0
     stopped_early: bool = False
+    stopped_by_time: bool = False
 
 
 @dataclass

@@ -89,7 +89,10 @@ def _loop(rt: Runtime) -> bool:
             _validate(rt)
             c.wall_time_s += time.perf_counter() - t_segment
             t_segment = time.perf_counter()
+            c.stopped_by_time = _out_of_time(t.max_minutes, c.wall_time_s, rt.device)
             _save_state(rt)
+            if c.stopped_by_time:
+                break
         stop = t.stop_after_steps
         if stop is not None and rt.start_step < stop <= c.step < total:
             c.wall_time_s += time.perf_counter() - t_segment
@@ -97,6 +100,19 @@ def _loop(rt: Runtime) -> bool:
             return False
     c.wall_time_s += time.perf_counter() - t_segment
     return True
+
+
+def _out_of_time(max_minutes: float | None, wall_s: float, device: torch.device) -> bool:
+    """Whether the wall-clock budget is spent; under DDP rank 0's clock decides for every rank, so
+    all ranks leave the loop at the same step."""
+    if max_minutes is None:
+        return False
+    over = torch.tensor([float(wall_s > 60.0 * max_minutes)], device=device)
+    if runlog.world_size() > 1:
+        import torch.distributed as dist
+
+        dist.broadcast(over, src=0)
+    return bool(over.item())
 
 
 def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
@@ -255,6 +271,7 @@ def _finish(rt: Runtime) -> dict[str, Any]:
         "valid": c.best_valid,
         "test": test,
         "stopped_early": c.stopped_early,
+        "stopped_by_time": c.stopped_by_time,
         "targets_per_s": c.targets_seen / max(c.wall_time_s, 1e-9),
         "model_size": rt.cfg.model_size,
         "recipe": rt.cfg.recipe,

@@ -28,7 +28,7 @@ class DataConfig:
     dataset: str = ""
     """Dataset dir written by `scalerec data prepare` (or one of its `subsets/<label>`)."""
     tokens: str | None = None
-    """Token table dir written by `scalerec text train` (required by the text item encoder)."""
+    """Token table dir written by `scalerec text train` (required by the text and hybrid item encoders)."""
     max_len: int = field(default=50, metadata={"range": "[1, inf)"})
     """Longest input sequence; longer histories are cut into windows (training) or truncated (eval)."""
     train_users: int | None = field(default=None, metadata={"range": "[1, inf)"})

@@ -324,6 +324,12 @@ def _set_tokens(
         raise UserError(f"{tdir}: token table unusable with this model ({msg})") from None
 
 
+def _same_item_table(meta: dict[str, Any], tdir: Path, cache: dict[str, Any]) -> bool:
+    """The token table is the run's own (same hash), so item ids still name the same items."""
+    want = meta.get("tokens_sha256")
+    return bool(want) and tokens_sha256(tdir, cache) == want
+
+
 def _read_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.toml"
     if not path.is_file():
@@ -345,7 +351,8 @@ def load_run(
 
     `tokens_dir` overrides the token table recorded in `meta.json` (e.g. a moved run dir); it must
     still hash to what was recorded — or, with `new_catalog`, be another catalog's table built with
-    the run's own tokenizer (`text train --tokenizer`), whose hash is then what is checked.
+    the run's own tokenizer (`text train --tokenizer`), whose hash is then what is checked. A hybrid
+    run over another catalog than its own gets a zero ID table: its items are scored by text alone.
     Raises `UserError` (one line) for an unfinished run (unless
     `allow_unfinished`), a hash mismatch, or any malformed file.
     """
@@ -362,10 +369,12 @@ def load_run(
     _load_weights(model, weights)
     model.to(device).eval()
     tdir = tokens_dir or meta.get("tokens_dir")
-    if mcfg.item_encoder == "text":
+    if mcfg.has_text:
         if not tdir:
             raise UserError(f"{meta_path}: no token table recorded; pass tokens_dir")
         _set_tokens(model, meta, Path(tdir), meta_path, cache, new_catalog)
+        if mcfg.has_ids and new_catalog and not _same_item_table(meta, Path(tdir), cache):
+            model.reset_item_ids(model.n_items)  # its trained ID rows name the old catalog's items
     _write_cache(run_dir, cache)
     config = _read_config(run_dir)
     dataset = meta.get("dataset_dir") or config.get("data", {}).get("dataset")

@@ -15,6 +15,7 @@ from scalerec.model.sizes import SIZES, model_config
 CASES = [
     ("tiny", "text", "pre", None),
     ("tiny", "id", "pre", None),
+    ("tiny", "hybrid", "pre", None),
     ("xs", "text", "post", "paper"),
     ("s", "text", "pre", None),
 ]
@@ -71,7 +72,8 @@ def _measured_flops(model, batch: int, seq: int, n_neg: int, loss: str) -> int:
 
 @pytest.mark.parametrize(
     ("encoder", "loss", "norm"),
-    [("text", "sampled", "pre"), ("id", "sampled", "pre"), ("text", "full", "post"), ("id", "full", "pre")],
+    [("text", "sampled", "pre"), ("id", "sampled", "pre"), ("text", "full", "post"), ("id", "full", "pre"),
+     ("hybrid", "sampled", "pre"), ("hybrid", "full", "pre")],
 )
 def test_flops_match_flop_counter(encoder: str, loss: str, norm: str) -> None:
     torch.manual_seed(0)
@@ -82,7 +84,7 @@ def test_flops_match_flop_counter(encoder: str, loss: str, norm: str) -> None:
     model.set_item_table(
         {f: torch.randint(0, 300, (n_items + 1, n), generator=g) for f, n in cfg.field_max_len.items()}
     )
-    if encoder == "text":
+    if encoder != "id":
         model.item_encoder.dedupe = False  # the nominal count encodes every occurrence
     measured = _measured_flops(model, batch, seq, n_neg, loss)
     per_target = flops_per_target(cfg, n_neg, seq, loss=loss, n_items=n_items, batch_targets=batch * seq)

@@ -71,7 +71,7 @@ def pretrain_run(
     from scalerec.transfer.loop import LoopSettings, run_stages
     from scalerec.transfer.strategies import PlanSettings, make_plan
 
-    dom = load_domain(dataset, tokens if item_encoder == "text" else None)
+    dom = load_domain(dataset, tokens if item_encoder != "id" else None)
     vocab = json.loads((tokens / "token_table.json").read_text())["vocab_size"]
     mcfg = ModelConfig(item_encoder=item_encoder, vocab_size=vocab, n_items=dom.n_items, token_dim=16,
                        d_model=16, n_layers=2, n_heads=2, d_ffn=32, max_len=12, dropout=0.0,
@@ -86,7 +86,7 @@ def pretrain_run(
     run_stages(model, plan.stages, batches, popularity_sampler(dom.popularity), lambda m: 0.0,
                LoopSettings(32, 0.0, "constant", 0.0, 0, "cpu", 0))
     run_dir.mkdir(parents=True)
-    save_weights(run_dir, model, model_meta(mcfg, tokens if item_encoder == "text" else None, dataset, 1))
+    save_weights(run_dir, model, model_meta(mcfg, tokens if item_encoder != "id" else None, dataset, 1))
     (run_dir / "final.json").write_text(json.dumps({"format_version": 1, "run_id": run_dir.name}))
     return run_dir
 

@@ -23,7 +23,7 @@ def train_cmd(
         None, "--recipe", help="Recipe preset: default or paper (the study's)."
     ),
     encoder: str | None = typer.Option(
-        None, "--encoder", help="Item encoder: text (default) or id (SASRec)."
+        None, "--encoder", help="Item encoder: text (default), id (SASRec) or hybrid (text + id)."
     ),
     config: Path | None = typer.Option(None, "--config", help="TOML file with RunConfig sections."),
     set_: list[str] = typer.Option(

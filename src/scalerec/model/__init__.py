@@ -1,4 +1,4 @@
-"""Model stage: item encoders (text / id), the causal transformer, sizes and FLOPs accounting.
+"""Model stage: item encoders (text / id / hybrid), the causal transformer, sizes and FLOPs accounting.
 
 Exports load on first use, so `scalerec.model.config`, `.sizes` and `.flops` (plain numbers) can be
 imported without torch.

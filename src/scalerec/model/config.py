@@ -1,9 +1,9 @@
 """The frozen description of a model: everything needed to build it, nothing read from a dataset.
 
-Catalog-dependent numbers (`vocab_size` for the text encoder, `n_items` for the id encoder) are
-fields the caller fills from the token table / dataset card; they default to 0 so that a run
-config can be parsed before the token table is read, and are checked when the model is built
-(`ModelConfig.check_buildable`).
+Catalog-dependent numbers (`vocab_size` for the text encoder, `n_items` for the id encoder, both
+for the hybrid) are fields the caller fills from the token table / dataset card; they default to 0
+so that a run config can be parsed before the token table is read, and are checked when the model
+is built (`ModelConfig.check_buildable`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ DEFAULT_FIELDS = {"title": 32, "brand": 8, "categories": 16}
 class ModelConfig:
     """Sequential recommender hyper-parameters (see docs/design/model.md)."""
 
-    item_encoder: Literal["text", "id"] = "text"
-    """How items become vectors: pooled BPE tokens of their text ("text") or one row per item ("id")."""
+    item_encoder: Literal["text", "id", "hybrid"] = "text"
+    """How items become vectors: pooled BPE tokens of their text ("text"), one row per item ("id"), or
+    their sum ("hybrid": text vector + a learned row per training item; unseen items get text only)."""
     n_items: int = field(default=0, metadata={"range": "[0, inf)"})
-    """Catalog size (ids 1..n_items, 0 = padding); needed by the id encoder only, 0 = fill from data."""
+    """Catalog size (ids 1..n_items, 0 = padding); needed by the id and hybrid encoders, 0 = from data."""
     vocab_size: int = field(default=0, metadata={"range": "[0, inf)"})
-    """Tokenizer vocabulary size (text encoder); 0 = fill from the token table."""
+    """Tokenizer vocabulary size (text and hybrid encoders); 0 = fill from the token table."""
     field_max_len: dict[str, int] = field(
         default_factory=lambda: dict(DEFAULT_FIELDS), metadata={"range": "[1, inf)"}
     )
@@ -79,7 +80,7 @@ class ModelConfig:
             raise ValueError(f"model.n_heads={self.n_heads} must divide model.d_model={self.d_model}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if self.item_encoder == "text":
+        if self.has_text:
             if not self.field_max_len:
                 raise ValueError("model.field_max_len must name at least one text field")
             bad = {k: v for k, v in self.field_max_len.items() if v < 1}
@@ -94,12 +95,22 @@ class ModelConfig:
         return tuple(self.field_max_len)
 
     @property
+    def has_text(self) -> bool:
+        """Items are encoded from their text (so a token table is needed and unseen items can be scored)."""
+        return self.item_encoder in ("text", "hybrid")
+
+    @property
+    def has_ids(self) -> bool:
+        """Items have a learned row each (so the catalog size `n_items` is needed)."""
+        return self.item_encoder in ("id", "hybrid")
+
+    @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
     def check_buildable(self) -> None:
         """Raise ValueError if the data-filled fields are still unset for the chosen encoder."""
-        if self.item_encoder == "text" and self.vocab_size < 2:
+        if self.has_text and self.vocab_size < 2:
             raise ValueError("model.vocab_size is unset (0); fill it from the token table before building")
-        if self.item_encoder == "id" and self.n_items < 1:
+        if self.has_ids and self.n_items < 1:
             raise ValueError("model.n_items is unset (0); fill it from the dataset before building")

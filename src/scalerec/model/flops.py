@@ -9,7 +9,8 @@ costs 3 × forward.
 Forward FLOPs per training target (one position of one sequence), with d = d_model,
 f = d_ffn, L = n_layers, T = seq_len, F = number of text fields, e = token_dim, K = negatives:
 
-* item encoder, one item: `enc = 2·F·e·d` (the adapter; 0 for the id encoder)
+* item encoder, one item: `enc = 2·F·e·d` (the adapter; 0 for the id encoder; the hybrid's ID row
+  is an O(d) gather + add, so it costs what the text encoder does)
 * the input item at this position: `enc`
 * per layer: QKV `6d²` + output projection `2d²` + FFN `4·d·f` + attention `4·T·d`
   (QKᵀ and PV, each `2·T·d` per query; causal masking is *not* discounted, as in PaLM's MFU
@@ -38,7 +39,7 @@ def param_counts(cfg: ModelConfig) -> dict[str, int]:
     """Parameter count by group without building the model (matches `SequentialRecommender.param_counts`)."""
     d, f = cfg.d_model, cfg.d_ffn
     n_fields = len(cfg.fields)
-    text = cfg.item_encoder == "text"
+    text = cfg.has_text
     counts = {
         "token_embeddings": n_fields * cfg.vocab_size * cfg.token_dim if text else 0,
         "item_adapter": n_fields * cfg.token_dim * d + d if text else 0,
@@ -46,7 +47,7 @@ def param_counts(cfg: ModelConfig) -> dict[str, int]:
         # per block: 4d² + 2df weights; biases 3d + d + f + d and 2 × (norm weight + bias)
         "blocks": cfg.n_layers * (4 * d * d + 2 * d * f + (9 * d + f if cfg.bias else 2 * d)),
         "final_norm": 2 * d if cfg.bias else d,
-        "id_embeddings": 0 if text else (cfg.n_items + 1) * d,
+        "id_embeddings": (cfg.n_items + 1) * d if cfg.has_ids else 0,
     }
     counts["total"] = sum(counts.values())
     counts["non_embedding"] = counts["total"] - counts["token_embeddings"] - counts["id_embeddings"]
@@ -56,7 +57,7 @@ def param_counts(cfg: ModelConfig) -> dict[str, int]:
 
 def item_encoder_flops(cfg: ModelConfig) -> int:
     """Forward FLOPs to encode one item (the adapter matmul; 0 for id embeddings)."""
-    return 2 * len(cfg.fields) * cfg.token_dim * cfg.d_model if cfg.item_encoder == "text" else 0
+    return 2 * len(cfg.fields) * cfg.token_dim * cfg.d_model if cfg.has_text else 0
 
 
 def forward_flops_by_part(
@@ -149,7 +150,7 @@ def paper_flops_per_sample(cfg: ModelConfig, n_negatives: int, seq_len: int) -> 
     roughly 1/6 of `flops_per_target(...)["total"]` at equal work.
     """
     d, f = cfg.d_model, cfg.d_ffn
-    per_item = len(cfg.fields) * cfg.token_dim * d if cfg.item_encoder == "text" else 0
+    per_item = len(cfg.fields) * cfg.token_dim * d if cfg.has_text else 0
     return float(seq_len * cfg.n_layers * (4 * d * d + 2 * d * f) + (seq_len + 1 + n_negatives) * per_item)
 
 

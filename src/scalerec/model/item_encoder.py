@@ -4,6 +4,7 @@
 pooled per field, concatenated and mapped to d_model by a linear adapter — no per-item
 parameters, so the parameter count does not grow with the catalog and an unseen item is encoded
 from its text alone (`encode_tokens`). `IdItemEncoder` is the SASRec baseline (one row per item).
+`HybridItemEncoder` adds the two (text + ID fusion, UniSRec's transductive setting).
 
 Deviation from the paper: masked *mean* pooling by default (sum in the `paper` preset), which keeps
 item-vector scale independent of title length. Pooling uses `F.embedding_bag`, so the
@@ -153,7 +154,48 @@ class IdItemEncoder(nn.Module):
         raise ValueError("encode_tokens needs the text item encoder")
 
 
+class HybridItemEncoder(TextItemEncoder):
+    """Text + ID: `vector(i) = text(i) + emb[i]` for items the ID table knows, `text(i)` otherwise.
+
+    Follows the transductive fine-tuning setting of UniSRec (Hou et al., KDD 2022), which adds a
+    learned ID embedding to the text-based item vector: the text part carries what transfers and
+    what a cold item has, the ID part learns what the text misses about an item seen in training
+    (its co-purchase niche, a vague title). Plain addition, no gate: an unseen item's vector is then
+    *exactly* the text encoder's, so cold-start, `POST /items` and zero-shot transfer behave as in a
+    text run, and there is no extra hyper-parameter. A learned scalar gate would only rescale rows
+    the optimizer can already scale, and a concat + linear fusion would make the cold vector depend
+    on an arbitrary "unknown" row.
+
+    Items beyond the ID table (`id_rows`, fixed when the model is built: ids 1..cfg.n_items) take
+    the padding row, which stays zero: appending rows to the token table (serving new items) gives
+    them text-only vectors. A different catalog must call `reset_ids` first, since its ids name
+    other items. Subclasses the text encoder so the parameter names are those of the text encoder
+    (`token_emb`, `adapter`) and of the id encoder (`emb`): parameter groups, weight decay, transfer
+    strategies and FLOP counts apply unchanged, and a text run's weights can warm-start a hybrid.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        self.emb = nn.Embedding(cfg.n_items + 1, cfg.d_model, padding_idx=0)
+
+    @property
+    def id_rows(self) -> int:
+        """Items with an ID row (ids 1..id_rows); any other id is encoded from its text alone."""
+        return self.emb.num_embeddings - 1
+
+    def reset_ids(self, n_items: int) -> None:
+        """A zero ID table for a new catalog of `n_items`: every item starts at its text-only vector."""
+        w = self.emb.weight
+        self.emb = nn.Embedding(n_items + 1, w.shape[1], padding_idx=0, device=w.device, dtype=w.dtype)
+        nn.init.zeros_(self.emb.weight)
+
+    def _encode_flat(self, flat: Tensor) -> Tensor:
+        known = torch.where(flat <= self.id_rows, flat, torch.zeros_like(flat))  # unseen → padding row 0
+        return super()._encode_flat(flat) + self.emb(known)
+
+
 ITEM_ENCODERS: dict[str, type[TextItemEncoder] | type[IdItemEncoder]] = {
     "text": TextItemEncoder,
     "id": IdItemEncoder,
+    "hybrid": HybridItemEncoder,
 }

@@ -15,11 +15,13 @@ alone in its own padded row.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
 from scalerec.model.config import ModelConfig
-from scalerec.model.item_encoder import ITEM_ENCODERS, ItemEncoder
+from scalerec.model.item_encoder import ITEM_ENCODERS, HybridItemEncoder, ItemEncoder
 from scalerec.model.transformer import Transformer, init_weights
 
 PARAM_GROUPS = ("token_embeddings", "item_adapter", "positions", "blocks", "final_norm", "id_embeddings")
@@ -42,7 +44,7 @@ class SequentialRecommender(nn.Module):
 
     # -- items -------------------------------------------------------------------------------
     def set_item_table(self, tokens: dict[str, Tensor] | None) -> None:
-        """Register the catalog token table {field: int [n_items+1, L]} (text); no-op for ids."""
+        """Register the catalog token table {field: int [n_items+1, L]} (text, hybrid); no-op for ids."""
         self.item_encoder.set_item_table(tokens)
 
     @property
@@ -57,9 +59,19 @@ class SequentialRecommender(nn.Module):
 
     def encode_tokens(self, tokens: dict[str, Tensor]) -> Tensor:
         """{field: [N, L] int} → [N, d_model]: vectors of items not in the table (cold start)."""
-        if self.cfg.item_encoder != "text":
-            raise ValueError("encode_tokens needs the text item encoder")
+        if not self.cfg.has_text:
+            raise ValueError("encode_tokens needs the text or hybrid item encoder")
         return self.item_encoder.encode_tokens(tokens)
+
+    def reset_item_ids(self, n_items: int) -> None:
+        """Move a hybrid model to another catalog of `n_items`: a fresh zero ID table, so every item
+        starts at its text-only vector (trained ID rows name the old catalog's items). No-op for text;
+        an id model has nothing to keep for a new catalog."""
+        if self.cfg.item_encoder == "id":
+            raise ValueError("an id item encoder cannot move to another catalog; train it from scratch")
+        if isinstance(self.item_encoder, HybridItemEncoder):
+            self.item_encoder.reset_ids(n_items)
+            self.cfg = dataclasses.replace(self.cfg, n_items=n_items)
 
     def all_item_vectors(self, chunk: int = 65536) -> Tensor:
         """[n_items+1, d_model] vectors of the whole catalog (row 0 = padding), in chunks."""

@@ -29,7 +29,7 @@ QUERY_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class RunEncoder:
-    """`Encoder` over a trained `SequentialRecommender` (text or id item encoder)."""
+    """`Encoder` over a trained `SequentialRecommender` (text, id or hybrid item encoder)."""
 
     def __init__(
         self,
@@ -51,7 +51,7 @@ class RunEncoder:
         for part in (self.model.pos_emb, self.model.transformer, self.model.norm):
             part.to(self.query_dtype)  # the item encoder stays float32: catalog vectors are exact
         self.max_len = int(self.model.cfg.max_len)
-        self.text = self.model.cfg.item_encoder == "text"
+        self.text = self.model.cfg.has_text  # hybrid too: a new item's ID part is zero
         self.tokenizer, self.tables = None, None
         self.tokens_dir = Path(tokens_dir or self.meta.get("tokens_dir") or ".")
         if self.text:
@@ -87,7 +87,7 @@ class RunEncoder:
     def encode_new_item(self, title: str, brand: str, categories: Sequence[str]) -> np.ndarray:
         """Vector of an unseen item from its text; the item takes the next id in the item table."""
         if not self.text:
-            raise UserError("this run embeds items by id; cold-start items need a text-encoder run")
+            raise UserError("this run embeds items by id; cold-start items need a text or hybrid run")
         if self.tables is None:  # loaded in __init__ for every text run
             raise RuntimeError("a text-encoder run without its item token tables")
 

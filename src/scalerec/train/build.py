@@ -62,12 +62,13 @@ def fill_model_config(cfg: RunConfig, n_items: int, tokens: Any | None) -> Model
     """The run's ModelConfig with vocab, catalog size, field widths and max_len from the data."""
     m = cfg.model
     updates: dict[str, Any] = {"max_len": cfg.data.max_len}
-    if m.item_encoder == "id":
+    if m.has_ids:
         updates["n_items"] = n_items
-    else:
+    if m.has_text:
         if tokens is None:
             raise UserError(
-                "the text item encoder needs --tokens (a token table dir from `scalerec text train`)"
+                f"the {m.item_encoder} item encoder needs --tokens "
+                "(a token table dir from `scalerec text train`)"
             )
         if tokens.n_rows != n_items + 1:
             raise UserError(

@@ -28,7 +28,7 @@ class DataConfig:
     dataset: str = ""
     """Dataset dir written by `scalerec data prepare` (or one of its `subsets/<label>`)."""
     tokens: str | None = None
-    """Token table dir written by `scalerec text train` (required by the text item encoder)."""
+    """Token table dir written by `scalerec text train` (required by the text and hybrid item encoders)."""
     max_len: int = field(default=50, metadata={"range": "[1, inf)"})
     """Longest input sequence; longer histories are cut into windows (training) or truncated (eval)."""
     train_users: int | None = field(default=None, metadata={"range": "[1, inf)"})
@@ -105,7 +105,7 @@ class TrainConfig:
     fill < 75% of the padded slots (real histories: Beauty/Games ~12%), "off" pads every window
     to max_len (as before), "on" always packs. See `scalerec.train.batches`."""
     distinct_items: bool = True
-    """Text encoder, all-position targets: encode each distinct item of a batch once (same loss,
+    """Text and hybrid encoders, all-position targets: encode each distinct item of a batch once (same loss,
     far less token-embedding work; costs one device sync per step)."""
     epochs: float | None = field(default=10.0, metadata={"range": "(0, inf)"})
     """Run length in epochs (lowest precedence)."""

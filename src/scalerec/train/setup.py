@@ -89,10 +89,11 @@ def _init_distributed(device: torch.device) -> None:
 
 
 def _load_tokens(cfg: RunConfig) -> Any | None:
-    if cfg.model.item_encoder != "text":
+    if not cfg.model.has_text:
         return None
     if not cfg.data.tokens:
-        raise UserError("data.tokens is not set: the text item encoder needs --tokens DIR (or --encoder id)")
+        raise UserError(f"data.tokens is not set: the {cfg.model.item_encoder} item encoder needs "
+                        "--tokens DIR (or --encoder id)")
 
     return load_item_tokens(cfg.data.tokens)
 
@@ -189,7 +190,7 @@ def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, res
         claim=claim,
         cause=numerics.likely_cause(t.lr, t.temperature, t.sampler_alpha),
     )
-    rt.distinct_items = t.distinct_items and mcfg.item_encoder == "text" and t.targets == "all"
+    rt.distinct_items = t.distinct_items and mcfg.has_text and t.targets == "all"
     if resume:
         _restore(rt)
     rt.log = _metrics_log(rt, resume)

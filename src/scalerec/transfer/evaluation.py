@@ -78,7 +78,7 @@ def split_blocks(
 ) -> dict[str, Any]:
     """`{"overall": block, "cold": block | unsupported}` for one set of test ranks."""
     overall = metric_block(ranks, n_boot)
-    if item_encoder != "text":
+    if item_encoder == "id":  # text and hybrid models score a cold item by its text
         return {"overall": overall, "cold": {"status": "unsupported", "reason": ID_COLD_REASON,
                                              "n": int(cold.sum())}}
     return {"overall": overall, "cold": metric_block(ranks[cold], n_boot)}

@@ -6,6 +6,10 @@ popularity used for negatives is recomputed on the target's training split, and 
 evaluated with full-catalog ranking. Beyond the paper it reports, for every strategy, cold-start
 targets (never in the target's training interactions, scored from text alone), most-popular on
 the same users, and the source-domain metric before and after fine-tuning (forgetting).
+A hybrid (text + ID) model keeps its text encoder and gets a zero ID table for the target catalog
+(its trained rows name source items), so zero-shot scores by text alone and fine-tuning learns the
+target's ID rows; EWC and the forgetting measurement need a text model (the source's ID rows are
+gone once the table is replaced).
 
 Output dir: `transfer.json` (summary, read by `transfer_report`), `ranks.npz` (per-user test ranks
 for paired comparisons), `tokens/` (the target token table), `model.safetensors` + `meta.json`.
@@ -275,7 +279,7 @@ def _source(cfg: FinetuneConfig, pre: Pretrained, plan: Plan) -> Domain | None:
 
 def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[dict, dict]:
     model = pre.model
-    text = model.cfg.item_encoder == "text"
+    text = model.cfg.has_text
     plan = make_plan(cfg.strategy, model, cfg.plan_settings())
     tokens = None
     if text:
@@ -299,6 +303,8 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     if plan.reinit:
         model = fresh_model(model, plan, target.n_items, cfg.seed)
         plan = make_plan(cfg.strategy, model, cfg.plan_settings())  # groups of the fresh model
+    elif model.cfg.has_ids:  # hybrid: its ID rows name source items; target items start text-only
+        model.reset_item_ids(target.n_items)
     model.set_item_table(target.tables)
     result = _train(model, plan, target, cfg, ewc)
     model.set_item_table(target.tables)

@@ -104,8 +104,8 @@ class SweepSpec:
             raise ValueError("branches must be fractions in (0, 1) and decay_frac in (0, 1)")
         if self.branches and (self.max_steps is None or self.max_flops or self.max_targets):
             raise ValueError("branches need the run length in max_steps (and no max_targets/max_flops)")
-        if any(e not in ("text", "id") for e in self.encoders):
-            raise ValueError(f"encoders must be 'text' or 'id', got {self.encoders}")
+        if any(e not in ("text", "id", "hybrid") for e in self.encoders):
+            raise ValueError(f"encoders must be 'text', 'id' or 'hybrid', got {self.encoders}")
         if self.holdout_scale <= 0:
             raise ValueError("holdout_scale must be > 0")
 

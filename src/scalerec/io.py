@@ -18,10 +18,9 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from scalerec.errors import UserError
 
@@ -40,13 +39,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
-
-
-def _age_s(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 def clean_stale_temporaries(path: Path) -> None:
@@ -181,36 +173,69 @@ def check_output(
         raise UserError(f"--out {out} holds a previous `{stage}` output; pass --overwrite to replace it")
 
 
-@contextlib.contextmanager
-def write_lock(path: str | Path) -> Iterator[Path]:
-    """Hold `.NAME.lock` beside `path` while writing it; a live holder is a `UserError`, a dead
-    one's lock (a killed run) is taken over."""
+class LockHeld(UserError):
+    """Another live process holds the lock; `holder` is what it wrote there (its pid)."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+def take_lock(path: str | Path, what: str | None = None) -> IO[str]:
+    """Exclusive, non-blocking `flock` on `.NAME.lock` beside `path`, returned open (closing it, or
+    the process dying in any way, kill -9 included, releases it: no pid files to judge stale).
+
+    The lock file is removed by `drop_lock`; a process that opened the old file just before its
+    removal sees a different inode after locking and tries again, so two writers never both win.
+    """
+    import fcntl
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(f".{path.name}.lock")
-    for _ in range(2):
+    for _ in range(100):
+        fh = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 - held open while writing
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            text = lock.read_text(errors="replace").strip() if lock.exists() else ""
-            # an empty lock younger than 10 s: its writer created it and has not written its pid yet
-            starting = not text and _age_s(lock) < 10
-            if starting or (text.isdigit() and _pid_alive(int(text))):
-                raise UserError(
-                    f"{path} is being written by another process (pid {text or 'starting'}); wait for it "
-                    f"to finish (or delete {lock} if no such process is running)"
-                ) from None
-            lock.unlink(missing_ok=True)  # stale: its writer is gone
-            continue
-        with os.fdopen(fd, "w") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "starting"
+            fh.close()
+            raise LockHeld(
+                f"{what or path} is being written by another process (pid {holder}); wait for it to "
+                "finish",
+                holder,
+            ) from None
+        try:
+            current = os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            fh.seek(0)
+            fh.truncate()
             fh.write(str(os.getpid()))
-        break
-    else:
-        raise UserError(f"could not take the lock {lock}")
+            fh.flush()
+            return fh
+        fh.close()  # we locked a file its previous holder had just removed: take the new one
+    raise UserError(f"could not take the lock {lock}")
+
+
+def drop_lock(path: str | Path, fh: IO[str]) -> None:
+    """Release a `take_lock` lock, removing its file first (while still held, see `take_lock`)."""
+    path = Path(path)
+    Path(path).with_name(f".{path.name}.lock").unlink(missing_ok=True)
+    fh.close()
+
+
+@contextlib.contextmanager
+def write_lock(path: str | Path) -> Iterator[Path]:
+    """Hold `.NAME.lock` beside `path` while writing it; a live holder is a `UserError` naming its
+    pid. A killed writer's lock needs no clean-up: the kernel dropped its `flock`."""
+    fh = take_lock(path)
     try:
-        yield lock
+        yield Path(path).with_name(f".{Path(path).name}.lock")
     finally:
-        lock.unlink(missing_ok=True)
+        drop_lock(path, fh)
 
 
 @contextlib.contextmanager

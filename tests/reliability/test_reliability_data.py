@@ -239,18 +239,28 @@ def test_legacy_dataset_without_marker_is_recognised(raw18, tmp_path):
     assert (out / MARKER).is_file()
 
 
+def _lock_holder(path) -> subprocess.Popen:
+    """A live process holding `take_lock(path)`, as another `scalerec` writer would; kill it to
+    leave the lock file behind the way a killed writer does."""
+    code = (f"import sys, time; from scalerec.io import take_lock; h = take_lock({str(path)!r}); "
+            "print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_concurrent_writer_gets_a_lock_error(raw18, tmp_path):
     out = tmp_path / "ds"
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = _lock_holder(out)
     try:
-        (tmp_path / ".ds.lock").write_text(str(holder.pid))
         with pytest.raises(UserError, match=rf"being written by another process \(pid {holder.pid}\)"):
             prepare(_cfg(raw18, out))
         assert not out.exists()
     finally:
         holder.kill()
         holder.wait()
-    prepare(_cfg(raw18, out))  # the holder is gone: its stale lock is taken over
+    assert (tmp_path / ".ds.lock").exists()  # killed: its file stays, its flock is gone
+    prepare(_cfg(raw18, out))  # so the next writer takes it over
     assert not (tmp_path / ".ds.lock").exists()
 
 

@@ -122,9 +122,10 @@ def test_a_live_writer_holds_the_output(tmp_path: Path) -> None:
 
 def test_a_killed_writers_lock_is_taken_over(tmp_path: Path) -> None:
     data = _dataset(tmp_path / "ds")
-    argv = [sys.executable, "-c", "import os; print(os.getpid())"]
-    dead = subprocess.run(argv, capture_output=True, text=True, check=True)
-    (tmp_path / ".tok.lock").write_text(dead.stdout.strip())
+    out = str(tmp_path / "tok")
+    code = f"import os; from scalerec.io import take_lock; h = take_lock({out!r}); os._exit(9)"
+    subprocess.run([sys.executable, "-c", code], check=False)  # dies holding the lock, file left behind
+    assert (tmp_path / ".tok.lock").read_text().isdigit()
     build_token_table(data, tmp_path / "tok", vocab_size=60)
     assert load_item_tokens(tmp_path / "tok").meta["n_items"] == 20
     assert not (tmp_path / ".tok.lock").exists()

@@ -5,11 +5,9 @@ Three rules, kept here so the trainer only asks "give me the dir to write":
 - A fresh `train` into a dir that already holds a run refuses, naming `--resume` and `--overwrite`.
 - `--overwrite` trains into a staging sibling (`<out>/.<name>.overwrite`) and swaps it in only when
   the new run has finished, so a crash or kill -9 meanwhile leaves the old run intact.
-- One writer per run name: an exclusive `flock` on `<out>/.<name>.lock`. The kernel drops it when
-  the process dies (even by kill -9), so a stale lock never blocks the next run.
-
-(`scalerec.io` grows generic output helpers on another branch; this module is the training-side
-version and can adopt them when they land.)
+- One writer per run name: an exclusive `flock` on `<out>/.<name>.lock` (`scalerec.io.take_lock`,
+  the lock every stage uses). The kernel drops it when the process dies (even by kill -9), so a
+  stale lock never blocks the next run.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from scalerec.errors import UserError
+from scalerec.io import LockHeld, drop_lock, take_lock
 
 RUN_FILES = ("config.toml", "state.pt", "final.json", "metrics.jsonl", "model.safetensors", "meta.json")
 """Files that mark a directory as a run written by `scalerec train`."""
@@ -52,7 +51,7 @@ class RunDirClaim:
 
     def release(self) -> None:
         if self.lock is not None:
-            self.lock.close()  # closing the descriptor drops the flock
+            drop_lock(self.target, self.lock)
             self.lock = None
 
 
@@ -65,27 +64,14 @@ def staging_dir(target: Path) -> Path:
 
 
 def _lock(target: Path) -> IO[str]:
-    """Exclusive, non-blocking lock on the run name; a clear error when another writer holds it."""
-    import fcntl
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    path = target.with_name(f".{target.name}.lock")
-    fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole run
+    """Exclusive, non-blocking lock on the run name (`scalerec.io.take_lock`)."""
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
+        return take_lock(target)
+    except LockHeld as held:
         raise UserError(
-            f"{target}: another `scalerec train` ({holder}) is writing this run; wait for it to finish "
-            "or pick another --name"
+            f"{target}: another `scalerec train` (pid {held.holder}) is writing this run; wait for it to "
+            "finish or pick another --name"
         ) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()}")
-    fh.flush()
-    return fh
 
 
 def claim(target: Path, resume: bool, overwrite: bool, main: bool = True) -> RunDirClaim:
@@ -119,5 +105,5 @@ def claim(target: Path, resume: bool, overwrite: bool, main: bool = True) -> Run
         target.mkdir(parents=True, exist_ok=True)
         return RunDirClaim(target, target, lock)
     except BaseException:
-        lock.close()
+        drop_lock(target, lock)
         raise

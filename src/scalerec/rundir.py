@@ -167,11 +167,15 @@ def model_meta(model_cfg: Any, tokens_dir: str | Path | None, dataset_dir: str |
     }
 
 
-def save_weights(run_dir: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
-    """Write `model.safetensors` then `meta.json` (with the weights' SHA-256), each atomically."""
+def save_weights(
+    run_dir: Path, model: torch.nn.Module | dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    """Write `model.safetensors` then `meta.json` (with the weights' SHA-256), each atomically.
+    `model` may be a state dict (a snapshot taken earlier)."""
     from safetensors.torch import save
 
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    weights = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    state = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
     blob = save(state, metadata={"format_version": str(FORMAT_VERSION)})
     with atomic_write(Path(run_dir) / "model.safetensors", mode="wb") as fh:
         fh.write(blob)

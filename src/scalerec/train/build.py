@@ -30,7 +30,9 @@ def run_id(cfg: RunConfig) -> str:
     neutral = dataclasses.replace(
         cfg.run, out="", name="", tracking_uri=None, progress=True, device="auto", tensorboard=False
     )
-    neutral_train = dataclasses.replace(cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0)
+    neutral_train = dataclasses.replace(  # how often state is saved: not part of the result
+        cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0, save_state_s=None
+    )
     text = dumps_toml(dataclasses.replace(cfg, run=neutral, train=neutral_train))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -21,7 +21,16 @@ from scalerec.errors import UserError
 from scalerec.io import atomic_write
 from scalerec.rundir import model_meta, save_weights, verify_run_files
 
-__all__ = ["load_rank_rng", "load_state", "model_meta", "save_rank_rng", "save_state", "save_weights"]
+__all__ = [
+    "load_rank_rng", "load_state", "model_meta", "save_rank_rng", "save_state", "save_weights", "snapshot"
+]
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A host copy of `model`'s weights as they are now (`save_weights` writes it later): a new best
+    is kept in memory until the next `state.pt` write instead of hashing and writing a file per
+    validation."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:

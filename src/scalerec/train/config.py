@@ -125,6 +125,12 @@ class TrainConfig:
     """Wall-clock budget: after the first validation past this many minutes of training, stop and
     finish as if early-stopped (best checkpoint, test, final.json with `stopped_by_time`), so a
     time-boxed job (a shared GPU, a CI slot) ends with a result instead of being killed."""
+    save_state_s: float | None = field(default=60.0, metadata={"range": "[0, inf)"})
+    """Seconds between writes of the resumable state (`state.pt`, optimizer and RNG included, and the
+    best weights found since the last write) at validation points; 0 = at every validation, None =
+    only where the run stops. The last step, an early or time stop and `stop_after_steps` always
+    write it, so a run killed mid-way resumes (bit-for-bit) from state at most this old. Writing it
+    every epoch cost more than the epoch's steps on small models (benchmarks/step_overhead.py)."""
     stop_after_steps: int | None = field(default=None, metadata={"range": "[0, inf)"})
     """Stop early *without finishing* after this many steps, leaving a resumable run (tests)."""
 

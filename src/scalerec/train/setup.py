@@ -81,6 +81,8 @@ class Runtime:
     claim: outputs.RunDirClaim | None = None  # lock + where this run writes / ends up
     run_id: str = ""  # hash of the config as given (before "auto" values were resolved)
     cause: str = ""  # the likely cause named when the loss turns non-finite
+    pending_best: dict[str, torch.Tensor] | None = None  # best weights not yet on disk (host copy)
+    state_saved_at: float = 0.0  # time.perf_counter() of the last state.pt write
 
 
 def _init_distributed(device: torch.device) -> None:

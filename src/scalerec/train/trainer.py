@@ -70,6 +70,7 @@ def _loop(rt: Runtime) -> bool:
     clock = runlog.LogClock(t.log_every, t.log_seconds, timed=runlog.world_size() == 1, step=c.step)
     loss_acc = torch.zeros((), device=rt.device)
     window_targets, t_segment = 0, time.perf_counter()
+    rt.state_saved_at = t_segment
     while c.step < total and not c.stopped_early:
         # -- one optimizer step over grad_accum micro-batches --------------------------------
         micro = [next(stream) for _ in range(t.grad_accum)]
@@ -90,7 +91,8 @@ def _loop(rt: Runtime) -> bool:
             c.wall_time_s += time.perf_counter() - t_segment
             t_segment = time.perf_counter()
             c.stopped_by_time = _out_of_time(t.max_minutes, c.wall_time_s, rt.device)
-            _save_state(rt)
+            if _state_due(rt, c.stopped_by_time or c.stopped_early or c.step == total):
+                _save_state(rt)
             if c.stopped_by_time:
                 break
         stop = t.stop_after_steps
@@ -113,6 +115,23 @@ def _out_of_time(max_minutes: float | None, wall_s: float, device: torch.device)
 
         dist.broadcast(over, src=0)
     return bool(over.item())
+
+
+def _state_due(rt: Runtime, stopping: bool) -> bool:
+    """Whether this validation point writes state.pt: always where the run stops, else once
+    `train.save_state_s` seconds passed since the last write. Under DDP rank 0's clock decides, so
+    every rank saves (its RNG) at the same step."""
+    every = rt.cfg.train.save_state_s
+    if stopping or every == 0:
+        return True
+    if every is None:
+        return False
+    due = torch.tensor([float(time.perf_counter() - rt.state_saved_at >= every)], device=rt.device)
+    if runlog.world_size() > 1:
+        import torch.distributed as dist
+
+        dist.broadcast(due, src=0)
+    return bool(due.item())
 
 
 def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
@@ -201,14 +220,17 @@ def _validate(rt: Runtime) -> None:
     score = m.get("ndcg@10", -m["loss"])
     if score > c.best_ndcg:
         c.best_ndcg, c.best_step, c.best_valid, c.bad_evals = score, c.step, m, 0
-        if runlog.is_main():
-            checkpoint.save_weights(rt.dir, rt.model, {**rt.meta, "step": c.step})
+        if runlog.is_main():  # written with the next state.pt, so the two always agree on disk
+            rt.pending_best = checkpoint.snapshot(rt.model)
     else:
         c.bad_evals += 1
         c.stopped_early = e.patience > 0 and c.bad_evals >= e.patience
 
 
 def _save_state(rt: Runtime) -> None:
+    """Write the best weights found since the last call, then state.pt (its counters name them)."""
+    rt.state_saved_at = time.perf_counter()
+    _flush_best(rt)
     if not runlog.is_main():  # other ranks keep only their own RNG streams (dropout, per-rank negatives)
         checkpoint.save_rank_rng(
             rt.dir, runlog.rank(), {"rng": dev.rng_state(), "generator": rt.gen.get_state()}
@@ -229,12 +251,19 @@ def _save_state(rt: Runtime) -> None:
     )
 
 
+def _flush_best(rt: Runtime) -> None:
+    if rt.pending_best is not None:
+        checkpoint.save_weights(rt.dir, rt.pending_best, {**rt.meta, "step": rt.counters.best_step})
+        rt.pending_best = None
+
+
 def _finish(rt: Runtime) -> dict[str, Any]:
     """Best weights → test metrics → `final.json` (written last: its presence = run complete)."""
     from safetensors.torch import load_file
 
     c, e = rt.counters, rt.cfg.eval
     numerics.check_weights(rt.model, c.step, rt.cause)
+    _flush_best(rt)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
     if not (rt.dir / "model.safetensors").is_file():

@@ -45,14 +45,20 @@ USER_ORDER_SEED = 20240501
 run seeds, so seeds vary the training only)."""
 
 
+def fraction_rows(n_users: int, fraction: float) -> np.ndarray:
+    """int64[n] sorted 0-based user rows of the first `fraction` of `n_users` in the fixed seeded order
+    (so the rows of a smaller fraction are a subset of a larger one's)."""
+    n = max(1, math.ceil(fraction * n_users))
+    return np.sort(np.random.default_rng(USER_ORDER_SEED).permutation(n_users)[:n])
+
+
 def with_fraction(domain: Domain, fraction: float) -> Domain:
     """`domain` with only the first `fraction` of its training users (in a fixed seeded order);
     popularity (negatives, most-popular) is recounted on what remains."""
     if fraction >= 1:
         return domain
     train = domain.split.train
-    n = max(1, math.ceil(fraction * train.n_users))
-    rows = np.sort(np.random.default_rng(USER_ORDER_SEED).permutation(train.n_users)[:n])
+    rows = fraction_rows(train.n_users, fraction)
     domain.split.train = train.take(rows)
     domain.popularity = item_popularity(domain.split.train)
     return domain

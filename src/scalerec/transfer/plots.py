@@ -65,18 +65,20 @@ def _figure(
     return path
 
 
-def write_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def write_plots(
+    rows: list[dict[str, Any]], out_dir: Path, figures: tuple[str, ...] = ("fraction", "size")
+) -> list[Path]:
     """`transfer_vs_fraction.png` and `transfer_vs_size.png` in `out_dir` (a figure is skipped when
-    no row carries its x value); returns the files written."""
+    no row carries its x value, or when `figures` leaves it out); returns the files written."""
     by_fraction = _points(rows, "target_fraction")
     largest = max((r.get("target_fraction") or 0.0 for r in rows), default=0.0)
     full_data = [r for r in rows if (r.get("target_fraction") or 0.0) == largest]
     by_size = _points(full_data, "pretrained_params")
     written = [
         _figure(by_fraction, "fraction of target training users", "NDCG@10 vs target data",
-                out_dir / "transfer_vs_fraction.png"),
+                out_dir / "transfer_vs_fraction.png") if "fraction" in figures else None,
         _figure(by_size, "pretrained non-embedding parameters",
                 f"NDCG@10 vs pretrained size (target fraction {largest:g})",
-                out_dir / "transfer_vs_size.png"),
+                out_dir / "transfer_vs_size.png") if "size" in figures else None,
     ]
     return [p for p in written if p is not None]

@@ -1,0 +1,126 @@
+"""The resumable loop over cells: run every cell that is ready and not finished, in phase order,
+until nothing is left or the time budget says stop starting new ones.
+
+A cell is ready when what it needs was chosen on validation: a fine-tuning cell needs the winner of
+its pretraining LR search (and, in phase 3, its LR from the phase-2 search). Choices are re-read
+from the stored rows before every round, so a rerun continues exactly where the last call stopped.
+With `jobs > 1`, ready cells run side by side in child processes (`python -m
+scalerec.transfer.study CELL_JSON`), small models sharing one GPU; each child writes only its own row.
+A failing cell is reported and skipped for the rest of the call; the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from scalerec.io import atomic_write
+from scalerec.transfer.study.cells import Cell, StudySpec, all_cells, pretrained_group
+from scalerec.transfer.study.execute import Context, run_cell
+from scalerec.transfer.study.store import Store, choices
+
+STATE = "study.json"
+"""`<work>/study.json`: the spec, layout, device and root a child process rebuilds its Context from."""
+
+
+def save_context(ctx: Context) -> None:
+    from scalerec.config import to_dict
+
+    state = {"spec": to_dict(ctx.spec), "layout": ctx.layout, "device": ctx.device, "root": str(ctx.root)}
+    with atomic_write(ctx.work / STATE) as fh:
+        fh.write(json.dumps(state, indent=1) + "\n")
+
+
+def load_context(work: Path) -> Context:
+    from scalerec.config import from_dict
+
+    state = json.loads((work / STATE).read_text())
+    return Context(
+        from_dict(StudySpec, state["spec"]), work, state["layout"], state["device"], Path(state["root"])
+    )
+
+
+def ready(cell: Cell, ctx: Context) -> bool:
+    """Whether every choice `cell` depends on has been made (see the module docstring)."""
+    if cell.kind != "finetune":
+        return True
+    if pretrained_group(ctx.spec, cell.target, cell.size) not in ctx.chosen:
+        return False
+    return cell.phase == 2 or cell.lr is not None
+
+
+def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
+    """(ready unfinished cells in run order, all unfinished cells), after refreshing the choices."""
+    ctx.chosen = choices(store.rows())
+    lrs = {g: c["lr"] for g, c in ctx.chosen.items()}
+    todo = [c for c in all_cells(ctx.spec, lrs) if not store.done(c)]
+    return [c for c in todo if ready(c, ctx)], todo
+
+
+def _child(ctx: Context, cell: Cell) -> int:
+    arg = json.dumps(dataclasses.asdict(cell))
+    return subprocess.call([sys.executable, "-m", "scalerec.transfer.study", str(ctx.work), arg])
+
+
+def _in_process(ctx: Context, store: Store, cell: Cell) -> int:
+    try:
+        run_cell(cell, ctx, store)
+        return 0
+    except Exception:  # one failed cell must not stop the others
+        log_error(ctx.work, cell, traceback.format_exc())
+        return 1
+
+
+def log_error(work: Path, cell: Cell, text: str) -> None:
+    errors = work / "errors"
+    errors.mkdir(parents=True, exist_ok=True)
+    (errors / f"{cell.name}.txt").write_text(text, encoding="utf-8")
+    print(
+        json.dumps({"event": "error", "cell": cell.name, "error": text.strip().splitlines()[-1]}), flush=True
+    )
+
+
+def run_study(
+    ctx: Context,
+    time_budget_min: float | None = None,
+    jobs: int = 1,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run ready cells round by round; returns counts (`done`, `failed`, `left`, `stopped_by_budget`)."""
+    store, start, failed = Store(ctx.work), time.perf_counter(), set()
+    save_context(ctx)
+    stopped = False
+    while True:
+        todo, _ = pending(ctx, store)
+        todo = [c for c in todo if c.name not in failed]
+        if not todo:
+            break
+        batch = todo[: max(1, jobs)] if jobs > 1 else todo[:1]
+        if time_budget_min is not None and time.perf_counter() - start > 60 * time_budget_min:
+            stopped = True
+            break
+        if jobs > 1:
+            with ThreadPoolExecutor(jobs) as pool:
+                codes = list(pool.map(lambda c: _child(ctx, c), batch))
+        else:
+            codes = [_in_process(ctx, store, batch[0])]
+        for cell, code in zip(batch, codes, strict=True):
+            if code or not store.done(cell):
+                failed.add(cell.name)
+            elif on_row is not None:
+                on_row(json.loads(store.row_path(cell).read_text()))
+    _, left = pending(ctx, store)
+    return {
+        "done": len(store.rows()),
+        "failed": sorted(failed),
+        "left": len(left),
+        "stopped_by_budget": stopped,
+    }

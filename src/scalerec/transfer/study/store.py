@@ -1,0 +1,97 @@
+"""Where finished cells live, and the choices made from them on validation only.
+
+Each finished cell is one file, `<work>/cells/<name>.json` (its row), plus `<name>.npz` (per-user test
+ranks, the cold and rare masks, most-popular's ranks) for paired comparisons. A cell is done exactly
+when its row exists, so a rerun skips it and an interrupted cell (no row yet) is redone. One file per
+cell also lets several processes run cells side by side without sharing a file; `results.jsonl` is
+rebuilt from the rows after every call.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalerec.io import atomic_write
+from scalerec.train import numerics
+from scalerec.transfer.study.cells import Cell
+
+
+class Store:
+    """The finished cells under `<work>/cells`."""
+
+    def __init__(self, work: str | Path) -> None:
+        self.dir = Path(work) / "cells"
+
+    def row_path(self, cell: Cell | str) -> Path:
+        return self.dir / f"{cell if isinstance(cell, str) else cell.name}.json"
+
+    def done(self, cell: Cell) -> bool:
+        return self.row_path(cell).is_file()
+
+    def write(self, cell: Cell, row: dict[str, Any], ranks: dict[str, np.ndarray] | None = None) -> None:
+        """Save a finished cell: ranks first, the row last (the row is what marks it done)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if ranks is not None:
+            small = {k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in ranks.items()}
+            with atomic_write(self.dir / f"{cell.name}.npz", mode="wb", encoding=None) as fh:
+                np.savez_compressed(fh, **small)  # type: ignore[arg-type]  # ranks < 2**31: int32 halves it
+        with atomic_write(self.row_path(cell)) as fh:
+            fh.write(numerics.dumps({"cell": cell.name, "group": cell.group, **row}, indent=1) + "\n")
+
+    def rows(self) -> list[dict[str, Any]]:
+        if not self.dir.is_dir():
+            return []
+        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.dir.glob("*.json"))]
+
+    def ranks(self, name: str) -> dict[str, np.ndarray]:
+        path = self.dir / f"{name}.npz"
+        if not path.is_file():
+            return {}
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def write_jsonl(self, path: Path) -> Path:
+        """Every finished row, one JSON object per line (sorted by cell name)."""
+        with atomic_write(path) as fh:
+            for row in self.rows():
+                fh.write(numerics.dumps(row) + "\n")
+        return path
+
+
+def _valid(row: dict[str, Any]) -> float:
+    v = row.get("valid_ndcg@10")
+    return float("-inf") if v is None else float(v)
+
+
+def choose_lr(rows: list[dict[str, Any]], group: str) -> dict[str, Any] | None:
+    """The LR of `group` with the best validation NDCG@10, once every LR of its grid has a row.
+
+    Returns `{"lr", "edge", "search": [{"lr", "valid_ndcg@10"}...]}` (`edge`: the winner is the
+    smallest or largest LR of a grid of 3 or more, so the optimum may lie outside it), or None while
+    the search is incomplete. Test metrics are never read here.
+    """
+    mine = [r for r in rows if r.get("group") == group]
+    if not mine:
+        return None
+    grid = sorted(float(x) for x in mine[0].get("lr_grid", [mine[0]["lr"]]))
+    have = {float(r["lr"]): r for r in mine}
+    if any(lr not in have for lr in grid):
+        return None
+    best = max(grid, key=lambda lr: (_valid(have[lr]), -lr))  # ties: the smaller LR
+    search = [{"lr": lr, "valid_ndcg@10": have[lr].get("valid_ndcg@10")} for lr in grid]
+    edge = len(grid) >= 3 and best in (grid[0], grid[-1])
+    return {"lr": best, "edge": edge, "search": search, "cell": have[best]["cell"]}
+
+
+def choices(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every complete LR search among `rows`: group → `choose_lr`'s answer."""
+    out = {}
+    for group in sorted({r["group"] for r in rows if "lr_grid" in r}):
+        chosen = choose_lr(rows, group)
+        if chosen is not None:
+            out[group] = chosen
+    return out

@@ -1,0 +1,299 @@
+"""The study's result: a Markdown table per target with CIs and verdicts, the LR searches, the cold-start
+comparison, learning-curve plots, and the finding stated in words whichever way it goes.
+
+Only final configurations are shown: a fine-tuning cell of an LR search appears only if its LR won on
+validation (`store.choices`); the best strategy of a (target, fraction) is also picked on validation.
+Differences are paired bootstraps over the same test users (`scalerec.transfer.report.paired_diff`),
+seed 0 against seed 0; cells with several seeds also show the mean over seeds with a t-interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalerec.io import atomic_write
+from scalerec.train import numerics
+from scalerec.transfer.plots import write_plots
+from scalerec.transfer.report import paired_diff
+from scalerec.transfer.study.cells import StudySpec
+from scalerec.transfer.study.store import Store, choices
+
+NOT_FINETUNED = ("scratch", "zero-shot")
+
+
+def label(row: dict[str, Any]) -> str:
+    if row["kind"] == "baseline":
+        return f"tuned {row['method']}"
+    return "most-popular" if row["kind"] == "popular" else str(row["method"])
+
+
+def final_rows(rows: list[dict[str, Any]], chosen: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of final configurations: baselines, most-popular, phase-3 cells, and the phase-2 cells
+    that are not an LR-search point or whose LR won on validation."""
+    out = []
+    for r in rows:
+        if r["kind"] in ("baseline", "popular") or (r["kind"] == "finetune" and r["phase"] == 3):
+            out.append(r)
+        elif r["kind"] == "finetune":
+            won = chosen.get(r["group"], {}).get("cell")
+            if not r.get("search") or won == r["cell"]:
+                out.append(r)
+    return out
+
+
+def seed_interval(values: list[float]) -> tuple[float, float] | None:
+    """95% t-interval of the mean over seeds (None with one seed)."""
+    n = len(values)
+    if n < 2:
+        return None
+    from scipy import stats
+
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def _fmt(block: dict[str, Any] | None, metric: str = "ndcg@10", ci: bool = True) -> str:
+    if not block or metric not in block:
+        return "cannot score" if block and "status" in block else "n/a"
+    bounds = block.get("ci", {}).get(metric) if ci else None
+    return f"{block[metric]:.4f}" + (f" [{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "")
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _word(d: dict[str, float]) -> str:
+    return "better" if d["lo"] > 0 else "worse" if d["hi"] < 0 else "n.s."
+
+
+def _diff_text(d: dict[str, float] | None) -> str:
+    if d is None:
+        return "—"
+    return f"{d['diff']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}] {_word(d)}"
+
+
+class Results:
+    """Rows and ranks of one work dir, indexed for the table."""
+
+    def __init__(self, store: Store, spec: StudySpec) -> None:
+        self.store, self.spec = store, spec
+        rows = store.rows()
+        self.chosen = choices(rows)
+        self.pretrain = [r for r in rows if r["kind"] == "pretrain"]
+        self.final = final_rows(rows, self.chosen)
+        self.cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+        for r in self.final:
+            self.cells[(r["target"], r["fraction"], r.get("size", ""), label(r))].append(r)
+
+    def get(self, target: str, fraction: float, size: str, name: str, seed: int | None = None) -> dict | None:
+        rows = self.cells.get((target, fraction, size, name), [])
+        rows = [r for r in rows if seed is None or r["seed"] == seed]
+        return min(rows, key=lambda r: r["seed"]) if rows else None
+
+    def diff(self, a: dict | None, b: dict | None, mask: str | None = None) -> dict[str, float] | None:
+        """Paired bootstrap of NDCG@10, a − b, over the same test users (optionally one slice)."""
+        if a is None or b is None:
+            return None
+        ra, rb = self.store.ranks(a["cell"]), self.store.ranks(b["cell"])
+        if "test" not in ra or "test" not in rb:
+            return None
+        keep = ra[mask] if mask else np.ones(len(ra["test"]), dtype=bool)
+        if not keep.any():
+            return None
+        return paired_diff(ra["test"][keep], rb["test"][keep], "ndcg@10", self.spec.n_boot)
+
+    def best(self, target: str, fraction: float, size: str) -> dict | None:
+        """The fine-tuning strategy with the best validation NDCG@10 (seed 0), scratch excluded."""
+        cands: list[dict[str, Any]] = []
+        for s in self.spec.strategies:
+            r = self.get(target, fraction, size, s, self.spec.seeds[0])
+            if s not in NOT_FINETUNED and r is not None and r.get("valid_ndcg@10") is not None:
+                cands.append(r)
+        return max(cands, key=lambda r: float(r["valid_ndcg@10"])) if cands else None
+
+
+def _target_table(res: Results, target: str) -> list[str]:
+    head = [
+        "fraction",
+        "size",
+        "method",
+        "seeds",
+        "NDCG@10 (seed 0, 95% CI)",
+        "mean over seeds [t-CI]",
+        "HR@10",
+        "cold NDCG@10",
+        f"rare (≤{res.spec.rare_k}) NDCG@10",
+        "valid NDCG@10",
+        "LR",
+        "Δ NDCG@10 vs scratch (paired)",
+    ]
+    lines = [f"### {target}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    keys = sorted(k for k in res.cells if k[0] == target)
+    for _, fraction, size, name in keys:
+        rows = res.cells[(target, fraction, size, name)]
+        first = min(rows, key=lambda r: r["seed"])
+        vals = [r["test"]["overall"].get("ndcg@10", float("nan")) for r in rows]
+        ci = seed_interval(vals)
+        mean = f"{np.mean(vals):.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+        scratch = res.get(target, fraction, size, "scratch", first["seed"])
+        d = res.diff(first, scratch) if first["kind"] == "finetune" and name != "scratch" else None
+        valid = first.get("valid_ndcg@10")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"{fraction:g}",
+                    size or "—",
+                    name,
+                    str(len(rows)),
+                    _fmt(first["test"]["overall"]),
+                    mean,
+                    _fmt(first["test"]["overall"], "hr@10", ci=False),
+                    _fmt(first["test"].get("cold"), ci=False),
+                    _fmt(first["test"].get("rare"), ci=False),
+                    "—" if valid is None else f"{valid:.4f}",
+                    "—" if first.get("lr") is None else f"{first['lr']:g}",
+                    _diff_text(d),
+                ]
+            )
+            + " |"
+        )
+    return lines
+
+
+def _verdict(target: str, helped: list[tuple[float, bool]]) -> str:
+    """One sentence from (fraction, pretraining significantly better than scratch) in increasing fraction."""
+    if not helped:
+        return f"{target}: no fraction has both a fine-tuned and a scratch result yet."
+    good = [f for f, h in helped if h]
+    if len(good) == len(helped):
+        return (
+            f"{target}: pretraining helps at every measured fraction (up to {helped[-1][0]:g}); "
+            "it did not stop helping within the measured range."
+        )
+    if not good:
+        first = helped[0][0]
+        return f"{target}: pretraining does not significantly help at any measured fraction (from {first:g})."
+    if helped[0][1]:
+        stop = next(f for f, h in helped if not h)
+        return (
+            f"{target}: pretraining helps at fractions below {stop:g} "
+            f"({', '.join(f'{f:g}' for f in good)}) and stops helping at {stop:g}."
+        )
+    return f"{target}: pretraining helps only at fractions {', '.join(f'{f:g}' for f in good)}."
+
+
+def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
+    """The learning-curve finding of one target at the key size, in words and as data."""
+    size, lines, data = res.spec.key_size, [], {}  # type: tuple[str, list[str], dict[str, Any]]
+    helped = []
+    for f in res.spec.fractions:
+        best, scratch = res.best(target, f, size), res.get(target, f, size, "scratch", res.spec.seeds[0])
+        text = res.get(target, f, "", "tuned text_ce", None)
+        d, d_text = res.diff(best, scratch), res.diff(best, text)
+        data[f"{f:g}"] = {"best": best and best["method"], "vs_scratch": d, "vs_tuned_text": d_text}
+        if d is None or best is None:
+            lines.append(f"- fraction {f:g}: not measured yet.")
+            continue
+        helped.append((f, d["lo"] > 0))
+        lines.append(
+            f"- fraction {f:g}: best fine-tuning ({best['method']}, chosen on validation) vs scratch: "
+            f"{_diff_text(d)}; vs the tuned text baseline: {_diff_text(d_text)}."
+        )
+    verdict = _verdict(target, helped)
+    data["verdict"] = verdict
+    return [f"**{verdict}**", "", *lines], data
+
+
+def _cold(res: Results, target: str) -> list[str]:
+    lines = []
+    for f in res.spec.fractions:
+        zs = res.get(target, f, res.spec.key_size, "zero-shot", None)
+        pop = res.get(target, f, "", "most-popular", None)
+        for mask in ("cold", "rare"):
+            d = res.diff(zs, pop, mask)
+            lines.append(f"- fraction {f:g}, {mask} test targets: zero-shot vs most-popular {_diff_text(d)}")
+    return lines
+
+
+def _pretrain_table(res: Results) -> list[str]:
+    lines = [
+        "| target corpus | size | LR search (valid NDCG@10) | chosen LR | edge of grid | stopped by time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group, c in sorted(res.chosen.items()):
+        if not group.startswith("pre-"):
+            continue
+        row = next(r for r in res.pretrain if r["cell"] == c["cell"])
+        search = ", ".join(f"{s['lr']:g}: {_num(s['valid_ndcg@10'])}" for s in c["search"])
+        lines.append(
+            f"| {row['target']} | {row['size']} | {search} | {c['lr']:g} | "
+            f"{'YES: widen the grid' if c['edge'] else 'no'} | {row.get('stopped_by_time')} |"
+        )
+    return lines
+
+
+def _plots(res: Results, target: str, out: Path) -> list[Path]:
+    def plot_row(r: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "strategy": label(r),
+            "overall": r["test"]["overall"],
+            "target_fraction": r["fraction"],
+            "pretrained_params": r.get("pretrained_params") if r["kind"] == "finetune" else None,
+        }
+
+    mine = [r for r in res.final if r["target"] == target]
+    key = [plot_row(r) for r in mine if r.get("size") in ("", res.spec.key_size)]
+    sized = [plot_row(r) for r in mine if r["kind"] == "finetune"]
+    out.mkdir(parents=True, exist_ok=True)
+    return write_plots(key, out, ("fraction",)) + write_plots(sized, out, ("size",))
+
+
+def write_report(work: Path, results: Path, spec: StudySpec) -> Path:
+    """`transfer_v2.md`, `transfer_v2.json`, `results.jsonl` and `<target>/*.png` under `results`."""
+    store = Store(work)
+    res = Results(store, spec)
+    results.mkdir(parents=True, exist_ok=True)
+    store.write_jsonl(results / "results.jsonl")
+    md = [
+        "# Transfer study v2 (issue 20)",
+        "",
+        f"{len(res.final)} final configurations of {len(store.rows())} finished cells. Test metrics: "
+        "full-catalog ranking, history items not masked, the same test users in every row of a target "
+        "(all of its users, whatever the fraction). Every LR, epoch and best strategy was chosen "
+        "on validation NDCG@10.",
+        "",
+        "## Finding",
+        "",
+    ]
+    summary: dict[str, Any] = {"format_version": 1, "targets": {}}
+    for t in spec.targets:
+        lines, data = _curve(res, t)
+        md += lines + [""]
+        summary["targets"][t] = data
+    md += ["## Tables", ""]
+    for t in spec.targets:
+        md += _target_table(res, t) + [""]
+        md += [
+            f"Cold start ({t}, zero-shot at size {spec.key_size}; paired over the slice's test users):",
+            "",
+        ]
+        md += _cold(res, t) + [""]
+        for p in _plots(res, t, results / t):
+            md.append(f"![{t} {p.stem}]({t}/{p.name})")
+        md.append("")
+    md += ["## Pretraining LR searches", "", *_pretrain_table(res), ""]
+    summary["choices"] = res.chosen
+    with atomic_write(results / "transfer_v2.json") as fh:
+        fh.write(numerics.dumps(summary, indent=1) + "\n")
+    out = results / "transfer_v2.md"
+    with atomic_write(out) as fh:
+        fh.write("\n".join(md) + "\n")
+    return out

@@ -1,0 +1,302 @@
+"""The pure parts of the transfer study v2 (`scalerec.transfer.study`): leave-one-domain-out corpora,
+nested fractions with the same evaluation users, the FLOPs plan, LR choice on validation, and the
+resumable runner (finished cells are skipped)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from scalerec.transfer.study import corpora, plan, runner
+from scalerec.transfer.study.cells import Cell, StudySpec, all_cells, phase2, phase3
+from scalerec.transfer.study.execute import Context
+from scalerec.transfer.study.store import Store, choices, choose_lr
+from scalerec.transfer.study.table import _verdict
+
+
+def _dataset(root: Path, seqs: dict[str, list[str]], items: dict[str, str]) -> Path:
+    """A prepared-like dataset dir: users (key → item keys in time order), items (key → domain)."""
+    keys = list(items)
+    inter_u, inter_i = [], []
+    for u, (_, seq) in enumerate(seqs.items(), start=1):
+        inter_u += [u] * len(seq)
+        inter_i += [keys.index(k) + 1 for k in seq]
+    root.mkdir(parents=True)
+    n = len(inter_u)
+    dom = [items[keys[i - 1]] for i in inter_i]
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array(inter_u, pa.int32()),
+                "item_id": pa.array(inter_i, pa.int32()),
+                "timestamp": pa.array(np.arange(n), pa.int64()),
+                "rating": pa.array([None] * n, pa.float32()),
+                "domain": dom,
+            }
+        ),
+        root / "interactions.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "item_id": pa.array(np.arange(1, len(keys) + 1), pa.int32()),
+                "item_key": keys,
+                "title": [f"t {k}" for k in keys],
+                "brand": [""] * len(keys),
+                "categories": [["c"]] * len(keys),
+                "domain": list(items.values()),
+            }
+        ),
+        root / "items.parquet",
+    )
+    pq.write_table(
+        pa.table({"user_id": pa.array(np.arange(1, len(seqs) + 1), pa.int32()), "user_key": list(seqs)}),
+        root / "users.parquet",
+    )
+    card = {"format_version": 1, "n_users": len(seqs), "n_items": len(keys), "n_interactions": n}
+    (root / "card.json").write_text(json.dumps(card))
+    return root
+
+
+def write_domain(root: Path, seed: int, n_items: int, n_users: int) -> Path:
+    """A single-domain dataset dir with random histories of 3..9 items."""
+    rng = np.random.default_rng(seed)
+    items = {f"i{k}": "" for k in range(n_items)}
+    seqs = {
+        f"u{u}": [f"i{k}" for k in rng.integers(0, n_items, int(rng.integers(3, 10)))] for u in range(n_users)
+    }
+    return _dataset(root, seqs, items)
+
+
+def test_corpus_minus_domain_has_no_target_user_or_item(tmp_path: Path) -> None:
+    items = {
+        "a:B000000001": "a",
+        "a:B000000002": "a",
+        "a:B0000000T1": "a",
+        "b:7": "b",
+        "b:8": "b",
+        "tgt:B0000000T1": "tgt",
+        "tgt:B0000000T2": "tgt",
+        "tgt:9": "tgt",
+    }
+    pooled = _dataset(
+        tmp_path / "pooled",
+        {
+            "a:AREVIEWERX1": ["a:B000000001", "a:B000000002", "a:B000000001"],  # a target reviewer elsewhere
+            "a:AOTHER0001": ["a:B000000001", "a:B0000000T1", "a:B000000002", "a:B000000001"],  # shared ASIN
+            "b:17": ["b:7", "b:8", "b:7"],  # numeric key: collides with target user "17" by accident
+            "tgt:5": ["tgt:B0000000T1", "tgt:B0000000T2", "tgt:9"],
+        },
+        items,
+    )
+    target = _dataset(
+        tmp_path / "target",
+        {"AREVIEWERX1": ["B0000000T1", "B0000000T2", "9"], "17": ["9", "B0000000T2", "9"]},
+        {"B0000000T1": "", "B0000000T2": "", "9": ""},
+    )
+    card = corpora.leave_domain_out(pooled, target, "tgt", tmp_path / "corpus")
+    out = tmp_path / "corpus"
+    inter, its, users = (pq.read_table(out / f"{n}.parquet") for n in ("interactions", "items", "users"))
+    assert "tgt" not in set(inter["domain"].to_pylist()) and "tgt" not in set(its["domain"].to_pylist())
+    assert "B0000000T1" not in {corpora.raw_key(k) for k in its["item_key"].to_pylist()}
+    assert set(users["user_key"].to_pylist()) == {"a:AOTHER0001", "b:17"}  # the numeric "17" is kept
+    assert card["source"]["items_shared_with_target"] == 1 and card["source"]["users_shared_with_target"] == 1
+    # ids are dense and consistent: every interaction's item is the same key as before
+    assert (
+        its["item_id"].to_pylist() == list(range(1, its.num_rows + 1)) == list(range(1, card["n_items"] + 1))
+    )
+    keys = its["item_key"].to_pylist()
+    seq = [
+        keys[i - 1]
+        for i, u in zip(inter["item_id"].to_pylist(), inter["user_id"].to_pylist(), strict=True)
+        if u == 1
+    ]
+    assert seq == ["a:B000000001", "a:B000000002", "a:B000000001"]  # AOTHER lost its shared item → 3 left
+    assert np.all(np.diff(inter["user_id"].to_numpy()) >= 0) and card["n_users"] == 2
+
+
+def test_fractions_are_nested_with_identical_eval_users(tmp_path: Path) -> None:
+    from scalerec.data.read.sequences import load_sequences
+    from scalerec.data.read.splits import leave_one_out
+    from scalerec.transfer.domain import fraction_rows, load_domain, with_fraction
+
+    target = write_domain(tmp_path / "target", seed=3, n_items=30, n_users=60)
+    users = {}
+    for f in (0.1, 0.4, 1.0):
+        d = tmp_path / f"f{f}"
+        corpora.fraction_dataset(target, d, f)
+        seqs = load_sequences(d)
+        users[f] = set(np.nonzero(seqs.lengths() > 0)[0] + 1)
+        assert seqs.n_items == 30 and seqs.n_users == 60  # same catalog and ids
+        dom = with_fraction(load_domain(target, None), f)  # what finetune trains on at this fraction
+        own = leave_one_out(seqs).train  # what a baseline trained on the fraction dir trains on
+        rows = fraction_rows(60, f)
+        assert dom.split.train.n_users == len(rows) == len(users[f])
+        for i, r in enumerate(rows):
+            assert np.array_equal(dom.split.train.row(i), own.row(r))
+        assert own.lengths().sum() == dom.split.train.lengths().sum()
+        full = load_domain(target, None)
+        assert np.array_equal(dom.split.test_users, full.split.test_users)
+        assert np.array_equal(dom.split.valid_users, full.split.valid_users)
+    assert users[0.1] < users[0.4] < users[1.0] and len(users[0.1]) == 6
+
+
+def test_grid_phases_and_chosen_lrs() -> None:
+    spec = StudySpec(
+        targets=["beauty"],
+        sizes=["xs", "s"],
+        key_size="s",
+        fractions=[0.5, 1.0],
+        strategies=["zero-shot", "full", "scratch"],
+        seeds=[0, 1, 2],
+    )
+    p2 = phase2(spec)
+    assert len(p2) == 2 * (1 + 3 + 3) and all(c.size == "s" and c.seed == 0 for c in p2)
+    group = next(c for c in p2 if c.method == "full" and c.fraction == 0.5).group
+    p3 = phase3(spec, {group: 1e-4})
+    full_half = [c for c in p3 if c.method == "full" and c.fraction == 0.5]
+    assert {(c.size, c.seed, c.lr) for c in full_half} == {("xs", 0, 1e-4), ("s", 1, 1e-4), ("s", 2, 1e-4)}
+    assert all(c.lr is None for c in p3 if c.method == "scratch")  # not chosen yet
+    assert len({c.name for c in all_cells(spec)}) == len(all_cells(spec))
+
+
+def test_choose_lr_reads_validation_only_and_flags_an_edge() -> None:
+    grid = [1e-4, 3e-4, 1e-3]
+    rows = [
+        {
+            "cell": f"c{lr}",
+            "group": "g",
+            "lr": lr,
+            "lr_grid": grid,
+            "valid_ndcg@10": v,
+            "test": {"overall": {"ndcg@10": 1.0 - v}},
+        }
+        for lr, v in zip(grid, [0.1, 0.3, 0.2], strict=True)
+    ]
+    assert choose_lr(rows[:2], "g") is None  # incomplete search: no choice yet
+    chosen = choose_lr(rows, "g")
+    assert chosen["lr"] == 3e-4 and not chosen["edge"]
+    rows[2]["valid_ndcg@10"] = 0.5
+    assert choose_lr(rows, "g")["lr"] == 1e-3 and choose_lr(rows, "g")["edge"]
+
+
+def _layout(tmp_path: Path) -> dict:
+    target = write_domain(tmp_path / "target", seed=4, n_items=30, n_users=60)
+    corpus = write_domain(tmp_path / "corpus", seed=5, n_items=40, n_users=90)
+    return {"targets": {"beauty": {"dataset": str(target), "corpus": str(corpus), "fractions": {}}}}
+
+
+def test_plan_total_is_the_sum_of_cells(tmp_path: Path) -> None:
+    spec = StudySpec(
+        targets=["beauty"],
+        sizes=["tiny", "xs"],
+        key_size="tiny",
+        fractions=[0.5, 1.0],
+        baselines=["sasrec_ce"],
+        flops_per_s=1e9,
+        overhead_s=1.0,
+    )
+    root = Path(__file__).resolve().parents[2]
+    costed = plan.cost(all_cells(spec), spec, _layout(tmp_path), root)
+    by = {c.cell.name: c for c in costed}
+    assert by["ft-beauty-tiny-f0.5-zero-shot-lr0-s0"].flops == 0.0
+    half, full = by["ft-beauty-tiny-f0.5-full-lr0.0001-s0"], by["ft-beauty-tiny-f1-full-lr0.0001-s0"]
+    assert half.flops == pytest.approx(full.flops / 2) and full.flops > 0  # targets scale with the fraction
+    assert by["pre-beauty-xs-lr0.001"].flops > by["pre-beauty-tiny-lr0.001"].flops
+    text = plan.render(costed, spec, call_minutes=2.0, jobs=1, verbose=False)
+    total = sum(c.flops for c in costed)
+    assert f"total     {len(costed):>4} cells  {total:.3e} FLOPs" in text
+    parts = plan.calls(costed, 2.0)
+    assert [c for p in parts for c in p] == costed  # every cell once, in run order
+    for p in parts:
+        assert len({c.cell.phase for c in p}) == 1
+        assert len(p) == 1 or sum(c.minutes for c in p) <= 2.0
+
+
+def test_runner_skips_finished_cells_and_waits_for_choices(tmp_path: Path, monkeypatch) -> None:
+    from scalerec.transfer.study import execute
+
+    spec = StudySpec(
+        targets=["beauty"],
+        sizes=["xs"],
+        key_size="xs",
+        fractions=[1.0],
+        pretrain_lrs=[1e-3, 3e-3],
+        strategies=["zero-shot", "scratch"],
+        key_strategies=["scratch"],
+        seeds=[0, 1],
+        ft_lr_mults=[1.0],
+        baselines=[],
+    )
+    calls: list[str] = []
+
+    def fake(cell: Cell, ctx: Context):
+        if cell.kind == "finetune":  # needs its pretraining choice, as the real runner does
+            assert ctx.chosen["pre-beauty-xs-lr?"]["lr"] == 3e-3
+        calls.append(cell.name)
+        row = {
+            "kind": cell.kind,
+            "lr": cell.lr,
+            "phase": cell.phase,
+            "search": cell.search,
+            "valid_ndcg@10": cell.lr or 0.0,
+        }
+        if cell.kind != "popular":
+            row["lr_grid"] = spec.pretrain_lrs if cell.kind == "pretrain" else [cell.lr]
+        return row, None
+
+    monkeypatch.setitem(execute.RUNNERS, "pretrain", fake)
+    monkeypatch.setitem(execute.RUNNERS, "finetune", fake)
+    monkeypatch.setitem(execute.RUNNERS, "popular", fake)
+    ctx = Context(spec, tmp_path, {"targets": {}}, "cpu", tmp_path)
+    status = runner.run_study(ctx)
+    assert status["left"] == 0 and not status["failed"]
+    assert len(calls) == len(all_cells(spec)) == len(set(calls)) == 2 + 1 + 2 + 1
+    assert calls.index("ft-beauty-xs-f1-scratch-lr0.001-s1") > calls.index(
+        "ft-beauty-xs-f1-scratch-lr0.001-s0"
+    )
+    calls.clear()
+    again = runner.run_study(ctx)  # everything finished: nothing runs again
+    assert calls == [] and again["done"] == status["done"]
+    Store(tmp_path).row_path(Cell("finetune", "beauty", 3, "xs", 1e-3, 1.0, "scratch", 1)).unlink()
+    runner.run_study(ctx)
+    assert calls == ["ft-beauty-xs-f1-scratch-lr0.001-s1"]  # only the missing cell reruns
+    assert "pre-beauty-xs-lr?" in choices(Store(tmp_path).rows())
+
+
+def test_time_budget_starts_no_new_cell(tmp_path: Path, monkeypatch) -> None:
+    from scalerec.transfer.study import execute
+
+    spec = StudySpec(targets=["beauty"], sizes=["xs"], key_size="xs", fractions=[1.0], baselines=[])
+    monkeypatch.setitem(execute.RUNNERS, "pretrain", lambda c, ctx: ({"kind": c.kind, "lr": c.lr}, None))
+    status = runner.run_study(Context(spec, tmp_path, {"targets": {}}, "cpu", tmp_path), time_budget_min=0.0)
+    assert status["stopped_by_budget"] and status["done"] == 0
+
+
+@pytest.mark.parametrize(
+    ("helped", "words"),
+    [
+        ([(0.05, True), (0.2, True), (1.0, False)], "stops helping at 1"),
+        ([(0.05, True), (0.2, True), (1.0, True)], "helps at every measured fraction"),
+        ([(0.05, False), (0.2, False), (1.0, False)], "does not significantly help at any measured fraction"),
+        ([(0.05, False), (0.2, True), (1.0, False)], "helps only at fractions 0.2"),
+    ],
+)
+def test_verdict_states_the_finding_either_way(helped: list, words: str) -> None:
+    assert words in _verdict("beauty", helped)
+
+
+def test_committed_study_configs_parse() -> None:
+    from scalerec.config import load
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "transfer" / "study"
+    files = sorted(root.glob("*.toml"))
+    assert [p.stem for p in files] == ["v2", "v2_cpu_small"]
+    for path in files:
+        spec = load(StudySpec, toml=path)
+        assert spec.key_size in spec.sizes and len(all_cells(spec)) > 0

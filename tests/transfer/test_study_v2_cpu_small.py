@@ -1,0 +1,46 @@
+"""`benchmarks/transfer_v2.py --cpu-small` end to end on the real datasets (capped to a few hundred
+users): prepare → every cell kind in both phases of LR choice → report and plots; a rerun finds every
+cell finished. Slow (a few minutes on 2 cores); skips without ../shared/data."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "transfer_v2.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("transfer_v2_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["transfer_v2_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_cpu_small_end_to_end(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bench = _bench()
+    argv = ["--cpu-small", "--work", str(tmp_path / "work"), "--results", str(tmp_path / "report")]
+    assert bench.main(argv) == 0
+    rows = [json.loads(x) for x in (tmp_path / "report" / "results.jsonl").read_text().splitlines()]
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"pretrain", "popular", "baseline", "finetune"}
+    scored = [r for r in rows if r["kind"] != "pretrain"]
+    assert all({"overall", "cold", "rare"} <= set(r["test"]) for r in scored)
+    n_test = {r["test"]["overall"]["n"] for r in scored}
+    assert len(n_test) == 1  # every cell ranks the same test users, whatever its fraction
+    assert {r["phase"] for r in rows if r["kind"] == "finetune"} == {2, 3}
+    md = (tmp_path / "report" / "transfer_v2.md").read_text()
+    assert "## Finding" in md and "beauty:" in md and "| tuned sasrec_ce |" in md
+    assert (tmp_path / "report" / "beauty" / "transfer_vs_fraction.png").is_file()
+    stamps = {p.name: p.stat().st_mtime for p in (tmp_path / "work" / "cells").glob("*.json")}
+    capsys.readouterr()
+    assert bench.main(argv) == 0  # resumable: nothing left to run
+    out = capsys.readouterr().out
+    assert '"event": "cell"' not in out and '"left": 0' in out
+    assert stamps == {p.name: p.stat().st_mtime for p in (tmp_path / "work" / "cells").glob("*.json")}

@@ -31,7 +31,8 @@ is assembled); module-level so tests can force many chunks."""
 
 
 class ItemsParquet:
-    """An `items.parquet` appended to chunk by chunk (pyarrow), with the columns `write_items` casts."""
+    """An `items.parquet` appended to chunk by chunk (pyarrow); `item_id` Int32 and `categories`
+    List(String) whatever the chunk's frame had (an empty chunk's literal columns)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -11,9 +11,10 @@ by its own child too (streamed: `synth` events report its peak RSS), so this par
 Linux a child's ru_maxrss starts at its parent's RSS high-water mark (fork copies it, exec keeps it),
 which is how a 4.4 GiB in-process generator once showed up as the ETL's peak. `peak_rss_gib` is the
 child's own VmHWM (its memory since exec), immune to that.
-`--rss-trace` adds `rss_by_step` to the prepare event: a thread samples the child's RSS every 0.1 s
-and keeps the peak per step, a step being the chain of `scalerec.data` functions the main thread
-is in (`prepare_sharded>items_frame>text_by_id`); the first place to look when a peak grows.
+`--rss-trace` adds `rss_by_step` and `s_by_step` to the prepare event: a thread samples the child's
+RSS every 0.1 s and keeps the peak (GiB) and the time (s, approximate) per step, a step being the
+chain of `scalerec.data` functions the main thread is in (`prepare_sharded>write_items_table`);
+the first place to look when a peak or the wall time grows.
 `--shard-above-rows` sets `PrepareConfig.shard_above_rows` (0: force the on-disk sharded path).
 `--meta-only chunked|whole` measures metadata loading alone on the dump's metadata file, in a child:
 `chunked` is what `prepare` does (`scalerec.data.ingest.meta.read_meta`), `whole` the one-table reference
@@ -69,23 +70,29 @@ def _step_of(frame: object) -> str:
     return ">".join(names[:4]) or "other"
 
 
-def _trace_rss(every_s: float = 0.1) -> dict[str, float]:
-    """Peak RSS (GiB) per step of the main thread, sampled in a daemon thread (see the docstring)."""
+def _trace_rss(every_s: float = 0.1) -> tuple[dict[str, float], dict[str, float]]:
+    """Peak RSS (GiB) and seconds spent per step of the main thread, sampled in a daemon thread
+    (see the docstring)."""
     import threading
 
     peaks: dict[str, float] = {}
+    secs: dict[str, float] = {}
     main = threading.main_thread().ident
 
     def loop() -> None:
+        last = time.perf_counter()
         while True:
             frame = sys._current_frames().get(main or 0)
             rss = _rss_gib()
             step = _step_of(frame) if frame is not None else "other"
             peaks[step] = max(peaks.get(step, 0.0), rss)
+            now = time.perf_counter()
+            secs[step] = secs.get(step, 0.0) + now - last
+            last = now
             time.sleep(every_s)
 
     threading.Thread(target=loop, daemon=True).start()
-    return peaks
+    return peaks, secs
 
 
 def _du_gib(path: Path) -> float:
@@ -218,15 +225,15 @@ def _child(args: argparse.Namespace) -> None:
                 "subsets": [s["label"] for s in card["subsets"] if not s.get("skipped")],
                 "subset_interactions": [s["n_interactions"] for s in card["subsets"]],
                 "sharded": card["params"].get("shard_above_rows", -1) < card["source"]["rows_parsed"],
-                **({} if steps is None else {"rss_by_step": _top_steps(steps)}),
+                **({} if steps is None else {"rss_by_step": _top(steps[0]), "s_by_step": _top(steps[1])}),
             }
         )
     )
 
 
-def _top_steps(peaks: dict[str, float], n: int = 16) -> dict[str, float]:
-    """The `n` steps with the highest peak RSS, highest first (GiB, 3 decimals)."""
-    top = sorted(peaks.items(), key=lambda kv: -kv[1])[:n]
+def _top(by_step: dict[str, float], n: int = 16) -> dict[str, float]:
+    """The `n` steps with the highest value, highest first (3 decimals)."""
+    top = sorted(by_step.items(), key=lambda kv: -kv[1])[:n]
     return {k: round(v, 3) for k, v in top}
 
 

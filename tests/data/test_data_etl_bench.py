@@ -50,6 +50,7 @@ def test_rss_trace_names_prepare_steps(etl, tmp_path: Path) -> None:
     """`--rss-trace`: peaks per chain of scalerec.data functions, none above the child's own peak."""
     row = etl._measure(tmp_path, 20_000, 500, "1K", seed=2, shard_above_rows=0, rss_trace=True)
     steps = row["rss_by_step"]
+    assert sum(row["s_by_step"].values()) > 0
     assert any(k.startswith("prepare_sharded>") for k in steps)
     assert list(steps.values()) == sorted(steps.values(), reverse=True)
     assert 0 < max(steps.values()) <= row["peak_rss_gib"] + 1e-3

@@ -265,7 +265,7 @@ def prepare_sharded(
 ) -> None:
     """Run the filters, dense ids, dataset files and subsets shard by shard; fills `card` in place."""
     sw.close()
-    items = encode_items(sw.items.frame())
+    items = encode_items(sw.items.release())
     card["source"]["rows_parsed"] = sw.n
     by_hash = items.sort("ih")
     item_codes = (by_hash["ih"].to_numpy(), by_hash["i"].to_numpy())

@@ -11,6 +11,10 @@ by its own child too (streamed: `synth` events report its peak RSS), so this par
 Linux a child's ru_maxrss starts at its parent's RSS high-water mark (fork copies it, exec keeps it),
 which is how a 4.4 GiB in-process generator once showed up as the ETL's peak. `peak_rss_gib` is the
 child's own VmHWM (its memory since exec), immune to that.
+`--rss-trace` adds `rss_by_step` and `s_by_step` to the prepare event: a thread samples the child's
+RSS every 0.1 s and keeps the peak (GiB) and the time (s, approximate) per step, a step being the
+chain of `scalerec.data` functions the main thread is in (`prepare_sharded>write_items_table`);
+the first place to look when a peak or the wall time grows.
 `--shard-above-rows` sets `PrepareConfig.shard_above_rows` (0: force the on-disk sharded path).
 `--meta-only chunked|whole` measures metadata loading alone on the dump's metadata file, in a child:
 `chunked` is what `prepare` does (`scalerec.data.ingest.meta.read_meta`), `whole` the one-table reference
@@ -44,6 +48,51 @@ def _hwm_gib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _rss_gib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2**20
+    return 0.0
+
+
+def _step_of(frame: object) -> str:
+    """The `scalerec.data` functions on a stack, outermost first, below `prepare` (`a>b>c`)."""
+    import traceback
+
+    names = [
+        f.name
+        for f in traceback.extract_stack(frame)  # type: ignore[arg-type]
+        if f"{os.sep}scalerec{os.sep}data{os.sep}" in f.filename and f.name != "prepare"
+    ]
+    return ">".join(names[:4]) or "other"
+
+
+def _trace_rss(every_s: float = 0.1) -> tuple[dict[str, float], dict[str, float]]:
+    """Peak RSS (GiB) and seconds spent per step of the main thread, sampled in a daemon thread
+    (see the docstring)."""
+    import threading
+
+    peaks: dict[str, float] = {}
+    secs: dict[str, float] = {}
+    main = threading.main_thread().ident
+
+    def loop() -> None:
+        last = time.perf_counter()
+        while True:
+            frame = sys._current_frames().get(main or 0)
+            rss = _rss_gib()
+            step = _step_of(frame) if frame is not None else "other"
+            peaks[step] = max(peaks.get(step, 0.0), rss)
+            now = time.perf_counter()
+            secs[step] = secs.get(step, 0.0) + now - last
+            last = now
+            time.sleep(every_s)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return peaks, secs
 
 
 def _du_gib(path: Path) -> float:
@@ -147,6 +196,7 @@ def _child(args: argparse.Namespace) -> None:
         _meta_child(args)
         return
     disk = _watch_disk(Path(args.out))
+    steps = _trace_rss() if args.rss_trace else None
     t0, c0 = time.perf_counter(), time.process_time()
     card = prepare(
         PrepareConfig(
@@ -175,9 +225,16 @@ def _child(args: argparse.Namespace) -> None:
                 "subsets": [s["label"] for s in card["subsets"] if not s.get("skipped")],
                 "subset_interactions": [s["n_interactions"] for s in card["subsets"]],
                 "sharded": card["params"].get("shard_above_rows", -1) < card["source"]["rows_parsed"],
+                **({} if steps is None else {"rss_by_step": _top(steps[0]), "s_by_step": _top(steps[1])}),
             }
         )
     )
+
+
+def _top(by_step: dict[str, float], n: int = 16) -> dict[str, float]:
+    """The `n` steps with the highest value, highest first (3 decimals)."""
+    top = sorted(by_step.items(), key=lambda kv: -kv[1])[:n]
+    return {k: round(v, 3) for k, v in top}
 
 
 def _polars_version() -> str:
@@ -194,6 +251,7 @@ def _measure(
     seed: int,
     shard_above_rows: int | None,
     meta_only: str | None = None,
+    rss_trace: bool = False,
 ) -> dict:
     paths = _make_dump(work, n_ratings, n_meta, seed)
     out = work / f"ds_{n_ratings}"
@@ -216,6 +274,8 @@ def _measure(
         cmd += ["--shard-above-rows", str(shard_above_rows)]
     if meta_only:
         cmd += ["--meta-only", meta_only]
+    if rss_trace:
+        cmd += ["--rss-trace"]
     load = os.getloadavg()[0]
     row, child_rss = _run_child(cmd)
     row.update(
@@ -262,6 +322,9 @@ def main() -> None:
         default=None,
         help="measure metadata loading alone (chunked: as prepare does it; whole: the one-table reference)",
     )
+    ap.add_argument(
+        "--rss-trace", action="store_true", help="report the peak RSS per prepare step (rss_by_step)"
+    )
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--_synth", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ratings-file", help=argparse.SUPPRESS)
@@ -280,10 +343,13 @@ def main() -> None:
         row = _measure(work, args.ratings, args.meta, "", args.seed, None, args.meta_only)
         print(json.dumps({"event": f"meta_{args.meta_only}", **row}), flush=True)
         return
-    base = _measure(work, args.ratings, args.meta, args.subsets, args.seed, args.shard_above_rows)
+    trace = {"rss_trace": args.rss_trace}
+    base = _measure(work, args.ratings, args.meta, args.subsets, args.seed, args.shard_above_rows, **trace)
     print(json.dumps({"event": "prepare", **base}), flush=True)
     if not args.no_scale_check:
-        big = _measure(work, 2 * args.ratings, 2 * args.meta, args.subsets, args.seed, args.shard_above_rows)
+        big = _measure(
+            work, 2 * args.ratings, 2 * args.meta, args.subsets, args.seed, args.shard_above_rows, **trace
+        )
         print(json.dumps({"event": "prepare", **big}), flush=True)
         print(
             json.dumps(

@@ -43,3 +43,24 @@ def test_make_dump_reports_the_generators_peak_and_disk(etl, tmp_path: Path, cap
     assert event["event"] == "synth" and event["ratings"] == 3_000
     assert 0 < event["peak_rss_gib"] < 0.6 and event["dump_gib"] > 0
     assert Path(paths["meta"]).is_file()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_rss_trace_names_prepare_steps(etl, tmp_path: Path) -> None:
+    """`--rss-trace`: peaks per chain of scalerec.data functions, none above the child's own peak."""
+    row = etl._measure(tmp_path, 20_000, 500, "1K", seed=2, shard_above_rows=0, rss_trace=True)
+    steps = row["rss_by_step"]
+    assert sum(row["s_by_step"].values()) > 0
+    assert any(k.startswith("prepare_sharded>") for k in steps)
+    assert list(steps.values()) == sorted(steps.values(), reverse=True)
+    assert 0 < max(steps.values()) <= row["peak_rss_gib"] + 1e-3
+
+
+def test_step_of_keeps_scalerec_data_frames_only(etl) -> None:
+    import sys
+
+    def prepare_sharded():  # stands in for a scalerec.data function: only its file name counts
+        return sys._getframe()
+
+    frame = prepare_sharded()
+    assert etl._step_of(frame) == "other"  # this test file is not under scalerec/data

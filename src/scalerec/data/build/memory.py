@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from scalerec.data.build.card import content_hash, step_stats
 from scalerec.data.build.config import PrepareConfig
+from scalerec.data.build.items import write_items_table
 from scalerec.data.build.output import write_dataset
 from scalerec.data.build.rows import Staged, encode, encode_items, user_key_map
-from scalerec.data.build.steps import densify, filter_rows, item_filter, k_core
+from scalerec.data.build.steps import densify, filter_rows, item_filter, k_core, with_item_domain
 from scalerec.data.build.subsets import write_subsets
 
 if TYPE_CHECKING:
@@ -52,8 +53,12 @@ def prepare_in_memory(
         before = len(inter)
         inter = k_core(inter, cfg.k_core, cfg.k_core)
         record("k_core", inter, "below_k_core", before - len(inter))
-    inter, users_out, items_out = densify(inter, users, flags, pooled=bool(cfg.domains))
-    write_dataset(tmp, inter, users_out, items_out)
-    card.update(n_users=len(users_out), n_items=len(items_out), n_interactions=len(inter))
-    card["subsets"] = write_subsets(tmp, [lambda: (inter, users_out)], items_out, cfg.subsets, card)
+    inter, users_out, codes = densify(inter, users)
+    domains = write_items_table(
+        tmp, codes, flags.info, flags.meta, tmp / "_items_text", pooled=bool(cfg.domains)
+    )
+    inter = with_item_domain(inter, domains)
+    write_dataset(tmp, inter, users_out)
+    card.update(n_users=len(users_out), n_items=len(codes), n_interactions=len(inter))
+    card["subsets"] = write_subsets(tmp, [lambda: (inter, users_out)], len(codes), cfg.subsets, card)
     card["dataset_hash"] = content_hash(inter)

@@ -1,8 +1,8 @@
 """The Parquet files of the dataset-dir contract, written from frames or from per-shard IPC pieces.
 
-Both prepare paths and the subset writer end here, so `interactions.parquet`, `users.parquet` and
-`items.parquet` have one schema whatever path produced them (`domain` is an extra String column
-of pooled datasets).
+Both prepare paths and the subset writer end here, so `interactions.parquet` and `users.parquet`
+have one schema whatever path produced them (`domain` is an extra String column of pooled
+datasets); `items.parquet` is written chunk by chunk by `items.py`.
 """
 
 from __future__ import annotations
@@ -29,17 +29,10 @@ INTER_SCHEMA: dict[str, PolarsDataType] = {
 USERS_SCHEMA: dict[str, PolarsDataType] = {"user_id": pl.Int32, "user_key": pl.String}
 
 
-def write_items(dest: Path, items: DataFrame) -> None:
-    items.with_columns(
-        pl.col("item_id").cast(pl.Int32), pl.col("categories").cast(pl.List(pl.String))
-    ).write_parquet(dest / "items.parquet")
-
-
-def write_dataset(dest: Path, inter: DataFrame, users: DataFrame, items: DataFrame) -> None:
-    """The three Parquet files of the dataset-dir contract, from frames in memory."""
+def write_dataset(dest: Path, inter: DataFrame, users: DataFrame) -> None:
+    """interactions.parquet and users.parquet from frames in memory (items: `items.py`)."""
     inter.write_parquet(dest / "interactions.parquet", row_group_size=ROW_GROUP)
     users.with_columns(pl.col("user_id").cast(pl.Int32)).write_parquet(dest / "users.parquet")
-    write_items(dest, items)
 
 
 def sink_parquet(parts: list[Path], dest: Path, schema: dict[str, PolarsDataType]) -> None:

@@ -54,6 +54,7 @@ def _parse(cfg: PrepareConfig, log: ParseLog, tmp: Path) -> Staged | ShardWriter
             del staged  # its user keys are in the shards now
             for rest in blocks:
                 sharded.add(rest)
+            sharded.items.compact()
             return sharded
     return staged
 

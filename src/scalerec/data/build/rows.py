@@ -106,17 +106,33 @@ class KeyTable:
         self.cols = (hash_col, key_col)
         self.parts: list[DataFrame] = []
         self.base = self.pending = 0
+        self.exact = False  # parts is one checked frame of distinct pairs (`compact`)
 
     def add(self, df: DataFrame) -> None:
         part = df.select(*self.cols).unique(self.cols[0])
+        self.exact = False
         self.parts.append(part)
         self.pending += len(part)
         if self.pending >= max(self.base, 1 << 20):
             self.parts = [pl.concat(self.parts).unique(self.cols[0])]
             self.base, self.pending = len(self.parts[0]), 0
 
+    def compact(self) -> None:
+        """Hold the distinct pairs once: up to half of the parts can repeat keys of the others,
+        which at the full 2018 scale (15M item keys) is worth freeing before the metadata is read."""
+        self.parts = [self.frame()]
+        self.base, self.pending, self.exact = len(self.parts[0]), 0, True
+
+    def release(self) -> DataFrame:
+        """`frame()`, letting go of the parts (the caller then holds the only copy)."""
+        df = self.frame()
+        self.parts, self.base, self.pending, self.exact = [], 0, 0, False
+        return df
+
     def frame(self) -> DataFrame:
         h, k = self.cols
+        if self.exact:
+            return self.parts[0]
         if not self.parts:
             return pl.DataFrame(schema={h: pl.UInt64, k: pl.String})
         df = pl.concat(self.parts).unique(h)

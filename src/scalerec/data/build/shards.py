@@ -29,15 +29,10 @@ import pyarrow as pa
 
 from scalerec.data.build.card import StepSum
 from scalerec.data.build.config import PrepareConfig
-from scalerec.data.build.output import (
-    INTER_SCHEMA,
-    USERS_SCHEMA,
-    parquet_content_hash,
-    sink_parquet,
-    write_items,
-)
+from scalerec.data.build.items import write_items_table
+from scalerec.data.build.output import INTER_SCHEMA, USERS_SCHEMA, parquet_content_hash, sink_parquet
 from scalerec.data.build.rows import ROW_COLUMNS, KeyTable, Staged, encode_items, stable_hash64
-from scalerec.data.build.steps import ItemFilter, filter_rows, item_filter, items_frame, with_item_domain
+from scalerec.data.build.steps import ItemFilter, filter_rows, item_filter, with_item_domain
 from scalerec.data.build.subsets import Part, write_subsets
 from scalerec.errors import UserError
 
@@ -222,7 +217,9 @@ def _k_core_shards(k: int, sw: ShardWriter, shards: list[int], counts: np.ndarra
     steps.dropped["below_k_core"] = steps.dropped.get("below_k_core", 0) + int(before - last.rows)
 
 
-def _dense_shards(sw: ShardWriter, shards: list[int], item_id_of: np.ndarray, items_out: DataFrame) -> int:
+def _dense_shards(
+    sw: ShardWriter, shards: list[int], item_id_of: np.ndarray, domains: DataFrame | None
+) -> int:
     """Dense ids per shard (users: offset + rank inside the shard) → `out-*`/`outkeys-*`; users."""
     offset = 0
     for s in shards:
@@ -248,7 +245,7 @@ def _dense_shards(sw: ShardWriter, shards: list[int], item_id_of: np.ndarray, it
             .sort("user_id")
             .select(pl.col("user_id").cast(pl.Int32), "user_key")
         )
-        with_item_domain(out, items_out).write_ipc(sw.path("out", s), compression="uncompressed")
+        with_item_domain(out, domains).write_ipc(sw.path("out", s), compression="uncompressed")
         users_out.write_ipc(sw.path("outkeys", s), compression="uncompressed")
         offset += len(uniq)
     return offset
@@ -268,7 +265,7 @@ def prepare_sharded(
 ) -> None:
     """Run the filters, dense ids, dataset files and subsets shard by shard; fills `card` in place."""
     sw.close()
-    items = encode_items(sw.items.frame())
+    items = encode_items(sw.items.release())
     card["source"]["rows_parsed"] = sw.n
     by_hash = items.sort("ih")
     item_codes = (by_hash["ih"].to_numpy(), by_hash["i"].to_numpy())
@@ -284,17 +281,15 @@ def prepare_sharded(
     # dense ids: items from the global survivors, users by shard offset + rank inside the shard
     survivors = steps.last().items
     codes = np.flatnonzero(survivors)
-    i_map = pl.DataFrame(
-        {"i": codes.astype(np.int32), "item_id": np.arange(1, len(codes) + 1, dtype=np.int32)}
+    domains = write_items_table(
+        tmp, codes, flags.info, flags.meta, tmp / "_items_text", pooled=bool(cfg.domains)
     )
-    items_out = items_frame(i_map, flags, pooled=bool(cfg.domains))
     del flags
-    n_users = _dense_shards(sw, shards, np.cumsum(survivors).astype(np.int32), items_out)
+    n_users = _dense_shards(sw, shards, np.cumsum(survivors).astype(np.int32), domains)
     done = [s for s in shards if sw.path("out", s).exists()]
     sink_parquet([sw.path("out", s) for s in done], tmp / "interactions.parquet", INTER_SCHEMA)
     sink_parquet([sw.path("outkeys", s) for s in done], tmp / "users.parquet", USERS_SCHEMA)
-    write_items(tmp, items_out)
-    card.update(n_users=n_users, n_items=len(items_out), n_interactions=steps.last().rows)
+    card.update(n_users=n_users, n_items=len(codes), n_interactions=steps.last().rows)
     parts: list[Part] = [_shard_part(sw, s) for s in done]
-    card["subsets"] = write_subsets(tmp, parts, items_out, cfg.subsets, card)
+    card["subsets"] = write_subsets(tmp, parts, len(codes), cfg.subsets, card)
     card["dataset_hash"] = parquet_content_hash(tmp / "interactions.parquet")

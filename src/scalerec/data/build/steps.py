@@ -23,16 +23,9 @@ Record = Any
 """`record(step, df, reason=None, n=0)`: the card's per-step counter (`prepare.py`)."""
 
 
-def with_domain(items: DataFrame, pooled: bool) -> DataFrame:
-    """Items of a pooled dataset get `domain`, the prefix of their namespaced key (`games:B00X`)."""
-    if not pooled:
-        return items
-    return items.with_columns(pl.col("item_key").str.extract(r"^([^:]*):", 1).alias("domain"))
-
-
-def with_item_domain(inter: DataFrame, items: DataFrame) -> DataFrame:
+def with_item_domain(inter: DataFrame, items: DataFrame | None) -> DataFrame:
     """Interactions get their item's `domain` when the items have one (pooled datasets)."""
-    if "domain" not in items.columns:
+    if items is None or "domain" not in items.columns:
         return inter
     domain = items.select("item_id", "domain")
     return inter.join(domain, on="item_id", how="left", maintain_order="left")
@@ -67,8 +60,10 @@ def k_core(inter: DataFrame, k_user: int, k_item: int) -> DataFrame:
 class ItemFilter:
     """Per item code: which metadata filters drop it (None: no metadata table was given).
 
-    `info`: the item codes with the metadata line (`_row`) and `title_issue` of each; the text
-    columns stay in `meta` until `items_frame` reads them for the surviving items.
+    `info`: `i, item_key, _row` (the metadata line; absent without metadata), one row per item
+    code in code order; it lives until the item table is written, so it keeps only what that
+    needs. The text columns stay in `meta` until `items.write_items_table` reads them for the
+    surviving items.
     """
 
     info: DataFrame
@@ -78,24 +73,31 @@ class ItemFilter:
 
 
 def item_filter(items: DataFrame, meta: MetaTable | None, spared: frozenset[str] = frozenset()) -> ItemFilter:
-    """Join the encoded item table with the metadata (`scalerec.data.ingest.meta.MetaTable`) and flag
-    items per drop reason."""
+    """Join the encoded item table (`i, item_key`, in code order) with the metadata keys
+    (`scalerec.data.ingest.meta.MetaTable`) and flag items per drop reason.
+
+    The join keeps the left order (row = code) and reads line and title issue from the Int64 `_key`
+    instead of sorting and carrying a String issue column: at the full 2018 scale each would be
+    one more 15M-row copy at the step that then set the peak.
+    """
+    from scalerec.data.ingest.meta import ISSUES, key_row
+
+    items = items.select("i", "item_key")
+    if not np.array_equal(items["i"].to_numpy(), np.arange(len(items))):
+        raise RuntimeError("item table is not in code order; encode_items numbers its rows in order")
     if meta is None:
         return ItemFilter(items)
-    info = items.join(meta.flags(), left_on="item_key", right_on="join_key", how="left").sort("i")
-    n = len(info)
-    no_meta = np.zeros(n, dtype=bool)
-    no_meta[info.filter(pl.col("_row").is_null())["i"].to_numpy()] = True
-    issue = {}
-    for reason in ("junk_title", "empty_title"):
-        issue[reason] = np.zeros(n, dtype=bool)
-        issue[reason][info.filter(pl.col("title_issue") == reason)["i"].to_numpy()] = True
+    keys = meta.keys.select("join_key", "_key")
+    info = items.join(keys, left_on="item_key", right_on="join_key", how="left", maintain_order="left")
+    no_meta = info["_key"].is_null().to_numpy()
+    code = (info["_key"] % 4).fill_null(0).to_numpy()
+    issue = {reason: code == c for c, reason in enumerate(ISSUES) if reason}
     if spared:  # pooled: domains whose items keep their title issues
         domain = info["item_key"].str.extract(r"^([^:]*):", 1)
         keep = info.filter(domain.is_in(list(spared)))["i"].to_numpy()
         for mask in issue.values():
             mask[keep] = False
-    return ItemFilter(info, no_meta, issue, meta)
+    return ItemFilter(info.select("i", "item_key", key_row(pl.col("_key"))), no_meta, issue, meta)
 
 
 def drop_items(inter: DataFrame, bad: np.ndarray) -> DataFrame:
@@ -143,37 +145,9 @@ def filter_rows(
     return inter
 
 
-def items_frame(i_map: DataFrame, flags: ItemFilter, pooled: bool = False) -> DataFrame:
-    """`i_map` (`i`, `item_id`) + item info → the items.parquet frame, sorted by item_id; the metadata
-    text is read for these items only. `pooled`: add the `domain` column (the item key's prefix)."""
-    info = i_map.join(flags.info, on="i").sort("item_id")
-    if flags.meta is not None:
-        text = flags.meta.text_by_id(info.filter(pl.col("_row").is_not_null()))
-        if len(text) == len(info):  # every item has metadata: same ids in the same order
-            info = info.hstack(text.drop("item_id"))
-        else:
-            info = info.join(text, on="item_id", how="left", maintain_order="left")
-        del text
-    return with_domain(
-        info.select(
-            "item_id",
-            pl.coalesce("item_key_out", "item_key").alias("item_key")
-            if "item_key_out" in info.columns
-            else "item_key",
-            pl.col("title").fill_null("") if "title" in info.columns else pl.lit("").alias("title"),
-            pl.col("brand").fill_null("") if "brand" in info.columns else pl.lit("").alias("brand"),
-            pl.col("categories").fill_null([])
-            if "categories" in info.columns
-            else pl.lit([], pl.List(pl.String)).alias("categories"),
-        ),
-        pooled,
-    )
-
-
-def densify(
-    inter: DataFrame, users: DataFrame, flags: ItemFilter, pooled: bool = False
-) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """Dense ids from 1 (users keep hash order, items keep key order); sorted interactions."""
+def densify(inter: DataFrame, users: DataFrame) -> tuple[DataFrame, DataFrame, np.ndarray]:
+    """Dense ids from 1 (users keep hash order, items keep key order): the sorted interactions, the
+    users, and the kept item codes `i` in item-id order (`items.write_items_table` writes their table)."""
     u_map = inter.select(pl.col("u").unique().sort()).with_columns(
         pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("user_id")
     )
@@ -187,5 +161,4 @@ def densify(
         .select("user_id", "item_id", pl.col("timestamp").cast(pl.Int64), pl.col("rating").cast(pl.Float32))
     )
     users_out = u_map.join(users, on="u").sort("user_id").select("user_id", "user_key")
-    items = items_frame(i_map, flags, pooled)
-    return with_item_domain(out, items), users_out, items
+    return out, users_out, i_map["i"].to_numpy()

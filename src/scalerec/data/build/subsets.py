@@ -14,19 +14,14 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from scalerec.data.build.card import StepSum, write_card
-from scalerec.data.build.output import (
-    INTER_SCHEMA,
-    USERS_SCHEMA,
-    parquet_content_hash,
-    sink_parquet,
-    write_items,
-)
+from scalerec.data.build.items import write_sub_items
+from scalerec.data.build.output import INTER_SCHEMA, USERS_SCHEMA, parquet_content_hash, sink_parquet
 from scalerec.errors import UserError
 
 if TYPE_CHECKING:
@@ -78,9 +73,11 @@ def _prefixes(
 
 
 def _write_prefix(
-    parts: list[Part], k: int, seen: np.ndarray, items: DataFrame, sub_dir: Path, scratch: Path
-) -> tuple[DataFrame, StepSum, int]:
-    """Users 1..k with item ids re-densified (key order kept) → `sub_dir`; one part in memory at a time."""
+    parts: list[Part], k: int, seen: np.ndarray, items: Path, sub_dir: Path, scratch: Path
+) -> tuple[int, StepSum, int]:
+    """Users 1..k with item ids re-densified (key order kept) → `sub_dir`, with the rows of `items`
+    (an items.parquet) they touch; one part or one item chunk in memory at a time.
+    Returns (items, step counter, users)."""
     new_id = np.cumsum(seen).astype(np.int32)
     stats = StepSum(int(seen.sum()) + 1)
     inter_parts, user_parts, n_users = [], [], 0
@@ -103,28 +100,22 @@ def _write_prefix(
     sink_parquet(user_parts, sub_dir / "users.parquet", USERS_SCHEMA)
     for p in inter_parts + user_parts:
         p.unlink()
-    sub_items = items.filter(pl.Series(seen[items["item_id"].to_numpy()]))
-    sub_items = sub_items.with_columns(pl.Series("item_id", new_id[sub_items["item_id"].to_numpy()]))
-    write_items(sub_dir, sub_items)
-    return sub_items, stats, n_users
-
-
-def _max_id(items: DataFrame) -> int:
-    """The largest `item_id` (an integer column, so polars returns an int or None)."""
-    return int(cast("int | None", items["item_id"].max()) or 0)
+    n_items = write_sub_items(items, seen, sub_dir)
+    return n_items, stats, n_users
 
 
 def write_subsets(
-    dest: Path, parts: list[Part], items: DataFrame, labels: list[str], parent_card: dict[str, Any]
+    dest: Path, parts: list[Part], n_items: int, labels: list[str], parent_card: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Write `subsets/<label>/` (files + card) for each size label; one summary row per label.
 
     The one subset writer of both prepare paths: `parts` are read once to find each prefix, then
-    once per subset to write it, so memory is one part (the whole dataset or one shard).
+    once per subset to write it, so memory is one part (the whole dataset or one shard); item
+    tables are read from `dest/items.parquet` (item ids 1..`n_items`) chunk by chunk.
     """
     labels = sorted(labels, key=parse_size)
     sizes = [parse_size(label) for label in labels]
-    last, seen, total = _prefixes(parts, sizes, _max_id(items) if len(items) else 0)
+    last, seen, total = _prefixes(parts, sizes, n_items)
     scratch = dest / "_subset_parts"
     scratch.mkdir(parents=True, exist_ok=True)
     out = []
@@ -143,8 +134,8 @@ def write_subsets(
             continue
         sub_dir = dest / "subsets" / label
         sub_dir.mkdir(parents=True)
-        sub_items, stats, n_users = _write_prefix(parts, k, items_seen, items, sub_dir, scratch)
-        row.update(n_users=n_users, n_items=len(sub_items), n_interactions=stats.rows)
+        n_sub, stats, n_users = _write_prefix(parts, k, items_seen, dest / "items.parquet", sub_dir, scratch)
+        row.update(n_users=n_users, n_items=n_sub, n_interactions=stats.rows)
         card = {
             **{key: v for key, v in parent_card.items() if key != "subsets"},
             **row,

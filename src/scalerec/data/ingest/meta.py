@@ -6,7 +6,8 @@ row-local), reduced to its best row per item, and its text columns (`item_key_ou
 categories`) are appended to Parquet files under the output's temporary dir. What stays in memory is
 one compact row per distinct item: `join_key` and one Int64 `_key` that orders rows exactly as
 `clean_items` does (usable title first, then the earlier line) and also holds the line index and the
-title issue. The text of the items that survive the ETL is read back at the end, by line index.
+title issue. The text of the items that survive the ETL is read back at the end, by line index, in
+item-id ranges (`MetaTable.text_chunks`).
 
 Result and counts equal `clean_items` of the whole table: the best row of an item over all lines is
 the best of the per-chunk bests, and every per-row step is row-local.
@@ -14,7 +15,7 @@ the best of the per-chunk bests, and every per-row step is row-local.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,18 +124,44 @@ class MetaTable:
         # one part at a time, eagerly: the streaming engine's buffers cost ~0.2 GiB more at 3M items
         return pl.concat([pl.read_parquet(p).join(need, on="_row", how="semi") for p in self.parts])
 
-    def text_by_id(self, order: Any) -> Any:
-        """`item_id` + `TEXT_COLUMNS` sorted by `item_id`, for `order` (`_row`, `item_id`; rows unique).
+    def text_chunks(self, order: Any, bounds: Sequence[int], scratch: Path) -> Iterator[Any]:
+        """`item_id` + `TEXT_COLUMNS` of the items of `order` (`_row`, `item_id`; rows unique), one
+        frame per item-id range `[bounds[k], bounds[k + 1])`, each sorted by `item_id`.
 
-        Parts are read one at a time and their rows picked by position (both sides sorted by line),
-        so the only full-size copy is the final reorder by `item_id`.
+        Parts are read once, one at a time, and their rows picked by position (both sides sorted by
+        line). With several ranges the picked rows are bucketed by range into IPC files under
+        `scratch` (a new dir, removed at the end), so memory holds one part or one range, never the
+        text of the whole catalog.
         """
         import numpy as np
         import polars as pl
 
         order = order.select(pl.col("_row").cast(pl.Int64), pl.col("item_id")).sort("_row")
+        dtype = order["item_id"].dtype
+        if len(bounds) <= 2:
+            yield _by_item_id(list(self._picked(order)), dtype)
+            return
+        scratch.mkdir(parents=True)  # new: removed once the last range is read
+        files: list[list[Path]] = [[] for _ in range(len(bounds) - 1)]
+        inner = np.asarray(bounds[1:-1])
+        for n, piece in enumerate(self._picked(order)):
+            bucket = pl.Series("_bucket", np.searchsorted(inner, piece["item_id"].to_numpy(), side="right"))
+            for (k,), rows in piece.with_columns(bucket).partition_by("_bucket", as_dict=True).items():
+                files[int(k)].append(scratch / f"text-{int(k):05d}-{n:05d}.arrow")
+                rows.drop("_bucket").write_ipc(files[int(k)][-1], compression="uncompressed")
+        for paths in files:
+            yield _by_item_id([pl.read_ipc(p) for p in paths], dtype)
+            for p in paths:
+                p.unlink()
+        scratch.rmdir()
+
+    def _picked(self, order: Any) -> Iterator[Any]:
+        """Per text part, in line order: `item_id` + `TEXT_COLUMNS` of its lines that `order`
+        (`_row`, `item_id`, sorted by `_row`) asks for."""
+        import numpy as np
+        import polars as pl
+
         rows, ids = order["_row"].to_numpy(), order["item_id"]
-        pieces = []
         source: Any  # the in-memory text frame, or one Parquet part's path
         for source in [self.text] if self.text is not None else self.parts:
             part = source.sort("_row") if self.text is not None else pl.read_parquet(source)
@@ -145,13 +172,8 @@ class MetaTable:
             idx = np.searchsorted(prow, rows[lo:hi])
             if not np.array_equal(prow[np.minimum(idx, len(prow) - 1)], rows[lo:hi]):
                 raise AssertionError("metadata line asked for is not in its part")
-            pieces.append(part[idx].select(ids.slice(lo, hi - lo), *TEXT_COLUMNS))
+            yield part[idx].select(ids.slice(lo, hi - lo), *TEXT_COLUMNS)
             del part
-        if not pieces:
-            return pl.DataFrame(
-                schema={"item_id": ids.dtype, **{c: t for c, t in _text_schema().items() if c != "_row"}}
-            )
-        return pl.concat(pieces, rechunk=False).sort("item_id")
 
     def frame(self) -> Any:
         """The whole table exactly as `titles.clean_items` returns it (tests, small data)."""
@@ -161,6 +183,17 @@ class MetaTable:
         return flags.join(self.text_of(flags), on="_row", how="left", maintain_order="left").select(
             "join_key", *TEXT_COLUMNS, "title_issue", pl.lit(True).alias("has_meta")
         )
+
+
+def _by_item_id(pieces: list[Any], id_dtype: Any) -> Any:
+    """Text pieces (`item_id` + `TEXT_COLUMNS`) as one frame sorted by `item_id`."""
+    import polars as pl
+
+    if not pieces:
+        return pl.DataFrame(
+            schema={"item_id": id_dtype, **{c: t for c, t in _text_schema().items() if c != "_row"}}
+        )
+    return pl.concat(pieces, rechunk=False).sort("item_id")
 
 
 def from_frame(cleaned: Any, counts: dict[str, int]) -> MetaTable:

@@ -91,10 +91,16 @@ def evaluate_split(
     device: torch.device,
     dtype: torch.dtype | None,
     mask_seen: bool = False,
+    paper_sampled: int = 0,
 ) -> dict[str, float]:
-    """{"loss", "ndcg@10", "hr@10", "mrr@10", ...} of `model` on (histories → targets), full ranking."""
+    """{"loss", "ndcg@10", "hr@10", "mrr@10", ...} of `model` on (histories → targets), full ranking;
+    with `paper_sampled` > 0 also the scaling paper's sampled protocol (`eval.sampled`)."""
     h = rank_heldout(model, histories, targets, max_len, batch_size, device, dtype, mask_seen)
     metrics = metrics_from_ranks(h.ranks.numpy(), ks=tuple(ks))
     tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64))
     metrics = {"loss": full_softmax_loss(h.users, h.items, tgt), **metrics}
+    if paper_sampled > 0:
+        from scalerec.eval.sampled import paper_sampled_metrics
+
+        metrics.update(paper_sampled_metrics(h.users, h.items, tgt, paper_sampled))
     return {k: float(v) for k, v in metrics.items()}

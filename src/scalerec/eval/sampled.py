@@ -128,3 +128,38 @@ def sampled_metrics(
     ranks = sampled_rank(user_vecs, item_vecs, targets, negs)
     prefix = f"sampled{n_negatives}_{strategy}/"
     return {prefix + k: v for k, v in metrics_from_ranks(ranks, ks).items()}
+
+
+@torch.no_grad()
+def paper_sampled_metrics(
+    user_vecs: torch.Tensor,
+    item_vecs: torch.Tensor,
+    targets: torch.Tensor | np.ndarray,
+    n_negatives: int = 10_000,
+    block: int = 128,
+    ks: tuple[int, ...] = (5, 10),
+    seed: int = 0,
+) -> dict[str, float]:
+    """The scaling study's own metric (../shared/PAPER.md): the target against `n_negatives` items
+    drawn uniformly once per block of `block` users, positives and history not excluded.
+
+    Kept apart from `sampled_metrics` because the protocols differ (shared draws, no exclusion),
+    and a figure is only comparable to the paper's under its exact protocol. A drawn negative equal
+    to the target does not count against it (strict `>`: the target cannot beat itself); a
+    non-finite target score ranks last. Keys: `paper_sampled{N}/ndcg@5`, ...
+    """
+    tgt = torch.as_tensor(np.asarray(targets)).long().to(user_vecs.device)
+    n_items = item_vecs.shape[0] - 1
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    ranks = torch.empty(len(tgt), dtype=torch.int64)
+    for u0 in range(0, len(tgt), block):
+        u = user_vecs[u0 : u0 + block].float()
+        t = tgt[u0 : u0 + block]
+        negs = torch.randint(1, n_items + 1, (n_negatives,), generator=gen).to(user_vecs.device)
+        ts = (u * item_vecs[t].float()).sum(-1, keepdim=True)  # [b, 1]
+        ns = (u @ item_vecs[negs].float().T).nan_to_num(nan=float("-inf"), posinf=float("-inf"))
+        worst = ~torch.isfinite(ts[:, 0])
+        r = torch.where(worst, n_negatives, (ns > ts).sum(1)) + 1
+        ranks[u0 : u0 + block] = r.cpu()
+    prefix = f"paper_sampled{n_negatives}/"
+    return {prefix + k: v for k, v in metrics_from_ranks(ranks, ks).items()}

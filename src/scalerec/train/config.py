@@ -160,6 +160,10 @@ class EvalConfig:
     """Stop after this many validations without a better NDCG@10 (0 = never stop early)."""
     mask_seen: bool = False
     """Remove items of the history from the ranking."""
+    paper_sampled: int = field(default=0, metadata={"range": "[0, inf)"})
+    """Also score the test split by the scaling paper's own protocol: the target against this many
+    uniform items drawn once per 128 users (0 = off; 10000 in the paper). Written to final.json as
+    `test.paper_sampled<N>/ndcg@5` etc., beside (never instead of) the full-ranking metrics."""
 
     def __post_init__(self) -> None:
         check_ranges(self, "eval")

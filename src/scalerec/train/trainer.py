@@ -277,7 +277,8 @@ def _finish(rt: Runtime) -> dict[str, Any]:
     rt.bar.phase("test")
     test = (
         evaluate_split(
-            rt.model, hist, tgt, rt.cfg.data.max_len, e.ks, e.batch_size, rt.device, rt.dtype, e.mask_seen
+            rt.model, hist, tgt, rt.cfg.data.max_len, e.ks, e.batch_size, rt.device, rt.dtype, e.mask_seen,
+            e.paper_sampled,
         )
         if hist.n_users
         else {}

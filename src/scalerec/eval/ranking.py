@@ -54,8 +54,15 @@ def _seen_pairs(
 def _chunk_sizes(
     n_users: int, n_items: int, device: torch.device, chunk_users: int | None, chunk_items: int | None
 ) -> tuple[int, int]:
-    """Tile sizes: 2^23 fp32 cells on CPU (32 MiB, measured best on 2 cores), 2^31 on GPU (8 GiB)."""
-    budget = 1 << (31 if device.type == "cuda" else 23)
+    """Tile sizes: 2^23 fp32 cells on CPU (32 MiB, measured best on 2 cores), up to 2^31 on GPU (8 GiB).
+
+    On GPU the tile also fits in 1/64 of the memory free right now (a tile's peak is ~6x its own
+    size), so several runs sharing one GPU (a sweep's `--parallel` workers) do not run it out of memory.
+    """
+    budget = 1 << 23
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = int(min(1 << 31, max(1 << 22, free // 64)))
     cu = chunk_users or min(n_users, 8192 if device.type == "cuda" else 1024)
     ci = chunk_items or max(1024, budget // max(cu, 1))
     return max(1, min(cu, max(n_users, 1))), max(1, min(ci, n_items))

@@ -22,12 +22,16 @@ worst score: a NaN target ranks last, a NaN item never beats a finite target.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 import torch
 
 from scalerec.eval import exact
+
+GPU_SHARE_ENV = "SCALEREC_GPU_SHARE"
+"""Processes sharing this GPU (set by `scalerec sweep --parallel N` for its workers)."""
 
 if TYPE_CHECKING:
     from scalerec.data.read.sequences import UserSequences
@@ -57,12 +61,14 @@ def _chunk_sizes(
     """Tile sizes: 2^23 fp32 cells on CPU (32 MiB, measured best on 2 cores), up to 2^31 on GPU (8 GiB).
 
     On GPU the tile also fits in 1/64 of the memory free right now (a tile's peak is ~6x its own
-    size), so several runs sharing one GPU (a sweep's `--parallel` workers) do not run it out of memory.
+    size), divided by `$SCALEREC_GPU_SHARE` processes (a sweep's `--parallel` workers set it), so
+    runs sharing one GPU do not run it out of memory: their caching allocators keep what a tile took.
     """
     budget = 1 << 23
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        budget = int(min(1 << 31, max(1 << 22, free // 64)))
+        share = max(1, int(os.environ.get(GPU_SHARE_ENV, "1") or 1))
+        budget = int(min(1 << 31, max(1 << 22, free // share // 64)))
     cu = chunk_users or min(n_users, 8192 if device.type == "cuda" else 1024)
     ci = chunk_items or max(1024, budget // max(cu, 1))
     return max(1, min(cu, max(n_users, 1))), max(1, min(ci, n_items))

@@ -20,6 +20,7 @@ from typing import Any
 
 from scalerec.config import to_dict
 from scalerec.data.ingest.world import WorldConfig
+from scalerec.eval.ranking import GPU_SHARE_ENV
 from scalerec.io import atomic_write, read_json, write_json
 from scalerec.scaling.branches import run_group
 from scalerec.scaling.spec import PlannedRun, SweepSpec, plan_runs
@@ -232,6 +233,8 @@ def _run_pending(
 
     threads = max(1, (os.cpu_count() or 1) // parallel)
     ctx = multiprocessing.get_context("spawn")
+    # workers share one GPU: each sizes its ranking tiles from its share of the free memory
+    os.environ[GPU_SHARE_ENV] = str(parallel)
     with ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
         futures: dict[Future, list[PlannedRun]] = {}
         queue = list(pending)

@@ -10,7 +10,9 @@ import torch
 from scalerec.eval.sampled import paper_sampled_metrics
 
 
-def _brute_ranks(users: torch.Tensor, items: torch.Tensor, targets: np.ndarray, n: int, block: int, seed: int):
+def _brute_ranks(
+    users: torch.Tensor, items: torch.Tensor, targets: np.ndarray, n: int, block: int, seed: int
+) -> np.ndarray:
     gen = torch.Generator(device="cpu").manual_seed(seed)
     ranks = []
     for u0 in range(0, len(targets), block):

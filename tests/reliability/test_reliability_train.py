@@ -32,12 +32,7 @@ def train_world(tmp_path_factory) -> tuple[Path, Path]:
     return _load_write_world()(tmp_path_factory.mktemp("world"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cfg_for(world, out, name, *extra) -> RunConfig:

@@ -21,12 +21,7 @@ from scalerec.transfer.strategies import param_groups as transfer_groups
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cfg(world, out: Path, name: str, *extra: str):

@@ -34,12 +34,7 @@ FINAL_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_cfg(world, out, name, *extra, size="tiny", recipe=None) -> RunConfig:
@@ -84,6 +79,15 @@ def test_run_dir_contract_and_load_run(world, tmp_path):
     weights = load_file(str(run / "model.safetensors"))
     assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in weights.items())
     assert loaded.model.all_item_vectors().shape == (41, 32)
+
+
+def test_final_test_carries_the_paper_protocol_only_when_asked(world, tmp_path):
+    plain = train(tiny_cfg(world, tmp_path, "plain")).final["test"]
+    both = train(tiny_cfg(world, tmp_path, "paper", "eval.paper_sampled=20")).final["test"]
+    assert not any(k.startswith("paper_sampled") for k in plain)
+    assert 0 <= both["paper_sampled20/ndcg@5"] <= 1 and "paper_sampled20/hr@10" in both
+    # the full-ranking figures are the same with or without the extra protocol
+    assert both["ndcg@10"] == plain["ndcg@10"] and both["loss"] == plain["loss"]
 
 
 def test_resume_is_bit_for_bit(world, tmp_path):

@@ -11,7 +11,6 @@ import sys
 import types
 
 import pytest
-import torch
 from test_train_loop import tiny_cfg
 
 from scalerec.config import load
@@ -23,12 +22,7 @@ from scalerec.train.mlflow_tracker import RUN_FILE, default_tracking_uri
 mlflow = pytest.importorskip("mlflow")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _client(root):

@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-import torch
 from test_train_loop import tiny_cfg
 
 from scalerec.config import load
@@ -16,13 +15,7 @@ from scalerec.runlog import LogClock, ProgressBar
 from scalerec.train import build, train
 from scalerec.train.config import RunConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _lines(run) -> list[dict]:

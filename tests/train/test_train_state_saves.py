@@ -16,13 +16,7 @@ from scalerec.train import checkpoint, train, trainer
 from scalerec.train.checkpoint import load_state
 from scalerec.train.config import RunConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

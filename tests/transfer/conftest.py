@@ -91,14 +91,6 @@ def pretrain_run(
     return run_dir
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest (and steadiest on a busy 2-core box) on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -113,3 +105,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                       max_lens={"title": 8, "brand": 2, "categories": 2})
     run = pretrain_run(root / "pretrained", source, root / "source_tokens")
     return {"root": root, "source": source, "target": target, "tokens": root / "source_tokens", "run": run}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Every transfer test trains: one intra-op thread (the shared fixture in tests/conftest.py)."""
+    yield

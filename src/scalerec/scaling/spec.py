@@ -56,6 +56,10 @@ class SweepSpec:
     """Peak LR per size name, overriding `lr`."""
     lr_search: list[float] = field(default_factory=list, metadata={"range": "(0, inf)"})
     """Multipliers of each size's LR to try (e.g. [0.5, 1, 2]); fits keep the best by validation."""
+    lr_search_per_encoder: dict[str, list[float]] = field(default_factory=dict)
+    """Per-encoder multipliers replacing `lr_search` for that twin (e.g. {text = [0.333, 1, 3, 9]}
+    when one encoder's optimum sits at the grid's edge). Adding a multiplier keeps every existing
+    run's id, so a finished sweep only trains the new points."""
     branches: list[float] = field(default_factory=list, metadata={"range": "(0, 1)"})
     """Warmup-stable-decay design: fractions (< 1) of each run's length at which a cooldown branch
     ends. Each run (the *trunk*) uses the wsd schedule; a branch resumes the trunk's stable phase
@@ -106,6 +110,11 @@ class SweepSpec:
             raise ValueError("branches need the run length in max_steps (and no max_targets/max_flops)")
         if any(e not in ("text", "id", "hybrid") for e in self.encoders):
             raise ValueError(f"encoders must be 'text', 'id' or 'hybrid', got {self.encoders}")
+        for enc, mult in self.lr_search_per_encoder.items():
+            if enc not in ("text", "id", "hybrid") or not mult or any(not m > 0 for m in mult):
+                raise ValueError(
+                    f"lr_search_per_encoder.{enc}: needs an encoder name (text/id/hybrid) and multipliers > 0"
+                )
         if self.holdout_scale <= 0:
             raise ValueError("holdout_scale must be > 0")
 
@@ -193,27 +202,38 @@ def _budget(spec: SweepSpec, scale: float = 1.0) -> dict[str, Any]:
     }
 
 
-def _lrs(spec: SweepSpec, size: str, default_lr: float) -> list[float]:
+def lr_multipliers(spec: SweepSpec, encoder: str = "") -> list[float]:
+    """The LR search of one twin: its `lr_search_per_encoder` entry, else `lr_search`."""
+    return list(spec.lr_search_per_encoder.get(encoder, spec.lr_search))
+
+
+def _lrs(spec: SweepSpec, size: str, default_lr: float, encoder: str = "") -> list[float]:
     base = spec.lr_per_size.get(size, spec.lr if spec.lr is not None else default_lr)
-    return [base * m for m in spec.lr_search] if spec.lr_search else [base]
+    mult = lr_multipliers(spec, encoder)
+    return [base * m for m in mult] if mult else [base]
 
 
-def _cells(spec: SweepSpec, size: str, default_lr: float) -> tuple[bool, list[float], list[int]]:
+def _cells(
+    spec: SweepSpec, size: str, default_lr: float, encoder: str = ""
+) -> tuple[bool, list[float], list[int]]:
     """(held out?, LRs, seeds) of one size."""
     holdout = size in spec.holdout_sizes and size not in spec.sizes
     if holdout:
         base = spec.lr_per_size.get(size, spec.lr if spec.lr is not None else default_lr)
         lrs = [spec.holdout_lr if spec.holdout_lr is not None else base]
     else:
-        lrs = _lrs(spec, size, default_lr)
+        lrs = _lrs(spec, size, default_lr, encoder)
     seeds = list(spec.seeds) + (list(spec.extra_seeds) if size in spec.extra_seed_sizes else [])
     return holdout, lrs, list(dict.fromkeys(seeds))
 
 
-def _seeds_at(spec: SweepSpec, lr_index: int, n_lrs: int, seeds: list[int]) -> list[int]:
+def _seeds_at(
+    spec: SweepSpec, lr_index: int, n_lrs: int, seeds: list[int], encoder: str = ""
+) -> list[int]:
     """Seeds run at the `lr_index`-th LR: all at the size's own LR, only `seeds` elsewhere unless
     `extra_seeds_all_lrs`."""
-    own = spec.lr_search.index(1.0) if 1.0 in spec.lr_search else n_lrs // 2
+    mult = lr_multipliers(spec, encoder)
+    own = mult.index(1.0) if 1.0 in mult else n_lrs // 2
     if spec.extra_seeds_all_lrs or n_lrs == 1 or lr_index == own:
         return seeds
     return [s for s in seeds if s in spec.seeds]
@@ -247,9 +267,9 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
             model = {**model, "item_encoder": encoder} if encoder else model
             sized = merge(common, {"model": model}) if model else common
             probe = resolve_run_config(size=ladder, recipe=spec.recipe, base=sized)
-            holdout, lrs, seeds = _cells(spec, size, probe.train.lr)
+            holdout, lrs, seeds = _cells(spec, size, probe.train.lr, encoder)
             for i, lr in enumerate(lrs):
-                for seed in _seeds_at(spec, i, len(lrs), seeds):
+                for seed in _seeds_at(spec, i, len(lrs), seeds, encoder):
                     tok = spec.tokens.replace("{subset}", subset) if spec.tokens else None
                     data = {"dataset": str(ddir), **({"tokens": tok} if tok else {})}
                     cell = {

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
     from scalerec.model.config import ModelConfig
 
+GPU_SHARE_ENV = "SCALEREC_GPU_SHARE"
+"""Processes sharing this GPU (set by `scalerec sweep --parallel N` for its workers); full ranking
+sizes its tiles from this share of the free memory (`eval.ranking`)."""
+
 GIB = 1024**3
 
 

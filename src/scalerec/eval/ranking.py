@@ -29,9 +29,7 @@ import numpy as np
 import torch
 
 from scalerec.eval import exact
-
-GPU_SHARE_ENV = "SCALEREC_GPU_SHARE"
-"""Processes sharing this GPU (set by `scalerec sweep --parallel N` for its workers)."""
+from scalerec.memory import GPU_SHARE_ENV
 
 if TYPE_CHECKING:
     from scalerec.data.read.sequences import UserSequences

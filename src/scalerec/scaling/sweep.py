@@ -20,8 +20,8 @@ from typing import Any
 
 from scalerec.config import to_dict
 from scalerec.data.ingest.world import WorldConfig
-from scalerec.eval.ranking import GPU_SHARE_ENV
 from scalerec.io import atomic_write, read_json, write_json
+from scalerec.memory import GPU_SHARE_ENV
 from scalerec.scaling.branches import run_group
 from scalerec.scaling.spec import PlannedRun, SweepSpec, plan_runs
 from scalerec.scaling.table import annotate, data_columns

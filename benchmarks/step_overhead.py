@@ -12,8 +12,9 @@ Beauty set, `configs/train/beauty_<variant>.toml`) and times, each on its own an
   (state.pt with optimizer state and RNG), `save_weights` (a new best).
 - with `--compare-eval`: validation and user encoding also on the older full-width path
   (`trim=False`: every history padded to max_len), timed alternately with the length-trimmed one
-  in the same process, then one `eval_compare` line with both medians, their ratio, whether the two
-  paths gave the same metrics and the load average before and after.
+  in the same process (which goes first alternates), then one `eval_compare` line with both medians,
+  their ratio, every sample, which metrics differ between the paths (by how much) and the load
+  average before and after.
 
 Prints one JSON line per component with its seconds, its ratio to the model step and its share of
 an estimated epoch (steps x (step + batch) + the per-epoch costs), then a summary. With
@@ -69,14 +70,20 @@ def timed(fn: Callable[[], Any], device: torch.device, repeat: int) -> float:
 
 def timed_pair(
     fn_a: Callable[[], Any], fn_b: Callable[[], Any], device: torch.device, repeat: int
-) -> tuple[float, float]:
-    """Median seconds of `fn_a` and of `fn_b`, called alternately (a, b, a, b, ...) so that a change
-    of machine load during the run falls on both alike."""
-    a, b = [], []
-    for _ in range(repeat):
-        a.append(timed(fn_a, device, 1))
-        b.append(timed(fn_b, device, 1))
-    return median(a), median(b)
+) -> tuple[list[float], list[float]]:
+    """Seconds of each of `repeat` calls of `fn_a` and of `fn_b`, alternating and swapping which
+    goes first (a b, b a, a b, ...), so that a change of machine load, or a cost one call leaves
+    to the next, falls on both alike."""
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(repeat):
+        if i % 2:
+            b.append(timed(fn_b, device, 1))
+            a.append(timed(fn_a, device, 1))
+        else:
+            a.append(timed(fn_a, device, 1))
+            b.append(timed(fn_b, device, 1))
+    return a, b
 
 
 def data_dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
@@ -254,9 +261,10 @@ def compare_eval(rt, hist, tgt, args_eval: tuple, repeat: int) -> dict[str, Any]
     few = min(hist.n_users, 256)  # warm-up on a few users: first-call costs stay out of the medians
     for trim in (False, True):
         validate(trim, hist.take(np.arange(few)), tgt[:few])
-    old_v, new_v = timed_pair(lambda: validate(False), lambda: validate(True), dev, repeat)
+    old_vs, new_vs = timed_pair(lambda: validate(False), lambda: validate(True), dev, repeat)
     rt.model.eval()
-    old_u, new_u = timed_pair(lambda: encode(False), lambda: encode(True), dev, repeat)
+    old_us, new_us = timed_pair(lambda: encode(False), lambda: encode(True), dev, repeat)
+    old_v, new_v, old_u, new_u = map(median, (old_vs, new_vs, old_us, new_us))
     u_old, u_new = res["users_False"], res["users_True"]
     rt.model.train()
     lengths = hist.lengths().clip(max=max_len)
@@ -271,6 +279,14 @@ def compare_eval(rt, hist, tgt, args_eval: tuple, repeat: int) -> dict[str, Any]
         "user_vectors_old_s": round(old_u, 4),
         "user_vectors_new_s": round(new_u, 4),
         "user_vectors_ratio_old_over_new": round(old_u / new_u, 3),
+        "samples_s": {
+            name: [round(x, 3) for x in xs]
+            for name, xs in zip(
+                ("validate_old", "validate_new", "user_vectors_old", "user_vectors_new"),
+                (old_vs, new_vs, old_us, new_us),
+                strict=True,
+            )
+        },
         "same_metrics": res["metrics_False"] == res["metrics_True"],
         # fp32 sums over differently shaped passes may differ in the last bits: name which, by how much
         "metrics_differing": {

@@ -25,7 +25,9 @@ counts host syncs per step with `torch.cuda.set_sync_debug_mode("warn")`.
     python benchmarks/step_overhead.py --variant hybrid_ce --steps 20 --compile
     python benchmarks/step_overhead.py --device cuda --variant sasrec_ce --compile --steps 200
     python benchmarks/step_overhead.py --device cuda --variant hybrid_ce --compile --steps 200
-    python benchmarks/step_overhead.py --variant sasrec_ce --steps 4 --warmup 1 --repeat 3 --compare-eval
+    python benchmarks/step_overhead.py --variant sasrec_ce --steps 4 --warmup 1 --repeat 4 --compare-eval
+    python benchmarks/step_overhead.py --device cuda --variant sasrec_ce --compile --steps 200 \
+        --repeat 5 --compare-eval
 
 Data: `--data DIR` (and `--tokens DIR` for hybrid/text), else `<work>/data/beauty` prepared from
 ../shared/data as `benchmarks/accuracy.py` prepares it (and its token table).

@@ -11,8 +11,10 @@ padded to `max_len` spends most of its positions on padding. Users are therefore
 first, each forward pass cut to the longest history in it: the model numbers positions from the
 left (position p = the p-th kept item) and attention is causal, so the columns cut away come after
 every real item and never influence it — a trimmed row gets the same hidden states as in the full
-width. Each pass holds at most `batch_size x max_len` positions (the old full-width budget), so
-passes of short histories take more users and no pass needs more memory than before.
+width (up to rounding: a differently shaped pass may sum in another order, ~1e-6 in fp32, which can
+swap a near-tie deep in a ranking). Each pass holds at most `batch_size x max_len` positions (the
+old full-width budget), so passes of short histories take more users and no pass needs more memory
+than before.
 """
 
 from __future__ import annotations

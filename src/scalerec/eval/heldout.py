@@ -98,7 +98,8 @@ def evaluate_split(
 ) -> dict[str, float]:
     """{"loss", "ndcg@10", "hr@10", "mrr@10", ...} of `model` on (histories → targets), full ranking;
     with `paper_sampled` > 0 also the scaling paper's sampled protocol (`eval.sampled`). `trim=False`
-    encodes users at full width (the older path, for comparison; same vectors, see `user_vectors`)."""
+    encodes users at full width (the older path, for comparison; the same vectors
+    up to fp32 rounding, see `user_vectors`)."""
     h = rank_heldout(model, histories, targets, max_len, batch_size, device, dtype, mask_seen, trim)
     metrics = metrics_from_ranks(h.ranks.numpy(), ks=tuple(ks))
     tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64))

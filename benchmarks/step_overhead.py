@@ -10,6 +10,11 @@ Beauty set, `configs/train/beauty_<variant>.toml`) and times, each on its own an
 - per epoch: the packing of one epoch (`PackedBatches._plan`), one validation (`evaluate_split`
   over every validation user, split into check_weights / encode+rank / metrics), `_save_state`
   (state.pt with optimizer state and RNG), `save_weights` (a new best).
+- with `--compare-eval`: validation and user encoding also on the older full-width path
+  (`trim=False`: every history padded to max_len), timed alternately with the length-trimmed one
+  in the same process (which goes first alternates), then one `eval_compare` line with both medians,
+  their ratio, every sample, which metrics differ between the paths (by how much) and the load
+  average before and after.
 
 Prints one JSON line per component with its seconds, its ratio to the model step and its share of
 an estimated epoch (steps x (step + batch) + the per-epoch costs), then a summary. With
@@ -20,6 +25,9 @@ counts host syncs per step with `torch.cuda.set_sync_debug_mode("warn")`.
     python benchmarks/step_overhead.py --variant hybrid_ce --steps 20 --compile
     python benchmarks/step_overhead.py --device cuda --variant sasrec_ce --compile --steps 200
     python benchmarks/step_overhead.py --device cuda --variant hybrid_ce --compile --steps 200
+    python benchmarks/step_overhead.py --variant sasrec_ce --steps 4 --warmup 1 --repeat 4 --compare-eval
+    python benchmarks/step_overhead.py --device cuda --variant sasrec_ce --compile --steps 200 \
+        --repeat 5 --compare-eval
 
 Data: `--data DIR` (and `--tokens DIR` for hybrid/text), else `<work>/data/beauty` prepared from
 ../shared/data as `benchmarks/accuracy.py` prepares it (and its token table).
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -38,6 +47,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +68,24 @@ def timed(fn: Callable[[], Any], device: torch.device, repeat: int) -> float:
         sync(device)
         out.append(time.perf_counter() - t0)
     return median(out)
+
+
+def timed_pair(
+    fn_a: Callable[[], Any], fn_b: Callable[[], Any], device: torch.device, repeat: int
+) -> tuple[list[float], list[float]]:
+    """Seconds of each of `repeat` calls of `fn_a` and of `fn_b`, alternating and swapping which
+    goes first (a b, b a, a b, ...), so that a change of machine load, or a cost one call leaves
+    to the next, falls on both alike."""
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(repeat):
+        if i % 2:
+            b.append(timed(fn_b, device, 1))
+            a.append(timed(fn_a, device, 1))
+        else:
+            a.append(timed(fn_a, device, 1))
+            b.append(timed(fn_b, device, 1))
+    return a, b
 
 
 def data_dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
@@ -191,12 +219,19 @@ def measure_epoch(rt, args: argparse.Namespace) -> dict[str, float]:
         out["pack_epoch"] = timed(plan, dev, r)
     out["check_weights"] = timed(lambda: numerics.check_weights(rt.model, 0, ""), dev, r)
     args_eval = (max_len, e.ks, e.batch_size, dev, rt.dtype, e.mask_seen)
-    out["validate"] = timed(lambda: evaluate_split(rt.model, hist, tgt, *args_eval), dev, r)
+    if args.compare_eval:  # the trimmed path's medians come from the alternating comparison
+        args.eval_compare = compare_eval(rt, hist, tgt, args_eval, r)
+        out["validate"] = args.eval_compare["validate_new_s"]
+    else:
+        out["validate"] = timed(lambda: evaluate_split(rt.model, hist, tgt, *args_eval), dev, r)
     out["valid.pad_left"] = timed(lambda: pad_left(hist, max_len), dev, r)
     rt.model.eval()
-    out["valid.user_vectors"] = timed(
-        lambda: user_vectors(rt.model, hist, max_len, e.batch_size, dev, rt.dtype), dev, r
-    )
+    if args.compare_eval:
+        out["valid.user_vectors"] = args.eval_compare["user_vectors_new_s"]
+    else:
+        out["valid.user_vectors"] = timed(
+            lambda: user_vectors(rt.model, hist, max_len, e.batch_size, dev, rt.dtype), dev, r
+        )
     out["valid.item_vectors"] = timed(lambda: item_vectors(rt.model, dev, rt.dtype), dev, r)
     users = user_vectors(rt.model, hist, max_len, e.batch_size, dev, rt.dtype)
     items = item_vectors(rt.model, dev, rt.dtype)
@@ -208,6 +243,63 @@ def measure_epoch(rt, args: argparse.Namespace) -> dict[str, float]:
         lambda: checkpoint.save_weights(rt.dir, rt.model, {**rt.meta, "step": 0}), dev, r
     )
     return out
+
+
+def compare_eval(rt, hist, tgt, args_eval: tuple, repeat: int) -> dict[str, Any]:
+    """Validation and its user encoding on the full-width path (old) and the trimmed one (new)."""
+    from scalerec.eval.encode import user_vectors
+    from scalerec.eval.heldout import evaluate_split
+
+    dev, load0 = rt.device, os.getloadavg()
+    max_len, _, batch, _, dtype, _ = args_eval
+    res: dict[str, Any] = {}
+
+    def validate(trim: bool, h=hist, t=tgt) -> None:
+        res[f"metrics_{trim}"] = evaluate_split(rt.model, h, t, *args_eval, trim=trim)
+
+    def encode(trim: bool) -> None:
+        res[f"users_{trim}"] = user_vectors(rt.model, hist, max_len, batch, dev, dtype, trim)
+
+    few = min(hist.n_users, 256)  # warm-up on a few users: first-call costs stay out of the medians
+    for trim in (False, True):
+        validate(trim, hist.take(np.arange(few)), tgt[:few])
+    old_vs, new_vs = timed_pair(lambda: validate(False), lambda: validate(True), dev, repeat)
+    rt.model.eval()
+    old_us, new_us = timed_pair(lambda: encode(False), lambda: encode(True), dev, repeat)
+    old_v, new_v, old_u, new_u = map(median, (old_vs, new_vs, old_us, new_us))
+    u_old, u_new = res["users_False"], res["users_True"]
+    rt.model.train()
+    lengths = hist.lengths().clip(max=max_len)
+    return {
+        "users": hist.n_users,
+        "mean_len": round(float(lengths.mean()), 3),
+        "max_len": max_len,
+        "repeat": repeat,
+        "validate_old_s": round(old_v, 4),
+        "validate_new_s": round(new_v, 4),
+        "validate_ratio_old_over_new": round(old_v / new_v, 3),
+        "user_vectors_old_s": round(old_u, 4),
+        "user_vectors_new_s": round(new_u, 4),
+        "user_vectors_ratio_old_over_new": round(old_u / new_u, 3),
+        "samples_s": {
+            name: [round(x, 3) for x in xs]
+            for name, xs in zip(
+                ("validate_old", "validate_new", "user_vectors_old", "user_vectors_new"),
+                (old_vs, new_vs, old_us, new_us),
+                strict=True,
+            )
+        },
+        "same_metrics": res["metrics_False"] == res["metrics_True"],
+        # fp32 sums over differently shaped passes may differ in the last bits: name which, by how much
+        "metrics_differing": {
+            k: abs(v - res["metrics_True"][k])
+            for k, v in res["metrics_False"].items()
+            if v != res["metrics_True"][k]
+        },
+        "user_vectors_max_abs_diff": float((u_old - u_new).abs().max()) if len(u_old) else 0.0,
+        "load_before": [round(x, 2) for x in load0],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def measure_loop(rt, epochs: int) -> dict[str, Any]:
@@ -286,6 +378,16 @@ def report(
             ),
             flush=True,
         )
+    if getattr(args, "eval_compare", None):
+        c = args.eval_compare
+        # the epoch estimate above holds the trimmed validation; with the old one instead:
+        old_epoch = epoch_s - c["validate_new_s"] + c["validate_old_s"]
+        c = {
+            **c,
+            "validate_share_old": round(c["validate_old_s"] / old_epoch, 4),
+            "validate_share_new": round(c["validate_new_s"] / epoch_s, 4),
+        }
+        print(json.dumps({**base, "component": "eval_compare", **c}), flush=True)
     print(
         json.dumps(
             {
@@ -318,6 +420,11 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     p.add_argument("--repeat", type=int, default=3, help="repeats of each per-epoch component")
     p.add_argument("--loop-epochs", type=int, default=0, help="also time this many epochs of the real loop")
+    p.add_argument(
+        "--compare-eval",
+        action="store_true",
+        help="also time validation on the older full-width user encoding, alternating with the trimmed one",
+    )
     p.add_argument("--set", action="append", default=[], help="extra config override")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

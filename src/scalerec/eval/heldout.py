@@ -43,12 +43,14 @@ def rank_heldout(
     device: torch.device | str,
     dtype: torch.dtype | None,
     mask_seen: bool = False,
+    trim: bool = True,
 ) -> Heldout:
-    """Encode users and items with `model` (eval mode, autocast `dtype`) and rank every target."""
+    """Encode users and items with `model` (eval mode, autocast `dtype`) and rank every target.
+    `trim=False`: users encoded at full `max_len` width (`user_vectors`), for comparison only."""
     was_training = model.training
     model.eval()
     try:
-        users = user_vectors(model, histories, max_len, batch_size, device, dtype)
+        users = user_vectors(model, histories, max_len, batch_size, device, dtype, trim)
         items = item_vectors(model, device, dtype)
     finally:
         model.train(was_training)
@@ -92,10 +94,13 @@ def evaluate_split(
     dtype: torch.dtype | None,
     mask_seen: bool = False,
     paper_sampled: int = 0,
+    trim: bool = True,
 ) -> dict[str, float]:
     """{"loss", "ndcg@10", "hr@10", "mrr@10", ...} of `model` on (histories → targets), full ranking;
-    with `paper_sampled` > 0 also the scaling paper's sampled protocol (`eval.sampled`)."""
-    h = rank_heldout(model, histories, targets, max_len, batch_size, device, dtype, mask_seen)
+    with `paper_sampled` > 0 also the scaling paper's sampled protocol (`eval.sampled`). `trim=False`
+    encodes users at full width (the older path, for comparison; the same vectors
+    up to fp32 rounding, see `user_vectors`)."""
+    h = rank_heldout(model, histories, targets, max_len, batch_size, device, dtype, mask_seen, trim)
     metrics = metrics_from_ranks(h.ranks.numpy(), ks=tuple(ks))
     tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64))
     metrics = {"loss": full_softmax_loss(h.users, h.items, tgt), **metrics}

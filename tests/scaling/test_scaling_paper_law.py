@@ -23,6 +23,7 @@ def _row(size: str, subset: str, seed: int, d: float, valid: float, paper: float
         "subset": subset,
         "seed": seed,
         "unique_targets": d,
+        "steps": d / 100,  # a WSD sweep's smaller D is also a shorter run: recorded beside each point
         "valid_ndcg@10": valid,
         PAPER_COLUMN: paper,
         "lr_selected": True,
@@ -50,6 +51,7 @@ def _table(eps: float = 0.0) -> list[dict]:
 def test_envelope_is_chosen_on_validation_and_fits_the_law_exactly() -> None:
     out = fit_paper_law(_table(), "text", n_boot=20)
     assert [p["size"] for p in out["points"]] == ["big"] * 4
+    assert [p["steps"] for p in out["points"]] == [d / 100 for d in DS] and out["points"][0]["epochs"] is None
     assert out["b"] == pytest.approx(0.1, abs=1e-9) and out["a"] == pytest.approx(0.02, rel=1e-9)
     assert out["n_points"] == 4 and out["r2_log"] == pytest.approx(1.0)
     assert out["ci95"]["b"][0] == pytest.approx(0.1) and out["ci95"]["b"][1] == pytest.approx(0.1)

@@ -5,6 +5,9 @@ per 128 users) and reports, over data size, NDCG@5 ≈ 0.027·D^0.094 from the b
 Our sweeps score that protocol on test beside full ranking (`eval.paper_sampled`, column
 `PAPER_COLUMN`), so our D exponent can sit beside theirs. Differences that remain: our D is unique
 training targets (theirs: interactions of the subset), and our envelope is chosen on validation.
+Each envelope point records its optimizer steps and epochs: in a warmup-stable-decay sweep the D
+points are cooldown branches of one trunk, so a smaller D is also a shorter run, and b then mixes
+data with training length (the paper trained every subset for many epochs).
 
 Envelope (one encoder): LR-selected runs (`scaling.table`), not held out. Per (size, subset) cell,
 the mean over seeds of `SELECT_ON` and of the paper metric. D points whose unique targets agree within
@@ -65,12 +68,19 @@ def _cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "size": size,
                 "subset": subset,
                 "d": float(np.median([r["unique_targets"] for r in runs])),
+                "steps": _median(runs, "steps"),
+                "epochs": _median(runs, "epochs"),
                 "seeds": [r.get("seed") for r in runs],
                 "valid": np.asarray([r[SELECT_ON] for r in runs], dtype=float),
                 "paper": np.asarray([r[PAPER_COLUMN] for r in runs], dtype=float),
             }
         )
     return sorted(cells, key=lambda c: (c["d"], c["subset"], c["size"]))
+
+
+def _median(runs: list[dict[str, Any]], column: str) -> float | None:
+    vals = [r.get(column) for r in runs]
+    return float(np.median(vals)) if all(v is not None for v in vals) else None
 
 
 def _d_groups(cells: list[dict[str, Any]]) -> list[list[int]]:
@@ -152,6 +162,8 @@ def fit_paper_law(rows: list[dict[str, Any]], encoder: Any, n_boot: int = 100) -
             "subset": cells[i]["subset"],
             "size": cells[i]["size"],
             "n_seeds": int(cells[i]["valid"].size),
+            "steps": cells[i]["steps"],
+            "epochs": cells[i]["epochs"],
             SELECT_ON: float(cells[i]["valid"].mean()),
             PAPER_COLUMN: float(cells[i]["paper"].mean()),
             "candidates": len(groups[k]),

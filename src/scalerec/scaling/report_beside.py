@@ -125,7 +125,9 @@ def paper_metric_section(fits: dict[str, Any]) -> str:
         f"size (and training length) with the best mean {html.escape(SELECT_ON)} over seeds, chosen on "
         f"validation; test is only read. Paper: {html.escape(PAPER['source'])}. D here is unique "
         "training targets. The bootstrap resamples seeds inside cells (seed and selection noise); "
-        "the OLS t-interval carries lack of fit.</p>"
+        "the OLS t-interval carries lack of fit. Where a smaller D is also a shorter run (fewer steps: "
+        "cooldown branches of one trunk), b mixes data with training length; the paper trained every "
+        "subset for many epochs.</p>"
     ]
     rows = []
     for e in entries:
@@ -146,10 +148,14 @@ def paper_metric_section(fits: dict[str, Any]) -> str:
             }
         )
     parts.append(html_table(rows, PAPER_COLUMNS))
+    flagged = {(e["encoder"], e["size"]) for e in fits.get("lr_coverage", []) if not e["complete"]}
+    cols = ["d", "subset", "size", "n_seeds", "steps", "epochs", SELECT_ON, PAPER_COLUMN, "candidates"]
     for e in entries:
-        if e.get("points"):
-            cols = ["d", "subset", "size", "n_seeds", SELECT_ON, PAPER_COLUMN, "candidates"]
-            parts.append(
-                f"<h4>envelope, {html.escape(str(e['encoder']))}</h4>" + html_table(e["points"], cols)
-            )
+        pts = [
+            {**p, "size": f"{p['size']}*" if (e["encoder"], p["size"]) in flagged else p["size"]}
+            for p in e.get("points", [])
+        ]
+        if pts:
+            head = f"<h4>envelope, {html.escape(str(e['encoder']))} (* = LR search incomplete)</h4>"
+            parts.append(head + html_table(pts, cols))
     return "".join(parts)

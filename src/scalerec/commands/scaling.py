@@ -87,7 +87,7 @@ def fit(
 
     res = fit_laws(out, n_boot=n_boot, holdout_frac=holdout)
     for line in summary_lines(res):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
     console.print(f"[bold green]fit[/] → {out / 'fits.json'}")
 
 

@@ -23,7 +23,8 @@ A v1 table (no `lr_selected` column): when the sweep searched LRs, each (size, s
 keeps its run with the best validation loss (or the best value of the fitted metric when there is
 no loss column), and D = targets_seen. A v2 table (`scaling.table`'s contract, read by
 `scaling.cells`): only `lr_selected` rows, one fit per encoder, D = unique_targets, validation loss
-weighted by seed spread, the LR search and the known-floor check (world sweeps) written beside.
+weighted by seed spread, the LR search and the known-floor check (world sweeps) written beside, and
+`scaling.beside_laws`: LR-search coverage, the saturation size N_sat(D), the paper's NDCG@5 law.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 
 from scalerec.errors import UserError
 from scalerec.io import write_json
-from scalerec.scaling import cells, extrapolate, identify, laws, optimal
+from scalerec.scaling import beside_laws, cells, extrapolate, identify, laws, optimal
 from scalerec.scaling.sweep import RESULTS, read_results
 
 FITS_FORMAT = 2
@@ -321,7 +322,8 @@ def _fit_v2(
     metrics: dict[str, bool],
 ) -> None:
     """Fill `result` from a v2 table: per encoder and metric, the LR winners, D = unique_targets,
-    validation loss weighted by seed spread; the LR search and the known-floor check beside."""
+    validation loss weighted by seed spread; the LR search, the known-floor check, LR coverage,
+    N_sat(D) and the paper's law beside (`scaling.beside_laws`)."""
     encs = cells.encoders(rows)
     result["assumptions"] = cells.ASSUMPTIONS_V2
     result["encoders"] = [str(e) if e is not None else None for e in encs]
@@ -340,6 +342,7 @@ def _fit_v2(
             if metric == "valid_loss" and floor is not None:
                 m["known_floor"] = cells.known_floor(m.get("joint", {}), floor)
             result["metrics"][cells.metric_key(metric, enc, len(encs))] = m
+    result.update(beside_laws.analyse(rows, metrics, n_boot))
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -351,6 +354,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"LR search: {len(result['lr_at_edge'])} cells chose an LR at the edge of their grid (widen it): "
             + ", ".join(result["lr_at_edge"])
         )
+    lines += beside_laws.coverage_lines(result)
     for metric, m in result["metrics"].items():
         if "known_floor" in m:
             lines.append(cells.floor_line(metric, m["known_floor"]))
@@ -377,4 +381,4 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             )
         elif ex:
             lines.append(f"{metric}: extrapolation test skipped: {ex['skipped']}")
-    return lines
+    return lines + beside_laws.summary_lines(result)

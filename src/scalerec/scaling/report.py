@@ -17,7 +17,9 @@ from typing import Any
 
 from scalerec.io import atomic_write, read_json
 from scalerec.scaling.fits import FITS_FORMAT, fit
+from scalerec.scaling.html_table import html_table
 from scalerec.scaling.plots import all_figures
+from scalerec.scaling.report_beside import lr_coverage_section, paper_metric_section, saturation_section
 from scalerec.scaling.sweep import read_results
 
 RUN_COLUMNS = [
@@ -46,22 +48,6 @@ RUN_COLUMNS = [
     "status",
     "error",
 ]
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        return f"{v:.4g}"
-    return html.escape(str(v))
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _coef_rows(law: dict[str, Any]) -> list[dict[str, Any]]:
@@ -93,7 +79,7 @@ def _law_section(title: str, law: dict[str, Any]) -> str:
     cols = ["coefficient", "value", "ci95_lo", "ci95_hi"]
     return (
         f"<h4>{html.escape(title)}: {html.escape(law.get('form', ''))}</h4>"
-        + _table(_coef_rows(law), cols)
+        + html_table(_coef_rows(law), cols)
         + _flags(law)
     )
 
@@ -111,7 +97,7 @@ def _compute_optimal(co: dict[str, Any]) -> str:
         f"<h4>compute-optimal allocation</h4><p>N*(C) ∝ C^{co['a']:.3f} [{a_ci[0]:.3f}, {a_ci[1]:.3f}], "
         f"D*(C) ∝ C^{co['b']:.3f} [{b_ci[0]:.3f}, {b_ci[1]:.3f}] (95% CI), under C = "
         f"{rel['k']:.3g}·N^{rel['gamma']:.3f}·D fitted on the runs (R² log {rel['r2_log']:.3f}).</p>"
-        + _table(co["table"], ["flops", "n_opt", "d_opt", "predicted"])
+        + html_table(co["table"], ["flops", "n_opt", "d_opt", "predicted"])
     )
 
 
@@ -132,7 +118,7 @@ def _extrapolation(ex: dict[str, Any]) -> str:
         )
         + ".</p>"
     )
-    table = _table(ex["table"], ["predictor", "mean_rel_error"])
+    table = html_table(ex["table"], ["predictor", "mean_rel_error"])
     rows = [
         {
             "run_id": r,
@@ -145,7 +131,7 @@ def _extrapolation(ex: dict[str, Any]) -> str:
         for i, r in enumerate(ex["heldout_run_ids"])
     ]
     cols = ["run_id", "actual", *ex["predicted"], "pi95_lo", "pi95_hi", "inside"]
-    return head + text + table + _table(rows, cols) + _flags(ex["fit"])
+    return head + text + table + html_table(rows, cols) + _flags(ex["fit"])
 
 
 def _interpolation(ex: dict[str, Any]) -> str:
@@ -196,7 +182,9 @@ def _lr_search(fits: dict[str, Any]) -> str:
     )
     cols = ["encoder", "size", "subset", "seed", "holdout", "lr", "valid_loss", "lr_selected", "lr_at_edge"]
     return (
-        "<h2>LR search</h2><p>Only the selected row of each cell is fitted.</p>" + words + _table(table, cols)
+        "<h2>LR search</h2><p>Only the selected row of each cell is fitted.</p>"
+        + words
+        + html_table(table, cols)
     )
 
 
@@ -253,9 +241,12 @@ def report(out_dir: str | Path, refit: bool = False, n_boot: int = 100) -> Path:
         f"(sha256 {fits.get('source_sha256', '')[:12]}); {fits['n_boot']} bootstrap refits per law.</p>",
         "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in fits["assumptions"]) + "</ul>",
     ]
+    body.append(lr_coverage_section(fits))
     body += [_metric_section(k, m, figures.get(k, [])) for k, m in fits["metrics"].items()]
-    body.append(_lr_search(fits))
-    body.append("<h2>every run</h2>" + _table(rows, [c for c in RUN_COLUMNS if any(c in r for r in rows)]))
+    body += [saturation_section(fits), paper_metric_section(fits), _lr_search(fits)]
+    body.append(
+        "<h2>every run</h2>" + html_table(rows, [c for c in RUN_COLUMNS if any(c in r for r in rows)])
+    )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>scaling report</title>"
         f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"

@@ -39,7 +39,9 @@ SELECT_ON = "valid_ndcg@10"
 """Validation metric (higher is better) that picks the envelope's size at each D; every table has it."""
 D_REL_TOL = 0.01
 """D points within 1% of each other are one D (unique targets differ by a few between runs)."""
-PAPER = {"a": 0.027, "b": 0.094, "source": "shared/PAPER.md: NDCG@5 ≈ 0.027·D^0.094 (sampled 10K, test)"}
+PAPER: dict[str, Any] = {
+    "a": 0.027, "b": 0.094, "source": "shared/PAPER.md: NDCG@5 ≈ 0.027·D^0.094 (sampled 10K, test)"
+}
 BOOT_SEED = 0
 
 
@@ -80,7 +82,9 @@ def _cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _median(runs: list[dict[str, Any]], column: str) -> float | None:
     vals = [r.get(column) for r in runs]
-    return float(np.median(vals)) if all(v is not None for v in vals) else None
+    if any(v is None for v in vals):
+        return None
+    return float(np.median(np.asarray(vals, dtype=float)))
 
 
 def _d_groups(cells: list[dict[str, Any]]) -> list[list[int]]:

@@ -123,7 +123,7 @@ def paper_metric_section(fits: dict[str, Any]) -> str:
     parts = [
         f"<h2>The paper's metric: {html.escape(PAPER_COLUMN)} = a·D^b</h2><p>Envelope: at each D the "
         f"size (and training length) with the best mean {html.escape(SELECT_ON)} over seeds, chosen on "
-        f"validation; test is only read. Paper: {html.escape(PAPER['source'])}. D here is unique "
+        f"validation; test is only read. Paper: {html.escape(str(PAPER['source']))}. D here is unique "
         "training targets. The bootstrap resamples seeds inside cells (seed and selection noise); "
         "the OLS t-interval carries lack of fit. Where a smaller D is also a shorter run (fewer steps: "
         "cooldown branches of one trunk), b mixes data with training length; the paper trained every "

@@ -42,22 +42,39 @@ def _write(root: Path) -> tuple[Path, Path]:
     tokens.mkdir(parents=True)
     n = int(lengths.sum())
     users = np.repeat(np.arange(1, N_USERS + 1), lengths)
-    table = pa.table({
-        "user_id": pa.array(users, pa.int32()),
-        "item_id": pa.array(np.arange(1, n + 1), pa.int32()),
-        "timestamp": pa.array(np.arange(n), pa.int64()),
-    })
+    table = pa.table(
+        {
+            "user_id": pa.array(users, pa.int32()),
+            "item_id": pa.array(np.arange(1, n + 1), pa.int32()),
+            "timestamp": pa.array(np.arange(n), pa.int64()),
+        }
+    )
     pq.write_table(table, data / "interactions.parquet")
     (data / "card.json").write_text(json.dumps({"format_version": 1, "n_users": N_USERS, "n_items": n}))
     ids = np.arange(n + 1)
     title = np.stack([2 + ids % 20, 2 + (ids // 3) % 20, np.zeros_like(ids)], 1).astype(np.int32)
     brand = np.stack([2 + ids % 5, np.zeros_like(ids)], 1).astype(np.int32)
     title[0], brand[0] = 0, 0
-    np.savez(tokens / "item_tokens.npz", title=title, title_len=(title > 0).sum(1).astype(np.int32),
-             brand=brand, brand_len=(brand > 0).sum(1).astype(np.int32))
-    (tokens / "token_table.json").write_text(json.dumps({
-        "format_version": 1, "vocab_size": VOCAB, "fields": {"title": 3, "brand": 2}, "pad_id": 0,
-        "unk_id": 1, "dataset": str(data), "dataset_hash": "x"}))
+    np.savez(
+        tokens / "item_tokens.npz",
+        title=title,
+        title_len=(title > 0).sum(1).astype(np.int32),
+        brand=brand,
+        brand_len=(brand > 0).sum(1).astype(np.int32),
+    )
+    (tokens / "token_table.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "vocab_size": VOCAB,
+                "fields": {"title": 3, "brand": 2},
+                "pad_id": 0,
+                "unk_id": 1,
+                "dataset": str(data),
+                "dataset_hash": "x",
+            }
+        )
+    )
     return data, tokens
 
 
@@ -71,7 +88,8 @@ def _expected(fraction: float) -> tuple[np.ndarray, list[int], list[int]]:
     user u's items are offsets[u]+1 … offsets[u+1]; training keeps all but the last 2 when ≥ 2 remain."""
     lengths = _lengths()
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    kept = np.sort(np.random.default_rng(20240501).permutation(N_USERS)[: max(1, math.ceil(fraction * N_USERS))])
+    n_kept = max(1, math.ceil(fraction * N_USERS))
+    kept = np.sort(np.random.default_rng(20240501).permutation(N_USERS)[:n_kept])
     items, targets = [], []
     for u in kept:
         n_train = lengths[u] - 2
@@ -84,9 +102,22 @@ def _expected(fraction: float) -> tuple[np.ndarray, list[int], list[int]]:
 
 def _cfg(world, out: Path, name: str, *extra: str, encoder: str = "text"):
     data, tokens = world
-    sets = [f"data.dataset={data}", f"data.tokens={tokens}", "data.max_len=4", f"run.out={out}",
-            f"run.name={name}", "run.tracking_uri=off", "run.progress=false", "train.batch_size=8", "train.negatives=16", "train.loss=sampled", "model.dropout=0.0",
-            f"model.item_encoder={encoder}", "eval.every_steps=1000", "train.precision=fp32"]
+    sets = [
+        f"data.dataset={data}",
+        f"data.tokens={tokens}",
+        "data.max_len=4",
+        f"run.out={out}",
+        f"run.name={name}",
+        "run.tracking_uri=off",
+        "run.progress=false",
+        "train.batch_size=8",
+        "train.negatives=16",
+        "train.loss=sampled",
+        "model.dropout=0.0",
+        f"model.item_encoder={encoder}",
+        "eval.every_steps=1000",
+        "train.precision=fp32",
+    ]
     return resolve_run_config(overrides=sets + list(extra), size="tiny")
 
 
@@ -123,8 +154,11 @@ def test_setup_trains_on_kept_users_only_and_evaluates_on_all(world, tmp_path, e
     assert rt.split.train.n_items == whole.train.n_items == int(_lengths().sum())  # the whole catalog
     if encoder != "text":  # (a text model takes its catalog from the token table)
         assert rt.model.cfg.n_items == whole.train.n_items
-    assert rt.train_data == {"train_fraction": 0.3, "train_users_kept": int((_lengths()[kept] >= 4).sum()),
-                             "unique_train_targets": len(targets)}
+    assert rt.train_data == {
+        "train_fraction": 0.3,
+        "train_users_kept": int((_lengths()[kept] >= 4).sum()),
+        "unique_train_targets": len(targets),
+    }
 
 
 @pytest.mark.parametrize("packing", ["on", "off"])
@@ -132,8 +166,16 @@ def test_one_epoch_holds_exactly_the_kept_users_targets(world, tmp_path, packing
     _, _, targets = _expected(0.5)
     kept = keep_fraction(leave_one_out(load_sequences(world[0])).train, 0.5)
     n_units = len(windows(kept, 4)[1])  # one batch = one epoch, in both layouts
-    rt = _setup(_cfg(world, tmp_path, packing, "data.train_fraction=0.5", f"train.packing={packing}",
-                     f"train.batch_size={n_units}"))
+    rt = _setup(
+        _cfg(
+            world,
+            tmp_path,
+            packing,
+            "data.train_fraction=0.5",
+            f"train.packing={packing}",
+            f"train.batch_size={n_units}",
+        )
+    )
     assert isinstance(rt.batches, PackedBatches if packing == "on" else TrainBatches)
     batch = next(rt.batches.batches())
     got = batch.targets[batch.targets > 0].tolist()
@@ -160,8 +202,16 @@ def test_packed_and_padded_training_agree_with_a_fraction(world, tmp_path) -> No
     n_units = len(windows(kept, 4)[1])
     losses = []
     for packing in ("on", "off"):
-        cfg = _cfg(world, tmp_path, f"l{packing}", "data.train_fraction=0.5", f"train.packing={packing}",
-                   f"train.batch_size={n_units}", "train.max_steps=1", "train.log_every=1")
+        cfg = _cfg(
+            world,
+            tmp_path,
+            f"l{packing}",
+            "data.train_fraction=0.5",
+            f"train.packing={packing}",
+            f"train.batch_size={n_units}",
+            "train.max_steps=1",
+            "train.log_every=1",
+        )
         run = train(cfg).run_dir
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         losses.append(next(x["train/loss"] for x in lines if "train/loss" in x))
@@ -170,12 +220,24 @@ def test_packed_and_padded_training_agree_with_a_fraction(world, tmp_path) -> No
 
 def test_final_json_records_fraction_users_and_d(world, tmp_path) -> None:
     kept, _, targets = _expected(0.25)
-    final = train(_cfg(world, tmp_path, "f", "data.train_fraction=0.25", "train.epochs=3",
-                       "train.batch_size=4", "train.packing=off")).final
+    final = train(
+        _cfg(
+            world,
+            tmp_path,
+            "f",
+            "data.train_fraction=0.25",
+            "train.epochs=3",
+            "train.batch_size=4",
+            "train.packing=off",
+        )
+    ).final
     assert final["train_fraction"] == 0.25
     assert final["train_users_kept"] == int((_lengths()[kept] >= 4).sum())
-    assert final["unique_train_targets"] == len(targets) == training_targets(
-        keep_fraction(leave_one_out(load_sequences(world[0])).train, 0.25))
+    assert (
+        final["unique_train_targets"]
+        == len(targets)
+        == training_targets(keep_fraction(leave_one_out(load_sequences(world[0])).train, 0.25))
+    )
     assert final["targets_seen"] == 3 * len(targets) and final["epochs"] == pytest.approx(3.0)
 
 

@@ -158,8 +158,10 @@ class SweepSpec:
                 "to its own stopping rule; branches: cooldowns of one wsd trunk)"
             )
         if self.world:
-            raise ValueError("train_fractions needs a prepared dataset; a [world] streams its training "
-                             "users (use world.train_users)")
+            raise ValueError(
+                "train_fractions needs a prepared dataset; a [world] streams its training "
+                "users (use world.train_users)"
+            )
 
 
 def fraction_label(fraction: float) -> str:
@@ -338,7 +340,7 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
             for i, lr in enumerate(lrs):
                 for seed in _seeds_at(spec, i, len(lrs), seeds, encoder):
                     tok = spec.tokens.replace("{subset}", subset) if spec.tokens else None
-                    data = {"dataset": str(ddir), **({"tokens": tok} if tok else {})}
+                    data: dict[str, Any] = {"dataset": str(ddir), **({"tokens": tok} if tok else {})}
                     if fraction is not None:  # at 1: the id of the plain run on the dataset
                         data["train_fraction"] = fraction
                     cell = {

@@ -114,8 +114,10 @@ def _training_data(
     split = leave_one_out(load_sequences(d.dataset))
     if world_stream.is_world(d.dataset):  # known-floor world: training users are streamed
         if d.train_fraction < 1:
-            raise UserError(f"data.train_fraction={d.train_fraction}: {d.dataset} is a world dataset, "
-                            "whose training users are streamed; cap them with data.train_users")
+            raise UserError(
+                f"data.train_fraction={d.train_fraction}: {d.dataset} is a world dataset, "
+                "whose training users are streamed; cap them with data.train_users"
+            )
         batch_args = (d.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
         stream = world_stream.WorldBatches(d.dataset, *batch_args, d.train_users)
         info = {"train_fraction": 1.0, "train_users_kept": d.train_users, "unique_train_targets": None}

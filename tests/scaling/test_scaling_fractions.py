@@ -200,3 +200,18 @@ def test_dry_run_estimates_each_fraction_on_its_kept_users(tmp_path, monkeypatch
         rows = fraction_rows(N_USERS, f)
         assert est[label] == pytest.approx(2.0 * (_lengths()[rows].sum() - 3 * len(rows)))
     assert est["f0.1"] < est["f0.5"] < est["f1"]
+
+
+def test_pooled_v3_spec_meets_the_design_bars() -> None:
+    """Text and ID twins, 5 sizes, nested fractions over ≥ 1.5 decades, early stopping with a cap,
+    the LR grids and evaluation the plan states (configs/sweeps/pooled_v3.toml)."""
+    spec = load_spec(Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "pooled_v3.toml")
+    fr = sorted(spec.train_fractions)
+    assert spec.encoders == ["text", "id"] and len(spec.sizes) == 5 and len(fr) >= 4
+    assert math.log10(fr[-1] / fr[0]) >= 1.5 and spec.subsets == ["full"] and not spec.branches
+    assert spec.lr_search == [0.333, 1.0, 3.0] and spec.lr_search_per_encoder == {
+        "text": [0.333, 1.0, 3.0, 9.0]
+    }
+    assert spec.seeds == [0, 1] and spec.extra_seeds == [2] and len(spec.extra_seed_sizes) == 2
+    assert spec.base["train"]["batch_size"] == 1024 and spec.base["eval"]["patience"] > 0
+    assert spec.base["eval"]["paper_sampled"] == 10000 and spec.base["eval"]["max_users"] == 20000

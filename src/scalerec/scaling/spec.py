@@ -68,7 +68,9 @@ class SweepSpec:
     """Peak LR per size name, overriding `lr`."""
     lr_search: list[float] = field(default_factory=list, metadata={"range": "(0, inf)"})
     """Multipliers of each size's LR to try (e.g. [0.5, 1, 2]); fits keep the best by validation."""
-    lr_search_per_encoder: dict[str, list[float]] = field(default_factory=dict)
+    lr_search_per_encoder: dict[str, list[float]] = field(
+        default_factory=dict, metadata={"range": "(0, inf)"}
+    )
     """Per-encoder multipliers replacing `lr_search` for that twin (e.g. {text = [0.333, 1, 3, 9]}
     when one encoder's optimum sits at the grid's edge). Adding a multiplier keeps every existing
     run's id, so a finished sweep only trains the new points."""

@@ -8,7 +8,7 @@ loading, the evaluation set and a busy machine are all in the numbers):
 seconds per step = (T_C − T_B) / k, seconds per extra validation = T_A − T_B, fixed cost
 (setup, compile, one validation, the test, writing the run) = T_B − 2 · step. The cache key is the
 device, the size and the resolved config minus what does not change the cost per step (run length,
-LR, seed, output paths; the subset of one dataset).
+LR, seed, output paths; the subset or training-user fraction of one dataset).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def calibration_key(spec: SweepSpec, run: PlannedRun) -> str | None:
     t.epochs, t.max_steps, t.max_targets, t.max_flops, t.stop_after_steps = 1.0, None, None, None, None
     t.lr, t.warmup_steps, t.decay_steps = 1.0, None, None
     cfg.run.seed, cfg.run.out, cfg.run.name = 0, "", ""
-    cfg.data.dataset, cfg.data.tokens = spec.dataset, None
+    cfg.data.dataset, cfg.data.tokens, cfg.data.train_fraction = spec.dataset, None, 1.0
     text = f"{device}\n{run.size}\n{dumps_toml(cfg)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

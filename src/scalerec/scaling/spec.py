@@ -1,6 +1,7 @@
 """The sweep spec: a TOML file that *is* the experiment (sizes × data subsets × seeds × LRs).
 
-A spec expands into a list of fully resolved `RunConfig`s, one per cell of the grid; each run's
+A spec expands into a list of fully resolved `RunConfig`s, one per cell of the grid (the data axis:
+`subsets`, separate datasets, or `train_fractions`, nested training users of one dataset); each run's
 id is the hash of its resolved config (`scalerec.train.build.run_id`), so editing the spec adds
 new runs without invalidating finished ones, and rerunning a spec only runs what is missing.
 
@@ -11,11 +12,16 @@ negatives, sampler, temperature) go in `[base.train]`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from scalerec.config import load, merge, read_toml
+from scalerec.data.read.fractions import fraction_rows
+from scalerec.data.read.sequences import load_sequences
 from scalerec.errors import UserError
 from scalerec.io import read_json
 from scalerec.model.sizes import SIZES
@@ -36,6 +42,12 @@ class SweepSpec:
     """Model sizes from the ladder `scalerec.model.sizes.SIZES`."""
     subsets: list[str] = field(default_factory=lambda: ["full"])
     """Data sizes: labels of `<dataset>/subsets/<label>`, "full" for the dataset itself, or dir paths."""
+    train_fractions: list[float] = field(default_factory=list, metadata={"range": "(0, 1]"})
+    """Data sizes as nested fractions of ONE dataset's training users (`data.train_fraction`), e.g.
+    [0.03, 0.1, 0.3, 1]: every point keeps the catalog and the validation/test users, so points differ
+    only in training data (labels `f0.03` …; D = that fraction's training targets). Each run keeps
+    its own stopping rule (epochs of its own data, early stopping), so a small D can converge.
+    Replaces `subsets` as the data axis: at most one subset (the dataset), no `branches`."""
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"range": "[0, inf)"})
     """Seeds; every (size, subset) cell runs once per seed."""
     recipe: Literal["default", "paper"] = "default"
@@ -119,6 +131,7 @@ class SweepSpec:
                 )
         if self.holdout_scale <= 0:
             raise ValueError("holdout_scale must be > 0")
+        self._check_fractions()
 
         for name, fields in self.size_models.items():
             if fields.get("base") not in SIZES:
@@ -129,6 +142,41 @@ class SweepSpec:
         unknown = set(self.base) - {"data", "model", "train", "eval", "run"}
         if unknown:
             raise ValueError(f"[base] may only hold data/model/train/eval/run tables, got {sorted(unknown)}")
+
+    def _check_fractions(self) -> None:
+        fr = self.train_fractions
+        if not fr:
+            return
+        if any(not 0 < f <= 1 for f in fr) or len(set(fr)) != len(fr):
+            raise ValueError(f"train_fractions must be distinct fractions in (0, 1], got {fr}")
+        if len(self.subsets) > 1:
+            raise ValueError(
+                f"train_fractions is a data axis over ONE dataset; it cannot be combined with several "
+                f"subsets ({self.subsets}): drop `subsets` or list one"
+            )
+        if self.branches:
+            raise ValueError(
+                "train_fractions and branches are two D designs; use one (fractions: each D trained "
+                "to its own stopping rule; branches: cooldowns of one wsd trunk)"
+            )
+        if self.world:
+            raise ValueError(
+                "train_fractions needs a prepared dataset; a [world] streams its training "
+                "users (use world.train_users)"
+            )
+
+
+def fraction_label(fraction: float) -> str:
+    """Subset label of a training-user fraction in the table: 0.1 → "f0.1", 1 → "f1"."""
+    return f"f{fraction:g}"
+
+
+def data_points(spec: SweepSpec) -> list[tuple[str, str, float | None]]:
+    """(label, subset, train_fraction) of each data size: one per subset, or, with `train_fractions`,
+    one per fraction of the one subset (fraction None: the subset's whole training split, as before)."""
+    if not spec.train_fractions:
+        return [(s, s, None) for s in spec.subsets]
+    return [(fraction_label(f), spec.subsets[0], f) for f in spec.train_fractions]
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
@@ -149,6 +197,7 @@ class PlannedRun:
     run_id: str
     size: str
     subset: str
+    """Data-size label: a subset of `subsets`, or `f<fraction>` of `train_fractions`."""
     seed: int
     lr: float
     dataset_dir: str
@@ -186,6 +235,26 @@ def _card_counts(dataset_dir: Path) -> tuple[int | None, int | None]:
 
     data = read_json(card)
     return data.get("n_interactions"), data.get("n_users")
+
+
+@functools.lru_cache(maxsize=4)
+def _user_lengths(dataset_dir: str, mtime_ns: int) -> np.ndarray:
+    """History length per user row (read once per plan; the mtime keys out a rewritten dataset)."""
+    return load_sequences(dataset_dir).lengths()
+
+
+def _fraction_counts(dataset_dir: Path, fraction: float) -> tuple[int | None, int | None]:
+    """(interactions, users) of the users a `train_fraction` run keeps: exact from the interactions
+    (the rows `data.train_fraction` trains on), else the card's counts scaled."""
+    path = dataset_dir / "interactions.parquet"
+    if path.is_file():
+        lengths = _user_lengths(str(dataset_dir), path.stat().st_mtime_ns)
+        rows = fraction_rows(len(lengths), fraction)
+        return int(lengths[rows].sum()), len(rows)
+    n_inter, n_users = _card_counts(dataset_dir)
+    if n_inter is None or n_users is None:
+        return None, None
+    return round(n_inter * fraction), len(fraction_rows(n_users, fraction))
 
 
 def _budget(spec: SweepSpec, scale: float = 1.0) -> dict[str, Any]:
@@ -258,11 +327,11 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
     file_base = read_toml(spec.train_config) if spec.train_config else {}
     common = merge(file_base, spec.base)  # runs are tracked like any `train` run (<out>/runs/mlruns)
     runs: list[PlannedRun] = []
-    for subset in spec.subsets:
+    for label, subset, fraction in data_points(spec):
         ddir = subset_dir(spec, subset)
         if not ddir.is_dir():
             raise UserError(f"sweep subset '{subset}': dataset dir {ddir} does not exist")
-        n_inter, n_users = _card_counts(ddir)
+        n_inter, n_users = _card_counts(ddir) if fraction is None else _fraction_counts(ddir, fraction)
         sizes = list(dict.fromkeys([*spec.sizes, *spec.holdout_sizes]))
         for encoder, size in [(e, z) for e in spec.encoders or [""] for z in sizes]:
             ladder, model = _model_base(spec, size)
@@ -273,7 +342,9 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
             for i, lr in enumerate(lrs):
                 for seed in _seeds_at(spec, i, len(lrs), seeds, encoder):
                     tok = spec.tokens.replace("{subset}", subset) if spec.tokens else None
-                    data = {"dataset": str(ddir), **({"tokens": tok} if tok else {})}
+                    data: dict[str, Any] = {"dataset": str(ddir), **({"tokens": tok} if tok else {})}
+                    if fraction is not None:  # at 1: the id of the plain run on the dataset
+                        data["train_fraction"] = fraction
                     cell = {
                         "data": data,
                         "train": {**_budget(spec, spec.holdout_scale if holdout else 1.0), "lr": lr},
@@ -285,7 +356,7 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
                         },
                     }
                     cfg = resolve_run_config(size=ladder, recipe=spec.recipe, base=merge(sized, cell))
-                    head = PlannedRun("", size, subset, seed, lr, str(ddir), cfg, n_inter, n_users)
+                    head = PlannedRun("", size, label, seed, lr, str(ddir), cfg, n_inter, n_users)
                     head.holdout, head.lr_grid, head.encoder = holdout, tuple(lrs), cfg.model.item_encoder
                     group = expand_wsd(spec, head, with_branches=not holdout) if spec.branches else [head]
                     for run in group:

@@ -2,7 +2,10 @@
 
 The contract with the fits (`scaling.fits`), one row per run:
 - `unique_targets` is D: distinct training targets the run saw (a streamed world never repeats one;
-  a dataset repeats its training targets every epoch). `epochs` = targets_seen / unique_targets.
+  a dataset repeats its training targets every epoch: D is then final.json's exact
+  `unique_train_targets`, capped by targets_seen). `epochs` = targets_seen / unique_targets.
+- `train_fraction`, `train_users_kept`: the nested share of the dataset's training users a run trained
+  on (`data.train_fraction`; 1 = all) and how many users with a target that kept (dataset runs).
 - `valid_*` is the validation at the end of the run (the point its D and FLOPs describe);
   `best_valid_*` the best-NDCG validation of `final.json`.
 - `encoder`: "text" or "id" (twins of one grid); a cell is always within one encoder.
@@ -26,7 +29,8 @@ from scalerec.io import read_json
 
 
 def data_columns(run: Any, final: dict[str, Any]) -> dict[str, Any]:
-    """unique_targets, epochs (and bayes_floor for a world) of one finished run."""
+    """unique_targets, epochs, and train_fraction / train_users_kept (a dataset) or bayes_floor (a
+    world) of one finished run."""
     seen = int(final.get("targets_seen") or 0)
     world = Path(run.dataset_dir) / "world.json"
     if world.is_file():
@@ -35,9 +39,15 @@ def data_columns(run: Any, final: dict[str, Any]) -> dict[str, Any]:
         unique = seen if cap is None else min(seen, cap * (meta["world"]["length"] - 1))
         extra = {"bayes_floor": meta["bayes_floor"], "train_floor": meta["train_floor"]}
     else:
-        epochs = float(final.get("epochs") or 0.0)
-        per_epoch = seen / epochs if epochs > 0 else seen
-        unique, extra = int(min(seen, round(per_epoch))), {}
+        per_epoch = final.get("unique_train_targets")
+        if per_epoch is None:  # a final.json from before the trainer recorded it
+            epochs = float(final.get("epochs") or 0.0)
+            per_epoch = seen / epochs if epochs > 0 else seen
+        unique = int(min(seen, round(per_epoch)))
+        extra = {
+            "train_fraction": float(final.get("train_fraction", run.cfg.data.train_fraction)),
+            "train_users_kept": final.get("train_users_kept"),
+        }
     return {"unique_targets": unique, "epochs": seen / unique if unique else math.nan, **extra}
 
 

@@ -33,7 +33,10 @@ def run_id(cfg: RunConfig) -> str:
     neutral_train = dataclasses.replace(  # how often state is saved: not part of the result
         cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0, save_state_s=None
     )
-    text = dumps_toml(dataclasses.replace(cfg, run=neutral, train=neutral_train))
+    data = cfg.data
+    if data.train_fraction == 1.0:  # the whole training split: the id of runs from before the field
+        data = dataclasses.replace(data, train_fraction=None)  # type: ignore[arg-type]  # unset: not written
+    text = dumps_toml(dataclasses.replace(cfg, run=neutral, train=neutral_train, data=data))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -34,6 +34,12 @@ class DataConfig:
     train_users: int | None = field(default=None, metadata={"range": "[1, inf)"})
     """World datasets only (`scalerec.data.ingest.world`): cap the streamed training users (epochs then
     repeat them); None = an endless stream where no example repeats."""
+    train_fraction: float = field(default=1.0, metadata={"range": "(0, 1]"})
+    """Train on only the first this-fraction of the training users, in one fixed seeded order (nested:
+    a smaller fraction's users are a subset of a larger one's; `scalerec.data.read.fractions`).
+    Validation, test and the catalog stay whole, and popularity (negatives, logQ) is counted on the
+    kept users, so runs at different fractions differ only in training data (D of a scaling sweep).
+    At 1 the run id is that of a config without this field."""
 
     def __post_init__(self) -> None:
         check_ranges(self, "data")

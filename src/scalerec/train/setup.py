@@ -17,6 +17,7 @@ import torch
 from scalerec import device as dev
 from scalerec import runlog
 from scalerec.config import dumps_toml, to_dict
+from scalerec.data.read.fractions import keep_fraction, training_targets, training_users
 from scalerec.data.read.sequences import item_popularity, load_sequences
 from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
@@ -83,6 +84,7 @@ class Runtime:
     cause: str = ""  # the likely cause named when the loss turns non-finite
     pending_best: dict[str, torch.Tensor] | None = None  # best weights not yet on disk (host copy)
     state_saved_at: float = 0.0  # time.perf_counter() of the last state.pt write
+    train_data: dict[str, Any] = field(default_factory=dict)  # fraction, users, D: for final.json
 
 
 def _init_distributed(device: torch.device) -> None:
@@ -98,6 +100,38 @@ def _load_tokens(cfg: RunConfig) -> Any | None:
                         "--tokens DIR (or --encoder id)")
 
     return load_item_tokens(cfg.data.tokens)
+
+
+def _training_data(
+    cfg: RunConfig, micro: int, rank: int, world: int, device: torch.device
+) -> tuple[Split, TrainBatches | PackedBatches | world_stream.WorldBatches, Any, dict[str, Any]]:
+    """(split, batch stream, training popularity, what final.json records of the training data).
+
+    The one place the training split is assembled, for every batch layout and item encoder:
+    `data.train_fraction` cuts it to its nested users here, and popularity (negatives, logQ) is
+    counted on what is kept; validation and test keep every user."""
+    t, d = cfg.train, cfg.data
+    split = leave_one_out(load_sequences(d.dataset))
+    if world_stream.is_world(d.dataset):  # known-floor world: training users are streamed
+        if d.train_fraction < 1:
+            raise UserError(
+                f"data.train_fraction={d.train_fraction}: {d.dataset} is a world dataset, "
+                "whose training users are streamed; cap them with data.train_users"
+            )
+        batch_args = (d.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
+        stream = world_stream.WorldBatches(d.dataset, *batch_args, d.train_users)
+        info = {"train_fraction": 1.0, "train_users_kept": d.train_users, "unique_train_targets": None}
+        return split, stream, stream.popularity(), info
+    split.train = keep_fraction(split.train, d.train_fraction)
+    batches = train_batches(
+        split.train, d.max_len, micro, cfg.run.seed, t.targets, t.packing, rank, world, device
+    )
+    info = {
+        "train_fraction": d.train_fraction,
+        "train_users_kept": training_users(split.train),
+        "unique_train_targets": training_targets(split.train),
+    }
+    return split, batches, item_popularity(split.train), info
 
 
 def setup(cfg: RunConfig, resume: bool, overwrite: bool = False) -> Runtime:
@@ -121,22 +155,12 @@ def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, res
     rank, world, t = runlog.rank(), runlog.world_size(), cfg.train
     dev.seed_everything(cfg.run.seed)
     # -- data ---------------------------------------------------------------------------------
-    split = leave_one_out(load_sequences(cfg.data.dataset))
-    n_items = split.train.n_items
     tokens = _load_tokens(cfg)
     micro = t.batch_size // t.grad_accum
     if micro * t.grad_accum != t.batch_size or micro % world:
         raise UserError(f"train.batch_size={t.batch_size} must be divisible by grad_accum x world size")
-    if world_stream.is_world(cfg.data.dataset):  # known-floor world: training users are streamed
-        batch_args = (cfg.data.max_len, micro, cfg.run.seed, t.targets, rank, world, device)
-        batches: TrainBatches | PackedBatches | world_stream.WorldBatches
-        batches = world_stream.WorldBatches(cfg.data.dataset, *batch_args, cfg.data.train_users)
-        popularity = batches.popularity()
-    else:
-        batches = train_batches(
-            split.train, cfg.data.max_len, micro, cfg.run.seed, t.targets, t.packing, rank, world, device
-        )
-        popularity = item_popularity(split.train)
+    split, batches, popularity, train_data = _training_data(cfg, micro, rank, world, device)
+    n_items = split.train.n_items
     if batches.n_units == 0:
         raise UserError(f"{cfg.data.dataset}: no user has 2 training items after the leave-one-out split")
     cfg = build.resolve_auto(cfg, n_items, len(batches))
@@ -191,6 +215,7 @@ def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, res
         meta,
         claim=claim,
         cause=numerics.likely_cause(t.lr, t.temperature, t.sampler_alpha),
+        train_data=train_data,
     )
     rt.distinct_items = t.distinct_items and mcfg.has_text and t.targets == "all"
     if resume:

@@ -295,6 +295,7 @@ def _finish(rt: Runtime) -> dict[str, Any]:
         "targets_seen": c.targets_seen,
         "steps": c.step,
         "epochs": c.targets_seen / rt.budget.targets_per_epoch,
+        **rt.train_data,  # train_fraction, train_users_kept, unique_train_targets (D of a sweep)
         "wall_time_s": c.wall_time_s,
         "device": dev.describe(rt.device),
         "best_step": c.best_step,

@@ -1,5 +1,6 @@
 """A domain ready for fine-tuning or evaluation: its leave-one-out split, training popularity and
-token table — and the nested target-data fractions of the transfer study's learning curves.
+token table — and the nested target-data fractions of the transfer study's learning curves (the
+rule itself lives in `scalerec.data.read.fractions`, shared with `data.train_fraction` of training).
 
 Split out of `finetune.py`, which keeps the orchestration.
 """
@@ -7,13 +8,15 @@ Split out of `finetune.py`, which keeps the orchestration.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from scalerec.data.read.fractions import USER_ORDER_SEED as USER_ORDER_SEED  # re-exported: one rule
+from scalerec.data.read.fractions import fraction_rows as fraction_rows  # (moved to the data layer)
+from scalerec.data.read.fractions import keep_fraction
 from scalerec.data.read.sequences import UserSequences, item_popularity, load_sequences
 from scalerec.data.read.splits import leave_one_out
 from scalerec.errors import UserError
@@ -40,26 +43,12 @@ def _subsample(histories: UserSequences, targets: np.ndarray, n: int, seed: int)
     return histories.take(rows), targets[rows]
 
 
-USER_ORDER_SEED = 20240501
-"""Seed of the one user order every target fraction is a prefix of (fractions stay nested across
-run seeds, so seeds vary the training only)."""
-
-
-def fraction_rows(n_users: int, fraction: float) -> np.ndarray:
-    """int64[n] sorted 0-based user rows of the first `fraction` of `n_users` in the fixed seeded order
-    (so the rows of a smaller fraction are a subset of a larger one's)."""
-    n = max(1, math.ceil(fraction * n_users))
-    return np.sort(np.random.default_rng(USER_ORDER_SEED).permutation(n_users)[:n])
-
-
 def with_fraction(domain: Domain, fraction: float) -> Domain:
     """`domain` with only the first `fraction` of its training users (in a fixed seeded order);
     popularity (negatives, most-popular) is recounted on what remains."""
     if fraction >= 1:
         return domain
-    train = domain.split.train
-    rows = fraction_rows(train.n_users, fraction)
-    domain.split.train = train.take(rows)
+    domain.split.train = keep_fraction(domain.split.train, fraction)
     domain.popularity = item_popularity(domain.split.train)
     return domain
 

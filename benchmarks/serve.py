@@ -74,8 +74,7 @@ def serve_child(args: argparse.Namespace) -> None:
         sample, tune = histories[:500], histories[500:]  # recall is measured on histories not tuned on
         rows = {it.key: i + 1 for i, it in enumerate(load_items(args.catalog))}
         rec = load_recommender(args.run, cfg, dataset_dir=args.catalog, tokens_dir=args.catalog_tokens,
-                               dtype=args.dtype, tune_histories=[[rows[k] for k in h] for h in tune],
-                               compile=args.compile == "on")
+                               dtype=args.dtype, tune_histories=[[rows[k] for k in h] for h in tune])
         extra = {"request_recall@10": request_recall(rec, sample), "model": rec.encoder.meta["model_config"]}
     else:
         encoder = ClusteredEncoder(args.items, args.dim, seed=args.seed)
@@ -122,7 +121,7 @@ def start_server(args: argparse.Namespace, kind: str) -> tuple[subprocess.Popen,
 
 CHILD_OPTIONS = (
     "model", "items", "dim", "seed", "codes", "server_cpus", "search_threads", "switch_interval_ms",
-    "target_recall", "torch_threads", "dtype", "compile", "history_len",
+    "target_recall", "torch_threads", "dtype", "history_len",
     "run", "catalog", "catalog_tokens", "histories",
 )
 """Settings the server subprocess gets from the benchmark's own command line."""
@@ -275,8 +274,6 @@ def parse_args() -> argparse.Namespace:
                     "generator then runs on the others, so the server owns its 2 cores as in the bar")
     ap.add_argument("--search-threads", type=int, default=1, help="server threads per search")
     ap.add_argument("--torch-threads", type=int, default=1, help="text mode: torch threads per forward")
-    ap.add_argument("--compile", default="off", choices=["off", "on"],
-                    help="text mode: the server runs the history transformer under torch.compile")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                     help="text mode: precision of the transformer on histories")
     ap.add_argument("--switch-interval-ms", type=float, default=SWITCH_INTERVAL_S * 1e3,

@@ -152,16 +152,3 @@ def test_grouped_batches_equal_one_history_at_a_time(run_dir) -> None:
     hists = [[3], [1, 2, 3, 4, 5, 6], [7, 8], [9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [4]]
     one_by_one = np.stack([enc.encode_history(h) for h in hists])
     np.testing.assert_allclose(enc.encode_histories(hists), one_by_one, rtol=1e-4, atol=1e-5)
-
-
-def test_compiled_history_encoder_gives_the_eager_vectors(run_dir) -> None:
-    """`compile=True` (serve --compile) runs the same transformer under torch.compile with dynamic
-    shapes: every history length and batch size gives the eager vectors, cold start still works."""
-    from scalerec.serve.run_encoder import RunEncoder
-
-    eager, compiled = RunEncoder(run_dir), RunEncoder(run_dir, compile=True)
-    assert compiled.sequence_model is not compiled.model  # the compiled wrapper is what runs
-    hists = [[3, 5, 7], [2], list(range(1, 21)), [9, 9, 1, 4], [1, 2]]
-    np.testing.assert_allclose(compiled.encode_histories(hists), eager.encode_histories(hists), atol=1e-5)
-    np.testing.assert_allclose(compiled.encode_history([4, 6]), eager.encode_history([4, 6]), atol=1e-5)
-    np.testing.assert_array_equal(compiled.encode_catalog(), eager.encode_catalog())

@@ -77,9 +77,6 @@ def serve(
     dtype: str = typer.Option(
         "float32", "--dtype", help="Precision of the transformer on histories: float32 or bfloat16."
     ),
-    compile: bool = typer.Option(
-        False, "--compile", help="Run the history transformer under torch.compile (compiled at start-up)."
-    ),
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _SET,
     allow_unfinished: bool = _UNFINISHED,
@@ -100,7 +97,7 @@ def serve(
     from scalerec.serve.server import serve as serve_app
 
     cfg = _serve_config(config, overrides)
-    rec = load_recommender(run, cfg, device, dtype=dtype, allow_unfinished=allow_unfinished, compile=compile)
+    rec = load_recommender(run, cfg, device, dtype=dtype, allow_unfinished=allow_unfinished)
     set_search_threads(search_threads)
     report = rec.index.report
     Console().print(

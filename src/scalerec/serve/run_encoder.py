@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +39,6 @@ class RunEncoder:
         dtype: str = "float32",
         allow_unfinished: bool = False,
         new_catalog: bool = False,
-        compile: bool = False,
     ) -> None:
         loaded = load_run(
             run_dir, device, tokens_dir, allow_unfinished=allow_unfinished, new_catalog=new_catalog
@@ -59,18 +57,6 @@ class RunEncoder:
         if self.text:
             self.tables = load_item_tokens(self.tokens_dir).torch_tables()
         self.table_widths = {f: int(t.shape[1]) for f, t in (self.tables or {}).items()}
-        self.sequence_model = self._compiled() if compile else self.model
-
-    def _compiled(self) -> Any:
-        """The transformer over history vectors under `torch.compile(dynamic=True)`, compiled now
-        (one warm-up history) so no request pays for it. At ~10 positions a request is mostly eager
-        per-op overhead; the item encoder stays eager (cold start swaps its tables)."""
-        compiled = torch.compile(self.model, dynamic=True)
-        with torch.inference_mode():
-            for width in (2, 3):  # a second shape, so dynamic shapes are in place before serving
-                ids = torch.ones(1, width, dtype=torch.long, device=self.device)
-                compiled(ids, input_vectors=self.model.encode_items(ids).to(self.query_dtype))
-        return compiled
 
     @torch.no_grad()
     def encode_catalog(self) -> np.ndarray:
@@ -92,7 +78,7 @@ class RunEncoder:
             width = int(lengths[rows].max())  # no columns that only hold padding
             inputs = torch.from_numpy(padded[rows, :width]).to(self.device)
             vectors = self.model.encode_items(inputs).to(self.query_dtype)
-            hidden = self.sequence_model(inputs, input_vectors=vectors)  # [G, width, d]
+            hidden = self.model(inputs, input_vectors=vectors)  # [G, width, d]
             last = torch.from_numpy(np.maximum(lengths[rows] - 1, 0)).to(self.device)
             out[rows] = hidden[torch.arange(len(rows), device=self.device), last].float().cpu().numpy()
         return out
@@ -175,7 +161,6 @@ def load_recommender(
     dtype: str = "float32",
     tune_histories: Sequence[Sequence[int]] | None = None,
     allow_unfinished: bool = False,
-    compile: bool = False,
 ) -> Recommender:
     """A `Recommender` serving a trained run: item vectors computed now, index built now.
 
@@ -183,12 +168,10 @@ def load_recommender(
     `scalerec.rundir`); `allow_unfinished` serves the last best weights of a stopped run.
     `dataset_dir` + `tokens_dir` serve a text run over another catalog than its training one
     (items.parquet and a token table built with the run's tokenizer, `text train --tokenizer`):
-    then the tokenizer, not the item table, is what must match the run. `compile`: the history
-    transformer runs under torch.compile (compiled at start-up; same vectors, less per-request time
-    on CPU, see `RunEncoder`)."""
+    then the tokenizer, not the item table, is what must match the run."""
     run_dir = Path(run_dir)
     new_catalog = tokens_dir is not None
-    encoder = RunEncoder(run_dir, device, tokens_dir, dtype, allow_unfinished, new_catalog, compile)
+    encoder = RunEncoder(run_dir, device, tokens_dir, dtype, allow_unfinished, new_catalog)
     dataset = dataset_dir or encoder.meta.get("dataset_dir")
     if not dataset:
         raise UserError(f"{run_dir / 'meta.json'}: no dataset_dir recorded; pass the dataset dir")

@@ -129,14 +129,41 @@ def result_row(out_dir: Path, run: PlannedRun) -> dict[str, Any]:
             status="ok",
             error=None,
         )
+        stopped = bool(f.get("stopped_early"))
+        at_best = _counters_at(d, int(f.get("best_step") or 0)) if stopped else None
+        if at_best is not None:  # the run's result is its best checkpoint: N, D, C and loss of that point
+            row.update(at_best)
+            f = {**f, **at_best}
         row.update(data_columns(run, f))
         row.update(_flatten("best_valid", f.get("valid")))
-        row.update(_flatten("valid", last_valid(d) or f.get("valid")))
+        end = f.get("valid") if at_best is not None else last_valid(d) or f.get("valid")
+        row.update(_flatten("valid", end))
         row.update(_flatten("test", f.get("test")))
+        row["stopped_early"] = stopped
     else:
         err = read_json(d / "error.json") if (d / "error.json").is_file() else {"error": "not run"}
         row.update(status="failed", error=err.get("error"))
     return row
+
+
+def _counters_at(run_dir: Path, step: int) -> dict[str, Any] | None:
+    """targets_seen / flops / steps at the validation of `step` (an early-stopped run's best checkpoint),
+    from metrics.jsonl; None when that line is missing (then the end-of-run counters stand)."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    if step <= 0 or not path.is_file():
+        return None
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("step") == step and "targets_seen" in rec and any(k.startswith("valid/") for k in rec):
+            flops = rec.get("flops")
+            return {"targets_seen": int(rec["targets_seen"]), "steps": step,
+                    **({"flops": float(flops)} if flops is not None else {})}
+    return None
 
 
 def last_valid(run_dir: Path) -> dict[str, float] | None:

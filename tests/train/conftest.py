@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from train_world_files import write_token_table
 
 N_ITEMS, N_USERS, VOCAB = 40, 60, 30
 
@@ -40,26 +41,7 @@ def write_world(root: Path, seed: int = 0) -> tuple[Path, Path]:
     title = np.stack(cols, 1).astype(np.int32)
     brand = np.stack([2 + ids % 5, np.zeros_like(ids)], 1).astype(np.int32)
     title[0], brand[0] = 0, 0
-    np.savez(
-        tokens / "item_tokens.npz",
-        title=title,
-        title_len=(title > 0).sum(1).astype(np.int32),
-        brand=brand,
-        brand_len=(brand > 0).sum(1).astype(np.int32),
-    )
-    (tokens / "token_table.json").write_text(
-        json.dumps(
-            {
-                "format_version": 1,
-                "vocab_size": VOCAB,
-                "fields": {"title": 4, "brand": 2},
-                "pad_id": 0,
-                "unk_id": 1,
-                "dataset": str(data),
-                "dataset_hash": "x",
-            }
-        )
-    )
+    write_token_table(tokens, data, VOCAB, title, brand)
     return data, tokens
 
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from train_world_files import write_token_table
 
 from scalerec.data.read.fractions import fraction_rows, keep_fraction, training_targets
 from scalerec.data.read.sequences import load_sequences
@@ -55,26 +56,7 @@ def _write(root: Path) -> tuple[Path, Path]:
     title = np.stack([2 + ids % 20, 2 + (ids // 3) % 20, np.zeros_like(ids)], 1).astype(np.int32)
     brand = np.stack([2 + ids % 5, np.zeros_like(ids)], 1).astype(np.int32)
     title[0], brand[0] = 0, 0
-    np.savez(
-        tokens / "item_tokens.npz",
-        title=title,
-        title_len=(title > 0).sum(1).astype(np.int32),
-        brand=brand,
-        brand_len=(brand > 0).sum(1).astype(np.int32),
-    )
-    (tokens / "token_table.json").write_text(
-        json.dumps(
-            {
-                "format_version": 1,
-                "vocab_size": VOCAB,
-                "fields": {"title": 3, "brand": 2},
-                "pad_id": 0,
-                "unk_id": 1,
-                "dataset": str(data),
-                "dataset_hash": "x",
-            }
-        )
-    )
+    write_token_table(tokens, data, VOCAB, title, brand)
     return data, tokens
 
 

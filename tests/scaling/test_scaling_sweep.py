@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from scalerec.errors import UserError
+from scalerec.memory import GPU_SHARE_ENV
 from scalerec.scaling.spec import SweepSpec, load_spec, plan_runs
 from scalerec.scaling.sweep import read_results, run_sweep
 
@@ -35,7 +37,7 @@ def fake_train(cfg):
         "wall_time_s": 0.5,
         "device": "cpu",
         "valid": {"loss": loss, "ndcg@10": 0.1},
-        "test": {"ndcg@10": 0.09},
+        "test": {"ndcg@10": 0.09, "gpu_share": float(os.environ.get(GPU_SHARE_ENV, 0))},
     }
     (rdir / "final.json").write_text(json.dumps(final))
 
@@ -95,6 +97,8 @@ def test_parallel_workers_produce_the_same_table(tmp_path):
     rows = run_sweep(spec, tmp_path / "out", parallel=2, train_fn=fake_train)
     assert sorted(r["status"] for r in rows) == ["ok"] * 4
     assert len(read_results(tmp_path / "out")) == 4
+    # each worker knows it shares the GPU with one other; the sweep's own process is left as it was
+    assert [r["test_gpu_share"] for r in rows] == [2.0] * 4 and GPU_SHARE_ENV not in os.environ
 
 
 def test_dry_run_lists_flops_and_time_without_training(tmp_path):

@@ -260,9 +260,9 @@ def _run_pending(
 
     threads = max(1, (os.cpu_count() or 1) // parallel)
     ctx = multiprocessing.get_context("spawn")
-    # workers share one GPU: each sizes its ranking tiles from its share of the free memory
-    os.environ[GPU_SHARE_ENV] = str(parallel)
-    with ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        max_workers=parallel, mp_context=ctx, initializer=_share_gpu, initargs=(parallel,)
+    ) as pool:
         futures: dict[Future, list[PlannedRun]] = {}
         queue = list(pending)
         while queue or futures:
@@ -282,6 +282,14 @@ def _run_pending(
                         write_json(rdir / "error.json", {"error": results[0][1], "traceback": ""})
                 for run, (status, err) in zip(job, results, strict=True):
                     on_done(run, status, err)
+
+
+def _share_gpu(parallel: int) -> None:
+    """Worker start-up: the workers share one GPU, so each sizes its ranking tiles from its share of
+    the free memory (set in the worker only; the sweep's own process keeps its environment)."""
+    import os
+
+    os.environ[GPU_SHARE_ENV] = str(parallel)
 
 
 def run_sweep(

@@ -25,6 +25,10 @@ histories themselves.
     python benchmarks/serve.py --model text --items 50000 --duration 3 --no-baseline   # small, here
     taskset -c 2-15 python benchmarks/serve.py --model text --items 1000000 --server-cpus 0,1 \
         --duration 20 --no-baseline                 # the bar (server pinned to 2 cores)
+
+With `--run RUN --catalog DIR --catalog-tokens DIR --histories FILE` it serves a run trained elsewhere
+(on a GPU: benchmarks/device/serve_rank_call.sh) over a catalog `serve_world.py` built, skipping the
+world's set-up.
 """
 
 from __future__ import annotations
@@ -292,9 +296,17 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--startup-timeout", type=float, default=1800.0)
     ap.add_argument("--serve-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    for hidden in ("--run", "--catalog", "--catalog-tokens", "--histories", "--ready-file"):
-        ap.add_argument(hidden, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--run", default=None, help="text mode: serve this finished run instead of building "
+                    "the world (then --catalog, --catalog-tokens and --histories too; serve_world.py "
+                    "writes them)")
+    ap.add_argument("--catalog", default=None, help="text mode with --run: dir holding items.parquet")
+    ap.add_argument("--catalog-tokens", default=None, help="text mode with --run: the catalog's token table")
+    ap.add_argument("--histories", default=None, help="text mode with --run: request histories (JSON)")
+    ap.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    given = [args.run, args.catalog, args.catalog_tokens, args.histories]
+    if not args.serve_child and any(given) and not all(given):
+        ap.error("--run, --catalog, --catalog-tokens and --histories go together")
     args.rate_search = args.rate_search or args.model == "text"
     args.codes = args.codes or ("fp16" if args.model == "text" else "sq8")
     return args
@@ -324,7 +336,7 @@ def main() -> None:
                "loadavg_1m": os.getloadavg()[0], "python": sys.version.split()[0]}
     record = {"command": " ".join([os.path.basename(sys.executable), *sys.argv]), "commit": git_commit()}
     print(json.dumps({"machine": machine, **record}), flush=True)
-    if args.model == "text":
+    if args.model == "text" and not args.run:
         from serve_model import build_world
 
         world = build_world(Path(args.workdir), args.items, args.interactions or 3 * args.items,

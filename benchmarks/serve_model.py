@@ -11,12 +11,23 @@ One synthetic world (`scalerec.data.synthetic.generate`, seeded) gives both side
 - the request histories: the world's user histories (topic-coherent, about 9 items on average).
 
 Every step is skipped when its output already exists under `--workdir`, so a second benchmark run
-reuses the world. The commands are printed, so the record can name them.
+reuses the world. The commands are printed, so the record can name them. The catalog and histories
+are built without polars (`serve_world.py`), so a GPU host can rebuild them from the seed.
+
+A GPU host without polars cannot run `data prepare`; `--prepare-device DIR` writes what it needs:
+the prepared training subset (`DIR/train_ds`, a few MB) and `DIR/world.json` (the world's seed and
+sizes, from which `serve_world.py` regenerates the 1M-item catalog there).
+benchmarks/device/serve_rank_call.sh is the device side; docs/results/serve/DEVICE_CALL.md says how.
+
+    python benchmarks/serve_model.py --prepare-device gpu/serve_dev --items 1000000 --train-subset 500K
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +43,18 @@ def _cli(argv: list[str], log: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=sys.stderr)
 
 
+def _prepared(w: Path, items: int, interactions: int, seed: int, subset: str, log: list[str]) -> Path:
+    """The world's raw dump (`data synth`) and prepared dataset with `subset` (`data prepare`)."""
+    raw, ds = w / "raw", w / "ds"
+    if not (raw / "ratings.csv").is_file():
+        _cli(["data", "synth", "--format", "amazon2018", "--interactions", str(interactions),
+              "--items", str(items), "--seed", str(seed), "--out", str(raw)], log)
+    if not (ds / "card.json").is_file():
+        _cli(["data", "prepare", "--source", "amazon2018", "--ratings", str(raw / "ratings.csv"),
+              "--meta", str(raw / "meta.json.gz"), "--subsets", subset, "--out", str(ds)], log)
+    return ds
+
+
 def build_world(
     workdir: Path, items: int, interactions: int, seed: int, size: str, steps: int, subset: str
 ) -> dict:
@@ -41,13 +64,8 @@ def build_world(
     w = workdir
     log: list[str] = []
     t0 = time.perf_counter()
-    raw, ds, tok, runs = w / "raw", w / "ds", w / "tok", w / "runs"
-    if not (raw / "ratings.csv").is_file():
-        _cli(["data", "synth", "--format", "amazon2018", "--interactions", str(interactions),
-              "--items", str(items), "--seed", str(seed), "--out", str(raw)], log)
-    if not (ds / "card.json").is_file():
-        _cli(["data", "prepare", "--source", "amazon2018", "--ratings", str(raw / "ratings.csv"),
-              "--meta", str(raw / "meta.json.gz"), "--subsets", subset, "--out", str(ds)], log)
+    tok, runs = w / "tok", w / "runs"
+    ds = _prepared(w, items, interactions, seed, subset, log)
     train_ds = ds / "subsets" / subset if (ds / "subsets" / subset / "card.json").is_file() else ds
     if not (tok / "token_table.json").is_file():
         _cli(["text", "train", "--data", str(train_ds), "--out", str(tok)], log)
@@ -58,42 +76,12 @@ def build_world(
               "--set", f"train.max_steps={steps}", "--set", "eval.max_users=1000"], log)
     catalog, catalog_tok, hist = w / "catalog", w / "catalog_tok", w / "histories.json"
     if not (catalog_tok / "token_table.json").is_file() or not hist.is_file():
-        _catalog_and_histories(catalog, catalog_tok, hist, tok, items, interactions, seed)
+        from serve_world import build_catalog  # beside this file (benchmarks/)
+
+        build_catalog(w, tok, items, interactions, seed)
         log.append(f"catalog: all {items} world items tokenized with {tok / 'tokenizer.json'}")
     return {"run": run, "catalog": catalog, "catalog_tokens": catalog_tok, "histories": hist,
             "setup_s": round(time.perf_counter() - t0, 1), "setup_commands": log}
-
-
-def _catalog_and_histories(
-    catalog: Path, catalog_tok: Path, hist: Path, tok: Path, items: int, interactions: int, seed: int
-) -> None:
-    """items.parquet of the whole world (ids 1..n in world order), its token table with the run's
-    tokenizer, and up to 20,000 user histories as item keys (oldest first)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from scalerec.data.ingest.synthetic import generate
-    from scalerec.text.item_tokens import build_token_table
-
-    world = generate(interactions, seed=seed, n_items=items)
-    catalog.mkdir(parents=True, exist_ok=True)
-    n = len(world.item_key)
-    table = pa.table({
-        "item_id": pa.array(np.arange(1, n + 1), pa.int32()),
-        "item_key": pa.array(world.item_key.astype(str).tolist()),
-        "title": pa.array(world.title.tolist()),
-        "brand": pa.array(world.brand.tolist()),
-        "categories": pa.array(world.categories.tolist(), pa.list_(pa.string())),
-    })
-    pq.write_table(table, catalog / "items.parquet")
-    build_token_table(catalog, catalog_tok, tokenizer_path=tok / "tokenizer.json",
-                      max_lens=json.loads((tok / "token_table.json").read_text())["fields"])
-    bounds = np.flatnonzero(np.diff(world.user)) + 1
-    users = np.split(world.item, bounds)
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(users), size=min(20_000, len(users)), replace=False)
-    keys = world.item_key.astype(str)
-    hist.write_text(json.dumps([keys[users[u]].tolist() for u in picked]))
 
 
 def load_histories(path: Path, max_len: int) -> list[list[str]]:
@@ -114,3 +102,48 @@ def request_recall(rec, histories: list[list[str]]) -> float:
     hits = rec.index.search(queries, 10)
     found = np.array([[r for r, _ in h] + [-1] * (10 - len(h)) for h in hits])
     return round(recall_at(found, truth), 4)
+
+
+def prepare_device(dest: Path, workdir: Path, items: int, interactions: int, seed: int, subset: str) -> dict:
+    """Write `dest/train_ds` (the prepared training subset) and `dest/world.json` (seed and sizes of the
+    world, the commands that made it); `dest` appears whole or not at all."""
+    if dest.exists():
+        raise SystemExit(f"{dest} exists; remove it or name another folder")
+    log: list[str] = []
+    ds = _prepared(workdir, items, interactions, seed, subset, log)
+    train_ds = ds / "subsets" / subset
+    if not (train_ds / "card.json").is_file():
+        raise SystemExit(f"{train_ds}: no such subset ({ds} was prepared with other --subsets; "
+                         "use another --workdir)")
+    tmp = dest.with_name(dest.name + ".partial")
+    if tmp.exists():
+        raise SystemExit(f"{tmp} exists (an interrupted earlier try?); remove it first")
+    shutil.copytree(train_ds, tmp / "train_ds")
+    card = json.loads((train_ds / "card.json").read_text())
+    world = {"items": items, "interactions": interactions, "seed": seed, "train_subset": subset,
+             "train_users": card.get("n_users"), "train_items": card.get("n_items"),
+             "train_interactions": card.get("n_interactions"),
+             "train_ds_bytes": sum(f.stat().st_size for f in (tmp / "train_ds").iterdir()),
+             "commands": log or [f"(reused the world under {workdir})"]}
+    (tmp / "world.json").write_text(json.dumps(world, indent=1))
+    os.replace(tmp, dest)
+    return world
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Prepare the serving world's files for a GPU host.")
+    ap.add_argument("--prepare-device", required=True, metavar="DIR",
+                    help="write train_ds/ and world.json here")
+    ap.add_argument("--workdir", default="/tmp/scalerec-serve-device", help="raw dump and prepared world")
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--interactions", type=int, default=0, help="world size (default 3 x items)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-subset", default="500K", help="nested subset the model trains on")
+    args = ap.parse_args()
+    world = prepare_device(Path(args.prepare_device), Path(args.workdir), args.items,
+                           args.interactions or 3 * args.items, args.seed, args.train_subset)
+    print(json.dumps({"prepared_for_device": str(args.prepare_device), **world}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -215,6 +215,13 @@ def _item_keys(perm: np.ndarray, params: tuple[int, int]) -> Any:
     )
 
 
+def _numpy_item_keys(perm: np.ndarray, params: tuple[int, int]) -> np.ndarray:
+    """`_item_keys` without polars: the same keys as one numpy unicode array, encoded in pieces."""
+    step = 1 << 20
+    pieces = [encode_keys(perm[a : a + step], *params, "B0", 8) for a in range(0, len(perm), step)]
+    return np.concatenate(pieces) if pieces else np.array([], dtype="U10")
+
+
 def _skip_doubles(rng: np.random.Generator, n: int) -> None:
     """Move `rng` past `n` calls' worth of `random()` without drawing them.
 
@@ -234,8 +241,13 @@ def plan(
     n_items: int | None = None,
     mean_len: float = 9.0,
     chunk_users: int | None = None,
+    numpy_keys: bool = False,
 ) -> WorldPlan:
-    """Draw the world up to the per-rating columns, recording rng states per chunk of users."""
+    """Draw the world up to the per-rating columns, recording rng states per chunk of users.
+
+    `numpy_keys` gives `item_key` as a numpy unicode array (same keys, same draws) instead of a
+    polars Series, for machines without polars: the serving benchmark rebuilds its catalog on a
+    GPU host whose image lacks polars (benchmarks/serve_world.py)."""
     if n_interactions < 10:
         raise ValueError(f"n_interactions must be >= 10, got {n_interactions}")
     rng = np.random.default_rng(seed)
@@ -273,7 +285,8 @@ def plan(
     for size in sizes:  # ratings: choice(nnz) is random(nnz), one draw per rating
         p.rating_states.append(dict(rng.bit_generator.state))
         _skip_doubles(rng, size)
-    p.item_key = _item_keys(perm, key_params(rng, n_items, 8))
+    params = key_params(rng, n_items, 8)
+    p.item_key = _numpy_item_keys(perm, params) if numpy_keys else _item_keys(perm, params)
     p.user_keys = key_params(rng, n_users, 12)
     return p
 

@@ -20,7 +20,11 @@ encoder; every request's history goes through the transformer (micro-batched by 
 the FAISS search, and the histories are the world's user histories (`serve_model.py`). The load is
 then open-loop (`serve_load.py`): the benchmark searches for the highest request rate that keeps
 p50 ≤ 10 ms, p99 ≤ 50 ms and 0 errors, and reports recall@10 against exact search on the request
-histories themselves.
+histories themselves. Before the load, `--split-requests` requests go one at a time and the
+server's per-stage times (its `Server-Timing` header: parse, queue, resolve, items, transformer,
+search, build, json, and the time outside the app) are printed as a `split` line; every rate trial
+carries the same split (`split_ms`). `--engine int8|jit` picks the query engine
+(`scalerec.serve.query_engine`); recall is then measured against exact search of float32 queries.
 
     python benchmarks/serve.py --model text --items 50000 --duration 3 --no-baseline   # small, here
     taskset -c 2-15 python benchmarks/serve.py --model text --items 1000000 --server-cpus 0,1 \
@@ -73,16 +77,19 @@ def serve_child(args: argparse.Namespace) -> None:
         from serve_model import load_histories, request_recall
 
         torch.set_num_threads(len(os.sched_getaffinity(0)))  # the catalog is encoded on every core
-        cfg = ServeConfig(index=index, max_history=args.history_len)
+        cfg = ServeConfig(index=index, max_history=args.history_len, server_timing=True)
         histories = load_histories(args.histories, args.history_len)
         sample, tune = histories[:500], histories[500:]  # recall is measured on histories not tuned on
         rows = {it.key: i + 1 for i, it in enumerate(load_items(args.catalog))}
         rec = load_recommender(args.run, cfg, dataset_dir=args.catalog, tokens_dir=args.catalog_tokens,
-                               dtype=args.dtype, tune_histories=[[rows[k] for k in h] for h in tune])
+                               dtype=args.dtype, tune_histories=[[rows[k] for k in h] for h in tune],
+                               engine=args.engine)
+        if args.nprobe:
+            rec.index.set_width(args.nprobe)
         extra = {"request_recall@10": request_recall(rec, sample), "model": rec.encoder.meta["model_config"]}
     else:
         encoder = ClusteredEncoder(args.items, args.dim, seed=args.seed)
-        rec = Recommender(encoder, synthetic_items(args.items), ServeConfig(index=index))
+        rec = Recommender(encoder, synthetic_items(args.items), ServeConfig(index=index, server_timing=True))
     set_search_threads(args.search_threads)
     if args.model == "text":
         torch.set_num_threads(args.torch_threads)
@@ -125,7 +132,7 @@ def start_server(args: argparse.Namespace, kind: str) -> tuple[subprocess.Popen,
 
 CHILD_OPTIONS = (
     "model", "items", "dim", "seed", "codes", "server_cpus", "search_threads", "switch_interval_ms",
-    "target_recall", "torch_threads", "dtype", "history_len",
+    "target_recall", "torch_threads", "dtype", "history_len", "engine", "nprobe",
     "run", "catalog", "catalog_tokens", "histories",
 )
 """Settings the server subprocess gets from the benchmark's own command line."""
@@ -225,12 +232,27 @@ def drive(args: argparse.Namespace, port: int, duration: float) -> dict:
             "requests": sum(t["requests"] for t in search["trials"]), "trials": search["trials"]}
 
 
+def single_requests(args: argparse.Namespace, port: int) -> dict:
+    """`--split-requests` requests one at a time (after 20 unrecorded): the per-stage split of one
+    request's time on the server path, with nothing queued (printed as a `split` line)."""
+    if not args.split_requests:
+        return {}
+    from serve_load import request_bytes, sequential
+
+    requests = request_bytes(request_histories(args), 10)
+    asyncio.run(sequential(port, requests[::-1], 20, 10))
+    split = asyncio.run(sequential(port, requests, args.split_requests, 10))
+    print(json.dumps({"split": split}), flush=True)
+    return split
+
+
 def phase(args: argparse.Namespace, kind: str, duration: float) -> dict:
     t0 = time.perf_counter()
     proc, port, ready = start_server(args, kind)
     startup = time.perf_counter() - t0
     try:
         report = health(port)["index"]
+        split = single_requests(args, port)
         server0, client0 = cpu_seconds(proc.pid), time.process_time()
         stats = drive(args, port, duration)
         n = max(stats["requests"], 1)
@@ -252,6 +274,7 @@ def phase(args: argparse.Namespace, kind: str, duration: float) -> dict:
         "duration_s": duration,
         "startup_s": round(startup, 1),
         "server": {k: v for k, v in ready.items() if k != "child"},
+        "split": split,
         **stats,
         "index": report,
         "loadavg_1m_after": os.getloadavg()[0],
@@ -280,6 +303,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--torch-threads", type=int, default=1, help="text mode: torch threads per forward")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                     help="text mode: precision of the transformer on histories")
+    ap.add_argument("--engine", default="eager", choices=["eager", "jit", "int8"],
+                    help="text mode: query engine of the transformer (scalerec.serve.query_engine)")
+    ap.add_argument("--nprobe", type=int, default=0, help="serve at this IVF probe width instead of "
+                    "the tuned one (request recall is measured at it); 0 = tuned")
+    ap.add_argument("--split-requests", type=int, default=200,
+                    help="requests sent one at a time for the per-stage split (0 = none)")
     ap.add_argument("--switch-interval-ms", type=float, default=SWITCH_INTERVAL_S * 1e3,
                     help="the server's GIL switch interval (CPython's default is 5)")
     ap.add_argument("--rate-search", action="store_true",

@@ -6,6 +6,11 @@ arrive as a Poisson process at `rate` per second whatever the server does, each 
 keep-alive connection (a new one when all are busy), and latency runs from the *scheduled* arrival,
 so a server that falls behind shows it in p99 (no coordinated omission). `find_rate` doubles the
 rate while the bar holds, then bisects between the last passing and the first failing rate.
+
+When the server sends `Server-Timing` (`ServeConfig.server_timing`), every trial also reports the
+per-stage split of its requests (`split_ms`: p50 and mean per stage), with `outside_app` = the
+client's latency minus the server app's own time (HTTP parsing in uvicorn, the event loop, loopback
+TCP, the client); `sequential` measures that split one request at a time, with no queueing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from scalerec.serve.timing import parse_server_timing
 
 HEAD = (
     "POST /recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -33,15 +40,55 @@ def request_bytes(histories: Sequence[Sequence[str]], k: int) -> list[bytes]:
     return out
 
 
-async def _exchange(conn: tuple, request: bytes) -> tuple[bytes, bytes]:
+async def _exchange(conn: tuple, request: bytes) -> tuple[bytes, bytes, dict[str, float]]:
+    """Send one request; (status line, body, the Server-Timing stages in ms or {})."""
     reader, writer = conn
     writer.write(request)
     status = await reader.readline()
-    length = 0
+    length, timing = 0, {}
     while (line := await reader.readline()) not in (b"\r\n", b""):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return status, await reader.readexactly(length)
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"server-timing":
+            timing = parse_server_timing(value.decode("ascii", errors="replace"))
+    return status, await reader.readexactly(length), timing
+
+
+def split_summary(stages: Sequence[dict[str, float]], latency_s: Sequence[float]) -> dict:
+    """Per-stage p50 / mean (ms) over requests that reported `Server-Timing` ({} when none did);
+    `total` is the client's latency and `outside_app` its part outside the server app."""
+    pairs = [(st, t * 1e3) for st, t in zip(stages, latency_s, strict=True) if st]
+    if not pairs:
+        return {}
+    names = list(dict.fromkeys(name for st, _ in pairs for name in st))
+    cols = {n: [st.get(n, 0.0) for st, _ in pairs] for n in names}
+    cols["total"] = [t for _, t in pairs]
+    if "app" in cols:
+        cols["outside_app"] = [t - a for t, a in zip(cols["total"], cols["app"], strict=True)]
+    return {"requests": len(pairs), **{n: {"p50": round(float(np.median(v)), 3),
+                                           "mean": round(float(np.mean(v)), 3)} for n, v in cols.items()}}
+
+
+async def sequential(port: int, requests: list[bytes], n: int, k: int) -> dict:
+    """`n` requests one after another on one keep-alive connection (no queueing anywhere): the
+    per-request split of the server path. Errors are counted, their split left out."""
+    conn = await asyncio.open_connection("127.0.0.1", port)
+    lat: list[float] = []
+    stages: list[dict[str, float]] = []
+    errors = 0
+    try:
+        for i in range(n):
+            t0 = time.perf_counter()
+            status, payload, timing = await _exchange(conn, requests[i % len(requests)])
+            ok = b" 200 " in status and payload.count(b'"key"') == k
+            errors += not ok
+            lat.append(time.perf_counter() - t0)
+            stages.append(timing if ok else {})
+    finally:
+        conn[1].close()
+    return {"requests": n, "errors": errors, "split_ms": split_summary(stages, lat)}
 
 
 async def open_loop(
@@ -52,6 +99,7 @@ async def open_loop(
     idle: list[tuple] = []
     lat: list[float] = []
     errs: list[str] = []
+    stages: list[dict[str, float]] = []
     opened = 0
 
     async def fire(at: float, request: bytes) -> None:
@@ -61,13 +109,16 @@ async def open_loop(
             if conn is None:
                 conn = await asyncio.open_connection("127.0.0.1", port)
                 opened += 1
-            status, payload = await _exchange(conn, request)
+            status, payload, timing = await _exchange(conn, request)
             lat.append(time.perf_counter() - at)
             if b" 200 " not in status or payload.count(b'"key"') != k:
                 errs.append(status.decode(errors="replace").strip() or "empty answer")
+                timing = {}
+            stages.append(timing)
             idle.append(conn)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             lat.append(time.perf_counter() - at)
+            stages.append({})
             errs.append(repr(exc))
 
     tasks = []
@@ -87,7 +138,8 @@ async def open_loop(
     pct = {f"p{p}_ms": round(float(np.percentile(ms, p)), 2) for p in (50, 90, 99)} if len(ms) else {}
     return {"offered_rps": rate, **pct, "requests": len(lat),
             "achieved_rps": round(len(lat) / max(time.perf_counter() - start, duration), 1),
-            "errors": len(errs), "first_errors": errs[:3], "connections": opened}
+            "errors": len(errs), "first_errors": errs[:3], "connections": opened,
+            **({"split_ms": split} if (split := split_summary(stages, lat)) else {})}
 
 
 def meets_bar(step: dict, p50_ms: float = 10.0, p99_ms: float = 50.0) -> bool:

@@ -39,6 +39,7 @@ START_RATE=${START_RATE:-25}
 RATE_STEPS=${RATE_STEPS:-9}
 TARGET_RECALL=${TARGET_RECALL:-0.96}  # the index is tuned on 200 histories; the bar (0.95) is read on 500 others
 SERVE2=${SERVE2---dtype bfloat16}  # flags of a second serving run, made only if >= 150 s are left
+SERVE_EXTRA=${SERVE_EXTRA-}        # more serve.py flags for both serving runs (e.g. --engine int8)
 mkdir -p "$OUT" "$W"
 
 left() {  # seconds left minus a reserve, at least 5 (`timeout 0` would mean no limit)
@@ -65,7 +66,7 @@ fi
   (nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU") | sed 's/^/# gpu /'
   $PY -c "import sys, torch; print('# python', sys.version.split()[0], 'torch', torch.__version__)"
   $PY -c "import faiss, fastapi, uvicorn; print('# faiss', faiss.__version__, 'fastapi', fastapi.__version__, 'uvicorn', uvicorn.__version__)" 2>&1 | tail -1
-  echo "# settings DEV=$DEV SIZE=$SIZE TRAIN_MIN=$TRAIN_MIN TRAIN_EPOCHS=$TRAIN_EPOCHS TRAIN_EXTRA='$TRAIN_EXTRA' RANK=${RANK_USERS}x$RANK_ITEMS SERVER_CPUS=$SERVER_CPUS SERVE_DURATION=$SERVE_DURATION START_RATE=$START_RATE RATE_STEPS=$RATE_STEPS TARGET_RECALL=$TARGET_RECALL SERVE2='$SERVE2'"
+  echo "# settings DEV=$DEV SIZE=$SIZE TRAIN_MIN=$TRAIN_MIN TRAIN_EPOCHS=$TRAIN_EPOCHS TRAIN_EXTRA='$TRAIN_EXTRA' RANK=${RANK_USERS}x$RANK_ITEMS SERVER_CPUS=$SERVER_CPUS SERVE_DURATION=$SERVE_DURATION START_RATE=$START_RATE RATE_STEPS=$RATE_STEPS TARGET_RECALL=$TARGET_RECALL SERVE_EXTRA='$SERVE_EXTRA' SERVE2='$SERVE2'"
   $PY -c "import json, sys; print('# world', json.dumps(json.load(open(sys.argv[1]))))" "$SRC/world.json"
 } | tee "$OUT/env.txt"
 ITEMS=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['items'])" "$SRC/world.json")
@@ -99,7 +100,7 @@ pin "$TRAIN_CPUS" timeout "$(left 170)" "${RANK_CMD[@]}" > "$OUT/ranking.log" 2>
 SERVE_CMD=($PY benchmarks/serve.py --model text --items "$ITEMS" --server-cpus "$SERVER_CPUS" --run "$RUN"
   --catalog "$W/catalog" --catalog-tokens "$W/catalog_tok" --histories "$W/histories.json"
   --duration "$SERVE_DURATION" --no-baseline --start-rate "$START_RATE" --rate-steps "$RATE_STEPS"
-  --target-recall "$TARGET_RECALL" --workdir "$W/serve")
+  --target-recall "$TARGET_RECALL" --workdir "$W/serve" $SERVE_EXTRA)
 stamp "serve: ${SERVE_CMD[*]}; uptime: $(uptime)"
 { echo "# ${SERVE_CMD[*]}"; echo "# before: $(uptime)"; } > "$OUT/serve.log"
 timeout "$(left 8)" "${SERVE_CMD[@]}" >> "$OUT/serve.log" 2>&1 || stamp "serve FAILED or timed out (rc $?)"

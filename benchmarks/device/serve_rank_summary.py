@@ -73,7 +73,13 @@ def _serve(out: Path, name: str = "serve") -> str:
             f"errors {phase.get('errors')}; request recall@10 {server.get('request_recall@10')}; index "
             f"{idx.get('kind')} nprobe {idx.get('nprobe')}/{idx.get('nlist')}; server setup "
             f"{server.get('setup_s')} s; bar {json.dumps(bar['bar'])}; load avg {bar.get('loadavg_1m_end')}; "
-            f"commit {bar.get('commit')}")
+            f"commit {bar.get('commit')}{_split(phase.get('split') or {})}")
+
+
+def _split(split: dict) -> str:
+    """The one-request-at-a-time split of the serving run (p50 ms per stage), or nothing."""
+    stages = {k: v["p50"] for k, v in split.items() if isinstance(v, dict) and "p50" in v}
+    return "; split p50 ms " + json.dumps(stages) if stages else ""
 
 
 def _flags(log: Path) -> str:

@@ -73,3 +73,14 @@ def test_summary_reads_the_logs_and_names_what_is_missing(
     assert "total 21.6 s = user encode 1.5 + item encode 0.1 + rank 20.0" in text
     assert "exact agreement 1.0 on 256 users" in text
     assert "train: MISSING" in text and "serve: MISSING" in text and "catalog: MISSING" in text
+
+
+def test_summary_prints_the_serving_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    split = {"requests": 200, "encode": {"p50": 3.1, "mean": 3.2}, "search": {"p50": 0.9, "mean": 1.0}}
+    (tmp_path / "serve.log").write_text("\n".join(json.dumps(r) for r in [
+        {"phase": "ivf", "split": split, "p50_ms": 5.0, "index": {"nprobe": 137}, "server": {}},
+        {"bar": {"p50_ms<=10": True}, "commit": "abc"},
+    ]) + "\n")
+    monkeypatch.setattr(sys, "argv", ["serve_rank_summary.py", str(tmp_path)])
+    summary.main()
+    assert 'split p50 ms {"encode": 3.1, "search": 0.9}' in (tmp_path / "summary.txt").read_text()

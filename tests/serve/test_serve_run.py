@@ -152,3 +152,49 @@ def test_grouped_batches_equal_one_history_at_a_time(run_dir) -> None:
     hists = [[3], [1, 2, 3, 4, 5, 6], [7, 8], [9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [4]]
     one_by_one = np.stack([enc.encode_history(h) for h in hists])
     np.testing.assert_allclose(enc.encode_histories(hists), one_by_one, rtol=1e-4, atol=1e-5)
+
+
+HISTS = [[3], [1, 2, 3, 4, 5, 6], [7, 8], list(range(1, 21)), [9, 9, 1, 4]]
+
+
+def test_jit_engine_equals_eager_and_int8_stays_close(run_dir) -> None:
+    """The traced engines encode like the eager model at every batch size and history length
+    (neither is specialised to the trace's example); int8 weights move vectors by ~1%, no more."""
+    from scalerec.serve.run_encoder import RunEncoder
+
+    eager = RunEncoder(run_dir)
+    jit, int8 = RunEncoder(run_dir, engine="jit"), RunEncoder(run_dir, engine="int8")
+    ref = eager.encode_histories(HISTS)
+    np.testing.assert_allclose(jit.encode_histories(HISTS), ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(jit.encode_history([7, 8]), ref[2], rtol=1e-4, atol=1e-5)
+    q = int8.encode_histories(HISTS)
+    cos = (q * ref).sum(1) / (np.linalg.norm(q, axis=1) * np.linalg.norm(ref, axis=1))
+    assert cos.min() > 0.99 and not np.allclose(q, ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(int8.encode_catalog(), eager.encode_catalog())  # items stay float32
+    assert set(int8.last_split) == {"items", "transformer"} and int8.last_split["transformer"] > 0
+
+
+def test_reference_queries_are_the_float32_models(run_dir) -> None:
+    from scalerec.errors import UserError
+    from scalerec.serve.run_encoder import RunEncoder
+
+    eager, int8 = RunEncoder(run_dir), RunEncoder(run_dir, engine="int8")
+    assert eager.reference_histories(HISTS) is None  # already the reference
+    ref = eager.encode_histories(HISTS)
+    np.testing.assert_allclose(int8.reference_histories(HISTS), ref, rtol=1e-5, atol=1e-6)
+    bf16 = RunEncoder(run_dir, dtype="bfloat16")  # bf16 runs a converted copy: the model stays float32
+    np.testing.assert_allclose(bf16.reference_histories(HISTS), ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(UserError, match="float32"):
+        RunEncoder(run_dir, engine="int8", dtype="bfloat16")
+    with pytest.raises(UserError, match="engine"):
+        RunEncoder(run_dir, engine="onnx")
+
+
+def test_load_recommender_plumbs_the_engine_and_the_split(run_dir) -> None:
+    from scalerec.serve.run_encoder import load_recommender
+
+    rec = load_recommender(run_dir, engine="int8")
+    assert rec.encoder.engine == "int8"
+    out = rec.recommend(["A001", "A002"], k=3)
+    assert {"items", "transformer", "encode", "search"} <= set(out.timings)
+    assert out.timings["items"] + out.timings["transformer"] <= out.timings["encode"] + 1e-6

@@ -132,9 +132,13 @@ class ItemIndex:
         vectors: np.ndarray,
         cfg: IndexConfig | None = None,
         sample_queries: np.ndarray | None = None,
+        truth_queries: np.ndarray | None = None,
     ) -> ItemIndex:
         """Index `vectors` [N,d] (row r named keys[r]). `sample_queries` [Q,d] (e.g. encoded histories)
-        tune and measure the approximate index; default: sampled catalog rows plus noise."""
+        tune and measure the approximate index; default: sampled catalog rows plus noise.
+        `truth_queries` [Q,d]: the same histories encoded by the reference model (float32), when the
+        served queries come from a faster, approximate encoder (int8): recall@10 is then measured
+        against the exact answer to the reference queries, so it includes the encoder's error."""
         cfg = cfg or IndexConfig()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(keys):
@@ -148,7 +152,8 @@ class ItemIndex:
         index = cls(cfg, kind, list(keys), rows_by_key, vectors.shape[1], vectors)
         t0 = time.perf_counter()
         if kind != "exact":
-            index._build_faiss(vectors, _queries(vectors, sample_queries, cfg))
+            truth = None if truth_queries is None or sample_queries is None else truth_queries
+            index._build_faiss(vectors, _queries(vectors, sample_queries, cfg), truth)
         index.report.update(
             kind=kind, n_items=len(keys), dim=index.dim, build_s=round(time.perf_counter() - t0, 3)
         )
@@ -159,7 +164,7 @@ class ItemIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _build_faiss(self, vectors: np.ndarray, queries: np.ndarray) -> None:
+    def _build_faiss(self, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray | None) -> None:
         try:
             import faiss
         except ImportError:
@@ -186,14 +191,17 @@ class ItemIndex:
             index.hnsw.efConstruction = 80
         index.add(vectors)
         self._faiss = index
-        self._tune(queries, vectors)
+        self._tune(queries, vectors, truth)
         self._vectors = np.zeros((0, d), dtype=np.float32)  # FAISS keeps its own copy
 
-    def _tune(self, queries: np.ndarray, vectors: np.ndarray) -> None:
+    def _tune(self, queries: np.ndarray, vectors: np.ndarray, reference: np.ndarray | None) -> None:
         """Smallest probe width (IVF nprobe / HNSW efSearch) whose recall@10 on `queries` reaches the
         target: doubling until it passes, then bisection between the last failing and first passing
-        width (search cost grows linearly in the width, so every step saved is latency saved)."""
-        truth = exact_topk(queries, vectors, 10, self.cfg.chunk_rows)[1]
+        width (search cost grows linearly in the width, so every step saved is latency saved).
+        Truth is the exact top-10 of `reference` (the same queries from the reference encoder) when
+        given, else of `queries` themselves."""
+        ref = queries if reference is None else np.ascontiguousarray(reference[: len(queries)], np.float32)
+        truth = exact_topk(ref, vectors, 10, self.cfg.chunk_rows)[1]
         knob = "nprobe" if self.kind == "ivf" else "efSearch"
         limit = self.report.get("nlist", 4096) if self.kind == "ivf" else 4096
         recalls: dict[int, float] = {}
@@ -213,6 +221,19 @@ class ItemIndex:
                 low, high = (low, mid) if recall(mid) >= self.cfg.target_recall else (mid, high)
         self._set_knob(high)
         self.report.update({knob: high, "recall@10": round(recall(high), 4), "recall_queries": len(queries)})
+
+    def set_width(self, width: int) -> None:
+        """Search at this probe width (IVF nprobe / HNSW efSearch) instead of the tuned one; the
+        report keeps the tuned width and its recall under `tuned_*` (they no longer describe it)."""
+        if self._faiss is None:
+            raise UserError("an exact index has no probe width to set")
+        if width < 1:
+            raise UserError(f"probe width must be >= 1, got {width}")
+        knob = "nprobe" if self.kind == "ivf" else "efSearch"
+        self.report.setdefault(f"tuned_{knob}", self.report.get(knob))
+        self.report.setdefault("tuned_recall@10", self.report.pop("recall@10", None))
+        self._set_knob(width)
+        self.report[knob] = width
 
     def _set_knob(self, value: int) -> None:
         if self.kind == "ivf":

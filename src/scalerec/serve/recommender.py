@@ -18,6 +18,7 @@ import numpy as np
 
 from scalerec.errors import UserError
 from scalerec.serve.index import IndexConfig, ItemIndex
+from scalerec.serve.timing import StageClock
 
 
 class Encoder(Protocol):
@@ -65,6 +66,9 @@ class ServeConfig:
     max_new_items: int = field(default=10_000, metadata={"range": "[1, inf)"})
     """Most cold-start items `POST /items` may add while the service runs (each one grows the index
     and the model's token table in memory); past it the service answers 409."""
+    server_timing: bool = False
+    """Send each `POST /recommend` answer's stage times (parse, queue, resolve, encode, search, ...)
+    in a `Server-Timing` header (`scalerec.serve.timing`); the serving benchmark turns it on."""
 
     def __post_init__(self) -> None:
         names = ("max_k", "max_history", "max_batch", "max_body_bytes", "max_key_chars", "max_new_items")
@@ -101,6 +105,11 @@ class Recommendation:
     items: list[Scored]
     unknown: list[str]
     used: int
+    timings: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    """Milliseconds per stage of the call that answered it (shared by a micro-batch; never sent
+    as part of the answer body)."""
+    window: tuple[float, float] = field(default=(0.0, 0.0), repr=False, compare=False)
+    """`time.perf_counter()` when that call started and ended (to time the queue around it)."""
 
 
 @dataclass
@@ -139,19 +148,27 @@ class Recommender:
         self.n_added = 0
         vectors = np.asarray(encoder.encode_catalog(), dtype=np.float32)
         self.index = ItemIndex.build(
-            [it.key for it in self.items], vectors, self.cfg.index, self._sample_queries(tune_histories)
+            [it.key for it in self.items], vectors, self.cfg.index, *self._sample_queries(tune_histories)
         )
 
-    def _sample_queries(self, histories: Sequence[Sequence[int]] | None) -> np.ndarray | None:
-        """Encoded histories to tune/measure the approximate index's recall on (None: exact index)."""
+    def _sample_queries(
+        self, histories: Sequence[Sequence[int]] | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Encoded histories to tune/measure the approximate index's recall on (None: exact index),
+        and the same histories from the encoder's float32 reference when it serves an approximation
+        (`reference_histories`, e.g. int8 queries), else None."""
         n = len(self.items)
         kind = self.cfg.index.kind
         if kind == "exact" or (kind == "auto" and n <= self.cfg.index.exact_threshold):
-            return None
+            return None, None
         if histories is None:
             rng = np.random.default_rng(self.cfg.index.seed)
             histories = rng.integers(1, n + 1, size=(self.cfg.index.recall_queries, 5)).tolist()
-        return encode_histories(self.encoder, [list(h) for h in histories[: self.cfg.index.recall_queries]])
+        sample = [list(h) for h in histories[: self.cfg.index.recall_queries]]
+        reference = getattr(self.encoder, "reference_histories", None)
+        truth = None if reference is None else reference(sample)
+        queries = encode_histories(self.encoder, sample)
+        return queries, None if truth is None else np.asarray(truth, np.float32)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -187,7 +204,11 @@ class Recommender:
         return result
 
     def recommend_batch(self, queries: Sequence[Query]) -> list[Recommendation | UserError]:
-        """Answer many queries with one index search; a bad query yields its UserError in place."""
+        """Answer many queries with one index search; a bad query yields its UserError in place.
+        Each answer carries the call's stage times (`Recommendation.timings`, ms): resolve (keys →
+        rows), encode (history → query vector; the encoder's own split when it reports one),
+        search (index + seen-item filtering), build (answer objects)."""
+        clock = StageClock()
         resolved: list[Any] = []  # (rows, unknown keys) or the query's UserError
         for q in queries:
             try:
@@ -199,14 +220,23 @@ class Recommender:
         out: list[Recommendation | UserError] = list(resolved)  # errors stay in place
         if not good:
             return out
+        clock.lap("resolve")
         vecs = encode_histories(self.encoder, [[r + 1 for r in resolved[i][0]] for i in good])
+        clock.lap("encode")
+        clock.add(getattr(self.encoder, "last_split", None))
         exclude = [resolved[i][0] if queries[i].exclude_seen else () for i in good]
         hits = self.index.search(vecs, max(queries[i].k for i in good), exclude)
+        clock.lap("search")
         items = self.items
+        answers = []
         for i, found in zip(good, hits, strict=True):
             rows, unknown = resolved[i]
             top = [Scored(items[r].key, items[r].title, s) for r, s in found[: queries[i].k]]
-            out[i] = Recommendation(top, unknown, len(rows))
+            answers.append((i, top, unknown, len(rows)))
+        end = clock.lap("build")
+        clock.ms["batch"] = float(len(good))
+        for i, top, unknown, used in answers:
+            out[i] = Recommendation(top, unknown, used, clock.ms, (clock.start, end))
         return out
 
     def add_item(self, key: str, title: str, brand: str = "", categories: Sequence[str] = ()) -> Item:

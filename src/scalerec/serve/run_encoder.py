@@ -11,6 +11,7 @@ cap on what the model reads: `text train` writes 40-token titles while the model
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from scalerec.data.read.sequences import UserSequences, pad_left
 from scalerec.errors import UserError
 from scalerec.rundir import load_run, verify_dataset
+from scalerec.serve.query_engine import QUERY_ENGINES, QueryEngine, build_query_body
 from scalerec.serve.recommender import Item, Recommender, ServeConfig
 from scalerec.text.item_tokens import encode_items, load_item_tokens
 from scalerec.text.tokenizer import load_tokenizer
@@ -39,7 +41,10 @@ class RunEncoder:
         dtype: str = "float32",
         allow_unfinished: bool = False,
         new_catalog: bool = False,
+        engine: QueryEngine = "eager",
     ) -> None:
+        """`dtype` and `engine` choose how histories are encoded (`scalerec.serve.query_engine`);
+        the model itself stays float32, and is the reference `reference_histories` runs."""
         loaded = load_run(
             run_dir, device, tokens_dir, allow_unfinished=allow_unfinished, new_catalog=new_catalog
         )
@@ -47,9 +52,13 @@ class RunEncoder:
         check_finite_weights(self.model, Path(run_dir))
         if dtype not in QUERY_DTYPES:
             raise UserError(f"dtype must be one of {', '.join(QUERY_DTYPES)}, got {dtype!r}")
-        self.query_dtype = QUERY_DTYPES[dtype]
-        for part in (self.model.pos_emb, self.model.transformer, self.model.norm):
-            part.to(self.query_dtype)  # the item encoder stays float32: catalog vectors are exact
+        if engine not in QUERY_ENGINES:
+            raise UserError(f"query engine must be one of {', '.join(QUERY_ENGINES)}, got {engine!r}")
+        if engine != "eager" and dtype != "float32":
+            raise UserError(f"query engine {engine!r} runs float32 weights; drop dtype {dtype!r}")
+        self.query_dtype, self.engine = QUERY_DTYPES[dtype], engine
+        self.body = build_query_body(self.model, engine, self.query_dtype)
+        self.last_split: dict[str, float] = {}  # ms of the last encode_histories call, by stage
         self.max_len = int(self.model.cfg.max_len)
         self.text = self.model.cfg.has_text  # hybrid too: a new item's ID part is zero
         self.tokenizer, self.tables = None, None
@@ -71,16 +80,37 @@ class RunEncoder:
     def encode_histories(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """`encode_history` for a micro-batch: [Q, d] float32. Histories of similar length share a
         forward pass (`length_groups`), so one long history does not pad a whole batch to its length.
-        The transformer runs in `query_dtype` (bfloat16: 2-3x faster on CPUs with AMX at batch >= 8)."""
+        The transformer runs as the query engine / dtype say (`scalerec.serve.query_engine`).
+        `last_split` then holds its stages in ms: items (history ids → item vectors, the text
+        encoder on each item's token rows) and transformer (the query pass, last position read)."""
+        return self._encode(histories, self.body, self.query_dtype)
+
+    def reference_histories(self, histories: Sequence[Sequence[int]]) -> np.ndarray | None:
+        """The same histories through the float32 eager model, or None when that is what
+        `encode_histories` already runs: the truth an approximate engine's recall is measured on."""
+        if self.engine == "eager" and self.query_dtype == torch.float32:
+            return None
+        with torch.inference_mode():
+            return self._encode(histories, build_query_body(self.model, "eager"), torch.float32)
+
+    def _encode(
+        self, histories: Sequence[Sequence[int]], body: torch.nn.Module, dtype: torch.dtype
+    ) -> np.ndarray:
+        t0 = time.perf_counter()
         padded, lengths = pad_left(UserSequences.from_lists([list(h) for h in histories]), self.max_len)
         out = np.empty((len(lengths), self.model.cfg.d_model), dtype=np.float32)
+        items_s = time.perf_counter() - t0  # padding the ids is part of "items"
         for rows in length_groups(lengths):
+            t = time.perf_counter()
             width = int(lengths[rows].max())  # no columns that only hold padding
             inputs = torch.from_numpy(padded[rows, :width]).to(self.device)
-            vectors = self.model.encode_items(inputs).to(self.query_dtype)
-            hidden = self.model(inputs, input_vectors=vectors)  # [G, width, d]
+            vectors = self.model.encode_items(inputs).to(dtype)
+            items_s += time.perf_counter() - t
+            hidden = body(vectors)  # [G, width, d]
             last = torch.from_numpy(np.maximum(lengths[rows] - 1, 0)).to(self.device)
             out[rows] = hidden[torch.arange(len(rows), device=self.device), last].float().cpu().numpy()
+        total = time.perf_counter() - t0
+        self.last_split = {"items": items_s * 1e3, "transformer": (total - items_s) * 1e3}
         return out
 
     @torch.no_grad()
@@ -161,6 +191,7 @@ def load_recommender(
     dtype: str = "float32",
     tune_histories: Sequence[Sequence[int]] | None = None,
     allow_unfinished: bool = False,
+    engine: QueryEngine = "eager",
 ) -> Recommender:
     """A `Recommender` serving a trained run: item vectors computed now, index built now.
 
@@ -168,10 +199,11 @@ def load_recommender(
     `scalerec.rundir`); `allow_unfinished` serves the last best weights of a stopped run.
     `dataset_dir` + `tokens_dir` serve a text run over another catalog than its training one
     (items.parquet and a token table built with the run's tokenizer, `text train --tokenizer`):
-    then the tokenizer, not the item table, is what must match the run."""
+    then the tokenizer, not the item table, is what must match the run. `dtype` / `engine`: how
+    histories are encoded (`RunEncoder`)."""
     run_dir = Path(run_dir)
     new_catalog = tokens_dir is not None
-    encoder = RunEncoder(run_dir, device, tokens_dir, dtype, allow_unfinished, new_catalog)
+    encoder = RunEncoder(run_dir, device, tokens_dir, dtype, allow_unfinished, new_catalog, engine)
     dataset = dataset_dir or encoder.meta.get("dataset_dir")
     if not dataset:
         raise UserError(f"{run_dir / 'meta.json'}: no dataset_dir recorded; pass the dataset dir")

@@ -81,3 +81,12 @@ def test_unknown_override_key_is_named(tmp_path: Path) -> None:
     proc = _run("train", "--data", str(tmp_path), "--set", "train.lrr=1", "--out", str(tmp_path / "runs"))
     assert proc.returncode == 2
     assert "train.lrr" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serve_rejects_an_unknown_query_engine(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    proc = _run("serve", str(tmp_path / "no-run"), "--engine", "fp8")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "--engine must be one of eager, jit, int8" in proc.stderr

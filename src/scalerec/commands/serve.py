@@ -77,6 +77,11 @@ def serve(
     dtype: str = typer.Option(
         "float32", "--dtype", help="Precision of the transformer on histories: float32 or bfloat16."
     ),
+    engine: str = typer.Option(
+        "eager", "--engine",
+        help="How histories are encoded: eager, jit (traced) or int8 (dynamic int8 linears, "
+        "~3x faster on CPU; recall is measured against the fp32 model).",
+    ),
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _SET,
     allow_unfinished: bool = _UNFINISHED,
@@ -93,11 +98,16 @@ def serve(
 
     from scalerec.serve.api import create_app
     from scalerec.serve.index import set_search_threads
+    from scalerec.serve.query_engine import QUERY_ENGINES
     from scalerec.serve.run_encoder import load_recommender
     from scalerec.serve.server import serve as serve_app
 
+    if engine not in QUERY_ENGINES:
+        raise UserError(f"--engine must be one of {', '.join(QUERY_ENGINES)}, got {engine!r}")
     cfg = _serve_config(config, overrides)
-    rec = load_recommender(run, cfg, device, dtype=dtype, allow_unfinished=allow_unfinished)
+    rec = load_recommender(
+        run, cfg, device, dtype=dtype, allow_unfinished=allow_unfinished, engine=engine
+    )
     set_search_threads(search_threads)
     report = rec.index.report
     Console().print(

@@ -7,7 +7,6 @@ the ETL's peak. The children now report their own VmHWM and the dump is written 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,15 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench_scripts import load_script
+
 ETL = Path(__file__).resolve().parents[2] / "benchmarks" / "etl.py"
 
 
 @pytest.fixture(scope="module")
 def etl():
-    spec = importlib.util.spec_from_file_location("etl_bench", ETL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/etl.py", "etl_bench")
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")

@@ -6,21 +6,19 @@ figure in BENCHMARKS.md pointing at a log that was moved or deleted, fails here 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+
+from bench_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def gen_pages():
-    spec = importlib.util.spec_from_file_location("gen_pages", ROOT / "docs" / "hooks" / "gen_pages.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("docs/hooks/gen_pages.py")
 
 
 def test_every_config_key_has_a_docstring(gen_pages) -> None:

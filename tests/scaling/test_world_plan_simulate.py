@@ -3,21 +3,18 @@ and the committed world_v4 spec parses with the world and recipe its plan README
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import tomllib
 
+from bench_scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench():
-    path = ROOT / "benchmarks/world_plan_simulate.py"
-    spec = importlib.util.spec_from_file_location("world_plan_simulate", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/world_plan_simulate.py")
 
 
 def test_plan_repeats_seeded_sizes_over_every_d_point():

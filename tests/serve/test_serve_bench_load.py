@@ -3,15 +3,11 @@ that keeps the bar, within 10%, whatever side of it the first guess is."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
-_spec = importlib.util.spec_from_file_location("serve_load", _PATH)
-serve_load = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve_load)
+from bench_scripts import load_script
+
+serve_load = load_script("benchmarks/serve_load.py")
 
 
 def _server(capacity: float):

@@ -3,7 +3,6 @@ device call's summary, and serve.py's `--run` options (benchmarks/device/serve_r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,18 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from bench_scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _module(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-serve_model = _module(ROOT / "benchmarks" / "serve_model.py")
-summary = _module(ROOT / "benchmarks" / "device" / "serve_rank_summary.py")
+serve_model = load_script("benchmarks/serve_model.py")
+summary = load_script("benchmarks/device/serve_rank_summary.py")
 
 
 @pytest.fixture()

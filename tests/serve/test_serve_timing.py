@@ -3,23 +3,18 @@ benchmark reads its split from, the stages the service reports, and the client-s
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from serve_fakes import FakeEncoder, fake_items
 
+from bench_scripts import load_script
 from scalerec.serve.api import create_app
 from scalerec.serve.index import IndexConfig, ItemIndex
 from scalerec.serve.recommender import Query, Recommender, ServeConfig
 from scalerec.serve.timing import StageClock, parse_server_timing, server_timing
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
-_spec = importlib.util.spec_from_file_location("serve_load", _PATH)
-serve_load = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve_load)
+serve_load = load_script("benchmarks/serve_load.py")
 
 SERVICE_STAGES = ["resolve", "encode", "search", "build", "batch"]
 

@@ -4,20 +4,13 @@ encoder."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_scripts import load_script
 
 
 def _bench():
-    path = ROOT / "benchmarks/softmax_check.py"
-    spec = importlib.util.spec_from_file_location("softmax_check", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/softmax_check.py")
 
 
 def test_negatives_are_pooled_v2s_fraction_of_the_catalog():

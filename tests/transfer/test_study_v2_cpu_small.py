@@ -4,22 +4,16 @@ cell finished. Slow (a few minutes on 2 cores); skips without ../shared/data."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "transfer_v2.py"
+from bench_scripts import load_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("transfer_v2_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["transfer_v2_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/transfer_v2.py", "transfer_v2_bench", register=True)
 
 
 @pytest.mark.slow

@@ -3,22 +3,16 @@ vocabulary → `scalerec.train.train` → every strategy → report + JSON lines
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "transfer.py"
+from bench_scripts import load_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("transfer_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["transfer_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/transfer.py", "transfer_bench", register=True)
 
 
 def test_table_at_tiny_size(world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -45,17 +45,17 @@ class RunEncoder:
     ) -> None:
         """`dtype` and `engine` choose how histories are encoded (`scalerec.serve.query_engine`);
         the model itself stays float32, and is the reference `reference_histories` runs."""
-        loaded = load_run(
-            run_dir, device, tokens_dir, allow_unfinished=allow_unfinished, new_catalog=new_catalog
-        )
-        self.model, self.meta, self.device = loaded.model, loaded.meta, torch.device(device)
-        check_finite_weights(self.model, Path(run_dir))
         if dtype not in QUERY_DTYPES:
             raise UserError(f"dtype must be one of {', '.join(QUERY_DTYPES)}, got {dtype!r}")
         if engine not in QUERY_ENGINES:
             raise UserError(f"query engine must be one of {', '.join(QUERY_ENGINES)}, got {engine!r}")
         if engine != "eager" and dtype != "float32":
             raise UserError(f"query engine {engine!r} runs float32 weights; drop dtype {dtype!r}")
+        loaded = load_run(
+            run_dir, device, tokens_dir, allow_unfinished=allow_unfinished, new_catalog=new_catalog
+        )
+        self.model, self.meta, self.device = loaded.model, loaded.meta, torch.device(device)
+        check_finite_weights(self.model, Path(run_dir))
         self.query_dtype, self.engine = QUERY_DTYPES[dtype], engine
         self.body = build_query_body(self.model, engine, self.query_dtype)
         self.last_split: dict[str, float] = {}  # ms of the last encode_histories call, by stage

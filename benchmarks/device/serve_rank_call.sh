@@ -91,11 +91,13 @@ cp "$RUN/final.json" "$OUT/train_final.json" 2>/dev/null
 stamp "train done; waiting for the catalog"
 wait "$WORLD_PID" || stamp "catalog build FAILED (rc $?)"
 
-RANK_CMD=($PY benchmarks/ranking.py --device "$DEV" --users "$RANK_USERS" --items "$RANK_ITEMS" --model
-  --run "$RUN" --topk 50 --check-users "$RANK_CHECK")
-stamp "ranking: ${RANK_CMD[*]}"
-pin "$TRAIN_CPUS" timeout "$(left 170)" "${RANK_CMD[@]}" > "$OUT/ranking.log" 2>&1 \
-  || stamp "ranking FAILED or timed out (rc $?)"
+if [ "$RANK_USERS" -gt 0 ]; then  # RANK_USERS=0 skips the ranking step (serving only)
+  RANK_CMD=($PY benchmarks/ranking.py --device "$DEV" --users "$RANK_USERS" --items "$RANK_ITEMS" --model
+    --run "$RUN" --topk 50 --check-users "$RANK_CHECK")
+  stamp "ranking: ${RANK_CMD[*]}"
+  pin "$TRAIN_CPUS" timeout "$(left 170)" "${RANK_CMD[@]}" > "$OUT/ranking.log" 2>&1 \
+    || stamp "ranking FAILED or timed out (rc $?)"
+fi
 
 SERVE_CMD=($PY benchmarks/serve.py --model text --items "$ITEMS" --server-cpus "$SERVER_CPUS" --run "$RUN"
   --catalog "$W/catalog" --catalog-tokens "$W/catalog_tok" --histories "$W/histories.json"

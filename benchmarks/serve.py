@@ -217,12 +217,13 @@ def drive(args: argparse.Namespace, port: int, duration: float) -> dict:
     """Closed-loop clients, or (`--rate-search`) the open-loop search for the highest rate in the bar."""
     if not args.rate_search:
         return asyncio.run(load(port, args, duration))
-    from serve_load import find_rate, meets_bar, open_loop, request_bytes
+    from serve_load import find_rate, meets_bar, open_loop, request_bytes, trial_seconds
 
     requests = request_bytes(request_histories(args), 10)
 
     def trial(rate: float) -> dict:
-        return asyncio.run(open_loop(port, requests, rate, duration, 10, args.seed))
+        seconds = trial_seconds(rate, duration, args.min_requests)
+        return asyncio.run(open_loop(port, requests, rate, seconds, 10, args.seed))
 
     asyncio.run(open_loop(port, requests, args.start_rate, 1.0, 10, args.seed + 1))  # warm-up
     search = find_rate(trial, args.start_rate, args.rate_steps, meets_bar)
@@ -315,6 +316,8 @@ def parse_args() -> argparse.Namespace:
                     help="open-loop load: highest request rate within the bar (default in text mode)")
     ap.add_argument("--start-rate", type=float, default=50.0, help="first offered rate of the search (req/s)")
     ap.add_argument("--rate-steps", type=int, default=12, help="most rate trials")
+    ap.add_argument("--min-requests", type=int, default=100,
+                    help="a rate trial lasts until this many requests were offered (>= --duration)")
     ap.add_argument("--workdir", default="/tmp/scalerec-serve-bench", help="text mode: world, run, catalog")
     ap.add_argument("--interactions", type=int, default=0, help="text mode: world size (default 3 x items)")
     ap.add_argument("--size", default="paper-1M", help="text mode: model size from the ladder")

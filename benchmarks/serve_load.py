@@ -146,6 +146,15 @@ def meets_bar(step: dict, p50_ms: float = 10.0, p99_ms: float = 50.0) -> bool:
     return step["errors"] == 0 and step.get("p50_ms", 1e9) <= p50_ms and step.get("p99_ms", 1e9) <= p99_ms
 
 
+def trial_seconds(rate: float, duration: float, min_requests: int) -> float:
+    """Seconds of load for one rate trial: at least `duration`, and long enough that `min_requests`
+    arrive at that rate. A 14-request trial at 1.6 req/s once "passed" the p50 bar while every other
+    rate around it failed by 0.1-1.8 ms: a p50 over so few requests is noise, not a finding."""
+    if rate <= 0 or duration <= 0 or min_requests < 0:
+        raise ValueError("rate and duration must be > 0 and min_requests >= 0")
+    return max(duration, min_requests / rate)
+
+
 def find_rate(
     run: Callable[[float], dict], start: float, steps: int, ok: Callable[[dict], bool], min_rate: float = 1.0
 ) -> dict:

@@ -47,3 +47,11 @@ def test_request_bytes_are_complete_http_requests() -> None:
 def test_find_rate_gives_up_when_the_bar_never_holds() -> None:
     found = serve_load.find_rate(_server(0.0), 8.0, 50, serve_load.meets_bar)
     assert found["best"] is None and len(found["trials"]) == 4  # 8, 4, 2, 1 req/s
+
+
+def test_trial_seconds_stretches_slow_rates_to_min_requests() -> None:
+    assert serve_load.trial_seconds(25.0, 8.0, 100) == 8.0
+    assert serve_load.trial_seconds(1.5625, 8.0, 100) == 64.0
+    assert serve_load.trial_seconds(2.0, 8.0, 0) == 8.0
+    with pytest.raises(ValueError):
+        serve_load.trial_seconds(0.0, 8.0, 100)

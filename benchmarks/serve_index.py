@@ -62,7 +62,8 @@ def run_data(args: argparse.Namespace) -> dict:
     from scalerec.serve.run_encoder import RunEncoder, load_items
 
     torch.set_num_threads(1)
-    enc = RunEncoder(args.run, tokens_dir=args.catalog_tokens, new_catalog=True, engine=args.engine)
+    enc = RunEncoder(args.run, tokens_dir=args.catalog_tokens, new_catalog=True, engine=args.engine,
+                     allow_unfinished=args.allow_unfinished)
     t0 = time.perf_counter()
     items = np.ascontiguousarray(enc.encode_catalog(), dtype=np.float32)
     rows = {it.key: i for i, it in enumerate(load_items(args.catalog))}
@@ -128,6 +129,7 @@ def main() -> None:
     ap.add_argument("--catalog", default=None, help="dir holding the served items.parquet")
     ap.add_argument("--catalog-tokens", default=None, help="the catalog's token table (run's tokenizer)")
     ap.add_argument("--histories", default=None, help="request histories JSON (item keys)")
+    ap.add_argument("--allow-unfinished", action="store_true", help="a run stopped before final.json")
     ap.add_argument("--engine", default="int8", choices=["eager", "jit", "int8"], help="query engine")
     ap.add_argument("--cache", default=None, help="npz of the vectors: read if present, else written")
     ap.add_argument("--variants", default="fp16,pq4fs", help="comma list codes[/pq_m][:refine]; first = base")

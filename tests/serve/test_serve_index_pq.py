@@ -90,6 +90,11 @@ def test_a_fixed_k_factor_is_kept_and_refine_applies_to_other_codes() -> None:
     index = ItemIndex.build(keys, vectors, cfg, sample_queries=queries)
     assert index.report["k_factor"] == 3 and index._faiss.k_factor == 3
     assert index.report["factory"].endswith(",SQ8,RFlat")
+    # excluded rows widen the re-rank by one candidate each, not by k_factor each
+    assert round(13 * index._rerank_params(10, 13).k_factor) == 10 * 3 + 3
+    assert index._rerank_params(10, 10) is None  # nothing excluded: the tuned k x k_factor
+    hits = index.search(queries[:5], 10, exclude=[[int(r) for r in range(50)]] * 5)
+    assert all(len(h) == 10 and min(r for r, _ in h) >= 50 for h in hits)
     plain = ItemIndex.build(keys, vectors, IndexConfig(kind="ivf", ivf_codes="fp16", recall_queries=50))
     assert "k_factor" not in plain.report and "refine" not in plain.report  # unchanged default path
 

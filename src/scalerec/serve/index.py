@@ -303,6 +303,16 @@ class ItemIndex:
         self._set_knob(width)
         self.report[knob] = width
 
+    def _rerank_params(self, k: int, want: int) -> Any:
+        """Per-call re-rank width: k x k_factor candidates for the k results (what the tuner
+        measured) plus one per excluded row, instead of want x k_factor: a 50-item history would
+        otherwise multiply the re-rank (and the fast-scan heap) by 6 for the same recall."""
+        if not self.refined or want <= k:
+            return None
+        import faiss
+
+        return faiss.IndexRefineSearchParameters(k_factor=(k * self._faiss.k_factor + want - k) / want)
+
     def _set_knob(self, value: int) -> None:
         if self.kind == "ivf":
             self._ivf.nprobe = value
@@ -336,7 +346,7 @@ class ItemIndex:
         extra = max((len(e) for e in exclude), default=0)
         want = min(k + extra, len(self.keys))
         if self._faiss is not None:
-            scores, rows = self._faiss.search(queries, want)
+            scores, rows = self._faiss.search(queries, want, params=self._rerank_params(k, want))
         else:
             scores, rows = exact_topk(queries, self._vectors[: len(self.keys)], want, self.cfg.chunk_rows)
         keep = rows >= 0

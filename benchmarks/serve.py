@@ -132,7 +132,8 @@ def start_server(args: argparse.Namespace, kind: str) -> tuple[subprocess.Popen,
 
 
 CHILD_OPTIONS = (
-    "model", "items", "dim", "seed", "codes", "refine", "k_factor", "pq_m", "lists", "server_cpus", "search_threads", "switch_interval_ms",
+    "model", "items", "dim", "seed", "codes", "refine", "k_factor", "pq_m", "lists",
+    "server_cpus", "search_threads", "switch_interval_ms",
     "target_recall", "torch_threads", "dtype", "history_len", "engine", "nprobe",
     "run", "catalog", "catalog_tokens", "histories",
 )

@@ -50,8 +50,13 @@ def synthetic_data(args: argparse.Namespace) -> dict:
     n_q = args.tune_queries + args.eval_queries
     hist = rng.integers(1, args.items + 1, size=(n_q, 5))
     queries = enc.encode_histories(hist.tolist())
-    return {"items": enc.vectors, "queries": queries, "truth_queries": queries,
-            "exclude": [(h - 1).tolist() for h in hist], "source": f"synthetic clustered {args.items}x{args.dim}"}
+    return {
+        "items": enc.vectors,
+        "queries": queries,
+        "truth_queries": queries,
+        "exclude": [(h - 1).tolist() for h in hist],
+        "source": f"synthetic clustered {args.items}x{args.dim}",
+    }
 
 
 def run_data(args: argparse.Namespace) -> dict:
@@ -62,8 +67,13 @@ def run_data(args: argparse.Namespace) -> dict:
     from scalerec.serve.run_encoder import RunEncoder, load_items
 
     torch.set_num_threads(1)
-    enc = RunEncoder(args.run, tokens_dir=args.catalog_tokens, new_catalog=True, engine=args.engine,
-                     allow_unfinished=args.allow_unfinished)
+    enc = RunEncoder(
+        args.run,
+        tokens_dir=args.catalog_tokens,
+        new_catalog=True,
+        engine=args.engine,
+        allow_unfinished=args.allow_unfinished,
+    )
     t0 = time.perf_counter()
     items = np.ascontiguousarray(enc.encode_catalog(), dtype=np.float32)
     rows = {it.key: i for i, it in enumerate(load_items(args.catalog))}
@@ -76,8 +86,13 @@ def run_data(args: argparse.Namespace) -> dict:
     truth_q = [enc.reference_histories(ids[i : i + 64]) for i in range(0, len(ids), 64)]
     truth_q = queries if truth_q[0] is None else np.concatenate(truth_q)
     print(json.dumps({"encoded_s": round(time.perf_counter() - t0, 1), "items": len(items)}), flush=True)
-    return {"items": items, "queries": queries, "truth_queries": truth_q, "exclude": hists,
-            "source": f"run {args.run} engine {args.engine}, catalog {args.catalog}, {len(hists)} histories"}
+    return {
+        "items": items,
+        "queries": queries,
+        "truth_queries": truth_q,
+        "exclude": hists,
+        "source": f"run {args.run} engine {args.engine}, catalog {args.catalog}, {len(hists)} histories",
+    }
 
 
 def load_data(args: argparse.Namespace) -> dict:
@@ -86,14 +101,25 @@ def load_data(args: argparse.Namespace) -> dict:
         z = np.load(args.cache, allow_pickle=False)
         lens = z["exclude_len"]
         flat = np.split(z["exclude_flat"], np.cumsum(lens)[:-1])
-        return {"items": z["items"], "queries": z["queries"], "truth_queries": z["truth_queries"],
-                "exclude": [e.tolist() for e in flat], "source": str(z["source"]) + f" (cache {args.cache})"}
+        return {
+            "items": z["items"],
+            "queries": z["queries"],
+            "truth_queries": z["truth_queries"],
+            "exclude": [e.tolist() for e in flat],
+            "source": str(z["source"]) + f" (cache {args.cache})",
+        }
     data = synthetic_data(args) if args.synthetic else run_data(args)
     if args.cache:
         tmp = Path(args.cache).with_suffix(".tmp.npz")
-        np.savez(tmp, items=data["items"], queries=data["queries"], truth_queries=data["truth_queries"],
-                 exclude_flat=np.array([r for e in data["exclude"] for r in e], dtype=np.int64),
-                 exclude_len=np.array([len(e) for e in data["exclude"]]), source=np.array(data["source"]))
+        np.savez(
+            tmp,
+            items=data["items"],
+            queries=data["queries"],
+            truth_queries=data["truth_queries"],
+            exclude_flat=np.array([r for e in data["exclude"] for r in e], dtype=np.int64),
+            exclude_len=np.array([len(e) for e in data["exclude"]]),
+            source=np.array(data["source"]),
+        )
         tmp.rename(args.cache)
     return data
 
@@ -102,9 +128,16 @@ def variant_config(spec: str, args: argparse.Namespace) -> IndexConfig:
     """'fp16', 'pq4fs', 'pq4fs:fp16' (codes[:refine]), 'pq4fs/64' (pq_m 64) → an IVF IndexConfig."""
     codes, _, refine = spec.partition(":")
     codes, _, m = codes.partition("/")
-    return IndexConfig(kind="ivf", ivf_codes=codes, ivf_refine=refine or "auto", pq_m=int(m or 0),
-                       ivf_lists=args.lists, target_recall=args.targets[0],
-                       recall_queries=args.tune_queries, seed=args.seed)
+    return IndexConfig(
+        kind="ivf",
+        ivf_codes=codes,
+        ivf_refine=refine or "auto",
+        pq_m=int(m or 0),
+        ivf_lists=args.lists,
+        target_recall=args.targets[0],
+        recall_queries=args.tune_queries,
+        seed=args.seed,
+    )
 
 
 def time_rounds(indexes: dict, queries: np.ndarray, exclude: list, rounds: int) -> dict[str, np.ndarray]:
@@ -141,24 +174,42 @@ def main() -> None:
     ap.add_argument("--cpu", type=int, default=None, help="pin this process to this core")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if not args.synthetic and not all((args.run, args.catalog, args.catalog_tokens, args.histories)):
-        if not (args.cache and Path(args.cache).is_file()):
-            ap.error("give --synthetic, or --run --catalog --catalog-tokens --histories, or an existing --cache")
+    have_run = all((args.run, args.catalog, args.catalog_tokens, args.histories))
+    if not (args.synthetic or have_run or (args.cache and Path(args.cache).is_file())):
+        ap.error("give --synthetic, or --run --catalog --catalog-tokens --histories, or an existing --cache")
     args.targets = [float(t) for t in args.targets.split(",")]
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     set_search_threads(1)  # builds use every core this process may use; searches one thread
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
-    print(json.dumps({"command": " ".join(sys.argv), "commit": commit.strip(), "cpus": sorted(os.sched_getaffinity(0)),
-                      "loadavg_1m": os.getloadavg()[0]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv),
+                "commit": commit.strip(),
+                "cpus": sorted(os.sched_getaffinity(0)),
+                "loadavg_1m": os.getloadavg()[0],
+            }
+        ),
+        flush=True,
+    )
 
     data = load_data(args)
     t, e = args.tune_queries, args.eval_queries
     items, queries, truth_q, exclude = data["items"], data["queries"], data["truth_queries"], data["exclude"]
     truth = exact_topk(truth_q[: t + e], items, 10)[1]
-    print(json.dumps({"source": data["source"], "items": items.shape, "tune_queries": t,
-                      "eval_queries": len(queries) - t, "mean_history": float(np.mean([len(x) for x in exclude]))}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "source": data["source"],
+                "items": items.shape,
+                "tune_queries": t,
+                "eval_queries": len(queries) - t,
+                "mean_history": float(np.mean([len(x) for x in exclude])),
+            }
+        ),
+        flush=True,
+    )
     keys = [str(i) for i in range(len(items))]
     indexes: dict[str, ItemIndex] = {}
     for spec in args.variants.split(","):
@@ -166,8 +217,17 @@ def main() -> None:
         before, t0 = rss_mb(), time.perf_counter()
         index = ItemIndex.build(keys, items, variant_config(spec, args), queries[:t], truth_q[:t])
         indexes[spec] = index
-        print(json.dumps({"built": spec, "build_s": round(time.perf_counter() - t0, 1),
-                          "rss_added_mb": round(rss_mb() - before), "report": index.report}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "built": spec,
+                    "build_s": round(time.perf_counter() - t0, 1),
+                    "rss_added_mb": round(rss_mb() - before),
+                    "report": index.report,
+                }
+            ),
+            flush=True,
+        )
     set_search_threads(1)
     base = next(iter(indexes))
     for target in args.targets:
@@ -176,15 +236,28 @@ def main() -> None:
         lat = time_rounds(indexes, queries[t : t + e], exclude[t : t + e], args.rounds)
         p50 = {name: float(np.percentile(v, 50)) for name, v in lat.items()}
         for name, index in indexes.items():
-            found = np.array([[r for r, _ in h] + [-1] * (10 - len(h)) for h in index.search(queries[t : t + e], 10)])
-            print(json.dumps({
-                "target": target, "variant": name, "factory": index.report["factory"],
-                "nprobe": index.report["nprobe"], "k_factor": index.report.get("k_factor"),
-                "tune_recall@10": index.report["recall@10"], "eval_recall@10": round(recall_at(found, truth[t : t + e]), 4),
-                "p50_ms": round(p50[name], 3), "p99_ms": round(float(np.percentile(lat[name], 99)), 3),
-                "mean_ms": round(float(lat[name].mean()), 3), "timed": len(lat[name]),
-                f"p50_ratio_vs_{base}": round(p50[name] / p50[base], 3),
-            }), flush=True)
+            found = np.array(
+                [[r for r, _ in h] + [-1] * (10 - len(h)) for h in index.search(queries[t : t + e], 10)]
+            )
+            print(
+                json.dumps(
+                    {
+                        "target": target,
+                        "variant": name,
+                        "factory": index.report["factory"],
+                        "nprobe": index.report["nprobe"],
+                        "k_factor": index.report.get("k_factor"),
+                        "tune_recall@10": index.report["recall@10"],
+                        "eval_recall@10": round(recall_at(found, truth[t : t + e]), 4),
+                        "p50_ms": round(p50[name], 3),
+                        "p99_ms": round(float(np.percentile(lat[name], 99)), 3),
+                        "mean_ms": round(float(lat[name].mean()), 3),
+                        "timed": len(lat[name]),
+                        f"p50_ratio_vs_{base}": round(p50[name] / p50[base], 3),
+                    }
+                ),
+                flush=True,
+            )
     print(json.dumps({"end": True, "loadavg_1m": os.getloadavg()[0]}), flush=True)
 
 

@@ -28,8 +28,14 @@ def test_full_probe_and_full_rerank_give_the_exact_top_k(refine: str) -> None:
     """Every list scanned and every item re-ranked: the answer is exact search's, scores included
     (fp16 re-rank: to fp16 precision), with seen items excluded as the server asks."""
     keys, vectors, queries = clustered(500, 16, seed=0)
-    cfg = IndexConfig(kind="ivf", ivf_codes="pq4fs", ivf_refine=refine, ivf_lists=8,
-                      refine_k_factor=MAX_K_FACTOR, recall_queries=50)
+    cfg = IndexConfig(
+        kind="ivf",
+        ivf_codes="pq4fs",
+        ivf_refine=refine,
+        ivf_lists=8,
+        refine_k_factor=MAX_K_FACTOR,
+        recall_queries=50,
+    )
     index = ItemIndex.build(keys, vectors, cfg)  # 10 x 64 candidates >= 500 items: all re-ranked
     assert index.report["factory"].startswith("IVF8,PQ8x4fs,") and index.report["refine"] == refine
     index.set_width(8)
@@ -40,7 +46,9 @@ def test_full_probe_and_full_rerank_give_the_exact_top_k(refine: str) -> None:
     rows = np.array([[r for r, _ in h] for h in hits])
     got = np.array([[s for _, s in h] for h in hits])
     tol = 2e-3 if refine == "fp16" else 1e-5  # fp16 vectors may swap near-ties: same scores, not rows
-    np.testing.assert_allclose(np.take_along_axis(scores, rows, 1), np.take_along_axis(scores, truth, 1), atol=tol)
+    np.testing.assert_allclose(
+        np.take_along_axis(scores, rows, 1), np.take_along_axis(scores, truth, 1), atol=tol
+    )
     np.testing.assert_allclose(got, np.take_along_axis(scores, truth, 1), atol=tol)
     if refine == "flat":
         np.testing.assert_array_equal(rows, truth)
@@ -77,7 +85,9 @@ def test_retuning_for_a_higher_target_widens_and_still_holds_on_fresh_queries() 
     index.tune(queries, exact_topk(queries, vectors, 10)[1], target_recall=0.98)
     assert index.report["nprobe"] >= low and index.report["recall@10"] >= 0.98
     assert index.report["target_recall"] == 0.98
-    fresh = clustered(20_000, 32, seed=2)[1][np.random.default_rng(9).integers(0, 20_000, (100, 3))].mean(axis=1)
+    fresh = clustered(20_000, 32, seed=2)[1][np.random.default_rng(9).integers(0, 20_000, (100, 3))].mean(
+        axis=1
+    )
     found = np.array([[r for r, _ in h] for h in index.search(fresh, 10)])
     assert recall_at(found, exact_topk(fresh, vectors, 10)[1]) >= 0.93
     index.add("cold", fresh[0] * 5)  # a cold item goes into the codes and the re-rank vectors
@@ -138,8 +148,24 @@ def test_serve_index_benchmark_runs_on_synthetic_vectors(capsys: pytest.CaptureF
     from bench_scripts import load_script
 
     bench = load_script("benchmarks/serve_index.py")
-    argv = ["serve_index.py", "--synthetic", "--items", "3000", "--dim", "16", "--lists", "0",
-            "--tune-queries", "60", "--eval-queries", "60", "--rounds", "2", "--targets", "0.9,0.95"]
+    argv = [
+        "serve_index.py",
+        "--synthetic",
+        "--items",
+        "3000",
+        "--dim",
+        "16",
+        "--lists",
+        "0",
+        "--tune-queries",
+        "60",
+        "--eval-queries",
+        "60",
+        "--rounds",
+        "2",
+        "--targets",
+        "0.9,0.95",
+    ]
     old = sys.argv
     sys.argv = argv
     try:
@@ -149,7 +175,10 @@ def test_serve_index_benchmark_runs_on_synthetic_vectors(capsys: pytest.CaptureF
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     results = [x for x in lines if "variant" in x]
     assert [(r["target"], r["variant"]) for r in results] == [
-        (0.9, "fp16"), (0.9, "pq4fs"), (0.95, "fp16"), (0.95, "pq4fs")
+        (0.9, "fp16"),
+        (0.9, "pq4fs"),
+        (0.95, "fp16"),
+        (0.95, "pq4fs"),
     ]
     assert all(r["tune_recall@10"] >= r["target"] for r in results)
     assert [r["p50_ratio_vs_fp16"] for r in results if r["variant"] == "fp16"] == [1.0, 1.0]

@@ -183,3 +183,16 @@ def test_serve_index_benchmark_runs_on_synthetic_vectors(capsys: pytest.CaptureF
     assert all(r["tune_recall@10"] >= r["target"] for r in results)
     assert [r["p50_ratio_vs_fp16"] for r in results if r["variant"] == "fp16"] == [1.0, 1.0]
     assert all(0.0 <= r["eval_recall@10"] <= 1.0 and r["timed"] == 60 for r in results)
+
+
+def test_scalerec_serve_settings_reach_the_index_config() -> None:
+    """`scalerec serve --set index.ivf_codes=pq4fs ...` goes through the typed config loader."""
+    from scalerec.config import load
+    from scalerec.serve.recommender import ServeConfig
+
+    cfg = load(
+        ServeConfig, overrides=["index.ivf_codes=pq4fs", "index.ivf_refine=fp16", "index.refine_k_factor=8"]
+    )
+    assert (cfg.index.ivf_codes, cfg.index.refine, cfg.index.refine_k_factor) == ("pq4fs", "fp16", 8)
+    with pytest.raises(UserError, match="ivf_codes"):
+        load(ServeConfig, overrides=["index.ivf_codes=pq5"])

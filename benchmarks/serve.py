@@ -67,7 +67,8 @@ def serve_child(args: argparse.Namespace) -> None:
         os.sched_setaffinity(0, {int(c) for c in args.server_cpus.split(",")})
     t0 = time.perf_counter()
     index = IndexConfig(
-        kind=args.index, seed=args.seed, ivf_codes=args.codes, target_recall=args.target_recall
+        kind=args.index, seed=args.seed, ivf_codes=args.codes, target_recall=args.target_recall,
+        ivf_refine=args.refine, refine_k_factor=args.k_factor, pq_m=args.pq_m, ivf_lists=args.lists,
     )
     extra = {}
     if args.model == "text":
@@ -131,7 +132,8 @@ def start_server(args: argparse.Namespace, kind: str) -> tuple[subprocess.Popen,
 
 
 CHILD_OPTIONS = (
-    "model", "items", "dim", "seed", "codes", "server_cpus", "search_threads", "switch_interval_ms",
+    "model", "items", "dim", "seed", "codes", "refine", "k_factor", "pq_m", "lists",
+    "server_cpus", "search_threads", "switch_interval_ms",
     "target_recall", "torch_threads", "dtype", "history_len", "engine", "nprobe",
     "run", "catalog", "catalog_tokens", "histories",
 )
@@ -294,9 +296,15 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--index", default="ivf", choices=["ivf", "hnsw", "exact"])
     ap.add_argument("--no-baseline", action="store_true", help="skip the exact-index phase")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--codes", default=None, choices=["flat", "sq8", "fp16"],
+    ap.add_argument("--codes", default=None, choices=["flat", "sq8", "fp16", "pq4fs"],
                     help="IVF vector codes (default: sq8; fp16 in text mode, where sq8 caps recall@10 "
-                    "below 0.95 on the briefly trained model's tightly clustered item vectors)")
+                    "below 0.95 on the briefly trained model's tightly clustered item vectors; pq4fs: "
+                    "4-bit fast-scan PQ re-ranked exactly, see benchmarks/serve_index.py)")
+    ap.add_argument("--refine", default="auto", choices=["auto", "none", "flat", "fp16"],
+                    help="IVF exact re-rank of k x k_factor candidates (auto: flat for pq4fs, else none)")
+    ap.add_argument("--k-factor", type=int, default=0, help="re-rank factor (0 = tuned to the target)")
+    ap.add_argument("--pq-m", type=int, default=0, help="pq4fs sub-quantizers (0 = dim/2)")
+    ap.add_argument("--lists", type=int, default=0, help="IVF lists (0 = 4 sqrt(items))")
     ap.add_argument("--target-recall", type=float, default=0.95, help="recall@10 the index is tuned to")
     ap.add_argument("--server-cpus", default="", help="pin the server to these CPUs (e.g. 0,1); the load "
                     "generator then runs on the others, so the server owns its 2 cores as in the bar")

@@ -1,18 +1,25 @@
 """Item-embedding index: the top-k inner-product search behind every recommendation.
 
 Small catalogs are searched exactly (chunked matmul + `torch.topk`, so memory stays bounded and the
-answer is the true top-k). Above `exact_threshold` items a FAISS index (IVF-Flat by default, HNSW on
+answer is the true top-k). Above `exact_threshold` items a FAISS index (IVF by default, HNSW on
 request) answers in about a millisecond; its probe width is tuned at build time on a sample of
 queries until recall@10 against the exact answer reaches `target_recall`, and the measured recall is
 kept in `report` so the server can print it at start-up. Rows are positions 0..n-1 in insertion
 order; keys name them. `add` appends a row (cold-start items) and is visible to the next search.
+
+IVF codes trade scan cost for accuracy: float32/fp16/sq8 vectors are scanned one dimension at a
+time, while 4-bit fast-scan PQ ('pq4fs') scores a list from SIMD-register look-up tables, several
+times less work per vector. Its scores are coarse, so it is re-ranked exactly (`ivf_refine`): the
+base index returns k x k_factor candidates and their stored vectors pick the top k. The tuner then
+sets two widths, nprobe (which lists are scanned, so which items can be found at all) and k_factor
+(how many of the coarse scores' best survive to the exact re-rank).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +29,14 @@ import torch
 from scalerec.errors import UserError
 
 IndexKind = Literal["auto", "exact", "ivf", "hnsw"]
+IvfCodes = Literal["flat", "sq8", "fp16", "pq4fs"]
+IvfRefine = Literal["auto", "none", "flat", "fp16"]
+IVF_CODES: tuple[str, ...] = ("flat", "sq8", "fp16", "pq4fs")
+IVF_REFINES: tuple[str, ...] = ("auto", "none", "flat", "fp16")
+MAX_K_FACTOR = 128
+"""Largest re-rank factor the tuner tries: 1280 candidates for a top 10, still a small cost next to
+scanning a few hundred lists (on 1M paper-1M vectors, one core: k_factor 59 -> 128 adds ~0.17 ms
+to a ~1 ms search; recall there needed 59, so 64 would have been too tight a cap)."""
 
 
 @dataclass
@@ -38,11 +53,19 @@ class IndexConfig:
     """Number of sample queries used to tune and measure recall@10 at build time."""
     chunk_rows: int = field(default=131_072, metadata={"range": "[1, inf)"})
     """Item rows scored per matmul chunk in exact search (bounds memory)."""
-    ivf_codes: Literal["flat", "sq8", "fp16"] = "sq8"
-    """How IVF stores vectors: float32 ('flat'), 8-bit ('sq8', 4x less memory to scan per query)
-    or float16. The probe width is tuned to target_recall either way."""
+    ivf_codes: IvfCodes = "sq8"
+    """How IVF stores vectors: float32 ('flat'), 8-bit ('sq8', 4x less memory to scan per query),
+    float16, or 4-bit fast-scan PQ ('pq4fs', pq_m codes of 4 bits per vector, re-ranked exactly).
+    The probe width is tuned to target_recall either way."""
     ivf_lists: int = field(default=0, metadata={"range": "[0, inf)"})
     """IVF list count; 0 = 4·sqrt(n) (about 250 vectors per list at 1M items)."""
+    ivf_refine: IvfRefine = "auto"
+    """Exact re-rank of the IVF candidates by stored vectors: 'flat' (float32), 'fp16', 'none', or
+    'auto' ('flat' for pq4fs, whose 4-bit scores alone rarely order the top 10 right; else 'none')."""
+    refine_k_factor: int = field(default=0, metadata={"range": "[0, inf)"})
+    """Candidates re-ranked per result (k x k_factor); 0 = the smallest that reaches target_recall."""
+    pq_m: int = field(default=0, metadata={"range": "[0, inf)"})
+    """pq4fs: sub-quantizers per vector (must divide the dimension); 0 = dim/2 (2 dims per code)."""
     hnsw_m: int = field(default=32, metadata={"range": "[4, inf)"})
     """HNSW graph degree."""
     seed: int = field(default=0, metadata={"range": "[0, inf)"})
@@ -55,10 +78,40 @@ class IndexConfig:
             raise ValueError(f"target_recall must be in (0, 1], got {self.target_recall}")
         if self.recall_queries < 1 or self.chunk_rows < 1 or self.hnsw_m < 4:
             raise ValueError("recall_queries and chunk_rows must be >= 1 and hnsw_m >= 4")
-        if self.ivf_codes not in ("flat", "sq8", "fp16") or self.ivf_lists < 0:
+        if self.ivf_codes not in IVF_CODES or self.ivf_lists < 0:
             raise ValueError(
-                f"ivf_codes must be flat/sq8/fp16 and ivf_lists >= 0, got {self.ivf_codes}, {self.ivf_lists}"
+                f"ivf_codes must be one of {'/'.join(IVF_CODES)} and ivf_lists >= 0, "
+                f"got {self.ivf_codes}, {self.ivf_lists}"
             )
+        if self.ivf_refine not in IVF_REFINES:
+            raise ValueError(f"ivf_refine must be one of {'/'.join(IVF_REFINES)}, got {self.ivf_refine}")
+        if self.refine_k_factor < 0 or self.pq_m < 0:
+            raise ValueError(f"refine_k_factor, pq_m must be >= 0, got {self.refine_k_factor}, {self.pq_m}")
+        if self.refine_k_factor and self.refine == "none":
+            raise ValueError(f"refine_k_factor={self.refine_k_factor} needs a re-rank (ivf_refine flat/fp16)")
+        if self.pq_m and self.ivf_codes != "pq4fs":
+            raise ValueError(f"pq_m applies to ivf_codes='pq4fs' only, got ivf_codes={self.ivf_codes!r}")
+
+    @property
+    def refine(self) -> str:
+        """The re-rank 'auto' resolves to for these codes: 'flat', 'fp16' or 'none'."""
+        if self.ivf_refine != "auto":
+            return self.ivf_refine
+        return "flat" if self.ivf_codes == "pq4fs" else "none"
+
+    def ivf_factory(self, n: int, d: int) -> str:
+        """The FAISS index_factory string of the IVF index for n vectors of width d (e.g.
+        'IVF4000,PQ128x4fs,RFlat'); a pq_m that does not divide d is the user's error."""
+        nlist = self.ivf_lists or int(max(16, min(n // 64, 4 * np.sqrt(n))))
+        if self.ivf_codes == "pq4fs":
+            m = self.pq_m or max(1, d // 2)
+            if d % m:
+                raise UserError(f"index.pq_m={m} must divide the vector width {d}")
+            codes = f"PQ{m}x4fs"
+        else:
+            codes = {"flat": "Flat", "sq8": "SQ8", "fp16": "SQfp16"}[self.ivf_codes]
+        refine = {"none": "", "flat": ",RFlat", "fp16": ",Refine(SQfp16)"}[self.refine]
+        return f"IVF{nlist},{codes}{refine}"
 
 
 def exact_topk(
@@ -123,6 +176,7 @@ class ItemIndex:
     dim: int
     _vectors: np.ndarray  # [capacity, d]; rows >= len(keys) are unused (exact only)
     _faiss: Any = None  # faiss.Index (untyped), built by `_build_faiss`
+    _ivf: Any = None  # its IVF part (the index itself, or the base of a re-rank), for nprobe
     report: dict = field(default_factory=dict)
 
     @classmethod
@@ -180,47 +234,62 @@ class ItemIndex:
         usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
         faiss.omp_set_num_threads(len(usable))
         if self.kind == "ivf":
-            nlist = self.cfg.ivf_lists or int(max(16, min(n // 64, 4 * np.sqrt(n))))
-            codes = {"flat": "Flat", "sq8": "SQ8", "fp16": "SQfp16"}[self.cfg.ivf_codes]
-            index = faiss.index_factory(d, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
-            sample = vectors[np.sort(rng.choice(n, min(n, 40 * nlist), replace=False))]
+            spec = self.cfg.ivf_factory(n, d)
+            index = faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
+            self._ivf = faiss.extract_index_ivf(index)
+            sample = vectors[np.sort(rng.choice(n, min(n, 40 * self._ivf.nlist), replace=False))]
             index.train(sample)
-            self.report.update(nlist=nlist, codes=self.cfg.ivf_codes)
+            self.report.update(nlist=int(self._ivf.nlist), codes=self.cfg.ivf_codes, factory=spec)
+            if self.cfg.refine != "none":
+                self.report["refine"] = self.cfg.refine
         else:
             index = faiss.IndexHNSWFlat(d, self.cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 80
         index.add(vectors)
         self._faiss = index
-        self._tune(queries, vectors, truth)
+        ref = queries if truth is None else np.ascontiguousarray(truth[: len(queries)], np.float32)
+        self.tune(queries, exact_topk(ref, vectors, 10, self.cfg.chunk_rows)[1])
         self._vectors = np.zeros((0, d), dtype=np.float32)  # FAISS keeps its own copy
 
-    def _tune(self, queries: np.ndarray, vectors: np.ndarray, reference: np.ndarray | None) -> None:
-        """Smallest probe width (IVF nprobe / HNSW efSearch) whose recall@10 on `queries` reaches the
-        target: doubling until it passes, then bisection between the last failing and first passing
-        width (search cost grows linearly in the width, so every step saved is latency saved).
-        Truth is the exact top-10 of `reference` (the same queries from the reference encoder) when
-        given, else of `queries` themselves."""
-        ref = queries if reference is None else np.ascontiguousarray(reference[: len(queries)], np.float32)
-        truth = exact_topk(ref, vectors, 10, self.cfg.chunk_rows)[1]
+    @property
+    def refined(self) -> bool:
+        """Whether searches re-rank k x k_factor candidates exactly (IVF with ivf_refine)."""
+        return self.kind == "ivf" and self.cfg.refine != "none"
+
+    def tune(self, queries: np.ndarray, truth: np.ndarray, target_recall: float | None = None) -> None:
+        """Smallest probe width (IVF nprobe / HNSW efSearch) whose recall@10 on `queries` [Q,d]
+        against `truth` [Q,10] (exact top-10 rows) reaches the target (default cfg.target_recall);
+        with a re-rank, then the smallest k_factor that keeps it at that width (nprobe is tuned at
+        MAX_K_FACTOR: it decides which items can be found at all, and scanning lists is the cost
+        that grows fastest). Each search is doubling until it passes, then bisection between the
+        last failing and first passing width (cost grows with the width, so every step saved is
+        latency saved). Called by `build`; callable again to re-tune for another target."""
+        if self._faiss is None:
+            raise UserError("an exact index has nothing to tune")
+        target = self.cfg.target_recall if target_recall is None else target_recall
+        recalls: dict[tuple[int, int], float] = {}
+
+        def recall(width: int, k_factor: int) -> float:
+            if (width, k_factor) not in recalls:
+                self._set_knob(width)
+                if self.refined:
+                    self._faiss.k_factor = k_factor
+                recalls[width, k_factor] = recall_at(self._faiss.search(queries, 10)[1], truth)
+            return recalls[width, k_factor]
+
         knob = "nprobe" if self.kind == "ivf" else "efSearch"
         limit = self.report.get("nlist", 4096) if self.kind == "ivf" else 4096
-        recalls: dict[int, float] = {}
-
-        def recall(width: int) -> float:
-            if width not in recalls:
-                self._set_knob(width)
-                recalls[width] = recall_at(self._faiss.search(queries, 10)[1], truth)
-            return recalls[width]
-
-        low, high = 0, 4  # recall(low) < target <= recall(high), once found
-        while recall(high) < self.cfg.target_recall and high < limit:
-            low, high = high, min(limit, high * 2)
-        if recall(high) >= self.cfg.target_recall:
-            while high - low > 1:
-                mid = (low + high) // 2
-                low, high = (low, mid) if recall(mid) >= self.cfg.target_recall else (mid, high)
-        self._set_knob(high)
-        self.report.update({knob: high, "recall@10": round(recall(high), 4), "recall_queries": len(queries)})
+        fixed_k = self.cfg.refine_k_factor or MAX_K_FACTOR
+        width = _smallest_passing(lambda w: recall(w, fixed_k), 4, limit, target)
+        k_factor = fixed_k
+        if self.refined and not self.cfg.refine_k_factor:
+            k_factor = _smallest_passing(lambda f: recall(width, f), 1, MAX_K_FACTOR, target)
+        self._set_knob(width)
+        self.report.update({knob: width, "recall@10": round(recall(width, k_factor), 4)})
+        if self.refined:
+            self._faiss.k_factor = k_factor
+            self.report["k_factor"] = k_factor
+        self.report.update({"recall_queries": len(queries), "target_recall": target})
 
     def set_width(self, width: int) -> None:
         """Search at this probe width (IVF nprobe / HNSW efSearch) instead of the tuned one; the
@@ -235,9 +304,19 @@ class ItemIndex:
         self._set_knob(width)
         self.report[knob] = width
 
+    def _rerank_params(self, k: int, want: int) -> Any:
+        """Per-call re-rank width: k x k_factor candidates for the k results (what the tuner
+        measured) plus one per excluded row, instead of want x k_factor: a 50-item history would
+        otherwise multiply the re-rank (and the fast-scan heap) by 6 for the same recall."""
+        if not self.refined or want <= k:
+            return None
+        import faiss
+
+        return faiss.IndexRefineSearchParameters(k_factor=(k * self._faiss.k_factor + want - k) / want)
+
     def _set_knob(self, value: int) -> None:
         if self.kind == "ivf":
-            self._faiss.nprobe = value
+            self._ivf.nprobe = value
         else:
             self._faiss.hnsw.efSearch = value
 
@@ -268,7 +347,7 @@ class ItemIndex:
         extra = max((len(e) for e in exclude), default=0)
         want = min(k + extra, len(self.keys))
         if self._faiss is not None:
-            scores, rows = self._faiss.search(queries, want)
+            scores, rows = self._faiss.search(queries, want, params=self._rerank_params(k, want))
         else:
             scores, rows = exact_topk(queries, self._vectors[: len(self.keys)], want, self.cfg.chunk_rows)
         keep = rows >= 0
@@ -295,3 +374,16 @@ def _queries(vectors: np.ndarray, given: np.ndarray | None, cfg: IndexConfig) ->
     rng = np.random.default_rng(cfg.seed + 1)
     rows = rng.integers(0, vectors.shape[0], size=(cfg.recall_queries, 3))
     return np.ascontiguousarray(vectors[rows].mean(axis=1), dtype=np.float32)
+
+
+def _smallest_passing(recall: Callable[[int], float], start: int, limit: int, target: float) -> int:
+    """Smallest width in [1, limit] whose recall reaches `target` (recall assumed non-decreasing in
+    the width): doubling from `start` until it passes, then bisection; `limit` when none passes."""
+    low, high = 0, min(start, limit)  # recall(low) < target <= recall(high), once found
+    while recall(high) < target and high < limit:
+        low, high = high, min(limit, high * 2)
+    if recall(high) >= target:
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if recall(mid) >= target else (mid, high)
+    return high

@@ -61,7 +61,7 @@ def main() -> None:
     from scalerec.rundir import load_run
     from scalerec.train.world_stream import read_world
 
-    run = load_run(a.run_dir)
+    run = load_run(a.run_dir, tokens_dir=Path(a.dataset) / "tokens" if a.dataset else None)
     dataset = Path(a.dataset) if a.dataset else run.dataset_dir
     world, meta = read_world(dataset)
     c = world.cfg

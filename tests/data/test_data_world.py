@@ -105,9 +105,10 @@ def test_validation_and_test_targets_need_the_same_second_order_lookup():
     assert valid > 0.5 and abs(valid - test) < 0.03
 
 
-def test_variant_context_floor_matches_monte_carlo_and_full_distribution():
+@pytest.mark.parametrize("rule_variant", [False, True])
+def test_variant_context_floor_matches_monte_carlo_and_full_distribution(rule_variant):
     cfg = WorldConfig(n_topics=300, variants=4, successors=3, length=11, session=0, context_classes=4,
-                      context="variant", seed=3)
+                      context="variant", rule_variant=rule_variant, seed=3)
     world = World.build(cfg)
     seqs = world.sequences(np.arange(20_000), 5)
     lp = world.bayes_logprob(seqs)
@@ -118,3 +119,15 @@ def test_variant_context_floor_matches_monte_carlo_and_full_distribution():
         dist = world.next_item_distribution(row[:-1])
         assert dist.sum() == pytest.approx(1.0)
         assert np.log(dist[row[-1]]) == pytest.approx(lp[k, -1])
+
+
+def test_rule_variant_keys_rules_on_the_current_items_variant():
+    """rule_variant: two items of one topic (different variants) after the same class lead to
+    different successor windows (variants x more rules); without it they share one."""
+    kw = dict(n_topics=500, variants=4, successors=3, length=11, session=0, context="variant", seed=1)
+    prev, cur = np.zeros(4, np.int64), np.full(4, 7, np.int64)
+    pv, cv = np.zeros(4, np.int64), np.arange(4, dtype=np.int64)
+    assert len(set(World.build(WorldConfig(**kw)).base(prev, cur, pv, cv))) == 1
+    assert len(set(World.build(WorldConfig(**kw, rule_variant=True)).base(prev, cur, pv, cv))) > 1
+    curve = World.build(WorldConfig(**kw, rule_variant=True)).memorisation_curve(2000, [100_000])
+    assert curve[0]["excess_nats"] == 0.0

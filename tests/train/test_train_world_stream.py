@@ -82,8 +82,9 @@ def test_variant_context_stream_equals_numpy_reference():
     device as in the numpy reference, bit for bit."""
     from scalerec.train.world_stream import WorldGenerator
 
-    cfg = WorldConfig(n_topics=60, variants=4, successors=3, length=9, session=0, context="variant", seed=2)
-    world = World.build(cfg)
-    got = WorldGenerator(world, torch.device("cpu")).sequences(torch.arange(50), 5).numpy()
-    ref = world.sequences(np.arange(50), stream_seed=5)
-    assert np.array_equal(got, ref)
+    for rule_variant in (False, True):
+        cfg = WorldConfig(n_topics=60, variants=4, successors=3, length=9, session=0, context="variant",
+                          rule_variant=rule_variant, seed=2)
+        world = World.build(cfg)
+        got = WorldGenerator(world, torch.device("cpu")).sequences(torch.arange(50), 5).numpy()
+        assert np.array_equal(got, world.sequences(np.arange(50), stream_seed=5))

@@ -53,9 +53,10 @@ class WorldGenerator:
         self.succ_cdf = torch.as_tensor(W.cdf(world.succ_p), device=device)
         self.var_cdf = torch.as_tensor(W.cdf(world.variant_p), device=device)
 
-    def _base(self, prev: torch.Tensor, cur: torch.Tensor, prev_variant: torch.Tensor) -> torch.Tensor:
+    def _base(self, prev: torch.Tensor, cur: torch.Tensor, prev_v: torch.Tensor, cur_v: torch.Tensor
+              ) -> torch.Tensor:
         c = self.cfg
-        u = W.uniform(W.hash_keys(c.seed, W.RULE, W.context_class(c, prev, prev_variant), cur))
+        u = W.uniform(W.hash_keys(c.seed, W.RULE, W.context_class(c, prev, prev_v, cur_v), cur))
         return torch.searchsorted(self.topic_cdf, u, right=True)
 
     def sequences(self, users: torch.Tensor, stream_seed: int, tag: int = W.TRAIN_USER) -> torch.Tensor:
@@ -74,7 +75,7 @@ class WorldGenerator:
                 cols.append(torch.searchsorted(self.topic_cdf, u_succ[:, t].contiguous(), right=True))
             else:
                 j = torch.searchsorted(self.succ_cdf, u_succ[:, t].contiguous(), right=True)
-                cols.append((self._base(prev, cols[-1], prev_v) + j) % c.n_topics)
+                cols.append((self._base(prev, cols[-1], prev_v, variant[:, t - 1]) + j) % c.n_topics)
             prev, prev_v = cols[-2], variant[:, t - 1]
         topics = torch.stack(cols, dim=1)
         return 1 + topics * c.variants + variant

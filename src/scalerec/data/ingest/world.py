@@ -78,6 +78,11 @@ class WorldConfig:
     second-order lookup they need (world_v4's validation target, one after a session start, needed
     all of it; its test target little). "variant": its variant mod `context_classes`, drawn
     independently of every topic, so every rule target needs the same lookup."""
+    rule_variant: bool = False
+    """The current item's variant enters the rule key too: rules are (class, topic, variant)
+    triples, `variants`x more of them over the same catalog. A text item vector is a sum of its
+    topic word and its variant word, so no per-item embedding can hold a triple's successor: the
+    network's own (non-embedding) parameters must, which is the capacity that N counts."""
     title_words: int = 1
     """Words of a topic's own vocabulary in each of its item titles."""
     seed: int = 0
@@ -130,12 +135,14 @@ def uniform(h: Any) -> Any:
     return bits * (1.0 / (1 << 53))
 
 
-def context_class(cfg: WorldConfig, prev_topic: Any, prev_variant: Any) -> Any:
-    """Class of the item before the current one (int64 arrays, numpy or torch; prev_topic >=
-    n_topics marks START, whose class is `context_classes`)."""
+def context_class(cfg: WorldConfig, prev_topic: Any, prev_variant: Any, cur_variant: Any = 0) -> Any:
+    """The rule key besides the current topic (int64 arrays, numpy or torch): the class of the item
+    before the current one (prev_topic >= n_topics marks START, class `context_classes`), and with
+    `rule_variant` the current item's variant too."""
     source = prev_variant if cfg.context == "variant" else prev_topic
     cls_ = source % cfg.context_classes
-    return cls_ + (cfg.context_classes - cls_) * (prev_topic >= cfg.n_topics)
+    cls_ = cls_ + (cfg.context_classes - cls_) * (prev_topic >= cfg.n_topics)
+    return cls_ + (cfg.context_classes + 1) * cur_variant if cfg.rule_variant else cls_
 
 
 def is_session_start(cfg: WorldConfig, t: int) -> bool:
@@ -179,12 +186,15 @@ class World:
         )
 
     # -- the generative process ------------------------------------------------------------------
-    def base(self, prev: np.ndarray, cur: np.ndarray, prev_variant: np.ndarray | None = None) -> np.ndarray:
-        """Rule table β(class of the previous item, current topic) → base topic, drawn from π by
-        the world's hash (prev = START ok; `prev_variant` is needed when context = "variant")."""
+    def base(self, prev: np.ndarray, cur: np.ndarray, prev_variant: np.ndarray | None = None,
+             cur_variant: np.ndarray | None = None) -> np.ndarray:
+        """Rule table β(class of the previous item, current topic[, its variant]) → base topic,
+        drawn from π by the world's hash (prev = START ok; the variants are needed when context =
+        "variant" / rule_variant)."""
         prev = np.asarray(prev, dtype=np.int64)
         pv = np.zeros_like(prev) if prev_variant is None else np.asarray(prev_variant, dtype=np.int64)
-        return self._base_of_class(context_class(self.cfg, prev, pv), cur)
+        cv = np.zeros_like(prev) if cur_variant is None else np.asarray(cur_variant, dtype=np.int64)
+        return self._base_of_class(context_class(self.cfg, prev, pv, cv), cur)
 
     def sequences(self, users: np.ndarray, stream_seed: int, tag: int = TRAIN_USER) -> np.ndarray:
         """int64 [U, length] item ids (1-based) of users with counters `users` int64 [U]."""
@@ -206,7 +216,7 @@ class World:
                 topics[:, t] = np.searchsorted(topic_cdf, u_succ[:, t], side="right")
             else:
                 j = np.searchsorted(succ_cdf, u_succ[:, t], side="right")
-                topics[:, t] = (self.base(prev, topics[:, t - 1], prev_v) + j) % c.n_topics
+                topics[:, t] = (self.base(prev, topics[:, t - 1], prev_v, variant[:, t - 1]) + j) % c.n_topics
             prev, prev_v = topics[:, t - 1], variant[:, t - 1]
         return 1 + topics * c.variants + variant
 
@@ -234,7 +244,7 @@ class World:
         topics, variants = self.topic_of(seqs), (np.asarray(seqs, dtype=np.int64) - 1) % c.variants
         prev = np.concatenate([np.full((len(seqs), 1), c.n_topics), topics[:, :-2]], axis=1)
         prev_v = np.concatenate([np.zeros((len(seqs), 1), np.int64), variants[:, :-2]], axis=1)
-        base = self.base(prev, topics[:, :-1], prev_v)
+        base = self.base(prev, topics[:, :-1], prev_v, variants[:, :-1])
         j = (topics[:, 1:] - base) % c.n_topics
         v = variants[:, 1:]
         p = np.where(j < c.successors, self.succ_p[np.minimum(j, c.successors - 1)], 0.0)
@@ -253,7 +263,8 @@ class World:
             return out
         prev = np.int64(c.n_topics) if len(topics) < 2 else topics[-2]
         prev_v = 0 if len(topics) < 2 else (int(history[-2]) - 1) % c.variants
-        base = int(self.base(np.array([prev]), np.array([topics[-1]]), np.array([prev_v]))[0])
+        cur_v = (int(history[-1]) - 1) % c.variants
+        base = int(self.base(np.array([prev]), topics[-1:], np.array([prev_v]), np.array([cur_v]))[0])
         for j, pj in enumerate(self.succ_p):
             z = (base + j) % c.n_topics
             out[1 + z * c.variants : 1 + (z + 1) * c.variants] += pj * self.variant_p
@@ -270,7 +281,7 @@ class World:
         prev_v = np.concatenate([np.zeros((n_users, 1), np.int64), variants[:, :-2]], axis=1)
         rule_pos = np.array([not is_session_start(c, t) for t in range(1, c.length)])
         prev, cur = prev[:, rule_pos].ravel(), topics[:, :-1][:, rule_pos].ravel()
-        cls_ = context_class(c, prev, prev_v[:, rule_pos].ravel())
+        cls_ = context_class(c, prev, prev_v[:, rule_pos].ravel(), variants[:, :-1][:, rule_pos].ravel())
         marginal = np.bincount(topics[:, 1:][:, rule_pos].ravel(), minlength=c.n_topics) + 0.5
         marginal = marginal / marginal.sum()
         keys, counts = np.unique(cls_ * c.n_topics + cur, return_counts=True)

@@ -17,7 +17,7 @@ Jobs (a trunk with its branches' cooldowns, or a single run) go to free workers 
 order (`scaling.sweep.jobs_of` of `plan_runs`), call after call. A job that cannot finish before the
 call's end is lost; the next call runs it again from the start.
 
-    python benchmarks/world_call_plan.py configs/sweeps/world_v5.toml [--workers 12] [--call-s 540]
+    python benchmarks/world_call_plan.py configs/sweeps/world_v5.toml [--workers 12] [--set k=v]
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ import json
 import tempfile
 
 
-def job_table(spec_path: str) -> list[dict]:
+def job_table(spec_path: str, overrides: list[str] | None = None) -> list[dict]:
     """One row per job of the spec: label, steps it trains, FLOPs per step, FLOPs."""
     from scalerec.scaling.estimate import estimate_run
     from scalerec.scaling.spec import load_spec, plan_runs
     from scalerec.scaling.sweep import jobs_of, prepare_world
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, overrides=overrides or None)
     with tempfile.TemporaryDirectory() as out:
         prepare_world(spec, out) if spec.world else None
         jobs = jobs_of(plan_runs(spec, out))
@@ -87,9 +87,10 @@ def main() -> None:
     ap.add_argument("--base-ms", type=float, default=37.0)
     ap.add_argument("--s-per-flop", type=float, default=2.7e-13)
     ap.add_argument("--max-calls", type=int, default=4)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="spec override key=value")
     a = ap.parse_args()
     model = {"overhead": a.overhead_ms / 1e3, "base": a.base_ms / 1e3, "s_per_flop": a.s_per_flop}
-    rows = job_table(a.spec)
+    rows = job_table(a.spec, a.overrides)
     for r in rows:
         r["seconds"] = round(r["steps"] * step_s(r["flops_per_step"], **model), 1)
         print(json.dumps({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()}))

@@ -80,9 +80,13 @@ def main() -> None:
         res[f"{name}_eval_path"] = {"loss": m["loss"], "ndcg@10": m["ndcg@10"],
                                     "history_len": int(hist.take(rows).lengths()[0])}
     width = full.shape[1] - 1
+    sem = loss.std(0) / np.sqrt(len(loss))
     res["window_last_two"] = {"t=L-2 (valid target)": float(loss[:, width - 2].mean()),
-                              "t=L-1 (test target)": float(loss[:, width - 1].mean())}
-    res["by_t_mod_session"] = by_slot(loss, floor, c.session)
+                              "t=L-1 (test target)": float(loss[:, width - 1].mean()),
+                              "standard_error": [float(sem[width - 2]), float(sem[width - 1])]}
+    if c.session:
+        res["by_t_mod_session"] = by_slot(loss, floor, c.session)
+    res["floor_by_t_mean"] = float(floor.mean())
     res["by_t"] = [round(float(v), 4) for v in loss.mean(0)]
     print(json.dumps(res, indent=1))
 

@@ -8,7 +8,10 @@ smallest model, so no sweep on it could show size scaling, and its floor was unk
 * Topics follow a **second-order** chain. The context (previous topic a, current topic b) fixes a
   *base* topic β(a, b) ~ π through a hash (a rule table of up to n_topics² entries that is never
   stored); the next topic is β + j (mod n_topics) with j ~ p over `successors` offsets. The first
-  topic of a user is drawn from π; its context is (START, z_1).
+  topic of a user is drawn from π; its context is (START, z_1). The previous item enters only
+  through a class: its topic's (`context = "topic"`, world_v4) or its variant's (`"variant"`,
+  world_v5: independent of every topic, so no target is easier than another); with
+  `rule_variant` the current item's variant is part of the key too.
 * Since successor windows never collide and q is the same for every topic, every target has the
   same conditional entropy: **Bayes floor = H(p) + H(q)** nats, exactly, whatever the context
   distribution (`bayes_floor`). `bayes_logprob` is the optimal predictor, used to check it by

@@ -94,8 +94,8 @@ class WorldConfig:
     def __post_init__(self) -> None:
         if self.n_topics < 2 or self.variants < 1 or not 1 <= self.successors < self.n_topics:
             raise ValueError("world: need n_topics >= 2, variants >= 1, 1 <= successors < n_topics")
-        if self.length < 3 or self.title_words < 1 or self.context_classes < 1 or self.session in (1,) \
-                or self.session < 0:
+        bad_session = self.session == 1 or self.session < 0
+        if self.length < 3 or self.title_words < 1 or self.context_classes < 1 or bad_session:
             raise ValueError("world: need length >= 3, title_words, context_classes >= 1, session 0 or >= 2")
         if self.context not in ("topic", "variant"):
             raise ValueError(f"world: context must be 'topic' or 'variant', not {self.context!r}")

@@ -24,8 +24,13 @@ from scalerec.data.ingest.world import World, WorldConfig
 RULES = [10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000]
 
 
-def _value(text: str) -> float | int:
-    return float(text) if any(c in text for c in ".e") else int(text)
+def _value(text: str) -> float | int | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text  # e.g. context=variant
 
 
 def main() -> None:

@@ -75,3 +75,16 @@ def test_world_dir_holds_eval_users_catalog_and_tokens(tmp_path):
     mtime = (tmp_path / "w" / "world.json").stat().st_mtime_ns
     write_world(CFG, tmp_path / "w", eval_users=20)  # identical world: kept, not rewritten
     assert (tmp_path / "w" / "world.json").stat().st_mtime_ns == mtime
+
+
+def test_variant_context_stream_equals_numpy_reference():
+    """context="variant" (world_v5): the class comes from the previous item's variant, on the
+    device as in the numpy reference, bit for bit."""
+    from scalerec.train.world_stream import WorldGenerator
+
+    for rule_variant in (False, True):
+        cfg = WorldConfig(n_topics=60, variants=4, successors=3, length=9, session=0, context="variant",
+                          rule_variant=rule_variant, seed=2)
+        world = World.build(cfg)
+        got = WorldGenerator(world, torch.device("cpu")).sequences(torch.arange(50), 5).numpy()
+        assert np.array_equal(got, world.sequences(np.arange(50), stream_seed=5))

@@ -53,10 +53,10 @@ class WorldGenerator:
         self.succ_cdf = torch.as_tensor(W.cdf(world.succ_p), device=device)
         self.var_cdf = torch.as_tensor(W.cdf(world.variant_p), device=device)
 
-    def _base(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+    def _base(self, prev: torch.Tensor, cur: torch.Tensor, prev_v: torch.Tensor, cur_v: torch.Tensor
+              ) -> torch.Tensor:
         c = self.cfg
-        cls_ = torch.where(prev >= c.n_topics, c.context_classes, prev % c.context_classes)
-        u = W.uniform(W.hash_keys(c.seed, W.RULE, cls_, cur))
+        u = W.uniform(W.hash_keys(c.seed, W.RULE, W.context_class(c, prev, prev_v, cur_v), cur))
         return torch.searchsorted(self.topic_cdf, u, right=True)
 
     def sequences(self, users: torch.Tensor, stream_seed: int, tag: int = W.TRAIN_USER) -> torch.Tensor:
@@ -66,17 +66,18 @@ class WorldGenerator:
         u_first = W.uniform(W.hash_keys(c.seed, W.FIRST, key[:, 0]))
         u_succ = W.uniform(W.hash_keys(c.seed, W.SUCC, key, pos[None, :]))
         u_var = W.uniform(W.hash_keys(c.seed, W.VARIANT, key, pos[None, :]))
+        variant = torch.searchsorted(self.var_cdf, u_var, right=True)
         cols = [torch.searchsorted(self.topic_cdf, u_first, right=True)]
         prev = torch.full_like(cols[0], c.n_topics)
+        prev_v = torch.zeros_like(prev)
         for t in range(1, c.length):
-            if t % c.session == 0:
+            if W.is_session_start(c, t):
                 cols.append(torch.searchsorted(self.topic_cdf, u_succ[:, t].contiguous(), right=True))
             else:
                 j = torch.searchsorted(self.succ_cdf, u_succ[:, t].contiguous(), right=True)
-                cols.append((self._base(prev, cols[-1]) + j) % c.n_topics)
-            prev = cols[-2]
+                cols.append((self._base(prev, cols[-1], prev_v, variant[:, t - 1]) + j) % c.n_topics)
+            prev, prev_v = cols[-2], variant[:, t - 1]
         topics = torch.stack(cols, dim=1)
-        variant = torch.searchsorted(self.var_cdf, u_var, right=True)
         return 1 + topics * c.variants + variant
 
 

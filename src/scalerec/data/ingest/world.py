@@ -8,7 +8,10 @@ smallest model, so no sweep on it could show size scaling, and its floor was unk
 * Topics follow a **second-order** chain. The context (previous topic a, current topic b) fixes a
   *base* topic β(a, b) ~ π through a hash (a rule table of up to n_topics² entries that is never
   stored); the next topic is β + j (mod n_topics) with j ~ p over `successors` offsets. The first
-  topic of a user is drawn from π; its context is (START, z_1).
+  topic of a user is drawn from π; its context is (START, z_1). The previous item enters only
+  through a class: its topic's (`context = "topic"`, world_v4) or its variant's (`"variant"`,
+  world_v5: independent of every topic, so no target is easier than another); with
+  `rule_variant` the current item's variant is part of the key too.
 * Since successor windows never collide and q is the same for every topic, every target has the
   same conditional entropy: **Bayes floor = H(p) + H(q)** nats, exactly, whatever the context
   distribution (`bayes_floor`). `bayes_logprob` is the optimal predictor, used to check it by
@@ -65,11 +68,24 @@ class WorldConfig:
     length: int = 51
     """Items per user (51 = 50 inputs → 50 targets: full training windows)."""
     session: int = 4
-    """Every `session`-th position starts a fresh topic drawn from π (a new session), which keeps
-    the chain from collapsing onto a few topics; eval targets (the last two) are rule positions."""
+    """Every `session`-th position starts a fresh topic drawn from π (a new session); eval targets
+    (the last two) are rule positions. 0: no session starts (every target t >= 1 is a rule target,
+    and the two eval targets are drawn from the same stationary context distribution)."""
     context_classes: int = 4
-    """The previous topic enters a rule only through its class (topic mod this): rules are
+    """The previous item enters a rule only through its class (see `context`, mod this): rules are
     (class, current topic) pairs, n_topics × (classes + 1) in all (1 = a first-order chain)."""
+    context: str = "topic"
+    """Where the previous item's class comes from. "topic" (world_v4): its topic mod
+    `context_classes` — but the current topic is a rule output of that same topic, so except right
+    after a session start it already tells much of the class, and targets differ in how much
+    second-order lookup they need (world_v4's validation target, one after a session start, needed
+    all of it; its test target little). "variant": its variant mod `context_classes`, drawn
+    independently of every topic, so every rule target needs the same lookup."""
+    rule_variant: bool = False
+    """The current item's variant enters the rule key too: rules are (class, topic, variant)
+    triples, `variants`x more of them over the same catalog. A text item vector is a sum of its
+    topic word and its variant word, so no per-item embedding can hold a triple's successor: the
+    network's own (non-embedding) parameters must, which is the capacity that N counts."""
     title_words: int = 1
     """Words of a topic's own vocabulary in each of its item titles."""
     seed: int = 0
@@ -78,9 +94,12 @@ class WorldConfig:
     def __post_init__(self) -> None:
         if self.n_topics < 2 or self.variants < 1 or not 1 <= self.successors < self.n_topics:
             raise ValueError("world: need n_topics >= 2, variants >= 1, 1 <= successors < n_topics")
-        if self.length < 3 or self.title_words < 1 or self.context_classes < 1 or self.session < 2:
-            raise ValueError("world: need length >= 3, title_words, context_classes >= 1, session >= 2")
-        if (self.length - 1) % self.session == 0 or (self.length - 2) % self.session == 0:
+        bad_session = self.session == 1 or self.session < 0
+        if self.length < 3 or self.title_words < 1 or self.context_classes < 1 or bad_session:
+            raise ValueError("world: need length >= 3, title_words, context_classes >= 1, session 0 or >= 2")
+        if self.context not in ("topic", "variant"):
+            raise ValueError(f"world: context must be 'topic' or 'variant', not {self.context!r}")
+        if self.session and ((self.length - 1) % self.session == 0 or (self.length - 2) % self.session == 0):
             raise ValueError(f"world: length {self.length} puts a session start on an eval target")
 
     @property
@@ -117,6 +136,20 @@ def uniform(h: Any) -> Any:
     bits = (h >> 11) & ((1 << 53) - 1)
     bits = bits.double() if hasattr(bits, "double") else bits.astype(np.float64)
     return bits * (1.0 / (1 << 53))
+
+
+def context_class(cfg: WorldConfig, prev_topic: Any, prev_variant: Any, cur_variant: Any = 0) -> Any:
+    """The rule key besides the current topic (int64 arrays, numpy or torch): the class of the item
+    before the current one (prev_topic >= n_topics marks START, class `context_classes`), and with
+    `rule_variant` the current item's variant too."""
+    source = prev_variant if cfg.context == "variant" else prev_topic
+    cls_ = source % cfg.context_classes
+    cls_ = cls_ + (cfg.context_classes - cls_) * (prev_topic >= cfg.n_topics)
+    return cls_ + (cfg.context_classes + 1) * cur_variant if cfg.rule_variant else cls_
+
+
+def is_session_start(cfg: WorldConfig, t: int) -> bool:
+    return bool(cfg.session) and t % cfg.session == 0
 
 
 def zipf_weights(n: int, exponent: float) -> np.ndarray:
@@ -156,11 +189,15 @@ class World:
         )
 
     # -- the generative process ------------------------------------------------------------------
-    def base(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-        """Rule table β(prev, cur) → base topic, drawn from π by the world's hash (prev = START ok)."""
-        cls_ = np.where(prev >= self.cfg.n_topics, self.cfg.context_classes, prev % self.cfg.context_classes)
-        u = uniform(hash_keys(self.cfg.seed, RULE, cls_, cur))
-        return np.searchsorted(cdf(self.topic_p), u, side="right").astype(np.int64)
+    def base(self, prev: np.ndarray, cur: np.ndarray, prev_variant: np.ndarray | None = None,
+             cur_variant: np.ndarray | None = None) -> np.ndarray:
+        """Rule table β(class of the previous item, current topic[, its variant]) → base topic,
+        drawn from π by the world's hash (prev = START ok; the variants are needed when context =
+        "variant" / rule_variant)."""
+        prev = np.asarray(prev, dtype=np.int64)
+        pv = np.zeros_like(prev) if prev_variant is None else np.asarray(prev_variant, dtype=np.int64)
+        cv = np.zeros_like(prev) if cur_variant is None else np.asarray(cur_variant, dtype=np.int64)
+        return self._base_of_class(context_class(self.cfg, prev, pv, cv), cur)
 
     def sequences(self, users: np.ndarray, stream_seed: int, tag: int = TRAIN_USER) -> np.ndarray:
         """int64 [U, length] item ids (1-based) of users with counters `users` int64 [U]."""
@@ -170,26 +207,27 @@ class World:
         u_first = uniform(hash_keys(self.cfg.seed, FIRST, key[:, 0]))
         u_succ = uniform(hash_keys(self.cfg.seed, SUCC, key, pos[None, :]))
         u_var = uniform(hash_keys(self.cfg.seed, VARIANT, key, pos[None, :]))
+        variant = np.searchsorted(cdf(self.variant_p), u_var, side="right").astype(np.int64)
         topics = np.empty((len(users), c.length), dtype=np.int64)
         topics[:, 0] = np.searchsorted(cdf(self.topic_p), u_first, side="right")
         prev = np.full(len(users), c.n_topics, dtype=np.int64)  # START
+        prev_v = np.zeros(len(users), dtype=np.int64)
         succ_cdf = cdf(self.succ_p)
         topic_cdf = cdf(self.topic_p)
         for t in range(1, c.length):
-            if t % c.session == 0:
+            if is_session_start(c, t):
                 topics[:, t] = np.searchsorted(topic_cdf, u_succ[:, t], side="right")
             else:
                 j = np.searchsorted(succ_cdf, u_succ[:, t], side="right")
-                topics[:, t] = (self.base(prev, topics[:, t - 1]) + j) % c.n_topics
-            prev = topics[:, t - 1]
-        variant = np.searchsorted(cdf(self.variant_p), u_var, side="right")
+                topics[:, t] = (self.base(prev, topics[:, t - 1], prev_v, variant[:, t - 1]) + j) % c.n_topics
+            prev, prev_v = topics[:, t - 1], variant[:, t - 1]
         return 1 + topics * c.variants + variant
 
     # -- the known answer -----------------------------------------------------------------------
     def floor_at(self, position: int) -> float:
         """Optimal cross-entropy (nats) of the item at 0-based `position` >= 1 given the ones before:
         H(π) + H(q) where a session starts, H(p) + H(q) elsewhere."""
-        topic = entropy(self.topic_p) if position % self.cfg.session == 0 else entropy(self.succ_p)
+        topic = entropy(self.topic_p) if is_session_start(self.cfg, position) else entropy(self.succ_p)
         return topic + entropy(self.variant_p)
 
     def bayes_floor(self) -> float:
@@ -206,13 +244,14 @@ class World:
     def bayes_logprob(self, seqs: np.ndarray) -> np.ndarray:
         """float64 [U, length-1]: log P*(item t | items < t) of the optimal predictor, t = 1 … length-1."""
         c = self.cfg
-        topics = self.topic_of(seqs)
+        topics, variants = self.topic_of(seqs), (np.asarray(seqs, dtype=np.int64) - 1) % c.variants
         prev = np.concatenate([np.full((len(seqs), 1), c.n_topics), topics[:, :-2]], axis=1)
-        base = self.base(prev, topics[:, :-1])
+        prev_v = np.concatenate([np.zeros((len(seqs), 1), np.int64), variants[:, :-2]], axis=1)
+        base = self.base(prev, topics[:, :-1], prev_v, variants[:, :-1])
         j = (topics[:, 1:] - base) % c.n_topics
-        v = (seqs[:, 1:] - 1) % c.variants
+        v = variants[:, 1:]
         p = np.where(j < c.successors, self.succ_p[np.minimum(j, c.successors - 1)], 0.0)
-        fresh = (np.arange(1, seqs.shape[1]) % c.session == 0)[None, :]
+        fresh = np.array([is_session_start(c, t) for t in range(1, seqs.shape[1])])[None, :]
         p = np.where(fresh, self.topic_p[topics[:, 1:]], p)
         return np.log(p) + np.log(self.variant_p[v])
 
@@ -222,11 +261,13 @@ class World:
         c = self.cfg
         topics = self.topic_of(history)
         out = np.zeros(c.n_items + 1)
-        if len(history) % c.session == 0:
+        if is_session_start(c, len(history)):
             out[1:] = np.outer(self.topic_p, self.variant_p).ravel()
             return out
         prev = np.int64(c.n_topics) if len(topics) < 2 else topics[-2]
-        base = int(self.base(np.array([prev]), np.array([topics[-1]]))[0])
+        prev_v = 0 if len(topics) < 2 else (int(history[-2]) - 1) % c.variants
+        cur_v = (int(history[-1]) - 1) % c.variants
+        base = int(self.base(np.array([prev]), topics[-1:], np.array([prev_v]), np.array([cur_v]))[0])
         for j, pj in enumerate(self.succ_p):
             z = (base + j) % c.n_topics
             out[1 + z * c.variants : 1 + (z + 1) * c.variants] += pj * self.variant_p
@@ -238,21 +279,27 @@ class World:
         curve a model of growing capacity walks down (why size keeps paying off)."""
         c = self.cfg
         seqs = self.sequences(np.arange(n_users), stream_seed)
-        topics = self.topic_of(seqs)
+        topics, variants = self.topic_of(seqs), (seqs - 1) % c.variants
         prev = np.concatenate([np.full((n_users, 1), c.n_topics), topics[:, :-2]], axis=1)
-        rule_pos = (np.arange(1, c.length) % c.session) != 0
+        prev_v = np.concatenate([np.zeros((n_users, 1), np.int64), variants[:, :-2]], axis=1)
+        rule_pos = np.array([not is_session_start(c, t) for t in range(1, c.length)])
         prev, cur = prev[:, rule_pos].ravel(), topics[:, :-1][:, rule_pos].ravel()
-        cls_ = np.where(prev >= c.n_topics, c.context_classes, prev % c.context_classes)
+        cls_ = context_class(c, prev, prev_v[:, rule_pos].ravel(), variants[:, :-1][:, rule_pos].ravel())
         marginal = np.bincount(topics[:, 1:][:, rule_pos].ravel(), minlength=c.n_topics) + 0.5
         marginal = marginal / marginal.sum()
         keys, counts = np.unique(cls_ * c.n_topics + cur, return_counts=True)
-        base = self.base(keys // c.n_topics, keys % c.n_topics)
+        base = self._base_of_class(keys // c.n_topics, keys % c.n_topics)
         window = (base[:, None] + np.arange(c.successors)[None, :]) % c.n_topics
         kl = (self.succ_p[None, :] * np.log(self.succ_p[None, :] / marginal[window])).sum(1)
         order = np.argsort(-counts, kind="stable")
         gain = (counts[order] * kl[order]) / counts.sum()
         tail = np.concatenate([np.cumsum(gain[::-1])[::-1], [0.0]])
         return [{"rules": r, "excess_nats": float(tail[min(r, len(gain))])} for r in rules]
+
+    def _base_of_class(self, cls_: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        """β for a context given by its class directly (the rule table's own key)."""
+        u = uniform(hash_keys(self.cfg.seed, RULE, np.asarray(cls_, np.int64), cur))
+        return np.searchsorted(cdf(self.topic_p), u, side="right").astype(np.int64)
 
     # -- item text ------------------------------------------------------------------------------
     def vocabulary(self) -> list[str]:

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One device call of the world_v5 sweep (issue 18 items 3-4; configs/sweeps/world_v5.toml). The same script
+# serves every call: the sweep resumes from the runs carried back in gpu/world_v5_runs.tgz, and only whole
+# jobs (a trunk and all its branches) are packed back (gpu/pack_sweep.py: a job cut by the timeout is lost
+# and runs again in the next call).
+#
+#   bash benchmarks/device/world_v5_call.sh            # call 1, then call 2 (same command)
+#   PAR=1 bash benchmarks/device/world_v5_call.sh      # call 3, only if the held-out s+ did not finish
+#
+# Expected on one H200 with 16 cores (benchmarks/world_call_plan.py, with step times fitted to world_v4 call 1):
+# - call 1 finishes 16 of the 23 fitted jobs;
+# - call 2 finishes the other 7, alongside the held-out s+ (7,500 steps). s+ finishes there only if it runs
+#   at >= ~25 steps/s once it is alone (about 230 s into the call); otherwise it needs call 3 with PAR=1.
+# After call 1, check the step times before call 2: `grep targets_per_s $OUT/sweep.log` for s and s2 (at
+# batch 256, 12,800 targets per step). The plan assumes >= 33K targets/s for s; if s is slower, rerun
+# benchmarks/world_call_plan.py with the measured --base-ms / --s-per-flop before spending call 2.
+set -u
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src OMP_NUM_THREADS=1 SCALEREC_CACHE=$PWD/gpu/cache
+OUT=${OUT:-/tmp/world_v5_out}
+SPEC=configs/sweeps/world_v5.toml
+RUNS=runs/world_v5
+mkdir -p "$OUT" runs gpu/cache
+nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/device.txt"; git log -1 --format=%H >> "$OUT/device.txt"
+if [ -f gpu/world_v5_runs.tgz ]; then tar xzf gpu/world_v5_runs.tgz -C runs; fi
+timeout "${SWEEP_S:-540}" python -m scalerec sweep "$SPEC" --out "$RUNS" --parallel "${PAR:-12}" > "$OUT/sweep.log" 2>&1
+echo "sweep rc=$?"
+python gpu/pack_sweep.py "$SPEC" "$RUNS" "$OUT/world_v5_runs.tgz"
+grep -c "^ok " "$OUT/sweep.log"; grep "^sweep\|failed\|Error" "$OUT/sweep.log" | tail -5; uptime
+# once every job is done (after the last call, on any machine with the runs dir):
+#   python -m scalerec fit runs/world_v5 && python -m scalerec report runs/world_v5
+#   python benchmarks/world_results_tables.py runs/world_v5/results.parquet

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call of the world_v5 sweep (issue 18 items 3-4; configs/sweeps/world_v5.toml). The same script
 # serves every call: the sweep resumes from the runs carried back in gpu/world_v5_runs.tgz, and only whole
-# jobs (a trunk and all its branches) are packed back (gpu/pack_sweep.py: a job cut by the timeout is lost
+# jobs (a trunk and all its branches) are packed back (benchmarks/device/pack_sweep.py: a job cut by the timeout is lost
 # and runs again in the next call).
 #
 #   bash benchmarks/device/world_v5_call.sh            # call 1, then call 2 (same command)
@@ -24,7 +24,7 @@ nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/device.txt"; git log -
 if [ -f gpu/world_v5_runs.tgz ]; then tar xzf gpu/world_v5_runs.tgz -C runs; fi
 timeout "${SWEEP_S:-540}" python -m scalerec sweep "$SPEC" --out "$RUNS" --parallel "${PAR:-12}" > "$OUT/sweep.log" 2>&1
 echo "sweep rc=$?"
-python gpu/pack_sweep.py "$SPEC" "$RUNS" "$OUT/world_v5_runs.tgz"
+python benchmarks/device/pack_sweep.py "$SPEC" "$RUNS" "$OUT/world_v5_runs.tgz"
 grep -c "^ok " "$OUT/sweep.log"; grep "^sweep\|failed\|Error" "$OUT/sweep.log" | tail -5; uptime
 # once every job is done (after the last call, on any machine with the runs dir):
 #   python -m scalerec fit runs/world_v5 && python -m scalerec report runs/world_v5

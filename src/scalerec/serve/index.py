@@ -312,7 +312,9 @@ class ItemIndex:
             return None
         import faiss
 
-        return faiss.IndexRefineSearchParameters(k_factor=(k * self._faiss.k_factor + want - k) / want)
+        params = faiss.IndexRefineSearchParameters()
+        params.k_factor = (k * self._faiss.k_factor + want - k) / want
+        return params
 
     def _set_knob(self, value: int) -> None:
         if self.kind == "ivf":

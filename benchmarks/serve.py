@@ -154,31 +154,22 @@ def health(port: int) -> dict:
 
 async def one_client(port: int, n_items: int, stop_at: float, seed: int, lat: list, errs: list) -> None:
     """Closed loop on one keep-alive connection: send, read the full response, record, repeat."""
+    from serve_load import answer_ok, exchange, request_bytes
+
     rng = random.Random(seed)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < stop_at:
-            hist = [f"I{rng.randint(1, n_items):07d}" for _ in range(5)]
-            body = json.dumps({"history": hist, "k": 10}).encode()
-            head = (
-                f"POST /recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
+            request = request_bytes([[f"I{rng.randint(1, n_items):07d}" for _ in range(5)]], 10)[0]
             t0 = time.perf_counter()
-            writer.write(head + body)
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            payload = await reader.readexactly(length)
+            status_line, payload, _ = await exchange(conn, request)
             lat.append(time.perf_counter() - t0)
-            if b" 200 " not in status_line or payload.count(b'"key"') != 10:
+            if not answer_ok(status_line, payload, 10):
                 errs.append(status_line.decode(errors="replace").strip())
     except (OSError, asyncio.IncompleteReadError) as exc:
         errs.append(repr(exc))
     finally:
-        writer.close()
+        conn[1].close()
 
 
 async def load(port: int, args: argparse.Namespace, duration: float) -> dict:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scalerec.serve.index import IndexConfig, ItemIndex, exact_topk, recall_at, set_search_threads
+from scalerec.serve.index import IndexConfig, ItemIndex, exact_topk, hit_rows, recall_at, set_search_threads
 
 
 def rss_mb() -> float:
@@ -236,9 +236,7 @@ def main() -> None:
         lat = time_rounds(indexes, queries[t : t + e], exclude[t : t + e], args.rounds)
         p50 = {name: float(np.percentile(v, 50)) for name, v in lat.items()}
         for name, index in indexes.items():
-            found = np.array(
-                [[r for r, _ in h] + [-1] * (10 - len(h)) for h in index.search(queries[t : t + e], 10)]
-            )
+            found = hit_rows(index.search(queries[t : t + e], 10), 10)
             print(
                 json.dumps(
                     {

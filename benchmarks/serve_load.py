@@ -40,7 +40,12 @@ def request_bytes(histories: Sequence[Sequence[str]], k: int) -> list[bytes]:
     return out
 
 
-async def _exchange(conn: tuple, request: bytes) -> tuple[bytes, bytes, dict[str, float]]:
+def answer_ok(status: bytes, payload: bytes, k: int) -> bool:
+    """A 200 answer holding exactly `k` recommendations (anything else counts as an error)."""
+    return b" 200 " in status and payload.count(b'"key"') == k
+
+
+async def exchange(conn: tuple, request: bytes) -> tuple[bytes, bytes, dict[str, float]]:
     """Send one request; (status line, body, the Server-Timing stages in ms or {})."""
     reader, writer = conn
     writer.write(request)
@@ -81,8 +86,8 @@ async def sequential(port: int, requests: list[bytes], n: int, k: int) -> dict:
     try:
         for i in range(n):
             t0 = time.perf_counter()
-            status, payload, timing = await _exchange(conn, requests[i % len(requests)])
-            ok = b" 200 " in status and payload.count(b'"key"') == k
+            status, payload, timing = await exchange(conn, requests[i % len(requests)])
+            ok = answer_ok(status, payload, k)
             errors += not ok
             lat.append(time.perf_counter() - t0)
             stages.append(timing if ok else {})
@@ -109,9 +114,9 @@ async def open_loop(
             if conn is None:
                 conn = await asyncio.open_connection("127.0.0.1", port)
                 opened += 1
-            status, payload, timing = await _exchange(conn, request)
+            status, payload, timing = await exchange(conn, request)
             lat.append(time.perf_counter() - at)
-            if b" 200 " not in status or payload.count(b'"key"') != k:
+            if not answer_ok(status, payload, k):
                 errs.append(status.decode(errors="replace").strip() or "empty answer")
                 timing = {}
             stages.append(timing)

@@ -94,7 +94,7 @@ def request_recall(rec, histories: list[list[str]]) -> float:
     (the index's own build-time figure uses random histories; this one uses the traffic's). With an
     approximate query engine (int8) the truth is exact search of the float32 model's queries, so
     the figure includes the engine's error as well as the index's."""
-    from scalerec.serve.index import exact_topk, recall_at
+    from scalerec.serve.index import exact_topk, hit_rows, recall_at
     from scalerec.serve.recommender import encode_histories
 
     rows = [[r + 1 for r in rec.resolve(h)[0]] for h in histories]
@@ -103,9 +103,7 @@ def request_recall(rec, histories: list[list[str]]) -> float:
     truth_queries = reference(rows) if reference is not None else None
     vectors = np.asarray(rec.encoder.encode_catalog(), dtype=np.float32)
     truth = exact_topk(queries if truth_queries is None else truth_queries, vectors, 10)[1]
-    hits = rec.index.search(queries, 10)
-    found = np.array([[r for r, _ in h] + [-1] * (10 - len(h)) for h in hits])
-    return round(recall_at(found, truth), 4)
+    return round(recall_at(hit_rows(rec.index.search(queries, 10), 10), truth), 4)
 
 
 def prepare_device(dest: Path, workdir: Path, items: int, interactions: int, seed: int, subset: str) -> dict:

@@ -196,3 +196,12 @@ def test_scalerec_serve_settings_reach_the_index_config() -> None:
     assert (cfg.index.ivf_codes, cfg.index.refine, cfg.index.refine_k_factor) == ("pq4fs", "fp16", 8)
     with pytest.raises(UserError, match="ivf_codes"):
         load(ServeConfig, overrides=["index.ivf_codes=pq5"])
+
+
+def test_hit_rows_pads_short_answers_for_recall_at() -> None:
+    from scalerec.serve.index import hit_rows, recall_at
+
+    rows = hit_rows([[(3, 0.9), (1, 0.5)], [(2, 0.1), (0, 0.0), (4, -1.0)]], 3)
+    assert rows.tolist() == [[3, 1, -1], [2, 0, 4]]
+    assert hit_rows([], 3).shape == (0, 3)
+    assert recall_at(rows, np.array([[3, 1, 5], [2, 0, 4]])) == (2 / 3 + 1) / 2

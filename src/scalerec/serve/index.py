@@ -165,6 +165,13 @@ def recall_at(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean(hits)) if hits else 1.0
 
 
+def hit_rows(hits: Sequence[Sequence[tuple[int, float]]], k: int) -> np.ndarray:
+    """[Q, k] row ids of `ItemIndex.search` answers (-1 where an answer holds fewer than k), the
+    form `recall_at` compares."""
+    rows = [[r for r, _ in h[:k]] for h in hits]
+    return np.array([r + [-1] * (k - len(r)) for r in rows], dtype=np.int64).reshape(-1, k)
+
+
 @dataclass
 class ItemIndex:
     """Keyed top-k index over item vectors. Build with `ItemIndex.build`."""

@@ -36,7 +36,7 @@ def job_table(spec_path: str, overrides: list[str] | None = None) -> list[dict]:
 
     spec = load_spec(spec_path, overrides=overrides or None)
     with tempfile.TemporaryDirectory() as out:
-        prepare_world(spec, out) if spec.world else None
+        prepare_world(spec, out)  # a [world] spec: writes the world the run ids depend on
         jobs = jobs_of(plan_runs(spec, out))
         rows = []
         for job in jobs:

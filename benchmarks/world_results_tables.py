@@ -51,7 +51,9 @@ def seed_table(rows: list[dict]) -> list[str]:
 
 
 def best_table(rows: list[dict]) -> list[str]:
-    """Per size and D: the best test loss over LRs and seeds, and its excess over the floor."""
+    """Per size and D: the lowest test loss over LRs and seeds, and its excess over the floor. This is
+    test-selected: a diagnostic of what a size can reach (for a world whose validation is in doubt),
+    never a figure to fit or to choose a recipe on."""
     best: dict[tuple, dict] = {}
     for r in rows:
         k = (r["n_params_non_embedding"], r["size"], r["targets_seen"])
@@ -71,7 +73,7 @@ def main() -> None:
     rows = _rows(ap.parse_args().parquet)
     print(f"{len(rows)} ok runs; Bayes floor {rows[0]['bayes_floor']:.4f}\n")
     for title, table in (("All runs", runs_table(rows)), ("Seed spread", seed_table(rows)),
-                         ("Best per size and D", best_table(rows))):
+                         ("Lowest test loss per size and D (test-selected, diagnostic)", best_table(rows))):
         print(f"### {title}\n\n" + "\n".join(table) + "\n")
 
 

@@ -6,6 +6,7 @@
 #
 #   bash benchmarks/device/world_v5_call.sh            # call 1, then call 2 (same command)
 #   PAR=1 bash benchmarks/device/world_v5_call.sh      # call 3, only if the held-out s+ did not finish
+#   SPEC=configs/sweeps/world_v5_long.toml PAR=5 SWEEP_S=400 bash benchmarks/device/world_v5_call.sh  # long runs
 #
 # Expected on one H200 with 16 cores (benchmarks/world_call_plan.py, with step times fitted to world_v4 call 1):
 # - call 1 finishes 16 of the 23 fitted jobs;
@@ -17,14 +18,15 @@
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src OMP_NUM_THREADS=1 SCALEREC_CACHE=$PWD/gpu/cache
 OUT=${OUT:-/tmp/world_v5_out}
-SPEC=configs/sweeps/world_v5.toml
-RUNS=runs/world_v5
+SPEC=${SPEC:-configs/sweeps/world_v5.toml}
+NAME=$(basename "$SPEC" .toml)
+RUNS=runs/$NAME
 mkdir -p "$OUT" runs gpu/cache
 nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/device.txt"; git log -1 --format=%H >> "$OUT/device.txt"
-if [ -f gpu/world_v5_runs.tgz ]; then tar xzf gpu/world_v5_runs.tgz -C runs; fi
+if [ -f "gpu/${NAME}_runs.tgz" ]; then tar xzf "gpu/${NAME}_runs.tgz" -C runs; fi
 timeout "${SWEEP_S:-540}" python -m scalerec sweep "$SPEC" --out "$RUNS" --parallel "${PAR:-12}" > "$OUT/sweep.log" 2>&1
 echo "sweep rc=$?"
-python benchmarks/device/pack_sweep.py "$SPEC" "$RUNS" "$OUT/world_v5_runs.tgz"
+python benchmarks/device/pack_sweep.py "$SPEC" "$RUNS" "$OUT/${NAME}_runs.tgz"
 grep -c "^ok " "$OUT/sweep.log"; grep "^sweep\|failed\|Error" "$OUT/sweep.log" | tail -5; uptime
 # once every job is done (after the last call, on any machine with the runs dir):
 #   python -m scalerec fit runs/world_v5 && python -m scalerec report runs/world_v5

@@ -69,6 +69,59 @@ def test_rerun_trains_nothing(swept):
     assert not calls and all(r["status"] == "ok" for r in rows)
 
 
+def test_a_moved_sweep_dir_resumes(swept, tmp_path):
+    """Run ids do not depend on where the sweep dir lies (its own world is inside it)."""
+    import shutil
+
+    out, _, rows = swept
+    moved = tmp_path / "elsewhere" / "renamed"
+    shutil.copytree(out, moved)
+    calls = []
+    again = run_sweep(_spec(holdout_sizes=["xs"], holdout_scale=1.2), moved,
+                      train_fn=lambda cfg, resume=False: calls.append(cfg))
+    assert not calls
+    assert [r["run_id"] for r in again] == [r["run_id"] for r in rows]
+    assert all(r["status"] == "ok" for r in again)
+
+
+def test_dirs_named_by_the_old_location_dependent_ids_are_adopted(swept, tmp_path):
+    """A sweep dir made before ids were location-independent (dirs named by a hash of the absolute
+    world path that its sweep.json recorded) resumes after the upgrade, even after a move."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from scalerec.io import read_json
+    from scalerec.scaling.spec import legacy_run_id
+    from scalerec.scaling.sweep import prepare_world, read_results
+
+    out, _, rows = swept
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    recorded = read_json(old / "sweep.json")["spec"]
+    spec = _spec(holdout_sizes=["xs"], holdout_scale=1.2)
+    prepare_world(spec, old)
+    renamed = {}
+    for run in plan_runs(spec, old):
+        legacy = legacy_run_id(run.cfg, recorded["dataset"], recorded["tokens"])
+        assert legacy != run.run_id
+        (old / "runs" / run.run_id).rename(old / "runs" / legacy)
+        renamed[run.run_id] = legacy
+    table = pq.read_table(old / "results.parquet").to_pylist()
+    for r in table:
+        r["run_id"] = renamed[r["run_id"]]
+    pq.write_table(pa.Table.from_pylist(table), old / "results.parquet")
+
+    calls = []
+    again = run_sweep(_spec(holdout_sizes=["xs"], holdout_scale=1.2), old,
+                      train_fn=lambda cfg, resume=False: calls.append(cfg))
+    assert not calls
+    assert sorted(r["run_id"] for r in read_results(old)) == sorted(r["run_id"] for r in rows)
+    assert [r["valid_loss"] for r in again] == [r["valid_loss"] for r in rows]
+    assert not any((old / "runs" / legacy).exists() for legacy in renamed.values())
+
+
 def test_plan_lr_search_extra_seeds_and_custom_sizes(tmp_path):
     spec = _spec(
         sizes=["tiny", "s2"],

@@ -318,10 +318,61 @@ def _model_base(spec: SweepSpec, size: str) -> tuple[str, dict[str, Any]]:
     return fields.pop("base"), fields
 
 
+SWEEP_DIR_TOKEN = "$SWEEP"
+"""How a path inside the sweep dir enters a run id (`sweep_run_id`)."""
+
+
+def _inside(path: str | None, root: Path) -> str | None:
+    """`path` written as `$SWEEP/<relative>` when it lies inside `root`, else unchanged."""
+    if not path:
+        return path
+    try:
+        rel = Path(path).resolve().relative_to(root.resolve())
+    except ValueError:
+        return path
+    return f"{SWEEP_DIR_TOKEN}/{rel.as_posix()}"
+
+
+def sweep_run_id(cfg: Any, out_dir: str | Path, *, dataset: str | None = None,
+                 tokens: str | None = None) -> str:
+    """A run's id inside a sweep: `build.run_id` of its config, with a dataset or token table that lies
+    inside the sweep dir (a `[world]` sweep's own world, written to `<out>/world`) hashed by its place in
+    the sweep dir rather than its absolute path. Why: otherwise moving or copying a sweep dir (to another
+    machine, or to a new name) changed every id, and the sweep trained everything again instead of
+    resuming. `dataset` / `tokens` replace the config's paths before hashing (`sweep.adopt_legacy_dirs`
+    uses them to recompute the ids of older sweeps). Datasets outside the sweep dir keep their path in the
+    id: a different path may hold a different dataset."""
+    import dataclasses
+
+    from scalerec.train import build
+
+    root = Path(out_dir)
+    data = dataclasses.replace(
+        cfg.data,
+        dataset=_inside(dataset if dataset is not None else cfg.data.dataset, root),
+        tokens=_inside(tokens if tokens is not None else cfg.data.tokens, root),
+    )
+    return build.run_id(dataclasses.replace(cfg, data=data))
+
+
+def legacy_run_id(cfg: Any, dataset: str | None = None, tokens: str | None = None) -> str:
+    """The id a run had before `sweep_run_id` (the config's absolute paths hashed as they are),
+    optionally with the dataset / token paths an older sweep.json recorded."""
+    import dataclasses
+
+    from scalerec.train import build
+
+    data = dataclasses.replace(
+        cfg.data,
+        dataset=dataset if dataset is not None else cfg.data.dataset,
+        tokens=tokens if tokens is not None else cfg.data.tokens,
+    )
+    return build.run_id(dataclasses.replace(cfg, data=data))
+
+
 def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
     """Expand the spec into resolved runs (sizes × subsets × seeds × LRs, + wsd branches, + held-out
     runs), in that order; a wsd trunk comes right before its branches."""
-    from scalerec.train import build
 
     out_dir = Path(out_dir)
     file_base = read_toml(spec.train_config) if spec.train_config else {}
@@ -360,7 +411,7 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
                     head.holdout, head.lr_grid, head.encoder = holdout, tuple(lrs), cfg.model.item_encoder
                     group = expand_wsd(spec, head, with_branches=not holdout) if spec.branches else [head]
                     for run in group:
-                        run.run_id = run.cfg.run.name = build.run_id(run.cfg)
+                        run.run_id = run.cfg.run.name = sweep_run_id(run.cfg, out_dir)
                     for run in group[1:]:
                         run.trunk_id = group[0].run_id
                     runs += group

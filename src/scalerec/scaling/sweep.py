@@ -197,11 +197,16 @@ def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
 
 def upsert_results(out_dir: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Replace rows with the same run_id, append new ones; rewrite the table atomically."""
+    new = {r["run_id"]: r for r in rows}
+    table = [r for r in read_results(out_dir) if r["run_id"] not in new] + list(new.values())
+    return _write_results(out_dir, table)
+
+
+def _write_results(out_dir: str | Path, table: list[dict[str, Any]]) -> Path:
+    """Write the whole results table atomically (a reader sees the old table or the new one)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    new = {r["run_id"]: r for r in rows}
-    table = [r for r in read_results(out_dir) if r["run_id"] not in new] + list(new.values())
     columns: list[str] = []
     for r in table:
         columns += [k for k in r if k not in columns]
@@ -318,6 +323,7 @@ def run_sweep(
     if dry_run:
         return estimate_runs(spec, runs, out_dir, calibrate=calibrate)
     out_dir.mkdir(parents=True, exist_ok=True)
+    adopt_legacy_dirs(out_dir, runs)
     write_json(out_dir / "sweep.json", {"format_version": 1, "spec": to_dict(spec), "n_runs": len(runs)})
     wanted = {"missing", "failed"} if retry_failed else {"missing"}
     pending = [j for j in jobs_of(runs) if any(run_status(out_dir, r) in wanted for r in j)]
@@ -340,6 +346,36 @@ def run_sweep(
 
         _run_pending(pending, parallel, train_fn, on_done)
     return [rows[r.run_id] for r in runs if r.run_id in rows]
+
+
+def adopt_legacy_dirs(out_dir: Path, runs: list[PlannedRun]) -> dict[str, str]:
+    """Rename run dirs named by the old, location-dependent id to today's id (`spec.sweep_run_id`), and
+    drop their rows from results.parquet (the sweep writes them again under the new id). The old id is
+    recomputed from the dataset / token paths this sweep dir's sweep.json recorded (the paths the runs
+    were planned with, wherever the dir lay then) and from today's paths. Returns {old id: new id}."""
+    from scalerec.scaling.spec import legacy_run_id
+
+    runs_dir = out_dir / "runs"
+    if not runs_dir.is_dir():
+        return {}
+    recorded = read_json(out_dir / "sweep.json").get("spec", {}) if (out_dir / "sweep.json").is_file() else {}
+    path_sets = [(None, None), (recorded.get("dataset") or None, recorded.get("tokens") or None)]
+    moved: dict[str, str] = {}
+    for run in runs:
+        new_dir = run_dir(out_dir, run)
+        if new_dir.exists():
+            continue
+        for dataset, tokens in path_sets:
+            old = legacy_run_id(run.cfg, dataset, tokens)
+            if old != run.run_id and (runs_dir / old).is_dir():
+                (runs_dir / old).rename(new_dir)
+                moved[old] = run.run_id
+                break
+    if moved:
+        if (out_dir / RESULTS).is_file():
+            _write_results(out_dir, [r for r in read_results(out_dir) if r["run_id"] not in moved])
+        print(f"sweep: {len(moved)} run dirs renamed to location-independent ids", flush=True)
+    return moved
 
 
 def prepare_world(spec: SweepSpec, out_dir: Path) -> None:

@@ -222,3 +222,36 @@ def test_split3_only_on_bf16_sides() -> None:
     assert mid.shape == (4, 8) and mid_n.shape == (4,) and rest_n.shape == (4,)
     with pytest.raises(ValueError, match="bf16x3"):
         exact.prepare(x, torch.float32, torch.device("cpu")).split3()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_items=st.integers(2, 200),
+    n_distinct=st.integers(1, 6),
+    ci=st.integers(1, 120),
+    mask=st.booleans(),
+    bf16=st.booleans(),
+)
+def test_duplicate_vectors_equal_fp32_brute_force(seed, n_items, n_distinct, ci, mask, bf16) -> None:
+    """Many items sharing one vector (text-less items of a text encoder): the ties they form with
+    the target are counted by group, and the ranks still equal brute force."""
+    g = torch.Generator().manual_seed(seed)
+    distinct = torch.randn(n_distinct, 16, generator=g)
+    items = distinct[torch.randint(0, n_distinct, (n_items + 1,), generator=g)]
+    items[1] = -0.0 * items[1]  # a -0.0 row is not merged with a 0.0 row: grouping is bitwise
+    users = torch.randn(12, 16, generator=g)
+    targets = torch.randint(1, n_items + 1, (12,), generator=g)
+    seqs = _random_seqs(np.random.default_rng(seed), 12, n_items) if mask else None
+    assert (exact.duplicate_groups(items) is not None) or n_items + 1 <= n_distinct
+    got = full_rank(users, items, targets, exclude=seqs, chunk_users=5, chunk_items=ci,
+                    dtype=BF16 if bf16 else FP32)
+    assert torch.equal(got, _ref_rank(users, items, targets, seqs))
+
+
+def test_duplicate_groups_are_bitwise() -> None:
+    x = torch.tensor([[1.0, 0.0], [1.0, -0.0], [1.0, 0.0], [2.0, 1.0]])
+    groups = exact.duplicate_groups(x)
+    assert groups is not None
+    assert groups[0] == groups[2] and groups[0] != groups[1] and groups[3] not in (groups[0], groups[1])
+    assert exact.duplicate_groups(torch.eye(3)) is None

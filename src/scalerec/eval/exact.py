@@ -203,20 +203,41 @@ def count_at_least(
     items: torch.Tensor,
     i0: int,
     target_exact: torch.Tensor,
+    item_group: torch.Tensor | None = None,
+    target_group: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per user `[cu]`: items of the tile whose exact score ties or beats the target's.
 
     `s [cu, ci]` are the fast scores (masked cells -inf). Items above `hi` count, items below `lo`
     do not, and the few in `[lo, hi]` (the band) are re-scored with `dot64`. Rows whose band is empty
-    (most of them) cost nothing more: callers pass only rows known to have a band.
+    (most of them) cost nothing more: callers pass only rows known to have a band. With `item_group`
+    (`duplicate_groups` of all items) and `target_group` (`[cu]`, the targets' groups), band items
+    identical to the target are counted as ties without re-scoring.
     """
     count = (s > hi[:, None]).sum(1)
     band = (s >= lo[:, None]).logical_and_(s <= hi[:, None])
     pairs = band.nonzero()
     for p0 in range(0, pairs.shape[0], PAIRS_PER_BATCH):
         rows, cols = pairs[p0 : p0 + PAIRS_PER_BATCH].unbind(1)
+        if item_group is not None and target_group is not None:
+            # an item whose vector is bitwise the target's has the same fixed-order dot64: a tie, known
+            # without scoring (catalogs with thousands of text-less items put all of them in one band)
+            same = item_group[cols + i0] == target_group[rows]
+            count.index_add_(0, rows[same], torch.ones_like(rows[same]))
+            rows, cols = rows[~same], cols[~same]
         count.index_add_(0, rows, at_least(users[rows], items[cols + i0], target_exact[rows]).long())
     return count
+
+
+def duplicate_groups(x: torch.Tensor) -> torch.Tensor | None:
+    """`[n]` int64: the same id for rows that are bitwise identical, or None when every row is distinct.
+
+    Why: identical item vectors (items with the same text, e.g. the 16,555 title-less Sports items of the
+    pooled corpus) tie exactly with each other, so `count_at_least` can count them without re-scoring.
+    Bitwise (not ==) so that -0.0 and 0.0 rows, which might not sum identically, are never merged."""
+    bits = x.contiguous().view(torch.int32) if x.dtype == torch.float32 else x.contiguous()
+    _, inverse, counts = torch.unique(bits, dim=0, return_inverse=True, return_counts=True)
+    return inverse if bool((counts > 1).any()) else None
 
 
 def at_least(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

@@ -217,6 +217,7 @@ class _FastRanker:
         if self.items.mid is not None and not rounded:
             self.refined = exact.refined_item_factors(self.items, item_vecs.shape[1])
         self._buf: torch.Tensor | None = None
+        self.groups = exact.duplicate_groups(self.items.exact)  # None when every item vector is distinct
 
     def _scratch(self, like: torch.Tensor) -> torch.Tensor:
         if self._buf is None or self._buf.shape != like.shape:
@@ -268,7 +269,11 @@ class _FastRanker:
             s, _ = exact.approx_scores(users.low[rows], self.items.low[i0:i1])
         _mask_tile(s, i0, seen, bounds, j, rows.cpu().numpy())
         _mask_targets(s, i0, i1, targets[rows])
-        return exact.count_at_least(s, lo[rows], hi[rows], users.exact[rows], self.items.exact, i0, r[rows])
+        groups = self.groups
+        return exact.count_at_least(
+            s, lo[rows], hi[rows], users.exact[rows], self.items.exact, i0, r[rows],
+            groups, None if groups is None else groups[targets[rows]],
+        )
 
 
 class _SafeRanker:

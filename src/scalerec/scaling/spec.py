@@ -333,31 +333,21 @@ def _inside(path: str | None, root: Path) -> str | None:
     return f"{SWEEP_DIR_TOKEN}/{rel.as_posix()}"
 
 
-def sweep_run_id(cfg: Any, out_dir: str | Path, *, dataset: str | None = None,
-                 tokens: str | None = None) -> str:
+def sweep_run_id(cfg: Any, out_dir: str | Path) -> str:
     """A run's id inside a sweep: `build.run_id` of its config, with a dataset or token table that lies
     inside the sweep dir (a `[world]` sweep's own world, written to `<out>/world`) hashed by its place in
     the sweep dir rather than its absolute path. Why: otherwise moving or copying a sweep dir (to another
     machine, or to a new name) changed every id, and the sweep trained everything again instead of
-    resuming. `dataset` / `tokens` replace the config's paths before hashing (`sweep.adopt_legacy_dirs`
-    uses them to recompute the ids of older sweeps). Datasets outside the sweep dir keep their path in the
-    id: a different path may hold a different dataset."""
-    import dataclasses
-
-    from scalerec.train import build
-
+    resuming. Datasets outside the sweep dir keep their path in the id: a different path may hold a
+    different dataset."""
     root = Path(out_dir)
-    data = dataclasses.replace(
-        cfg.data,
-        dataset=_inside(dataset if dataset is not None else cfg.data.dataset, root),
-        tokens=_inside(tokens if tokens is not None else cfg.data.tokens, root),
-    )
-    return build.run_id(dataclasses.replace(cfg, data=data))
+    return legacy_run_id(cfg, _inside(cfg.data.dataset, root), _inside(cfg.data.tokens, root))
 
 
 def legacy_run_id(cfg: Any, dataset: str | None = None, tokens: str | None = None) -> str:
-    """The id a run had before `sweep_run_id` (the config's absolute paths hashed as they are),
-    optionally with the dataset / token paths an older sweep.json recorded."""
+    """`build.run_id` with the config's dataset / token paths replaced (None: kept as they are). Kept as
+    they are, this is the id a run had before `sweep_run_id`; with the paths an older sweep.json recorded,
+    the id it had where the sweep dir lay then (`sweep.adopt_legacy_dirs`)."""
     import dataclasses
 
     from scalerec.train import build

@@ -45,6 +45,8 @@ FLOOR = 2.0**-140
 SAFE_MAGNITUDE = 1e30
 """Largest product of norms the fast path accepts; beyond it fp32 sums could overflow."""
 PAIRS_PER_BATCH = 1 << 20
+HASH_ROWS = 1 << 16
+"""Rows hashed at a time by `duplicate_groups` (bounds its int64 scratch: 64K x d x 8 bytes)."""
 
 
 def dot64(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -234,10 +236,26 @@ def duplicate_groups(x: torch.Tensor) -> torch.Tensor | None:
 
     Why: identical item vectors (items with the same text, e.g. the 16,555 title-less Sports items of the
     pooled corpus) tie exactly with each other, so `count_at_least` can count them without re-scoring.
-    Bitwise (not ==) so that -0.0 and 0.0 rows, which might not sum identically, are never merged."""
+    Bitwise (not ==) so that -0.0 and 0.0 rows, which might not sum identically, are never merged.
+    Built at every ranker's start, so it is cheap: an exact integer hash of each row (wrapping int64
+    arithmetic: equal rows hash equally), then the row-wise sort of `torch.unique` only over rows whose hash
+    repeats."""
     bits = x.contiguous().view(torch.int32) if x.dtype == torch.float32 else x.contiguous()
-    _, inverse, counts = torch.unique(bits, dim=0, return_inverse=True, return_counts=True)
-    return inverse if bool((counts > 1).any()) else None
+    n = bits.shape[0]
+    weights = torch.randint(
+        -(2**62), 2**62, (bits.shape[1],), generator=torch.Generator().manual_seed(0), dtype=torch.int64
+    ).to(bits.device)
+    hashes = torch.empty(n, dtype=torch.int64, device=bits.device)
+    for i in range(0, n, HASH_ROWS):
+        hashes[i : i + HASH_ROWS] = (bits[i : i + HASH_ROWS].long() * weights).sum(1)
+    _, slot, counts = torch.unique(hashes, return_inverse=True, return_counts=True)
+    repeated = (counts[slot] > 1).nonzero()[:, 0]
+    if repeated.numel() == 0:
+        return None
+    _, exact_group = torch.unique(bits[repeated], dim=0, return_inverse=True)
+    groups = torch.arange(n, device=bits.device) + n  # singletons: ids of their own, above every group
+    groups[repeated] = exact_group
+    return groups
 
 
 def at_least(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

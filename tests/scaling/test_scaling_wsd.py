@@ -224,3 +224,69 @@ def test_a_run_without_branch_step_is_not_a_branch() -> None:
     assert _branch_step(SimpleNamespace(branch_step=4, cfg=cfg)) == 4
     with pytest.raises(ValueError, match="s-1 is not a branch"):
         _branch_step(SimpleNamespace(branch_step=None, cfg=cfg))
+
+
+def _copy_table(swept, dest, rewrite=None):
+    """The sweep's results.parquet alone (as committed under docs/results), rows optionally rewritten."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out, _, _ = swept
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    dest.mkdir(parents=True)
+    rows = [rewrite(r) if rewrite else r for r in rows]
+    pq.write_table(pa.Table.from_pylist(rows), dest / "results.parquet")
+    return dest
+
+
+def test_runs_are_adopted_from_a_committed_table_and_only_new_cells_train(swept, tmp_path):
+    """A committed results.parquet without its run dirs: a grown spec (one more seed) trains only the new
+    seed's runs; the adopted rows keep their measurements and say where they came from."""
+    _, _, rows = swept
+    committed = _copy_table(swept, tmp_path / "committed")
+    spec = _spec(holdout_sizes=["xs"], holdout_scale=1.2, seeds=[0, 1])
+    preview = run_sweep(spec, tmp_path / "new", dry_run=True, calibrate=False, adopt=committed)
+    assert sorted(r["status"] for r in preview) == ["adopted"] * 3 + ["missing"] * 3
+    calls = []
+    again = run_sweep(spec, tmp_path / "new", adopt=committed,
+                      train_fn=lambda cfg, resume=False: calls.append(cfg))
+    assert sorted(c.run.seed for c in calls) == [1, 1]  # the new trunk and held-out run, nothing else
+    adopted = [r for r in again if r.get("adopted_from")]
+    assert [r["run_id"] for r in adopted] == [r["run_id"] for r in rows]
+    assert [r["valid_loss"] for r in adopted] == [r["valid_loss"] for r in rows]
+    assert all(r["status"] == "ok" for r in adopted)
+
+
+def test_adoption_needs_the_same_config(swept, tmp_path):
+    committed = _copy_table(swept, tmp_path / "committed")
+    calls = []
+    spec = _spec(holdout_sizes=["xs"], holdout_scale=1.2, lr=1e-3)
+    rows = run_sweep(spec, tmp_path / "new", adopt=committed,
+                     train_fn=lambda cfg, resume=False: calls.append(cfg))
+    # the trunk and the held-out run are trained (the branch then fails: the stub writes no checkpoint)
+    assert {c.model_size for c in calls} == {"tiny", "xs"}
+    assert not any(r.get("adopted_from") for r in rows)
+
+
+def test_rows_hashed_under_another_dataset_path_are_adopted(swept, tmp_path):
+    """A table from a machine where the dataset lay elsewhere (its ids hash that absolute path, as
+    pooled_v2's do): matched by recomputing the id with the row's dataset path."""
+    from scalerec.scaling.spec import legacy_run_id
+    from scalerec.scaling.sweep import _beside, prepare_world
+
+    out, spec, rows = swept
+    prepare_world(spec, out)
+    plan = {r.run_id: r for r in plan_runs(spec, out)}
+    elsewhere = "/elsewhere/sweep/world"
+
+    def rewrite(r):
+        run = plan[r["run_id"]]
+        tokens = _beside(run.cfg.data.tokens, run.cfg.data.dataset, elsewhere)  # moved with the dataset
+        return {**r, "run_id": legacy_run_id(run.cfg, elsewhere, tokens), "dataset": elsewhere}
+
+    committed = _copy_table(swept, tmp_path / "committed", rewrite)
+    calls = []
+    again = run_sweep(_spec(holdout_sizes=["xs"], holdout_scale=1.2), tmp_path / "new", adopt=committed,
+                      train_fn=lambda cfg, resume=False: calls.append(cfg))
+    assert not calls and all(r.get("adopted_from") for r in again)
+    assert [r["valid_loss"] for r in again] == [r["valid_loss"] for r in rows]

@@ -25,16 +25,25 @@ def sweep(
         "--calibrate/--no-calibrate",
         help="--dry-run: time a short run of each size on this device (cached) instead of a FLOP rate.",
     ),
+    adopt: Path | None = typer.Option(
+        None,
+        "--adopt",
+        help="Another sweep's results.parquet (or its dir, e.g. a committed docs/results/<sweep>): its "
+        "finished runs of the same config count as done here, so only what is new is trained.",
+    ),
 ) -> None:
     """Run every missing run of a scaling sweep (sizes × data subsets × seeds × LRs).
 
     Complete runs (final.json present) are skipped, failed runs are retried and recorded with their
-    error, and one row per run is written to OUT/results.parquet.
+    error, and one row per run is written to OUT/results.parquet. With --adopt, runs found in another
+    sweep's table under the same config are taken from it (their rows say `adopted_from`).
     """
     from scalerec.scaling.spec import load_spec
     from scalerec.scaling.sweep import RESULTS, run_sweep
 
-    rows = run_sweep(load_spec(spec, set_), out, parallel=parallel, dry_run=dry_run, calibrate=calibrate)
+    rows = run_sweep(
+        load_spec(spec, set_), out, parallel=parallel, dry_run=dry_run, calibrate=calibrate, adopt=adopt
+    )
     if dry_run:
         _print_plan(rows)
         return
@@ -62,7 +71,7 @@ def _print_plan(rows: list[dict]) -> None:
             f"{r['est_time_s']:.0f}",
         )
     console.print(table)
-    todo = [r for r in rows if r["status"] != "done"]
+    todo = [r for r in rows if r["status"] not in ("done", "adopted")]
     sources = sorted({r["time_source"] for r in todo})
     console.print(
         f"{len(todo)} of {len(rows)} runs to do: {sum(r['est_new_flops'] for r in todo):.3g} FLOPs, "

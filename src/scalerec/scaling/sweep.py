@@ -28,6 +28,10 @@ from scalerec.scaling.table import annotate, data_columns
 from scalerec.scaling.world import write_world
 
 RESULTS = "results.parquet"
+ADOPTED = "adopted.json"
+"""A run dir holding only this file stands for a run taken from another sweep's table (`adopt_results`)."""
+ANNOTATED = ("lr_selected", "lr_at_edge", "n_seeds", "seed_mean_valid_loss", "seed_std_valid_loss")
+"""Columns `table.annotate` derives from the whole table: recomputed, never adopted."""
 TrainFn = Callable[[Any], Any]
 
 
@@ -36,9 +40,9 @@ def run_dir(out_dir: Path, run: PlannedRun) -> Path:
 
 
 def run_status(out_dir: Path, run: PlannedRun) -> str:
-    """ "done" (final.json), "failed" (error.json) or "missing"."""
+    """ "done" (final.json, or adopted.json: see `adopt_results`), "failed" (error.json) or "missing"."""
     d = run_dir(out_dir, run)
-    if (d / "final.json").is_file():
+    if (d / "final.json").is_file() or (d / ADOPTED).is_file():
         return "done"
     return "failed" if (d / "error.json").is_file() else "missing"
 
@@ -140,6 +144,10 @@ def result_row(out_dir: Path, run: PlannedRun) -> dict[str, Any]:
         row.update(_flatten("valid", end))
         row.update(_flatten("test", f.get("test")))
         row["stopped_early"] = stopped
+    elif (d / ADOPTED).is_file():  # measured elsewhere: plan columns from today's spec, the rest as recorded
+        adopted = read_json(d / ADOPTED)
+        row.update({k: v for k, v in adopted["row"].items() if k not in row and k not in ANNOTATED})
+        row["adopted_from"] = f"{adopted['source']}#{adopted['source_run_id']}"
     else:
         err = read_json(d / "error.json") if (d / "error.json").is_file() else {"error": "not run"}
         row.update(status="failed", error=err.get("error"))
@@ -305,6 +313,7 @@ def run_sweep(
     train_fn: TrainFn | None = None,
     retry_failed: bool = True,
     calibrate: bool = True,
+    adopt: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Run every missing run of `spec` under `out_dir/runs/<run_id>`; return one dict per run.
 
@@ -312,7 +321,8 @@ def run_sweep(
     if they fail again, recorded with their error. With `dry_run`, nothing is trained: the rows
     list each run with its estimated FLOPs and time (`scaling.estimate`, from a short calibration
     run per size on this device unless `calibrate` is False). A spec with a `[world]` table first
-    writes its known-floor world (`scaling.world`). `train_fn(cfg, resume=False)` replaces
+    writes its known-floor world (`scaling.world`). `adopt`: another sweep's results table (or its dir)
+    whose finished runs count as done here (`adopt_results`). `train_fn(cfg, resume=False)` replaces
     `scalerec.train.train` (tests); with `parallel > 1` it must be picklable.
     """
     from scalerec.scaling.estimate import estimate_runs
@@ -321,9 +331,16 @@ def run_sweep(
     prepare_world(spec, out_dir)
     runs = plan_runs(spec, out_dir)
     if dry_run:
-        return estimate_runs(spec, runs, out_dir, calibrate=calibrate)
+        plan = estimate_runs(spec, runs, out_dir, calibrate=calibrate)
+        adoptable = set(adopt_results(out_dir, runs, adopt, write=False)) if adopt is not None else set()
+        for r in plan:
+            if r["run_id"] in adoptable:
+                r.update(status="adopted", est_new_flops=0.0, est_time_s=0.0)
+        return plan
     out_dir.mkdir(parents=True, exist_ok=True)
     adopt_legacy_dirs(out_dir, runs)
+    if adopt is not None:
+        adopt_results(out_dir, runs, adopt)
     write_json(out_dir / "sweep.json", {"format_version": 1, "spec": to_dict(spec), "n_runs": len(runs)})
     wanted = {"missing", "failed"} if retry_failed else {"missing"}
     pending = [j for j in jobs_of(runs) if any(run_status(out_dir, r) in wanted for r in j)]
@@ -420,3 +437,82 @@ def _fmt_s(seconds: float) -> str:
         if seconds >= 3600
         else f"{seconds // 60}m{seconds % 60:02d}s"
     )
+
+
+IDENTITY = ("size", "data_subset", "seed", "encoder", "holdout", "role", "branch_step")
+"""Plan columns an adopted row must share with the planned run, beside its config hash (`run_id`)."""
+
+
+def adopt_results(out_dir: Path, runs: list[PlannedRun], source: str | Path, write: bool = True) -> list[str]:
+    """Count the finished runs of another sweep's results table as done here, without their run dirs.
+
+    Why: a committed result (docs/results/<sweep>/results.parquet) outlives the machine that trained it,
+    and a spec that grows (a new LR point, a new size) should train only what is new. A planned run is
+    adopted when a row with status ok has its config hash (`run_id`: today's id, the location-dependent
+    one, or the one with the row's dataset path and the token path at the same place beside it) and the
+    same plan columns (`IDENTITY`), so nothing trained under another config is taken. A wsd trunk and its
+    branches are adopted together or not at all (a missing branch would need the trunk's checkpoint). Each
+    adopted run gets `runs/<id>/adopted.json` (the source row; not with `write=False`, the dry run's
+    preview); its table row says `adopted_from`. Returns the adopted run ids.
+    """
+    from scalerec.scaling.spec import legacy_run_id
+
+    src = Path(source)
+    table = src if src.suffix == ".parquet" else src / RESULTS
+    if not table.is_file():
+        raise FileNotFoundError(f"adopt: no results table at {table}")
+    rows = _read_table(table)
+    by_id = {r["run_id"]: r for r in rows if r.get("status") == "ok"}
+    datasets = sorted({str(r["dataset"]) for r in by_id.values() if r.get("dataset")})
+
+    def match(run: PlannedRun) -> dict[str, Any] | None:
+        ids = [run.run_id, legacy_run_id(run.cfg)]
+        for ds in datasets:
+            ids.append(legacy_run_id(run.cfg, ds, _beside(run.cfg.data.tokens, run.cfg.data.dataset, ds)))
+        plan = {k: v for k, v in result_row(out_dir, run).items() if k in IDENTITY}
+        for i in dict.fromkeys(ids):
+            row = by_id.get(i)
+            if row is not None and all(_same(row.get(k), v) for k, v in plan.items()):
+                return row
+        return None
+
+    taken: list[str] = []
+    for job in jobs_of(runs):
+        if any(run_status(out_dir, r) != "missing" for r in job):
+            continue  # done, failed or partly run here: this dir's own runs come first
+        found = [match(r) for r in job]
+        if any(f is None for f in found):
+            continue
+        for run, row in zip(job, found, strict=True):
+            assert row is not None
+            taken.append(run.run_id)
+            if write:
+                d = run_dir(out_dir, run)
+                d.mkdir(parents=True, exist_ok=True)
+                write_json(d / ADOPTED, {"source": str(table), "source_run_id": row["run_id"], "row": row})
+    if taken and write:
+        print(f"sweep: {len(taken)} runs adopted from {table}", flush=True)
+    return taken
+
+
+def _read_table(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def _beside(tokens: str | None, dataset: str, new_dataset: str) -> str | None:
+    """`tokens` moved along with its dataset: same place relative to the dataset's parent dir."""
+    if not tokens:
+        return tokens
+    try:
+        rel = Path(tokens).relative_to(Path(dataset).parent)
+    except ValueError:
+        return tokens
+    return str(Path(new_dataset).parent / rel)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=1e-9)
+    return a == b

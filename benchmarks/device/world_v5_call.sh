@@ -8,6 +8,12 @@
 #   PAR=1 bash benchmarks/device/world_v5_call.sh      # call 3, only if the held-out s+ did not finish
 #   SPEC=configs/sweeps/world_v5_long.toml PAR=5 SWEEP_S=400 bash benchmarks/device/world_v5_call.sh  # long runs
 #
+# Any other sweep too: SETS holds spec overrides (`--set`, also given to the packer), ADOPT a committed results
+# table whose finished runs count as done (`scalerec sweep --adopt`). pooled_v2's 130 missing runs, with
+# gpu/pooled and gpu/pooled_tokens carried (docs/results/pooled_v2/README.md says how they are built):
+#   SPEC=configs/sweeps/pooled_v2.toml PAR=13 SETS="dataset=gpu/pooled tokens=gpu/pooled_tokens" \
+#     ADOPT=docs/results/pooled_v2 bash benchmarks/device/world_v5_call.sh
+#
 # Expected on one H200 with 16 cores (benchmarks/world_call_plan.py, with step times fitted to world_v4 call 1):
 # - call 1 finishes 16 of the 23 fitted jobs;
 # - call 2 finishes the other 7, alongside the held-out s+ (7,500 steps). s+ finishes there only if it runs
@@ -24,9 +30,12 @@ RUNS=runs/$NAME
 mkdir -p "$OUT" runs gpu/cache
 nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/device.txt"; git log -1 --format=%H >> "$OUT/device.txt"
 if [ -f "gpu/${NAME}_runs.tgz" ]; then tar xzf "gpu/${NAME}_runs.tgz" -C runs; fi
-timeout "${SWEEP_S:-540}" python -m scalerec sweep "$SPEC" --out "$RUNS" --parallel "${PAR:-12}" > "$OUT/sweep.log" 2>&1
+SET_ARGS=(); for kv in ${SETS:-}; do SET_ARGS+=(--set "$kv"); done
+ADOPT_ARGS=(); if [ -n "${ADOPT:-}" ]; then ADOPT_ARGS=(--adopt "$ADOPT"); fi
+timeout "${SWEEP_S:-540}" python -m scalerec sweep "$SPEC" --out "$RUNS" --parallel "${PAR:-12}" \
+  "${SET_ARGS[@]}" "${ADOPT_ARGS[@]}" > "$OUT/sweep.log" 2>&1
 echo "sweep rc=$?"
-python benchmarks/device/pack_sweep.py "$SPEC" "$RUNS" "$OUT/${NAME}_runs.tgz"
+python benchmarks/device/pack_sweep.py "$SPEC" "$RUNS" "$OUT/${NAME}_runs.tgz" ${SETS:-}
 grep -c "^ok " "$OUT/sweep.log"; grep "^sweep\|failed\|Error" "$OUT/sweep.log" | tail -5; uptime
 # once every job is done (after the last call, on any machine with the runs dir):
 #   python -m scalerec fit runs/world_v5 && python -m scalerec report runs/world_v5

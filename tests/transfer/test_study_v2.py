@@ -269,6 +269,40 @@ def test_runner_skips_finished_cells_and_waits_for_choices(tmp_path: Path, monke
     assert "pre-beauty-xs-lr?" in choices(Store(tmp_path).rows())
 
 
+def test_a_free_slot_is_refilled_without_waiting_for_the_slowest_cell(tmp_path: Path, monkeypatch) -> None:
+    """jobs=2: while one long pretraining cell runs, the other slot runs the rest of the ready cells (the
+    long cell here waits until the most-popular cell, third in run order, has finished)."""
+    import threading
+
+    from scalerec.transfer.study import execute
+
+    spec = StudySpec(targets=["beauty"], sizes=["xs"], key_size="xs", fractions=[1.0],
+                     pretrain_lrs=[1e-3, 3e-3], strategies=["zero-shot"], key_strategies=[], seeds=[0],
+                     ft_lr_mults=[1.0], baselines=[])
+    popular_done, order = threading.Event(), []
+
+    def fake(cell: Cell, ctx: Context):
+        if cell.kind == "pretrain" and cell.lr == 1e-3:
+            assert popular_done.wait(timeout=20), "the free slot waited for the long cell"
+        order.append(cell.name)
+        if cell.kind == "popular":
+            popular_done.set()
+        row = {"kind": cell.kind, "lr": cell.lr, "phase": cell.phase, "search": cell.search,
+               "valid_ndcg@10": cell.lr or 0.0}
+        if cell.kind == "pretrain":
+            row["lr_grid"] = spec.pretrain_lrs
+        return row, None
+
+    for kind in ("pretrain", "finetune", "popular"):
+        monkeypatch.setitem(execute.RUNNERS, kind, fake)
+    monkeypatch.setattr(runner, "_child", lambda ctx, cell: runner._in_process(ctx, Store(ctx.work), cell))
+    status = runner.run_study(Context(spec, tmp_path, {"targets": {}}, "cpu", tmp_path), jobs=2)
+    assert status["left"] == 0 and not status["failed"]
+    assert order.index("pop-beauty-f1") < order.index("pre-beauty-xs-lr0.001") < order.index(
+        "ft-beauty-xs-f1-zero-shot-lr0-s0"
+    )  # the fine-tuning cell still waited for the complete LR search
+
+
 def test_time_budget_starts_no_new_cell(tmp_path: Path, monkeypatch) -> None:
     from scalerec.transfer.study import execute
 

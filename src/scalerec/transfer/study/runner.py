@@ -3,7 +3,7 @@ until nothing is left or the time budget says stop starting new ones.
 
 A cell is ready when what it needs was chosen on validation: a fine-tuning cell needs the winner of
 its pretraining LR search (and, in phase 3, its LR from the phase-2 search). Choices are re-read
-from the stored rows before every round, so a rerun continues exactly where the last call stopped.
+from the stored rows whenever a cell ends, so a rerun continues exactly where the last call stopped.
 With `jobs > 1`, ready cells run side by side in child processes (`python -m
 scalerec.transfer.study CELL_JSON`), small models sharing one GPU; each child writes only its own row.
 A failing cell is reported and skipped for the rest of the call; the others go on.
@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -94,29 +94,50 @@ def run_study(
     jobs: int = 1,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ready cells round by round; returns counts (`done`, `failed`, `left`, `stopped_by_budget`)."""
+    """Run ready cells until none is left; returns counts (`done`, `failed`, `left`, `stopped_by_budget`).
+
+    With `jobs > 1` a slot is refilled as soon as its cell ends (not round by round: a round waited for
+    its slowest cell, so a 15-minute pretraining beside a 5-second most-popular cell left a core idle),
+    and the ready set is re-read then, so a search that just completed releases its dependants at once.
+    """
     store, start, failed = Store(ctx.work), time.perf_counter(), set()
     save_context(ctx)
     stopped = False
-    while True:
-        todo, _ = pending(ctx, store)
-        todo = [c for c in todo if c.name not in failed]
-        if not todo:
-            break
-        batch = todo[: max(1, jobs)] if jobs > 1 else todo[:1]
-        if time_budget_min is not None and time.perf_counter() - start > 60 * time_budget_min:
-            stopped = True
-            break
-        if jobs > 1:
-            with ThreadPoolExecutor(jobs) as pool:
-                codes = list(pool.map(lambda c: _child(ctx, c), batch))
-        else:
-            codes = [_in_process(ctx, store, batch[0])]
-        for cell, code in zip(batch, codes, strict=True):
-            if code or not store.done(cell):
-                failed.add(cell.name)
-            elif on_row is not None:
-                on_row(json.loads(store.row_path(cell).read_text()))
+
+    def over_budget() -> bool:
+        return time_budget_min is not None and time.perf_counter() - start > 60 * time_budget_min
+
+    def finish(cell: Cell, code: int) -> None:
+        if code or not store.done(cell):
+            failed.add(cell.name)
+        elif on_row is not None:
+            on_row(json.loads(store.row_path(cell).read_text()))
+
+    if jobs <= 1:
+        while True:
+            todo = [c for c in pending(ctx, store)[0] if c.name not in failed]
+            if not todo:
+                break
+            if over_budget():
+                stopped = True
+                break
+            finish(todo[0], _in_process(ctx, store, todo[0]))
+    else:
+        running: dict[Future[int], Cell] = {}
+        with ThreadPoolExecutor(jobs) as pool:
+            while True:
+                busy = failed | {c.name for c in running.values()}
+                todo = [c for c in pending(ctx, store)[0] if c.name not in busy]
+                if todo and over_budget():
+                    stopped = True
+                while todo and len(running) < jobs and not stopped:
+                    cell = todo.pop(0)
+                    running[pool.submit(_child, ctx, cell)] = cell
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    finish(running.pop(fut), fut.result())
     _, left = pending(ctx, store)
     return {
         "done": len(store.rows()),

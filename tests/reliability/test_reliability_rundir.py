@@ -209,3 +209,25 @@ def test_new_catalog_checks_the_tokenizer_not_the_item_table(tmp_path: Path) -> 
     (other / "tokenizer.json").write_text('{"stand-in": "tokenizer v2"}')
     with pytest.raises(UserError, match="tokenizer"):
         load_run(trained, tokens_dir=other, new_catalog=True)
+
+
+def test_a_study_cell_killed_before_its_first_checkpoint_trains_again(trained: Path) -> None:
+    """The transfer study's cells own their run dirs: a cell killed before its first checkpoint
+    (config and metrics written, no state.pt) is trained again on the next call instead of failing on
+    "already holds a run"; one killed after a checkpoint resumes (as before)."""
+    from scalerec.transfer.study.execute import _train
+
+    root = trained.parent.parent
+    cell = root / "runs" / "killed_cell"
+    cell.mkdir()
+    for name in ("config.toml", "metrics.jsonl"):
+        shutil.copy(trained / name, cell / name)
+    overrides = [
+        f"data.dataset={root / 'data'}", f"data.tokens={root / 'tokens'}", "data.max_len=8",
+        f"run.out={root / 'runs'}", "run.name=killed_cell", "run.tracking_uri=off", "run.progress=false",
+        "train.max_steps=6", "train.batch_size=16", "train.negatives=16", "eval.every_steps=3",
+        "train.lr=3e-3",
+    ]
+    final = _train(overrides, "tiny", None, cell)
+    assert final["steps"] == 6 and (cell / "final.json").is_file()
+    assert not (root / "runs" / ".killed_cell.overwrite").exists()

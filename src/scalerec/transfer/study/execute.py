@@ -101,13 +101,16 @@ def _train_row(final: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def _train(overrides: list[str], size: str | None, toml: Path | None, run_dir: Path) -> dict[str, Any]:
-    """`scalerec.train.train` unless the run finished before; an interrupted run resumes."""
+    """`scalerec.train.train` unless the run finished before; an interrupted run resumes from its last
+    checkpoint, and one killed before its first checkpoint is trained again (staged beside the old dir,
+    which is replaced only once the new run finishes: the dir is this cell's own)."""
     from scalerec.train import train
     from scalerec.train.config import resolve_run_config
 
     if not (run_dir / "final.json").is_file():
         cfg = resolve_run_config(toml, overrides, size=size)
-        train(cfg, resume=(run_dir / "state.pt").is_file())
+        resume = (run_dir / "state.pt").is_file()
+        train(cfg, resume=resume, overwrite=not resume)
     return json.loads((run_dir / "final.json").read_text())
 
 

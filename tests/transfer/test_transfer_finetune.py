@@ -115,3 +115,23 @@ def test_frozen_configs_parse() -> None:
     for path in files:
         cfg = load(FinetuneConfig, toml=path)
         assert cfg.strategy in path.stem or path.stem.startswith("full")
+
+
+@pytest.mark.parametrize(("min_epochs", "expected"), [(0, 3), (6, 6)])
+def test_early_stopping_waits_for_min_epochs(world: dict[str, Path], min_epochs: int, expected: int) -> None:
+    """A validation score that never improves after epoch 0 stops the run after `patience` more epochs,
+    but not before `min_epochs`: a slow start on a few-step epoch is not convergence."""
+    from scalerec.rundir import load_run
+    from scalerec.train.negatives import popularity_sampler
+    from scalerec.train.padded import TrainBatches
+    from scalerec.transfer.finetune import load_domain
+    from scalerec.transfer.loop import LoopSettings, run_stages
+    from scalerec.transfer.strategies import PlanSettings, make_plan
+
+    model = load_run(world["run"]).model
+    dom = load_domain(world["source"], world["tokens"])
+    plan = make_plan("full", model, PlanSettings(epochs=10, lr=1e-3))
+    settings = LoopSettings(8, 0.0, "constant", 0.0, 2, "cpu", 0, min_epochs=min_epochs)
+    result = run_stages(model, plan.stages, TrainBatches(dom.split.train, 12, 16, seed=0),
+                        popularity_sampler(dom.popularity), lambda m: 0.0, settings)
+    assert len(result.curve) == expected and result.stopped_early and result.best_epoch == 0

@@ -88,6 +88,11 @@ class FinetuneConfig:
     """Popularity exponent of the negative sampler (0 = uniform)."""
     patience: int = dataclasses.field(default=3, metadata={"range": "[0, inf)"})
     """Stop the last stage after this many epochs without a better validation NDCG@10 (0 = never)."""
+    min_epochs: int = dataclasses.field(default=0, metadata={"range": "[0, inf)"})
+    """Never stop the last stage early before this many of its epochs. Why: on a small target fraction an
+    epoch is a few steps, and the first epochs are a plateau whose validation NDCG@10 (a handful of hits)
+    is noise; with patience alone, a slow start is read as convergence (Office at 5%: full fine-tuning
+    stopped at epoch 12, its loss still falling, its NDCG@10 at the zero-shot level)."""
     valid_max_users: int = dataclasses.field(default=5000, metadata={"range": "[1, inf)"})
     """Validation (model selection) uses at most this many users, a fixed seeded sample."""
     ewc_lambda: float = dataclasses.field(default=100.0, metadata={"range": "[0, inf)"})
@@ -114,7 +119,7 @@ class FinetuneConfig:
     """MLflow store (None = <pretrained_root>/mlruns, the store training runs use; "off" = none)."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "stage_epochs", "ewc_batches", "patience", "n_boot"):
+        for name in ("epochs", "stage_epochs", "ewc_batches", "patience", "min_epochs", "n_boot"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("batch_size", "n_negatives", "valid_max_users", "source_max_users", "eval_batch_size"):
@@ -214,7 +219,7 @@ def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: Finetu
         raise UserError(f"{cfg.data}: no user has 2+ training interactions after the leave-one-out split")
     sampler = popularity_sampler(target.popularity, cfg.neg_alpha, cfg.device)
     settings = LoopSettings(cfg.n_negatives, cfg.weight_decay, cfg.schedule, cfg.warmup_frac, cfg.patience,
-                            cfg.device, cfg.seed, cfg.precision, cfg.progress)
+                            cfg.device, cfg.seed, cfg.precision, cfg.progress, min_epochs=cfg.min_epochs)
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 

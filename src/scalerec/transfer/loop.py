@@ -69,6 +69,8 @@ class LoopSettings:
     precision: str = "auto"
     progress: bool = False
     """Rich progress bar on a terminal; otherwise one line per epoch (loss, valid NDCG@10)."""
+    min_epochs: int = 0
+    """Early stopping never ends the last stage before this many of its epochs."""
 
 
 @dataclass
@@ -135,7 +137,8 @@ def run_stages(
 ) -> LoopResult:
     """Train `stages` in order; after every epoch score `validate(model)` (higher = better) and keep
     the best weights, which are loaded back at the end. Early stopping (`patience` epochs without
-    improvement, 0 = off) applies within the last stage only, so no unfreezing stage is skipped."""
+    improvement, 0 = off, not before `min_epochs`) applies within the last stage only, so no unfreezing
+    stage is skipped."""
     result = LoopResult()
     initial = copy.deepcopy(model.state_dict())
     gen = torch.Generator(device=settings.device).manual_seed(settings.seed)
@@ -185,7 +188,8 @@ def _run_stage(model: SequentialRecommender, ctx: _Epoch, stage: Stage,
             bad = 0
         else:
             bad += 1
-        if last and ctx.settings.patience and bad >= ctx.settings.patience:
+        patient = bad < ctx.settings.patience or e + 1 < ctx.settings.min_epochs
+        if last and ctx.settings.patience and not patient:
             result.stopped_early = True
             break
 

@@ -80,6 +80,8 @@ class StudySpec:
     """Most epochs of a fine-tuning run's last stage (early stopping picks the epoch)."""
     ft_patience: int = 5
     """Fine-tuning epochs without a better validation NDCG@10 before stopping."""
+    ft_min_epochs: int = 0
+    """Fine-tuning epochs before early stopping may end a run (`FinetuneConfig.min_epochs`)."""
     stage_epochs: int = 3
     """Progressive unfreezing: epochs per partial stage."""
     ft_batch: int = 128

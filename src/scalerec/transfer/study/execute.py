@@ -187,6 +187,7 @@ def finetune(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
         f"batch_size={s.ft_batch}",
         f"n_negatives={s.ft_negatives}",
         f"patience={s.ft_patience}",
+        f"min_epochs={s.ft_min_epochs}",
         f"valid_max_users={s.valid_max_users}",
         f"ewc_batches={s.ewc_batches}",
         f"seed={cell.seed}",

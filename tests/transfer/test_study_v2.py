@@ -334,3 +334,39 @@ def test_committed_study_configs_parse() -> None:
     for path in files:
         spec = load(StudySpec, toml=path)
         assert spec.key_size in spec.sizes and len(all_cells(spec)) > 0
+
+
+def test_the_verdict_rests_on_training_seeds_not_one_seed_bootstrap(tmp_path: Path) -> None:
+    """Seed 0 of full fine-tuning beats scratch by far over the test users, the other seeds do not: the
+    paired-by-seed interval spans 0, so the finding is "not significant" (a one-seed bootstrap would
+    have called it better)."""
+    from scalerec.transfer.study.table import Results, _curve
+
+    spec = StudySpec(targets=["office"], sizes=["tiny"], key_size="tiny", fractions=[0.2], seeds=[0, 1, 2],
+                     strategies=["full", "scratch"], baselines=[])
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    users = 400
+    tests = {("full", 0): 0.06, ("full", 1): 0.020, ("full", 2): 0.021,
+             ("scratch", 0): 0.02, ("scratch", 1): 0.024, ("scratch", 2): 0.022}
+    for (method, seed), ndcg in tests.items():
+        name = f"ft-office-tiny-f0.2-{method}-lr0.001-s{seed}"
+        row = {"cell": name, "group": name, "kind": "finetune", "phase": 2 if seed == 0 else 3,
+               "search": False, "target": "office", "fraction": 0.2, "size": "tiny", "method": method,
+               "seed": seed, "lr": 1e-3, "valid_ndcg@10": ndcg, "test": {"overall": {"ndcg@10": ndcg}}}
+        (cells / f"{name}.json").write_text(json.dumps(row))
+        hits = int(users * ndcg / 0.3)  # rank 3 (NDCG 0.5) for a few users, far away for the rest
+        ranks = np.full(users, 1000, dtype=np.int32)
+        ranks[:hits] = 3
+        np.savez(cells / f"{name}.npz", test=ranks)
+    res = Results(Store(tmp_path), spec)
+    by_seed = res.seed_diff("office", 0.2, "tiny", "full", "scratch")
+    assert by_seed is not None and by_seed["n_seeds"] == 3
+    assert by_seed["diff"] == pytest.approx((0.04 - 0.004 - 0.001) / 3)
+    assert by_seed["lo"] < 0 < by_seed["hi"]
+    full0, scratch0 = (res.get("office", 0.2, "tiny", m, 0) for m in ("full", "scratch"))
+    one_seed = res.diff(full0, scratch0)
+    assert one_seed is not None and one_seed["lo"] > 0  # what the old verdict used
+    lines, data = _curve(res, "office")
+    assert "does not significantly help" in data["verdict"]
+    assert "over 3 seeds (paired by seed" in "\n".join(lines)

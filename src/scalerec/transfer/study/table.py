@@ -285,6 +285,20 @@ def _pretrain_table(res: Results) -> list[str]:
     return lines
 
 
+def _finetune_lr_table(res: Results) -> list[str]:
+    """Every fine-tuning LR search (seed 0), with a winner at the edge of its grid flagged."""
+    lines = [
+        "| search | LR search (valid NDCG@10) | chosen LR | edge of grid |",
+        "|---|---|---|---|",
+    ]
+    for group, c in sorted(res.chosen.items()):
+        if group.startswith("pre-"):
+            continue
+        search = ", ".join(f"{s['lr']:g}: {_num(s['valid_ndcg@10'])}" for s in c["search"])
+        lines.append(f"| {group} | {search} | {c['lr']:g} | {'YES: widen the grid' if c['edge'] else 'no'} |")
+    return lines
+
+
 def _plots(res: Results, target: str, out: Path) -> list[Path]:
     def plot_row(r: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -335,6 +349,7 @@ def write_report(work: Path, results: Path, spec: StudySpec) -> Path:
             md.append(f"![{t} {p.stem}]({t}/{p.name})")
         md.append("")
     md += ["## Pretraining LR searches", "", *_pretrain_table(res), ""]
+    md += ["## Fine-tuning LR searches (seed 0)", "", *_finetune_lr_table(res), ""]
     summary["choices"] = res.chosen
     with atomic_write(results / "transfer_v2.json") as fh:
         fh.write(numerics.dumps(summary, indent=1) + "\n")

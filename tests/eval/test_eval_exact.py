@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalerec.eval import exact
-from scalerec.eval.ranking import brute_force_rank, full_rank
+from scalerec.eval.ranking import brute_force_rank, full_rank, ranks_from_scores
 
 BF16, FP32 = torch.bfloat16, torch.float32
 
@@ -41,16 +41,7 @@ def _ref_rank(users: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, s
     scores = torch.zeros(u64.shape[0], v64.shape[0], dtype=torch.float64)
     for j in range(u64.shape[1]):
         scores += u64[:, j, None] * v64[None, :, j]
-    tgt = torch.as_tensor(np.asarray(targets)).long()
-    rows = torch.arange(scores.shape[0])
-    target_scores = scores[rows, tgt].clone()
-    scores[:, 0] = float("-inf")
-    if seqs is not None:
-        for u in range(scores.shape[0]):
-            seen = np.asarray(seqs.items[seqs.offsets[u] : seqs.offsets[u + 1]])
-            scores[u, torch.as_tensor(seen).long()] = float("-inf")
-    scores[rows, tgt] = float("-inf")
-    return (scores >= target_scores[:, None]).sum(1) + 1
+    return ranks_from_scores(scores, targets, seqs)
 
 
 def _random_seqs(rng: np.random.Generator, n_users: int, n_items: int) -> _Seqs:

@@ -331,7 +331,14 @@ def brute_force_rank(
     exclude: UserSequences | None = None,
 ) -> torch.Tensor:
     """Reference ranks from the full fp32 score matrix (tests and small baselines only)."""
-    scores = (user_vecs.float() @ item_vecs.float().T).clone()
+    return ranks_from_scores((user_vecs.float() @ item_vecs.float().T).clone(), targets, exclude)
+
+
+def ranks_from_scores(
+    scores: torch.Tensor, targets: torch.Tensor | np.ndarray, exclude: UserSequences | None = None
+) -> torch.Tensor:
+    """Ranks of each row's target in a full `[U, I+1]` score matrix (modified in place): padding row 0 and
+    the excluded history never rank, ties count against the target. Shared by the brute-force references."""
     tgt = torch.as_tensor(np.asarray(targets)).long()
     rows = torch.arange(scores.shape[0])
     target_scores = scores[rows, tgt].clone()

@@ -95,11 +95,10 @@ def _flatten(prefix: str, metrics: dict[str, Any] | None) -> dict[str, Any]:
     return {f"{prefix}_{k}": float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
 
 
-def result_row(out_dir: Path, run: PlannedRun) -> dict[str, Any]:
-    """The table row of one run, from its `final.json` (or `error.json`) and the sweep cell."""
-    d = run_dir(out_dir, run)
+def plan_columns(run: PlannedRun) -> dict[str, Any]:
+    """The columns of a run's row that come from the sweep cell alone (no run files read)."""
     t = run.cfg.train
-    row: dict[str, Any] = {
+    return {
         "run_id": run.run_id,
         "size": run.size,
         "subset": run.subset if run.role == "single" and not t.decay_steps else f"{run.subset}@{t.max_steps}",
@@ -117,6 +116,12 @@ def result_row(out_dir: Path, run: PlannedRun) -> dict[str, Any]:
         "n_interactions": run.n_interactions,
         "n_users": run.n_users,
     }
+
+
+def result_row(out_dir: Path, run: PlannedRun) -> dict[str, Any]:
+    """The table row of one run, from its `final.json` (or `error.json`) and the sweep cell."""
+    d = run_dir(out_dir, run)
+    row = plan_columns(run)
     if (d / "final.json").is_file():
         f = read_json(d / "final.json")
         params = f.get("params", {})
@@ -196,11 +201,7 @@ def last_valid(run_dir: Path) -> dict[str, float] | None:
 def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
     """Rows of `<out_dir>/results.parquet` as dicts ([] when absent)."""
     path = Path(out_dir) / RESULTS
-    if not path.is_file():
-        return []
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()
+    return _read_table(path) if path.is_file() else []
 
 
 def upsert_results(out_dir: str | Path, rows: list[dict[str, Any]]) -> Path:
@@ -469,7 +470,7 @@ def adopt_results(out_dir: Path, runs: list[PlannedRun], source: str | Path, wri
         ids = [run.run_id, legacy_run_id(run.cfg)]
         for ds in datasets:
             ids.append(legacy_run_id(run.cfg, ds, _beside(run.cfg.data.tokens, run.cfg.data.dataset, ds)))
-        plan = {k: v for k, v in result_row(out_dir, run).items() if k in IDENTITY}
+        plan = {k: v for k, v in plan_columns(run).items() if k in IDENTITY}
         for i in dict.fromkeys(ids):
             row = by_id.get(i)
             if row is not None and all(_same(row.get(k), v) for k, v in plan.items()):

@@ -233,11 +233,10 @@ def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
             f"{pair}_vs_scratch_by_seed": by_seed,
             **{f"vs_tuned_{b}": d for b, d in tuned.items()},
         }
-        if (by_seed or d_head) is None:
+        decisive = by_seed or d_head
+        if decisive is None:
             lines.append(f"- fraction {f:g}: not measured yet.")
             continue
-        decisive = by_seed or d_head
-        assert decisive is not None
         helped.append((f, decisive["lo"] > 0))
         if by_seed:
             head_text = f"{_diff_text(by_seed)} over {by_seed['n_seeds']} seeds (paired by seed, t-interval)"
@@ -277,11 +276,8 @@ def _pretrain_table(res: Results) -> list[str]:
         if not group.startswith("pre-"):
             continue
         row = next(r for r in res.pretrain if r["cell"] == c["cell"])
-        search = ", ".join(f"{s['lr']:g}: {_num(s['valid_ndcg@10'])}" for s in c["search"])
-        lines.append(
-            f"| {row['target']} | {row['size']} | {search} | {c['lr']:g} | "
-            f"{'YES: widen the grid' if c['edge'] else 'no'} | {row.get('stopped_by_time')} |"
-        )
+        stopped = row.get("stopped_by_time")
+        lines.append(f"| {row['target']} | {row['size']} | {_search_cells(c)} | {stopped} |")
     return lines
 
 
@@ -294,9 +290,14 @@ def _finetune_lr_table(res: Results) -> list[str]:
     for group, c in sorted(res.chosen.items()):
         if group.startswith("pre-"):
             continue
-        search = ", ".join(f"{s['lr']:g}: {_num(s['valid_ndcg@10'])}" for s in c["search"])
-        lines.append(f"| {group} | {search} | {c['lr']:g} | {'YES: widen the grid' if c['edge'] else 'no'} |")
+        lines.append(f"| {group} | {_search_cells(c)} |")
     return lines
+
+
+def _search_cells(c: dict[str, Any]) -> str:
+    """`search | chosen LR | edge` table cells of one LR search (`store.choose_lr`'s answer)."""
+    search = ", ".join(f"{s['lr']:g}: {_num(s['valid_ndcg@10'])}" for s in c["search"])
+    return f"{search} | {c['lr']:g} | {'YES: widen the grid' if c['edge'] else 'no'}"
 
 
 def _plots(res: Results, target: str, out: Path) -> list[Path]:

@@ -121,8 +121,10 @@ def prepare_target(target: str, spec: Any, work: Path, pooled: Path) -> dict[str
 
 def ensure_tokens(layout: dict[str, Any], spec: Any) -> None:
     """Build any token table the layout names and the work dir lacks (pyarrow + tokenizers, no polars),
-    so the GPU machine can be given the datasets alone (they are what needs polars)."""
-    for p in layout["targets"].values():
+    so the GPU machine can be given the datasets alone (they are what needs polars). Only the spec's
+    targets: a call given one target's data (`--set targets=[...]`) must not need the others'."""
+    for t in spec.targets:
+        p = layout["targets"][t]
         _tokens(Path(p["corpus"]), Path(p["corpus_tokens"]), spec.vocab_size)
         _tokens(Path(p["dataset"]), Path(p["target_tokens"]), spec.vocab_size)
 

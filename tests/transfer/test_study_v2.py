@@ -295,12 +295,19 @@ def test_a_free_slot_is_refilled_without_waiting_for_the_slowest_cell(tmp_path: 
 
     for kind in ("pretrain", "finetune", "popular"):
         monkeypatch.setitem(execute.RUNNERS, kind, fake)
-    monkeypatch.setattr(runner, "_child", lambda ctx, cell: runner._in_process(ctx, Store(ctx.work), cell))
+    shares = []
+
+    def child(ctx, cell, jobs):
+        shares.append(jobs)
+        return runner._in_process(ctx, Store(ctx.work), cell)
+
+    monkeypatch.setattr(runner, "_child", child)
     status = runner.run_study(Context(spec, tmp_path, {"targets": {}}, "cpu", tmp_path), jobs=2)
     assert status["left"] == 0 and not status["failed"]
     assert order.index("pop-beauty-f1") < order.index("pre-beauty-xs-lr0.001") < order.index(
         "ft-beauty-xs-f1-zero-shot-lr0-s0"
     )  # the fine-tuning cell still waited for the complete LR search
+    assert set(shares) == {2}  # every child sizes its GPU tiles for its share of the card
 
 
 def test_time_budget_starts_no_new_cell(tmp_path: Path, monkeypatch) -> None:
@@ -370,3 +377,15 @@ def test_the_verdict_rests_on_training_seeds_not_one_seed_bootstrap(tmp_path: Pa
     lines, data = _curve(res, "office")
     assert "does not significantly help" in data["verdict"]
     assert "over 3 seeds (paired by seed" in "\n".join(lines)
+
+
+def test_child_gets_its_gpu_share(tmp_path: Path, monkeypatch) -> None:
+    """A child process sizes its ranking tiles for 1/jobs of the card: the env var reaches it."""
+    from scalerec.memory import GPU_SHARE_ENV
+
+    seen = {}
+    monkeypatch.setattr(runner.subprocess, "call", lambda cmd, env: seen.update(env) or 0)
+    spec = StudySpec(targets=["beauty"], sizes=["xs"], key_size="xs", fractions=[1.0], baselines=[])
+    cell = Cell("popular", "beauty", 1, fraction=1.0)
+    assert runner._child(Context(spec, tmp_path, {"targets": {}}, "cuda", tmp_path), cell, 12) == 0
+    assert seen[GPU_SHARE_ENV] == "12"

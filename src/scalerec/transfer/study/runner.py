@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scalerec.io import atomic_write
+from scalerec.memory import GPU_SHARE_ENV
 from scalerec.transfer.study.cells import Cell, StudySpec, all_cells, pretrained_group
 from scalerec.transfer.study.execute import Context, run_cell
 from scalerec.transfer.study.store import Store, choices
@@ -65,9 +67,13 @@ def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
     return [c for c in todo if ready(c, ctx)], todo
 
 
-def _child(ctx: Context, cell: Cell) -> int:
+def _child(ctx: Context, cell: Cell, jobs: int) -> int:
+    """One cell in its own process. Its full-ranking tiles are sized for a 1/`jobs` share of the free GPU
+    memory (`$SCALEREC_GPU_SHARE`, as `sweep --parallel` sets it): each child otherwise sizes them for the
+    whole card, and a dozen caching allocators then run it out of memory."""
     arg = json.dumps(dataclasses.asdict(cell))
-    return subprocess.call([sys.executable, "-m", "scalerec.transfer.study", str(ctx.work), arg])
+    env = {**os.environ, GPU_SHARE_ENV: str(jobs)}
+    return subprocess.call([sys.executable, "-m", "scalerec.transfer.study", str(ctx.work), arg], env=env)
 
 
 def _in_process(ctx: Context, store: Store, cell: Cell) -> int:
@@ -132,7 +138,7 @@ def run_study(
                     stopped = True
                 while todo and len(running) < jobs and not stopped:
                     cell = todo.pop(0)
-                    running[pool.submit(_child, ctx, cell)] = cell
+                    running[pool.submit(_child, ctx, cell, jobs)] = cell
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)

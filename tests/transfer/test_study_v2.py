@@ -389,3 +389,33 @@ def test_child_gets_its_gpu_share(tmp_path: Path, monkeypatch) -> None:
     cell = Cell("popular", "beauty", 1, fraction=1.0)
     assert runner._child(Context(spec, tmp_path, {"targets": {}}, "cuda", tmp_path), cell, 12) == 0
     assert seen[GPU_SHARE_ENV] == "12"
+
+
+def test_tuned_verdict_names_the_strongest_recipe_per_fraction() -> None:
+    from scalerec.transfer.study.table import _tuned_verdict
+
+    text = _tuned_verdict(
+        "beauty",
+        [(0.05, "hybrid_ce", {"diff": 0.002, "lo": 0.001, "hi": 0.003}),
+         (0.2, "text_ce", {"diff": -0.0026, "lo": -0.004, "hi": -0.001}),
+         (1.0, "sasrec_ce", {"diff": 0.001, "lo": -0.001, "hi": 0.003})],
+    )
+    assert "better at 0.05 (vs tuned hybrid_ce" in text
+    assert "worse at 0.2 (vs tuned text_ce" in text
+    assert "not significantly different at 1 (vs tuned sasrec_ce" in text
+    assert "no fraction" in _tuned_verdict("beauty", [])
+
+
+def test_strongest_baseline_is_picked_on_validation_not_test() -> None:
+    from types import SimpleNamespace
+
+    from scalerec.transfer.study.table import _strongest_baseline
+
+    rows = {"tuned text_ce": {"valid_ndcg@10": 0.03, "test": {"overall": {"ndcg@10": 0.01}}},
+            "tuned sasrec_ce": {"valid_ndcg@10": 0.02, "test": {"overall": {"ndcg@10": 0.09}}},
+            "tuned hybrid_ce": None}
+    res = SimpleNamespace(
+        spec=SimpleNamespace(baselines=["text_ce", "sasrec_ce", "hybrid_ce"]),
+        get=lambda target, f, size, method, seed: rows[method],
+    )
+    assert _strongest_baseline(res, "beauty", 0.2) == "text_ce"

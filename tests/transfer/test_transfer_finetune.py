@@ -135,3 +135,32 @@ def test_early_stopping_waits_for_min_epochs(world: dict[str, Path], min_epochs:
     result = run_stages(model, plan.stages, TrainBatches(dom.split.train, 12, 16, seed=0),
                         popularity_sampler(dom.popularity), lambda m: 0.0, settings)
     assert len(result.curve) == expected and result.stopped_early and result.best_epoch == 0
+
+
+def test_wall_clock_budget_ends_the_loop_with_its_best_weights(world: dict[str, Path], monkeypatch) -> None:
+    """Past `max_minutes` the loop ends at its next validation, flagged `stopped_by_time`, keeping the best
+    epoch: a time-boxed cell on a shared GPU ends with a result instead of being killed."""
+    from scalerec.rundir import load_run
+    from scalerec.train.negatives import popularity_sampler
+    from scalerec.train.padded import TrainBatches
+    from scalerec.transfer import loop
+    from scalerec.transfer.finetune import load_domain
+    from scalerec.transfer.loop import LoopSettings, run_stages
+    from scalerec.transfer.strategies import PlanSettings, make_plan
+
+    now = [0.0]  # a fake clock that each validation moves 40 s on
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: now[0])
+    model = load_run(world["run"]).model
+    dom = load_domain(world["source"], world["tokens"])
+    plan = make_plan("full", model, PlanSettings(epochs=10, lr=1e-3))
+    settings = LoopSettings(8, 0.0, "constant", 0.0, 0, "cpu", 0, max_minutes=1.0)
+    scores = iter([0.3, 0.1, 0.2])
+
+    def validate(m) -> float:
+        now[0] += 40.0
+        return next(scores)
+
+    result = run_stages(model, plan.stages, TrainBatches(dom.split.train, 12, 16, seed=0),
+                        popularity_sampler(dom.popularity), validate, settings)
+    assert result.stopped_by_time and not result.stopped_early
+    assert len(result.curve) == 2 and result.best_epoch == 0  # 40 s: go on; 80 s > 60 s: stop

@@ -93,6 +93,9 @@ class FinetuneConfig:
     epoch is a few steps, and the first epochs are a plateau whose validation NDCG@10 (a handful of hits)
     is noise; with patience alone, a slow start is read as convergence (Office at 5%: full fine-tuning
     stopped at epoch 12, its loss still falling, its NDCG@10 at the zero-shot level)."""
+    max_minutes: float | None = dataclasses.field(default=None, metadata={"range": "(0, inf)"})
+    """Wall-clock budget of the training loop: after the first validation past it the run ends as if
+    early-stopped (best weights, `stopped_by_time` in the summary), like `train.max_minutes`."""
     valid_max_users: int = dataclasses.field(default=5000, metadata={"range": "[1, inf)"})
     """Validation (model selection) uses at most this many users, a fixed seeded sample."""
     ewc_lambda: float = dataclasses.field(default=100.0, metadata={"range": "[0, inf)"})
@@ -219,7 +222,8 @@ def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: Finetu
         raise UserError(f"{cfg.data}: no user has 2+ training interactions after the leave-one-out split")
     sampler = popularity_sampler(target.popularity, cfg.neg_alpha, cfg.device)
     settings = LoopSettings(cfg.n_negatives, cfg.weight_decay, cfg.schedule, cfg.warmup_frac, cfg.patience,
-                            cfg.device, cfg.seed, cfg.precision, cfg.progress, min_epochs=cfg.min_epochs)
+                            cfg.device, cfg.seed, cfg.precision, cfg.progress, min_epochs=cfg.min_epochs,
+                            max_minutes=cfg.max_minutes)
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 
@@ -325,7 +329,8 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
         "whole model per target (upper bound when parts are frozen), incl. Fisher batches",
         wall_time_s=result.wall_time_s, targets_seen=result.targets_seen, steps=result.steps,
         valid={"ndcg@10": result.best_valid} if plan.stages else None,
-        best_epoch=result.best_epoch, stopped_early=result.stopped_early, curve=result.curve,
+        best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+        stopped_by_time=result.stopped_by_time, curve=result.curve,
         params={"total": sum(p.numel() for p in model.parameters())},
     )
     model.set_item_table(target.tables)

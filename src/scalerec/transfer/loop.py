@@ -71,6 +71,10 @@ class LoopSettings:
     """Rich progress bar on a terminal; otherwise one line per epoch (loss, valid NDCG@10)."""
     min_epochs: int = 0
     """Early stopping never ends the last stage before this many of its epochs."""
+    max_minutes: float | None = None
+    """Wall-clock budget: after the first validation past it, stop as if early-stopped (best weights,
+    `stopped_by_time`), so a time-boxed job on a shared GPU ends with a result instead of being killed.
+    Unlike early stopping it may cut an unfreezing stage short: the clock is the harder limit."""
 
 
 @dataclass
@@ -84,6 +88,7 @@ class LoopResult:
     best_valid: float = float("-inf")
     curve: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    stopped_by_time: bool = False
     best_state: dict[str, Any] | None = field(default=None, repr=False)  # while the loop runs
 
 
@@ -97,6 +102,8 @@ class _Epoch:
     settings: LoopSettings
     ewc: EWCPenalty | None
     bar: runlog.ProgressBar
+    deadline: float | None = None
+    """`time.perf_counter()` after which the loop ends at its next validation (None = no limit)."""
 
 
 def _train_epoch(model: SequentialRecommender, ctx: _Epoch, opt: torch.optim.Optimizer, stage: Stage, e: int,
@@ -144,13 +151,14 @@ def run_stages(
     gen = torch.Generator(device=settings.device).manual_seed(settings.seed)
     total = len(batches) * sum(s.epochs for s in stages)
     bar = runlog.ProgressBar(total, settings.progress, label="finetune")
-    ctx = _Epoch(batches.batches(), len(batches), SampledLoss(model, sampler, settings.n_negatives, gen),
-                 settings, ewc, bar)
     start = time.perf_counter()
+    deadline = None if settings.max_minutes is None else start + 60 * settings.max_minutes
+    ctx = _Epoch(batches.batches(), len(batches), SampledLoss(model, sampler, settings.n_negatives, gen),
+                 settings, ewc, bar, deadline)
     try:
         for s_idx, stage in enumerate(stages):
             _run_stage(model, ctx, stage, validate, result, last=s_idx == len(stages) - 1)
-            if result.stopped_early:
+            if result.stopped_early or result.stopped_by_time:
                 break
     finally:
         bar.close()
@@ -191,5 +199,8 @@ def _run_stage(model: SequentialRecommender, ctx: _Epoch, stage: Stage,
         patient = bad < ctx.settings.patience or e + 1 < ctx.settings.min_epochs
         if last and ctx.settings.patience and not patient:
             result.stopped_early = True
+            break
+        if ctx.deadline is not None and time.perf_counter() > ctx.deadline:
+            result.stopped_by_time = True
             break
 

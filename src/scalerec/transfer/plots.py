@@ -46,10 +46,13 @@ def _figure(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for strategy, pts in sorted(points.items()):
+    cmap = plt.get_cmap("tab20")  # the default cycle has 10 colours: an 11th line repeated the 1st
+    for i, (strategy, pts) in enumerate(sorted(points.items())):
         x, y, lo, hi = (np.array(v) for v in zip(*pts, strict=True))
         yerr = np.vstack([np.maximum(y - lo, 0), np.maximum(hi - y, 0)])
-        ax.errorbar(x, y, yerr=yerr, marker="o", capsize=3, label=strategy)
+        from_scratch = strategy.startswith("tuned") or strategy in ("scratch", "most-popular")
+        ax.errorbar(x, y, yerr=yerr, marker="s" if from_scratch else "o", capsize=3, label=strategy,
+                    color=cmap(((2 * i) % 20 + (i // 10) % 2) / 20), linestyle="--" if from_scratch else "-")
     if len({p[0] for pts in points.values() for p in pts}) > 1:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)

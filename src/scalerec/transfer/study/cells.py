@@ -102,8 +102,10 @@ class StudySpec:
     baseline_set: list[str] = field(default_factory=list)
     """Extra `--set` overrides of every baseline run."""
     cell_max_minutes: float = 8.0
-    """Time box of one training cell (`train.max_minutes`): it then ends at its next validation with
-    a full result, flagged `stopped_by_time`, so no cell outlives a 10-minute call."""
+    """Time box of one training or fine-tuning cell (`train.max_minutes`, `FinetuneConfig.max_minutes`): it
+    then ends at its next validation with a full result, flagged `stopped_by_time`, so no cell outlives a
+    10-minute call (fine-tuning cells had no box: at 100% of Beauty, 24 of them beside each other on one
+    H200 ran 490-540 s)."""
     rare_k: int = 5
     """Rare-item slice: test targets with 1..rare_k training interactions in the target fraction."""
     corpus_max_users: int | None = None

@@ -22,7 +22,7 @@ fi
 if [ -f gpu/transfer_cells.tgz ] && [ ! -d "$WORK/cells" ]; then tar xzf gpu/transfer_cells.tgz -C "$WORK"; fi
 ls -d "$WORK"/runs/pre-* 2>/dev/null | head -20
 timeout "${LIMIT_S:-570}" python benchmarks/transfer_v2.py --work "$WORK" --device cuda --jobs "${JOBS:-21}" \
-  --time-budget-min "${BUDGET_MIN:-5}" --set "targets=${TARGETS:-['beauty']}" --set "cell_max_minutes=${CAP:-7.5}" \
+  --time-budget-min "${BUDGET_MIN:-5}" --set "targets=${TARGETS:-['beauty']}" --set "cell_max_minutes=${CAP:-7.5}" ${EXTRA_SETS:-} \
   > "$OUT/call.log" 2>&1
 echo "study rc=$?"
 grep -c '"event"' "$OUT/call.log"; grep -i 'error\|Traceback' "$OUT/call.log" | tail -5

@@ -419,3 +419,46 @@ def test_strongest_baseline_is_picked_on_validation_not_test() -> None:
         get=lambda target, f, size, method, seed: rows[method],
     )
     assert _strongest_baseline(res, "beauty", 0.2) == "text_ce"
+
+
+def test_a_grown_pretraining_grid_holds_back_and_reruns_fine_tuning(tmp_path: Path, monkeypatch) -> None:
+    """Pretraining searched {1e-3, 3e-3}; the grid grows by 3e-4 for that size. Fine-tuning waits until the
+    new point has run, and when it wins, the rows fine-tuned from the old winner are stale: they run again,
+    and the report leaves them out."""
+    from scalerec.transfer.study import execute
+    from scalerec.transfer.study.store import Store, stale
+    from scalerec.transfer.study.table import Results
+
+    valid = {1e-3: 0.02, 3e-3: 0.01, 3e-4: 0.03}
+    ran: list[str] = []
+
+    def fake(cell: Cell, ctx: Context):
+        ran.append(cell.name)
+        row = {"kind": cell.kind, "target": cell.target, "size": cell.size, "lr": cell.lr,
+               "phase": cell.phase, "search": cell.search, "seed": cell.seed, "fraction": cell.fraction,
+               "method": cell.method}
+        if cell.kind == "pretrain":
+            row.update(lr_grid=ctx.spec.pretrain_grid(cell.size), **{"valid_ndcg@10": valid[cell.lr]})
+        if cell.kind == "finetune":
+            row.update(pretrained=ctx.chosen[f"pre-{cell.target}-{cell.size}-lr?"]["cell"])
+        return row, None
+
+    for kind in ("pretrain", "finetune", "popular"):
+        monkeypatch.setitem(execute.RUNNERS, kind, fake)
+    base = dict(targets=["beauty"], sizes=["xs"], key_size="xs", fractions=[1.0], pretrain_lrs=[1e-3, 3e-3],
+                strategies=["zero-shot"], key_strategies=[], seeds=[0], ft_lr_mults=[1.0], baselines=[])
+    runner.run_study(Context(StudySpec(**base), tmp_path, {"targets": {}}, "cpu", tmp_path))
+    ft = "ft-beauty-xs-f1-zero-shot-lr0-s0"
+    assert ran.count(ft) == 1 and json.loads((tmp_path / "cells" / f"{ft}.json").read_text())[
+        "pretrained"] == "pre-beauty-xs-lr0.001"
+
+    grown = StudySpec(**{**base, "pretrain_lrs_per_size": {"xs": [3e-4, 1e-3, 3e-3]}})
+    ctx = Context(grown, tmp_path, {"targets": {}}, "cpu", tmp_path)
+    ready, _ = runner.pending(ctx, Store(tmp_path))
+    assert [c.name for c in ready] == ["pre-beauty-xs-lr0.0003"]  # nothing fine-tunes before the new point
+    runner.run_study(ctx)
+    assert ran.count(ft) == 2  # the new winner (3e-4) made the first fine-tuning row stale
+    row = json.loads((tmp_path / "cells" / f"{ft}.json").read_text())
+    assert row["pretrained"] == "pre-beauty-xs-lr0.0003" and not stale(row, ctx.chosen)
+    res = Results(Store(tmp_path), grown)
+    assert not res.stale and [r["cell"] for r in res.final if r["kind"] == "finetune"] == [ft]

@@ -42,6 +42,9 @@ class StudySpec:
     """Nested fractions of the target's training users (validation and test users: all, always)."""
     pretrain_lrs: list[float] = field(default_factory=lambda: [3e-4, 1e-3, 3e-3])
     """Pretraining LR grid (per corpus and size; the winner on validation is kept)."""
+    pretrain_lrs_per_size: dict[str, list[float]] = field(default_factory=dict)
+    """A size's own pretraining LR grid, replacing `pretrain_lrs` for it: the optimum moves with size, and
+    one grid that brackets xs's optimum put s's and m's at its bottom edge (Beauty corpus, H200 run)."""
     pretrain_epochs: float = 30.0
     """Most pretraining epochs (early stopping on validation NDCG@10 usually ends sooner)."""
     pretrain_patience: int = 3
@@ -129,6 +132,12 @@ class StudySpec:
             raise ValueError(f"strategies must be known ({', '.join(DEFAULT_LR)}) and include key_strategies")
         if len(self.pretrain_lrs) < 1 or not self.seeds or not self.ft_lr_mults:
             raise ValueError("pretrain_lrs, seeds and ft_lr_mults must not be empty")
+        if any(not grid for grid in self.pretrain_lrs_per_size.values()):
+            raise ValueError("pretrain_lrs_per_size: every size needs at least one LR")
+
+    def pretrain_grid(self, size: str) -> list[float]:
+        """The pretraining LR grid of one size."""
+        return list(self.pretrain_lrs_per_size.get(size, self.pretrain_lrs))
 
     def ft_lrs(self, strategy: str) -> list[float]:
         """The LR grid of one strategy ([0.0] for zero-shot, which does not train)."""
@@ -174,7 +183,7 @@ def phase1(spec: StudySpec) -> list[Cell]:
         Cell("pretrain", t, 1, size, lr, search=True)
         for t in spec.targets
         for size in spec.sizes
-        for lr in spec.pretrain_lrs
+        for lr in spec.pretrain_grid(size)
     ]
     cells += [Cell("popular", t, 1, fraction=f) for t in spec.targets for f in spec.fractions]
     cells += [

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from scalerec.transfer.study.cells import Cell, StudySpec, pretrained_group
-from scalerec.transfer.study.store import Store
+from scalerec.transfer.study.store import Store, stale
 
 
 @dataclasses.dataclass
@@ -153,7 +153,7 @@ def pretrain(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
         "lr": cell.lr,
         "phase": cell.phase,
         "search": cell.search,
-        "lr_grid": s.pretrain_lrs,
+        "lr_grid": s.pretrain_grid(cell.size),
         "seed": cell.seed,
         **_train_row(final, run_dir),
     }
@@ -259,9 +259,11 @@ RUNNERS = {"pretrain": pretrain, "finetune": finetune, "baseline": baseline, "po
 
 
 def run_cell(cell: Cell, ctx: Context, store: Store) -> dict[str, Any]:
-    """Run `cell` (unless done) and save its row; returns the row."""
+    """Run `cell` (unless done and current) and save its row; returns the row."""
     if store.done(cell):
-        return json.loads(store.row_path(cell).read_text())
+        row = json.loads(store.row_path(cell).read_text())
+        if not stale(row, ctx.chosen):
+            return row
     t0 = time.perf_counter()
     row, ranks = RUNNERS[cell.kind](cell, ctx)
     row["cell_wall_s"] = round(time.perf_counter() - t0, 1)

@@ -27,7 +27,7 @@ from scalerec.io import atomic_write
 from scalerec.memory import GPU_SHARE_ENV
 from scalerec.transfer.study.cells import Cell, StudySpec, all_cells, pretrained_group
 from scalerec.transfer.study.execute import Context, run_cell
-from scalerec.transfer.study.store import Store, choices
+from scalerec.transfer.study.store import Store, choices, stale
 
 STATE = "study.json"
 """`<work>/study.json`: the spec, layout, device and root a child process rebuilds its Context from."""
@@ -51,19 +51,30 @@ def load_context(work: Path) -> Context:
 
 
 def ready(cell: Cell, ctx: Context) -> bool:
-    """Whether every choice `cell` depends on has been made (see the module docstring)."""
+    """Whether every choice `cell` depends on has been made (see the module docstring): for fine-tuning,
+    a pretraining search that covers the spec's whole grid for that size (a grid that grew is not done
+    until its new points have run, whatever the old points chose)."""
     if cell.kind != "finetune":
         return True
-    if pretrained_group(ctx.spec, cell.target, cell.size) not in ctx.chosen:
+    choice = ctx.chosen.get(pretrained_group(ctx.spec, cell.target, cell.size))
+    if choice is None:
+        return False
+    if not set(ctx.spec.pretrain_grid(cell.size)) <= {float(p["lr"]) for p in choice["search"]}:
         return False
     return cell.phase == 2 or cell.lr is not None
 
 
 def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
-    """(ready unfinished cells in run order, all unfinished cells), after refreshing the choices."""
-    ctx.chosen = choices(store.rows())
+    """(ready unfinished cells in run order, all unfinished cells), after refreshing the choices. A cell
+    whose row is stale (built on a pretrained checkpoint that is no longer chosen) is unfinished."""
+    rows = store.rows()
+    ctx.chosen = choices(rows)
+    by_name = {r["cell"]: r for r in rows}
     lrs = {g: c["lr"] for g, c in ctx.chosen.items()}
-    todo = [c for c in all_cells(ctx.spec, lrs) if not store.done(c)]
+    todo = [
+        c for c in all_cells(ctx.spec, lrs)
+        if not store.done(c) or stale(by_name.get(c.name), ctx.chosen)
+    ]
     return [c for c in todo if ready(c, ctx)], todo
 
 

@@ -2,7 +2,8 @@
 
 Each finished cell is one file, `<work>/cells/<name>.json` (its row), plus `<name>.npz` (per-user test
 ranks, the cold and rare masks, most-popular's ranks) for paired comparisons. A cell is done exactly
-when its row exists, so a rerun skips it and an interrupted cell (no row yet) is redone. One file per
+when its row exists and is current (`stale`), so a rerun skips it and an interrupted cell (no row yet)
+is redone. One file per
 cell also lets several processes run cells side by side without sharing a file; `results.jsonl` is
 rebuilt from the rows after every call.
 """
@@ -77,7 +78,9 @@ def choose_lr(rows: list[dict[str, Any]], group: str) -> dict[str, Any] | None:
     mine = [r for r in rows if r.get("group") == group]
     if not mine:
         return None
-    grid = sorted(float(x) for x in mine[0].get("lr_grid", [mine[0]["lr"]]))
+    # the union of the grids the rows were written under: a grid that grew between calls (its new
+    # points' rows carry it) leaves the search incomplete until every point has run
+    grid = sorted({float(x) for r in mine for x in r.get("lr_grid", [r["lr"]])})
     have = {float(r["lr"]): r for r in mine}
     if any(lr not in have for lr in grid):
         return None
@@ -88,10 +91,25 @@ def choose_lr(rows: list[dict[str, Any]], group: str) -> dict[str, Any] | None:
 
 
 def choices(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every complete LR search among `rows`: group → `choose_lr`'s answer."""
-    out = {}
-    for group in sorted({r["group"] for r in rows if "lr_grid" in r}):
-        chosen = choose_lr(rows, group)
-        if chosen is not None:
-            out[group] = chosen
+    """Every complete LR search among `rows`: group → `choose_lr`'s answer. Pretraining searches come
+    first; fine-tuning searches then count only rows built on the chosen checkpoints (`stale`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for kinds in (("pretrain",), None):
+        live = [r for r in rows if "lr_grid" in r and (kinds is None or r.get("kind") in kinds)]
+        if kinds is None:
+            live = [r for r in live if not stale(r, out)]
+        for group in sorted({r["group"] for r in live}):
+            chosen = choose_lr(live, group)
+            if chosen is not None:
+                out[group] = chosen
     return out
+
+
+def stale(row: dict[str, Any] | None, chosen: dict[str, dict[str, Any]]) -> bool:
+    """Whether a fine-tuning row was built on a pretrained checkpoint that is no longer the chosen one
+    (a pretraining grid that grew moved the choice): it must run again, and the report must not show it.
+    A search whose stored rows are incomplete has no choice, so its rows are held back too."""
+    if row is None or row.get("kind") != "finetune" or not row.get("pretrained"):
+        return False
+    choice = chosen.get(Cell("pretrain", row["target"], 1, row["size"], None).group)
+    return choice is None or choice["cell"] != row["pretrained"]

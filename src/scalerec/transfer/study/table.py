@@ -21,7 +21,7 @@ from scalerec.train import numerics
 from scalerec.transfer.plots import write_plots
 from scalerec.transfer.report import paired_diff
 from scalerec.transfer.study.cells import StudySpec
-from scalerec.transfer.study.store import Store, choices
+from scalerec.transfer.study.store import Store, choices, stale
 
 NOT_FINETUNED = ("scratch", "zero-shot")
 
@@ -87,7 +87,8 @@ class Results:
         rows = store.rows()
         self.chosen = choices(rows)
         self.pretrain = [r for r in rows if r["kind"] == "pretrain"]
-        self.final = final_rows(rows, self.chosen)
+        self.stale = [r for r in rows if stale(r, self.chosen)]
+        self.final = final_rows([r for r in rows if not stale(r, self.chosen)], self.chosen)
         self.cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
         for r in self.final:
             self.cells[(r["target"], r["fraction"], r.get("size", ""), label(r))].append(r)
@@ -365,7 +366,10 @@ def write_report(work: Path, results: Path, spec: StudySpec) -> Path:
         f"{len(res.final)} final configurations of {len(store.rows())} finished cells. Test metrics: "
         "full-catalog ranking, history items not masked, the same test users in every row of a target "
         "(all of its users, whatever the fraction). Every LR, epoch and best strategy was chosen "
-        "on validation NDCG@10.",
+        "on validation NDCG@10."
+        + (f" {len(res.stale)} fine-tuning rows are left out: they were built on a pretrained checkpoint "
+           "that is no longer the chosen one, or whose pretraining search is incomplete, and run again."
+           if res.stale else ""),
         "",
         "## Finding",
         "",

@@ -462,3 +462,23 @@ def test_a_grown_pretraining_grid_holds_back_and_reruns_fine_tuning(tmp_path: Pa
     assert row["pretrained"] == "pre-beauty-xs-lr0.0003" and not stale(row, ctx.chosen)
     res = Results(Store(tmp_path), grown)
     assert not res.stale and [r["cell"] for r in res.final if r["kind"] == "finetune"] == [ft]
+
+
+def test_finetune_lr_table_lists_real_searches_only() -> None:
+    from types import SimpleNamespace
+
+    from scalerec.transfer.study.table import _finetune_lr_table
+
+    chosen = {
+        "pre-beauty-s-lr?": {"lr": 1e-3, "edge": True, "search": [{"lr": 1e-3, "valid_ndcg@10": 0.02}] * 3},
+        "ft-beauty-s-f0.2-full-lr?-s0": {"lr": 1e-3, "edge": False, "search": [
+            {"lr": 3e-4, "valid_ndcg@10": 0.02}, {"lr": 1e-3, "valid_ndcg@10": 0.03},
+            {"lr": 3e-3, "valid_ndcg@10": 0.01}]},
+        "ft-beauty-s-f0.2-full-lr?-s1": {"lr": 1e-3, "edge": False,
+                                         "search": [{"lr": 1e-3, "valid_ndcg@10": 0.03}]},
+        "ft-beauty-s-f0.2-zero-shot-lr?-s0": {"lr": 0.0, "edge": False,
+                                              "search": [{"lr": 0.0, "valid_ndcg@10": None}]},
+    }
+    rows = _finetune_lr_table(SimpleNamespace(chosen=chosen))[2:]
+    assert len(rows) == 1
+    assert rows[0].startswith("| ft-beauty-s-f0.2-full-lr?-s0 |") and rows[0].endswith("| no |")

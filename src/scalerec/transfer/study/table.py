@@ -320,13 +320,15 @@ def _pretrain_table(res: Results) -> list[str]:
 
 
 def _finetune_lr_table(res: Results) -> list[str]:
-    """Every fine-tuning LR search (seed 0), with a winner at the edge of its grid flagged."""
+    """Every fine-tuning LR search (seed 0), with a winner at the edge of its grid flagged. One-point
+    "searches" (zero-shot, phase-3 seeds and sizes run at the LR chosen at the key size) choose nothing
+    and are left out."""
     lines = [
         "| search | LR search (valid NDCG@10) | chosen LR | edge of grid |",
         "|---|---|---|---|",
     ]
     for group, c in sorted(res.chosen.items()):
-        if group.startswith("pre-"):
+        if group.startswith("pre-") or len(c["search"]) < 2:
             continue
         lines.append(f"| {group} | {_search_cells(c)} |")
     return lines

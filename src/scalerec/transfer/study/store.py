@@ -3,9 +3,8 @@
 Each finished cell is one file, `<work>/cells/<name>.json` (its row), plus `<name>.npz` (per-user test
 ranks, the cold and rare masks, most-popular's ranks) for paired comparisons. A cell is done exactly
 when its row exists and is current (`stale`), so a rerun skips it and an interrupted cell (no row yet)
-is redone. One file per
-cell also lets several processes run cells side by side without sharing a file; `results.jsonl` is
-rebuilt from the rows after every call.
+is redone. One file per cell also lets several processes run cells side by side without sharing a file;
+`results.jsonl` is rebuilt from the rows after every call.
 """
 
 from __future__ import annotations
@@ -93,15 +92,17 @@ def choose_lr(rows: list[dict[str, Any]], group: str) -> dict[str, Any] | None:
 def choices(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Every complete LR search among `rows`: group → `choose_lr`'s answer. Pretraining searches come
     first; fine-tuning searches then count only rows built on the chosen checkpoints (`stale`)."""
-    out: dict[str, dict[str, Any]] = {}
-    for kinds in (("pretrain",), None):
-        live = [r for r in rows if "lr_grid" in r and (kinds is None or r.get("kind") in kinds)]
-        if kinds is None:
-            live = [r for r in live if not stale(r, out)]
-        for group in sorted({r["group"] for r in live}):
-            chosen = choose_lr(live, group)
-            if chosen is not None:
-                out[group] = chosen
+    pretraining = _searches([r for r in rows if r.get("kind") == "pretrain"])
+    rest = [r for r in rows if r.get("kind") != "pretrain" and not stale(r, pretraining)]
+    return {**pretraining, **_searches(rest)}
+
+
+def _searches(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for group in sorted({r["group"] for r in rows if "lr_grid" in r}):
+        chosen = choose_lr(rows, group)
+        if chosen is not None:
+            out[group] = chosen
     return out
 
 

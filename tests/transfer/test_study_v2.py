@@ -482,3 +482,24 @@ def test_finetune_lr_table_lists_real_searches_only() -> None:
     rows = _finetune_lr_table(SimpleNamespace(chosen=chosen))[2:]
     assert len(rows) == 1
     assert rows[0].startswith("| ft-beauty-s-f0.2-full-lr?-s0 |") and rows[0].endswith("| no |")
+
+
+def test_fine_tuning_waits_for_a_checkpoint_this_machine_does_not_hold(tmp_path: Path) -> None:
+    """A pretraining row that names a run dir whose weights are not here (they travel as parts, and not
+    every size fits one call) holds its fine-tuning back instead of failing it; it runs once they arrive."""
+    from scalerec.transfer.study.store import Store
+
+    spec = StudySpec(targets=["beauty"], sizes=["xs"], key_size="xs", fractions=[1.0], pretrain_lrs=[1e-3],
+                     strategies=["zero-shot"], key_strategies=[], seeds=[0], ft_lr_mults=[1.0],
+                     baselines=[])
+    store, cell = Store(tmp_path), Cell("pretrain", "beauty", 1, "xs", 1e-3, search=True)
+    store.write(cell, {"kind": "pretrain", "target": "beauty", "size": "xs", "lr": 1e-3, "lr_grid": [1e-3],
+                       "valid_ndcg@10": 0.02, "run_dir": str(tmp_path / "runs" / cell.name)})
+    ctx = Context(spec, tmp_path, {"targets": {}}, "cpu", tmp_path)
+    ft = "ft-beauty-xs-f1-zero-shot-lr0-s0"
+    ready, todo = runner.pending(ctx, store)
+    assert ft not in {c.name for c in ready} and ft in {c.name for c in todo}
+    assert not runner.holds_checkpoint(ctx, cell.name)
+    (tmp_path / "runs" / cell.name).mkdir(parents=True)
+    (tmp_path / "runs" / cell.name / "model.safetensors").write_bytes(b"weights")
+    assert ft in {c.name for c in runner.pending(ctx, store)[0]}

@@ -343,19 +343,11 @@ def test_committed_study_configs_parse() -> None:
         assert spec.key_size in spec.sizes and len(all_cells(spec)) > 0
 
 
-def test_the_verdict_rests_on_training_seeds_not_one_seed_bootstrap(tmp_path: Path) -> None:
-    """Seed 0 of full fine-tuning beats scratch by far over the test users, the other seeds do not: the
-    paired-by-seed interval spans 0, so the finding is "not significant" (a one-seed bootstrap would
-    have called it better)."""
-    from scalerec.transfer.study.table import Results, _curve
-
-    spec = StudySpec(targets=["office"], sizes=["tiny"], key_size="tiny", fractions=[0.2], seeds=[0, 1, 2],
-                     strategies=["full", "scratch"], baselines=[])
-    cells = tmp_path / "cells"
-    cells.mkdir()
-    users = 400
-    tests = {("full", 0): 0.06, ("full", 1): 0.020, ("full", 2): 0.021,
-             ("scratch", 0): 0.02, ("scratch", 1): 0.024, ("scratch", 2): 0.022}
+def _write_seeded_cells(work: Path, tests: dict[tuple[str, int], float], users: int = 400) -> None:
+    """Final fine-tuning rows of Office at 20%, tiny, with test ranks that give each row its NDCG@10
+    (validation = test, so the best on validation is the best on test)."""
+    cells = work / "cells"
+    cells.mkdir(exist_ok=True)
     for (method, seed), ndcg in tests.items():
         name = f"ft-office-tiny-f0.2-{method}-lr0.001-s{seed}"
         row = {"cell": name, "group": name, "kind": "finetune", "phase": 2 if seed == 0 else 3,
@@ -366,6 +358,34 @@ def test_the_verdict_rests_on_training_seeds_not_one_seed_bootstrap(tmp_path: Pa
         ranks = np.full(users, 1000, dtype=np.int32)
         ranks[:hits] = 3
         np.savez(cells / f"{name}.npz", test=ranks)
+
+
+def test_the_best_strategy_with_seeds_gets_its_own_seed_paired_comparison(tmp_path: Path) -> None:
+    from scalerec.transfer.study.table import Results, _curve
+
+    spec = StudySpec(targets=["office"], sizes=["tiny"], key_size="tiny", fractions=[0.2], seeds=[0, 1, 2],
+                     strategies=["full", "freeze-transformer", "scratch"],
+                     key_strategies=["full", "scratch", "freeze-transformer"], baselines=[])
+    _write_seeded_cells(tmp_path, {("full", 0): 0.021, ("full", 1): 0.020, ("full", 2): 0.022,
+                                   ("freeze-transformer", 0): 0.040, ("freeze-transformer", 1): 0.041,
+                                   ("freeze-transformer", 2): 0.043, ("scratch", 0): 0.02,
+                                   ("scratch", 1): 0.021, ("scratch", 2): 0.022})
+    lines, data = _curve(Results(Store(tmp_path), spec), "office")
+    best = data["0.2"]["best_vs_scratch_by_seed"]
+    assert data["0.2"]["best"] == "freeze-transformer" and best["n_seeds"] == 3 and best["lo"] > 0
+    assert "freeze-transformer vs scratch: +0.0203" in "\n".join(lines)
+
+
+def test_the_verdict_rests_on_training_seeds_not_one_seed_bootstrap(tmp_path: Path) -> None:
+    """Seed 0 of full fine-tuning beats scratch by far over the test users, the other seeds do not: the
+    paired-by-seed interval spans 0, so the finding is "not significant" (a one-seed bootstrap would
+    have called it better)."""
+    from scalerec.transfer.study.table import Results, _curve
+
+    spec = StudySpec(targets=["office"], sizes=["tiny"], key_size="tiny", fractions=[0.2], seeds=[0, 1, 2],
+                     strategies=["full", "scratch"], baselines=[])
+    _write_seeded_cells(tmp_path, {("full", 0): 0.06, ("full", 1): 0.020, ("full", 2): 0.021,
+                                   ("scratch", 0): 0.02, ("scratch", 1): 0.024, ("scratch", 2): 0.022})
     res = Results(Store(tmp_path), spec)
     by_seed = res.seed_diff("office", 0.2, "tiny", "full", "scratch")
     assert by_seed is not None and by_seed["n_seeds"] == 3

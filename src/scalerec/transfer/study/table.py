@@ -256,6 +256,11 @@ def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
             parts.append(
                 f"best on validation ({best['method']}, seed {seed0}) vs scratch: {_diff_text(d_best)}"
             )
+            best_by_seed = res.seed_diff(target, f, size, best["method"], "scratch")
+            if best_by_seed:
+                data[f"{f:g}"]["best_vs_scratch_by_seed"] = best_by_seed
+                parts.append(f"{best['method']} vs scratch: {_diff_text(best_by_seed)} over "
+                             f"{best_by_seed['n_seeds']} seeds (paired by seed, t-interval)")
         parts += [f"{best['method'] if best else pair} vs tuned {b} (seed {seed0}): {_diff_text(d)}"
                   for b, d in tuned.items() if d is not None]
         lines.append(f"- fraction {f:g}: " + "; ".join(parts) + ".")

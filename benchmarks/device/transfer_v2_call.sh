@@ -30,10 +30,11 @@ grep -c '"event"' "$OUT/call.log"; grep -i 'error\|Traceback' "$OUT/call.log" | 
 python - "$WORK" "${PACK:-xs s}" <<'PY' > /tmp/pre_dirs.txt
 import sys
 from scalerec.transfer.study.store import Store, choices
-sizes = sys.argv[2].split()
-for group, c in choices(Store(sys.argv[1]).rows()).items():
-    if c["cell"].startswith("pre-") and c["cell"].split("-")[2] in sizes:
-        print(c["cell"])
+rows = Store(sys.argv[1]).rows()
+chosen = {c["cell"] for c in choices(rows).values()}
+for r in rows:
+    if r["kind"] == "pretrain" and r["cell"] in chosen and r["size"] in sys.argv[2].split():
+        print(r["cell"])
 PY
 cat /tmp/pre_dirs.txt
 if [ -s /tmp/pre_dirs.txt ]; then

@@ -519,7 +519,7 @@ def test_fine_tuning_waits_for_a_checkpoint_this_machine_does_not_hold(tmp_path:
     ft = "ft-beauty-xs-f1-zero-shot-lr0-s0"
     ready, todo = runner.pending(ctx, store)
     assert ft not in {c.name for c in ready} and ft in {c.name for c in todo}
-    assert not runner.holds_checkpoint(ctx, cell.name)
+    assert not runner.holds_checkpoint(tmp_path, json.loads(store.row_path(cell).read_text()))
     (tmp_path / "runs" / cell.name).mkdir(parents=True)
     (tmp_path / "runs" / cell.name / "model.safetensors").write_bytes(b"weights")
     assert ft in {c.name for c in runner.pending(ctx, store)[0]}

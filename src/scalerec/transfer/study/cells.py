@@ -231,6 +231,6 @@ def all_cells(spec: StudySpec, chosen: dict[str, float | None] | None = None) ->
     return phase1(spec) + phase2(spec) + phase3(spec, chosen or {})
 
 
-def pretrained_group(spec: StudySpec, target: str, size: str) -> str:
+def pretrained_group(target: str, size: str) -> str:
     """The LR-search group of the pretraining runs of (target corpus, size)."""
     return Cell("pretrain", target, 1, size, None).group

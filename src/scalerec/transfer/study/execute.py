@@ -39,6 +39,8 @@ class Context:
     device: str
     root: Path  # repository root (recipes under configs/train)
     chosen: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    missing: set[str] = dataclasses.field(default_factory=set)
+    """Chosen pretraining cells whose weights this machine lacks (`runner.holds_checkpoint`)."""
 
     def paths(self, target: str) -> dict[str, Any]:
         return self.layout["targets"][target]
@@ -161,7 +163,7 @@ def pretrain(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
 
 
 def _pretrained_dir(cell: Cell, ctx: Context) -> Path:
-    choice = ctx.chosen.get(pretrained_group(ctx.spec, cell.target, cell.size))
+    choice = ctx.chosen.get(pretrained_group(cell.target, cell.size))
     if choice is None:
         raise RuntimeError(
             f"{cell.name}: the pretraining LR search of {cell.target}/{cell.size} is not finished"

@@ -56,25 +56,22 @@ def ready(cell: Cell, ctx: Context) -> bool:
     until its new points have run, whatever the old points chose)."""
     if cell.kind != "finetune":
         return True
-    choice = ctx.chosen.get(pretrained_group(ctx.spec, cell.target, cell.size))
+    choice = ctx.chosen.get(pretrained_group(cell.target, cell.size))
     if choice is None:
         return False
     if not set(ctx.spec.pretrain_grid(cell.size)) <= {float(p["lr"]) for p in choice["search"]}:
         return False
-    if not holds_checkpoint(ctx, choice["cell"]):
+    if choice["cell"] in ctx.missing:
         return False
     return cell.phase == 2 or cell.lr is not None
 
 
-def holds_checkpoint(ctx: Context, pretrain_cell: str) -> bool:
-    """Whether this machine has the weights of a finished pretraining cell. A call given only some sizes'
-    checkpoints (they travel as packed parts, and all of them exceed what one call may carry) then runs
-    those sizes' fine-tuning and leaves the rest for later, instead of failing every cell that lacks one.
-    Rows without a run dir (no checkpoint written, as in tests) count as held."""
-    row = ctx.work / "cells" / f"{pretrain_cell}.json"
-    if not row.is_file() or not json.loads(row.read_text(encoding="utf-8")).get("run_dir"):
-        return True
-    return (ctx.work / "runs" / pretrain_cell / "model.safetensors").is_file()
+def holds_checkpoint(work: Path, row: dict[str, Any]) -> bool:
+    """Whether this machine has the weights of a finished pretraining cell (its row). A call given only
+    some sizes' checkpoints (they travel as packed parts, and all of them exceed what one call may carry)
+    then runs those sizes' fine-tuning and leaves the rest for later, instead of failing every cell that
+    lacks one. Rows without a run dir (no checkpoint written, as in tests) count as held."""
+    return not row.get("run_dir") or (work / "runs" / row["cell"] / "model.safetensors").is_file()
 
 
 def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
@@ -83,6 +80,10 @@ def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
     rows = store.rows()
     ctx.chosen = choices(rows)
     by_name = {r["cell"]: r for r in rows}
+    ctx.missing = {
+        c["cell"] for g, c in ctx.chosen.items()
+        if g.startswith("pre-") and not holds_checkpoint(ctx.work, by_name[c["cell"]])
+    }
     lrs = {g: c["lr"] for g, c in ctx.chosen.items()}
     todo = [
         c for c in all_cells(ctx.spec, lrs)
@@ -174,8 +175,5 @@ def run_study(
         "failed": sorted(failed),
         "left": len(left),
         "stopped_by_budget": stopped,
-        "checkpoints_missing": sorted(
-            c["cell"] for g, c in ctx.chosen.items()
-            if g.startswith("pre-") and not holds_checkpoint(ctx, c["cell"])
-        ),
+        "checkpoints_missing": sorted(ctx.missing),
     }

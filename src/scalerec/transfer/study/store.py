@@ -17,7 +17,7 @@ import numpy as np
 
 from scalerec.io import atomic_write
 from scalerec.train import numerics
-from scalerec.transfer.study.cells import Cell
+from scalerec.transfer.study.cells import Cell, pretrained_group
 
 
 class Store:
@@ -112,5 +112,5 @@ def stale(row: dict[str, Any] | None, chosen: dict[str, dict[str, Any]]) -> bool
     A search whose stored rows are incomplete has no choice, so its rows are held back too."""
     if row is None or row.get("kind") != "finetune" or not row.get("pretrained"):
         return False
-    choice = chosen.get(Cell("pretrain", row["target"], 1, row["size"], None).group)
+    choice = chosen.get(pretrained_group(row["target"], row["size"]))
     return choice is None or choice["cell"] != row["pretrained"]

@@ -87,8 +87,11 @@ class Results:
         rows = store.rows()
         self.chosen = choices(rows)
         self.pretrain = [r for r in rows if r["kind"] == "pretrain"]
-        self.stale = [r for r in rows if stale(r, self.chosen)]
-        self.final = final_rows([r for r in rows if not stale(r, self.chosen)], self.chosen)
+        live: list[dict[str, Any]] = []
+        self.stale: list[dict[str, Any]] = []
+        for r in rows:
+            (self.stale if stale(r, self.chosen) else live).append(r)
+        self.final = final_rows(live, self.chosen)
         self.cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
         for r in self.final:
             self.cells[(r["target"], r["fraction"], r.get("size", ""), label(r))].append(r)
@@ -244,8 +247,7 @@ def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
             lines.append(f"- fraction {f:g}: not measured yet.")
             continue
         helped.append((f, decisive["lo"] > 0))
-        vs_best = tuned.get(strongest) if strongest is not None else None
-        if strongest is not None and vs_best is not None:
+        if strongest is not None and (vs_best := tuned.get(strongest)) is not None:
             vs_tuned.append((f, strongest, vs_best))
         if by_seed:
             head_text = f"{_diff_text(by_seed)} over {by_seed['n_seeds']} seeds (paired by seed, t-interval)"

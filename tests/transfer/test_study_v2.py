@@ -183,6 +183,8 @@ def test_choose_lr_reads_validation_only_and_flags_an_edge() -> None:
     assert chosen["lr"] == 3e-4 and not chosen["edge"]
     rows[2]["valid_ndcg@10"] = 0.5
     assert choose_lr(rows, "g")["lr"] == 1e-3 and choose_lr(rows, "g")["edge"]
+    rows[0]["stopped_by_time"] = True  # the search says which points the time cap stopped
+    assert [p["cut"] for p in choose_lr(rows, "g")["search"]] == [True, False, False]
 
 
 def _layout(tmp_path: Path) -> dict:
@@ -399,6 +401,31 @@ def test_the_verdict_rests_on_training_seeds_not_one_seed_bootstrap(tmp_path: Pa
     assert "over 3 seeds (paired by seed" in "\n".join(lines)
 
 
+def test_a_comparison_resting_on_time_capped_cells_is_left_unsettled(tmp_path: Path) -> None:
+    """Full fine-tuning beats scratch on every seed, but one scratch seed was stopped by the time cap (it
+    had less compute than the others): the fraction gets no verdict, the finding says why and names the
+    cell, and the table and LR search mark it."""
+    from scalerec.transfer.study.table import CUT_MARK, Results, _curve, _target_table
+
+    spec = StudySpec(targets=["office"], sizes=["tiny"], key_size="tiny", fractions=[0.2], seeds=[0, 1, 2],
+                     strategies=["full", "scratch"], baselines=[])
+    _write_seeded_cells(tmp_path, {("full", 0): 0.040, ("full", 1): 0.041, ("full", 2): 0.043,
+                                   ("scratch", 0): 0.02, ("scratch", 1): 0.021, ("scratch", 2): 0.022})
+    res = Results(Store(tmp_path), spec)
+    lines, data = _curve(res, "office")
+    assert "helps" in data["verdict"] and "unsettled" not in data["verdict"]  # like-for-like: a verdict
+    cut = tmp_path / "cells" / "ft-office-tiny-f0.2-scratch-lr0.001-s1.json"
+    row = json.loads(cut.read_text())
+    cut.write_text(json.dumps({**row, "stopped_by_time": True}))
+    res = Results(Store(tmp_path), spec)
+    lines, data = _curve(res, "office")
+    assert "helps at" not in data["verdict"] and "At 0.2 it is unsettled" in data["verdict"]
+    assert data["0.2"]["cut_by_time"] == ["ft-office-tiny-f0.2-scratch-lr0.001-s1"]
+    assert "not like-for-like" in "\n".join(lines)
+    table = "\n".join(_target_table(res, "office"))
+    assert f"| scratch {CUT_MARK}1/3 |" in table and f"| full {CUT_MARK}" not in table
+
+
 def test_child_gets_its_gpu_share(tmp_path: Path, monkeypatch) -> None:
     """A child process sizes its ranking tiles for 1/jobs of the card: the env var reaches it."""
     from scalerec.memory import GPU_SHARE_ENV
@@ -416,13 +443,13 @@ def test_tuned_verdict_names_the_strongest_recipe_per_fraction() -> None:
 
     text = _tuned_verdict(
         "beauty",
-        [(0.05, "hybrid_ce", {"diff": 0.002, "lo": 0.001, "hi": 0.003}),
-         (0.2, "text_ce", {"diff": -0.0026, "lo": -0.004, "hi": -0.001}),
-         (1.0, "sasrec_ce", {"diff": 0.001, "lo": -0.001, "hi": 0.003})],
+        [(0.05, "hybrid_ce", {"diff": 0.002, "lo": 0.001, "hi": 0.003}, False),
+         (0.2, "text_ce", {"diff": -0.0026, "lo": -0.004, "hi": -0.001}, False),
+         (1.0, "sasrec_ce", {"diff": 0.001, "lo": -0.001, "hi": 0.003}, True)],
     )
-    assert "better at 0.05 (vs tuned hybrid_ce" in text
-    assert "worse at 0.2 (vs tuned text_ce" in text
-    assert "not significantly different at 1 (vs tuned sasrec_ce" in text
+    assert "better at 0.05 (vs tuned hybrid_ce, +0.0020)" in text
+    assert "worse at 0.2 (vs tuned text_ce, -0.0026)" in text
+    assert "not significantly different at 1 (vs tuned sasrec_ce, +0.0010; not like-for-like" in text
     assert "no fraction" in _tuned_verdict("beauty", [])
 
 

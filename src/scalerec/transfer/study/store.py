@@ -70,9 +70,10 @@ def _valid(row: dict[str, Any]) -> float:
 def choose_lr(rows: list[dict[str, Any]], group: str) -> dict[str, Any] | None:
     """The LR of `group` with the best validation NDCG@10, once every LR of its grid has a row.
 
-    Returns `{"lr", "edge", "search": [{"lr", "valid_ndcg@10"}...]}` (`edge`: the winner is the
-    smallest or largest LR of a grid of 3 or more, so the optimum may lie outside it), or None while
-    the search is incomplete. Test metrics are never read here.
+    Returns `{"lr", "edge", "search": [{"lr", "valid_ndcg@10", "cut"}...]}` (`edge`: the winner is the
+    smallest or largest LR of a grid of 3 or more, so the optimum may lie outside it; `cut`: that point
+    was stopped by the time cap, not by early stopping, so the points need not have had equal compute),
+    or None while the search is incomplete. Test metrics are never read here.
     """
     mine = [r for r in rows if r.get("group") == group]
     if not mine:
@@ -84,7 +85,10 @@ def choose_lr(rows: list[dict[str, Any]], group: str) -> dict[str, Any] | None:
     if any(lr not in have for lr in grid):
         return None
     best = max(grid, key=lambda lr: (_valid(have[lr]), -lr))  # ties: the smaller LR
-    search = [{"lr": lr, "valid_ndcg@10": have[lr].get("valid_ndcg@10")} for lr in grid]
+    search = [
+        {"lr": lr, "valid_ndcg@10": r.get("valid_ndcg@10"), "cut": bool(r.get("stopped_by_time"))}
+        for lr, r in ((lr, have[lr]) for lr in grid)
+    ]
     edge = len(grid) >= 3 and best in (grid[0], grid[-1])
     return {"lr": best, "edge": edge, "search": search, "cell": have[best]["cell"]}
 

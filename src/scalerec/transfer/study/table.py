@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,16 @@ from scalerec.transfer.study.cells import StudySpec
 from scalerec.transfer.study.store import Store, choices, stale
 
 NOT_FINETUNED = ("scratch", "zero-shot")
+CUT_MARK = "†"
+CUT_NOTE = (
+    f"{CUT_MARK}: stopped by the time cap (`cell_max_minutes`) before early stopping. How far such a cell "
+    "got depends on how many cells shared the GPU, so it is not like-for-like with a cell that stopped early."
+)
+
+
+def cut_by_time(rows: Sequence[dict[str, Any] | None]) -> list[str]:
+    """The cells among `rows` that the time cap stopped, not early stopping (None entries skipped)."""
+    return sorted({r["cell"] for r in rows if r is not None and r.get("stopped_by_time")})
 
 
 def label(row: dict[str, Any]) -> str:
@@ -166,13 +177,15 @@ def _target_table(res: Results, target: str) -> list[str]:
         d = res.diff(first, scratch) if first["kind"] == "finetune" and name != "scratch" else None
         by_seed = res.seed_diff(target, fraction, size, name, "scratch") if name != "scratch" else None
         valid = first.get("valid_ndcg@10")
+        cut = cut_by_time(rows)
+        shown = name + (f" {CUT_MARK}{len(cut)}/{len(rows)}" if cut else "")
         lines.append(
             "| "
             + " | ".join(
                 [
                     f"{fraction:g}",
                     size or "—",
-                    name,
+                    shown,
                     str(len(rows)),
                     _fmt(first["test"]["overall"]),
                     mean,
@@ -187,6 +200,7 @@ def _target_table(res: Results, target: str) -> list[str]:
             )
             + " |"
         )
+    lines += ["", f"{CUT_MARK}k/n after a method: k of its n seeds' cells were cut by time. {CUT_NOTE}"]
     return lines
 
 
@@ -225,7 +239,8 @@ def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
     validation and the tuned baselines are compared on seed 0 as well, labelled as such."""
     size, lines, data = res.spec.key_size, [], {}  # type: tuple[str, list[str], dict[str, Any]]
     helped: list[tuple[float, bool]] = []
-    vs_tuned: list[tuple[float, str, dict[str, Any]]] = []
+    cut_fractions: list[float] = []
+    vs_tuned: list[tuple[float, str, dict[str, Any], bool]] = []
     seed0 = res.spec.seeds[0]
     pair = next((m for m in res.spec.key_strategies if m not in NOT_FINETUNED), "full")
     for f in res.spec.fractions:
@@ -246,9 +261,14 @@ def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
         if decisive is None:
             lines.append(f"- fraction {f:g}: not measured yet.")
             continue
-        helped.append((f, decisive["lo"] > 0))
+        decisive_rows = [r for m in (pair, "scratch") for r in res.cells.get((target, f, size, m), [])]
+        if cut_by_time(decisive_rows):
+            cut_fractions.append(f)  # not a verdict: the two sides may have had unequal compute
+        else:
+            helped.append((f, decisive["lo"] > 0))
+        strongest_row = res.get(target, f, "", f"tuned {strongest}", None) if strongest else None
         if strongest is not None and (vs_best := tuned.get(strongest)) is not None:
-            vs_tuned.append((f, strongest, vs_best))
+            vs_tuned.append((f, strongest, vs_best, bool(cut_by_time([best, strongest_row]))))
         if by_seed:
             head_text = f"{_diff_text(by_seed)} over {by_seed['n_seeds']} seeds (paired by seed, t-interval)"
         else:
@@ -265,8 +285,20 @@ def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
                              f"{best_by_seed['n_seeds']} seeds (paired by seed, t-interval)")
         parts += [f"{best['method'] if best else pair} vs tuned {b} (seed {seed0}): {_diff_text(d)}"
                   for b, d in tuned.items() if d is not None]
+        cut = cut_by_time([best, strongest_row, *decisive_rows])
+        data[f"{f:g}"]["cut_by_time"] = cut
+        if cut:
+            parts.append(
+                f"**not like-for-like: {len(cut)} of the cells behind these comparisons were stopped by the "
+                f"time cap, not early stopping** ({', '.join(cut)})"
+            )
         lines.append(f"- fraction {f:g}: " + "; ".join(parts) + ".")
     verdict = _verdict(target, helped)
+    if cut_fractions:
+        verdict += (
+            f" At {', '.join(f'{f:g}' for f in cut_fractions)} it is unsettled: cells stopped by the time "
+            "cap make that comparison not like-for-like."
+        )
     data["verdict"] = verdict
     data["verdict_basis"] = f"{pair} vs scratch, paired by seed where several seeds exist"
     against = _tuned_verdict(target, vs_tuned)
@@ -284,7 +316,7 @@ def _strongest_baseline(res: Results, target: str, fraction: float) -> str | Non
     return max(scored)[1] if scored else None
 
 
-def _tuned_verdict(target: str, vs: list[tuple[float, str, dict[str, Any]]]) -> str:
+def _tuned_verdict(target: str, vs: list[tuple[float, str, dict[str, Any], bool]]) -> str:
     """The second finding: the best fine-tuned model (on validation) against the strongest tuned
     from-scratch recipe (on validation), which is the bar a practitioner compares with; beating the
     same architecture trained from scratch in the fine-tuning loop is the weaker claim."""
@@ -292,9 +324,10 @@ def _tuned_verdict(target: str, vs: list[tuple[float, str, dict[str, Any]]]) -> 
         return f"{target}: no fraction has both a fine-tuned result and a tuned baseline yet."
     words = {1: "better", 0: "not significantly different", -1: "worse"}
     parts = []
-    for f, b, d in vs:
+    for f, b, d, cut in vs:
         sign = 1 if d["lo"] > 0 else -1 if d["hi"] < 0 else 0
-        parts.append(f"{words[sign]} at {f:g} (vs tuned {b}, {d['diff']:+.4f})")
+        caveat = "; not like-for-like: stopped by the time cap" if cut else ""
+        parts.append(f"{words[sign]} at {f:g} (vs tuned {b}, {d['diff']:+.4f}{caveat})")
     return (
         f"{target}: against the strongest tuned from-scratch recipe (chosen on validation), the best "
         f"fine-tuned model is " + "; ".join(parts) + " (seed 0, paired bootstrap over test users)."
@@ -343,7 +376,9 @@ def _finetune_lr_table(res: Results) -> list[str]:
 
 def _search_cells(c: dict[str, Any]) -> str:
     """`search | chosen LR | edge` table cells of one LR search (`store.choose_lr`'s answer)."""
-    search = ", ".join(f"{s['lr']:g}: {_num(s['valid_ndcg@10'])}" for s in c["search"])
+    search = ", ".join(
+        f"{s['lr']:g}: {_num(s['valid_ndcg@10'])}{CUT_MARK if s.get('cut') else ''}" for s in c["search"]
+    )
     return f"{search} | {c['lr']:g} | {'YES: widen the grid' if c['edge'] else 'no'}"
 
 
@@ -400,7 +435,7 @@ def write_report(work: Path, results: Path, spec: StudySpec) -> Path:
             md.append(f"![{t} {p.stem}]({t}/{p.name})")
         md.append("")
     md += ["## Pretraining LR searches", "", *_pretrain_table(res), ""]
-    md += ["## Fine-tuning LR searches (seed 0)", "", *_finetune_lr_table(res), ""]
+    md += ["## Fine-tuning LR searches (seed 0)", "", *_finetune_lr_table(res), "", CUT_NOTE, ""]
     summary["choices"] = res.chosen
     with atomic_write(results / "transfer_v2.json") as fh:
         fh.write(numerics.dumps(summary, indent=1) + "\n")

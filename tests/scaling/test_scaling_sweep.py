@@ -130,3 +130,68 @@ def test_shipped_sweep_configs_parse(name):
     assert "{subset}" in spec.tokens
     if name != "demo":
         assert len(spec.sizes) >= 5 and len(spec.subsets) >= 4 and spec.device == "cuda"
+
+
+def crowd_sensitive_train(cfg):
+    """Fails like the CUDA allocator when another run is training at the same time (a marker file per
+    running run under the dataset's `running/`), else writes a final.json: a GPU too small for two."""
+    import time
+
+    running = Path(cfg.data.dataset).parent.parent / "running"
+    running.mkdir(exist_ok=True)
+    me = running / cfg.run.name
+    me.touch()
+    try:
+        time.sleep(0.5)
+        if any(p != me for p in running.iterdir()):
+            raise RuntimeError("OutOfMemoryError: CUDA out of memory. Tried to allocate 400.00 MiB")
+        fake_train(cfg)
+    finally:
+        me.unlink()
+
+
+def test_a_run_out_of_memory_beside_others_is_retried_alone(tmp_path):
+    """Two runs start together and both run out of memory; each gets one more try alone and finishes,
+    so the sweep ends with every run done instead of two failures."""
+    from scalerec.scaling.sweep import _run_pending, jobs_of
+
+    spec = _spec(tmp_path, sizes=["tiny"])
+    runs = plan_runs(spec, tmp_path / "out")
+    done: list[tuple[str, str]] = []
+    _run_pending(jobs_of(runs), 2, crowd_sensitive_train, lambda run, st, _: done.append((run.run_id, st)))
+    assert sorted(s for _, s in done) == ["done", "done"] and len({r for r, _ in done}) == 2
+
+
+def test_admission_fits_jobs_to_the_gpu_budget_and_runs_a_retry_alone():
+    from scalerec.scaling.sweep import _Admission
+
+    big, big2, small = [object()], [object()], [object()]
+    need = {id(big): 60, id(big2): 60, id(small): 30}
+    admit = _Admission(100, lambda job: need[id(job)])
+    queue = [big, big2, small]
+    assert admit.pick(queue) == 0  # nothing runs: the first job starts
+    admit.start(queue.pop(0))
+    assert admit.pick(queue) == 1  # big2 (60) does not fit beside big (60); small (30) does
+    admit.start(queue.pop(1))
+    assert admit.pick(queue) is None  # 90 in use: big2 waits
+    oom = [("failed", "OutOfMemoryError: CUDA out of memory")]
+    assert admit.finish(big, oom, crowded=True)  # ran out beside small: try again alone
+    queue.insert(0, big)
+    assert admit.pick(queue) is None  # small still runs: the retry waits, and nothing jumps ahead of it
+    assert not admit.finish(small, [("done", None)], crowded=True)
+    assert admit.pick(queue) == 0
+    admit.start(queue.pop(0))
+    assert admit.pick(queue) is None  # the retry runs alone
+    assert not admit.finish(big, oom, crowded=False)  # out of memory alone: a real failure, no retry
+    assert admit.pick(queue) == 0
+
+
+def test_job_gpu_bytes_is_the_trainers_bound_with_headroom(tmp_path):
+    from scalerec.memory import training_bytes
+    from scalerec.scaling.sweep import GPU_HEADROOM, job_gpu_bytes
+
+    run = plan_runs(_spec(tmp_path, sizes=["xs"], subsets=["4K"]), tmp_path / "out")[0]
+    t = run.cfg.train
+    bound = training_bytes(run.cfg.model, t.batch_size // t.grad_accum, t.targets, t.loss, t.negatives,
+                           t.shared_negatives, 50)
+    assert job_gpu_bytes([run]) == int(sum(bound.values()) * GPU_HEADROOM)

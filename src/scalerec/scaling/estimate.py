@@ -41,7 +41,8 @@ def _world_meta(run: PlannedRun) -> dict[str, Any] | None:
     return read_json(path) if path.is_file() else None
 
 
-def _n_items(run: PlannedRun) -> int:
+def dataset_n_items(run: PlannedRun) -> int:
+    """Catalog size of the run's dataset from its card (1 when there is no card yet)."""
     card = Path(run.dataset_dir) / "card.json"
     return int(read_json(card).get("n_items", 1)) if card.is_file() else 1
 
@@ -54,7 +55,7 @@ def estimate_run(run: PlannedRun) -> dict[str, Any]:
     tpe, per_seq = _targets_per_epoch(run)
     micro = max(1, t.batch_size // t.grad_accum)
     targets_per_micro = micro * (per_seq if t.targets == "all" else 1.0)
-    fpt = build.flops_per_target(cfg.model, cfg, micro, targets_per_micro, _n_items(run))
+    fpt = build.flops_per_target(cfg.model, cfg, micro, targets_per_micro, dataset_n_items(run))
     per_step = t.batch_size * (per_seq if t.targets == "all" else 1.0)
     if t.max_flops is not None:
         targets = t.max_flops / fpt

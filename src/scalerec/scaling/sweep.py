@@ -261,9 +261,90 @@ def jobs_of(runs: list[PlannedRun]) -> list[list[PlannedRun]]:
     return jobs
 
 
+GPU_HEADROOM = 1.6
+"""GPU bytes a run takes per byte of `memory.training_bytes`' lower bound (activations, allocator slack,
+the CUDA context). Measured on an H200: an xs run at batch 4,096 on a 20,000-item world held 47.8 GiB
+for a bound of 30.6 GiB (world_v6 probe, docs/results/world_v6_probe)."""
+MEMORY_ERRORS = ("out of memory", "needs at least")
+"""A failed run's message with one of these ran out of GPU memory (the allocator, or `memory.require`)."""
+
+
+def job_gpu_bytes(job: list[PlannedRun]) -> int:
+    """Planned GPU memory of one job (its runs share one process, one at a time): the trainer's own
+    lower bound times `GPU_HEADROOM`."""
+    from scalerec.memory import training_bytes
+    from scalerec.scaling.estimate import dataset_n_items
+
+    cfg = job[0].cfg
+    t = cfg.train
+    micro = max(1, t.batch_size // t.grad_accum)
+    parts = training_bytes(
+        cfg.model, micro, t.targets, t.loss, t.negatives, t.shared_negatives, dataset_n_items(job[0])
+    )
+    return int(sum(parts.values()) * GPU_HEADROOM)
+
+
+def gpu_budget(runs: list[PlannedRun], parallel: int) -> int | None:
+    """Bytes free on the GPU the sweep's workers will share (None: not a GPU sweep, or one worker)."""
+    if parallel <= 1 or not any(r.cfg.run.device in ("cuda", "auto") for r in runs):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.mem_get_info()[0])
+
+
+class _Admission:
+    """Which queued job starts next when workers share one GPU: the first that fits beside the running
+    ones (a job alone always starts: the trainer's own check then refuses it with a clear error). A job
+    that ran out of memory beside others gets one more try alone, so a sweep whose `--parallel` is too
+    high for its largest runs still finishes them (serially) instead of failing them."""
+
+    def __init__(self, budget: int | None, need: Callable[[list[PlannedRun]], int]) -> None:
+        self.budget, self.need = budget, need
+        self.running: dict[int, int] = {}
+        self.alone: set[int] = set()
+        self.retried: set[int] = set()
+
+    def pick(self, queue: list[list[PlannedRun]]) -> int | None:
+        retry = next((i for i, j in enumerate(queue) if id(j) in self.alone), None)
+        if retry is not None:  # the GPU drains, then the retry runs by itself
+            return None if self.running else retry
+        if self.alone & set(self.running):
+            return None
+        for i, job in enumerate(queue):
+            if not self.running or self.budget is None:
+                return i
+            if sum(self.running.values()) + self.need(job) <= self.budget:
+                return i
+        return None
+
+    def start(self, job: list[PlannedRun]) -> None:
+        self.running[id(job)] = self.need(job) if self.budget is not None else 0
+
+    def finish(self, job: list[PlannedRun], results: list[tuple[str, str | None]], crowded: bool) -> bool:
+        """Record a finished job; True when it should run again alone (out of memory beside others)."""
+        self.running.pop(id(job), None)
+        oom = any(s == "failed" and err and any(m in err for m in MEMORY_ERRORS) for s, err in results)
+        if oom and crowded and id(job) not in self.retried:
+            self.retried.add(id(job))
+            self.alone.add(id(job))
+            return True
+        self.alone.discard(id(job))
+        return False
+
+
 def _run_pending(
-    pending: list[list[PlannedRun]], parallel: int, train_fn: TrainFn | None, on_done: Callable
+    pending: list[list[PlannedRun]],
+    parallel: int,
+    train_fn: TrainFn | None,
+    on_done: Callable,
+    budget: int | None = None,
+    need: Callable[[list[PlannedRun]], int] = job_gpu_bytes,
 ) -> None:
+    """Train `pending` jobs, `parallel` at a time. With a GPU `budget` (bytes), a job starts only when
+    its planned memory (`need`) fits beside the running ones (`_Admission`)."""
     if parallel <= 1:
         for job in pending:
             for run, (status, err) in zip(job, _execute(train_fn, job, None), strict=True):
@@ -274,15 +355,21 @@ def _run_pending(
 
     threads = max(1, (os.cpu_count() or 1) // parallel)
     ctx = multiprocessing.get_context("spawn")
+    admit = _Admission(budget, need)
     with ProcessPoolExecutor(
         max_workers=parallel, mp_context=ctx, initializer=_share_gpu, initargs=(parallel,)
     ) as pool:
         futures: dict[Future, list[PlannedRun]] = {}
+        crowded: dict[int, bool] = {}
         queue = list(pending)
         while queue or futures:
-            while queue and len(futures) < parallel:
-                job = queue.pop(0)
+            while queue and len(futures) < parallel and (i := admit.pick(queue)) is not None:
+                job = queue.pop(i)
+                admit.start(job)
+                crowded[id(job)] = bool(futures)
                 futures[pool.submit(_execute, train_fn, job, threads)] = job
+            for other in futures.values():
+                crowded[id(other)] = crowded.get(id(other), False) or len(futures) > 1
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for fut in done:
                 job = futures.pop(fut)
@@ -294,6 +381,9 @@ def _run_pending(
                         rdir = Path(run.cfg.run.out) / run.cfg.run.name
                         rdir.mkdir(parents=True, exist_ok=True)
                         write_json(rdir / "error.json", {"error": results[0][1], "traceback": ""})
+                if admit.finish(job, results, crowded.pop(id(job), False)):
+                    queue.insert(0, job)
+                    continue
                 for run, (status, err) in zip(job, results, strict=True):
                     on_done(run, status, err)
 
@@ -362,7 +452,8 @@ def run_sweep(
             eta.done(run.run_id)
             progress.update(task, advance=1, description=eta.describe(n_fail))
 
-        _run_pending(pending, parallel, train_fn, on_done)
+        budget = gpu_budget(runs, parallel) if train_fn is None else None
+        _run_pending(pending, parallel, train_fn, on_done, budget)
     return [rows[r.run_id] for r in runs if r.run_id in rows]
 
 

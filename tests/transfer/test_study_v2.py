@@ -4,6 +4,7 @@ resumable runner (finished cells are skipped)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -550,3 +551,54 @@ def test_fine_tuning_waits_for_a_checkpoint_this_machine_does_not_hold(tmp_path:
     (tmp_path / "runs" / cell.name).mkdir(parents=True)
     (tmp_path / "runs" / cell.name / "model.safetensors").write_bytes(b"weights")
     assert ft in {c.name for c in runner.pending(ctx, store)[0]}
+
+
+def test_a_cell_cut_by_the_time_box_continues_where_its_state_is_held(tmp_path: Path, monkeypatch) -> None:
+    """A fine-tuning cell that the time box stopped leaves a state beside its output and runs again, to
+    continue, in the same call or a later one; its row is replaced once it ends. Without the state (a fresh
+    machine), or with `continue_cut` off, the cut row stands."""
+    from scalerec.transfer.finetune import resume_path
+    from scalerec.transfer.study import execute
+
+    spec = StudySpec(targets=["beauty"], sizes=["xs"], key_size="xs", fractions=[1.0], pretrain_lrs=[1e-3],
+                     strategies=["scratch"], key_strategies=["scratch"], seeds=[0], ft_lr_mults=[1.0],
+                     baselines=[])
+    cell = "ft-beauty-xs-f1-scratch-lr0.001-s0"
+    state = resume_path(tmp_path / "ft" / cell)
+    calls: list[str] = []
+    plan = {"cut": True, "hold_state": True}
+
+    def fake(c: Cell, ctx: Context):
+        calls.append(c.name)
+        row = {"kind": c.kind, "lr": c.lr, "phase": c.phase, "search": c.search, "valid_ndcg@10": 0.1}
+        if c.kind != "popular":
+            row["lr_grid"] = [c.lr]
+        if c.kind == "finetune":
+            cut, plan["cut"] = plan["cut"], False  # cut once, then it ends
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_bytes(b"state") if cut and plan["hold_state"] else state.unlink(missing_ok=True)
+            row.update(run_dir=str(state.parent / c.name), stopped_by_time=cut)
+        return row, None
+
+    for kind in ("pretrain", "finetune", "popular"):
+        monkeypatch.setitem(execute.RUNNERS, kind, fake)
+    ctx = Context(spec, tmp_path, {"targets": {}}, "cpu", tmp_path)
+    runner.run_study(ctx)
+    assert calls.count(cell) == 2  # cut, then continued in the same call
+    assert next(r for r in Store(tmp_path).rows() if r["cell"] == cell)["stopped_by_time"] is False
+
+    other = tmp_path / "cold"  # the same, where the machine does not hold the state
+    state = resume_path(other / "ft" / cell)
+    plan.update(cut=True, hold_state=False)
+    calls.clear()
+    ctx = Context(spec, other, {"targets": {}}, "cpu", other)
+    runner.run_study(ctx)
+    runner.run_study(ctx)
+    assert calls.count(cell) == 1  # the cut row stands
+    state.write_bytes(b"state")  # now it does (a warm machine)
+    off = Context(StudySpec(**{**dataclasses.asdict(spec), "continue_cut": False}), other,
+                  {"targets": {}}, "cpu", other)
+    runner.run_study(off)
+    assert calls.count(cell) == 1  # continue_cut off: it still stands
+    runner.run_study(ctx)
+    assert calls.count(cell) == 2 and not state.exists()

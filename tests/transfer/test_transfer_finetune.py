@@ -164,3 +164,76 @@ def test_wall_clock_budget_ends_the_loop_with_its_best_weights(world: dict[str, 
                         popularity_sampler(dom.popularity), validate, settings)
     assert result.stopped_by_time and not result.stopped_early
     assert len(result.curve) == 2 and result.best_epoch == 0  # 40 s: go on; 80 s > 60 s: stop
+
+
+@pytest.mark.parametrize("strategy", ["full", "progressive"])
+def test_a_run_stopped_by_the_clock_resumes_as_if_never_stopped(
+    world: dict[str, Path], tmp_path: Path, monkeypatch, strategy: str
+) -> None:
+    """A time-boxed run cut every 2 epochs and resumed twice from its saved state ends with the same
+    weights, validation curve and step count as the same run left uninterrupted: cells cut at different
+    points of a shared GPU's load end like-for-like. The state file is gone once the run is complete."""
+    import torch
+
+    from scalerec.rundir import load_run
+    from scalerec.train.negatives import popularity_sampler
+    from scalerec.train.padded import TrainBatches
+    from scalerec.transfer import loop
+    from scalerec.transfer.finetune import load_domain
+    from scalerec.transfer.loop import LoopSettings, run_stages
+    from scalerec.transfer.strategies import PlanSettings, make_plan
+
+    dom = load_domain(world["source"], world["tokens"])
+    now = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: now[0])
+
+    def validate(m) -> float:  # a score that depends on the weights, so the curves compare training
+        now[0] += 40.0
+        return float(sum(p.detach().double().sum() for p in m.parameters()))
+
+    def run(max_minutes: float | None, resume: Path | None):
+        torch.manual_seed(1)  # a fresh process: the global generator starts from the same seed
+        model = load_run(world["run"]).model
+        plan = make_plan(strategy, model, PlanSettings(epochs=6, lr=1e-3))
+        settings = LoopSettings(8, 0.0, "constant", 0.0, 0, "cpu", 0, max_minutes=max_minutes,
+                                resume_path=str(resume) if resume else None)
+        result = run_stages(model, plan.stages, TrainBatches(dom.split.train, 12, 16, seed=0),
+                            popularity_sampler(dom.popularity), validate, settings)
+        return model, result
+
+    whole_model, whole = run(None, None)
+    state = tmp_path / "cell.resume.pt"
+    parts = []
+    for _ in range(10):
+        now[0] = 0.0
+        model, result = run(1.0, state)  # 40 s: go on; 80 s > 60 s: stop after 2 epochs
+        parts.append(len(result.curve))
+        if not result.stopped_by_time:
+            break
+        assert state.is_file()
+    assert len(parts) > 2 and parts[-1] == len(whole.curve)  # cut at least twice, then complete
+    assert not state.exists()
+    assert [c["valid/ndcg@10"] for c in result.curve] == [c["valid/ndcg@10"] for c in whole.curve]
+    assert result.steps == whole.steps and result.targets_seen == whole.targets_seen
+    assert result.best_epoch == whole.best_epoch
+    for a, b in zip(model.state_dict().values(), whole_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_finetune_cut_by_the_clock_continues_when_run_again(world: dict[str, Path], tmp_path: Path) -> None:
+    """The command-level contract: a fine-tuning run stopped by `max_minutes` leaves its state beside `out`;
+    the same command run again continues it (its curve grows from where it stopped) until it ends, and
+    then no state is left."""
+    from scalerec.transfer.finetune import resume_path
+
+    out = tmp_path / "ft"
+    cfg = _cfg(world, "full", out, epochs=4, patience=0, max_minutes=1e-9)  # every epoch is past the clock
+    lengths = []
+    for _ in range(6):
+        summary = finetune(cfg)
+        lengths.append(len(summary["curve"]))
+        if not summary["stopped_by_time"]:
+            break
+        assert resume_path(out).is_file()
+    assert lengths == [1, 2, 3, 4] and not resume_path(out).exists()
+    assert summary["steps"] == 12  # 4 epochs of 3 batches, as one uninterrupted run

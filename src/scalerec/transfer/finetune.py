@@ -95,7 +95,8 @@ class FinetuneConfig:
     stopped at epoch 12, its loss still falling, its NDCG@10 at the zero-shot level)."""
     max_minutes: float | None = dataclasses.field(default=None, metadata={"range": "(0, inf)"})
     """Wall-clock budget of the training loop: after the first validation past it the run ends as if
-    early-stopped (best weights, `stopped_by_time` in the summary), like `train.max_minutes`."""
+    early-stopped (best weights, `stopped_by_time` in the summary), like `train.max_minutes`. It also
+    leaves its state beside `out` (`resume_path`); the same command run again continues from there."""
     valid_max_users: int = dataclasses.field(default=5000, metadata={"range": "[1, inf)"})
     """Validation (model selection) uses at most this many users, a fixed seeded sample."""
     ewc_lambda: float = dataclasses.field(default=100.0, metadata={"range": "[0, inf)"})
@@ -208,7 +209,15 @@ def _ewc_penalty(model: SequentialRecommender, source: Domain, cfg: FinetuneConf
     return EWCPenalty(model, fisher, cfg.ewc_lambda), seen[0]
 
 
-def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: FinetuneConfig, ewc: Any):
+def resume_path(out: str | Path) -> Path:
+    """Where a time-boxed fine-tuning run into `out` leaves the state a later run continues from: beside
+    `out`, which is written whole or not at all."""
+    out = Path(out)
+    return out.parent / f".{out.name}.resume.pt"
+
+
+def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: FinetuneConfig, ewc: Any,
+           out: Path):
     if not plan.stages:
         return LoopResult()
     v_hist, v_tgt = _subsample(*target.split.valid, cfg.valid_max_users, cfg.seed)
@@ -223,7 +232,8 @@ def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: Finetu
     sampler = popularity_sampler(target.popularity, cfg.neg_alpha, cfg.device)
     settings = LoopSettings(cfg.n_negatives, cfg.weight_decay, cfg.schedule, cfg.warmup_frac, cfg.patience,
                             cfg.device, cfg.seed, cfg.precision, cfg.progress, min_epochs=cfg.min_epochs,
-                            max_minutes=cfg.max_minutes)
+                            max_minutes=cfg.max_minutes,
+                            resume_path=str(resume_path(out)) if cfg.max_minutes is not None else None)
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 
@@ -315,7 +325,7 @@ def _run(cfg: FinetuneConfig, pre: Pretrained, tmp: Path, out: Path) -> tuple[di
     elif model.cfg.has_ids:  # hybrid: its ID rows name source items; target items start text-only
         model.reset_item_ids(target.n_items)
     model.set_item_table(target.tables)
-    result = _train(model, plan, target, cfg, ewc)
+    result = _train(model, plan, target, cfg, ewc, out)
     model.set_item_table(target.tables)
     test_hist, test_tgt = target.split.test
     ranks["test"] = ev.rank_targets(model, test_hist, test_tgt, model.cfg.max_len, cfg.eval_batch_size,

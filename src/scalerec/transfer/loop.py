@@ -13,9 +13,12 @@ objective and its log-q table are built once per loop (`SampledLoss`), not per b
 from __future__ import annotations
 
 import copy
+import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -75,6 +78,11 @@ class LoopSettings:
     """Wall-clock budget: after the first validation past it, stop as if early-stopped (best weights,
     `stopped_by_time`), so a time-boxed job on a shared GPU ends with a result instead of being killed.
     Unlike early stopping it may cut an unfreezing stage short: the clock is the harder limit."""
+    resume_path: str | None = None
+    """Where the loop leaves its state when the clock stops it, and continues from when that file exists:
+    a time-boxed run resumed in a later job trains exactly as one uninterrupted run would (same batches,
+    negatives, optimizer moments, early-stopping counter), so runs cut at different points of a shared
+    GPU's load still end like-for-like. Deleted once the run ends any other way."""
 
 
 @dataclass
@@ -149,20 +157,30 @@ def run_stages(
     result = LoopResult()
     initial = copy.deepcopy(model.state_dict())
     gen = torch.Generator(device=settings.device).manual_seed(settings.seed)
+    at = _resume(settings.resume_path, stages, settings, model, batches, gen, result)
     total = len(batches) * sum(s.epochs for s in stages)
     bar = runlog.ProgressBar(total, settings.progress, label="finetune")
-    start = time.perf_counter()
+    start, before = time.perf_counter(), result.wall_time_s
     deadline = None if settings.max_minutes is None else start + 60 * settings.max_minutes
     ctx = _Epoch(batches.batches(), len(batches), SampledLoss(model, sampler, settings.n_negatives, gen),
                  settings, ewc, bar, deadline)
+    cut: _Cut | None = None
     try:
         for s_idx, stage in enumerate(stages):
-            _run_stage(model, ctx, stage, validate, result, last=s_idx == len(stages) - 1)
+            if s_idx < at.stage:
+                continue
+            here = at if s_idx == at.stage else _Cut(s_idx)
+            cut = _run_stage(model, ctx, stage, validate, result, s_idx == len(stages) - 1, here)
             if result.stopped_early or result.stopped_by_time:
                 break
     finally:
         bar.close()
-    result.wall_time_s = time.perf_counter() - start
+    result.wall_time_s = before + time.perf_counter() - start
+    if settings.resume_path:
+        if result.stopped_by_time and cut is not None:
+            _save_resume(settings.resume_path, stages, settings, model, batches, gen, result, cut)
+        else:
+            Path(settings.resume_path).unlink(missing_ok=True)
     model.load_state_dict(result.best_state or initial)
     result.best_state = None
     for p in model.parameters():
@@ -170,14 +188,74 @@ def run_stages(
     return result
 
 
+@dataclass
+class _Cut:
+    """Where a stage stands: its index, the next epoch to train, the epochs without improvement, and the
+    optimizer's state (None: a fresh optimizer)."""
+
+    stage: int = 0
+    epoch: int = 0
+    bad: int = 0
+    opt: dict[str, Any] | None = None
+
+
+def _fingerprint(stages: tuple[Stage, ...], settings: LoopSettings) -> str:
+    """What a saved state must match to be continued: the stages and the knobs that shape training."""
+    return repr([(s.name, s.epochs, s.lr) for s in stages]) + repr(
+        (settings.n_negatives, settings.weight_decay, settings.schedule, settings.warmup_frac,
+         settings.patience, settings.seed, settings.min_epochs))
+
+
+def _save_resume(path: str, stages: tuple[Stage, ...], settings: LoopSettings, model: SequentialRecommender,
+                 batches: TrainBatches, gen: torch.Generator, result: LoopResult, cut: _Cut) -> None:
+    state = {
+        "format_version": 1, "fingerprint": _fingerprint(stages, settings), "stage": cut.stage,
+        "epoch": cut.epoch, "bad": cut.bad, "opt": cut.opt, "model": model.state_dict(),
+        "best_state": result.best_state, "batches": batches.state_dict(), "gen": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),  # dropout draws from the global generators
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "result": {"steps": result.steps, "targets_seen": result.targets_seen,
+                   "wall_time_s": result.wall_time_s, "best_epoch": result.best_epoch,
+                   "best_valid": result.best_valid, "curve": result.curve},
+    }
+    tmp = Path(f"{path}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: str | None, stages: tuple[Stage, ...], settings: LoopSettings, model: SequentialRecommender,
+            batches: TrainBatches, gen: torch.Generator, result: LoopResult) -> _Cut:
+    """Restore a state left by `_save_resume` into the model, stream, generator and `result`; return where
+    to continue (the start when there is none, or it belongs to other stages or settings)."""
+    if not path or not Path(path).is_file():
+        return _Cut()
+    state = torch.load(path, map_location="cpu", weights_only=False)  # the optimizer moves its own
+    if state.get("fingerprint") != _fingerprint(stages, settings):
+        warnings.warn(f"{path}: saved by a run with other stages or settings; starting over", stacklevel=2)
+        return _Cut()
+    model.load_state_dict(state["model"])
+    batches.load_state_dict(state["batches"])
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    for k, v in state["result"].items():
+        setattr(result, k, v)
+    result.best_state = state["best_state"]
+    return _Cut(state["stage"], state["epoch"], state["bad"], state["opt"])
+
+
 def _run_stage(model: SequentialRecommender, ctx: _Epoch, stage: Stage,
                validate: Callable[[SequentialRecommender], float],
-               result: LoopResult, last: bool) -> None:
-    """Epochs of one stage, validating after each and keeping the best weights in `result`. Early
-    stopping (`patience` epochs without improvement) applies within the last stage only."""
+               result: LoopResult, last: bool, at: _Cut) -> _Cut | None:
+    """Epochs of one stage from `at`, validating after each and keeping the best weights in `result`.
+    Early stopping (`patience` epochs without improvement) applies within the last stage only. Returns
+    where the stage stands when the clock stopped it (None otherwise)."""
     opt = torch.optim.AdamW(apply_stage(model, stage), lr=stage.lr, weight_decay=ctx.settings.weight_decay)
-    bad = 0
-    for e in range(stage.epochs):
+    if at.opt is not None:
+        opt.load_state_dict(at.opt)
+    bad = at.bad
+    for e in range(at.epoch, stage.epochs):
         ctx.bar.phase(stage.name)
         loss = _train_epoch(model, ctx, opt, stage, e, result)
         ctx.bar.phase("valid")
@@ -200,7 +278,11 @@ def _run_stage(model: SequentialRecommender, ctx: _Epoch, stage: Stage,
         if last and ctx.settings.patience and not patient:
             result.stopped_early = True
             break
-        if ctx.deadline is not None and time.perf_counter() > ctx.deadline:
+        finished = last and e + 1 == stage.epochs  # the run ends here anyway: not a cut
+        if ctx.deadline is not None and time.perf_counter() > ctx.deadline and not finished:
             result.stopped_by_time = True
-            break
+            if e + 1 == stage.epochs:  # the stage is complete: a resumed run starts the next one
+                return _Cut(at.stage + 1)
+            return _Cut(at.stage, e + 1, bad, opt.state_dict())
+    return None
 

@@ -27,7 +27,7 @@ from scalerec.io import atomic_write
 from scalerec.memory import GPU_SHARE_ENV
 from scalerec.transfer.study.cells import Cell, StudySpec, all_cells, pretrained_group
 from scalerec.transfer.study.execute import Context, run_cell
-from scalerec.transfer.study.store import Store, choices, stale
+from scalerec.transfer.study.store import Store, choices, continues, stale
 
 STATE = "study.json"
 """`<work>/study.json`: the spec, layout, device and root a child process rebuilds its Context from."""
@@ -88,6 +88,7 @@ def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
     todo = [
         c for c in all_cells(ctx.spec, lrs)
         if not store.done(c) or stale(by_name.get(c.name), ctx.chosen)
+        or (ctx.spec.continue_cut and continues(by_name.get(c.name)))
     ]
     return [c for c in todo if ready(c, ctx)], todo
 

@@ -118,3 +118,16 @@ def stale(row: dict[str, Any] | None, chosen: dict[str, dict[str, Any]]) -> bool
         return False
     choice = chosen.get(pretrained_group(row["target"], row["size"]))
     return choice is None or choice["cell"] != row["pretrained"]
+
+
+def continues(row: dict[str, Any] | None) -> bool:
+    """Whether a fine-tuning row was cut by the time box and this machine holds the state its run left
+    (`transfer.finetune.resume_path`): running the cell again continues that run instead of repeating it."""
+    if row is None or row.get("kind") != "finetune" or not row.get("stopped_by_time"):
+        return False
+    if not row.get("run_dir"):
+        return False
+    from scalerec.transfer.finetune import resume_path
+
+    return resume_path(row["run_dir"]).is_file()
+

@@ -237,3 +237,7 @@ def test_finetune_cut_by_the_clock_continues_when_run_again(world: dict[str, Pat
         assert resume_path(out).is_file()
     assert lengths == [1, 2, 3, 4] and not resume_path(out).exists()
     assert summary["steps"] == 12  # 4 epochs of 3 batches, as one uninterrupted run
+    other = tmp_path / "ft2"  # cut once, then the command without the cap finishes the same run
+    assert finetune(_cfg(world, "full", other, epochs=4, patience=0, max_minutes=1e-9))["stopped_by_time"]
+    summary = finetune(_cfg(world, "full", other, epochs=4, patience=0))
+    assert len(summary["curve"]) == 4 and summary["steps"] == 12 and not resume_path(other).exists()

@@ -96,7 +96,8 @@ class FinetuneConfig:
     max_minutes: float | None = dataclasses.field(default=None, metadata={"range": "(0, inf)"})
     """Wall-clock budget of the training loop: after the first validation past it the run ends as if
     early-stopped (best weights, `stopped_by_time` in the summary), like `train.max_minutes`. It also
-    leaves its state beside `out` (`resume_path`); the same command run again continues from there."""
+    leaves its state beside `out` (`resume_path`); the same command run again, capped or not, continues
+    from there."""
     valid_max_users: int = dataclasses.field(default=5000, metadata={"range": "[1, inf)"})
     """Validation (model selection) uses at most this many users, a fixed seeded sample."""
     ewc_lambda: float = dataclasses.field(default=100.0, metadata={"range": "[0, inf)"})
@@ -232,8 +233,7 @@ def _train(model: SequentialRecommender, plan: Plan, target: Domain, cfg: Finetu
     sampler = popularity_sampler(target.popularity, cfg.neg_alpha, cfg.device)
     settings = LoopSettings(cfg.n_negatives, cfg.weight_decay, cfg.schedule, cfg.warmup_frac, cfg.patience,
                             cfg.device, cfg.seed, cfg.precision, cfg.progress, min_epochs=cfg.min_epochs,
-                            max_minutes=cfg.max_minutes,
-                            resume_path=str(resume_path(out)) if cfg.max_minutes is not None else None)
+                            max_minutes=cfg.max_minutes, resume_path=str(resume_path(out)))
     return run_stages(model, plan.stages, batches, sampler, validate, settings, ewc)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from scalerec.transfer.study.cells import Cell, StudySpec, pretrained_group
-from scalerec.transfer.study.store import Store, continues, stale
+from scalerec.transfer.study.store import Store, needs_run
 
 
 @dataclasses.dataclass
@@ -262,10 +262,9 @@ RUNNERS = {"pretrain": pretrain, "finetune": finetune, "baseline": baseline, "po
 
 def run_cell(cell: Cell, ctx: Context, store: Store) -> dict[str, Any]:
     """Run `cell` (unless done and current) and save its row; returns the row."""
-    if store.done(cell):
-        row = json.loads(store.row_path(cell).read_text())
-        if not stale(row, ctx.chosen) and not (ctx.spec.continue_cut and continues(row)):
-            return row
+    row = json.loads(store.row_path(cell).read_text()) if store.done(cell) else None
+    if row is not None and not needs_run(row, ctx.chosen, ctx.spec.continue_cut):
+        return row
     t0 = time.perf_counter()
     row, ranks = RUNNERS[cell.kind](cell, ctx)
     row["cell_wall_s"] = round(time.perf_counter() - t0, 1)

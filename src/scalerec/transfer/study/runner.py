@@ -27,7 +27,7 @@ from scalerec.io import atomic_write
 from scalerec.memory import GPU_SHARE_ENV
 from scalerec.transfer.study.cells import Cell, StudySpec, all_cells, pretrained_group
 from scalerec.transfer.study.execute import Context, run_cell
-from scalerec.transfer.study.store import Store, choices, continues, stale
+from scalerec.transfer.study.store import Store, choices, needs_run
 
 STATE = "study.json"
 """`<work>/study.json`: the spec, layout, device and root a child process rebuilds its Context from."""
@@ -76,7 +76,8 @@ def holds_checkpoint(work: Path, row: dict[str, Any]) -> bool:
 
 def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
     """(ready unfinished cells in run order, all unfinished cells), after refreshing the choices. A cell
-    whose row is stale (built on a pretrained checkpoint that is no longer chosen) is unfinished."""
+    whose row is stale (built on a pretrained checkpoint that is no longer chosen), or was cut by the time
+    box while this machine holds its state, is unfinished (`store.needs_run`)."""
     rows = store.rows()
     ctx.chosen = choices(rows)
     by_name = {r["cell"]: r for r in rows}
@@ -85,11 +86,8 @@ def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
         if g.startswith("pre-") and not holds_checkpoint(ctx.work, by_name[c["cell"]])
     }
     lrs = {g: c["lr"] for g, c in ctx.chosen.items()}
-    todo = [
-        c for c in all_cells(ctx.spec, lrs)
-        if not store.done(c) or stale(by_name.get(c.name), ctx.chosen)
-        or (ctx.spec.continue_cut and continues(by_name.get(c.name)))
-    ]
+    cut = ctx.spec.continue_cut
+    todo = [c for c in all_cells(ctx.spec, lrs) if needs_run(by_name.get(c.name), ctx.chosen, cut)]
     return [c for c in todo if ready(c, ctx)], todo
 
 

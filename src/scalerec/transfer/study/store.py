@@ -131,3 +131,9 @@ def continues(row: dict[str, Any] | None) -> bool:
 
     return resume_path(row["run_dir"]).is_file()
 
+
+def needs_run(row: dict[str, Any] | None, chosen: dict[str, dict[str, Any]], continue_cut: bool) -> bool:
+    """Whether a cell whose stored row is `row` (None: never run) must run (again): it has no row, its row
+    is `stale`, or (with `continue_cut`) it `continues` a run the time box stopped."""
+    return row is None or stale(row, chosen) or (continue_cut and continues(row))
+

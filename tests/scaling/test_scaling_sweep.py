@@ -167,7 +167,8 @@ def test_admission_fits_jobs_to_the_gpu_budget_and_runs_a_retry_alone():
 
     big, big2, small = [object()], [object()], [object()]
     need = {id(big): 60, id(big2): 60, id(small): 30}
-    admit = _Admission(100, lambda job: need[id(job)])
+    asked: list[int] = []
+    admit = _Admission(100, lambda job: asked.append(id(job)) or need[id(job)])
     queue = [big, big2, small]
     assert admit.pick(queue) == 0  # nothing runs: the first job starts
     admit.start(queue.pop(0))
@@ -175,15 +176,16 @@ def test_admission_fits_jobs_to_the_gpu_budget_and_runs_a_retry_alone():
     admit.start(queue.pop(1))
     assert admit.pick(queue) is None  # 90 in use: big2 waits
     oom = [("failed", "OutOfMemoryError: CUDA out of memory")]
-    assert admit.finish(big, oom, crowded=True)  # ran out beside small: try again alone
+    assert admit.finish(big, oom)  # ran out beside small: try again alone
     queue.insert(0, big)
     assert admit.pick(queue) is None  # small still runs: the retry waits, and nothing jumps ahead of it
-    assert not admit.finish(small, [("done", None)], crowded=True)
+    assert not admit.finish(small, [("done", None)])
     assert admit.pick(queue) == 0
     admit.start(queue.pop(0))
     assert admit.pick(queue) is None  # the retry runs alone
-    assert not admit.finish(big, oom, crowded=False)  # out of memory alone: a real failure, no retry
+    assert not admit.finish(big, oom)  # out of memory alone: a real failure, no retry
     assert admit.pick(queue) == 0
+    assert sorted(asked) == sorted(need)  # each job's planned memory is computed once
 
 
 def test_job_gpu_bytes_is_the_trainers_bound_with_headroom(tmp_path):

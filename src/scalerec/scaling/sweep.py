@@ -302,10 +302,17 @@ class _Admission:
     high for its largest runs still finishes them (serially) instead of failing them."""
 
     def __init__(self, budget: int | None, need: Callable[[list[PlannedRun]], int]) -> None:
-        self.budget, self.need = budget, need
+        self.budget, self._need_of = budget, need
+        self.needs: dict[int, int] = {}  # planned bytes per job, computed once (it reads the dataset card)
         self.running: dict[int, int] = {}
+        self.crowded: set[int] = set()  # running jobs that have had another job beside them
         self.alone: set[int] = set()
         self.retried: set[int] = set()
+
+    def need(self, job: list[PlannedRun]) -> int:
+        if id(job) not in self.needs:
+            self.needs[id(job)] = self._need_of(job) if self.budget is not None else 0
+        return self.needs[id(job)]
 
     def pick(self, queue: list[list[PlannedRun]]) -> int | None:
         retry = next((i for i, j in enumerate(queue) if id(j) in self.alone), None)
@@ -321,11 +328,16 @@ class _Admission:
         return None
 
     def start(self, job: list[PlannedRun]) -> None:
-        self.running[id(job)] = self.need(job) if self.budget is not None else 0
+        self.running[id(job)] = self.need(job)
+        self.crowded.discard(id(job))
+        if len(self.running) > 1:
+            self.crowded |= set(self.running)
 
-    def finish(self, job: list[PlannedRun], results: list[tuple[str, str | None]], crowded: bool) -> bool:
+    def finish(self, job: list[PlannedRun], results: list[tuple[str, str | None]]) -> bool:
         """Record a finished job; True when it should run again alone (out of memory beside others)."""
         self.running.pop(id(job), None)
+        crowded = id(job) in self.crowded
+        self.crowded.discard(id(job))
         oom = any(s == "failed" and err and any(m in err for m in MEMORY_ERRORS) for s, err in results)
         if oom and crowded and id(job) not in self.retried:
             self.retried.add(id(job))
@@ -360,16 +372,12 @@ def _run_pending(
         max_workers=parallel, mp_context=ctx, initializer=_share_gpu, initargs=(parallel,)
     ) as pool:
         futures: dict[Future, list[PlannedRun]] = {}
-        crowded: dict[int, bool] = {}
         queue = list(pending)
         while queue or futures:
             while queue and len(futures) < parallel and (i := admit.pick(queue)) is not None:
                 job = queue.pop(i)
                 admit.start(job)
-                crowded[id(job)] = bool(futures)
                 futures[pool.submit(_execute, train_fn, job, threads)] = job
-            for other in futures.values():
-                crowded[id(other)] = crowded.get(id(other), False) or len(futures) > 1
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for fut in done:
                 job = futures.pop(fut)
@@ -381,7 +389,7 @@ def _run_pending(
                         rdir = Path(run.cfg.run.out) / run.cfg.run.name
                         rdir.mkdir(parents=True, exist_ok=True)
                         write_json(rdir / "error.json", {"error": results[0][1], "traceback": ""})
-                if admit.finish(job, results, crowded.pop(id(job), False)):
+                if admit.finish(job, results):
                     queue.insert(0, job)
                     continue
                 for run, (status, err) in zip(job, results, strict=True):

@@ -85,10 +85,11 @@ def choose_lr(rows: list[dict[str, Any]], group: str) -> dict[str, Any] | None:
     if any(lr not in have for lr in grid):
         return None
     best = max(grid, key=lambda lr: (_valid(have[lr]), -lr))  # ties: the smaller LR
-    search = [
-        {"lr": lr, "valid_ndcg@10": r.get("valid_ndcg@10"), "cut": bool(r.get("stopped_by_time"))}
-        for lr, r in ((lr, have[lr]) for lr in grid)
-    ]
+    search = []
+    for lr in grid:
+        r = have[lr]
+        cut = bool(r.get("stopped_by_time"))
+        search.append({"lr": lr, "valid_ndcg@10": r.get("valid_ndcg@10"), "cut": cut})
     edge = len(grid) >= 3 and best in (grid[0], grid[-1])
     return {"lr": best, "edge": edge, "search": search, "cell": have[best]["cell"]}
 

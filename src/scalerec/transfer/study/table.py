@@ -262,13 +262,15 @@ def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
             lines.append(f"- fraction {f:g}: not measured yet.")
             continue
         decisive_rows = [r for m in (pair, "scratch") for r in res.cells.get((target, f, size, m), [])]
-        if cut_by_time(decisive_rows):
+        decisive_cut = cut_by_time(decisive_rows)
+        if decisive_cut:
             cut_fractions.append(f)  # not a verdict: the two sides may have had unequal compute
         else:
             helped.append((f, decisive["lo"] > 0))
         strongest_row = res.get(target, f, "", f"tuned {strongest}", None) if strongest else None
+        tuned_cut = cut_by_time([best, strongest_row])
         if strongest is not None and (vs_best := tuned.get(strongest)) is not None:
-            vs_tuned.append((f, strongest, vs_best, bool(cut_by_time([best, strongest_row]))))
+            vs_tuned.append((f, strongest, vs_best, bool(tuned_cut)))
         if by_seed:
             head_text = f"{_diff_text(by_seed)} over {by_seed['n_seeds']} seeds (paired by seed, t-interval)"
         else:
@@ -285,7 +287,7 @@ def _curve(res: Results, target: str) -> tuple[list[str], dict[str, Any]]:
                              f"{best_by_seed['n_seeds']} seeds (paired by seed, t-interval)")
         parts += [f"{best['method'] if best else pair} vs tuned {b} (seed {seed0}): {_diff_text(d)}"
                   for b, d in tuned.items() if d is not None]
-        cut = cut_by_time([best, strongest_row, *decisive_rows])
+        cut = sorted(set(decisive_cut) | set(tuned_cut))
         data[f"{f:g}"]["cut_by_time"] = cut
         if cut:
             parts.append(

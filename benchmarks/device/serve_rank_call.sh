@@ -64,6 +64,7 @@ fi
   echo "# serve_rank_call.sh on $(hostname), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   echo "# commit $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)"
   (nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU") | sed 's/^/# gpu /'
+  echo "# cpu topology: $(lscpu 2>/dev/null | grep -E '^(Thread|Core|Socket)' | tr -s ' ' | paste -sd';'); siblings of cpu0/cpu1: $(cat /sys/devices/system/cpu/cpu0/topology/thread_siblings_list /sys/devices/system/cpu/cpu1/topology/thread_siblings_list 2>/dev/null | paste -sd' ')"
   $PY -c "import sys, torch; print('# python', sys.version.split()[0], 'torch', torch.__version__)"
   $PY -c "import faiss, fastapi, uvicorn; print('# faiss', faiss.__version__, 'fastapi', fastapi.__version__, 'uvicorn', uvicorn.__version__)" 2>&1 | tail -1
   echo "# settings DEV=$DEV SIZE=$SIZE TRAIN_MIN=$TRAIN_MIN TRAIN_EPOCHS=$TRAIN_EPOCHS TRAIN_EXTRA='$TRAIN_EXTRA' RANK=${RANK_USERS}x$RANK_ITEMS SERVER_CPUS=$SERVER_CPUS SERVE_DURATION=$SERVE_DURATION START_RATE=$START_RATE RATE_STEPS=$RATE_STEPS TARGET_RECALL=$TARGET_RECALL SERVE_EXTRA='$SERVE_EXTRA' SERVE2='$SERVE2'"

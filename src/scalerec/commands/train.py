@@ -33,6 +33,11 @@ def train_cmd(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing run of this name (kept until the new one finishes)."
     ),
+    extend: Path | None = typer.Option(
+        None, "--extend", help="Continue this run dir, which its time box stopped, up to a larger "
+        "train.max_minutes (--set; it counts the run's whole training time); the old result is kept "
+        "until the longer run finishes.",
+    ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI ('off' = none)."),
 ) -> None:
@@ -58,22 +63,28 @@ def train_cmd(
         "run.device": device,
         "run.tracking_uri": tracking_uri,
     }
-    if resume is not None:
-        toml = resume / "config.toml"
+    if resume is not None and extend is not None:
+        raise UserError("--resume and --extend exclude each other: give the run dir to one of them")
+    continued = resume if resume is not None else extend
+    if continued is not None:
+        option = "--resume" if resume is not None else "--extend"
+        toml = continued / "config.toml"
         if not toml.is_file():
-            raise UserError(f"{toml}: not found; --resume needs a run dir written by `scalerec train`")
-        run_flags = {"run.out": resume.parent, "run.name": resume.name}
+            raise UserError(f"{toml}: not found; {option} needs a run dir written by `scalerec train`")
+        run_flags = {"run.out": continued.parent, "run.name": continued.name}
         cfg = resolve_run_config(toml, set_, flags={**flags, **run_flags})
     else:
         if data is None and config is None:
             raise UserError("--data is required (a dataset dir from `scalerec data prepare`)")
         cfg = resolve_run_config(config, set_, size=size, recipe=recipe, flags=flags)
-    summary = train(cfg, resume=resume is not None, overwrite=overwrite)
+    summary = train(cfg, resume=resume is not None, overwrite=overwrite, extend=extend is not None)
     if not summary.completed:
-        hint = (
-            "the run it replaces is untouched" if summary.run_dir.name.startswith(".")
-            else f"continue with --resume {summary.run_dir}"
-        )
+        if extend is not None:
+            hint = f"the time-stopped run is untouched; the same --extend {extend} continues from here"
+        elif summary.run_dir.name.startswith("."):
+            hint = "the run it replaces is untouched"
+        else:
+            hint = f"continue with --resume {summary.run_dir}"
         Console().print(f"[yellow]stopped[/yellow] before the end ({summary.run_dir}); {hint}")
         return
     final = summary.final

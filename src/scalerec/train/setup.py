@@ -8,6 +8,7 @@ that was never stopped.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -134,15 +135,17 @@ def _training_data(
     return split, batches, item_popularity(split.train), info
 
 
-def setup(cfg: RunConfig, resume: bool, overwrite: bool = False) -> Runtime:
-    """Build (and on `resume`, restore) the runtime of `cfg`'s run; holds the run's lock."""
+def setup(cfg: RunConfig, resume: bool, overwrite: bool = False, extend: bool = False) -> Runtime:
+    """Build (and on `resume` or `extend`, restore) the runtime of `cfg`'s run; holds the run's lock."""
     device = dev.pick_device(cfg.run.device)
     _init_distributed(device)
     rid = build.run_id(cfg)
     target = runlog.run_dir(cfg.run.out, cfg.run.name or rid)
-    claim = outputs.claim(target, resume, overwrite, runlog.is_main())
+    if extend and runlog.is_main():
+        _check_extension(cfg, target)
+    claim = outputs.claim(target, resume, overwrite, runlog.is_main(), extend)
     try:
-        rt = _build(cfg, device, claim, resume)
+        rt = _build(cfg, device, claim, resume or extend, extend)
     except BaseException:
         claim.release()
         raise
@@ -150,7 +153,20 @@ def setup(cfg: RunConfig, resume: bool, overwrite: bool = False) -> Runtime:
     return rt
 
 
-def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, resume: bool) -> Runtime:
+def _check_extension(cfg: RunConfig, target: Path) -> None:
+    """An extension must give the clock more than the run already spent, else it would stop at once."""
+    spent = float(outputs.time_cut(target).get("wall_time_s") or 0.0)
+    limit = cfg.train.max_minutes
+    if limit is not None and 60.0 * limit <= spent:
+        raise UserError(
+            f"{target}: train.max_minutes={limit:g} is within the {spent / 60:.2f} minutes the run already "
+            "trained (the box counts the run's whole training time); raise it, or unset it to run to the end"
+        )
+
+
+def _build(
+    cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, resume: bool, extend: bool = False
+) -> Runtime:
     dtype = dev.autocast_dtype(device, cfg.train.precision)
     rank, world, t = runlog.rank(), runlog.world_size(), cfg.train
     dev.seed_everything(cfg.run.seed)
@@ -193,7 +209,7 @@ def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, res
     sched = build.scheduler(opt, cfg, budget.total_steps)
     # -- run dir, trackers, resume ------------------------------------------------------------
     run_dir = claim.work
-    _prepare_dir(cfg, run_dir, resume)
+    _prepare_dir(cfg, run_dir, resume, extend)
     meta = checkpoint.model_meta(mcfg, cfg.data.tokens, cfg.data.dataset, 0)
     rt = Runtime(
         cfg,
@@ -225,15 +241,20 @@ def _build(cfg: RunConfig, device: torch.device, claim: outputs.RunDirClaim, res
     return rt
 
 
-def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
+def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool, extend: bool = False) -> None:
     """Fresh run: write config.toml into the claimed (empty or staging) dir. Resume: check state.pt.
+    Extend: also rewrite config.toml, so a later --resume of the longer run keeps its new time box.
     Nothing is deleted here: `outputs.claim` already refused to reuse a dir holding a run."""
     if resume:
         if not (run_dir / "state.pt").is_file():
             raise UserError(f"{run_dir}: no state.pt to resume from")
         if (run_dir / "final.json").is_file():
-            raise UserError(f"{run_dir}: run is already complete (final.json exists)")
-        return
+            stopped = json.loads((run_dir / "final.json").read_text()).get("stopped_by_time")
+            hint = "; its time box stopped it: continue it with --extend and a larger train.max_minutes" \
+                if stopped else ""
+            raise UserError(f"{run_dir}: run is already complete (final.json exists){hint}")
+        if not extend:
+            return
     if not runlog.is_main():
         return
     with atomic_write(run_dir / "config.toml") as fh:

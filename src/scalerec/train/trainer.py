@@ -38,11 +38,13 @@ class RunSummary:
     completed: bool = True
 
 
-def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> RunSummary:
+def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, extend: bool = False) -> RunSummary:
     """Train one model as `cfg` says; with `resume`, continue `<out>/<name>` from its `state.pt`;
-    with `overwrite`, replace the run of that name — only once the new one has finished.
+    with `overwrite`, replace the run of that name — only once the new one has finished; with `extend`,
+    continue a finished run that its time box stopped, up to `cfg`'s (larger) `train.max_minutes`, the
+    old result kept until the longer run has finished (bit-for-bit the run an uncut box would give).
     MLflow gets the run's end: FINISHED, FAILED (an exception) or KILLED (Ctrl-C or SIGTERM)."""
-    rt = setup(cfg, resume, overwrite)
+    rt = setup(cfg, resume, overwrite, extend)
     status = "FAILED"
     try:
         with runlog.sigterm_as_interrupt():
@@ -71,6 +73,7 @@ def _loop(rt: Runtime) -> bool:
     loss_acc = torch.zeros((), device=rt.device)
     window_targets, t_segment = 0, time.perf_counter()
     rt.state_saved_at = t_segment
+    c.stopped_by_time = False  # an extended run: the clock decides again at the next validation
     while c.step < total and not c.stopped_early:
         # -- one optimizer step over grad_accum micro-batches --------------------------------
         micro = [next(stream) for _ in range(t.grad_accum)]

@@ -215,7 +215,8 @@ def test_a_study_cell_killed_before_its_first_checkpoint_trains_again(trained: P
     """The transfer study's cells own their run dirs: a cell killed before its first checkpoint
     (config and metrics written, no state.pt) is trained again on the next call instead of failing on
     "already holds a run"; one killed after a checkpoint resumes (as before)."""
-    from scalerec.transfer.study.execute import _train
+    from scalerec.transfer.study.cells import StudySpec
+    from scalerec.transfer.study.execute import Context, _train
 
     root = trained.parent.parent
     cell = root / "runs" / "killed_cell"
@@ -228,6 +229,7 @@ def test_a_study_cell_killed_before_its_first_checkpoint_trains_again(trained: P
         "train.max_steps=6", "train.batch_size=16", "train.negatives=16", "eval.every_steps=3",
         "train.lr=3e-3",
     ]
-    final = _train(overrides, "tiny", None, cell)
+    ctx = Context(StudySpec(), root, {"targets": {}}, "cpu", root)
+    final = _train(overrides, "tiny", None, cell, ctx)
     assert final["steps"] == 6 and (cell / "final.json").is_file()
     assert not (root / "runs" / ".killed_cell.overwrite").exists()

@@ -602,3 +602,58 @@ def test_a_cell_cut_by_the_time_box_continues_where_its_state_is_held(tmp_path: 
     assert calls.count(cell) == 1  # continue_cut off: it still stands
     runner.run_study(ctx)
     assert calls.count(cell) == 2 and not state.exists()
+
+
+def test_a_cut_pretraining_run_continues_and_fine_tuning_follows_its_version(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A pretraining cell that the time box stopped, where this machine holds its state.pt, runs again (an
+    extension); fine-tuning waits for it and records which version of the weights it used (the best step).
+    A row fine-tuned on an earlier version, or written before versions were recorded, is stale once an
+    extension has found better weights, and fine when the extension found none."""
+    from scalerec.transfer.study import execute
+    from scalerec.transfer.study.store import stale
+
+    spec = StudySpec(targets=["beauty"], sizes=["xs"], key_size="xs", fractions=[1.0], pretrain_lrs=[1e-3],
+                     strategies=["zero-shot"], key_strategies=[], seeds=[0], ft_lr_mults=[1.0], baselines=[])
+    pre, ft = "pre-beauty-xs-lr0.001", "ft-beauty-xs-f1-zero-shot-lr0-s0"
+    run_dir = tmp_path / "runs" / pre
+    best_steps = iter([10, 20])
+    calls: list[str] = []
+
+    def fake(c: Cell, ctx: Context):
+        calls.append(c.name)
+        row = {"kind": c.kind, "target": c.target, "size": c.size, "lr": c.lr, "phase": c.phase,
+               "search": c.search, "seed": c.seed, "fraction": c.fraction, "method": c.method}
+        if c.kind == "pretrain":
+            best = next(best_steps)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "state.pt").write_bytes(b"state")  # a finished run keeps its state.pt too
+            (run_dir / "model.safetensors").write_bytes(b"weights")
+            row.update(lr_grid=[c.lr], run_dir=str(run_dir), best_step=best, stopped_by_time=best == 10,
+                       **{"valid_ndcg@10": 0.01 * best})
+        if c.kind == "finetune":
+            choice = ctx.chosen[f"pre-{c.target}-{c.size}-lr?"]
+            assert not ctx.pretraining  # never fine-tuned while its pretraining still runs
+            row.update(pretrained=choice["cell"], pretrained_version=choice["version"])
+        return row, None
+
+    for kind in ("pretrain", "finetune", "popular"):
+        monkeypatch.setitem(execute.RUNNERS, kind, fake)
+    ctx = Context(spec, tmp_path, {"targets": {}}, "cpu", tmp_path)
+    runner.run_study(ctx)
+    assert calls.count(pre) == 2 and calls.count(ft) == 1  # cut, extended; then fine-tuned once
+    rows = {r["cell"]: r for r in Store(tmp_path).rows()}
+    assert rows[pre]["best_step"] == 20 and rows[pre]["first_version"] == 10
+    assert rows[ft]["pretrained_version"] == 20 and not stale(rows[ft], ctx.chosen)
+    chosen = choices(list(rows.values()))
+    legacy = {k: v for k, v in rows[ft].items() if k != "pretrained_version"}  # built on version 10
+    assert stale(legacy, chosen) and stale({**rows[ft], "pretrained_version": 10}, chosen)
+    unchanged = {**rows[pre], "first_version": 20}  # an extension that found no better weights
+    assert not stale(legacy, choices([unchanged, rows[ft]]))
+    assert not runner.pending(ctx, Store(tmp_path))[1]  # the extended row is not cut: nothing left
+    Store(tmp_path).write(Cell("pretrain", "beauty", 1, "xs", 1e-3, search=True),
+                          {**rows[pre], "stopped_by_time": True})  # cut again, its state held here
+    Store(tmp_path).row_path(ft).unlink()
+    ready, todo = runner.pending(ctx, Store(tmp_path))
+    assert [c.name for c in ready] == [pre] and ft in {c.name for c in todo}  # ft waits for the extension

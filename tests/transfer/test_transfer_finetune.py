@@ -241,3 +241,45 @@ def test_finetune_cut_by_the_clock_continues_when_run_again(world: dict[str, Pat
     assert finetune(_cfg(world, "full", other, epochs=4, patience=0, max_minutes=1e-9))["stopped_by_time"]
     summary = finetune(_cfg(world, "full", other, epochs=4, patience=0))
     assert len(summary["curve"]) == 4 and summary["steps"] == 12 and not resume_path(other).exists()
+
+
+def test_a_saved_state_is_not_continued_from_other_starting_weights(
+    world: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """A cut run's state is continued only by a run that starts from the same weights: once the pretrained
+    checkpoint has changed (an extended pretraining run found better weights), the fine-tuning cell starts
+    over instead of continuing a run that began from the old checkpoint."""
+    import torch
+
+    from scalerec.rundir import load_run
+    from scalerec.train.negatives import popularity_sampler
+    from scalerec.train.padded import TrainBatches
+    from scalerec.transfer import loop
+    from scalerec.transfer.finetune import load_domain
+    from scalerec.transfer.loop import LoopSettings, run_stages
+    from scalerec.transfer.strategies import PlanSettings, make_plan
+
+    dom = load_domain(world["source"], world["tokens"])
+    now = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: now[0])
+
+    def validate(m) -> float:
+        now[0] += 40.0
+        return 0.0
+
+    state = tmp_path / "cell.resume.pt"
+
+    def run(nudge: float):
+        now[0] = 0.0
+        model = load_run(world["run"]).model
+        with torch.no_grad():
+            next(model.parameters()).add_(nudge)  # another version of the pretrained weights
+        plan = make_plan("full", model, PlanSettings(epochs=6, lr=1e-3))
+        settings = LoopSettings(8, 0.0, "constant", 0.0, 0, "cpu", 0, max_minutes=1.0, resume_path=str(state))
+        return run_stages(model, plan.stages, TrainBatches(dom.split.train, 12, 16, seed=0),
+                          popularity_sampler(dom.popularity), validate, settings)
+
+    assert len(run(0.0).curve) == 2 and state.is_file()  # cut after 2 epochs
+    assert len(run(0.0).curve) == 4  # same start: continued
+    with pytest.warns(UserWarning, match="starting weights; starting over"):
+        assert len(run(0.5).curve) == 2  # other start: over again

@@ -93,7 +93,9 @@ def _loop(rt: Runtime) -> bool:
             _validate(rt)
             c.wall_time_s += time.perf_counter() - t_segment
             t_segment = time.perf_counter()
-            c.stopped_by_time = _out_of_time(t.max_minutes, c.wall_time_s, rt.device)
+            # a run that ends here anyway (its last step, or early stopping) was not cut by the clock
+            ending = c.step == total or c.stopped_early
+            c.stopped_by_time = not ending and _out_of_time(t.max_minutes, c.wall_time_s, rt.device)
             if _state_due(rt, c.stopped_by_time or c.stopped_early or c.step == total):
                 _save_state(rt)
             if c.stopped_by_time:

@@ -13,6 +13,7 @@ objective and its log-q table are built once per loop (`SampledLoss`), not per b
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import time
 import warnings
@@ -157,7 +158,8 @@ def run_stages(
     result = LoopResult()
     initial = copy.deepcopy(model.state_dict())
     gen = torch.Generator(device=settings.device).manual_seed(settings.seed)
-    at = _resume(settings.resume_path, stages, settings, model, batches, gen, result)
+    origin = _digest(initial) if settings.resume_path else ""
+    at = _resume(settings.resume_path, stages, settings, model, batches, gen, result, origin)
     total = len(batches) * sum(s.epochs for s in stages)
     bar = runlog.ProgressBar(total, settings.progress, label="finetune")
     start, before = time.perf_counter(), result.wall_time_s
@@ -178,7 +180,7 @@ def run_stages(
     result.wall_time_s = before + time.perf_counter() - start
     if settings.resume_path:
         if result.stopped_by_time and cut is not None:
-            _save_resume(settings.resume_path, stages, settings, model, batches, gen, result, cut)
+            _save_resume(settings.resume_path, stages, settings, model, batches, gen, result, cut, origin)
         else:
             Path(settings.resume_path).unlink(missing_ok=True)
     model.load_state_dict(result.best_state or initial)
@@ -199,17 +201,31 @@ class _Cut:
     opt: dict[str, Any] | None = None
 
 
-def _fingerprint(stages: tuple[Stage, ...], settings: LoopSettings) -> str:
-    """What a saved state must match to be continued: the stages and the knobs that shape training."""
+def _digest(weights: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the weights a run starts from, so a saved state is continued only from the same start (a
+    pretrained checkpoint that changed since, e.g. an extended pretraining run, means starting over)."""
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        t = weights[name].detach().to("cpu").contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _fingerprint(stages: tuple[Stage, ...], settings: LoopSettings, origin: str) -> str:
+    """What a saved state must match to be continued: the stages, the knobs that shape training and the
+    starting weights (`_digest`)."""
     return repr([(s.name, s.epochs, s.lr) for s in stages]) + repr(
         (settings.n_negatives, settings.weight_decay, settings.schedule, settings.warmup_frac,
-         settings.patience, settings.seed, settings.min_epochs))
+         settings.patience, settings.seed, settings.min_epochs, origin))
 
 
 def _save_resume(path: str, stages: tuple[Stage, ...], settings: LoopSettings, model: SequentialRecommender,
-                 batches: TrainBatches, gen: torch.Generator, result: LoopResult, cut: _Cut) -> None:
+                 batches: TrainBatches, gen: torch.Generator, result: LoopResult, cut: _Cut,
+                 origin: str) -> None:
     state = {
-        "format_version": 1, "fingerprint": _fingerprint(stages, settings), "stage": cut.stage,
+        "format_version": 1, "fingerprint": _fingerprint(stages, settings, origin), "stage": cut.stage,
         "epoch": cut.epoch, "bad": cut.bad, "opt": cut.opt, "model": model.state_dict(),
         "best_state": result.best_state, "batches": batches.state_dict(), "gen": gen.get_state(),
         "torch_rng": torch.get_rng_state(),  # dropout draws from the global generators
@@ -224,14 +240,16 @@ def _save_resume(path: str, stages: tuple[Stage, ...], settings: LoopSettings, m
 
 
 def _resume(path: str | None, stages: tuple[Stage, ...], settings: LoopSettings, model: SequentialRecommender,
-            batches: TrainBatches, gen: torch.Generator, result: LoopResult) -> _Cut:
+            batches: TrainBatches, gen: torch.Generator, result: LoopResult, origin: str) -> _Cut:
     """Restore a state left by `_save_resume` into the model, stream, generator and `result`; return where
-    to continue (the start when there is none, or it belongs to other stages or settings)."""
+    to continue (the start when there is none, or it belongs to other stages, settings or starting
+    weights)."""
     if not path or not Path(path).is_file():
         return _Cut()
     state = torch.load(path, map_location="cpu", weights_only=False)  # the optimizer moves its own
-    if state.get("fingerprint") != _fingerprint(stages, settings):
-        warnings.warn(f"{path}: saved by a run with other stages or settings; starting over", stacklevel=2)
+    if state.get("fingerprint") != _fingerprint(stages, settings, origin):
+        warnings.warn(f"{path}: saved by a run with other stages, settings or starting weights; "
+                      "starting over", stacklevel=2)
         return _Cut()
     model.load_state_dict(state["model"])
     batches.load_state_dict(state["batches"])

@@ -110,10 +110,12 @@ class StudySpec:
     10-minute call (fine-tuning cells had no box: at 100% of Beauty, 24 of them beside each other on one
     H200 ran 490-540 s)."""
     continue_cut: bool = True
-    """A fine-tuning cell that the time box stopped runs again and continues from its saved state, where this
-    machine holds that state (`store.continues`); its row is replaced once it ends. Why: how far a boxed
-    cell gets depends on how many cells share the GPU, so cut cells are not like-for-like (at 100% of
-    Beauty, seeds of one method were cut at epochs 26-32 while their scratch pairs stopped early at 46-48)."""
+    """A cell that the time box stopped runs again and continues from its saved state, where this machine
+    holds that state (`store.continues`: a fine-tuning cell's resume file, a training cell's state.pt, which
+    `scalerec.train.train(extend=True)` continues for another `cell_max_minutes`); its row is replaced once
+    it ends. Why: how far a boxed cell gets depends on how many cells share the GPU, so cut cells are not
+    like-for-like (at 100% of Beauty, seeds of one method were cut at epochs 26-32 while their scratch pairs
+    stopped early at 46-48; pretraining s and m were cut at epochs 15 and 12, still improving)."""
     rare_k: int = 5
     """Rare-item slice: test targets with 1..rare_k training interactions in the target fraction."""
     corpus_max_users: int | None = None

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from scalerec.transfer.study.cells import Cell, StudySpec, pretrained_group
-from scalerec.transfer.study.store import Store, needs_run
+from scalerec.transfer.study.store import Store, checkpoint_version, needs_run, run_continues
 
 
 @dataclasses.dataclass
@@ -41,6 +41,8 @@ class Context:
     chosen: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     missing: set[str] = dataclasses.field(default_factory=set)
     """Chosen pretraining cells whose weights this machine lacks (`runner.holds_checkpoint`)."""
+    pretraining: set[str] = dataclasses.field(default_factory=set)
+    """Pretraining LR-search groups with a cell still to run (fine-tuning on them waits)."""
 
     def paths(self, target: str) -> dict[str, Any]:
         return self.layout["targets"][target]
@@ -102,18 +104,26 @@ def _train_row(final: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _train(overrides: list[str], size: str | None, toml: Path | None, run_dir: Path) -> dict[str, Any]:
+def _train(
+    overrides: list[str], size: str | None, toml: Path | None, run_dir: Path, ctx: Context
+) -> dict[str, Any]:
     """`scalerec.train.train` unless the run finished before; an interrupted run resumes from its last
     checkpoint, and one killed before its first checkpoint is trained again (staged beside the old dir,
-    which is replaced only once the new run finishes: the dir is this cell's own)."""
+    which is replaced only once the new run finishes: the dir is this cell's own). A finished run that the
+    time box cut is extended by another box (`StudySpec.continue_cut`) where this machine holds its state."""
     from scalerec.train import train
     from scalerec.train.config import resolve_run_config
 
-    if not (run_dir / "final.json").is_file():
+    final_path = run_dir / "final.json"
+    if not final_path.is_file():
         cfg = resolve_run_config(toml, overrides, size=size)
         resume = (run_dir / "state.pt").is_file()
         train(cfg, resume=resume, overwrite=not resume)
-    return json.loads((run_dir / "final.json").read_text())
+    elif ctx.spec.continue_cut and run_continues(run_dir):
+        spent_min = float(json.loads(final_path.read_text()).get("wall_time_s") or 0.0) / 60.0
+        box = f"train.max_minutes={spent_min + ctx.spec.cell_max_minutes}"
+        train(resolve_run_config(toml, [*overrides, box], size=size), extend=True)
+    return json.loads(final_path.read_text())
 
 
 def _common(ctx: Context, cell: Cell) -> list[str]:
@@ -147,7 +157,7 @@ def pretrain(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
         *s.pretrain_set,
     ]
     run_dir = ctx.work / "runs" / cell.name
-    final = _train(sets, cell.size, None, run_dir)
+    final = _train(sets, cell.size, None, run_dir, ctx)
     row = {
         "kind": cell.kind,
         "target": cell.target,
@@ -162,13 +172,14 @@ def pretrain(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
     return row, None
 
 
-def _pretrained_dir(cell: Cell, ctx: Context) -> Path:
+def _pretrained(cell: Cell, ctx: Context) -> tuple[Path, Any]:
+    """The chosen pretraining run's dir and the version of its weights (`store.checkpoint_version`)."""
     choice = ctx.chosen.get(pretrained_group(cell.target, cell.size))
     if choice is None:
         raise RuntimeError(
             f"{cell.name}: the pretraining LR search of {cell.target}/{cell.size} is not finished"
         )
-    return ctx.work / "runs" / choice["cell"]
+    return ctx.work / "runs" / choice["cell"], choice.get("version")
 
 
 def finetune(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
@@ -176,7 +187,7 @@ def finetune(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
     from scalerec.transfer.finetune import FinetuneConfig
     from scalerec.transfer.finetune import finetune as run_finetune
 
-    s, pre = ctx.spec, _pretrained_dir(cell, ctx)
+    s, (pre, version) = ctx.spec, _pretrained(cell, ctx)
     out = ctx.work / "ft" / cell.name
     sets = [
         f"pretrained={pre}",
@@ -215,6 +226,7 @@ def finetune(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
         "stopped_early": summary.get("stopped_early"),
         "stopped_by_time": bool(summary.get("stopped_by_time")),
         "pretrained": pre.name,
+        "pretrained_version": version,
         "pretrained_params": summary.get("pretrained_params"),
         "source": summary.get("source"),
         "run_dir": str(out),
@@ -244,7 +256,7 @@ def baseline(cell: Cell, ctx: Context) -> tuple[dict, dict | None]:
         *ctx.spec.baseline_set,
     ]
     run_dir = ctx.work / "runs" / cell.name
-    final = _train(sets, None, recipe(ctx.root, cell.target, cell.method), run_dir)
+    final = _train(sets, None, recipe(ctx.root, cell.target, cell.method), run_dir, ctx)
     loaded = load_run(run_dir, device=ctx.device)
     test_hist, test_tgt = load_domain(p["dataset"], None).split.test
     ranks = ev.rank_targets(loaded.model, test_hist, test_tgt, loaded.model.cfg.max_len, 512, ctx.device)
@@ -266,7 +278,10 @@ def run_cell(cell: Cell, ctx: Context, store: Store) -> dict[str, Any]:
     if row is not None and not needs_run(row, ctx.chosen, ctx.spec.continue_cut):
         return row
     t0 = time.perf_counter()
+    old = row
     row, ranks = RUNNERS[cell.kind](cell, ctx)
     row["cell_wall_s"] = round(time.perf_counter() - t0, 1)
+    if old is not None and cell.kind == "pretrain":  # an extended run: rows built on it name a version
+        row["first_version"] = old.get("first_version", checkpoint_version(old))
     store.write(cell, row, ranks)
     return row

@@ -56,8 +56,9 @@ def ready(cell: Cell, ctx: Context) -> bool:
     until its new points have run, whatever the old points chose)."""
     if cell.kind != "finetune":
         return True
-    choice = ctx.chosen.get(pretrained_group(cell.target, cell.size))
-    if choice is None:
+    group = pretrained_group(cell.target, cell.size)
+    choice = ctx.chosen.get(group)
+    if choice is None or group in ctx.pretraining:  # a cut pretraining run still going on may win
         return False
     if not set(ctx.spec.pretrain_grid(cell.size)) <= {float(p["lr"]) for p in choice["search"]}:
         return False
@@ -88,6 +89,7 @@ def pending(ctx: Context, store: Store) -> tuple[list[Cell], list[Cell]]:
     lrs = {g: c["lr"] for g, c in ctx.chosen.items()}
     cut = ctx.spec.continue_cut
     todo = [c for c in all_cells(ctx.spec, lrs) if needs_run(by_name.get(c.name), ctx.chosen, cut)]
+    ctx.pretraining = {pretrained_group(c.target, c.size) for c in todo if c.kind == "pretrain"}
     return [c for c in todo if ready(c, ctx)], todo
 
 

@@ -91,7 +91,12 @@ def choose_lr(rows: list[dict[str, Any]], group: str) -> dict[str, Any] | None:
         cut = bool(r.get("stopped_by_time"))
         search.append({"lr": lr, "valid_ndcg@10": r.get("valid_ndcg@10"), "cut": cut})
     edge = len(grid) >= 3 and best in (grid[0], grid[-1])
-    return {"lr": best, "edge": edge, "search": search, "cell": have[best]["cell"]}
+    winner = have[best]
+    choice = {"lr": best, "edge": edge, "search": search, "cell": winner["cell"]}
+    if winner.get("kind") == "pretrain":  # what fine-tuning rows built on it must match (`stale`)
+        choice["version"] = checkpoint_version(winner)
+        choice["first_version"] = winner.get("first_version", choice["version"])
+    return choice
 
 
 def choices(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -111,26 +116,43 @@ def _searches(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def checkpoint_version(row: dict[str, Any]) -> Any:
+    """Which weights a pretraining row's run holds: the step of its best validation, which an extended run
+    (`StudySpec.continue_cut`) moves only when it finds better weights."""
+    return row.get("best_step")
+
+
 def stale(row: dict[str, Any] | None, chosen: dict[str, dict[str, Any]]) -> bool:
     """Whether a fine-tuning row was built on a pretrained checkpoint that is no longer the chosen one
-    (a pretraining grid that grew moved the choice): it must run again, and the report must not show it.
-    A search whose stored rows are incomplete has no choice, so its rows are held back too."""
+    (a pretraining grid that grew moved the choice, or an extended pretraining run found better weights):
+    it must run again, and the report must not show it. A search whose stored rows are incomplete has no
+    choice, so its rows are held back too. Rows written before versions were recorded were built on the
+    checkpoint's first version."""
     if row is None or row.get("kind") != "finetune" or not row.get("pretrained"):
         return False
     choice = chosen.get(pretrained_group(row["target"], row["size"]))
-    return choice is None or choice["cell"] != row["pretrained"]
+    if choice is None or choice["cell"] != row["pretrained"]:
+        return True
+    built_on = row.get("pretrained_version", choice.get("first_version"))
+    return built_on != choice.get("version")
+
+
+def run_continues(run_dir: str | Path) -> bool:
+    """Whether a training run dir that the time box cut holds the state.pt to extend it from."""
+    return (Path(run_dir) / "state.pt").is_file()
 
 
 def continues(row: dict[str, Any] | None) -> bool:
-    """Whether a fine-tuning row was cut by the time box and this machine holds the state its run left
-    (`transfer.finetune.resume_path`): running the cell again continues that run instead of repeating it."""
-    if row is None or row.get("kind") != "finetune" or not row.get("stopped_by_time"):
+    """Whether a row was cut by the time box and this machine holds the state its run left (a fine-tuning
+    cell's `transfer.finetune.resume_path`, a training cell's state.pt): running the cell again continues
+    that run instead of repeating it."""
+    if row is None or not row.get("stopped_by_time") or not row.get("run_dir"):
         return False
-    if not row.get("run_dir"):
-        return False
-    from scalerec.transfer.finetune import resume_path
+    if row.get("kind") == "finetune":
+        from scalerec.transfer.finetune import resume_path
 
-    return resume_path(row["run_dir"]).is_file()
+        return resume_path(row["run_dir"]).is_file()
+    return row.get("kind") in ("pretrain", "baseline") and run_continues(row["run_dir"])
 
 
 def needs_run(row: dict[str, Any] | None, chosen: dict[str, dict[str, Any]], continue_cut: bool) -> bool:

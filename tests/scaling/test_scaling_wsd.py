@@ -290,3 +290,47 @@ def test_rows_hashed_under_another_dataset_path_are_adopted(swept, tmp_path):
                       train_fn=lambda cfg, resume=False: calls.append(cfg))
     assert not calls and all(r.get("adopted_from") for r in again)
     assert [r["valid_loss"] for r in again] == [r["valid_loss"] for r in rows]
+
+
+def test_runs_killed_mid_way_resume_to_the_uninterrupted_results(tmp_path, monkeypatch):
+    """A held-out single run and a cooldown branch killed after a checkpoint (as a device call's time limit
+    kills them) continue from their own state on the next sweep call, instead of starting over, and end
+    with the results of the sweep that was never interrupted. A run dir is named by its config's hash, so
+    the state found there is that run's."""
+    import copy
+    import shutil
+
+    from scalerec.scaling import branches
+    from scalerec.scaling.sweep import _default_train
+    from scalerec.train import train
+
+    spec = _spec(max_steps=20, decay_frac=0.5, holdout_sizes=["xs"], holdout_scale=1.2)
+    whole = {r["role"]: r for r in run_sweep(spec, tmp_path / "whole")}
+    out = tmp_path / "killed"
+    run_sweep(spec, out)
+    plans = {r.role: r for r in plan_runs(spec, out)}
+    trunk, branch, held = plans["trunk"], plans["branch"], plans["single"]
+    shutil.rmtree(out / "runs" / held.run_id)
+    cut = copy.deepcopy(held.cfg)
+    cut.train.stop_after_steps = 7
+    assert not train(cut).completed  # killed at step 7 of 24, its state.pt left behind
+    (out / "runs" / branch.run_id / "final.json").unlink()
+    branches._start_branch(out / "runs" / trunk.run_id, branch)
+    mid = copy.deepcopy(branch.cfg)
+    mid.train.stop_after_steps = _branch_step(branch) + 2
+    assert not train(mid, resume=True).completed  # killed mid-cooldown
+    calls: list[tuple[str, bool]] = []
+    starts: list[str] = []
+    real_start = branches._start_branch
+    monkeypatch.setattr(branches, "_start_branch", lambda d, r: starts.append(r.run_id) or real_start(d, r))
+
+    def spy(cfg, resume=False):
+        calls.append((cfg.run.name, resume))
+        return _default_train(cfg, resume)
+
+    rows = {r["role"]: r for r in run_sweep(spec, out, train_fn=spy)}
+    assert (held.run_id, True) in calls and (branch.run_id, True) in calls and not starts
+    for role in ("single", "branch"):
+        assert rows[role]["status"] == "ok"
+        assert rows[role]["steps"] == whole[role]["steps"]
+        assert rows[role]["valid_loss"] == pytest.approx(whole[role]["valid_loss"], abs=1e-6), role

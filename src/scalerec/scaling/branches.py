@@ -100,5 +100,15 @@ def run_group(
             resume = True
         train(trunk.cfg, resume=resume)
     for b in todo:
-        _start_branch(tdir, b)
+        if not _branch_in_progress(b):  # a branch killed after its first checkpoint goes on from there
+            _start_branch(tdir, b)
         train(b.cfg, resume=True)
+
+
+def _branch_in_progress(run: PlannedRun) -> bool:
+    """Whether a branch's dir holds its own state past the branch step (a run killed mid-cooldown): its
+    dir is named by its config's hash, so that state belongs to this very branch."""
+    bdir = Path(run.cfg.run.out) / run.cfg.run.name
+    if not (bdir / "state.pt").is_file() or (bdir / "final.json").is_file():
+        return False
+    return _state_step(bdir) > _branch_step(run)

@@ -50,12 +50,22 @@ def run_status(out_dir: Path, run: PlannedRun) -> str:
 def _default_train(cfg: Any, resume: bool = False) -> Any:
     from scalerec.train import train
 
-    # a fresh cell replaces a failed or killed one only once its re-run finishes; a wsd branch resumes
+    # a cell killed after a checkpoint resumes; one with nothing to resume from (killed before its first
+    # state.pt, or failed) is trained again and replaces the old dir only once its re-run finishes
     return train(cfg, resume=resume, overwrite=not resume)
 
 
 def _final(cfg: Any) -> bool:
     return (Path(cfg.run.out) / cfg.run.name / "final.json").is_file()
+
+
+def resumable(cfg: Any) -> bool:
+    """Whether a run's dir holds the state of an unfinished run of this very config. A run dir is named by
+    the hash of its config (`PlannedRun.run_id`), so a state.pt there is this run's: a run killed by a
+    device call's time limit continues in the next call instead of starting over (a held-out run of ~4x
+    the fitted compute outlasts any one call)."""
+    rdir = Path(cfg.run.out) / cfg.run.name
+    return (rdir / "state.pt").is_file() and not (rdir / "final.json").is_file()
 
 
 def _execute(
@@ -71,7 +81,11 @@ def _execute(
         (Path(run.cfg.run.out) / run.cfg.run.name / "error.json").unlink(missing_ok=True)
     try:
         if len(job) == 1 and job[0].role == "single":
-            (train_fn or _default_train)(job[0].cfg)
+            cfg = job[0].cfg
+            if resumable(cfg):
+                (train_fn or _default_train)(cfg, resume=True)
+            else:
+                (train_fn or _default_train)(cfg)
         else:
             run_group(train_fn or _default_train, job[0], job[1:], lambda r: _final(r.cfg))
         if not all(_final(r.cfg) for r in job):

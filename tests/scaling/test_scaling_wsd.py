@@ -301,6 +301,7 @@ def test_runs_killed_mid_way_resume_to_the_uninterrupted_results(tmp_path, monke
     import shutil
 
     from scalerec.scaling import branches
+    from scalerec.scaling import sweep as sweep_mod
     from scalerec.scaling.sweep import _default_train
     from scalerec.train import train
 
@@ -328,7 +329,11 @@ def test_runs_killed_mid_way_resume_to_the_uninterrupted_results(tmp_path, monke
         calls.append((cfg.run.name, resume))
         return _default_train(cfg, resume)
 
+    seen: list[str] = []
+    real_row = sweep_mod.result_row
+    monkeypatch.setattr(sweep_mod, "result_row", lambda o, r: seen.append(r.run_id) or real_row(o, r))
     rows = {r["role"]: r for r in run_sweep(spec, out, train_fn=spy)}
+    assert seen.count(trunk.run_id) == 1  # read once as finished, not again as one of the job's runs
     assert (held.run_id, True) in calls and (branch.run_id, True) in calls and not starts
     for role in ("single", "branch"):
         assert rows[role]["status"] == "ok"

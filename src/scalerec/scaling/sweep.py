@@ -467,6 +467,8 @@ def run_sweep(
         task = progress.add_task(eta.describe(0), total=len(runs), completed=len(finished))
 
         def on_done(run: PlannedRun, status: str, err: str | None) -> None:
+            if run.run_id not in todo:  # a job's run that was done before (a trunk whose branch was missing)
+                return
             rows[run.run_id] = result_row(out_dir, run)
             upsert_results(out_dir, annotate(list(rows.values())))
             progress.console.print(_summary_line(rows[run.run_id]), highlight=False)

@@ -69,3 +69,31 @@ def test_two_gloo_processes_match_one(world, tmp_path):
     a, b = load_state(one.run_dir)["model"], load_state(two)["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert json.loads((two / "final.json").read_text())["targets_seen"] == one.final["targets_seen"]
+
+
+def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={_free_port()}", str(Path(__file__).with_name("ddp_worker.py")), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_a_time_stopped_ddp_run_extends_to_the_uncut_run(world, tmp_path):
+    """`--extend` under DDP: rank 0 copies the run into the staging dir before any rank restores from it,
+    every rank (its own RNG file included) goes on, and the longer run equals the uncut one."""
+    data, tokens = world
+    args = [f"data.dataset={data}", f"data.tokens={tokens}", "data.max_len=8", f"run.out={tmp_path}",
+            "run.tracking_uri=off", "run.progress=false", "train.batch_size=16", "train.negatives=16",
+            "train.lr=3e-3", "train.log_every=1", "train.max_steps=10", "eval.every_steps=5"]
+    uncut = _torchrun([*args, "run.name=uncut"])
+    assert uncut.returncode == 0, uncut.stderr[-3000:]
+    cut = _torchrun([*args, "run.name=cut", "train.max_minutes=1e-9"])
+    assert cut.returncode == 0, cut.stderr[-3000:]
+    assert json.loads((tmp_path / "cut" / "final.json").read_text())["steps"] == 5
+    longer = _torchrun(["--extend", *args, "run.name=cut", "train.max_minutes=60"])
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    final = json.loads((tmp_path / "cut" / "final.json").read_text())
+    assert final["steps"] == 10 and not final["stopped_by_time"]
+    assert _losses(tmp_path / "cut") == pytest.approx(_losses(tmp_path / "uncut"), rel=1e-6)
+    a, b = load_state(tmp_path / "uncut")["model"], load_state(tmp_path / "cut")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

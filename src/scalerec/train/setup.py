@@ -144,6 +144,8 @@ def setup(cfg: RunConfig, resume: bool, overwrite: bool = False, extend: bool = 
     if extend and runlog.is_main():
         _check_extension(cfg, target)
     claim = outputs.claim(target, resume, overwrite, runlog.is_main(), extend)
+    if extend and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # rank 0 has copied the run into the staging dir the others read
     try:
         rt = _build(cfg, device, claim, resume or extend, extend)
     except BaseException:

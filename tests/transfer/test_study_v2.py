@@ -415,6 +415,7 @@ def test_a_comparison_resting_on_time_capped_cells_is_left_unsettled(tmp_path: P
     res = Results(Store(tmp_path), spec)
     lines, data = _curve(res, "office")
     assert "helps" in data["verdict"] and "unsettled" not in data["verdict"]  # like-for-like: a verdict
+    assert CUT_MARK not in "\n".join(_target_table(res, "office"))  # no mark, so no legend either
     cut = tmp_path / "cells" / "ft-office-tiny-f0.2-scratch-lr0.001-s1.json"
     row = json.loads(cut.read_text())
     cut.write_text(json.dumps({**row, "stopped_by_time": True}))
@@ -425,6 +426,7 @@ def test_a_comparison_resting_on_time_capped_cells_is_left_unsettled(tmp_path: P
     assert "not like-for-like" in "\n".join(lines)
     table = "\n".join(_target_table(res, "office"))
     assert f"| scratch {CUT_MARK}1/3 |" in table and f"| full {CUT_MARK}" not in table
+    assert f"{CUT_MARK}k/n after a method" in table  # the mark is explained
 
 
 def test_child_gets_its_gpu_share(tmp_path: Path, monkeypatch) -> None:

@@ -200,7 +200,8 @@ def _target_table(res: Results, target: str) -> list[str]:
             )
             + " |"
         )
-    lines += ["", f"{CUT_MARK}k/n after a method: k of its n seeds' cells were cut by time. {CUT_NOTE}"]
+    if any(CUT_MARK in line for line in lines[2:]):  # the legend only where a mark needs it
+        lines += ["", f"{CUT_MARK}k/n after a method: k of its n seeds' cells were cut by time. {CUT_NOTE}"]
     return lines
 
 
@@ -437,7 +438,9 @@ def write_report(work: Path, results: Path, spec: StudySpec) -> Path:
             md.append(f"![{t} {p.stem}]({t}/{p.name})")
         md.append("")
     md += ["## Pretraining LR searches", "", *_pretrain_table(res), ""]
-    md += ["## Fine-tuning LR searches (seed 0)", "", *_finetune_lr_table(res), "", CUT_NOTE, ""]
+    searches = _finetune_lr_table(res)
+    cut_note = [CUT_NOTE, ""] if any(CUT_MARK in line for line in searches[2:]) else []
+    md += ["## Fine-tuning LR searches (seed 0)", "", *searches, "", *cut_note]
     summary["choices"] = res.chosen
     with atomic_write(results / "transfer_v2.json") as fh:
         fh.write(numerics.dumps(summary, indent=1) + "\n")

@@ -353,17 +353,42 @@ def git_commit() -> str:
         return "unknown"
 
 
+def hyperthread_siblings(cpus: set[int], sysfs: Path = Path("/sys/devices/system/cpu")) -> set[int]:
+    """The other logical CPUs that share a physical core with `cpus` (Linux sysfs; empty elsewhere)."""
+    out: set[int] = set()
+    for cpu in cpus:
+        path = sysfs / f"cpu{cpu}" / "topology" / "thread_siblings_list"
+        if not path.is_file():
+            continue
+        for part in path.read_text().strip().split(","):
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out - cpus
+
+
+def load_generator_cpus(
+    server: set[int], allowed: set[int], sysfs: Path = Path("/sys/devices/system/cpu")
+) -> set[int]:
+    """CPUs for the load generator: every allowed one except the server's and their hyperthread siblings, so
+    the 2 pinned cores are 2 whole cores (the generator on a sibling would share their execution units);
+    the siblings are used only when nothing else is left."""
+    others = allowed - server
+    return (others - hyperthread_siblings(server, sysfs)) or others
+
+
 def main() -> None:
     args = parse_args()
     if args.serve_child:
         return serve_child(args)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
-    if args.server_cpus:
-        pinned = {int(c) for c in args.server_cpus.split(",")}
-        others = set(os.sched_getaffinity(0)) - pinned
-        if others:
-            os.sched_setaffinity(0, others)
+    load_cpus: list[int] = []
+    pinned = {int(c) for c in args.server_cpus.split(",")} if args.server_cpus else set()
+    if pinned:
+        load_cpus = sorted(load_generator_cpus(pinned, set(os.sched_getaffinity(0))))
+        if load_cpus:
+            os.sched_setaffinity(0, set(load_cpus))
     machine = {"cpus": os.cpu_count(), "server_cpus": args.server_cpus or "shared with the load generator",
+               "server_cpu_siblings": sorted(hyperthread_siblings(pinned)), "load_generator_cpus": load_cpus,
                "loadavg_1m": os.getloadavg()[0], "python": sys.version.split()[0]}
     record = {"command": " ".join([os.path.basename(sys.executable), *sys.argv]), "commit": git_commit()}
     print(json.dumps({"machine": machine, **record}), flush=True)

@@ -55,3 +55,24 @@ def test_trial_seconds_stretches_slow_rates_to_min_requests() -> None:
     assert serve_load.trial_seconds(2.0, 8.0, 0) == 8.0
     with pytest.raises(ValueError):
         serve_load.trial_seconds(0.0, 8.0, 100)
+
+
+def test_the_load_generator_keeps_off_the_server_cores_hyperthread_siblings(tmp_path) -> None:
+    """Server pinned to CPUs 0 and 1 of a host whose core 0 is CPUs 0 and 8 and core 1 is CPUs 1 and 9:
+    the load generator gets every other CPU but 8 and 9, so the server has 2 whole cores; on a host
+    without siblings (or without sysfs), it gets every other CPU."""
+    serve = load_script("benchmarks/serve.py")
+    for cpu, siblings in {0: "0,8", 1: "1,9", 8: "0,8", 9: "1,9", 2: "2,10"}.items():
+        topo = tmp_path / f"cpu{cpu}" / "topology"
+        topo.mkdir(parents=True)
+        (topo / "thread_siblings_list").write_text(siblings + "\n")
+    allowed = set(range(16))
+    assert serve.hyperthread_siblings({0, 1}, tmp_path) == {8, 9}
+    assert serve.load_generator_cpus({0, 1}, allowed, tmp_path) == allowed - {0, 1, 8, 9}
+    assert serve.load_generator_cpus({0, 1}, {0, 1, 8, 9}, tmp_path) == {8, 9}  # nothing else left
+    assert serve.load_generator_cpus({0, 1}, allowed, tmp_path / "none") == allowed - {0, 1}
+    (tmp_path / "r").mkdir()
+    topo = tmp_path / "r" / "cpu3" / "topology"
+    topo.mkdir(parents=True)
+    (topo / "thread_siblings_list").write_text("3-4\n")  # the range form
+    assert serve.hyperthread_siblings({3}, tmp_path / "r") == {4}

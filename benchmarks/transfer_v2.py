@@ -190,7 +190,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--set", action="append", default=[], help="override a StudySpec key, e.g. targets=['beauty']"
     )
     p.add_argument("--work", type=Path, default=None, help="work dir (default runs/transfer_v2[_cpu_small])")
-    p.add_argument("--results", type=Path, default=None, help="report dir (default docs/results/transfer_v2)")
+    p.add_argument("--results", type=Path, default=None, help="report dir (default <work>/report)")
     p.add_argument("--pooled-config", type=Path, default=ROOT / "configs" / "data" / "pooled.toml")
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=int, default=1, help="cells side by side (child processes on one GPU)")
@@ -212,9 +212,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.device = "cpu"
     suffix = "_cpu_small" if args.cpu_small else ""
     args.work = args.work or ROOT / "runs" / f"transfer_v2{suffix}"
-    args.results = args.results or (
-        args.work / "report" if args.cpu_small else ROOT / "docs/results/transfer_v2"
-    )
+    # the report stays beside the cells unless asked for elsewhere: docs/results/transfer_v2 holds every
+    # target's committed results, and a run on a subset of them must not drop a report among those
+    args.results = args.results or args.work / "report"
     if args.device == "auto":
         import torch
 

@@ -38,3 +38,12 @@ def test_cpu_small_end_to_end(shared_data: Path, tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     assert '"event": "cell"' not in out and '"left": 0' in out
     assert stamps == {p.name: p.stat().st_mtime for p in (tmp_path / "work" / "cells").glob("*.json")}
+
+
+def test_the_report_stays_beside_the_cells_unless_asked(tmp_path: Path) -> None:
+    """A run without --results writes its report under its work dir, never among the committed results of
+    every target in docs/results/transfer_v2 (a one-target Office pass once dropped a report there)."""
+    bench = _bench()
+    base = ["--work", str(tmp_path / "w"), "--device", "cpu"]
+    assert bench.parse_args(base).results == tmp_path / "w" / "report"
+    assert bench.parse_args([*base, "--results", str(tmp_path / "r")]).results == tmp_path / "r"

@@ -32,7 +32,8 @@ ADOPTED = "adopted.json"
 """A run dir holding only this file stands for a run taken from another sweep's table (`adopt_results`)."""
 ANNOTATED = ("lr_selected", "lr_at_edge", "n_seeds", "seed_mean_valid_loss", "seed_std_valid_loss")
 """Columns `table.annotate` derives from the whole table: recomputed, never adopted."""
-TrainFn = Callable[[Any], Any]
+TrainFn = Callable[..., Any]
+"""`train_fn(cfg, resume=False)`: trains one run (`scalerec.train.train` unless a test injects a fake)."""
 
 
 def run_dir(out_dir: Path, run: PlannedRun) -> Path:

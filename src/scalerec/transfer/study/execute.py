@@ -274,11 +274,10 @@ RUNNERS = {"pretrain": pretrain, "finetune": finetune, "baseline": baseline, "po
 
 def run_cell(cell: Cell, ctx: Context, store: Store) -> dict[str, Any]:
     """Run `cell` (unless done and current) and save its row; returns the row."""
-    row = json.loads(store.row_path(cell).read_text()) if store.done(cell) else None
-    if row is not None and not needs_run(row, ctx.chosen, ctx.spec.continue_cut):
-        return row
+    old = json.loads(store.row_path(cell).read_text()) if store.done(cell) else None
+    if old is not None and not needs_run(old, ctx.chosen, ctx.spec.continue_cut):
+        return old
     t0 = time.perf_counter()
-    old = row
     row, ranks = RUNNERS[cell.kind](cell, ctx)
     row["cell_wall_s"] = round(time.perf_counter() - t0, 1)
     if old is not None and cell.kind == "pretrain":  # an extended run: rows built on it name a version

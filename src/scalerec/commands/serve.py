@@ -78,7 +78,8 @@ def serve(
         "float32", "--dtype", help="Precision of the transformer on histories: float32 or bfloat16."
     ),
     engine: str = typer.Option(
-        "eager", "--engine",
+        "eager",
+        "--engine",
         help="How histories are encoded: eager, jit (traced) or int8 (dynamic int8 linears, "
         "~3x faster on CPU; recall is measured against the fp32 model).",
     ),
@@ -105,15 +106,15 @@ def serve(
     if engine not in QUERY_ENGINES:
         raise UserError(f"--engine must be one of {', '.join(QUERY_ENGINES)}, got {engine!r}")
     cfg = _serve_config(config, overrides)
-    rec = load_recommender(
-        run, cfg, device, dtype=dtype, allow_unfinished=allow_unfinished, engine=engine
-    )
+    rec = load_recommender(run, cfg, device, dtype=dtype, allow_unfinished=allow_unfinished, engine=engine)
     set_search_threads(search_threads)
     report = rec.index.report
     Console().print(
         f"[green]serving[/] {len(rec)} items from {run} on http://{host}:{port} "
         f"(index {report['kind']}, recall@10 vs exact {report['recall@10']}, built in {report['build_s']} s)"
     )
+    if report.get("target_met") is False:
+        Console().print(f"[yellow]warning:[/] {report['shortfall']}")
     serve_app(create_app(rec), host, port)
 
 

@@ -69,6 +69,7 @@ def serve_child(args: argparse.Namespace) -> None:
     index = IndexConfig(
         kind=args.index, seed=args.seed, ivf_codes=args.codes, target_recall=args.target_recall,
         ivf_refine=args.refine, refine_k_factor=args.k_factor, pq_m=args.pq_m, ivf_lists=args.lists,
+        **({"recall_queries": args.recall_queries} if args.recall_queries else {}),
     )
     extra = {}
     if args.model == "text":
@@ -134,7 +135,7 @@ def start_server(args: argparse.Namespace, kind: str) -> tuple[subprocess.Popen,
 CHILD_OPTIONS = (
     "model", "items", "dim", "seed", "codes", "refine", "k_factor", "pq_m", "lists",
     "server_cpus", "search_threads", "switch_interval_ms",
-    "target_recall", "torch_threads", "dtype", "history_len", "engine", "nprobe",
+    "target_recall", "recall_queries", "torch_threads", "dtype", "history_len", "engine", "nprobe",
     "run", "catalog", "catalog_tokens", "histories",
 )
 """Settings the server subprocess gets from the benchmark's own command line."""
@@ -297,6 +298,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--pq-m", type=int, default=0, help="pq4fs sub-quantizers (0 = dim/2)")
     ap.add_argument("--lists", type=int, default=0, help="IVF lists (0 = 4 sqrt(items))")
     ap.add_argument("--target-recall", type=float, default=0.95, help="recall@10 the index is tuned to")
+    ap.add_argument("--recall-queries", type=int, default=0,
+                    help="histories the index is tuned on (0 = index.recall_queries' default)")
     ap.add_argument("--server-cpus", default="", help="pin the server to these CPUs (e.g. 0,1); the load "
                     "generator then runs on the others, so the server owns its 2 cores as in the bar")
     ap.add_argument("--search-threads", type=int, default=1, help="server threads per search")

@@ -103,6 +103,35 @@ def test_codes_are_residuals_to_the_list_centroid() -> None:
     assert residual >= 0.9 and residual - recall_at(whole.search(queries, 10)[1], truth) >= 0.1
 
 
+def test_the_re_rank_cap_is_raised_when_every_list_scanned_misses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a first cap of 2 (20 candidates for a top 10) the target is out of reach at any nprobe;
+    the tuner raises the cap x4 until it is reached, then keeps the smallest k_factor there."""
+    import scalerec.serve.index as index_mod
+
+    monkeypatch.setattr(index_mod, "MAX_K_FACTOR", 2)
+    keys, vectors, queries = clustered(20_000, 32, seed=7)
+    cfg = IndexConfig(kind="ivf", ivf_codes="pq4fs", ivf_lists=141, target_recall=0.95, recall_queries=100)
+    index = ItemIndex.build(keys, vectors, cfg, sample_queries=queries)
+    report = index.report
+    assert report["target_met"] and report["recall@10"] >= 0.95 and report["k_factor"] > 2
+    truth = exact_topk(queries, vectors, 10)[1]
+
+    def recall(width: int, factor: int) -> float:
+        index._set_knob(width)
+        index._faiss.k_factor = factor
+        return recall_at(index._faiss.search(queries, 10)[1], truth)
+
+    assert recall(141, 2) < 0.95  # the first cap could not have reached it
+    assert recall(report["nprobe"], report["k_factor"] - 1) < 0.95
+    fixed = ItemIndex.build(
+        keys,
+        vectors,
+        IndexConfig(kind="ivf", ivf_codes="pq4fs", ivf_lists=141, refine_k_factor=2, recall_queries=100),
+        sample_queries=queries,
+    )  # a k_factor the user fixed is never raised: the miss is reported instead
+    assert fixed.report["k_factor"] == 2 and fixed.report["target_met"] is False
+
+
 def test_retuning_for_a_higher_target_widens_and_still_holds_on_fresh_queries() -> None:
     keys, vectors, queries = clustered(20_000, 32, seed=2)
     cfg = IndexConfig(kind="ivf", ivf_codes="pq4fs", target_recall=0.9, recall_queries=100)

@@ -76,3 +76,41 @@ def test_the_load_generator_keeps_off_the_server_cores_hyperthread_siblings(tmp_
     topo.mkdir(parents=True)
     (topo / "thread_siblings_list").write_text("3-4\n")  # the range form
     assert serve.hyperthread_siblings({3}, tmp_path / "r") == {4}
+
+
+def test_keep_alive_connections_the_server_closed_while_idle_are_not_errors() -> None:
+    """A server that closes a keep-alive connection after 0.15 s idle (uvicorn: 5 s) and requests
+    0.3 s apart: every request finds its pooled connection closed, is sent again on a new one and
+    counts as answered (a real HTTP client does the same), while a server that drops a request on
+    a fresh connection still counts as an error."""
+    import asyncio
+
+    body = b'{"items": [' + b",".join([b'{"key": "x"}'] * 10) + b"]}"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, drop: bool) -> None:
+        try:
+            while True:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.15)
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                if drop:
+                    break
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    async def run(drop: bool) -> dict:
+        server = await asyncio.start_server(lambda r, w: handle(r, w, drop), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        requests = serve_load.request_bytes([["A"]], 10)
+        async with server:
+            return await serve_load.open_loop(port, requests, 1 / 0.3, 2.0, 10, seed=0)
+
+    ok = asyncio.run(run(drop=False))
+    assert ok["requests"] >= 3 and ok["errors"] == 0, ok["first_errors"]
+    assert ok["stale_reconnects"] >= 1 and ok["connections"] >= ok["stale_reconnects"] + 1
+    dropped = asyncio.run(run(drop=True))
+    assert dropped["errors"] == dropped["requests"] > 0

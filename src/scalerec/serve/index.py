@@ -299,12 +299,15 @@ class ItemIndex:
 
         knob = "nprobe" if self.kind == "ivf" else "efSearch"
         limit = self.report.get("nlist", 4096) if self.kind == "ivf" else 4096
+        def width_at(cap: int) -> int:
+            return _smallest_passing(lambda w: recall(w, cap), 4, limit, target)
+
         cap = self.cfg.refine_k_factor or MAX_K_FACTOR
-        width = _smallest_passing(lambda w, f=cap: recall(w, f), 4, limit, target)
+        width = width_at(cap)
         tuned_k = self.refined and not self.cfg.refine_k_factor
         while tuned_k and recall(width, cap) < target and cap < K_FACTOR_LIMIT:
             cap = min(4 * cap, K_FACTOR_LIMIT)  # every list scanned still misses: re-rank more
-            width = _smallest_passing(lambda w, f=cap: recall(w, f), 4, limit, target)
+            width = width_at(cap)
         k_factor = cap
         if tuned_k:
             k_factor = _smallest_passing(lambda f: recall(width, f), 1, cap, target)

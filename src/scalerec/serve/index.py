@@ -299,6 +299,7 @@ class ItemIndex:
 
         knob = "nprobe" if self.kind == "ivf" else "efSearch"
         limit = self.report.get("nlist", 4096) if self.kind == "ivf" else 4096
+
         def width_at(cap: int) -> int:
             return _smallest_passing(lambda w: recall(w, cap), 4, limit, target)
 

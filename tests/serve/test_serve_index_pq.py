@@ -323,3 +323,46 @@ def test_serve_warns_at_start_up_when_the_index_misses_its_target(monkeypatch: p
         if expect:
             assert expect in " ".join(result.output.split())
     assert len(started) == 2
+
+
+def test_recall_on_held_out_queries_is_measured_and_dropped_by_a_re_tune() -> None:
+    """`build` tunes on the sample queries and reads recall on the held-out ones too (the figure to
+    expect on traffic); it equals a direct search of those queries against exact search, and a
+    re-tune, which changes the widths, drops it."""
+    keys, vectors, queries = clustered(20_000, 32, seed=8)
+    others = clustered(20_000, 32, seed=8)[1][np.random.default_rng(3).integers(0, 20_000, (60, 3))].mean(axis=1)
+    cfg = IndexConfig(kind="ivf", ivf_codes="pq4fs", target_recall=0.9, recall_queries=100)
+    index = ItemIndex.build(keys, vectors, cfg, sample_queries=queries, held_out=(others, None))
+    direct = recall_at(index._faiss.search(others.astype(np.float32), 10)[1], exact_topk(others, vectors, 10)[1])
+    assert index.report["held_out_recall@10"] == round(direct, 4) and index.report["held_out_queries"] == 60
+    index.tune(queries, exact_topk(queries, vectors, 10)[1], target_recall=0.97)
+    assert "held_out_recall@10" not in index.report
+    assert index.measure_held_out(others, exact_topk(others, vectors, 10)[1]) == index.report["held_out_recall@10"]
+
+
+def test_the_recommender_holds_out_half_as_many_histories_as_it_tunes_on() -> None:
+    """Histories 0..Q-1 tune the index, the next Q/2 are held out; random histories likewise."""
+    from scalerec.serve.recommender import Item, Recommender, ServeConfig
+
+    enc = ClusteredEncoder(3_000, 16, seed=9)
+    items = [Item(str(i), f"t{i}", "", ()) for i in range(3_000)]
+    seen: list[int] = []
+
+    class Counting:
+        def encode_catalog(self) -> np.ndarray:
+            return enc.encode_catalog()
+
+        def encode_histories(self, histories):
+            seen.append(len(histories))
+            return enc.encode_histories(histories)
+
+    cfg = ServeConfig(index=IndexConfig(kind="ivf", ivf_codes="fp16", recall_queries=40))
+    hist = np.random.default_rng(0).integers(1, 3_001, (100, 4)).tolist()
+    rec = Recommender(Counting(), items, cfg, tune_histories=hist)
+    assert seen == [40, 20] and rec.index.report["held_out_queries"] == 20
+    seen.clear()
+    rec = Recommender(Counting(), items, cfg)  # random 5-item histories
+    assert seen == [40, 20] and "held_out_recall@10" in rec.index.report
+    seen.clear()
+    rec = Recommender(Counting(), items, cfg, tune_histories=hist[:40])  # none left to hold out
+    assert seen == [40] and "held_out_recall@10" not in rec.index.report

@@ -109,9 +109,15 @@ def serve(
     rec = load_recommender(run, cfg, device, dtype=dtype, allow_unfinished=allow_unfinished, engine=engine)
     set_search_threads(search_threads)
     report = rec.index.report
+    held_out = (
+        f", {report['held_out_recall@10']} on {report['held_out_queries']} histories not tuned on"
+        if "held_out_recall@10" in report
+        else ""
+    )
     Console().print(
         f"[green]serving[/] {len(rec)} items from {run} on http://{host}:{port} "
-        f"(index {report['kind']}, recall@10 vs exact {report['recall@10']}, built in {report['build_s']} s)"
+        f"(index {report['kind']}, recall@10 vs exact {report['recall@10']}{held_out}, "
+        f"built in {report['build_s']} s)"
     )
     if report.get("target_met") is False:
         Console().print(f"[yellow]warning:[/] {report['shortfall']}")

@@ -202,12 +202,15 @@ class ItemIndex:
         cfg: IndexConfig | None = None,
         sample_queries: np.ndarray | None = None,
         truth_queries: np.ndarray | None = None,
+        held_out: tuple[np.ndarray, np.ndarray | None] | None = None,
     ) -> ItemIndex:
         """Index `vectors` [N,d] (row r named keys[r]). `sample_queries` [Q,d] (e.g. encoded histories)
         tune and measure the approximate index; default: sampled catalog rows plus noise.
         `truth_queries` [Q,d]: the same histories encoded by the reference model (float32), when the
         served queries come from a faster, approximate encoder (int8): recall@10 is then measured
-        against the exact answer to the reference queries, so it includes the encoder's error."""
+        against the exact answer to the reference queries, so it includes the encoder's error.
+        `held_out` (queries, their reference queries or None): others, not tuned on, whose recall
+        is reported as `held_out_recall@10` (`measure_held_out`)."""
         cfg = cfg or IndexConfig()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(keys):
@@ -222,7 +225,7 @@ class ItemIndex:
         t0 = time.perf_counter()
         if kind != "exact":
             truth = None if truth_queries is None or sample_queries is None else truth_queries
-            index._build_faiss(vectors, _queries(vectors, sample_queries, cfg), truth)
+            index._build_faiss(vectors, _queries(vectors, sample_queries, cfg), truth, held_out)
         index.report.update(
             kind=kind, n_items=len(keys), dim=index.dim, build_s=round(time.perf_counter() - t0, 3)
         )
@@ -233,7 +236,13 @@ class ItemIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _build_faiss(self, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray | None) -> None:
+    def _build_faiss(
+        self,
+        vectors: np.ndarray,
+        queries: np.ndarray,
+        truth: np.ndarray | None,
+        held_out: tuple[np.ndarray, np.ndarray | None] | None = None,
+    ) -> None:
         try:
             import faiss
         except ImportError:
@@ -268,6 +277,12 @@ class ItemIndex:
             own = exact_topk(queries, vectors, 10, self.cfg.chunk_rows)[1]
             self.report["engine_recall@10"] = round(recall_at(own, truth_rows), 4)
         self.tune(queries, truth_rows)
+        if held_out is not None and len(held_out[0]):
+            others, others_ref = held_out
+            ref = others if others_ref is None else others_ref
+            self.measure_held_out(
+                others, exact_topk(np.asarray(ref, np.float32), vectors, 10, self.cfg.chunk_rows)[1]
+            )
         self._vectors = np.zeros((0, d), dtype=np.float32)  # FAISS keeps its own copy
 
     @property
@@ -322,8 +337,22 @@ class ItemIndex:
             {"recall_queries": len(queries), "target_recall": target, "target_met": reached >= target}
         )
         self.report.pop("shortfall", None)
+        self.report.pop("held_out_recall@10", None)
+        self.report.pop("held_out_queries", None)
         if reached < target:
             self.report["shortfall"] = self.shortfall()
+
+    def measure_held_out(self, queries: np.ndarray, truth: np.ndarray) -> float:
+        """recall@10 of `queries` [Q,d] the tuner did not see against `truth` [Q,10] (exact top-10
+        rows, as `tune` takes them), kept in the report as `held_out_recall@10`: the figure to
+        expect on traffic, since the tuned one is read on the very queries whose first passing width
+        was kept. `build` measures it when given held-out queries; a later `tune` drops it."""
+        if self._faiss is None:
+            raise UserError("an exact index has no recall to measure")
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        recall = round(recall_at(self._faiss.search(queries, 10)[1], truth), 4)
+        self.report.update({"held_out_recall@10": recall, "held_out_queries": len(queries)})
+        return recall
 
     def shortfall(self) -> str:
         """Why the tuned index misses its target, in words: the query engine's own error (exact

@@ -20,6 +20,9 @@ from scalerec.errors import UserError
 from scalerec.serve.index import IndexConfig, ItemIndex
 from scalerec.serve.timing import StageClock
 
+Sample = tuple[np.ndarray | None, np.ndarray | None]
+"""Encoded histories and, for an approximate query engine, the same from its float32 reference."""
+
 
 class Encoder(Protocol):
     """What the service needs from a model. Item ids are 1..n for catalog items (row r = id r+1);
@@ -147,24 +150,32 @@ class Recommender:
         self.items = list(items)
         self.n_added = 0
         vectors = np.asarray(encoder.encode_catalog(), dtype=np.float32)
+        tune, held_out = self._sample_queries(tune_histories)
+        queries, truth = tune
+        others = None if held_out[0] is None else (held_out[0], held_out[1])
         self.index = ItemIndex.build(
-            [it.key for it in self.items], vectors, self.cfg.index, *self._sample_queries(tune_histories)
+            [it.key for it in self.items], vectors, self.cfg.index, queries, truth, held_out=others
         )
 
-    def _sample_queries(
-        self, histories: Sequence[Sequence[int]] | None
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Encoded histories to tune/measure the approximate index's recall on (None: exact index),
-        and the same histories from the encoder's float32 reference when it serves an approximation
-        (`reference_histories`, e.g. int8 queries), else None."""
+    def _sample_queries(self, histories: Sequence[Sequence[int]] | None) -> tuple[Sample, Sample]:
+        """Encoded histories to tune the approximate index on, and others (half as many) to measure
+        its recall on afterwards — the tuner's own figure is optimistic, since it stops at the first
+        width that passes on the histories it sees. Each as (queries, the same histories from the
+        encoder's float32 reference when it serves an approximation, e.g. int8 queries, else None);
+        (None, None) for an exact index, or held-out histories when `histories` has too few."""
         n = len(self.items)
-        kind = self.cfg.index.kind
+        kind, want = self.cfg.index.kind, self.cfg.index.recall_queries
         if kind == "exact" or (kind == "auto" and n <= self.cfg.index.exact_threshold):
-            return None, None
+            return (None, None), (None, None)
         if histories is None:
             rng = np.random.default_rng(self.cfg.index.seed)
-            histories = rng.integers(1, n + 1, size=(self.cfg.index.recall_queries, 5)).tolist()
-        sample = [list(h) for h in histories[: self.cfg.index.recall_queries]]
+            histories = rng.integers(1, n + 1, size=(want + max(1, want // 2), 5)).tolist()
+        held = [list(h) for h in histories[want : want + max(1, want // 2)]]
+        return self._encode_sample([list(h) for h in histories[:want]]), self._encode_sample(held)
+
+    def _encode_sample(self, sample: list[list[int]]) -> Sample:
+        if not sample:
+            return None, None
         reference = getattr(self.encoder, "reference_histories", None)
         truth = None if reference is None else reference(sample)
         queries = encode_histories(self.encoder, sample)

@@ -330,14 +330,21 @@ def test_recall_on_held_out_queries_is_measured_and_dropped_by_a_re_tune() -> No
     expect on traffic); it equals a direct search of those queries against exact search, and a
     re-tune, which changes the widths, drops it."""
     keys, vectors, queries = clustered(20_000, 32, seed=8)
-    others = clustered(20_000, 32, seed=8)[1][np.random.default_rng(3).integers(0, 20_000, (60, 3))].mean(axis=1)
+    others = clustered(20_000, 32, seed=8)[1][np.random.default_rng(3).integers(0, 20_000, (60, 3))].mean(
+        axis=1
+    )
     cfg = IndexConfig(kind="ivf", ivf_codes="pq4fs", target_recall=0.9, recall_queries=100)
     index = ItemIndex.build(keys, vectors, cfg, sample_queries=queries, held_out=(others, None))
-    direct = recall_at(index._faiss.search(others.astype(np.float32), 10)[1], exact_topk(others, vectors, 10)[1])
+    direct = recall_at(
+        index._faiss.search(others.astype(np.float32), 10)[1], exact_topk(others, vectors, 10)[1]
+    )
     assert index.report["held_out_recall@10"] == round(direct, 4) and index.report["held_out_queries"] == 60
     index.tune(queries, exact_topk(queries, vectors, 10)[1], target_recall=0.97)
     assert "held_out_recall@10" not in index.report
-    assert index.measure_held_out(others, exact_topk(others, vectors, 10)[1]) == index.report["held_out_recall@10"]
+    assert (
+        index.measure_held_out(others, exact_topk(others, vectors, 10)[1])
+        == index.report["held_out_recall@10"]
+    )
 
 
 def test_the_recommender_holds_out_half_as_many_histories_as_it_tunes_on() -> None:

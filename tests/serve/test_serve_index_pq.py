@@ -130,6 +130,10 @@ def test_the_re_rank_cap_is_raised_when_every_list_scanned_misses(monkeypatch: p
         sample_queries=queries,
     )  # a k_factor the user fixed is never raised: the miss is reported instead
     assert fixed.report["k_factor"] == 2 and fixed.report["target_met"] is False
+    noisy = queries + np.random.default_rng(1).normal(scale=0.5, size=queries.shape).astype(np.float32)
+    capped = ItemIndex.build(keys, vectors, cfg, sample_queries=noisy, truth_queries=queries)
+    assert capped.report["engine_recall@10"] < 0.95  # the served queries cap it: the cap is not raised
+    assert capped.report["k_factor"] <= 2 and "query engine caps it" in capped.report["shortfall"]
 
 
 def test_retuning_for_a_higher_target_widens_and_still_holds_on_fresh_queries() -> None:

@@ -321,7 +321,8 @@ class ItemIndex:
         cap = self.cfg.refine_k_factor or MAX_K_FACTOR
         width = width_at(cap)
         tuned_k = self.refined and not self.cfg.refine_k_factor
-        while tuned_k and recall(width, cap) < target and cap < K_FACTOR_LIMIT:
+        reachable = self.report.get("engine_recall@10", 1.0) >= target  # else no width or cap helps
+        while tuned_k and reachable and recall(width, cap) < target and cap < K_FACTOR_LIMIT:
             cap = min(4 * cap, K_FACTOR_LIMIT)  # every list scanned still misses: re-rank more
             width = width_at(cap)
         k_factor = cap

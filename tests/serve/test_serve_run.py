@@ -198,3 +198,29 @@ def test_load_recommender_plumbs_the_engine_and_the_split(run_dir) -> None:
     out = rec.recommend(["A001", "A002"], k=3)
     assert {"items", "transformer", "encode", "search"} <= set(out.timings)
     assert out.timings["items"] + out.timings["transformer"] <= out.timings["encode"] + 1e-6
+
+
+def test_cached_item_vectors_encode_histories_like_the_item_encoder(run_dir) -> None:
+    """After `encode_catalog`, history items are read from the catalog's vectors (cached by
+    default for a text run this small): the same queries as the item encoder gives, for every
+    engine; a cold-start item added since falls back to the encoder; `cache_items=False` keeps none."""
+    from scalerec.serve.run_encoder import RunEncoder
+
+    for engine in ("eager", "int8"):
+        plain = RunEncoder(run_dir, engine=engine, cache_items=False)
+        cached = RunEncoder(run_dir, engine=engine)
+        catalog = cached.encode_catalog()
+        assert plain.encode_catalog() is not None and plain.item_cache is None
+        assert cached.item_cache is not None and cached.item_cache.shape == (31, 16)
+        np.testing.assert_array_equal(catalog, cached.item_cache[1:].numpy())
+        np.testing.assert_allclose(
+            cached.encode_histories(HISTS), plain.encode_histories(HISTS), rtol=1e-5, atol=1e-6
+        )
+    calls: list[int] = []
+    real = cached.model.encode_items
+    cached.model.encode_items = lambda ids, *a: calls.append(int(ids.max())) or real(ids, *a)  # type: ignore[method-assign]
+    cached.encode_histories([[1, 2, 3]])
+    assert calls == []  # read from the cache: the item encoder did not run
+    vec = cached.encode_new_item("new thing", "brand", ["cat"])  # item 31: not in the cache
+    out = cached.encode_histories([[1, 31]])
+    assert calls and calls[-1] == 31 and vec.shape == (16,) and np.isfinite(out).all()

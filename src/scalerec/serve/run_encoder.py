@@ -33,8 +33,9 @@ ITEM_CACHE_MAX_BYTES = 2**30
 """Largest catalog (float32 vectors) whose item vectors `encode_catalog` keeps for request histories
 when `cache_items` is left to decide: a 1M-item, d 256 catalog (0.95 GiB) fits. Reading a history's
 vectors from that table instead of running the text encoder over its items' token rows took the
-'items' stage of a 1M-item request from ~0.8 ms to ~0.05 ms on the 2-core VM; the price is the
-table's memory next to the index's."""
+'items' stage of a 1M-item request from 0.73-0.90 ms to 0.15 ms on the 2-core VM
+(docs/results/serve/vm_2026-12-04_cpu_model_int8_pq4fsr); the price is the table's memory next to
+the index's."""
 
 
 class RunEncoder:

@@ -28,6 +28,14 @@ def snapshot_path(trunk_dir: Path, step: int) -> Path:
     return trunk_dir / f"branch-{step}.pt"
 
 
+def resumable(run_dir: Path) -> bool:
+    """Whether a run dir holds the state of an unfinished run. A sweep's run dir is named by the hash
+    of its config (`PlannedRun.run_id`), so that state is this very run's: a run killed by a device
+    call's time limit continues in the next call instead of starting over (a held-out run of ~4x the
+    fitted compute outlasts any one call)."""
+    return (run_dir / "state.pt").is_file() and not (run_dir / "final.json").is_file()
+
+
 def _state_step(run_dir: Path) -> int:
     import torch
 
@@ -87,7 +95,7 @@ def run_group(
     tdir = Path(trunk.cfg.run.out) / trunk.cfg.run.name
     todo = [b for b in branches if not done(b)]
     if not done(trunk):
-        resume = (tdir / "state.pt").is_file() and not (tdir / "final.json").is_file()
+        resume = resumable(tdir)
         at = _state_step(tdir) if resume else 0
         for step in sorted({_branch_step(b) for b in todo}):
             if step <= at and not snapshot_path(tdir, step).is_file():
@@ -109,6 +117,4 @@ def _branch_in_progress(run: PlannedRun) -> bool:
     """Whether a branch's dir holds its own state past the branch step (a run killed mid-cooldown): its
     dir is named by its config's hash, so that state belongs to this very branch."""
     bdir = Path(run.cfg.run.out) / run.cfg.run.name
-    if not (bdir / "state.pt").is_file() or (bdir / "final.json").is_file():
-        return False
-    return _state_step(bdir) > _branch_step(run)
+    return resumable(bdir) and _state_step(bdir) > _branch_step(run)

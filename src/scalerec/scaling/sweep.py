@@ -22,7 +22,7 @@ from scalerec.config import to_dict
 from scalerec.data.ingest.world import WorldConfig
 from scalerec.io import atomic_write, read_json, write_json
 from scalerec.memory import GPU_SHARE_ENV
-from scalerec.scaling.branches import run_group
+from scalerec.scaling.branches import resumable, run_group
 from scalerec.scaling.spec import PlannedRun, SweepSpec, plan_runs
 from scalerec.scaling.table import annotate, data_columns
 from scalerec.scaling.world import write_world
@@ -60,15 +60,6 @@ def _final(cfg: Any) -> bool:
     return (Path(cfg.run.out) / cfg.run.name / "final.json").is_file()
 
 
-def resumable(cfg: Any) -> bool:
-    """Whether a run's dir holds the state of an unfinished run of this very config. A run dir is named by
-    the hash of its config (`PlannedRun.run_id`), so a state.pt there is this run's: a run killed by a
-    device call's time limit continues in the next call instead of starting over (a held-out run of ~4x
-    the fitted compute outlasts any one call)."""
-    rdir = Path(cfg.run.out) / cfg.run.name
-    return (rdir / "state.pt").is_file() and not (rdir / "final.json").is_file()
-
-
 def _execute(
     train_fn: TrainFn | None, job: list[PlannedRun], threads: int | None
 ) -> list[tuple[str, str | None]]:
@@ -83,7 +74,7 @@ def _execute(
     try:
         if len(job) == 1 and job[0].role == "single":
             cfg = job[0].cfg
-            if resumable(cfg):
+            if resumable(Path(cfg.run.out) / cfg.run.name):
                 (train_fn or _default_train)(cfg, resume=True)
             else:
                 (train_fn or _default_train)(cfg)

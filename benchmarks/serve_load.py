@@ -107,28 +107,31 @@ async def open_loop(
     stages: list[dict[str, float]] = []
     opened = stale = 0
 
+    async def connect() -> tuple:
+        nonlocal opened
+        opened += 1
+        return await asyncio.open_connection("127.0.0.1", port)
+
     async def fire(at: float, request: bytes) -> None:
-        nonlocal opened, stale
-        conn = idle.pop() if idle else None
+        nonlocal stale
+        reused = bool(idle)
+        conn = idle.pop() if reused else None
         try:
-            if conn is None:
-                conn = await asyncio.open_connection("127.0.0.1", port)
-                opened += 1
+            conn = conn or await connect()
+            try:
                 status, payload, timing = await exchange(conn, request)
-            else:
-                try:
-                    status, payload, timing = await exchange(conn, request)
-                    if not status:  # closed before answering: a keep-alive the server timed out
-                        raise ConnectionResetError("stale keep-alive connection")
-                except (ConnectionError, asyncio.IncompleteReadError):
-                    # what an HTTP client's pool does (urllib3, browsers): the server closed the idle
-                    # connection (uvicorn: after 5 s), so send once more on a new one; the latency
-                    # still runs from the scheduled arrival
-                    conn[1].close()
-                    stale += 1
-                    conn = await asyncio.open_connection("127.0.0.1", port)
-                    opened += 1
-                    status, payload, timing = await exchange(conn, request)
+                if reused and not status:  # closed before answering: a keep-alive the server timed out
+                    raise ConnectionResetError("stale keep-alive connection")
+            except (ConnectionError, asyncio.IncompleteReadError):
+                if not reused:
+                    raise
+                # what an HTTP client's pool does (urllib3, browsers): the server closed the idle
+                # connection (uvicorn: after 5 s), so send once more on a new one; the latency
+                # still runs from the scheduled arrival
+                conn[1].close()
+                stale += 1
+                conn = await connect()
+                status, payload, timing = await exchange(conn, request)
             lat.append(time.perf_counter() - at)
             if not answer_ok(status, payload, k):
                 errs.append(status.decode(errors="replace").strip() or "empty answer")

@@ -150,11 +150,10 @@ class Recommender:
         self.items = list(items)
         self.n_added = 0
         vectors = np.asarray(encoder.encode_catalog(), dtype=np.float32)
-        tune, held_out = self._sample_queries(tune_histories)
-        queries, truth = tune
-        others = None if held_out[0] is None else (held_out[0], held_out[1])
+        (queries, truth), held_out = self._sample_queries(tune_histories)
         self.index = ItemIndex.build(
-            [it.key for it in self.items], vectors, self.cfg.index, queries, truth, held_out=others
+            [it.key for it in self.items], vectors, self.cfg.index, queries, truth,
+            held_out=None if held_out[0] is None else (held_out[0], held_out[1]),
         )
 
     def _sample_queries(self, histories: Sequence[Sequence[int]] | None) -> tuple[Sample, Sample]:
@@ -167,10 +166,11 @@ class Recommender:
         kind, want = self.cfg.index.kind, self.cfg.index.recall_queries
         if kind == "exact" or (kind == "auto" and n <= self.cfg.index.exact_threshold):
             return (None, None), (None, None)
+        end = want + max(1, want // 2)  # the held-out histories are want..end
         if histories is None:
             rng = np.random.default_rng(self.cfg.index.seed)
-            histories = rng.integers(1, n + 1, size=(want + max(1, want // 2), 5)).tolist()
-        held = [list(h) for h in histories[want : want + max(1, want // 2)]]
+            histories = rng.integers(1, n + 1, size=(end, 5)).tolist()
+        held = [list(h) for h in histories[want:end]]
         return self._encode_sample([list(h) for h in histories[:want]]), self._encode_sample(held)
 
     def _encode_sample(self, sample: list[list[int]]) -> Sample:

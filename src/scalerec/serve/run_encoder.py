@@ -86,8 +86,7 @@ class RunEncoder:
         `cache_items` says so: the same vectors `encode_items` would compute for them). The array
         then shares the cache's memory, so the catalog is held once: read it, do not write to it."""
         vectors = self.model.all_item_vectors().float()
-        d = int(self.model.cfg.d_model)
-        fits = vectors.shape[0] * d * 4 <= ITEM_CACHE_MAX_BYTES
+        fits = vectors.numel() * vectors.element_size() <= ITEM_CACHE_MAX_BYTES
         keep = self.text and (fits if self.cache_items is None else self.cache_items)
         self.item_cache = vectors if keep else None
         return vectors[1:].cpu().numpy()

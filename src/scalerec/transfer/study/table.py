@@ -149,6 +149,11 @@ class Results:
         return max(cands, key=lambda r: float(r["valid_ndcg@10"])) if cands else None
 
 
+def _marks_cut(table: list[str]) -> bool:
+    """Whether a Markdown table's body (past its header and rule lines) shows a time-cut mark."""
+    return any(CUT_MARK in line for line in table[2:])
+
+
 def _target_table(res: Results, target: str) -> list[str]:
     head = [
         "fraction",
@@ -200,7 +205,7 @@ def _target_table(res: Results, target: str) -> list[str]:
             )
             + " |"
         )
-    if any(CUT_MARK in line for line in lines[2:]):  # the legend only where a mark needs it
+    if _marks_cut(lines):  # the legend only where a mark needs it
         lines += ["", f"{CUT_MARK}k/n after a method: k of its n seeds' cells were cut by time. {CUT_NOTE}"]
     return lines
 
@@ -439,7 +444,7 @@ def write_report(work: Path, results: Path, spec: StudySpec) -> Path:
         md.append("")
     md += ["## Pretraining LR searches", "", *_pretrain_table(res), ""]
     searches = _finetune_lr_table(res)
-    cut_note = [CUT_NOTE, ""] if any(CUT_MARK in line for line in searches[2:]) else []
+    cut_note = [CUT_NOTE, ""] if _marks_cut(searches) else []
     md += ["## Fine-tuning LR searches (seed 0)", "", *searches, "", *cut_note]
     summary["choices"] = res.chosen
     with atomic_write(results / "transfer_v2.json") as fh:

@@ -128,7 +128,7 @@ def test_packed_kernels_in_the_interpreter() -> None:
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
                          env=env, capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "8 passed" in run.stdout, run.stdout[-2000:]  # the 4 kernel tests + the 4 SDPA ones
+    assert "9 passed" in run.stdout, run.stdout[-2000:]  # the 5 kernel tests + the 4 SDPA ones
 
 
 def _block_diagonal_reference(qkv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -173,6 +173,43 @@ def test_kernel_with_dropout_never_leaks_across_sequences(interpreted) -> None:
     assert not ga[0, :4].any()  # no gradient flows from sequence 2 into sequence 1
 
 
+def _check_dropout_packed(lengths: list[list[int]], t: int, h: int, dh: int, p_drop: float, atol: float,
+                          **like) -> None:
+    """With dropout, the backward must use the forward's mask inside every packed segment: the
+    kernel's keep mask is read back with one-hot values (v_j = e_j), then output and gradients are
+    compared with a reference that applies that mask to block-diagonal causal softmax."""
+    import math
+
+    b = len(lengths)
+    positions = _positions(lengths, t, device=like.get("device"))
+    allowed = _reference_mask(lengths, t).to(like.get("device"))[:, None]  # [B, 1, T, T]
+    seed = torch.tensor([4321], device=like.get("device"))
+    probe = torch.randn(b, t, 3, h, dh, **like)
+    probe[:, :, 2] = 0
+    probe[:, :, 2, :, :t] = torch.eye(t, **like)[None, :, None, :]
+    probs = short_attention.short_causal_attention(probe, p_drop, seed, positions)[..., :t]
+    keep = (probs != 0).permute(0, 2, 1, 3)  # [B, H, T_i, T_j]
+    assert not keep[~allowed.expand_as(keep)].any()
+    dropped = 1 - keep[allowed.expand_as(keep)].float().mean().item()
+    assert abs(dropped - p_drop) < 0.05, dropped
+    qkv = torch.randn(b, t, 3, h, dh, **like).requires_grad_()
+    out = short_attention.short_causal_attention(qkv, p_drop, seed, positions)
+    upstream = torch.randn_like(out)
+    (grad,) = torch.autograd.grad((out * upstream).sum(), qkv)
+    ref_in = qkv.detach().float().requires_grad_()
+    q, k, v = ref_in.permute(2, 0, 3, 1, 4)
+    scores = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(~allowed, float("-inf"))
+    ref = (torch.where(keep, scores.softmax(-1) / (1 - p_drop), 0.0) @ v).transpose(1, 2)
+    (ref_grad,) = torch.autograd.grad((ref * upstream.float()).sum(), ref_in)
+    torch.testing.assert_close(out.float(), ref, atol=atol, rtol=0)
+    torch.testing.assert_close(grad.float(), ref_grad, atol=atol * 4, rtol=0)
+
+
+def test_kernel_dropout_with_positions_backward_uses_the_forward_mask(interpreted) -> None:
+    torch.manual_seed(3)
+    _check_dropout_packed([[4, 8], [6, 6], [12], [1] * 12], 12, 2, 16, 0.3, atol=1e-5)
+
+
 def test_model_packed_rows_through_the_kernel(interpreted, monkeypatch) -> None:
     """The whole model on packed rows through the Triton kernel (fp32 on CPU, interpreted) equals
     each sequence alone — the same check the SDPA path passes."""
@@ -202,6 +239,18 @@ def test_cuda_kernel_with_positions_matches_block_diagonal_sdpa() -> None:
     qkv = torch.randn(len(lengths), 50, 3, 4, 64, device="cuda", dtype=torch.bfloat16)
     assert short_attention.supported(qkv)
     _check_kernel(qkv, lengths, atol=2e-2)
+
+
+@pytest.mark.gpu
+def test_cuda_kernel_dropout_with_positions_backward_uses_the_forward_mask() -> None:
+    """The training shape (T = 50, bf16) with attention dropout, packed rows: what the Beauty text
+    model runs on the GPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    short_attention.load()
+    torch.manual_seed(0)
+    lengths = [[3, 11, 6, 30], [50], [1] * 50, [25, 25], [7, 9, 2, 1, 1, 20, 10]] * 4
+    _check_dropout_packed(lengths, 50, 2, 64, 0.1, atol=2e-2, device="cuda", dtype=torch.bfloat16)
 
 
 @pytest.mark.gpu

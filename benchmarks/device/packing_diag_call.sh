@@ -10,7 +10,9 @@
 #   padded_short  train.packing=off
 #   packed_eager  train.packing=on  train.compile=false
 # First the GPU tests of the kernels (incl. the dropout-with-positions backward test).
-# Carry: gpu/acc_ctrl (benchmarks/accuracy.py's prepared Beauty). Rerun on the warm machine to go on.
+# Carry: gpu/acc_ctrl (benchmarks/accuracy.py's prepared Beauty), or nothing when the transfer study's
+# runs/transfer_v2/data/beauty is carried (the same parquet files). Rerun on the warm machine to go on.
+# SIDE='cmd' runs beside the arms (e.g. the transfer v2 settle call; its output goes to $OUT/side.txt).
 #
 #   OUT=$OUT LIM=540 bash benchmarks/device/packing_diag_call.sh
 set -u
@@ -27,19 +29,27 @@ if [ "$DEV" = cuda ] && [ ! -f runs/diag_gpu_tests_done ]; then
     tests/model/test_packed_attention.py tests/model/test_short_attention.py > "$OUT/gpu_tests.log" 2>&1
   echo "rc=$?" >> "$OUT/gpu_tests.log"; touch runs/diag_gpu_tests_done
 fi
+if [ -n "${SIDE:-}" ]; then (bash -c "$SIDE" > "$OUT/side.txt" 2>&1) & fi
 arms="packed_short:--set=train.packing=on packed_sdpa:--set=train.packing=on,--set=model.attention=sdpa"
 arms="$arms padded_short:--set=train.packing=off packed_eager:--set=train.packing=on,--set=train.compile=false"
 left=$(( LIM - ($(date +%s) - T0) ))
 for arm in $arms; do
   name=${arm%%:*}; sets=${arm#*:}; w=runs/diag_$name
-  if [ ! -d "$w/data" ]; then mkdir -p "$w" && cp -r gpu/acc_ctrl/data "$w/"; fi
+  if [ ! -d "$w/data" ]; then
+    mkdir -p "$w/data"
+    if [ -d gpu/acc_ctrl/data/beauty ]; then cp -r gpu/acc_ctrl/data/beauty "$w/data/"
+    else cp -r runs/transfer_v2/data/beauty "$w/data/"; fi
+  fi
   compile="--set train.compile=true"; [[ $sets == *compile=false* || $DEV != cuda ]] && compile=""
   (OMP_NUM_THREADS=2 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout "$left" $PY benchmarks/accuracy.py \
     --device "$DEV" $QUICK --mask-seen $compile ${sets//,/ } --work "$w" --datasets beauty --variants text_ce \
     --seeds 0 --jobs 1 >> "$OUT/$name.jsonl" 2>&1; echo "rc=$?" >> "$OUT/$name.jsonl") &
 done
 wait
-tar czf "$OUT/diag_runs.tgz" runs/diag_*/runs/*/final.json runs/diag_*/runs/*/metrics.jsonl 2>/dev/null
-uptime >> "$OUT/env.txt"; ls -la "$OUT"
+uptime >> "$OUT/env.txt"
 tail -2 "$OUT/gpu_tests.log" 2>/dev/null
-grep -h '"event": "run"\|rc=' "$OUT"/*.jsonl | cut -c1-300
+grep -H '"event": "run"\|rc=' "$OUT"/*.jsonl | cut -c1-300 | tee "$OUT/summary.txt"
+# few files come back from a call: the arms' logs travel inside the tarball
+mkdir -p runs/diag_logs && cp "$OUT"/*.jsonl runs/diag_logs/ && rm -f "$OUT"/*.jsonl
+tar czf "$OUT/diag_runs.tgz" runs/diag_logs runs/diag_*/runs/*/final.json runs/diag_*/runs/*/metrics.jsonl 2>/dev/null
+ls -la "$OUT"

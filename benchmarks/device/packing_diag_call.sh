@@ -12,7 +12,8 @@
 # First the GPU tests of the kernels (incl. the dropout-with-positions backward test).
 # Carry: gpu/acc_ctrl (benchmarks/accuracy.py's prepared Beauty), or nothing when the transfer study's
 # runs/transfer_v2/data/beauty is carried (the same parquet files). Rerun on the warm machine to go on.
-# SIDE='cmd' runs beside the arms (e.g. the transfer v2 settle call; its output goes to $OUT/side.txt).
+# SIDE='cmd' runs beside the arms with OUT=$OUT/side (e.g. SIDE='bash benchmarks/device/transfer_v2_call.sh'
+# with that script's settings in the environment); its stdout goes to $OUT/side.txt.
 #
 #   OUT=$OUT LIM=540 bash benchmarks/device/packing_diag_call.sh
 set -u
@@ -29,7 +30,7 @@ if [ "$DEV" = cuda ] && [ ! -f runs/diag_gpu_tests_done ]; then
     tests/model/test_packed_attention.py tests/model/test_short_attention.py > "$OUT/gpu_tests.log" 2>&1
   echo "rc=$?" >> "$OUT/gpu_tests.log"; touch runs/diag_gpu_tests_done
 fi
-if [ -n "${SIDE:-}" ]; then (bash -c "$SIDE" > "$OUT/side.txt" 2>&1) & fi
+if [ -n "${SIDE:-}" ]; then (mkdir -p "$OUT/side"; OUT=$OUT/side bash -c "$SIDE" > "$OUT/side.txt" 2>&1) & fi
 arms="packed_short:--set=train.packing=on packed_sdpa:--set=train.packing=on,--set=model.attention=sdpa"
 arms="$arms padded_short:--set=train.packing=off packed_eager:--set=train.packing=on,--set=train.compile=false"
 left=$(( LIM - ($(date +%s) - T0) ))

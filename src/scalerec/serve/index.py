@@ -271,19 +271,23 @@ class ItemIndex:
             index.hnsw.efConstruction = 80
         index.add(vectors)
         self._faiss = index
-        ref = queries if truth is None else np.ascontiguousarray(truth[: len(queries)], np.float32)
-        truth_rows = exact_topk(ref, vectors, 10, self.cfg.chunk_rows)[1]
+        truth_rows = self._reference_top10(vectors, queries, truth)
         if truth is not None:  # what exact search of the served queries reaches: no index can beat it
             own = exact_topk(queries, vectors, 10, self.cfg.chunk_rows)[1]
             self.report["engine_recall@10"] = round(recall_at(own, truth_rows), 4)
         self.tune(queries, truth_rows)
         if held_out is not None and len(held_out[0]):
             others, others_ref = held_out
-            ref = others if others_ref is None else others_ref
-            self.measure_held_out(
-                others, exact_topk(np.asarray(ref, np.float32), vectors, 10, self.cfg.chunk_rows)[1]
-            )
+            self.measure_held_out(others, self._reference_top10(vectors, others, others_ref))
         self._vectors = np.zeros((0, d), dtype=np.float32)  # FAISS keeps its own copy
+
+    def _reference_top10(
+        self, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
+        """Exact top-10 rows of `truth` (the same histories from the float32 reference model), or of
+        `queries` themselves when they are the reference: what recall is measured against."""
+        ref = queries if truth is None else np.ascontiguousarray(truth[: len(queries)], np.float32)
+        return exact_topk(ref, vectors, 10, self.cfg.chunk_rows)[1]
 
     @property
     def refined(self) -> bool:

@@ -150,10 +150,10 @@ class Recommender:
         self.items = list(items)
         self.n_added = 0
         vectors = np.asarray(encoder.encode_catalog(), dtype=np.float32)
-        (queries, truth), held_out = self._sample_queries(tune_histories)
+        (queries, truth), (held, held_truth) = self._sample_queries(tune_histories)
         self.index = ItemIndex.build(
             [it.key for it in self.items], vectors, self.cfg.index, queries, truth,
-            held_out=None if held_out[0] is None else (held_out[0], held_out[1]),
+            held_out=None if held is None else (held, held_truth),
         )
 
     def _sample_queries(self, histories: Sequence[Sequence[int]] | None) -> tuple[Sample, Sample]:

@@ -8,6 +8,7 @@ and compiled on CUDA in the `gpu` tests.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -178,8 +179,6 @@ def _check_dropout_packed(lengths: list[list[int]], t: int, h: int, dh: int, p_d
     """With dropout, the backward must use the forward's mask inside every packed segment: the
     kernel's keep mask is read back with one-hot values (v_j = e_j), then output and gradients are
     compared with a reference that applies that mask to block-diagonal causal softmax."""
-    import math
-
     b = len(lengths)
     positions = _positions(lengths, t, device=like.get("device"))
     allowed = _reference_mask(lengths, t).to(like.get("device"))[:, None]  # [B, 1, T, T]

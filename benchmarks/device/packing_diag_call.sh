@@ -30,6 +30,34 @@ if [ "$DEV" = cuda ] && [ ! -f runs/diag_gpu_tests_done ]; then
     tests/model/test_packed_attention.py tests/model/test_short_attention.py > "$OUT/gpu_tests.log" 2>&1
   echo "rc=$?" >> "$OUT/gpu_tests.log"; touch runs/diag_gpu_tests_done
 fi
+# The gradient probe (benchmarks/packing_grad_probe.py): loss and gradients of the same windows packed and
+# padded along every path (kernel/SDPA × bf16/fp32 × compiled/eager), against padded SDPA fp32. First at
+# freshly initialised weights (the config of a run trained 0.05 epochs for the purpose), beside the arms;
+# on a later call (warm machine) at the best weights of each finished arm. ~5 min each (4 compiled paths,
+# each compiled twice: dropout off, then on). PROBE= (empty) skips it.
+probe() {  # $1 run dir, $2 log name, $3 extra args
+  [ -f "$1/model.safetensors" ] || return 0
+  PYTHONPATH=$PWD/src timeout "${PROBE_S:-300}" $PY benchmarks/packing_grad_probe.py --run "$1" --device "$DEV" \
+    --batches "${PROBE_BATCHES:-4}" --draws "${PROBE_DRAWS:-16}" $3 > "$OUT/$2.log" 2>&1; echo "rc=$?" >> "$OUT/$2.log"
+}
+if [ -n "${PROBE-1}" ]; then
+  (w=runs/diag_probe
+   if [ ! -f runs/diag_probe_done ]; then
+     mkdir -p "$w/data"
+     [ -d "$w/data/beauty" ] || cp -r "$(ls -d gpu/acc_ctrl/data/beauty runs/transfer_v2/data/beauty 2>/dev/null | head -1)" "$w/data/"
+     OMP_NUM_THREADS=2 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout 200 $PY benchmarks/accuracy.py --device "$DEV" \
+       --set train.packing=on --set train.epochs=0.05 --set eval.patience=0 --work "$w" --datasets beauty \
+       --variants text_ce --seeds 0 --jobs 1 > "$OUT/probe_setup.log" 2>&1
+     probe "$w/runs/beauty_text_ce_s0" probe_init --init
+     touch runs/diag_probe_done
+   fi
+   for arm in packed_short padded_short; do  # trained weights: only once an arm has finished
+     r=runs/diag_$arm/runs/beauty_text_ce_s0
+     if [ -f "$r/final.json" ] && [ ! -f "runs/diag_probe_$arm" ]; then
+       (probe "$r" "probe_trained_$arm" ""; touch "runs/diag_probe_$arm") &
+     fi
+   done; wait) &
+fi
 if [ -n "${SIDE:-}" ]; then (mkdir -p "$OUT/side"; OUT=$OUT/side bash -c "$SIDE" > "$OUT/side.txt" 2>&1) & fi
 arms="packed_short:--set=train.packing=on packed_sdpa:--set=train.packing=on,--set=model.attention=sdpa"
 arms="$arms padded_short:--set=train.packing=off packed_eager:--set=train.packing=on,--set=train.compile=false"
@@ -49,8 +77,9 @@ done
 wait
 uptime >> "$OUT/env.txt"
 tail -2 "$OUT/gpu_tests.log" 2>/dev/null
+for f in "$OUT"/probe_*.log; do [ -f "$f" ] && { echo "== $f"; sed -n '/^path /,$p' "$f"; tail -1 "$f"; }; done
 grep -H '"event": "run"\|rc=' "$OUT"/*.jsonl | cut -c1-300 | tee "$OUT/summary.txt"
 # few files come back from a call: the arms' logs travel inside the tarball
-mkdir -p runs/diag_logs && cp "$OUT"/*.jsonl runs/diag_logs/ && rm -f "$OUT"/*.jsonl
+mkdir -p runs/diag_logs && cp "$OUT"/*.jsonl "$OUT"/probe_*.log runs/diag_logs/ 2>/dev/null; rm -f "$OUT"/*.jsonl "$OUT"/probe_*.log
 tar czf "$OUT/diag_runs.tgz" runs/diag_logs runs/diag_*/runs/*/final.json runs/diag_*/runs/*/metrics.jsonl 2>/dev/null
 ls -la "$OUT"

@@ -14,7 +14,7 @@ from scalerec.data.read.sequences import UserSequences
 from scalerec.errors import UserError
 from scalerec.model import SequentialRecommender
 from scalerec.model.sizes import model_config
-from scalerec.train.batches import PackedBatches, pack, train_batches, wants_packing, windows
+from scalerec.train.batches import PackedBatches, pack, train_batches, unpack, wants_packing, windows
 from scalerec.train.objective import NextItemObjective, distinct_items
 from scalerec.train.padded import TrainBatches
 
@@ -192,6 +192,51 @@ def test_packed_and_padded_batches_give_the_same_loss_and_gradients(encoder, los
         assert (x is None) == (y is None)
         if x is not None:
             torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+
+def test_unpack_lays_each_packed_window_out_alone_as_the_padded_batcher_does() -> None:
+    """`unpack`: one left-aligned row per window of a packed batch — the same rows (as a multiset) as
+    the padded batcher cuts from the same epoch, and as many targets."""
+    seqs = _world(40, 30)
+    padded = next(TrainBatches(seqs, 8, 1000, seed=0).batches())  # the whole epoch in one batch
+    rows = PackedBatches(seqs, 8, seed=0, rows=1).rows_per_epoch
+    packed = next(PackedBatches(seqs, 8, seed=0, rows=rows).batches())
+    flat = unpack(packed)
+    assert flat.positions is None and flat.n_targets == packed.n_targets
+    assert int((flat.targets > 0).sum()) == packed.n_targets
+
+    def windows_of(b) -> list[tuple[int, ...]]:
+        live = (b.targets > 0).any(1)
+        return sorted(tuple(r) for r in torch.cat([b.inputs, b.targets], 1)[live].tolist())
+
+    assert windows_of(flat) == windows_of(padded)
+    assert unpack(padded) is padded  # a padded batch is its own unpacking
+
+
+def test_packing_grad_probe_paths_agree_without_dropout() -> None:
+    """benchmarks/packing_grad_probe.py on the CPU: packed and padded SDPA fp32 give the reference's
+    loss and gradients to 1e-5 with dropout off; with dropout on, errors are reported against a
+    noise floor (both layouts draw different masks)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "packing_grad_probe.py"
+    spec = importlib.util.spec_from_file_location("packing_grad_probe", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclass resolves annotations through sys.modules
+    spec.loader.exec_module(bench)
+    seqs = _world(60, 12)
+    model = _model("text", len(seqs.items))
+    stream = PackedBatches(seqs, 8, seed=0, units=16).batches()
+    rows = bench.probe(model, [next(stream) for _ in range(2)], torch.device("cpu"), draws=2, dropout=0.3)
+    by = {(r["path"], r["dropout"]): r for r in rows}
+    exact = by[("packed/sdpa/fp32/eager", 0.0)]
+    assert exact["grad_rel_err"] < 1e-5
+    assert exact["loss_per_target"] == pytest.approx(exact["ref_loss_per_target"], rel=1e-6)
+    noisy = by[("packed/sdpa/fp32/eager", 0.3)]
+    assert noisy["noise_floor"] > 0 and noisy["err_over_floor"] is not None
+    assert by[("padded/sdpa/fp32/eager", 0.3)]["grad_rel_err"] < 1e-6  # the reference against itself
 
 
 def _compiled_packed_steps(device: str) -> tuple[int, list[tuple[float, float]]]:

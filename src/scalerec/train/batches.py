@@ -239,6 +239,28 @@ class PackedBatches:
         return inputs, targets, torch.where(live, k, 0)
 
 
+def unpack(batch: Batch) -> Batch:
+    """The padded batch of a packed batch's windows: one left-aligned row per window, in slot order.
+
+    Why: the same windows in both layouts, so a check (tests, `benchmarks/packing_grad_probe.py`)
+    can compare the two paths' loss and gradients on identical data. A window starts at a slot
+    with position 0 that holds an item (padding slots hold item 0)."""
+    if batch.positions is None:
+        return batch
+    inputs, targets, positions = batch.inputs, batch.targets, batch.positions
+    t = inputs.shape[1]
+    live = inputs > 0
+    start = live & (positions == 0)
+    window = torch.cumsum(start.flatten().long(), 0).view_as(inputs) - 1  # window index of each slot
+    n = int(start.sum())
+    out_in = inputs.new_zeros((n, t))
+    out_tg = targets.new_zeros((n, t))
+    w, k = window[live], positions[live]
+    out_in[w, k] = inputs[live]
+    out_tg[w, k] = targets[live]
+    return Batch(out_in, out_tg, batch.n_targets, None)
+
+
 Packing = Literal["auto", "on", "off"]
 
 

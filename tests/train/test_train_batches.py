@@ -320,3 +320,16 @@ def test_both_layouts_train_and_learn(world, tmp_path, packing) -> None:
     s = train(cfg)
     assert s.final["test"]["hr@10"] > 0.5
     assert 10 <= s.final["epochs"] <= 14  # ~66 windows, 16 a batch: ~5 steps an epoch, 60 steps
+
+
+def test_auto_packing_warns_only_where_it_was_measured_to_cost_accuracy() -> None:
+    """A text (or hybrid) model packed by "auto" on CUDA gets the caveat; an explicit "on", an ID model,
+    padded batches or the CPU (where a packed run followed the padded curve) do not."""
+    from scalerec.train.setup import packing_caveat
+
+    caveat = packing_caveat("auto", True, True, "cuda")
+    assert caveat is not None and "train.packing=off" in caveat
+    assert packing_caveat("on", True, True, "cuda") is None
+    assert packing_caveat("auto", True, False, "cuda") is None
+    assert packing_caveat("auto", False, True, "cuda") is None
+    assert packing_caveat("auto", True, True, "cpu") is None

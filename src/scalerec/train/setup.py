@@ -9,6 +9,7 @@ that was never stopped.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -236,11 +237,25 @@ def _build(
         train_data=train_data,
     )
     rt.distinct_items = t.distinct_items and mcfg.has_text and t.targets == "all"
+    caveat = packing_caveat(t.packing, isinstance(batches, PackedBatches), mcfg.has_text, device.type)
+    if caveat and runlog.is_main():
+        warnings.warn(caveat, stacklevel=2)
     if resume:
         _restore(rt)
     rt.log = _metrics_log(rt, resume)
     rt.bar = runlog.ProgressBar(budget.total_steps, cfg.run.progress, start=rt.counters.step)
     return rt
+
+
+def packing_caveat(packing: str, packed: bool, has_text: bool, device_type: str) -> str | None:
+    """The warning a run gets when `train.packing="auto"` packs a text or hybrid model on CUDA: the one
+    case where packing was measured to cost accuracy (BENCHMARKS.md, packing control), said where the
+    user starts the run rather than only in the docs; an explicit "on" was chosen knowingly."""
+    if packing != "auto" or not packed or not has_text or device_type != "cuda":
+        return None
+    return ("train.packing=auto packs this text model's batches; on one H200 the Beauty text model "
+            "trained packed ended 0.0031 NDCG@10 below padded (3 seeds each; cause under investigation, "
+            "BENCHMARKS.md). For best accuracy train padded: --set train.packing=off")
 
 
 def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool, extend: bool = False) -> None:

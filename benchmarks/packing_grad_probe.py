@@ -118,6 +118,9 @@ def probe(model: SequentialRecommender, batches: list[Batch], device: torch.devi
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     sizes = [p.numel() for p in params]
     compiled: dict[str, Callable[..., torch.Tensor]] = {}
+    # every (layout, attention, dropout) is its own graph, and the distinct-item count of each batch
+    # one more: above the default limit of 8, Dynamo would quietly run the rest eagerly
+    torch._dynamo.config.recompile_limit = 64
     model.train()
 
     def grad_of(path: StepPath, seeds: range) -> tuple[torch.Tensor, float]:

@@ -25,6 +25,12 @@ DEV=${DEV:-cuda}
 PY=${PY:-python}
 QUICK=${QUICK:-}                   # CPU dry run: DEV=cpu QUICK=--quick
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; git log -1 --format=%H; date -u; nproc; } > "$OUT/env.txt"
+left_s() { echo $(( LIM - ($(date +%s) - T0) - ${1:-0} )); }  # seconds left in the call, minus a margin
+# the side job starts first, so its own limit counts from the call's start (LIMIT_S capped by LIM)
+if [ -n "${SIDE:-}" ]; then
+  (mkdir -p "$OUT/side"; side_lim=${LIMIT_S:-530}; [ "$side_lim" -gt "$(left_s 10)" ] && side_lim=$(left_s 10)
+   OUT=$OUT/side LIMIT_S=$side_lim bash -c "$SIDE" > "$OUT/side.txt" 2>&1) &
+fi
 if [ "$DEV" = cuda ] && [ ! -f runs/diag_gpu_tests_done ]; then
   PYTHONPATH=$PWD/src timeout 150 $PY -m pytest -q -p no:cacheprovider -m gpu \
     tests/model/test_packed_attention.py tests/model/test_short_attention.py > "$OUT/gpu_tests.log" 2>&1
@@ -35,9 +41,11 @@ fi
 # freshly initialised weights (the config of a run trained 0.05 epochs for the purpose), beside the arms;
 # on a later call (warm machine) at the best weights of each finished arm. ~5 min each (4 compiled paths,
 # each compiled twice: dropout off, then on). PROBE= (empty) skips it.
-probe() {  # $1 run dir, $2 log name, $3 extra args
+probe() {  # $1 run dir, $2 log name, $3 extra args; never past the call's end
   [ -f "$1/model.safetensors" ] || return 0
-  PYTHONPATH=$PWD/src timeout "${PROBE_S:-300}" $PY benchmarks/packing_grad_probe.py --run "$1" --device "$DEV" \
+  local lim=${PROBE_S:-300}; [ "$lim" -gt "$(left_s 15)" ] && lim=$(left_s 15)
+  [ "$lim" -ge 60 ] || { echo "skipped: ${lim}s left" > "$OUT/$2.log"; return 0; }
+  PYTHONPATH=$PWD/src timeout "$lim" $PY benchmarks/packing_grad_probe.py --run "$1" --device "$DEV" \
     --batches "${PROBE_BATCHES:-4}" --draws "${PROBE_DRAWS:-16}" $3 > "$OUT/$2.log" 2>&1; echo "rc=$?" >> "$OUT/$2.log"
 }
 if [ -n "${PROBE-1}" ]; then
@@ -45,7 +53,7 @@ if [ -n "${PROBE-1}" ]; then
    if [ ! -f runs/diag_probe_done ]; then
      mkdir -p "$w/data"
      [ -d "$w/data/beauty" ] || cp -r "$(ls -d gpu/acc_ctrl/data/beauty runs/transfer_v2/data/beauty 2>/dev/null | head -1)" "$w/data/"
-     OMP_NUM_THREADS=2 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout 200 $PY benchmarks/accuracy.py --device "$DEV" \
+     OMP_NUM_THREADS=2 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout "$(left_s 80)" $PY benchmarks/accuracy.py --device "$DEV" \
        --set train.packing=on --set train.epochs=0.05 --set eval.patience=0 --work "$w" --datasets beauty \
        --variants text_ce --seeds 0 --jobs 1 > "$OUT/probe_setup.log" 2>&1
      probe "$w/runs/beauty_text_ce_s0" probe_init --init
@@ -58,10 +66,9 @@ if [ -n "${PROBE-1}" ]; then
      fi
    done; wait) &
 fi
-if [ -n "${SIDE:-}" ]; then (mkdir -p "$OUT/side"; OUT=$OUT/side bash -c "$SIDE" > "$OUT/side.txt" 2>&1) & fi
 arms="packed_short:--set=train.packing=on packed_sdpa:--set=train.packing=on,--set=model.attention=sdpa"
 arms="$arms padded_short:--set=train.packing=off packed_eager:--set=train.packing=on,--set=train.compile=false"
-left=$(( LIM - ($(date +%s) - T0) ))
+left=$(left_s 0)
 for arm in $arms; do
   name=${arm%%:*}; sets=${arm#*:}; w=runs/diag_$name
   if [ ! -d "$w/data" ]; then

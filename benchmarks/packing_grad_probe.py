@@ -19,8 +19,8 @@ has a bias the training would follow.
         --device cuda --batches 4 --draws 32 [--init]
 
 `--init` probes freshly initialised weights (same config) instead of the run's best ones. On the CPU
-only the SDPA paths run (the Triton kernel needs CUDA). Prints one JSON line per (path, dropout)
-and a table with each path's error as a ratio to the noise floor.
+only the eager SDPA paths run, fp32 and bf16 autocast (the Triton kernel needs CUDA). Prints one JSON
+line per (path, dropout) and a table with each path's error as a ratio to the noise floor.
 """
 
 from __future__ import annotations
@@ -66,11 +66,12 @@ REFERENCE = StepPath("padded", "sdpa", "fp32", False)
 
 def paths(cuda: bool) -> list[StepPath]:
     """The reference first, then every path worth asking about on this device."""
-    out = [REFERENCE, StepPath("packed", "sdpa", "fp32", False)]
+    out = [REFERENCE, StepPath("packed", "sdpa", "fp32", False),
+           StepPath("padded", "sdpa", "bf16", False), StepPath("packed", "sdpa", "bf16", False)]
     if cuda:
         for layout in ("padded", "packed"):
             out += [StepPath(layout, "kernel", "bf16", True), StepPath(layout, "kernel", "bf16", False),
-                    StepPath(layout, "sdpa", "bf16", True), StepPath(layout, "sdpa", "bf16", False)]
+                    StepPath(layout, "sdpa", "bf16", True)]
     return out
 
 

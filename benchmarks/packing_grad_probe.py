@@ -80,12 +80,12 @@ def set_attention(model: torch.nn.Module, kind: str) -> None:
     at construction; the kernel is used only where it is supported, as in training)."""
     for m in model.modules():
         if isinstance(m, CausalSelfAttention):
-            if kind == "kernel" and not m.short_kernel and not _kernel_loaded(m):
+            if kind == "kernel" and not m.short_kernel and not _kernel_loaded():
                 raise SystemExit("the Triton kernel is not available here (CUDA build of torch needed)")
             m.short_kernel = kind == "kernel"
 
 
-def _kernel_loaded(m: CausalSelfAttention) -> bool:
+def _kernel_loaded() -> bool:
     from scalerec.model import short_attention
 
     if not short_attention.triton_available() or not torch.cuda.is_available():
@@ -124,6 +124,11 @@ def probe(model: SequentialRecommender, batches: list[Batch], device: torch.devi
     torch._dynamo.config.recompile_limit = 64
     model.train()
 
+    # each layout's batches and their distinct items, built once (not per draw and path)
+    laid = {"packed": batches, "padded": [unpack(b) for b in batches]}
+    inputs = {layout: [(b, distinct_items(b.inputs, b.targets, None, packed=b.positions is not None))
+                       for b in bs] for layout, bs in laid.items()}
+
     def grad_of(path: StepPath, seeds: range) -> tuple[torch.Tensor, float]:
         set_attention(model, path.attention)
         step = obj
@@ -135,11 +140,9 @@ def probe(model: SequentialRecommender, batches: list[Batch], device: torch.devi
         dtype = torch.bfloat16 if path.precision == "bf16" else None
         total, loss_sum, n_targets = None, 0.0, 0
         for seed in seeds:
-            for b in batches:
-                batch = b if path.layout == "packed" else unpack(b)
+            for batch, d in inputs[path.layout]:
                 model.zero_grad(set_to_none=True)
                 torch.manual_seed(seed)
-                d = distinct_items(batch.inputs, batch.targets, None, packed=batch.positions is not None)
                 with dev.autocast(device, dtype):
                     loss = step(batch.inputs, batch.targets, None, d, batch.positions)
                 loss.backward()
@@ -163,14 +166,13 @@ def probe(model: SequentialRecommender, batches: list[Batch], device: torch.devi
             t0 = time.perf_counter()
             g, loss = grad_of(path, range(n))
             err = (g - ref).norm() / ref.norm()
-            per_group: dict[str, float] = {}
+            diff_sq: dict[str, float] = {}  # per parameter group: ||g - ref||², ||ref||²
+            ref_sq: dict[str, float] = {}
             for name, part, part_ref in zip(names, g.split(sizes), ref.split(sizes), strict=True):
                 grp = group_of(name)
-                a, b = per_group.get(grp + "|d", 0.0), per_group.get(grp + "|r", 0.0)
-                per_group[grp + "|d"] = a + float((part - part_ref).square().sum())
-                per_group[grp + "|r"] = b + float(part_ref.square().sum())
-            groups = {k[:-2]: round((per_group[k] / max(per_group[k[:-2] + "|r"], 1e-30)) ** 0.5, 6)
-                      for k in per_group if k.endswith("|d")}
+                diff_sq[grp] = diff_sq.get(grp, 0.0) + float((part - part_ref).square().sum())
+                ref_sq[grp] = ref_sq.get(grp, 0.0) + float(part_ref.square().sum())
+            groups = {grp: round((diff_sq[grp] / max(ref_sq[grp], 1e-30)) ** 0.5, 6) for grp in diff_sq}
             rows.append({
                 "event": "path", "path": path.name, "dropout": p_drop, "draws": n,
                 "loss_per_target": loss, "ref_loss_per_target": ref_loss,

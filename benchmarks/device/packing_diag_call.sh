@@ -25,6 +25,12 @@ DEV=${DEV:-cuda}
 PY=${PY:-python}
 QUICK=${QUICK:-}                   # CPU dry run: DEV=cpu QUICK=--quick
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; git log -1 --format=%H; date -u; nproc; } > "$OUT/env.txt"
+beauty_data() {  # $1 work dir: its data/beauty from whichever prepared copy was carried (the same parquet)
+  [ -d "$1/data/beauty" ] && return 0
+  mkdir -p "$1/data"
+  if [ -d gpu/acc_ctrl/data/beauty ]; then cp -r gpu/acc_ctrl/data/beauty "$1/data/"
+  else cp -r runs/transfer_v2/data/beauty "$1/data/"; fi
+}
 left_s() { echo $(( LIM - ($(date +%s) - T0) - ${1:-0} )); }  # seconds left in the call, minus a margin
 # the side job starts first, so its own limit counts from the call's start (LIMIT_S capped by LIM)
 if [ -n "${SIDE:-}" ]; then
@@ -51,8 +57,7 @@ probe() {  # $1 run dir, $2 log name, $3 extra args; never past the call's end
 if [ -n "${PROBE-1}" ]; then
   (w=runs/diag_probe
    if [ ! -f runs/diag_probe_done ]; then
-     mkdir -p "$w/data"
-     [ -d "$w/data/beauty" ] || cp -r "$(ls -d gpu/acc_ctrl/data/beauty runs/transfer_v2/data/beauty 2>/dev/null | head -1)" "$w/data/"
+     beauty_data "$w"
      OMP_NUM_THREADS=2 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout "$(left_s 80)" $PY benchmarks/accuracy.py --device "$DEV" \
        --set train.packing=on --set train.epochs=0.05 --set eval.patience=0 --work "$w" --datasets beauty \
        --variants text_ce --seeds 0 --jobs 1 > "$OUT/probe_setup.log" 2>&1
@@ -71,11 +76,7 @@ arms="$arms padded_short:--set=train.packing=off packed_eager:--set=train.packin
 left=$(left_s 0)
 for arm in $arms; do
   name=${arm%%:*}; sets=${arm#*:}; w=runs/diag_$name
-  if [ ! -d "$w/data" ]; then
-    mkdir -p "$w/data"
-    if [ -d gpu/acc_ctrl/data/beauty ]; then cp -r gpu/acc_ctrl/data/beauty "$w/data/"
-    else cp -r runs/transfer_v2/data/beauty "$w/data/"; fi
-  fi
+  beauty_data "$w"
   compile="--set train.compile=true"; [[ $sets == *compile=false* || $DEV != cuda ]] && compile=""
   (OMP_NUM_THREADS=2 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout "$left" $PY benchmarks/accuracy.py \
     --device "$DEV" $QUICK --mask-seen $compile ${sets//,/ } --work "$w" --datasets beauty --variants text_ce \

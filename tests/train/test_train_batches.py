@@ -6,6 +6,11 @@ transition of one user and coverage can be counted exactly.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +31,17 @@ def _world(n_users: int, max_items: int, seed: int = 0) -> UserSequences:
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     items = np.arange(1, offsets[-1] + 1, dtype=np.int32)
     return UserSequences(offsets, items, int(offsets[-1]))
+
+
+def _benchmark(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module (the benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
 
 
 def _stream(pb: PackedBatches, n: int) -> list:
@@ -218,15 +234,7 @@ def test_packing_grad_probe_paths_agree_without_dropout() -> None:
     loss and gradients to 1e-5 with dropout off, and under bf16 autocast packing adds no error beyond
     bf16's own; with dropout on, errors are reported against a noise floor (both layouts draw
     different masks)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "packing_grad_probe.py"
-    spec = importlib.util.spec_from_file_location("packing_grad_probe", path)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # its dataclass resolves annotations through sys.modules
-    spec.loader.exec_module(bench)
+    bench = _benchmark("packing_grad_probe")
     seqs = _world(60, 12)
     model = _model("text", len(seqs.items))
     stream = PackedBatches(seqs, 8, seed=0, units=16).batches()
@@ -289,14 +297,9 @@ def test_packed_step_compiles_to_one_graph_cuda() -> None:
 
 def test_throughput_benchmark_real_mode_on_cpu(world, capsys) -> None:
     """benchmarks/train_throughput.py --dataset: padded, packed and full-window rows, one summary."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "train_throughput.py"
-    spec = importlib.util.spec_from_file_location("train_throughput_bench", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("train_throughput")
     data, tokens = world
     bench.main(["--dataset", str(data), "--tokens", str(tokens), "--batches", "8", "--steps", "2",
                 "--warmup", "0", "--seq-len", "8", "--negatives", "8", "--set", "model.d_model=16",

@@ -9,6 +9,10 @@
 #   PYTHONPATH=src:benchmarks python -c "import accuracy as A; from pathlib import Path; w=Path('gpu/acc_more'); \
 #     [A.token_table(d, A.prepare_dataset(d, w), w) for d in ('games', 'yelp')]"      # 14.5 MB
 #   run(carry=["gpu/acc_more"], command="OUT=$OUT LIM=540 bash benchmarks/device/accuracy_more_call.sh")
+# ONLY="games_sasrec yelp_sasrec" runs a subset of the three jobs (e.g. as the SIDE job of
+# packing_diag_call.sh, whose four text arms already fill the card's CPU cores:
+#   SIDE='LIM=$LIMIT_S ONLY="games_sasrec yelp_sasrec" bash benchmarks/device/accuracy_more_call.sh').
+# gpu/acc_more is rebuilt on the CPU by benchmarks/device/prepare_carry.sh.
 # Runs killed by the limit resume from their state.pt when the same command runs again on the warm
 # machine (accuracy.py continues an unfinished run); finished runs are skipped.
 set -u
@@ -27,6 +31,7 @@ common="--device $DEV $QUICK --mask-seen --seeds ${SEEDS:-0,1,2}"
 job() {  # $1 job name, rest: accuracy.py arguments. Each job has its own work dir (its accuracy.json and
   # runs), sharing the prepared data and token tables through links.
   local name=$1; shift
+  [[ " ${ONLY:-games_sasrec yelp_sasrec yelp_text_hybrid} " == *" $name "* ]] || return 0
   mkdir -p "$W/$name"; ln -sfn ../data "$W/$name/data"; ln -sfn ../tokens "$W/$name/tokens"
   (OMP_NUM_THREADS=1 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout "$left" $PY benchmarks/accuracy.py $common \
      --work "$W/$name" "$@" >> "$W/$name.jsonl" 2>&1; echo "rc=$?" >> "$W/$name.jsonl") &

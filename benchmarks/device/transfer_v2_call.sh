@@ -2,7 +2,9 @@
 # One device call of the transfer study v2 (issue 20; benchmarks/transfer_v2.py, configs/transfer/study/v2.toml).
 # The same script serves every call: the runner skips finished cells, and a warm machine still holds the
 # pretrained run dirs of the last call. The datasets come prepared from the CPU (`--prepare-only`, polars),
-# carried as runs/transfer_v2/{layout.json,data/T,corpus/T,fractions/T,tokens/T,tokens/corpus_T}.
+# carried as runs/transfer_v2/{layout.json,data/T,corpus/T,fractions/T,tokens/T,tokens/corpus_T}
+# (`TRANSFER=1 bash benchmarks/device/prepare_carry.sh` builds them). Commit the cells' rows that come back
+# (transfer_cells.tgz: cells/*.json) under docs/results/transfer_v2: runs/ and gpu/ do not outlive the checkout.
 #
 #   TARGETS="['beauty']" CAP=7.5 JOBS=21 bash benchmarks/device/transfer_v2_call.sh   # phase 1 (pretraining, baselines)
 #   TARGETS="['beauty']" CAP=7.5 JOBS=24 bash benchmarks/device/transfer_v2_call.sh   # phases 2, 3 (same command)

@@ -18,7 +18,7 @@
 #   OUT=$OUT LIM=540 bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT"
+OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs
 LIM=${LIM:-540}
 T0=$(date +%s)
 DEV=${DEV:-cuda}

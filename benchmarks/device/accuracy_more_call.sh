@@ -6,13 +6,11 @@
 # ID runs are packed (measured unchanged for ID-SASRec on Beauty); text and hybrid runs are padded
 # until the packing gap of the text model is explained (BENCHMARKS.md, packing control).
 # Datasets and token tables are prepared on the CPU first (the GPU image has no polars) and carried:
-#   PYTHONPATH=src:benchmarks python -c "import accuracy as A; from pathlib import Path; w=Path('gpu/acc_more'); \
-#     [A.token_table(d, A.prepare_dataset(d, w), w) for d in ('games', 'yelp')]"      # 14.5 MB
+#   bash benchmarks/device/prepare_carry.sh                                              # gpu/acc_more, 15 MB
 #   run(carry=["gpu/acc_more"], command="OUT=$OUT LIM=540 bash benchmarks/device/accuracy_more_call.sh")
 # ONLY="games_sasrec yelp_sasrec" runs a subset of the three jobs (e.g. as the SIDE job of
 # packing_diag_call.sh, whose four text arms already fill the card's CPU cores:
 #   SIDE='LIM=$LIMIT_S ONLY="games_sasrec yelp_sasrec" bash benchmarks/device/accuracy_more_call.sh').
-# gpu/acc_more is rebuilt on the CPU by benchmarks/device/prepare_carry.sh.
 # Runs killed by the limit resume from their state.pt when the same command runs again on the warm
 # machine (accuracy.py continues an unfinished run); finished runs are skipped.
 set -u

@@ -6,15 +6,11 @@ transition of one user and coverage can be counted exactly.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pytest
 import torch
 
+from bench_scripts import load_script
 from scalerec.data.read.sequences import UserSequences
 from scalerec.errors import UserError
 from scalerec.model import SequentialRecommender
@@ -31,17 +27,6 @@ def _world(n_users: int, max_items: int, seed: int = 0) -> UserSequences:
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     items = np.arange(1, offsets[-1] + 1, dtype=np.int32)
     return UserSequences(offsets, items, int(offsets[-1]))
-
-
-def _benchmark(name: str) -> ModuleType:
-    """benchmarks/<name>.py as a module (the benchmarks are scripts, not a package)."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 def _stream(pb: PackedBatches, n: int) -> list:
@@ -234,7 +219,7 @@ def test_packing_grad_probe_paths_agree_without_dropout() -> None:
     loss and gradients to 1e-5 with dropout off, and under bf16 autocast packing adds no error beyond
     bf16's own; with dropout on, errors are reported against a noise floor (both layouts draw
     different masks)."""
-    bench = _benchmark("packing_grad_probe")
+    bench = load_script("benchmarks/packing_grad_probe.py", "packing_grad_probe_bench", register=True)
     seqs = _world(60, 12)
     model = _model("text", len(seqs.items))
     stream = PackedBatches(seqs, 8, seed=0, units=16).batches()
@@ -299,7 +284,7 @@ def test_throughput_benchmark_real_mode_on_cpu(world, capsys) -> None:
     """benchmarks/train_throughput.py --dataset: padded, packed and full-window rows, one summary."""
     import json
 
-    bench = _benchmark("train_throughput")
+    bench = load_script("benchmarks/train_throughput.py", "train_throughput_bench")
     data, tokens = world
     bench.main(["--dataset", str(data), "--tokens", str(tokens), "--batches", "8", "--steps", "2",
                 "--warmup", "0", "--seq-len", "8", "--negatives", "8", "--set", "model.d_model=16",

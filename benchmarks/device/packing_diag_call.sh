@@ -16,6 +16,7 @@
 # with that script's settings in the environment); its stdout goes to $OUT/side.txt.
 #
 #   OUT=$OUT LIM=540 bash benchmarks/device/packing_diag_call.sh
+#   OUT=$OUT LIM=400 ARMS= bash benchmarks/device/packing_diag_call.sh     # GPU tests + probe only
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs
@@ -73,6 +74,11 @@ if [ -n "${PROBE-1}" ]; then
 fi
 arms="packed_short:--set=train.packing=on packed_sdpa:--set=train.packing=on,--set=model.attention=sdpa"
 arms="$arms padded_short:--set=train.packing=off packed_eager:--set=train.packing=on,--set=train.compile=false"
+# ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
+# tests and the probe at initial weights, the answers that take minutes rather than a training run
+if [ -n "${ARMS+x}" ]; then
+  keep=""; for a in $arms; do [[ " $ARMS " == *" ${a%%:*} "* ]] && keep="$keep $a"; done; arms=$keep
+fi
 left=$(left_s 0)
 for arm in $arms; do
   name=${arm%%:*}; sets=${arm#*:}; w=runs/diag_$name

@@ -15,7 +15,15 @@ from scalerec.data.read.sequences import UserSequences
 from scalerec.errors import UserError
 from scalerec.model import SequentialRecommender
 from scalerec.model.sizes import model_config
-from scalerec.train.batches import PackedBatches, pack, train_batches, unpack, wants_packing, windows
+from scalerec.train.batches import (
+    PackedBatches,
+    UnpackedBatches,
+    pack,
+    train_batches,
+    unpack,
+    wants_packing,
+    windows,
+)
 from scalerec.train.objective import NextItemObjective, distinct_items
 from scalerec.train.padded import TrainBatches
 
@@ -214,6 +222,34 @@ def test_unpack_lays_each_packed_window_out_alone_as_the_padded_batcher_does() -
     assert unpack(padded) is padded  # a padded batch is its own unpacking
 
 
+def test_unpacked_control_keeps_the_packed_streams_batches_in_padded_rows() -> None:
+    """`train.packing="unpacked"`: batch for batch, the packed stream's windows (same batches, same
+    order, same target count), laid out one per row, rows padded to a multiple of 32 with empty rows;
+    it resumes mid-stream and refuses another layout's state."""
+    seqs = _world(300, 25)
+    ref = _stream(PackedBatches(seqs, 8, seed=3, units=40), 9)
+    stream = train_batches(seqs, 8, 40, 3, "all", "unpacked")
+    assert isinstance(stream, UnpackedBatches) and len(stream) == len(stream.packed)
+    it = stream.batches()
+    got = [next(it) for _ in range(9)]
+    for u, p in zip(got, ref, strict=True):
+        flat = unpack(p)
+        assert u.positions is None and u.inputs.shape[0] % 32 == 0 and u.n_targets == p.n_targets
+        n = flat.inputs.shape[0]
+        assert torch.equal(u.inputs[:n], flat.inputs) and torch.equal(u.targets[:n], flat.targets)
+        assert not u.inputs[n:].any() and not u.targets[n:].any()
+    resumed = train_batches(seqs, 8, 40, 3, "all", "unpacked")
+    first = train_batches(seqs, 8, 40, 3, "all", "unpacked")
+    it = first.batches()
+    _ = [next(it) for _ in range(4)]
+    resumed.load_state_dict(first.state_dict())
+    assert torch.equal(next(resumed.batches()).inputs, got[4].inputs)
+    with pytest.raises(UserError, match="unpacked"):
+        resumed.load_state_dict(PackedBatches(seqs, 8, seed=3, units=40).state_dict())
+    with pytest.raises(UserError, match="targets='all'"):
+        wants_packing("unpacked", "last", seqs, 8)
+
+
 def test_packing_grad_probe_paths_agree_without_dropout() -> None:
     """benchmarks/packing_grad_probe.py on the CPU: packed and padded SDPA fp32 give the reference's
     loss and gradients to 1e-5 with dropout off, and under bf16 autocast packing adds no error beyond
@@ -299,7 +335,7 @@ def test_throughput_benchmark_real_mode_on_cpu(world, capsys) -> None:
         rows["real_packed"]["targets_per_s"] / rows["real_padded"]["targets_per_s"])
 
 
-@pytest.mark.parametrize("packing", ["on", "off"])
+@pytest.mark.parametrize("packing", ["on", "off", "unpacked"])
 def test_both_layouts_train_and_learn(world, tmp_path, packing) -> None:
     """The trainer on packed and on padded batches: same steps per epoch (batch_size counts windows
     either way), and both learn the tiny world's next-item rule (chance: hr@10 = 0.25)."""

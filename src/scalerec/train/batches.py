@@ -261,19 +261,62 @@ def unpack(batch: Batch) -> Batch:
     return Batch(out_in, out_tg, batch.n_targets, None)
 
 
-Packing = Literal["auto", "on", "off"]
+class UnpackedBatches:
+    """The packed stream's batches laid out padded: one left-aligned row per window (`unpack`), the
+    row count rounded up to a multiple of `row_multiple` with empty rows (so few distinct shapes).
+
+    Why: a control for the packing accuracy gap (BENCHMARKS.md, packing control). It keeps which
+    windows share a batch and in what order — everything packing changes about the data stream —
+    and changes only the layout the model sees. If a run on it tracks the padded runs, the layout
+    (kernels, numerics) is the cause; if it tracks the packed runs, the batch composition is.
+    Costs what padded training costs; not meant for anything else (`train.packing="unpacked"`)."""
+
+    def __init__(self, packed: PackedBatches, row_multiple: int = 32) -> None:
+        self.packed, self.row_multiple = packed, row_multiple
+
+    @property
+    def n_units(self) -> int:
+        return self.packed.n_units
+
+    def targets_per_epoch(self) -> int:
+        return self.packed.targets_per_epoch()
+
+    def __len__(self) -> int:
+        return len(self.packed)
+
+    def state_dict(self) -> dict[str, int | str]:
+        return {**self.packed.state_dict(), "layout": "unpacked"}
+
+    def load_state_dict(self, state: dict[str, int | str]) -> None:
+        if state.get("layout") != "unpacked":
+            raise UserError("this run was not saved with train.packing=unpacked; resume it with its own "
+                            "setting")
+        self.packed.load_state_dict({**state, "layout": "packed"})
+
+    def batches(self) -> Iterator[Batch]:
+        for batch in self.packed.batches():
+            rows = unpack(batch)
+            pad = (-rows.inputs.shape[0]) % self.row_multiple
+            inputs, targets = (torch.nn.functional.pad(x, (0, 0, 0, pad))
+                               for x in (rows.inputs, rows.targets))
+            yield Batch(inputs, targets, rows.n_targets, None)
+
+
+Packing = Literal["auto", "on", "off", "unpacked"]
 
 
 def wants_packing(packing: Packing, targets: str, train: UserSequences, max_len: int) -> bool:
     """Whether to pack: "on"/"off" as said (only `targets="all"` can be packed); "auto" packs when
-    real targets would fill less than `PACK_BELOW_FILL` of the padded slots."""
+    real targets would fill less than `PACK_BELOW_FILL` of the padded slots; "unpacked" (a control)
+    builds the packed stream, then lays it out padded (`UnpackedBatches`)."""
     if packing == "off":
         return False
     if targets != "all":
-        if packing == "on":
-            raise UserError("train.packing='on' needs train.targets='all' (one-target rows are not packed)")
+        if packing in ("on", "unpacked"):
+            raise UserError(f"train.packing='{packing}' needs train.targets='all' "
+                            "(one-target rows are not packed)")
         return False
-    if packing == "on":
+    if packing in ("on", "unpacked"):
         return True
     _, size = windows(train, max_len)
     return bool(len(size) and size.sum() / (len(size) * max_len) < PACK_BELOW_FILL)
@@ -289,9 +332,10 @@ def train_batches(
     rank: int = 0,
     world_size: int = 1,
     device: str | torch.device = "cpu",
-) -> TrainBatches | PackedBatches:
+) -> TrainBatches | PackedBatches | UnpackedBatches:
     """The run's batch stream: packed (about `units` windows per batch) or padded (`units` rows)."""
     if wants_packing(packing, targets, train, max_len):
-        return PackedBatches(train, max_len, seed, units=units, rank=rank, world_size=world_size,
-                             device=device)
+        packed = PackedBatches(train, max_len, seed, units=units, rank=rank, world_size=world_size,
+                               device=device)
+        return UnpackedBatches(packed) if packing == "unpacked" else packed
     return TrainBatches(train, max_len, units, seed, targets, rank, world_size, device)

@@ -104,14 +104,15 @@ class TrainConfig:
         "default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead"] = "default"
     """torch.compile mode: max-autotune-no-cudagraphs times Triton matmul templates against cuBLAS and
     may fuse pointwise epilogues (GELU) into them, at minutes of extra compile time."""
-    packing: Literal["auto", "on", "off"] = "auto"
+    packing: Literal["auto", "on", "off", "unpacked"] = "auto"
     """Padding-free batches (targets="all"): pack several users' windows into each row, positions
     restarting per window and attention kept inside it (same loss and gradients as padded rows);
     a batch then holds about batch_size windows in fewer rows. "auto" packs when real targets would
     fill < 75% of the padded slots (real histories: Beauty/Games ~12%), "off" pads every window
     to max_len (as before), "on" always packs. See `scalerec.train.batches`. Caveat, measured on
     one H200 (BENCHMARKS.md, packing control): the Beauty text model trained packed ended 0.0031
-    NDCG@10 below padded (3 seeds each, same run), cause not yet found; use "off" for best accuracy."""
+    NDCG@10 below padded (3 seeds each, same run), cause not yet found; use "off" for best accuracy.
+    "unpacked" is a diagnostic control: the packed stream's batches laid out padded (`UnpackedBatches`)."""
     distinct_items: bool = True
     """Text and hybrid encoders, all-position targets: encode each distinct item of a batch once (same loss,
     far less token-embedding work; costs one device sync per step)."""

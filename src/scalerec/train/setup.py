@@ -28,7 +28,7 @@ from scalerec.memory import check_training
 from scalerec.model import SequentialRecommender
 from scalerec.text.item_tokens import load_item_tokens
 from scalerec.train import build, checkpoint, numerics, outputs, world_stream
-from scalerec.train.batches import PackedBatches, train_batches
+from scalerec.train.batches import PackedBatches, UnpackedBatches, train_batches
 from scalerec.train.config import RunConfig
 from scalerec.train.mlflow_tracker import MlflowTracker, code_version, default_tracking_uri, saved_run_id
 from scalerec.train.negatives import NegativeSampler, make_sampler
@@ -70,7 +70,7 @@ class Runtime:
     step_module: torch.nn.Module  # objective, maybe compiled, maybe DDP-wrapped
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
-    batches: TrainBatches | PackedBatches | world_stream.WorldBatches
+    batches: TrainBatches | PackedBatches | UnpackedBatches | world_stream.WorldBatches
     sampler: NegativeSampler
     gen: torch.Generator
     split: Split
@@ -106,7 +106,8 @@ def _load_tokens(cfg: RunConfig) -> Any | None:
 
 def _training_data(
     cfg: RunConfig, micro: int, rank: int, world: int, device: torch.device
-) -> tuple[Split, TrainBatches | PackedBatches | world_stream.WorldBatches, Any, dict[str, Any]]:
+) -> tuple[Split, TrainBatches | PackedBatches | UnpackedBatches | world_stream.WorldBatches, Any,
+           dict[str, Any]]:
     """(split, batch stream, training popularity, what final.json records of the training data).
 
     The one place the training split is assembled, for every batch layout and item encoder:

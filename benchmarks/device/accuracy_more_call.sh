@@ -12,13 +12,16 @@
 # packing_diag_call.sh, whose four text arms already fill the card's CPU cores:
 #   SIDE='LIM=$LIMIT_S ONLY="games_sasrec yelp_sasrec" bash benchmarks/device/accuracy_more_call.sh').
 # Runs killed by the limit resume from their state.pt when the same command runs again on the warm
-# machine (accuracy.py continues an unfinished run); finished runs are skipped.
+# machine (accuracy.py continues an unfinished run); finished runs are skipped. The runs live in W
+# (runs/acc_more), outside the carried gpu/acc_more: a carried path is replaced by the local copy at every
+# call, which on 2026-12-05 restarted the Games runs from scratch in each of three calls on one warm H100.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/accuracy_more_out}; mkdir -p "$OUT"
 LIM=${LIM:-540}
 T0=$(date +%s)
-W=${W:-gpu/acc_more}
+W=${W:-runs/acc_more}              # runs and logs (kept on the warm machine between calls)
+DATA=${DATA:-$PWD/gpu/acc_more}     # prepared data and token tables (carried)
 PY=${PY:-python}
 DEV=${DEV:-cuda}
 QUICK=${QUICK:-}                   # CPU pipeline check: DEV=cpu QUICK=--quick
@@ -30,7 +33,7 @@ job() {  # $1 job name, rest: accuracy.py arguments. Each job has its own work d
   # runs), sharing the prepared data and token tables through links.
   local name=$1; shift
   [[ " ${ONLY:-games_sasrec yelp_sasrec yelp_text_hybrid} " == *" $name "* ]] || return 0
-  mkdir -p "$W/$name"; ln -sfn ../data "$W/$name/data"; ln -sfn ../tokens "$W/$name/tokens"
+  mkdir -p "$W/$name"; ln -sfn "$DATA/data" "$W/$name/data"; ln -sfn "$DATA/tokens" "$W/$name/tokens"
   (OMP_NUM_THREADS=1 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout "$left" $PY benchmarks/accuracy.py $common \
      --work "$W/$name" "$@" >> "$W/$name.jsonl" 2>&1; echo "rc=$?" >> "$W/$name.jsonl") &
 }

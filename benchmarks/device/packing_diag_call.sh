@@ -17,6 +17,15 @@
 #
 #   OUT=$OUT LIM=540 bash benchmarks/device/packing_diag_call.sh
 #   OUT=$OUT LIM=400 ARMS= bash benchmarks/device/packing_diag_call.sh     # GPU tests + probe only
+#
+# Stage 1 ran on one H100 on 2026-12-05 (docs/results/accuracy/h100_2026-12-05_packing_diag): all three
+# packed arms plateaued above padded late in training (the kernel's packed arm first), and the probe
+# found packed gradients as exact as padded ones at trained weights. Stage 2 separates batch composition
+# from layout and precision, eager (stage 1's packed_eager showed the gap without compilation):
+#   unpacked_eager train.packing=unpacked (the packed stream's batches laid out padded)
+#   packed_fp32    train.packing=on train.precision=fp32 (the CPU packed run that followed padded was fp32)
+#   padded_eager   train.packing=off, eager
+#   OUT=$OUT LIM=540 STAGE=2 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs
@@ -74,19 +83,26 @@ if [ -n "${PROBE-1}" ]; then
 fi
 arms="packed_short:--set=train.packing=on packed_sdpa:--set=train.packing=on,--set=model.attention=sdpa"
 arms="$arms padded_short:--set=train.packing=off packed_eager:--set=train.packing=on,--set=train.compile=false"
+if [ "${STAGE:-1}" = 2 ]; then
+  arms="unpacked_eager:--set=train.packing=unpacked,--set=train.compile=false"
+  arms="$arms packed_fp32:--set=train.packing=on,--set=train.precision=fp32,--set=train.compile=false"
+  arms="$arms padded_eager:--set=train.packing=off,--set=train.compile=false"
+  arms="$arms packed_eager:--set=train.packing=on,--set=train.compile=false"
+fi
 # ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
 # tests and the probe at initial weights, the answers that take minutes rather than a training run
 if [ -n "${ARMS+x}" ]; then
   keep=""; for a in $arms; do [[ " $ARMS " == *" ${a%%:*} "* ]] && keep="$keep $a"; done; arms=$keep
 fi
 left=$(left_s 0)
+n_seeds=$(echo "${SEEDS:-0}" | tr ',' '\n' | grep -c .)
 for arm in $arms; do
   name=${arm%%:*}; sets=${arm#*:}; w=runs/diag_$name
   beauty_data "$w"
   compile="--set train.compile=true"; [[ $sets == *compile=false* || $DEV != cuda ]] && compile=""
   (OMP_NUM_THREADS=2 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout "$left" $PY benchmarks/accuracy.py \
     --device "$DEV" $QUICK --mask-seen $compile ${sets//,/ } --work "$w" --datasets beauty --variants text_ce \
-    --seeds 0 --jobs 1 >> "$OUT/$name.jsonl" 2>&1; echo "rc=$?" >> "$OUT/$name.jsonl") &
+    --seeds "${SEEDS:-0}" --jobs "$n_seeds" >> "$OUT/$name.jsonl" 2>&1; echo "rc=$?" >> "$OUT/$name.jsonl") &
 done
 wait
 uptime >> "$OUT/env.txt"

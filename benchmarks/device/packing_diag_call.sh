@@ -23,8 +23,9 @@
 # found packed gradients as exact as padded ones at trained weights. Stage 2 separates batch composition
 # from layout and precision, eager (stage 1's packed_eager showed the gap without compilation):
 #   unpacked_eager train.packing=unpacked (the packed stream's batches laid out padded)
-#   packed_fp32    train.packing=on train.precision=fp32 (the CPU packed run that followed padded was fp32)
-#   padded_eager   train.packing=off, eager
+#   packed_fp32    train.packing=on train.precision=fp32 (the CPU packed run that followed padded was fp32;
+#                  on CUDA: TF32 matmuls, as scalerec.device sets them, and SDPA, the kernel being bf16/fp16 only)
+#   padded_eager   train.packing=off, eager;  packed_eager as in stage 1 (its seed 0 is done: SEEDS=1,2 adds seeds)
 #   OUT=$OUT LIM=540 STAGE=2 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1

@@ -58,6 +58,22 @@ def tiny_cfg(world, out, name, *extra, size="tiny", recipe=None) -> RunConfig:
     return resolve_run_config(overrides=base + list(extra), size=size, recipe=recipe)
 
 
+def test_train_lines_report_the_gradient_norm_and_how_often_the_clip_bites(world, tmp_path):
+    """With train.grad_clip > 0 every train line carries the mean pre-clip norm over its window and the
+    share of its steps the clip scaled down (a clip far below the norm: all of them); with the clip off,
+    neither (nothing is computed)."""
+    def train_lines(name, *extra):
+        run = train(tiny_cfg(world, tmp_path, name, *extra)).run_dir
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [x for x in lines if "train/loss" in x]
+
+    tight = train_lines("tight", "train.grad_clip=1e-6")
+    assert len(tight) == 3 and all(x["train/grad_norm"] > 1e-6 and x["train/clipped"] == 1.0 for x in tight)
+    loose = train_lines("loose", "train.grad_clip=1e6")
+    assert all(x["train/grad_norm"] > 0 and x["train/clipped"] == 0.0 for x in loose)
+    assert all("train/grad_norm" not in x for x in train_lines("off", "train.grad_clip=0"))
+
+
 def test_run_dir_contract_and_load_run(world, tmp_path):
     summary = train(tiny_cfg(world, tmp_path, "a"))
     run = summary.run_dir

@@ -87,6 +87,8 @@ class Runtime:
     pending_best: dict[str, torch.Tensor] | None = None  # best weights not yet on disk (host copy)
     state_saved_at: float = 0.0  # time.perf_counter() of the last state.pt write
     train_data: dict[str, Any] = field(default_factory=dict)  # fraction, users, D: for final.json
+    grad_norms: torch.Tensor | None = None  # on the device, since the last log line: [sum of pre-clip
+    # gradient norms, steps clipped] (train.grad_clip > 0 only; the norm is computed by the clip anyway)
 
 
 def _init_distributed(device: torch.device) -> None:

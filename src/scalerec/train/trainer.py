@@ -161,11 +161,20 @@ def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:
             (loss * scale).backward()
         total += loss.detach()
     if rt.cfg.train.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(rt.model.parameters(), rt.cfg.train.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(rt.model.parameters(), rt.cfg.train.grad_clip)
+        _note_grad_norm(rt, norm)
     rt.opt.step()
     rt.sched.step()
     rt.opt.zero_grad(set_to_none=True)
     return total
+
+
+def _note_grad_norm(rt: Runtime, norm: torch.Tensor) -> None:
+    """Add one step's pre-clip gradient norm, and whether the clip scaled it down, to the sums the
+    next log line reports (train/grad_norm, train/clipped): on the device, no sync. Why: how often the
+    clip bites changes the effective step size, and a run cannot tell that from its loss alone."""
+    step = torch.stack([norm.float(), (norm > rt.cfg.train.grad_clip).float()])
+    rt.grad_norms = step if rt.grad_norms is None else rt.grad_norms + step
 
 
 def draw_negatives(rt: Runtime, targets: torch.Tensor) -> torch.Tensor | None:
@@ -197,8 +206,15 @@ def _log_train(rt: Runtime, loss_acc: torch.Tensor, n_targets: int, seconds: flo
     loss = loss_acc.item() / max(1, n_targets)
     numerics.check_loss(loss, first, rt.counters.step, rt.cause)
     rate = n_targets / max(seconds, 1e-9)
+    grads: dict[str, float] = {}
+    if rt.grad_norms is not None:  # mean pre-clip norm and share of steps clipped over this window
+        norm_sum, clipped = rt.grad_norms.tolist()
+        steps = max(1, rt.counters.step - first + 1)
+        grads = {"train/grad_norm": norm_sum / steps, "train/clipped": clipped / steps}
+        rt.grad_norms = None
     rec = _record(
-        rt, **{"train/loss": loss, "train/lr": rt.sched.get_last_lr()[0], "train/targets_per_s": rate}
+        rt, **{"train/loss": loss, "train/lr": rt.sched.get_last_lr()[0], "train/targets_per_s": rate,
+               **grads}
     )
     rt.log.write(rec)
     rt.bar.update(rt.counters.step, f"loss {loss:.4f} | {runlog.fmt_count(rate)} targets/s")

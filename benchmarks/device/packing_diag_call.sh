@@ -26,6 +26,9 @@
 #   packed_fp32    train.packing=on train.precision=fp32 (the CPU packed run that followed padded was fp32;
 #                  on CUDA: TF32 matmuls, as scalerec.device sets them, and SDPA, the kernel being bf16/fp16 only)
 #   padded_eager   train.packing=off, eager;  packed_eager as in stage 1 (its seed 0 is done: SEEDS=1,2 adds seeds)
+#   packed_noclip, padded_noclip   train.grad_clip=0 (the recipe clips at 1.0; the two streams' batches differ
+#                  in windows per batch, so the clip may bite differently late in training: every train line
+#                  now logs train/grad_norm and train/clipped, and these two arms test the clip directly)
 #   OUT=$OUT LIM=540 STAGE=2 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1
@@ -89,6 +92,8 @@ if [ "${STAGE:-1}" = 2 ]; then
   arms="$arms packed_fp32:--set=train.packing=on,--set=train.precision=fp32,--set=train.compile=false"
   arms="$arms padded_eager:--set=train.packing=off,--set=train.compile=false"
   arms="$arms packed_eager:--set=train.packing=on,--set=train.compile=false"
+  arms="$arms packed_noclip:--set=train.packing=on,--set=train.grad_clip=0,--set=train.compile=false"
+  arms="$arms padded_noclip:--set=train.packing=off,--set=train.grad_clip=0,--set=train.compile=false"
 fi
 # ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
 # tests and the probe at initial weights, the answers that take minutes rather than a training run

@@ -37,7 +37,7 @@ def _world(n_users: int, max_items: int, seed: int = 0) -> UserSequences:
     return UserSequences(offsets, items, int(offsets[-1]))
 
 
-def _stream(pb: PackedBatches, n: int) -> list:
+def _stream(pb: PackedBatches | UnpackedBatches, n: int) -> list:
     it = pb.batches()
     return [next(it) for _ in range(n)]
 
@@ -230,8 +230,7 @@ def test_unpacked_control_keeps_the_packed_streams_batches_in_padded_rows() -> N
     ref = _stream(PackedBatches(seqs, 8, seed=3, units=40), 9)
     stream = train_batches(seqs, 8, 40, 3, "all", "unpacked")
     assert isinstance(stream, UnpackedBatches) and len(stream) == len(stream.packed)
-    it = stream.batches()
-    got = [next(it) for _ in range(9)]
+    got = _stream(stream, 9)
     for u, p in zip(got, ref, strict=True):
         flat = unpack(p)
         assert u.positions is None and u.inputs.shape[0] % 32 == 0 and u.n_targets == p.n_targets
@@ -240,8 +239,7 @@ def test_unpacked_control_keeps_the_packed_streams_batches_in_padded_rows() -> N
         assert not u.inputs[n:].any() and not u.targets[n:].any()
     resumed = train_batches(seqs, 8, 40, 3, "all", "unpacked")
     first = train_batches(seqs, 8, 40, 3, "all", "unpacked")
-    it = first.batches()
-    _ = [next(it) for _ in range(4)]
+    _stream(first, 4)
     resumed.load_state_dict(first.state_dict())
     assert torch.equal(next(resumed.batches()).inputs, got[4].inputs)
     with pytest.raises(UserError, match="unpacked"):

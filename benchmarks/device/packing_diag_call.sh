@@ -30,6 +30,13 @@
 #                  in windows per batch, so the clip may bite differently late in training: every train line
 #                  now logs train/grad_norm and train/clipped, and these two arms test the clip directly)
 #   OUT=$OUT LIM=540 STAGE=2 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
+# Stage 2 ran on one H100 on 2026-12-05 (fourteenth session): packed in fp32 followed the padded curves epoch
+# for epoch, like the CPU's fp32 packed run, while every bf16 packed run fell behind from ~epoch 120; the
+# clip made no difference (README of that folder, epoch_compare.log). Stage 3 asks whether packed fp32
+# keeps padded bf16's accuracy over 3 seeds, test read once per run, same run, the product path (compiled):
+#   packed_fp32c   train.packing=on train.precision=fp32, compiled (TF32 matmuls and SDPA on CUDA)
+#   padded_short   train.packing=off, bf16, compiled (the recommended path today)
+#   OUT=$OUT LIM=540 STAGE=3 SEEDS=0,1,2 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs
@@ -94,6 +101,8 @@ if [ "${STAGE:-1}" = 2 ]; then
   arms="$arms packed_eager:--set=train.packing=on,--set=train.compile=false"
   arms="$arms packed_noclip:--set=train.packing=on,--set=train.grad_clip=0,--set=train.compile=false"
   arms="$arms padded_noclip:--set=train.packing=off,--set=train.grad_clip=0,--set=train.compile=false"
+elif [ "${STAGE:-1}" = 3 ]; then
+  arms="packed_fp32c:--set=train.packing=on,--set=train.precision=fp32 padded_short:--set=train.packing=off"
 fi
 # ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
 # tests and the probe at initial weights, the answers that take minutes rather than a training run

@@ -1,0 +1,71 @@
+"""Every logged Beauty text-model run of the packing diagnosis, compared per *epoch* window.
+
+Steps are not comparable across layouts (a packed step holds 750 targets, a padded one 128 windows), and
+a run's best validation figure depends on where patience stopped it, so this lines the runs up by epoch:
+the mean validation NDCG@10, training loss, pre-clip gradient norm and share of steps clipped inside each
+20-epoch window (the last two only where the run logged them), a window shown only once the run has
+reached its end. Run from the repository root:
+
+    python docs/results/accuracy/h100_2026-12-05_packing_diag/epoch_compare.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+
+H200 = "docs/results/accuracy/h200_2026-12-05_packing_control"
+H100 = "docs/results/accuracy/h100_2026-12-05_packing_diag"
+RUNS = {  # label: metrics.jsonl.gz; bf16 autocast unless the label says fp32 (CPU: fp32, SDPA, eager)
+    "H200 packed kernel c s0": f"{H200}/packed_s0.metrics.jsonl.gz",
+    "H200 packed kernel c s1": f"{H200}/packed_s1.metrics.jsonl.gz",
+    "H200 packed kernel c s2": f"{H200}/packed_s2.metrics.jsonl.gz",
+    "H200 padded kernel c s0": f"{H200}/padded_s0.metrics.jsonl.gz",
+    "H200 padded kernel c s1": f"{H200}/padded_s1.metrics.jsonl.gz",
+    "H200 padded kernel c s2": f"{H200}/padded_s2.metrics.jsonl.gz",
+    "CPU packed fp32 s0": f"{H200}/cpu_packed_s0.metrics.jsonl.gz",
+    "H100 packed kernel c s0": f"{H100}/packed_short_s0.metrics.jsonl.gz",
+    "H100 packed sdpa c s0": f"{H100}/packed_sdpa_s0.metrics.jsonl.gz",
+    "H100 packed kernel e s0": f"{H100}/packed_eager_s0.metrics.jsonl.gz",
+    "H100 padded kernel c s0": f"{H100}/padded_short_s0.metrics.jsonl.gz",
+    "H100 packed fp32 e s0": f"{H100}/stage2_packed_fp32_s0.metrics.jsonl.gz",
+    "H100 packed noclip e s0": f"{H100}/stage2_packed_noclip_s0.metrics.jsonl.gz",
+    "H100 packed kernel e s0 (rerun)": f"{H100}/stage2_packed_eager_s0.metrics.jsonl.gz",
+    "H100 padded kernel e s0": f"{H100}/stage2_padded_eager_s0.metrics.jsonl.gz",
+    "H100 padded noclip e s0": f"{H100}/stage2_padded_noclip_s0.metrics.jsonl.gz",
+    "H100 unpacked e s0": f"{H100}/stage2_unpacked_eager_s0.metrics.jsonl.gz",
+}
+EDGES = list(range(0, 200, 20))
+
+
+def series(rows: list[dict], key: str) -> np.ndarray:
+    return np.array([(r["epoch"], r[key]) for r in rows if key in r])
+
+
+def window_means(xy: np.ndarray) -> list[str]:
+    cells = []
+    for lo, hi in zip(EDGES, EDGES[1:]):
+        inside = (xy[:, 0] > lo) & (xy[:, 0] <= hi)
+        done = xy[-1, 0] >= hi - 1  # the run reached the window's end (evals fall ~1 epoch apart)
+        cells.append(f"{xy[inside, 1].mean():.4f}" if done and inside.any() else "   -  ")
+    return cells
+
+
+def main() -> None:
+    runs = {k: [json.loads(line) for line in gzip.open(p, "rt")] for k, p in RUNS.items()}
+    head = " ".join(f"{lo:>3}-{hi:<3}" for lo, hi in zip(EDGES, EDGES[1:]))
+    for key, title in (("valid/ndcg@10", "validation NDCG@10"), ("train/loss", "training loss"),
+                       ("train/grad_norm", "pre-clip gradient norm"), ("train/clipped", "share of steps clipped")):
+        print(f"\n{title}, mean per epoch window; end = last epoch logged, best = best validation")
+        print("run".ljust(32), head, "  end   best")
+        for label, rows in runs.items():
+            xy, va = series(rows, key), series(rows, "valid/ndcg@10")
+            if not len(xy):
+                continue
+            print(label.ljust(32), " ".join(window_means(xy)), f"{xy[-1, 0]:6.1f} {va[:, 1].max():.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -349,13 +349,13 @@ def test_both_layouts_train_and_learn(world, tmp_path, packing) -> None:
 
 
 def test_auto_packing_warns_only_where_it_was_measured_to_cost_accuracy() -> None:
-    """A text (or hybrid) model packed by "auto" on CUDA gets the caveat; an explicit "on", an ID model,
-    padded batches or the CPU (where a packed run followed the padded curve) do not."""
+    """A text (or hybrid) model packed by "auto" under bf16 autocast gets the caveat; an explicit "on",
+    an ID model, padded batches or fp32 (where packed runs followed the padded curves) do not."""
     from scalerec.train.setup import packing_caveat
 
-    caveat = packing_caveat("auto", True, True, "cuda")
+    caveat = packing_caveat("auto", True, True, True)
     assert caveat is not None and "train.packing=off" in caveat
-    assert packing_caveat("on", True, True, "cuda") is None
-    assert packing_caveat("auto", True, False, "cuda") is None
-    assert packing_caveat("auto", False, True, "cuda") is None
-    assert packing_caveat("auto", True, True, "cpu") is None
+    assert packing_caveat("on", True, True, True) is None
+    assert packing_caveat("auto", True, False, True) is None
+    assert packing_caveat("auto", False, True, True) is None
+    assert packing_caveat("auto", True, True, False) is None

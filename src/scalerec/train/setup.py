@@ -240,7 +240,7 @@ def _build(
         train_data=train_data,
     )
     rt.distinct_items = t.distinct_items and mcfg.has_text and t.targets == "all"
-    caveat = packing_caveat(t.packing, isinstance(batches, PackedBatches), mcfg.has_text, device.type)
+    caveat = packing_caveat(t.packing, isinstance(batches, PackedBatches), mcfg.has_text, dtype is not None)
     if caveat and runlog.is_main():
         warnings.warn(caveat, stacklevel=2)
     if resume:
@@ -250,15 +250,18 @@ def _build(
     return rt
 
 
-def packing_caveat(packing: str, packed: bool, has_text: bool, device_type: str) -> str | None:
-    """The warning a run gets when `train.packing="auto"` packs a text or hybrid model on CUDA: the one
-    case where packing was measured to cost accuracy (BENCHMARKS.md, packing control), said where the
-    user starts the run rather than only in the docs; an explicit "on" was chosen knowingly."""
-    if packing != "auto" or not packed or not has_text or device_type != "cuda":
+def packing_caveat(packing: str, packed: bool, has_text: bool, low_precision: bool) -> str | None:
+    """The warning a run gets when `train.packing="auto"` packs a text or hybrid model under bf16
+    autocast: the one case where packing was measured to cost accuracy (BENCHMARKS.md, packing
+    diagnostic: packed fp32 runs, GPU and CPU, followed the padded curves; every bf16 packed run fell
+    behind late), said where the user starts the run rather than only in the docs; an explicit "on" was
+    chosen knowingly."""
+    if packing != "auto" or not packed or not has_text or not low_precision:
         return None
-    return ("train.packing=auto packs this text model's batches; on one H200 the Beauty text model "
-            "trained packed ended 0.0031 NDCG@10 below padded (3 seeds each; cause under investigation, "
-            "BENCHMARKS.md). For best accuracy train padded: --set train.packing=off")
+    return ("train.packing=auto packs this text model's batches under bf16; on an H200 and an H100 the "
+            "Beauty text model trained packed in bf16 fell behind padded late in training (0.0031 NDCG@10 "
+            "over 3 seeds), while packed fp32 followed padded on one seed (BENCHMARKS.md). For best "
+            "accuracy train padded: --set train.packing=off")
 
 
 def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool, extend: bool = False) -> None:

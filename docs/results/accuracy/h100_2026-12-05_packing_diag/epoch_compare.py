@@ -38,6 +38,17 @@ RUNS = {  # label: metrics.jsonl.gz; bf16 autocast unless the label says fp32 (C
     "H100 unpacked e s0": f"{H100}/stage2_unpacked_eager_s0.metrics.jsonl.gz",
 }
 EDGES = list(range(0, 200, 20))
+TABLES = (  # metrics.jsonl key, title
+    ("valid/ndcg@10", "validation NDCG@10"),
+    ("train/loss", "training loss"),
+    ("train/grad_norm", "pre-clip gradient norm"),
+    ("train/clipped", "share of steps clipped"),
+)
+
+
+def read(path: str) -> list[dict]:
+    with gzip.open(path, "rt") as f:
+        return [json.loads(line) for line in f]
 
 
 def series(rows: list[dict], key: str) -> np.ndarray:
@@ -46,7 +57,7 @@ def series(rows: list[dict], key: str) -> np.ndarray:
 
 def window_means(xy: np.ndarray) -> list[str]:
     cells = []
-    for lo, hi in zip(EDGES, EDGES[1:]):
+    for lo, hi in zip(EDGES[:-1], EDGES[1:], strict=True):
         inside = (xy[:, 0] > lo) & (xy[:, 0] <= hi)
         done = xy[-1, 0] >= hi - 1  # the run reached the window's end (evals fall ~1 epoch apart)
         cells.append(f"{xy[inside, 1].mean():.4f}" if done and inside.any() else "   -  ")
@@ -54,10 +65,9 @@ def window_means(xy: np.ndarray) -> list[str]:
 
 
 def main() -> None:
-    runs = {k: [json.loads(line) for line in gzip.open(p, "rt")] for k, p in RUNS.items()}
-    head = " ".join(f"{lo:>3}-{hi:<3}" for lo, hi in zip(EDGES, EDGES[1:]))
-    for key, title in (("valid/ndcg@10", "validation NDCG@10"), ("train/loss", "training loss"),
-                       ("train/grad_norm", "pre-clip gradient norm"), ("train/clipped", "share of steps clipped")):
+    runs = {k: read(p) for k, p in RUNS.items()}
+    head = " ".join(f"{lo:>3}-{hi:<3}" for lo, hi in zip(EDGES[:-1], EDGES[1:], strict=True))
+    for key, title in TABLES:
         print(f"\n{title}, mean per epoch window; end = last epoch logged, best = best validation")
         print("run".ljust(32), head, "  end   best")
         for label, rows in runs.items():

@@ -42,6 +42,7 @@ from scalerec.model.recommender import SequentialRecommender
 from scalerec.model.transformer import CausalSelfAttention
 from scalerec.rundir import load_run
 from scalerec.text import load_item_tokens
+from scalerec.train import checkpoint
 from scalerec.train.batches import PackedBatches, unpack
 from scalerec.train.objective import NextItemObjective, distinct_items
 from scalerec.train.padded import Batch
@@ -185,9 +186,12 @@ def probe(model: SequentialRecommender, batches: list[Batch], device: torch.devi
     return rows
 
 
-def load_model(run_dir: Path, device: torch.device, init: bool) -> tuple[SequentialRecommender, dict]:
+def load_model(run_dir: Path, device: torch.device, init: bool, state: bool = False
+               ) -> tuple[SequentialRecommender, dict]:
     loaded = load_run(run_dir, device, allow_unfinished=True)
     model = loaded.model
+    if state:  # the latest training state, e.g. a run stalled after its best step
+        model.load_state_dict(checkpoint.load_state(run_dir)["model"])
     if init:
         torch.manual_seed(0)
         model = SequentialRecommender(loaded.model.cfg).to(device)
@@ -203,9 +207,11 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=4, help="packed batches from the run's training stream")
     ap.add_argument("--draws", type=int, default=32, help="dropout draws averaged per path")
     ap.add_argument("--init", action="store_true", help="freshly initialised weights instead of the run's")
+    ap.add_argument("--state", action="store_true",
+                    help="the weights of the run's state.pt (its latest step) instead of its best model")
     args = ap.parse_args()
     device = dev.pick_device(args.device)
-    model, config = load_model(args.run, device, args.init)
+    model, config = load_model(args.run, device, args.init, args.state)
     if model.cfg.item_encoder == "id" or config.get("train", {}).get("loss", "full") != "full":
         print("note: the probe uses full-softmax CE (the Beauty text recipe's loss)")
     data = config["data"]
@@ -215,7 +221,8 @@ def main() -> None:
     max_len = int(data.get("max_len", 50))
     stream = PackedBatches(split.train, max_len, seed, units=units, device=device).batches()
     batches = [next(stream) for _ in range(args.batches)]
-    head = {"event": "setup", "run": str(args.run), "init": args.init, "device": str(device),
+    head = {"event": "setup", "run": str(args.run), "init": args.init, "state": args.state,
+            "device": str(device),
             "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
             "torch": torch.__version__,
             "rows_packed": [int(b.inputs.shape[0]) for b in batches],

@@ -192,7 +192,7 @@ def load_model(run_dir: Path, device: torch.device, init: bool, state: bool = Fa
     model = loaded.model
     if state:  # the latest training state, e.g. a run stalled after its best step
         model.load_state_dict(checkpoint.load_state(run_dir)["model"])
-    if init:
+    elif init:
         torch.manual_seed(0)
         model = SequentialRecommender(loaded.model.cfg).to(device)
         if loaded.model.cfg.has_text and loaded.tokens_dir is not None:
@@ -206,9 +206,11 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batches", type=int, default=4, help="packed batches from the run's training stream")
     ap.add_argument("--draws", type=int, default=32, help="dropout draws averaged per path")
-    ap.add_argument("--init", action="store_true", help="freshly initialised weights instead of the run's")
-    ap.add_argument("--state", action="store_true",
-                    help="the weights of the run's state.pt (its latest step) instead of its best model")
+    weights = ap.add_mutually_exclusive_group()  # the run's best model unless one of these
+    weights.add_argument("--init", action="store_true",
+                         help="freshly initialised weights instead of the run's")
+    weights.add_argument("--state", action="store_true",
+                         help="the weights of the run's state.pt (its latest step) instead of its best model")
     args = ap.parse_args()
     device = dev.pick_device(args.device)
     model, config = load_model(args.run, device, args.init, args.state)

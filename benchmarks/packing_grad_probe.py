@@ -113,9 +113,9 @@ def group_of(name: str) -> str:
 
 
 def probe(model: SequentialRecommender, batches: list[Batch], device: torch.device, draws: int,
-          dropout: float) -> list[dict[str, Any]]:
+          dropout: float, fp32_logits: bool = True) -> list[dict[str, Any]]:
     """One record per (path, dropout setting): loss per target and gradient error vs the reference."""
-    obj = NextItemObjective(model, "full", "all")
+    obj = NextItemObjective(model, "full", "all", fp32_logits=fp32_logits)
     params = [p for p in model.parameters() if p.requires_grad]
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     sizes = [p.numel() for p in params]
@@ -211,6 +211,8 @@ def main() -> None:
                          help="freshly initialised weights instead of the run's")
     weights.add_argument("--state", action="store_true",
                          help="the weights of the run's state.pt (its latest step) instead of its best model")
+    ap.add_argument("--logits", choices=["fp32", "autocast"], default="fp32",
+                    help="the loss's logits matmul under bf16 autocast (train.logits_precision)")
     args = ap.parse_args()
     device = dev.pick_device(args.device)
     model, config = load_model(args.run, device, args.init, args.state)
@@ -229,9 +231,9 @@ def main() -> None:
             "torch": torch.__version__,
             "rows_packed": [int(b.inputs.shape[0]) for b in batches],
             "rows_padded": [int(unpack(b).inputs.shape[0]) for b in batches],
-            "targets": [b.n_targets for b in batches], "dropout": model.cfg.dropout}
+            "targets": [b.n_targets for b in batches], "dropout": model.cfg.dropout, "logits": args.logits}
     print(json.dumps(head), flush=True)
-    rows = probe(model, batches, device, args.draws, model.cfg.dropout)
+    rows = probe(model, batches, device, args.draws, model.cfg.dropout, args.logits == "fp32")
     print(f"\n{'path':40s} {'dropout':>7s} {'loss/target':>11s} {'rel err':>9s} {'err/floor':>9s}")
     for r in rows:
         ratio = "" if r["err_over_floor"] is None else f"{r['err_over_floor']:9.2f}"

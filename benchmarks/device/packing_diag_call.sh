@@ -32,11 +32,15 @@
 #   OUT=$OUT LIM=540 STAGE=2 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
 # Stage 2 ran on one H100 on 2026-12-05 (fourteenth session): packed in fp32 followed the padded curves epoch
 # for epoch, like the CPU's fp32 packed run, while every bf16 packed run fell behind from ~epoch 120; the
-# clip made no difference (README of that folder, epoch_compare.log). Stage 3 asks whether packed fp32
-# keeps padded bf16's accuracy over 3 seeds, test read once per run, same run, the product path (compiled):
-#   packed_fp32c   train.packing=on train.precision=fp32, compiled (TF32 matmuls and SDPA on CUDA)
-#   padded_short   train.packing=off, bf16, compiled (the recommended path today)
+# clip made no difference (README of that folder, epoch_compare.log). The CPU then traced the stall to the
+# loss's bf16 logits (a common offset grows to ~133, where bf16's step is 1.0), and the loss's logits
+# matmul now runs in fp32 by default (train.logits_precision=fp32). Stage 3 asks whether packed bf16 with
+# fp32 logits keeps padded's accuracy over 3 seeds, test read once per run, same run, the product path
+# (compiled, bf16 autocast, the new default logits in both arms):
+#   packed_f32logits  train.packing=on
+#   padded_short      train.packing=off
 #   OUT=$OUT LIM=540 STAGE=3 SEEDS=0,1,2 PROBE= bash benchmarks/device/packing_diag_call.sh
+# BENCH=1 then times fp32 against bf16 logits (benchmarks/logits_precision.py) once the arms are done.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs
@@ -102,7 +106,7 @@ if [ "${STAGE:-1}" = 2 ]; then
   arms="$arms packed_noclip:--set=train.packing=on,--set=train.grad_clip=0,--set=train.compile=false"
   arms="$arms padded_noclip:--set=train.packing=off,--set=train.grad_clip=0,--set=train.compile=false"
 elif [ "${STAGE:-1}" = 3 ]; then
-  arms="packed_fp32c:--set=train.packing=on,--set=train.precision=fp32 padded_short:--set=train.packing=off"
+  arms="packed_f32logits:--set=train.packing=on padded_short:--set=train.packing=off"
 fi
 # ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
 # tests and the probe at initial weights, the answers that take minutes rather than a training run
@@ -120,6 +124,10 @@ for arm in $arms; do
     --seeds "${SEEDS:-0}" --jobs "$n_seeds" >> "$OUT/$name.jsonl" 2>&1; echo "rc=$?" >> "$OUT/$name.jsonl") &
 done
 wait
+if [ -n "${BENCH:-}" ] && [ "$(left_s 20)" -ge 120 ]; then  # the GPU is free of the arms (a side job may run on)
+  PYTHONPATH=$PWD/src timeout "$(left_s 20)" $PY benchmarks/logits_precision.py --device "$DEV" --compile \
+    > "$OUT/logits_precision.log" 2>&1; echo "rc=$?" >> "$OUT/logits_precision.log"
+fi
 uptime >> "$OUT/env.txt"
 tail -2 "$OUT/gpu_tests.log" 2>/dev/null
 for f in "$OUT"/probe_*.log; do [ -f "$f" ] && { echo "== $f"; sed -n '/^path /,$p' "$f"; tail -1 "$f"; }; done

@@ -131,3 +131,63 @@ def test_sampled_gradients_match_concat_reference():
     ref = ((torch.logsumexp(torch.cat([pos[:, None], neg], 1), 1) - pos) * w).sum()
     (g2,) = torch.autograd.grad(ref, h2)
     assert torch.allclose(g.double(), g2, atol=1e-5)
+
+
+def _offset_logits_data(n=64, d=64, n_items=500, offset=130.0, spread=2.5, seed=0):
+    """Hidden states and item vectors whose logits share a large common offset (as a trained model's
+    do, `logit_scale.log`): <h, v> = offset + N(0, spread^2) (dimension 0 carries the offset)."""
+    g = torch.Generator().manual_seed(seed)
+    hidden = 0.3 * torch.randn(n, d, generator=g)
+    hidden[:, 0] = math.sqrt(offset)
+    items = spread / (0.3 * math.sqrt(d - 1)) * torch.randn(n_items + 1, d, generator=g)
+    items[:, 0] = math.sqrt(offset)
+    targets = torch.randint(1, n_items + 1, (n,), generator=g)
+    return hidden, items, targets
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled", "per_sample", "bce"])
+def test_fp32_logits_survive_a_large_common_offset_under_bf16_autocast(loss):
+    """The default fp32 logits match the fp32 loss under bf16 autocast; bf16 logits ("autocast") lose
+    the item differences to bf16's step of 1.0 above 128: the cause of the bf16 training stall."""
+    h, items, t = _offset_logits_data()
+    h, items = h.bfloat16(), items.bfloat16()  # as a bf16 layer hands them over; exact in fp32
+    g = torch.Generator().manual_seed(1)
+    neg_ids = torch.randint(1, len(items), (32,), generator=g)
+    per_ids = torch.randint(1, len(items), (len(t), 8), generator=g)
+
+    def run(fp32: bool, h=h, items=items) -> torch.Tensor:
+        if loss == "full":
+            return losses.full_softmax_ce(h, t, items, fp32=fp32)
+        if loss == "sampled":
+            return losses.sampled_softmax(h, items[t], t, neg_ids, items[neg_ids], fp32=fp32)
+        if loss == "per_sample":
+            return losses.sampled_softmax(h, items[t], t, per_ids, items[per_ids], fp32=fp32)
+        return losses.bce_one_negative(h, items[t], items[per_ids[:, 0]], fp32=fp32)
+
+    ref = float(run(True, h.float(), items.float()))  # no autocast: fp32 throughout
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        precise, rounded = float(run(True)), float(run(False))
+    assert precise == pytest.approx(ref, rel=1e-5)
+    assert abs(rounded - ref) > 100 * abs(precise - ref) + 1e-3 * abs(ref)
+
+
+def test_objective_passes_its_logits_precision_to_the_loss(monkeypatch):
+    from scalerec.train.objective import NextItemObjective
+
+    seen = []
+    monkeypatch.setattr(losses, "full_softmax_ce", lambda *a: seen.append(a[-1]) or torch.zeros(()))
+
+    class Model(torch.nn.Module):
+        def forward(self, inputs, input_vectors=None, positions=None):
+            return torch.zeros(*inputs.shape, 4)
+
+        def encode_items(self, ids, distinct=False):
+            return torch.zeros(*ids.shape, 4)
+
+        def all_item_vectors(self):
+            return torch.zeros(6, 4)
+
+    x = torch.ones(2, 3, dtype=torch.long)
+    for flag in (True, False):
+        NextItemObjective(Model(), "full", "all", fp32_logits=flag)(x, x)  # type: ignore[arg-type]
+    assert seen == [True, False]

@@ -98,6 +98,11 @@ class TrainConfig:
     """Per-layer LR: block i gets lr * decay^(n_layers-1-i), embeddings decay^n_layers (1 = off)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """Autocast dtype: auto = bf16 on CUDA, fp32 on CPU."""
+    logits_precision: Literal["fp32", "autocast"] = "fp32"
+    """dtype of the loss's logits matmul (`hidden @ items.T`) under bf16 autocast: fp32 keeps the
+    item differences that a trained model's large common logit offset pushes below bf16's step
+    (bf16 logits stalled the Beauty text model's training loss at ~7.10, BENCHMARKS.md); "autocast"
+    runs it in bf16 (the behaviour before 2026-12-05: slightly faster, for reproducing old runs)."""
     compile: bool = False
     """Wrap the training step in torch.compile."""
     compile_mode: Literal[

@@ -8,8 +8,12 @@ negatives (`[N, K, d]`, a batched matvec) reproduce the paper's RecBole loss.
 
 Every function takes flat targets (`N` positions), a `weight` float[N] (1 = real target, 0 =
 padding) and returns the **sum** of per-target losses, so the caller can normalise by the global
-target count across micro-batches and DDP ranks. Logits are computed in float32 for the softmax
-even when the matmul ran in bf16.
+target count across micro-batches and DDP ranks. The softmax always runs in float32; with
+`fp32=True` (the default of `train.logits_precision`) the logits' matmul does too, outside autocast.
+Why: a trained model's logits share a large common offset that softmax ignores (the mean target
+logit of the Beauty text model grows from ~49 to ~133 while their spread across items stays ~2.5),
+and bf16 stores 128..256 in steps of 1.0, so a bf16 matmul output rounds away what separates the
+items and training stalls (docs/results/accuracy/cpu_2026-12-05_packing_bf16/logit_scale.log).
 """
 
 from __future__ import annotations
@@ -20,16 +24,38 @@ import torch.nn.functional as F
 _MASKED = -1e9
 
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """`x` in float32, or float64 if it already is (the reference tests score in float64)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _scores(a: torch.Tensor, b: torch.Tensor, fp32: bool) -> torch.Tensor:
+    """`a @ b.T` as float32: computed in float32 outside autocast when `fp32`, else in the ambient
+    autocast dtype and cast after (cheaper on tensor cores, but rounded to bf16 before the cast)."""
+    if not fp32:
+        return (a @ b.T).float()
+    with torch.autocast(a.device.type, enabled=False):
+        return (_wide(a) @ _wide(b).T).float()
+
+
+def _dots(a: torch.Tensor, b: torch.Tensor, fp32: bool) -> torch.Tensor:
+    """Row-wise `<a_n, b_n>` as float32 (see `_scores`)."""
+    if fp32:
+        a, b = _wide(a), _wide(b)
+    return (a * b).sum(-1).float()
+
+
 def full_softmax_ce(
     hidden: torch.Tensor,
     targets: torch.Tensor,
     item_vecs: torch.Tensor,
     weight: torch.Tensor | None = None,
     temperature: float = 1.0,
+    fp32: bool = True,
 ) -> torch.Tensor:
     """Exact CE over the whole catalog. hidden [N,d], targets int64[N] (1..I), item_vecs [I+1,d]
     (row 0 = padding, excluded from the softmax). Returns the weighted sum of per-target losses."""
-    logits = (hidden @ item_vecs.T).float() / temperature  # [N, I+1]
+    logits = _scores(hidden, item_vecs, fp32) / temperature  # [N, I+1]
     logits[:, 0] = float("-inf")
     loss = F.cross_entropy(logits, targets.clamp(min=1), reduction="none")
     return _weighted_sum(loss, weight)
@@ -45,6 +71,7 @@ def sampled_softmax(
     pos_logq: torch.Tensor | None = None,
     neg_logq: torch.Tensor | None = None,
     temperature: float = 1.0,
+    fp32: bool = True,
 ) -> torch.Tensor:
     """Sampled softmax with logQ correction and accidental-hit masking.
 
@@ -52,9 +79,12 @@ def sampled_softmax(
     neg_logq [K] (one matmul). Per-sample negatives: neg_ids [N, K], neg_vecs [N, K, d], neg_logq
     [N, K]. Negatives with id 0 (invalid, e.g. padding drawn by the in-batch sampler) are masked too.
     """
-    pos = (hidden * pos_vecs).sum(-1).float() / temperature  # [N]
+    pos = _dots(hidden, pos_vecs, fp32) / temperature  # [N]
     if neg_ids.dim() == 1:
-        neg = (hidden @ neg_vecs.T).float() / temperature  # [N, K]
+        neg = _scores(hidden, neg_vecs, fp32) / temperature  # [N, K]
+    elif fp32:
+        with torch.autocast(hidden.device.type, enabled=False):
+            neg = torch.einsum("nd,nkd->nk", _wide(hidden), _wide(neg_vecs)).float() / temperature
     else:
         neg = torch.einsum("nd,nkd->nk", hidden, neg_vecs).float() / temperature
     if pos_logq is not None:
@@ -73,11 +103,12 @@ def bce_one_negative(
     pos_vecs: torch.Tensor,
     neg_vecs: torch.Tensor,
     weight: torch.Tensor | None = None,
+    fp32: bool = True,
 ) -> torch.Tensor:
     """Original SASRec loss: -log σ(<h,pos>) - log(1 - σ(<h,neg>)), one negative per target.
     hidden, pos_vecs, neg_vecs: [N, d]."""
-    pos = (hidden * pos_vecs).sum(-1).float()
-    neg = (hidden * neg_vecs).sum(-1).float()
+    pos = _dots(hidden, pos_vecs, fp32)
+    neg = _dots(hidden, neg_vecs, fp32)
     loss = F.softplus(-pos) + F.softplus(neg)
     return _weighted_sum(loss, weight)
 

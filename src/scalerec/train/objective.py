@@ -81,9 +81,11 @@ class NextItemObjective(nn.Module):
         targets: str = "all",
         temperature: float = 1.0,
         logq_table: torch.Tensor | None = None,
+        fp32_logits: bool = True,
     ) -> None:
         super().__init__()
         self.model, self.loss, self.mode, self.temperature = model, loss, targets, temperature
+        self.fp32_logits = fp32_logits  # see `losses`: bf16 logits stall a trained model
         self.use_logq = logq_table is not None
         if logq_table is not None:  # float32[I+1]: log q(item) of the negative sampler
             self.register_buffer("logq", logq_table, persistent=False)
@@ -151,19 +153,19 @@ class NextItemObjective(nn.Module):
         weight = (tgt > 0).float()
         if self.loss == "full":
             items = self.model.all_item_vectors()
-            return losses.full_softmax_ce(hidden, tgt, items, weight, self.temperature)
+            return losses.full_softmax_ce(hidden, tgt, items, weight, self.temperature, self.fp32_logits)
         if item_vecs is not None and distinct is not None and distinct.negatives is not None:
             neg_vecs = item_vecs[distinct.negatives]
         else:
             neg_vecs = self.model.encode_items(cast(torch.Tensor, neg_ids))
         pos_vecs = cast(torch.Tensor, pos_vecs)  # requested above for every loss but "full"
         if self.loss == "bce":
-            return losses.bce_one_negative(hidden, pos_vecs, neg_vecs, weight)
+            return losses.bce_one_negative(hidden, pos_vecs, neg_vecs, weight, self.fp32_logits)
         pos_logq = self.logq[tgt] if self.use_logq else None
         neg_logq = self.logq[neg_ids] if self.use_logq else None
         return losses.sampled_softmax(
             hidden, pos_vecs, tgt, cast(torch.Tensor, neg_ids), neg_vecs, weight, pos_logq, neg_logq,
-            self.temperature
+            self.temperature, self.fp32_logits
         )
 
     def n_slots(self, targets: torch.Tensor) -> int:

@@ -199,7 +199,9 @@ def _build(
         cfg.run.seed * 7919 + (0 if t.shared_negatives else rank)
     )
     logq = sampler.logp if (t.logq and t.loss == "sampled") else None
-    objective = NextItemObjective(model, t.loss, t.targets, t.temperature, logq)
+    objective = NextItemObjective(
+        model, t.loss, t.targets, t.temperature, logq, fp32_logits=t.logits_precision == "fp32"
+    )
     step_module: torch.nn.Module = objective
     if t.compile:
         step_module = cast(torch.nn.Module, torch.compile(step_module, mode=t.compile_mode))

@@ -41,6 +41,13 @@
 #   padded_short      train.packing=off
 #   OUT=$OUT LIM=540 STAGE=3 SEEDS=0,1,2 PROBE= bash benchmarks/device/packing_diag_call.sh
 # BENCH=1 then times fp32 against bf16 logits (benchmarks/logits_precision.py) once the arms are done.
+# Stage 3 ran on one H100 on 2026-12-05 (fifteenth session): packed 0.0523 vs padded 0.0568, so fp32 logits do
+# not close the GPU gap; the packed runs' pre-clip gradient norm climbs late while padded and packed fp32 stay
+# near 1. Stage 4 separates the remaining bf16 parts, 3 seeds each, compiled, same run:
+#   packed_fp32c   train.packing=on train.precision=fp32 (TF32 matmuls and SDPA on CUDA)
+#   packed_res32   train.packing=on model.residual_bf16=false (bf16 matmuls, fp32 residual stream)
+#   padded_short   train.packing=off
+#   OUT=$OUT LIM=540 STAGE=4 SEEDS=0,1,2 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs
@@ -107,6 +114,9 @@ if [ "${STAGE:-1}" = 2 ]; then
   arms="$arms padded_noclip:--set=train.packing=off,--set=train.grad_clip=0,--set=train.compile=false"
 elif [ "${STAGE:-1}" = 3 ]; then
   arms="packed_f32logits:--set=train.packing=on padded_short:--set=train.packing=off"
+elif [ "${STAGE:-1}" = 4 ]; then
+  arms="packed_fp32c:--set=train.packing=on,--set=train.precision=fp32"
+  arms="$arms packed_res32:--set=train.packing=on,--set=model.residual_bf16=false padded_short:--set=train.packing=off"
 fi
 # ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
 # tests and the probe at initial weights, the answers that take minutes rather than a training run

@@ -36,6 +36,13 @@ RUNS = {  # label: metrics.jsonl.gz; bf16 autocast unless the label says fp32 (C
     "H100 padded kernel e s0": f"{H100}/stage2_padded_eager_s0.metrics.jsonl.gz",
     "H100 padded noclip e s0": f"{H100}/stage2_padded_noclip_s0.metrics.jsonl.gz",
     "H100 unpacked e s0": f"{H100}/stage2_unpacked_eager_s0.metrics.jsonl.gz",
+    # stage 3: compiled, kernel, bf16 autocast with fp32 loss logits (train.logits_precision=fp32)
+    "H100 packed f32logits c s0": f"{H100}/stage3_packed_f32logits_s0.metrics.jsonl.gz",
+    "H100 packed f32logits c s1": f"{H100}/stage3_packed_f32logits_s1.metrics.jsonl.gz",
+    "H100 packed f32logits c s2": f"{H100}/stage3_packed_f32logits_s2.metrics.jsonl.gz",
+    "H100 padded f32logits c s0": f"{H100}/stage3_padded_short_s0.metrics.jsonl.gz",
+    "H100 padded f32logits c s1": f"{H100}/stage3_padded_short_s1.metrics.jsonl.gz",
+    "H100 padded f32logits c s2": f"{H100}/stage3_padded_short_s2.metrics.jsonl.gz",
 }
 EDGES = list(range(0, 200, 20))
 TABLES = (  # metrics.jsonl key, title

@@ -191,3 +191,21 @@ def test_objective_passes_its_logits_precision_to_the_loss(monkeypatch):
     for flag in (True, False):
         NextItemObjective(Model(), "full", "all", fp32_logits=flag)(x, x)  # type: ignore[arg-type]
     assert seen == [True, False]
+
+
+def test_logits_precision_benchmark_runs_both_settings_on_cpu(capsys):
+    """benchmarks/logits_precision.py: one row per setting through the real runtime, and a summary."""
+    import json
+
+    from bench_scripts import load_script
+
+    bench = load_script("benchmarks/logits_precision.py", "logits_precision_bench")
+    bench.main(["--rounds", "1", "--steps", "1", "--warmup", "0", "--only", "beauty_like_full_2k"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    measured = {r["logits"]: r for r in rows if "logits" in r}
+    assert set(measured) == {"autocast", "fp32"}
+    for mode, r in measured.items():
+        assert f"train.logits_precision={mode}" in r["overrides"] and r["precision"] == "torch.bfloat16"
+    summary = next(r for r in rows if r.get("summary"))
+    assert summary["fp32_over_autocast"] == pytest.approx(
+        measured["fp32"]["targets_per_s"] / measured["autocast"]["targets_per_s"])

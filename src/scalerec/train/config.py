@@ -114,9 +114,9 @@ class TrainConfig:
     restarting per window and attention kept inside it (same loss and gradients as padded rows);
     a batch then holds about batch_size windows in fewer rows. "auto" packs when real targets would
     fill < 75% of the padded slots (real histories: Beauty/Games ~12%), "off" pads every window
-    to max_len (as before), "on" always packs. See `scalerec.train.batches`. Caveat, measured on
-    one H200 (BENCHMARKS.md, packing control): the Beauty text model trained packed ended 0.0031
-    NDCG@10 below padded (3 seeds each, same run), cause not yet found; use "off" for best accuracy.
+    to max_len (as before), "on" always packs. See `scalerec.train.batches`. Caveat (BENCHMARKS.md,
+    packing): in bf16 the Beauty text model trained packed ended 0.0031 / 0.0045 NDCG@10 below padded
+    (3 seeds each, same run, H200 / H100), cause not yet found; use "off" for best accuracy.
     "unpacked" is a diagnostic control: the packed stream's batches laid out padded (`UnpackedBatches`)."""
     distinct_items: bool = True
     """Text and hybrid encoders, all-position targets: encode each distinct item of a batch once (same loss,

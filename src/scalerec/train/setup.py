@@ -260,10 +260,11 @@ def packing_caveat(packing: str, packed: bool, has_text: bool, low_precision: bo
     chosen knowingly."""
     if packing != "auto" or not packed or not has_text or not low_precision:
         return None
-    return ("train.packing=auto packs this text model's batches under bf16; on an H200 and an H100 the "
-            "Beauty text model trained packed in bf16 fell behind padded late in training (0.0031 NDCG@10 "
-            "over 3 seeds), while packed fp32 followed padded on one seed (BENCHMARKS.md). For best "
-            "accuracy train padded: --set train.packing=off")
+    return ("train.packing=auto packs this text model's batches under bf16; the Beauty text model trained "
+            "packed in bf16 fell behind padded late in training (0.0031 and 0.0045 NDCG@10 over 3 seeds in "
+            "two same-run controls on an H200 and an H100, the second with fp32 loss logits), while packed "
+            "fp32 followed padded on one seed (BENCHMARKS.md). For best accuracy train padded: "
+            "--set train.packing=off")
 
 
 def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool, extend: bool = False) -> None:

@@ -145,15 +145,12 @@ def _offset_logits_data(n=64, d=64, n_items=500, offset=130.0, spread=2.5, seed=
     return hidden, items, targets
 
 
-@pytest.mark.parametrize("loss", ["full", "sampled", "per_sample", "bce"])
-def test_fp32_logits_survive_a_large_common_offset_under_bf16_autocast(loss):
-    """The default fp32 logits match the fp32 loss under bf16 autocast; bf16 logits ("autocast") lose
-    the item differences to bf16's step of 1.0 above 128: the cause of the bf16 training stall."""
+def _fp32_logits_case(loss: str, device: str) -> None:
     h, items, t = _offset_logits_data()
-    h, items = h.bfloat16(), items.bfloat16()  # as a bf16 layer hands them over; exact in fp32
+    h, items, t = h.bfloat16().to(device), items.bfloat16().to(device), t.to(device)  # exact in fp32
     g = torch.Generator().manual_seed(1)
-    neg_ids = torch.randint(1, len(items), (32,), generator=g)
-    per_ids = torch.randint(1, len(items), (len(t), 8), generator=g)
+    neg_ids = torch.randint(1, len(items), (32,), generator=g).to(device)
+    per_ids = torch.randint(1, len(items), (len(t), 8), generator=g).to(device)
 
     def run(fp32: bool, h=h, items=items) -> torch.Tensor:
         if loss == "full":
@@ -165,10 +162,26 @@ def test_fp32_logits_survive_a_large_common_offset_under_bf16_autocast(loss):
         return losses.bce_one_negative(h, items[t], items[per_ids[:, 0]], fp32=fp32)
 
     ref = float(run(True, h.float(), items.float()))  # no autocast: fp32 throughout
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(device, dtype=torch.bfloat16):
         precise, rounded = float(run(True)), float(run(False))
     assert precise == pytest.approx(ref, rel=1e-5)
     assert abs(rounded - ref) > 100 * abs(precise - ref) + 1e-3 * abs(ref)
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled", "per_sample", "bce"])
+def test_fp32_logits_survive_a_large_common_offset_under_bf16_autocast(loss):
+    """The default fp32 logits match the fp32 loss under bf16 autocast; bf16 logits ("autocast") lose
+    the item differences to bf16's step of 1.0 above 128: the cause of the bf16 training stall."""
+    _fp32_logits_case(loss, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("loss", ["full", "sampled", "per_sample", "bce"])
+def test_fp32_logits_survive_a_large_common_offset_under_cuda_autocast(loss):
+    """The same under CUDA autocast (cuBLAS bf16 GEMMs; TF32 off, as in a bare process)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    _fp32_logits_case(loss, "cuda")
 
 
 def test_objective_passes_its_logits_precision_to_the_loss(monkeypatch):

@@ -30,12 +30,17 @@ def _wide(x: torch.Tensor) -> torch.Tensor:
 
 
 def _scores(a: torch.Tensor, b: torch.Tensor, fp32: bool) -> torch.Tensor:
-    """`a @ b.T` as float32: computed in float32 outside autocast when `fp32`, else in the ambient
-    autocast dtype and cast after (cheaper on tensor cores, but rounded to bf16 before the cast)."""
+    """a [N, d] against b [K, d] (`a @ b.T`) or per row against b [N, K, d], as float32 [N, K]:
+    computed in float32 outside autocast when `fp32`, else in the ambient autocast dtype and cast
+    after (cheaper on tensor cores, but rounded to bf16 before the cast)."""
+
+    def scores(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x @ y.T if y.dim() == 2 else torch.einsum("nd,nkd->nk", x, y)
+
     if not fp32:
-        return (a @ b.T).float()
+        return scores(a, b).float()
     with torch.autocast(a.device.type, enabled=False):
-        return (_wide(a) @ _wide(b).T).float()
+        return scores(_wide(a), _wide(b)).float()
 
 
 def _dots(a: torch.Tensor, b: torch.Tensor, fp32: bool) -> torch.Tensor:
@@ -80,13 +85,7 @@ def sampled_softmax(
     [N, K]. Negatives with id 0 (invalid, e.g. padding drawn by the in-batch sampler) are masked too.
     """
     pos = _dots(hidden, pos_vecs, fp32) / temperature  # [N]
-    if neg_ids.dim() == 1:
-        neg = _scores(hidden, neg_vecs, fp32) / temperature  # [N, K]
-    elif fp32:
-        with torch.autocast(hidden.device.type, enabled=False):
-            neg = torch.einsum("nd,nkd->nk", _wide(hidden), _wide(neg_vecs)).float() / temperature
-    else:
-        neg = torch.einsum("nd,nkd->nk", hidden, neg_vecs).float() / temperature
+    neg = _scores(hidden, neg_vecs, fp32) / temperature  # [N, K], shared or per-sample negatives
     if pos_logq is not None:
         pos = pos - pos_logq.float()
     if neg_logq is not None:

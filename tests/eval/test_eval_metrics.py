@@ -62,3 +62,27 @@ def test_metrics_with_ci_keys() -> None:
     assert set(out["mrr"]) == {"mean", "low", "high"}
     with pytest.raises(ValueError):
         bootstrap_ci([1, 2], "recall@x10")
+
+
+def test_full_softmax_stats_reports_the_logit_offset_that_softmax_ignores() -> None:
+    """Shifting every item's logit by the same amount leaves the loss alone and moves `logit_mean` by
+    exactly that amount: the offset is what the stats expose, the spread is what the loss reads."""
+    import torch
+
+    from scalerec.eval.heldout import full_softmax_stats
+
+    g = torch.Generator().manual_seed(0)
+    users = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    items = torch.randn(9, 4, generator=g, dtype=torch.float64)
+    targets = torch.tensor([1, 3, 8, 2, 5])
+    base = full_softmax_stats(users, items, targets)
+    # a fifth dimension: users carry 1, items carry c, so every logit gains exactly c
+    shifted = full_softmax_stats(torch.cat([users, torch.ones(5, 1, dtype=torch.float64)], 1),
+                                 torch.cat([items, torch.full((9, 1), 100.0, dtype=torch.float64)], 1), targets)
+    assert shifted["loss"] == pytest.approx(base["loss"], rel=1e-9)
+    assert shifted["logit_sd"] == pytest.approx(base["logit_sd"], rel=1e-9)
+    assert shifted["logit_mean"] == pytest.approx(base["logit_mean"] + 100.0, rel=1e-9)
+    logits = users @ items[1:].T
+    assert base["logit_mean"] == pytest.approx(float(logits.mean()), rel=1e-9)
+    assert base["user_norm"] == pytest.approx(float(users.norm(dim=1).mean()))
+    assert base["item_norm"] == pytest.approx(float(items[1:].norm(dim=1).mean()))

@@ -60,17 +60,30 @@ def rank_heldout(
 
 
 @torch.no_grad()
-def full_softmax_loss(
+def full_softmax_stats(
     users: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, chunk: int = 1024
-) -> float:
-    """Mean CE of the target over items 1..I. users [U, d], items [I+1, d], targets int64[U]."""
-    total = 0.0
+) -> dict[str, float]:
+    """Mean CE of the target over items 1..I ("loss"), and the scale of the logits it comes from.
+    users [U, d], items [I+1, d], targets int64[U].
+
+    The scale is a numerics health check: softmax ignores the offset that every item's logit shares
+    ("logit_mean", the mean over users of the mean logit across items), so training is free to grow
+    it, while the loss reads only the spread across items ("logit_sd"). Where the offset grows far
+    past the spread, bf16 arithmetic rounds the differences away (the bf16 stall of 2026-12-05,
+    BENCHMARKS.md); "user_norm" and "item_norm" are the mean vector norms behind it."""
+    total = offset = spread = 0.0
     targets = targets.to(users.device)
     for i in range(0, len(users), chunk):
         logits = users[i : i + chunk] @ items.T
+        real = logits[:, 1:]
+        offset += float(real.mean(dim=1).sum())
+        spread += float(real.std(dim=1).sum())
         logits[:, 0] = float("-inf")
         total += float(torch.nn.functional.cross_entropy(logits, targets[i : i + chunk], reduction="sum"))
-    return total / max(1, len(users))
+    n = max(1, len(users))
+    return {"loss": total / n, "logit_mean": offset / n, "logit_sd": spread / n,
+            "user_norm": float(users.norm(dim=1).mean()) if len(users) else 0.0,
+            "item_norm": float(items[1:].norm(dim=1).mean()) if len(items) > 1 else 0.0}
 
 
 def subset(histories: UserSequences, targets: np.ndarray, max_users: int | None, seed: int):
@@ -96,14 +109,15 @@ def evaluate_split(
     paper_sampled: int = 0,
     trim: bool = True,
 ) -> dict[str, float]:
-    """{"loss", "ndcg@10", "hr@10", "mrr@10", ...} of `model` on (histories → targets), full ranking;
+    """{"loss", "ndcg@10", "hr@10", "mrr@10", ..., and the logit scale of `full_softmax_stats`} of `model`
+    on (histories → targets), full ranking;
     with `paper_sampled` > 0 also the scaling paper's sampled protocol (`eval.sampled`). `trim=False`
     encodes users at full width (the older path, for comparison; the same vectors
     up to fp32 rounding, see `user_vectors`)."""
     h = rank_heldout(model, histories, targets, max_len, batch_size, device, dtype, mask_seen, trim)
     metrics = metrics_from_ranks(h.ranks.numpy(), ks=tuple(ks))
     tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64))
-    metrics = {"loss": full_softmax_loss(h.users, h.items, tgt), **metrics}
+    metrics = {**full_softmax_stats(h.users, h.items, tgt), **metrics}
     if paper_sampled > 0:
         from scalerec.eval.sampled import paper_sampled_metrics
 

@@ -77,8 +77,8 @@ def test_full_softmax_stats_reports_the_logit_offset_that_softmax_ignores() -> N
     targets = torch.tensor([1, 3, 8, 2, 5])
     base = full_softmax_stats(users, items, targets)
     # a fifth dimension: users carry 1, items carry c, so every logit gains exactly c
-    shifted = full_softmax_stats(torch.cat([users, torch.ones(5, 1, dtype=torch.float64)], 1),
-                                 torch.cat([items, torch.full((9, 1), 100.0, dtype=torch.float64)], 1), targets)
+    ones, hundreds = torch.ones(5, 1, dtype=torch.float64), torch.full((9, 1), 100.0, dtype=torch.float64)
+    shifted = full_softmax_stats(torch.cat([users, ones], 1), torch.cat([items, hundreds], 1), targets)
     assert shifted["loss"] == pytest.approx(base["loss"], rel=1e-9)
     assert shifted["logit_sd"] == pytest.approx(base["logit_sd"], rel=1e-9)
     assert shifted["logit_mean"] == pytest.approx(base["logit_mean"] + 100.0, rel=1e-9)

@@ -51,3 +51,12 @@ def test_run_id_ignores_where_the_run_goes():
     )
     c = resolve_run_config(overrides=["data.dataset=x", "train.lr=0.5"])
     assert build.run_id(a) == build.run_id(b) != build.run_id(c)
+
+
+def test_run_id_keeps_ids_from_before_logits_precision_and_separates_bf16_logits():
+    """The default (fp32 logits) hashes as the config did before the field existed, so committed sweeps
+    stay adoptable (their golden ids: tests/scaling/test_scaling_fractions.py); "autocast" differs."""
+    default = resolve_run_config(overrides=["data.dataset=x"])
+    explicit = resolve_run_config(overrides=["data.dataset=x", "train.logits_precision=fp32"])
+    bf16 = resolve_run_config(overrides=["data.dataset=x", "train.logits_precision=autocast"])
+    assert build.run_id(default) == build.run_id(explicit) != build.run_id(bf16)

@@ -33,6 +33,10 @@ def run_id(cfg: RunConfig) -> str:
     neutral_train = dataclasses.replace(  # how often state is saved: not part of the result
         cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0, save_state_s=None
     )
+    if neutral_train.logits_precision == "fp32":  # the default: the id of runs from before the field
+        # (bf16 logits then under bf16 autocast; the same result in fp32 runs): committed sweeps stay
+        # adoptable, and "autocast", the old behaviour, gets ids of its own
+        neutral_train = dataclasses.replace(neutral_train, logits_precision=None)  # type: ignore[arg-type]
     data = cfg.data
     if data.train_fraction == 1.0:  # the whole training split: the id of runs from before the field
         data = dataclasses.replace(data, train_fraction=None)  # type: ignore[arg-type]  # unset: not written

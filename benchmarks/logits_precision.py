@@ -11,7 +11,7 @@ Configs: the Beauty-sized catalogue (12K items, full softmax, text model), a 100
 and the throughput flagship (paper-1M, batch 8,192, 1,000 shared negatives). One JSON line per
 measurement and one `summary` line per config: fp32 / autocast targets/s (median over rounds).
 
-    python benchmarks/logits_precision.py                          # CPU smoke (tiny; CPU runs fp32)
+    python benchmarks/logits_precision.py                          # CPU smoke (tiny models, bf16 autocast)
     python benchmarks/logits_precision.py --device cuda --compile  # ~4 min on one H100
 """
 

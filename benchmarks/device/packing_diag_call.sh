@@ -48,6 +48,14 @@
 #   packed_res32   train.packing=on model.residual_bf16=false (bf16 matmuls, fp32 residual stream)
 #   padded_short   train.packing=off
 #   OUT=$OUT LIM=540 STAGE=4 SEEDS=0,1,2 PROBE= bash benchmarks/device/packing_diag_call.sh
+# Stage 4 (sixteenth session, one H100, one call before the machine was taken back) showed the cause: under
+# bf16 the logits' common offset (eval's logit_mean) grows ~2x per 20 epochs in packed runs (1 -> 115-295
+# by epoch 130, fp32 residual or not) while it stays near 1 in packed fp32 runs. Stage 5 asks whether a
+# z-loss pins it and keeps padded's training curve, and whether padded bf16 drifts too, 2 seeds each:
+#   packed_z       train.packing=on train.z_loss=1e-4
+#   packed_short   train.packing=on (the default: its offset never measured)
+#   padded_short   train.packing=off
+#   OUT=$OUT LIM=540 STAGE=5 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs
@@ -117,6 +125,9 @@ elif [ "${STAGE:-1}" = 3 ]; then
 elif [ "${STAGE:-1}" = 4 ]; then
   arms="packed_fp32c:--set=train.packing=on,--set=train.precision=fp32"
   arms="$arms packed_res32:--set=train.packing=on,--set=model.residual_bf16=false padded_short:--set=train.packing=off"
+elif [ "${STAGE:-1}" = 5 ]; then
+  arms="packed_z:--set=train.packing=on,--set=train.z_loss=0.0001 packed_short:--set=train.packing=on"
+  arms="$arms padded_short:--set=train.packing=off"
 fi
 # ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
 # tests and the probe at initial weights, the answers that take minutes rather than a training run

@@ -53,10 +53,13 @@ def test_run_id_ignores_where_the_run_goes():
     assert build.run_id(a) == build.run_id(b) != build.run_id(c)
 
 
-def test_run_id_keeps_ids_from_before_logits_precision_and_separates_bf16_logits():
-    """The default (fp32 logits) hashes as the config did before the field existed, so committed sweeps
-    stay adoptable (their golden ids: tests/scaling/test_scaling_fractions.py); "autocast" differs."""
+@pytest.mark.parametrize("field, other", [("train.logits_precision", "autocast"), ("train.z_loss", "1e-4")])
+def test_run_id_keeps_ids_from_before_an_added_field_and_separates_other_values(field, other):
+    """A field added after sweeps were committed hashes, at its default, as the config did before it
+    existed, so those sweeps stay adoptable (their golden ids: tests/scaling/test_scaling_fractions.py);
+    any other value (bf16 logits, a z-loss) gets ids of its own."""
     default = resolve_run_config(overrides=["data.dataset=x"])
-    explicit = resolve_run_config(overrides=["data.dataset=x", "train.logits_precision=fp32"])
-    bf16 = resolve_run_config(overrides=["data.dataset=x", "train.logits_precision=autocast"])
-    assert build.run_id(default) == build.run_id(explicit) != build.run_id(bf16)
+    value = getattr(default.train, field.split(".")[1])
+    explicit = resolve_run_config(overrides=["data.dataset=x", f"{field}={value}"])
+    changed = resolve_run_config(overrides=["data.dataset=x", f"{field}={other}"])
+    assert build.run_id(default) == build.run_id(explicit) != build.run_id(changed)

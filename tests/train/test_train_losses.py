@@ -188,7 +188,7 @@ def test_objective_passes_its_logits_precision_to_the_loss(monkeypatch):
     from scalerec.train.objective import NextItemObjective
 
     seen = []
-    monkeypatch.setattr(losses, "full_softmax_ce", lambda *a: seen.append(a[-1]) or torch.zeros(()))
+    monkeypatch.setattr(losses, "full_softmax_ce", lambda *a: seen.append(a[-2:]) or torch.zeros(()))
 
     class Model(torch.nn.Module):
         def forward(self, inputs, input_vectors=None, positions=None):
@@ -203,7 +203,59 @@ def test_objective_passes_its_logits_precision_to_the_loss(monkeypatch):
     x = torch.ones(2, 3, dtype=torch.long)
     for flag in (True, False):
         NextItemObjective(Model(), "full", "all", fp32_logits=flag)(x, x)  # type: ignore[arg-type]
-    assert seen == [True, False]
+    NextItemObjective(Model(), "full", "all", z_loss=1e-4)(x, x)  # type: ignore[arg-type]
+    assert seen == [(True, 0.0), (False, 0.0), (True, 1e-4)]
+    with pytest.raises(ValueError, match="z_loss"):
+        NextItemObjective(Model(), "bce", "all", z_loss=1e-4)  # type: ignore[arg-type]
+
+
+def _lse_reference(h, items, t, w, neg_ids=None):
+    """Per target: (logsumexp of its candidates' logits, its positive's logit), in float64."""
+    out = []
+    for i in range(len(t)):
+        ids = range(1, len(items)) if neg_ids is None else [int(t[i])] + [
+            j for j in neg_ids.tolist() if j != t[i]]
+        scores = [float(h[i] @ items[j]) for j in ids]
+        out.append((math.log(sum(math.exp(s) for s in scores)), float(h[i] @ items[t[i]])))
+    return out
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_z_loss_adds_the_squared_logsumexp_per_target(loss):
+    h, items, t, w = _data()
+    neg_ids = torch.tensor([1, 3, 7, 9])
+
+    def run(z: float) -> torch.Tensor:
+        if loss == "full":
+            return losses.full_softmax_ce(h, t, items, w, z_loss=z)
+        return losses.sampled_softmax(h, items[t], t, neg_ids, items[neg_ids], w, z_loss=z)
+
+    ref = _lse_reference(h, items, t, w, None if loss == "full" else neg_ids)
+    ce = sum(float(w[i]) * (lse - pos) for i, (lse, pos) in enumerate(ref))
+    zz = sum(float(w[i]) * lse**2 for i, (lse, _) in enumerate(ref))
+    assert float(run(0.0)) == pytest.approx(ce, rel=1e-6)  # the losses score in float32
+    assert float(run(0.01)) == pytest.approx(ce + 0.01 * zz, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_z_loss_is_the_only_force_on_a_common_logit_offset(loss):
+    """Softmax CE has zero gradient along an offset shared by every logit of a target, so nothing stops
+    it drifting (it grew to ~300 in packed bf16 training); the z-loss pulls it back towards lse = 0."""
+    h, items, t, w = _data(n_items=20)
+    neg_ids = torch.tensor([2, 5, 11, 17])
+    for z in (0.0, 1e-3):
+        c = torch.tensor(50.0, dtype=torch.float64, requires_grad=True)  # the common offset
+        hc = torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype)], dim=1)
+        ic = torch.cat([items, c.expand(len(items), 1)], dim=1)
+        if loss == "full":
+            out = losses.full_softmax_ce(hc, t, ic, w, z_loss=z)
+        else:
+            out = losses.sampled_softmax(hc, ic[t], t, neg_ids, ic[neg_ids], w, z_loss=z)
+        (grad,) = torch.autograd.grad(out, c)
+        ref = _lse_reference(hc.detach(), ic.detach(), t, w, None if loss == "full" else neg_ids)
+        expected = 2 * z * sum(float(w[i]) * lse for i, (lse, _) in enumerate(ref))
+        assert float(grad) == pytest.approx(expected, rel=1e-5, abs=1e-5)  # float32 scores
+        assert z == 0 or float(grad) > 0.1  # a positive offset is pushed down
 
 
 def test_logits_precision_benchmark_runs_both_settings_on_cpu(capsys):

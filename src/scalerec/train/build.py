@@ -25,22 +25,30 @@ from scalerec.train.config import RunConfig
 from scalerec.train.schedule import lr_factor
 
 
+# Fields added after committed sweeps had ids, with the value that reproduces the runs from before them
+# (logits_precision "fp32": those runs' bf16 logits gave the same result in fp32 runs; train_fraction 1.0:
+# the whole training split; z_loss 0: no penalty). At that value a field is left out of the hash, so those
+# sweeps stay adoptable; any other value gets ids of its own.
+_ADDED_FIELDS: tuple[tuple[str, str, object], ...] = (
+    ("train", "logits_precision", "fp32"), ("data", "train_fraction", 1.0), ("train", "z_loss", 0.0),
+)
+
+
 def run_id(cfg: RunConfig) -> str:
     """Stable id of a run: hash of the resolved config minus where/how it is written."""
-    neutral = dataclasses.replace(
-        cfg.run, out="", name="", tracking_uri=None, progress=True, device="auto", tensorboard=False
-    )
-    neutral_train = dataclasses.replace(  # how often state is saved: not part of the result
-        cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0, save_state_s=None
-    )
-    if neutral_train.logits_precision == "fp32":  # the default: the id of runs from before the field
-        # (bf16 logits then under bf16 autocast; the same result in fp32 runs): committed sweeps stay
-        # adoptable, and "autocast", the old behaviour, gets ids of its own
-        neutral_train = dataclasses.replace(neutral_train, logits_precision=None)  # type: ignore[arg-type]
-    data = cfg.data
-    if data.train_fraction == 1.0:  # the whole training split: the id of runs from before the field
-        data = dataclasses.replace(data, train_fraction=None)  # type: ignore[arg-type]  # unset: not written
-    text = dumps_toml(dataclasses.replace(cfg, run=neutral, train=neutral_train, data=data))
+    sections: dict[str, Any] = {
+        "run": dataclasses.replace(
+            cfg.run, out="", name="", tracking_uri=None, progress=True, device="auto", tensorboard=False
+        ),
+        "train": dataclasses.replace(  # how often state is saved: not part of the result
+            cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0, save_state_s=None
+        ),
+        "data": cfg.data,
+    }
+    for section, name, before in _ADDED_FIELDS:
+        if getattr(sections[section], name) == before:  # None: unset, not written
+            sections[section] = dataclasses.replace(sections[section], **{name: None})
+    text = dumps_toml(dataclasses.replace(cfg, **sections))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

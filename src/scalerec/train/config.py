@@ -103,6 +103,12 @@ class TrainConfig:
     item differences that a trained model's large common logit offset pushes below bf16's step
     (bf16 logits stalled the Beauty text model's training loss at ~7.10, BENCHMARKS.md); "autocast"
     runs it in bf16 (the behaviour before 2026-12-05: slightly faster, for reproducing old runs)."""
+    z_loss: float = field(default=0.0, metadata={"range": "[0, inf)"})
+    """Weight of the z-loss `z · logsumexp(logits)²` added per target (PaLM, Chowdhery et al. 2022; 1e-4
+    there). Softmax ignores a common offset of a target's logits, so nothing holds it in place, and under
+    bf16 autocast it can drift (the packed Beauty text model's mean logit grew from ~1 to ~300 while fp32
+    runs stayed near 1, BENCHMARKS.md); the penalty pins it, keeping item differences above bf16's step
+    in the rounded item and user vectors. 0 = off (full, sampled softmax; not BCE)."""
     compile: bool = False
     """Wrap the training step in torch.compile."""
     compile_mode: Literal[

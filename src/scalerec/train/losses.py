@@ -14,6 +14,9 @@ Why: a trained model's logits share a large common offset that softmax ignores (
 logit of the Beauty text model grows from ~49 to ~133 while their spread across items stays ~2.5),
 and bf16 stores 128..256 in steps of 1.0, so a bf16 matmul output rounds away what separates the
 items and training stalls (docs/results/accuracy/cpu_2026-12-05_packing_bf16/logit_scale.log).
+`z_loss` (`train.z_loss`) adds `z · logsumexp²` per target, a restoring force on that offset: fp32
+logits keep the matmul exact, but the bf16 vectors entering it still round to a step that grows
+with the offset.
 """
 
 from __future__ import annotations
@@ -57,12 +60,17 @@ def full_softmax_ce(
     weight: torch.Tensor | None = None,
     temperature: float = 1.0,
     fp32: bool = True,
+    z_loss: float = 0.0,
 ) -> torch.Tensor:
     """Exact CE over the whole catalog. hidden [N,d], targets int64[N] (1..I), item_vecs [I+1,d]
     (row 0 = padding, excluded from the softmax). Returns the weighted sum of per-target losses."""
     logits = _scores(hidden, item_vecs, fp32) / temperature  # [N, I+1]
     logits[:, 0] = float("-inf")
-    loss = F.cross_entropy(logits, targets.clamp(min=1), reduction="none")
+    if not z_loss:
+        loss = F.cross_entropy(logits, targets.clamp(min=1), reduction="none")
+        return _weighted_sum(loss, weight)
+    lse = torch.logsumexp(logits, dim=1)
+    loss = lse - logits.gather(1, targets.clamp(min=1)[:, None]).squeeze(1) + z_loss * lse.square()
     return _weighted_sum(loss, weight)
 
 
@@ -77,6 +85,7 @@ def sampled_softmax(
     neg_logq: torch.Tensor | None = None,
     temperature: float = 1.0,
     fp32: bool = True,
+    z_loss: float = 0.0,
 ) -> torch.Tensor:
     """Sampled softmax with logQ correction and accidental-hit masking.
 
@@ -93,7 +102,8 @@ def sampled_softmax(
     hits = (neg_ids == targets[:, None]) | (neg_ids == 0)
     neg = neg.masked_fill_(hits, _MASKED)  # in place: `neg` is a fresh [N, K] float32 tensor
     # log(e^pos + Σ e^neg) - pos without materialising the [N, K+1] concatenation
-    loss = torch.logaddexp(pos, torch.logsumexp(neg, dim=1)) - pos
+    lse = torch.logaddexp(pos, torch.logsumexp(neg, dim=1))
+    loss = lse - pos + z_loss * lse.square() if z_loss else lse - pos
     return _weighted_sum(loss, weight)
 
 

@@ -82,10 +82,14 @@ class NextItemObjective(nn.Module):
         temperature: float = 1.0,
         logq_table: torch.Tensor | None = None,
         fp32_logits: bool = True,
+        z_loss: float = 0.0,
     ) -> None:
         super().__init__()
         self.model, self.loss, self.mode, self.temperature = model, loss, targets, temperature
         self.fp32_logits = fp32_logits  # see `losses`: bf16 logits stall a trained model
+        if z_loss and loss == "bce":
+            raise ValueError("train.z_loss needs a softmax loss (full or sampled), not bce")
+        self.z_loss = z_loss  # `losses`: pins the logits' common offset
         self.use_logq = logq_table is not None
         if logq_table is not None:  # float32[I+1]: log q(item) of the negative sampler
             self.register_buffer("logq", logq_table, persistent=False)
@@ -153,7 +157,9 @@ class NextItemObjective(nn.Module):
         weight = (tgt > 0).float()
         if self.loss == "full":
             items = self.model.all_item_vectors()
-            return losses.full_softmax_ce(hidden, tgt, items, weight, self.temperature, self.fp32_logits)
+            return losses.full_softmax_ce(
+                hidden, tgt, items, weight, self.temperature, self.fp32_logits, self.z_loss
+            )
         if item_vecs is not None and distinct is not None and distinct.negatives is not None:
             neg_vecs = item_vecs[distinct.negatives]
         else:
@@ -165,7 +171,7 @@ class NextItemObjective(nn.Module):
         neg_logq = self.logq[neg_ids] if self.use_logq else None
         return losses.sampled_softmax(
             hidden, pos_vecs, tgt, cast(torch.Tensor, neg_ids), neg_vecs, weight, pos_logq, neg_logq,
-            self.temperature, self.fp32_logits
+            self.temperature, self.fp32_logits, self.z_loss
         )
 
     def n_slots(self, targets: torch.Tensor) -> int:

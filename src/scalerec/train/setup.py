@@ -200,7 +200,8 @@ def _build(
     )
     logq = sampler.logp if (t.logq and t.loss == "sampled") else None
     objective = NextItemObjective(
-        model, t.loss, t.targets, t.temperature, logq, fp32_logits=t.logits_precision == "fp32"
+        model, t.loss, t.targets, t.temperature, logq, fp32_logits=t.logits_precision == "fp32",
+        z_loss=t.z_loss,
     )
     step_module: torch.nn.Module = objective
     if t.compile:

@@ -24,7 +24,6 @@ from scalerec.model.sizes import flops_per_target as per_target
 from scalerec.train.config import RunConfig
 from scalerec.train.schedule import lr_factor
 
-
 # Fields added after committed sweeps had ids, with the value that reproduces the runs from before them
 # (logits_precision "fp32": those runs' bf16 logits gave the same result in fp32 runs; train_fraction 1.0:
 # the whole training split; z_loss 0: no penalty). At that value a field is left out of the hash, so those

@@ -122,7 +122,8 @@ class TrainConfig:
     fill < 75% of the padded slots (real histories: Beauty/Games ~12%), "off" pads every window
     to max_len (as before), "on" always packs. See `scalerec.train.batches`. Caveat (BENCHMARKS.md,
     packing): in bf16 the Beauty text model trained packed ended 0.0031 / 0.0045 NDCG@10 below padded
-    (3 seeds each, same run, H200 / H100), cause not yet found; use "off" for best accuracy.
+    (3 seeds each, same run, H200 / H100) as its logits' common offset drifted up (packed fp32 runs held it;
+    `z_loss` is the candidate fix); use "off" (or precision fp32) for best accuracy.
     "unpacked" is a diagnostic control: the packed stream's batches laid out padded (`UnpackedBatches`)."""
     distinct_items: bool = True
     """Text and hybrid encoders, all-position targets: encode each distinct item of a batch once (same loss,

@@ -263,9 +263,9 @@ def packing_caveat(packing: str, packed: bool, has_text: bool, low_precision: bo
         return None
     return ("train.packing=auto packs this text model's batches under bf16; the Beauty text model trained "
             "packed in bf16 fell behind padded late in training (0.0031 and 0.0045 NDCG@10 over 3 seeds in "
-            "two same-run controls on an H200 and an H100, the second with fp32 loss logits), while packed "
-            "fp32 followed padded on one seed (BENCHMARKS.md). For best accuracy train padded: "
-            "--set train.packing=off")
+            "two same-run controls on an H200 and an H100), as the logits' common offset drifted (1 -> ~100 "
+            "by epoch 100) where packed fp32 runs held it near 1 (BENCHMARKS.md). For best accuracy train "
+            "padded (--set train.packing=off) or packed in fp32 (--set train.precision=fp32)")
 
 
 def _prepare_dir(cfg: RunConfig, run_dir: Path, resume: bool, extend: bool = False) -> None:

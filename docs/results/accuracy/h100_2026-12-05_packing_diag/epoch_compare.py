@@ -43,6 +43,14 @@ RUNS = {  # label: metrics.jsonl.gz; bf16 autocast unless the label says fp32 (C
     "H100 padded f32logits c s0": f"{H100}/stage3_padded_short_s0.metrics.jsonl.gz",
     "H100 padded f32logits c s1": f"{H100}/stage3_padded_short_s1.metrics.jsonl.gz",
     "H100 padded f32logits c s2": f"{H100}/stage3_padded_short_s2.metrics.jsonl.gz",
+    # stage 4: compiled, kernel; fp32 = train.precision=fp32 (TF32, SDPA), res32 = bf16 with an fp32 residual
+    # stream (model.residual_bf16=false); both fp32 loss logits. One call: s0, s2 of each cut at 124-136 epochs
+    "H100 packed fp32 c s0": f"{H100}/stage4_packed_fp32c_s0.metrics.jsonl.gz",
+    "H100 packed fp32 c s1": f"{H100}/stage4_packed_fp32c_s1.metrics.jsonl.gz",
+    "H100 packed fp32 c s2": f"{H100}/stage4_packed_fp32c_s2.metrics.jsonl.gz",
+    "H100 packed res32 c s0": f"{H100}/stage4_packed_res32_s0.metrics.jsonl.gz",
+    "H100 packed res32 c s1": f"{H100}/stage4_packed_res32_s1.metrics.jsonl.gz",
+    "H100 packed res32 c s2": f"{H100}/stage4_packed_res32_s2.metrics.jsonl.gz",
 }
 EDGES = list(range(0, 200, 20))
 TABLES = (  # metrics.jsonl key, title
@@ -50,6 +58,8 @@ TABLES = (  # metrics.jsonl key, title
     ("train/loss", "training loss"),
     ("train/grad_norm", "pre-clip gradient norm"),
     ("train/clipped", "share of steps clipped"),
+    ("valid/logit_mean", "mean logit over the catalog (validation users; logged from stage 4 on)"),
+    ("valid/user_norm", "mean user-vector norm (validation; from stage 4 on)"),
 )
 
 

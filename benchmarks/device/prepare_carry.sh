@@ -8,11 +8,13 @@
 #   bash benchmarks/device/prepare_carry.sh                 # gpu/acc_ctrl (Beauty), gpu/acc_more (Games, Yelp)
 #   TRANSFER=1 bash benchmarks/device/prepare_carry.sh      # + runs/transfer_v2 (datasets, corpora, fractions,
 #                                                           #   token tables, layout.json)
+#   POOLED=1 bash benchmarks/device/prepare_carry.sh        # + gpu/pooled (the pooled corpus, no subsets, 7.5 MB)
 #
 # What each serves:
 #   gpu/acc_ctrl/data/beauty       packing_diag_call.sh (its arms and the gradient probe; tokens are built there)
 #   gpu/acc_more/{data,tokens}     accuracy_more_call.sh (Games and Yelp rows of the accuracy table)
 #   runs/transfer_v2/...           transfer_v2_call.sh (carry list in docs/results/transfer_v2/README.md)
+#   gpu/pooled                     pooled_v3_call.sh (the token table is built on the device)
 # Results that come back from the device belong under docs/results (committed), not here: what is only
 # in gpu/ or runs/ is lost with the checkout.
 set -euo pipefail
@@ -34,4 +36,7 @@ PY
 if [ -n "${TRANSFER:-}" ]; then
   PYTHONPATH=$PWD/src $PY benchmarks/transfer_v2.py --prepare-only --work runs/transfer_v2
 fi
-du -sh gpu/acc_ctrl gpu/acc_more ${TRANSFER:+runs/transfer_v2}
+if [ -n "${POOLED:-}" ] && [ ! -f gpu/pooled/card.json ]; then
+  PYTHONPATH=$PWD/src $PY -m scalerec data prepare --config configs/data/pooled.toml --out gpu/pooled --set 'subsets=[]'
+fi
+du -sh gpu/acc_ctrl gpu/acc_more ${TRANSFER:+runs/transfer_v2} ${POOLED:+gpu/pooled}

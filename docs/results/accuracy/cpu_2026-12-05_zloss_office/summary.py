@@ -34,7 +34,8 @@ def main() -> None:
         print(f"\n{key}, mean per epoch window\n{'run':22s} {head}")
         for name, r in rows.items():
             print(f"{name:22s} {window(r, key)}")
-    print("\nrun                    epochs  best step  best valid NDCG@10  test NDCG@10  test logit_mean  wall s")
+    print("\nrun                    epochs  best step  best valid NDCG@10  test NDCG@10  test logit_mean"
+          "  wall s")
     for name in RUNS:
         path = f"{HERE}/{name}.final.json"
         if not os.path.exists(path):

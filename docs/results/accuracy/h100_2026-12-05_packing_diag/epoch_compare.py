@@ -44,7 +44,7 @@ RUNS = {  # label: metrics.jsonl.gz; bf16 autocast unless the label says fp32 (C
     "H100 padded f32logits c s1": f"{H100}/stage3_padded_short_s1.metrics.jsonl.gz",
     "H100 padded f32logits c s2": f"{H100}/stage3_padded_short_s2.metrics.jsonl.gz",
     # stage 4: compiled, kernel; fp32 = train.precision=fp32 (TF32, SDPA), res32 = bf16 with an fp32 residual
-    # stream (model.residual_bf16=false); both fp32 loss logits. One call: s0, s2 of each cut at 124-136 epochs
+    # stream (model.residual_bf16=false); both fp32 loss logits. One call: s0, s2 of each cut at 124-136
     "H100 packed fp32 c s0": f"{H100}/stage4_packed_fp32c_s0.metrics.jsonl.gz",
     "H100 packed fp32 c s1": f"{H100}/stage4_packed_fp32c_s1.metrics.jsonl.gz",
     "H100 packed fp32 c s2": f"{H100}/stage4_packed_fp32c_s2.metrics.jsonl.gz",

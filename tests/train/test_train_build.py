@@ -63,3 +63,10 @@ def test_run_id_keeps_ids_from_before_an_added_field_and_separates_other_values(
     explicit = resolve_run_config(overrides=["data.dataset=x", f"{field}={value}"])
     changed = resolve_run_config(overrides=["data.dataset=x", f"{field}={other}"])
     assert build.run_id(default) == build.run_id(explicit) != build.run_id(changed)
+
+
+def test_z_loss_with_bce_is_refused_when_the_config_is_read():
+    from scalerec.errors import UserError
+
+    with pytest.raises(UserError, match="z_loss needs a softmax loss"):
+        resolve_run_config(overrides=["data.dataset=x", "train.loss=bce", "train.z_loss=1e-4"])

@@ -163,6 +163,8 @@ class TrainConfig:
             raise ValueError(f"train.betas must have 2 values, got {self.betas}")
         if all(v is None for v in (self.epochs, self.max_steps, self.max_targets, self.max_flops)):
             raise ValueError("set one of train.epochs, train.max_steps, train.max_targets, train.max_flops")
+        if self.z_loss and self.loss == "bce":
+            raise ValueError("train.z_loss needs a softmax loss (full, sampled or auto), not bce")
 
 
 @dataclass

@@ -55,6 +55,10 @@
 #   packed_z       train.packing=on train.z_loss=1e-4
 #   packed_short   train.packing=on (the default: its offset never measured)
 #   padded_short   train.packing=off
+#   packed_nored   train.packing=on, cuBLAS's bf16 reduced-precision (split-K) reductions off
+#                  (torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction, on by default): a CUDA-only
+#                  rounding the CPU, which does not drift, lacks. Set by a sitecustomize.py on the arm's PYTHONPATH
+#                  (`SITE=nored` in an arm's sets), so every process of the arm starts with it.
 #   OUT=$OUT LIM=540 STAGE=5 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1
@@ -127,8 +131,17 @@ elif [ "${STAGE:-1}" = 4 ]; then
   arms="$arms packed_res32:--set=train.packing=on,--set=model.residual_bf16=false padded_short:--set=train.packing=off"
 elif [ "${STAGE:-1}" = 5 ]; then
   arms="packed_z:--set=train.packing=on,--set=train.z_loss=0.0001 packed_short:--set=train.packing=on"
-  arms="$arms padded_short:--set=train.packing=off"
+  arms="$arms padded_short:--set=train.packing=off packed_nored:--set=train.packing=on,SITE=nored"
 fi
+mkdir -p runs/site_nored
+cat > runs/site_nored/sitecustomize.py <<'PY'
+import sys
+
+import torch
+
+torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+print("sitecustomize: allow_bf16_reduced_precision_reduction = False", file=sys.stderr)
+PY
 # ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
 # tests and the probe at initial weights, the answers that take minutes rather than a training run
 if [ -n "${ARMS+x}" ]; then
@@ -138,9 +151,10 @@ left=$(left_s 0)
 n_seeds=$(echo "${SEEDS:-0}" | tr ',' '\n' | grep -c .)
 for arm in $arms; do
   name=${arm%%:*}; sets=${arm#*:}; w=runs/diag_$name
+  site=""; [[ $sets == *SITE=nored* ]] && { site=$PWD/runs/site_nored:; sets=${sets//SITE=nored/}; sets=${sets%,}; }
   beauty_data "$w"
   compile="--set train.compile=true"; [[ $sets == *compile=false* || $DEV != cuda ]] && compile=""
-  (OMP_NUM_THREADS=2 PYTHONPATH=$PWD/src:$PWD/benchmarks timeout "$left" $PY benchmarks/accuracy.py \
+  (OMP_NUM_THREADS=2 PYTHONPATH=$site$PWD/src:$PWD/benchmarks timeout "$left" $PY benchmarks/accuracy.py \
     --device "$DEV" $QUICK --mask-seen $compile ${sets//,/ } --work "$w" --datasets beauty --variants text_ce \
     --seeds "${SEEDS:-0}" --jobs "$n_seeds" >> "$OUT/$name.jsonl" 2>&1; echo "rc=$?" >> "$OUT/$name.jsonl") &
 done

@@ -57,7 +57,7 @@
 #   padded_short   train.packing=off
 #   packed_nored   train.packing=on, cuBLAS's bf16 reduced-precision (split-K) reductions off
 #                  (torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction, on by default): a CUDA-only
-#                  rounding the CPU, which does not drift, lacks. Set by a sitecustomize.py on the arm's PYTHONPATH
+#                  rounding that the CPU's Office run, which did not drift, lacks. Set by a sitecustomize.py on the arm's PYTHONPATH
 #                  (`SITE=nored` in an arm's sets), so every process of the arm starts with it.
 #   OUT=$OUT LIM=540 STAGE=5 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u

@@ -247,3 +247,34 @@ def test_likely_cause_names_the_field():
     assert "train.temperature" in likely_cause(1e-3, float("nan"), 1.0)
     assert "train.sampler_alpha" in likely_cause(1e-3, 1.0, float("nan"))
     assert "train.lr" in likely_cause(1e-3, 1.0, 1.0)  # nothing odd: still a hint where to look
+
+
+@pytest.mark.parametrize("z_loss, warned", [(0.0, 1), (1e-4, 0)])
+def test_a_drifting_logit_offset_under_bf16_is_reported_once(
+    train_world, tmp_path, monkeypatch, z_loss, warned
+):
+    """A bf16 run whose logits' common offset passes the threshold is warned once (the packed bf16 text
+    model's offset drifted to ~100-250 and its training stalled); a run with a z-loss, which holds the
+    offset, is not. The threshold is lowered so the tiny world's offsets cross it at every evaluation."""
+    from scalerec.train import numerics
+
+    monkeypatch.setattr(numerics, "LOGIT_OFFSET_WARN", 0.0)
+    cfg = cfg_for(train_world, tmp_path, f"drift{z_loss}", "train.precision=bf16", f"train.z_loss={z_loss}")
+    with pytest.warns() as seen:
+        train(cfg)
+    drift = [w for w in seen if "common offset has reached" in str(w.message)]
+    assert len(drift) == warned
+    if warned:
+        assert "train.z_loss" in str(drift[0].message)
+
+
+def test_the_logit_offset_warning_needs_low_precision_and_a_large_offset():
+    from scalerec.train.numerics import LOGIT_OFFSET_WARN, logit_offset_warning
+
+    big = 2 * LOGIT_OFFSET_WARN
+    assert logit_offset_warning(big, True, 0.0) is not None
+    assert logit_offset_warning(-big, True, 0.0) is not None  # the offset may drift either way
+    assert logit_offset_warning(big, False, 0.0) is None  # fp32: rounding is 2^16 times finer
+    assert logit_offset_warning(big, True, 1e-4) is None  # the z-loss holds it
+    assert logit_offset_warning(LOGIT_OFFSET_WARN / 2, True, 0.0) is None
+    assert logit_offset_warning(None, True, 0.0) is None  # no logit statistics (e.g. no validation users)

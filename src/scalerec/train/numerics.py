@@ -91,3 +91,23 @@ def check_weights(model: torch.nn.Module, step: int, cause: str) -> None:
         raise UserError(
             f"training diverged: model weights are non-finite after step {step}; likely cause: {cause}"
         )
+
+
+LOGIT_OFFSET_WARN = 32.0
+"""|Mean logit over the catalog| above which a low-precision run is told its offset is drifting. Softmax
+ignores a common offset, so a healthy run keeps it within a few nats of 0 (0.6-1.4 for every fp32 run
+measured); the packed bf16 Beauty text model passed 32 near epoch 70 on its way to 76-253, where bf16's
+8 significant bits round its vectors by ~0.4% of it, a sizeable share of the 2.4-nat spread between items
+(BENCHMARKS.md, packing)."""
+
+
+def logit_offset_warning(logit_mean: float | None, low_precision: bool, z_loss: float) -> str | None:
+    """The warning a run gets (once) when its logits' common offset has drifted far under bf16 autocast
+    without a z-loss to hold it: said while the run trains, since the cost shows only late (a stall of
+    the training loss tens of epochs later)."""
+    if logit_mean is None or not low_precision or z_loss > 0 or abs(logit_mean) < LOGIT_OFFSET_WARN:
+        return None
+    return (f"the logits' common offset has reached {logit_mean:.1f} (valid/logit_mean) under bf16: softmax "
+            "ignores it, but bf16 rounds the vectors by ~0.4% of it, and packed bf16 text models stalled "
+            "once it grew (BENCHMARKS.md, packing). Consider --set train.z_loss=1e-4 or "
+            "--set train.precision=fp32")

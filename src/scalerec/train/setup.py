@@ -89,6 +89,7 @@ class Runtime:
     train_data: dict[str, Any] = field(default_factory=dict)  # fraction, users, D: for final.json
     grad_norms: torch.Tensor | None = None  # on the device, since the last log line: [sum of pre-clip
     # gradient norms, steps clipped] (train.grad_clip > 0 only; the norm is computed by the clip anyway)
+    offset_warned: bool = False  # `numerics.logit_offset_warning` was given (once per process)
 
 
 def _init_distributed(device: torch.device) -> None:

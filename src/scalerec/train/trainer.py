@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,10 @@ def _validate(rt: Runtime) -> None:
     keys = ("step", "targets_seen", "flops", "valid/loss", "valid/ndcg@10", "valid/hr@10", "valid/mrr@10")
     rt.bar.print(runlog.log_line({k: rec[k] for k in keys if k in rec}))
     rt.bar.phase()
+    drift = numerics.logit_offset_warning(m.get("logit_mean"), rt.dtype is not None, rt.cfg.train.z_loss)
+    if drift and not rt.offset_warned and runlog.is_main():
+        rt.offset_warned = True
+        warnings.warn(drift, stacklevel=2)
     score = m.get("ndcg@10", -m["loss"])
     if score > c.best_ndcg:
         c.best_ndcg, c.best_step, c.best_valid, c.bad_evals = score, c.step, m, 0

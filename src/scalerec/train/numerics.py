@@ -96,7 +96,7 @@ def check_weights(model: torch.nn.Module, step: int, cause: str) -> None:
 LOGIT_OFFSET_WARN = 32.0
 """|Mean logit over the catalog| above which a low-precision run is told its offset is drifting. Softmax
 ignores a common offset, so a healthy run keeps it within a few nats of 0 (0.6-1.4 for every fp32 run
-measured); the packed bf16 Beauty text model passed 32 near epoch 70 on its way to 76-253, where bf16's
+measured); the packed bf16 Beauty text model passed 32 at epochs 70-90 on its way to 76-253, where bf16's
 8 significant bits round its vectors by ~0.4% of it, a sizeable share of the 2.4-nat spread between items
 (BENCHMARKS.md, packing)."""
 

@@ -56,9 +56,10 @@
 #   packed_short   train.packing=on (the default: its offset never measured)
 #   padded_short   train.packing=off
 #   packed_nored   train.packing=on, cuBLAS's bf16 reduced-precision (split-K) reductions off
-#                  (torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction, on by default): a CUDA-only
-#                  rounding that the CPU's Office run, which did not drift, lacks. Set by a sitecustomize.py on the arm's PYTHONPATH
-#                  (`SITE=nored` in an arm's sets), so every process of the arm starts with it.
+#                  (torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction, on by default): a
+#                  CUDA-only rounding that the CPU's Office run, which did not drift, lacks. Set by a
+#                  sitecustomize.py on the arm's PYTHONPATH (`SITE=nored` in an arm's sets), so every process
+#                  of the arm starts with it.
 #   OUT=$OUT LIM=540 STAGE=5 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
 set -u
 export PYTHONUNBUFFERED=1
@@ -133,8 +134,9 @@ elif [ "${STAGE:-1}" = 5 ]; then
   arms="packed_z:--set=train.packing=on,--set=train.z_loss=0.0001 packed_short:--set=train.packing=on"
   arms="$arms padded_short:--set=train.packing=off packed_nored:--set=train.packing=on,SITE=nored"
 fi
-mkdir -p runs/site_nored
-cat > runs/site_nored/sitecustomize.py <<'PY'
+site_nored() {  # the PYTHONPATH entry whose sitecustomize.py turns the reduced-precision reductions off
+  mkdir -p runs/site_nored
+  cat > runs/site_nored/sitecustomize.py <<'PY'
 import sys
 
 import torch
@@ -142,6 +144,8 @@ import torch
 torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
 print("sitecustomize: allow_bf16_reduced_precision_reduction = False", file=sys.stderr)
 PY
+  echo "$PWD/runs/site_nored:"
+}
 # ARMS="packed_short padded_short" keeps some arms; ARMS= (empty) none: a short call then runs only the GPU
 # tests and the probe at initial weights, the answers that take minutes rather than a training run
 if [ -n "${ARMS+x}" ]; then
@@ -151,7 +155,7 @@ left=$(left_s 0)
 n_seeds=$(echo "${SEEDS:-0}" | tr ',' '\n' | grep -c .)
 for arm in $arms; do
   name=${arm%%:*}; sets=${arm#*:}; w=runs/diag_$name
-  site=""; [[ $sets == *SITE=nored* ]] && { site=$PWD/runs/site_nored:; sets=${sets//SITE=nored/}; sets=${sets%,}; }
+  site=""; [[ $sets == *SITE=nored* ]] && { site=$(site_nored); sets=${sets//SITE=nored/}; sets=${sets%,}; }
   beauty_data "$w"
   compile="--set train.compile=true"; [[ $sets == *compile=false* || $DEV != cuda ]] && compile=""
   (OMP_NUM_THREADS=2 PYTHONPATH=$site$PWD/src:$PWD/benchmarks timeout "$left" $PY benchmarks/accuracy.py \

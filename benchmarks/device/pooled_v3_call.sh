@@ -7,8 +7,9 @@
 # two of three chained calls lost), and ignored paths (gpu/, runs/) do not outlive a checkout. So every call
 # returns the sweep's results.parquet (a row per finished run, upserted after each run), it is committed as
 # docs/results/pooled_v3/results.parquet, and the next call adopts it (`scalerec sweep --adopt`): finished runs
-# count as done wherever they ran. Run ids do not depend on paths, and the dataset and token table are
-# rebuilt identically (dataset hash 3125e41d939eda6c; the BPE tokenizer trained twice gave the same files).
+# count as done wherever they ran. A dataset path outside the sweep dir is part of every run id, so DATA and TOK
+# are the same relative paths on every machine, and their contents are rebuilt identically (dataset hash
+# 3125e41d939eda6c; the BPE tokenizer trained twice gave the same files).
 #
 # Carry: gpu/pooled (7.5 MB: `POOLED=1 bash benchmarks/device/prepare_carry.sh`); the token table is built on
 # the device (3 s). Then, after each call, on this machine:
@@ -17,8 +18,9 @@
 #   run(carry=["gpu/pooled"], command="OUT=$OUT LIM=540 bash benchmarks/device/pooled_v3_call.sh")
 #   DRY=1: the calibrated dry run only (times a few short runs per size on this GPU; sweep_dry_run.log)
 # CPU smoke of the mechanics (two "machines", the second adopting the first's table), as checked on 2026-12-05:
-#   EXTRA_SETS="--set sizes=['tiny'] --set train_fractions=[0.01,0.033] --set seeds=[0] --set extra_seeds=[]
-#     --set max_steps=4 --set lr_search=[1.0] --set lr_search_per_encoder={} --set device=cpu" PAR=2 ...
+#   EXTRA_SETS="--set encoders=['text'] --set sizes=['tiny'] --set train_fractions=[0.01] --set seeds=[0]
+#     --set extra_seeds=[] --set max_steps=4 --set lr_search=[1.0] --set lr_search_per_encoder={text=[1.0]}
+#     --set device=cpu" PAR=1 W=/tmp/a/sweep ..., then the same with W=/tmp/b/sweep ADOPT=<first OUT>/results.parquet
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/pooled_v3_out}; mkdir -p "$OUT"
@@ -50,16 +52,14 @@ PYTHONPATH=$PWD/src timeout "$left" $PY -m scalerec sweep "$SPEC" --out "$W" --p
 pkill -f "scalerec sweep" 2>/dev/null; sleep 2   # workers a timeout left behind
 cp "$W.log" "$OUT/sweep.log"
 [ -f "$W/results.parquet" ] && cp "$W/results.parquet" "$OUT/"
-PYTHONPATH=$PWD/src $PY - "$W/results.parquet" <<'PY' | tee "$OUT/summary.txt"
+PYTHONPATH=$PWD/src $PY - "$W" <<'PY' | tee "$OUT/summary.txt"
 import sys
-from pathlib import Path
 
-import pyarrow.parquet as pq
+from scalerec.scaling.sweep import read_results
 
-path = Path(sys.argv[1])
-if not path.is_file():
+rows = read_results(sys.argv[1])
+if not rows:
     sys.exit("no results.parquet yet")
-rows = pq.read_table(path).to_pylist()
 ok = [r for r in rows if r.get("status") == "ok"]
 adopted = sum(bool(r.get("adopted_from")) for r in rows)
 print(f"{len(rows)} rows: {len(ok)} ok ({adopted} adopted from earlier calls), {len(rows) - len(ok)} not ok")

@@ -1,0 +1,81 @@
+"""tiny (run 3) against xs (this run), both pretrained on the pooled corpus minus Office and fine-tuned on
+the same 5% of Office's training users: per strategy, the LR chosen on validation (seed 0's search, as the
+study chose it), the 3 seeds' test NDCG@10 at that LR, and xs - tiny with a Welch t-interval (the two
+sizes' seeds are separate runs, so they are not paired).
+
+    python docs/results/transfer_v2/cpu_office_xs/compare_sizes.py [FRACTION]   -> compare_sizes.log
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from scalerec.transfer.study.store import choices
+
+HERE = Path(__file__).parent
+RUNS = {"tiny": HERE.parent / "cpu_office3" / "results.jsonl", "xs": HERE / "results.jsonl"}
+STRATEGIES = ("full", "freeze-transformer", "scratch")
+
+
+def t_interval(x: np.ndarray) -> tuple[float, float, float]:
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Mean of a - b and its 95% Welch t-interval."""
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.975, dof) * np.sqrt(va + vb)
+    d = float(a.mean() - b.mean())
+    return d, d - half, d + half
+
+
+def seeds_at_choice(rows: list[dict], size: str, fraction: float, strategy: str) -> tuple[dict, np.ndarray]:
+    group = f"ft-office-{size}-f{fraction:g}-{strategy}-lr?-s0"
+    choice = choices(rows)[group]
+    tests = [
+        r["test"]["overall"]["ndcg@10"] for r in rows
+        if r["kind"] == "finetune" and r["size"] == size and r["fraction"] == fraction
+        and r["method"] == strategy and float(r["lr"]) == choice["lr"]
+    ]
+    return choice, np.array(tests)
+
+
+def main() -> None:
+    fraction = float(sys.argv[1]) if len(sys.argv) > 1 else 0.05
+    rows = {size: [json.loads(line) for line in path.open()] for size, path in RUNS.items()}
+    print(f"Office, {fraction:g} of training users; test NDCG@10 overall (all 4,905 test users), unmasked")
+    head = f"{'strategy':20s} {'size':5s} {'chosen LR (valid)':26s} {'edge':5s} {'seeds':>5s}"
+    print(f"{head}  mean [95% t-interval]")
+    tests = {}
+    for strategy in STRATEGIES:
+        for size in RUNS:
+            choice, x = seeds_at_choice(rows[size], size, fraction, strategy)
+            grid = [p["lr"] for p in choice["search"]]
+            best = max(p["valid_ndcg@10"] for p in choice["search"])
+            edge = "top" if choice["lr"] == max(grid) else "bottom" if choice["lr"] == min(grid) else "no"
+            m, lo, hi = t_interval(x)
+            lr = f"{choice['lr']:<8g} ({best:.4f}) of {len(grid)} LRs"
+            print(f"{strategy:20s} {size:5s} {lr}   {edge:6s} {len(x):>4d}  "
+                  f"{m:.4f} [{lo:.4f}, {hi:.4f}]  seeds {', '.join(f'{v:.4f}' for v in x)}")
+            tests[strategy, size] = x
+    print("\nxs - tiny (Welch 95% t-interval; separate runs, not paired):")
+    for strategy in STRATEGIES:
+        d, lo, hi = welch(tests[strategy, "xs"], tests[strategy, "tiny"])
+        print(f"  {strategy:20s} {d:+.4f} [{lo:+.4f}, {hi:+.4f}]{'' if lo > 0 or hi < 0 else '  n.s.'}")
+    print("\nfine-tuned - scratch, same size (Welch; the study's own verdicts pair by seed):")
+    for size in RUNS:
+        for strategy in ("full", "freeze-transformer"):
+            d, lo, hi = welch(tests[strategy, size], tests["scratch", size])
+            ns = "" if lo > 0 or hi < 0 else "  n.s."
+            print(f"  {size:5s} {strategy:20s} {d:+.4f} [{lo:+.4f}, {hi:+.4f}]{ns}")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,15 +16,11 @@ import numpy as np
 from scipy import stats
 
 from scalerec.transfer.study.store import choices
+from scalerec.transfer.study.table import seed_interval
 
 HERE = Path(__file__).parent
 RUNS = {"tiny": HERE.parent / "cpu_office3" / "results.jsonl", "xs": HERE / "results.jsonl"}
 STRATEGIES = ("full", "freeze-transformer", "scratch")
-
-
-def t_interval(x: np.ndarray) -> tuple[float, float, float]:
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
 
 
 def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -60,7 +56,7 @@ def main() -> None:
             grid = [p["lr"] for p in choice["search"]]
             best = max(p["valid_ndcg@10"] for p in choice["search"])
             edge = "top" if choice["lr"] == max(grid) else "bottom" if choice["lr"] == min(grid) else "no"
-            m, lo, hi = t_interval(x)
+            m, (lo, hi) = float(x.mean()), seed_interval(list(x))
             lr = f"{choice['lr']:<8g} ({best:.4f}) of {len(grid)} LRs"
             print(f"{strategy:20s} {size:5s} {lr}   {edge:6s} {len(x):>4d}  "
                   f"{m:.4f} [{lo:.4f}, {hi:.4f}]  seeds {', '.join(f'{v:.4f}' for v in x)}")

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scalerec.eval.metrics import seed_interval
 from selection import candidates, check_metric, config_tag, parse_grid, select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -279,19 +280,6 @@ def train_in_parallel(cells: list[Cell], args: argparse.Namespace) -> None:
     failed = [name(c) for c, code in zip(todo, codes, strict=True) if code]
     if failed:
         print(json.dumps({"event": "child_failed", "runs": failed}), flush=True)
-
-
-def seed_interval(values: list[float]) -> tuple[float, float] | None:
-    """95% t-interval of the mean over seeds (None with one seed)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return None
-    from scipy import stats
-
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    return (mean - half, mean + half)
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

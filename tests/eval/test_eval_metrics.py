@@ -86,3 +86,19 @@ def test_full_softmax_stats_reports_the_logit_offset_that_softmax_ignores() -> N
     assert base["logit_mean"] == pytest.approx(float(logits.mean()), rel=1e-9)
     assert base["user_norm"] == pytest.approx(float(users.norm(dim=1).mean()))
     assert base["item_norm"] == pytest.approx(float(items[1:].norm(dim=1).mean()))
+
+
+def test_seed_interval_matches_the_t_formula_and_needs_two_seeds():
+    from scipy import stats
+
+    from scalerec.eval.metrics import seed_interval
+
+    vals = [0.0539, 0.0509, 0.0521]
+    lo, hi = seed_interval(vals)
+    mean, sd = np.mean(vals), np.std(vals, ddof=1)
+    half = stats.t.ppf(0.975, 2) * sd / np.sqrt(3)
+    assert lo == pytest.approx(mean - half) and hi == pytest.approx(mean + half)
+    assert hi - lo == pytest.approx(2 * 4.302653 * sd / np.sqrt(3), rel=1e-6)  # t(0.975, 2) by hand
+    lo90, hi90 = seed_interval(vals, level=0.90)
+    assert lo < lo90 < mean < hi90 < hi
+    assert seed_interval([0.05]) is None and seed_interval([]) is None

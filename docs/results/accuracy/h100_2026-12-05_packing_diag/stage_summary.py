@@ -23,6 +23,8 @@ import sys
 import numpy as np
 from scipy import stats
 
+from scalerec.eval.metrics import seed_interval
+
 HERE = "docs/results/accuracy/h100_2026-12-05_packing_diag"
 
 
@@ -42,8 +44,8 @@ def runs(stage: str, arm: str) -> dict[int, dict]:
 
 
 def t_interval(x: np.ndarray) -> tuple[float, float, float]:
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+    lo, hi = seed_interval(list(x)) or (float("nan"), float("nan"))
+    return float(x.mean()), lo, hi
 
 
 def main(arms: list[str]) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from scalerec.eval.metrics import seed_interval
 from scalerec.transfer.study.store import choices
-from scalerec.transfer.study.table import seed_interval
 
 HERE = Path(__file__).parent
 RUNS = {"tiny": HERE.parent / "cpu_office3" / "results.jsonl", "xs": HERE / "results.jsonl"}

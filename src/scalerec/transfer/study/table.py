@@ -9,7 +9,6 @@ seed 0 against seed 0; cells with several seeds also show the mean over seeds wi
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from scalerec.eval.metrics import seed_interval
 from scalerec.io import atomic_write
 from scalerec.train import numerics
 from scalerec.transfer.plots import write_plots
@@ -55,18 +55,6 @@ def final_rows(rows: list[dict[str, Any]], chosen: dict[str, dict[str, Any]]) ->
             if not r.get("search") or won == r["cell"]:
                 out.append(r)
     return out
-
-
-def seed_interval(values: list[float]) -> tuple[float, float] | None:
-    """95% t-interval of the mean over seeds (None with one seed)."""
-    n = len(values)
-    if n < 2:
-        return None
-    from scipy import stats
-
-    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return mean - half, mean + half
 
 
 def _fmt(block: dict[str, Any] | None, metric: str = "ndcg@10", ci: bool = True) -> str:

@@ -51,6 +51,14 @@ RUNS = {  # label: metrics.jsonl.gz; bf16 autocast unless the label says fp32 (C
     "H100 packed res32 c s0": f"{H100}/stage4_packed_res32_s0.metrics.jsonl.gz",
     "H100 packed res32 c s1": f"{H100}/stage4_packed_res32_s1.metrics.jsonl.gz",
     "H100 packed res32 c s2": f"{H100}/stage4_packed_res32_s2.metrics.jsonl.gz",
+    # stage 5 (one H200, 2026-12-06, one 480-s call, every run cut by it): z = train.z_loss=1e-4, packed;
+    # padded = train.packing=off; both compiled, kernel, bf16 autocast with fp32 loss logits
+    "H200 packed z c s0": f"{H100}/stage5_packed_z_s0.metrics.jsonl.gz",
+    "H200 packed z c s1": f"{H100}/stage5_packed_z_s1.metrics.jsonl.gz",
+    "H200 packed z c s2": f"{H100}/stage5_packed_z_s2.metrics.jsonl.gz",
+    "H200 padded f32logits c s0": f"{H100}/stage5_padded_short_s0.metrics.jsonl.gz",
+    "H200 padded f32logits c s1": f"{H100}/stage5_padded_short_s1.metrics.jsonl.gz",
+    "H200 padded f32logits c s2": f"{H100}/stage5_padded_short_s2.metrics.jsonl.gz",
 }
 EDGES = list(range(0, 200, 20))
 TABLES = (  # metrics.jsonl key, title

@@ -61,6 +61,10 @@
 #                  sitecustomize.py on the arm's PYTHONPATH (`SITE=nored` in an arm's sets), so every process
 #                  of the arm starts with it.
 #   OUT=$OUT LIM=540 STAGE=5 SEEDS=0,1 PROBE= bash benchmarks/device/packing_diag_call.sh
+# Stage 5 ran one 480-s call on one H200 on 2026-12-06 (ARMS="packed_z padded_short" SEEDS=0,1,2, beside 8 pooled_v3
+# workers): padded bf16 held its offset near 1 and the z-loss held packed's near -log(catalog), but every run was cut
+# (packed at epoch 95, padded at 68) before the epochs where packed bf16 used to fall behind. Finishing needs ~2 more
+# calls on the same warm machine (a run's checkpoint, ~22 MB with Adam's state, is too large to carry across).
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs

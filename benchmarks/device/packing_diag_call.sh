@@ -65,6 +65,9 @@
 # workers): padded bf16 held its offset near 1 and the z-loss held packed's near -log(catalog), but every run was cut
 # (packed at epoch 95, padded at 68) before the epochs where packed bf16 used to fall behind. Finishing needs ~2 more
 # calls on the same warm machine (a run's checkpoint, ~22 MB with Adam's state, is too large to carry across).
+# Stage 5b (nineteenth session) reran those two arms on one H100 in three chained calls (the third with
+# ARMS=padded_short LIM=530), every run finished: packed + z-loss 0.0544 against padded 0.0567, -0.0023
+# [-0.0064, +0.0019], where packed without it was -0.0044; the z-loss became the default for packed bf16 runs.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/packing_diag_out}; mkdir -p "$OUT" runs
@@ -138,6 +141,10 @@ elif [ "${STAGE:-1}" = 5 ]; then
   arms="packed_z:--set=train.packing=on,--set=train.z_loss=0.0001 packed_short:--set=train.packing=on"
   arms="$arms padded_short:--set=train.packing=off packed_nored:--set=train.packing=on,SITE=nored"
 fi
+# Every arm ran with train.z_loss 0 unless it set one: the default became auto on 2026-12-06 (1e-4 for packed bf16
+# runs, after stage 5b), so each arm without its own value pins 0 and keeps measuring what it measured.
+pinned=""; for a in $arms; do [[ $a == *z_loss* ]] && pinned="$pinned $a" || pinned="$pinned $a,--set=train.z_loss=0"; done
+arms=$pinned
 site_nored() {  # the PYTHONPATH entry whose sitecustomize.py turns the reduced-precision reductions off
   mkdir -p runs/site_nored
   cat > runs/site_nored/sitecustomize.py <<'PY'

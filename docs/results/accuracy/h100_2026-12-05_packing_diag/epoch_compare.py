@@ -59,8 +59,15 @@ RUNS = {  # label: metrics.jsonl.gz; bf16 autocast unless the label says fp32 (C
     "H200 padded f32logits c s0": f"{H100}/stage5_padded_short_s0.metrics.jsonl.gz",
     "H200 padded f32logits c s1": f"{H100}/stage5_padded_short_s1.metrics.jsonl.gz",
     "H200 padded f32logits c s2": f"{H100}/stage5_padded_short_s2.metrics.jsonl.gz",
+    # stage 5b (one H100, 2026-12-06, nineteenth session, three chained calls, every run finished): same arms
+    "H100 packed z c s0": f"{H100}/stage5b_packed_z_s0.metrics.jsonl.gz",
+    "H100 packed z c s1": f"{H100}/stage5b_packed_z_s1.metrics.jsonl.gz",
+    "H100 packed z c s2": f"{H100}/stage5b_packed_z_s2.metrics.jsonl.gz",
+    "H100 padded f32logits c s0 (5b)": f"{H100}/stage5b_padded_short_s0.metrics.jsonl.gz",
+    "H100 padded f32logits c s1 (5b)": f"{H100}/stage5b_padded_short_s1.metrics.jsonl.gz",
+    "H100 padded f32logits c s2 (5b)": f"{H100}/stage5b_padded_short_s2.metrics.jsonl.gz",
 }
-EDGES = list(range(0, 200, 20))
+EDGES = list(range(0, 220, 20))
 TABLES = (  # metrics.jsonl key, title
     ("valid/ndcg@10", "validation NDCG@10"),
     ("train/loss", "training loss"),

@@ -1,4 +1,4 @@
-"""Stages 3-4 of the packing diagnostic: each arm's masked test NDCG@10 over seeds, and every arm against a
+"""Stages 3-5b of the packing diagnostic: each arm's masked test NDCG@10 over seeds, and every arm against a
 reference arm. The arms trained the Beauty text model (bf16 autocast with fp32 loss logits unless the arm
 says otherwise, compiled) on one H100, 3 seeds each. Reads the accuracy runs' `"event": "run"` lines (test
 read once per run at its best validation step) from the calls' logs `stage{S}_{arm}_call{1,2,3}.jsonl.gz`
@@ -9,6 +9,8 @@ t-interval and Welch's p. An arm is `S:name` (stage S's logs). Run from the repo
         3:packed_f32logits 3:padded_short
     python docs/results/accuracy/h100_2026-12-05_packing_diag/stage_summary.py \
         4:packed_fp32c 4:packed_res32 3:packed_f32logits 3:padded_short
+    python docs/results/accuracy/h100_2026-12-05_packing_diag/stage_summary.py \
+        5b:packed_z 3:packed_f32logits 3:padded_short 5b:padded_short
 
 The last arm is the reference.
 """

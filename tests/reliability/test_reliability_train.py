@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -260,12 +261,27 @@ def test_a_drifting_logit_offset_under_bf16_is_reported_once(
 
     monkeypatch.setattr(numerics, "LOGIT_OFFSET_WARN", 0.0)
     cfg = cfg_for(train_world, tmp_path, f"drift{z_loss}", "train.precision=bf16", f"train.z_loss={z_loss}")
-    with pytest.warns() as seen:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         train(cfg)
     drift = [w for w in seen if "common offset has reached" in str(w.message)]
     assert len(drift) == warned
     if warned:
         assert "train.z_loss" in str(drift[0].message)
+
+
+@pytest.mark.parametrize("packing, expected", [("on", 1e-4), ("off", 0.0)])
+def test_a_packed_bf16_run_gets_the_auto_z_loss_and_its_config_records_it(
+    train_world, tmp_path, packing, expected
+):
+    """The default z-loss is decided when the run starts, from its real layout and precision, and written to
+    the run's config.toml, so the record says what the run did and a resume does the same."""
+    cfg = cfg_for(train_world, tmp_path, f"z{packing}", "train.precision=bf16", f"train.packing={packing}")
+    assert cfg.train.z_loss is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny world's drift warning is not what this test checks
+        run = train(cfg)
+    assert load(RunConfig, toml=run.run_dir / "config.toml").train.z_loss == expected
 
 
 def test_the_logit_offset_warning_needs_low_precision_and_a_large_offset():

@@ -349,13 +349,15 @@ def test_both_layouts_train_and_learn(world, tmp_path, packing) -> None:
 
 
 def test_auto_packing_warns_only_where_it_was_measured_to_cost_accuracy() -> None:
-    """A text (or hybrid) model packed by "auto" under bf16 autocast gets the caveat; an explicit "on",
-    an ID model, padded batches or fp32 (where packed runs followed the padded curves) do not."""
+    """A text (or hybrid) model packed by "auto" under bf16 autocast with the z-loss set to 0 gets the
+    caveat; the default z-loss (which held the drift), an explicit "on", an ID model, padded batches or fp32
+    (where packed runs followed the padded curves) do not."""
     from scalerec.train.setup import packing_caveat
 
-    caveat = packing_caveat("auto", True, True, True)
-    assert caveat is not None and "train.packing=off" in caveat
-    assert packing_caveat("on", True, True, True) is None
-    assert packing_caveat("auto", True, False, True) is None
-    assert packing_caveat("auto", False, True, True) is None
-    assert packing_caveat("auto", True, True, False) is None
+    caveat = packing_caveat("auto", True, True, True, 0.0)
+    assert caveat is not None and "train.packing=off" in caveat and "train.z_loss" in caveat
+    assert packing_caveat("auto", True, True, True, 1e-4) is None
+    assert packing_caveat("on", True, True, True, 0.0) is None
+    assert packing_caveat("auto", True, False, True, 0.0) is None
+    assert packing_caveat("auto", False, True, True, 0.0) is None
+    assert packing_caveat("auto", True, True, False, 0.0) is None

@@ -27,7 +27,9 @@ from scalerec.train.schedule import lr_factor
 # Fields added after committed sweeps had ids, with the value that reproduces the runs from before them
 # (logits_precision "fp32": those runs' bf16 logits gave the same result in fp32 runs; train_fraction 1.0:
 # the whole training split; z_loss 0: no penalty). At that value a field is left out of the hash, so those
-# sweeps stay adoptable; any other value gets ids of its own.
+# sweeps stay adoptable; any other value gets ids of its own. z_loss's default became auto (None, also left
+# out) on 2026-12-06; auto differs from 0 only in packed bf16 runs, so the committed GPU sweeps and the
+# transfer study pin 0 in their configs, keeping their ids and what their runs did.
 _ADDED_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("train", "logits_precision", "fp32"), ("data", "train_fraction", 1.0), ("train", "z_loss", 0.0),
 )
@@ -64,13 +66,34 @@ def auto_log_every(steps_per_epoch: int) -> int:
     return max(1, min(50, steps_per_epoch // 10))
 
 
-def resolve_auto(cfg: RunConfig, n_items: int, n_batches_per_epoch: int) -> RunConfig:
-    """`cfg` with its data-dependent "auto" values (loss, log_every) decided, as config.toml records."""
+AUTO_Z_LOSS = 1e-4
+"""`train.z_loss` of an auto run of a text or hybrid model that packs under bf16/fp16 autocast (PaLM's
+value; the packing diagnostic's stage 5b tested it: BENCHMARKS.md, packing)."""
+
+
+def resolved_z_loss(cfg: RunConfig, loss: str, packed: bool, low_precision: bool) -> float:
+    """`train.z_loss`, with auto (None) decided by the run's model, layout and precision: the logits' common
+    offset drifted only in text models trained on packed batches under bf16 (padded and fp32 runs held it
+    near 1, and packed ID-SASRec kept padded's accuracy without a z-loss, so it is left as measured)."""
+    z = cfg.train.z_loss
+    if z is not None:
+        return z
+    text = cfg.model.item_encoder in ("text", "hybrid")
+    return AUTO_Z_LOSS if text and packed and low_precision and loss != "bce" else 0.0
+
+
+def resolve_auto(
+    cfg: RunConfig, n_items: int, n_batches_per_epoch: int, packed: bool = False, low_precision: bool = False
+) -> RunConfig:
+    """`cfg` with its data- and device-dependent "auto" values (loss, log_every, z_loss) decided, as
+    config.toml records."""
     t = cfg.train
     spe = max(1, math.ceil(n_batches_per_epoch / t.grad_accum))
     log_every = t.log_every or auto_log_every(spe)
+    loss = resolved_loss(cfg, n_items)
+    z_loss = resolved_z_loss(cfg, loss, packed, low_precision)
     return dataclasses.replace(
-        cfg, train=dataclasses.replace(t, loss=resolved_loss(cfg, n_items), log_every=log_every)
+        cfg, train=dataclasses.replace(t, loss=loss, log_every=log_every, z_loss=z_loss)
     )
 
 

@@ -103,12 +103,18 @@ class TrainConfig:
     item differences that a trained model's large common logit offset pushes below bf16's step
     (bf16 logits stalled the Beauty text model's training loss at ~7.10, BENCHMARKS.md); "autocast"
     runs it in bf16 (the behaviour before 2026-12-05: slightly faster, for reproducing old runs)."""
-    z_loss: float = field(default=0.0, metadata={"range": "[0, inf)"})
+    z_loss: float | None = field(default=None, metadata={"range": "[0, inf)"})
     """Weight of the z-loss `z · logsumexp(logits)²` added per target (PaLM, Chowdhery et al. 2022; 1e-4
-    there). Softmax ignores a common offset of a target's logits, so nothing holds it in place, and under
-    bf16 autocast it can drift (the packed Beauty text model's mean logit grew from ~1 to ~300 while fp32
-    runs stayed near 1, BENCHMARKS.md); the penalty pins it, keeping item differences above bf16's step
-    in the rounded item and user vectors. 0 = off (full, sampled softmax; not BCE)."""
+    there). Softmax ignores a common offset of a target's logits, so nothing holds it in place, and in
+    packed bf16 runs it drifted (the Beauty text model's mean logit grew from ~1 to ~300 while padded and
+    fp32 runs stayed near 1) and the training loss stalled; the penalty pins it near −log(catalog).
+    None (default) = auto, decided when the run starts and recorded in its config.toml: `AUTO_Z_LOSS`
+    (1e-4) where a text or hybrid model trains on packed batches under bf16/fp16 autocast with a softmax
+    loss, else 0 (packed ID-SASRec kept padded's accuracy without it).
+    Why there only: on one H100, 3 seeds each, packed bf16 with 1e-4 beat packed bf16 without it on
+    validation NDCG@10 in every seed (+0.0030 on average) and sat 0.0023 [−0.0064, +0.0019] below padded on
+    test, where packed bf16 without it sat 0.0044 [−0.0081, −0.0006] below (BENCHMARKS.md, packing); padded
+    and fp32 runs never drifted and were not tried with it. 0 = off; not with BCE."""
     compile: bool = False
     """Wrap the training step in torch.compile."""
     compile_mode: Literal[
@@ -120,10 +126,10 @@ class TrainConfig:
     restarting per window and attention kept inside it (same loss and gradients as padded rows);
     a batch then holds about batch_size windows in fewer rows. "auto" packs when real targets would
     fill < 75% of the padded slots (real histories: Beauty/Games ~12%), "off" pads every window
-    to max_len (as before), "on" always packs. See `scalerec.train.batches`. Caveat (BENCHMARKS.md,
-    packing): in bf16 the Beauty text model trained packed ended 0.0031 / 0.0045 NDCG@10 below padded
-    (3 seeds each, same run, H200 / H100) as its logits' common offset drifted up (packed fp32 runs held it;
-    `z_loss` is the candidate fix); use "off" (or precision fp32) for best accuracy.
+    to max_len (as before), "on" always packs. See `scalerec.train.batches`. Under bf16 a packed text or
+    hybrid model gets a z-loss by default (`z_loss`): without it the Beauty text model trained packed
+    ended 0.0044 NDCG@10 below padded (3 seeds, H100) as its logits' common offset drifted; with it,
+    0.0023 below (not significant). Use "off" (or precision fp32) to match padded runs exactly.
     "unpacked" is a diagnostic control: the packed stream's batches laid out padded (`UnpackedBatches`)."""
     distinct_items: bool = True
     """Text and hybrid encoders, all-position targets: encode each distinct item of a batch once (same loss,

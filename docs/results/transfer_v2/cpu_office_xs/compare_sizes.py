@@ -32,9 +32,13 @@ def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return d, d - half, d + half
 
 
-def seeds_at_choice(rows: list[dict], size: str, fraction: float, strategy: str) -> tuple[dict, np.ndarray]:
+def seeds_at_choice(
+    rows: list[dict], size: str, fraction: float, strategy: str
+) -> tuple[dict | None, np.ndarray]:
     group = f"ft-office-{size}-f{fraction:g}-{strategy}-lr?-s0"
-    choice = choices(rows)[group]
+    choice = choices(rows).get(group)
+    if choice is None:  # its LR search has not finished
+        return None, np.array([])
     tests = [
         r["test"]["overall"]["ndcg@10"] for r in rows
         if r["kind"] == "finetune" and r["size"] == size and r["fraction"] == fraction
@@ -53,21 +57,31 @@ def main() -> None:
     for strategy in STRATEGIES:
         for size in RUNS:
             choice, x = seeds_at_choice(rows[size], size, fraction, strategy)
+            tests[strategy, size] = x
+            if choice is None:
+                print(f"{strategy:20s} {size:5s} LR search not finished")
+                continue
             grid = [p["lr"] for p in choice["search"]]
             best = max(p["valid_ndcg@10"] for p in choice["search"])
-            edge = "top" if choice["lr"] == max(grid) else "bottom" if choice["lr"] == min(grid) else "no"
-            m, (lo, hi) = float(x.mean()), seed_interval(list(x))
+            edge = ("-" if len(grid) == 1 else "top" if choice["lr"] == max(grid)
+                    else "bottom" if choice["lr"] == min(grid) else "no")
+            m, (lo, hi) = float(x.mean()), seed_interval(list(x)) or (float("nan"), float("nan"))
             lr = f"{choice['lr']:<8g} ({best:.4f}) of {len(grid)} LRs"
             print(f"{strategy:20s} {size:5s} {lr}   {edge:6s} {len(x):>4d}  "
                   f"{m:.4f} [{lo:.4f}, {hi:.4f}]  seeds {', '.join(f'{v:.4f}' for v in x)}")
-            tests[strategy, size] = x
     print("\nxs - tiny (Welch 95% t-interval; separate runs, not paired):")
     for strategy in STRATEGIES:
+        if min(len(tests[strategy, size]) for size in RUNS) < 2:
+            print(f"  {strategy:20s} fewer than 2 seeds at one size: no interval")
+            continue
         d, lo, hi = welch(tests[strategy, "xs"], tests[strategy, "tiny"])
         print(f"  {strategy:20s} {d:+.4f} [{lo:+.4f}, {hi:+.4f}]{'' if lo > 0 or hi < 0 else '  n.s.'}")
     print("\nfine-tuned - scratch, same size (Welch; the study's own verdicts pair by seed):")
     for size in RUNS:
         for strategy in ("full", "freeze-transformer"):
+            if min(len(tests[strategy, size]), len(tests["scratch", size])) < 2:
+                print(f"  {size:5s} {strategy:20s} fewer than 2 seeds: no interval")
+                continue
             d, lo, hi = welch(tests[strategy, size], tests["scratch", size])
             ns = "" if lo > 0 or hi < 0 else "  n.s."
             print(f"  {size:5s} {strategy:20s} {d:+.4f} [{lo:+.4f}, {hi:+.4f}]{ns}")

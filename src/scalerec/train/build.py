@@ -78,8 +78,7 @@ def resolved_z_loss(cfg: RunConfig, loss: str, packed: bool, low_precision: bool
     z = cfg.train.z_loss
     if z is not None:
         return z
-    text = cfg.model.item_encoder in ("text", "hybrid")
-    return AUTO_Z_LOSS if text and packed and low_precision and loss != "bce" else 0.0
+    return AUTO_Z_LOSS if cfg.model.has_text and packed and low_precision and loss != "bce" else 0.0
 
 
 def resolve_auto(

@@ -189,6 +189,7 @@ def _build(
     packed = isinstance(batches, PackedBatches)
     cfg = build.resolve_auto(cfg, n_items, len(batches), packed=packed, low_precision=dtype is not None)
     t = cfg.train
+    z_loss = t.z_loss or 0.0  # resolved above: never None here
     # -- model, objective, optimizer --------------------------------------------------------------
     mcfg = build.fill_model_config(cfg, n_items, tokens)
     check_training(mcfg, micro, t.targets, t.loss, t.negatives, t.shared_negatives, n_items, device)
@@ -203,7 +204,7 @@ def _build(
     logq = sampler.logp if (t.logq and t.loss == "sampled") else None
     objective = NextItemObjective(
         model, t.loss, t.targets, t.temperature, logq, fp32_logits=t.logits_precision == "fp32",
-        z_loss=t.z_loss or 0.0,  # resolved above: never None here
+        z_loss=z_loss,
     )
     step_module: torch.nn.Module = objective
     if t.compile:
@@ -245,7 +246,7 @@ def _build(
         train_data=train_data,
     )
     rt.distinct_items = t.distinct_items and mcfg.has_text and t.targets == "all"
-    caveat = packing_caveat(t.packing, packed, mcfg.has_text, dtype is not None, t.z_loss or 0.0)
+    caveat = packing_caveat(t.packing, packed, mcfg.has_text, dtype is not None, z_loss)
     if caveat and runlog.is_main():
         warnings.warn(caveat, stacklevel=2)
     if resume:

@@ -239,8 +239,7 @@ def _validate(rt: Runtime) -> None:
     keys = ("step", "targets_seen", "flops", "valid/loss", "valid/ndcg@10", "valid/hr@10", "valid/mrr@10")
     rt.bar.print(runlog.log_line({k: rec[k] for k in keys if k in rec}))
     rt.bar.phase()
-    z_loss = rt.cfg.train.z_loss or 0.0
-    drift = numerics.logit_offset_warning(m.get("logit_mean"), rt.dtype is not None, z_loss)
+    drift = numerics.logit_offset_warning(m.get("logit_mean"), rt.dtype is not None, rt.objective.z_loss)
     if drift and not rt.offset_warned and runlog.is_main():
         rt.offset_warned = True
         warnings.warn(drift, stacklevel=2)

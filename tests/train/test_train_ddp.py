@@ -71,16 +71,17 @@ def test_two_gloo_processes_match_one(world, tmp_path):
     assert json.loads((two / "final.json").read_text())["targets_seen"] == one.final["targets_seen"]
 
 
-def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
+def _torchrun(args: list[str], slow_reader: bool = False) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            f"--master_port={_free_port()}", str(Path(__file__).with_name("ddp_worker.py")), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SCALEREC_TEST_SLOW_READER": "1" if slow_reader else "0"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_a_time_stopped_ddp_run_extends_to_the_uncut_run(world, tmp_path):
     """`--extend` under DDP: rank 0 copies the run into the staging dir before any rank restores from it,
-    every rank (its own RNG file included) goes on, and the longer run equals the uncut one."""
+    every rank (its own RNG file included) goes on, rank 0 moves the staging dir back only once every rank
+    has read the best weights from it (rank 1 reads late here), and the longer run equals the uncut one."""
     data, tokens = world
     args = [f"data.dataset={data}", f"data.tokens={tokens}", "data.max_len=8", f"run.out={tmp_path}",
             "run.tracking_uri=off", "run.progress=false", "train.batch_size=16", "train.negatives=16",
@@ -90,7 +91,7 @@ def test_a_time_stopped_ddp_run_extends_to_the_uncut_run(world, tmp_path):
     cut = _torchrun([*args, "run.name=cut", "train.max_minutes=1e-9"])
     assert cut.returncode == 0, cut.stderr[-3000:]
     assert json.loads((tmp_path / "cut" / "final.json").read_text())["steps"] == 5
-    longer = _torchrun(["--extend", *args, "run.name=cut", "train.max_minutes=60"])
+    longer = _torchrun(["--extend", *args, "run.name=cut", "train.max_minutes=60"], slow_reader=True)
     assert longer.returncode == 0, longer.stderr[-3000:]
     final = json.loads((tmp_path / "cut" / "final.json").read_text())
     assert final["steps"] == 10 and not final["stopped_by_time"]

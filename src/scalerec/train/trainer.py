@@ -51,8 +51,11 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, extend:
         with runlog.sigterm_as_interrupt():
             completed = _loop(rt)
             final = _finish(rt) if completed else {}
-        if completed and rt.claim is not None and runlog.is_main():
-            rt.dir = rt.claim.commit()
+        if completed and rt.claim is not None:
+            if torch.distributed.is_initialized():
+                torch.distributed.barrier()  # no rank still reads the staging dir that rank 0 moves now
+            if runlog.is_main():
+                rt.dir = rt.claim.commit()
         status = "FINISHED" if completed else "KILLED"
         return RunSummary(rt.dir, final, completed)
     except KeyboardInterrupt:

@@ -34,17 +34,31 @@ def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 
 def seeds_at_choice(
     rows: list[dict], size: str, fraction: float, strategy: str
-) -> tuple[dict | None, np.ndarray]:
+) -> tuple[dict | None, dict[int, float]]:
+    """The LR chosen on validation (None while its search runs) and each seed's test NDCG@10 at it."""
     group = f"ft-office-{size}-f{fraction:g}-{strategy}-lr?-s0"
     choice = choices(rows).get(group)
-    if choice is None:  # its LR search has not finished
-        return None, np.array([])
-    tests = [
-        r["test"]["overall"]["ndcg@10"] for r in rows
+    if choice is None:
+        return None, {}
+    return choice, {
+        r["seed"]: r["test"]["overall"]["ndcg@10"] for r in rows
         if r["kind"] == "finetune" and r["size"] == size and r["fraction"] == fraction
         and r["method"] == strategy and float(r["lr"]) == choice["lr"]
-    ]
-    return choice, np.array(tests)
+    }
+
+
+def paired_by_seed(rows: list[dict], size: str, fraction: float, strategy: str) -> str:
+    """`strategy` - scratch over the seeds both ran at their chosen LRs, as the study's table pairs them."""
+    (ca, a), (cb, b) = (seeds_at_choice(rows, size, fraction, s) for s in (strategy, "scratch"))
+    if ca is None or cb is None:
+        return "an LR search has not finished"
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[k] - b[k] for k in seeds]
+    ci = seed_interval(diffs)
+    if ci is None:
+        return "fewer than 2 common seeds: no interval"
+    ns = "" if ci[0] > 0 or ci[1] < 0 else "  n.s."
+    return f"{float(np.mean(diffs)):+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}] over seeds {seeds}{ns}"
 
 
 def main() -> None:
@@ -56,8 +70,8 @@ def main() -> None:
     tests = {}
     for strategy in STRATEGIES:
         for size in RUNS:
-            choice, x = seeds_at_choice(rows[size], size, fraction, strategy)
-            tests[strategy, size] = x
+            choice, by_seed = seeds_at_choice(rows[size], size, fraction, strategy)
+            x = tests[strategy, size] = np.array(list(by_seed.values()))
             if choice is None:
                 print(f"{strategy:20s} {size:5s} LR search not finished")
                 continue
@@ -76,7 +90,11 @@ def main() -> None:
             continue
         d, lo, hi = welch(tests[strategy, "xs"], tests[strategy, "tiny"])
         print(f"  {strategy:20s} {d:+.4f} [{lo:+.4f}, {hi:+.4f}]{'' if lo > 0 or hi < 0 else '  n.s.'}")
-    print("\nfine-tuned - scratch, same size (Welch; the study's own verdicts pair by seed):")
+    print("\nfine-tuned - scratch, same size, paired by seed (the study's verdict; 95% t-interval):")
+    for size in RUNS:
+        for strategy in ("full", "freeze-transformer"):
+            print(f"  {size:5s} {strategy:20s} {paired_by_seed(rows[size], size, fraction, strategy)}")
+    print("\nfine-tuned - scratch, same size (Welch):")
     for size in RUNS:
         for strategy in ("full", "freeze-transformer"):
             if min(len(tests[strategy, size]), len(tests["scratch", size])) < 2:

@@ -515,6 +515,26 @@ def test_a_grown_pretraining_grid_holds_back_and_reruns_fine_tuning(tmp_path: Pa
     assert not res.stale and [r["cell"] for r in res.final if r["kind"] == "finetune"] == [ft]
 
 
+def test_scratch_rows_outlive_a_moved_pretraining_choice() -> None:
+    """Scratch takes only the architecture and token table of the chosen checkpoint, so a row built on an
+    older checkpoint of the same size stays valid; a row fine-tuned from its weights does not."""
+    from scalerec.transfer.study.store import stale
+
+    pre = {"cell": "pre-office-xs-lr0.01", "group": "pre-office-xs-lr?", "kind": "pretrain",
+           "target": "office", "size": "xs", "lr": 0.01, "lr_grid": [0.003, 0.01], "valid_ndcg@10": 0.03,
+           "best_step": 6305}
+    other = {**pre, "cell": "pre-office-xs-lr0.003", "lr": 0.003, "valid_ndcg@10": 0.02, "best_step": 2910}
+    chosen = choices([pre, other])
+    built = {"kind": "finetune", "target": "office", "size": "xs", "pretrained": "pre-office-xs-lr0.01",
+             "pretrained_version": 10}
+    for method in ("full", "freeze-transformer", "ewc"):
+        assert stale({**built, "method": method}, chosen)
+    for method in ("scratch", "id-scratch"):
+        assert not stale({**built, "method": method}, chosen)
+    moved = {**built, "pretrained": "pre-office-xs-lr0.003", "pretrained_version": 2910}
+    assert stale({**moved, "method": "full"}, chosen) and not stale({**moved, "method": "scratch"}, chosen)
+
+
 def test_finetune_lr_table_lists_real_searches_only() -> None:
     from types import SimpleNamespace
 

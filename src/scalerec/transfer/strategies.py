@@ -230,6 +230,13 @@ STRATEGIES: dict[str, Strategy] = {
 """Strategy registry keyed by `StrategyName` (the config validates the key when it is parsed)."""
 
 
+def reads_pretrained_weights(name: str) -> bool:
+    """Whether strategy `name` starts from the pretrained weights. Scratch and its ID twin take only the
+    pretrained run's architecture and token table, so which checkpoint of that size they came with does
+    not change what they train."""
+    return not isinstance(STRATEGIES.get(name), Scratch)
+
+
 def make_plan(name: str, model: nn.Module, settings: PlanSettings) -> Plan:
     """The plan of strategy `name` for `model`'s parameter groups."""
     if name not in STRATEGIES:

@@ -17,6 +17,7 @@ import numpy as np
 
 from scalerec.io import atomic_write
 from scalerec.train import numerics
+from scalerec.transfer.strategies import reads_pretrained_weights
 from scalerec.transfer.study.cells import Cell, pretrained_group
 
 
@@ -127,8 +128,11 @@ def stale(row: dict[str, Any] | None, chosen: dict[str, dict[str, Any]]) -> bool
     (a pretraining grid that grew moved the choice, or an extended pretraining run found better weights):
     it must run again, and the report must not show it. A search whose stored rows are incomplete has no
     choice, so its rows are held back too. Rows written before versions were recorded were built on the
-    checkpoint's first version."""
+    checkpoint's first version. Scratch rows never are: they use the checkpoint's architecture and token
+    table, the same for every checkpoint of a size, and none of its weights."""
     if row is None or row.get("kind") != "finetune" or not row.get("pretrained"):
+        return False
+    if not reads_pretrained_weights(row["method"]):
         return False
     choice = chosen.get(pretrained_group(row["target"], row["size"]))
     if choice is None or choice["cell"] != row["pretrained"]:

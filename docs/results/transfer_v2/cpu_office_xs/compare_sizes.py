@@ -17,6 +17,7 @@ from scipy import stats
 
 from scalerec.eval.metrics import seed_interval
 from scalerec.transfer.study.store import choices
+from scalerec.transfer.study.table import paired_by_seed
 
 HERE = Path(__file__).parent
 RUNS = {"tiny": HERE.parent / "cpu_office3" / "results.jsonl", "xs": HERE / "results.jsonl"}
@@ -47,30 +48,17 @@ def seeds_at_choice(
     }
 
 
-def paired_by_seed(rows: list[dict], size: str, fraction: float, strategy: str) -> str:
-    """`strategy` - scratch over the seeds both ran at their chosen LRs, as the study's table pairs them."""
-    (ca, a), (cb, b) = (seeds_at_choice(rows, size, fraction, s) for s in (strategy, "scratch"))
-    if ca is None or cb is None:
-        return "an LR search has not finished"
-    seeds = sorted(set(a) & set(b))
-    diffs = [a[k] - b[k] for k in seeds]
-    ci = seed_interval(diffs)
-    if ci is None:
-        return "fewer than 2 common seeds: no interval"
-    ns = "" if ci[0] > 0 or ci[1] < 0 else "  n.s."
-    return f"{float(np.mean(diffs)):+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}] over seeds {seeds}{ns}"
-
-
 def main() -> None:
     fraction = float(sys.argv[1]) if len(sys.argv) > 1 else 0.05
     rows = {size: [json.loads(line) for line in path.open()] for size, path in RUNS.items()}
     print(f"Office, {fraction:g} of training users; test NDCG@10 overall (all 4,905 test users), unmasked")
     head = f"{'strategy':20s} {'size':5s} {'chosen LR (valid)':26s} {'edge':5s} {'seeds':>5s}"
     print(f"{head}  mean [95% t-interval]")
-    tests = {}
+    tests, found = {}, {}
     for strategy in STRATEGIES:
         for size in RUNS:
             choice, by_seed = seeds_at_choice(rows[size], size, fraction, strategy)
+            found[strategy, size] = by_seed if choice is not None else None
             x = tests[strategy, size] = np.array(list(by_seed.values()))
             if choice is None:
                 print(f"{strategy:20s} {size:5s} LR search not finished")
@@ -93,7 +81,18 @@ def main() -> None:
     print("\nfine-tuned - scratch, same size, paired by seed (the study's verdict; 95% t-interval):")
     for size in RUNS:
         for strategy in ("full", "freeze-transformer"):
-            print(f"  {size:5s} {strategy:20s} {paired_by_seed(rows[size], size, fraction, strategy)}")
+            a, b = found[strategy, size], found["scratch", size]
+            if a is None or b is None:
+                print(f"  {size:5s} {strategy:20s} an LR search has not finished")
+                continue
+            d = paired_by_seed(a, b)
+            if d is None:
+                print(f"  {size:5s} {strategy:20s} fewer than 2 common seeds: no interval")
+                continue
+            seeds = sorted(set(a) & set(b))
+            ns = "" if d["lo"] > 0 or d["hi"] < 0 else "  n.s."
+            print(f"  {size:5s} {strategy:20s} {d['diff']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}] "
+                  f"over seeds {seeds}{ns}")
     print("\nfine-tuned - scratch, same size (Welch):")
     for size in RUNS:
         for strategy in ("full", "freeze-transformer"):

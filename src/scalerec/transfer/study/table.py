@@ -120,12 +120,7 @@ class Results:
             {r["seed"]: r["test"]["overall"].get("ndcg@10") for r in self.cells.get(key, [])}
             for key in ((target, fraction, size, a), (target, fraction, size, b))
         )
-        seeds = sorted(k for k in set(va) & set(vb) if va[k] is not None and vb[k] is not None)
-        diffs = [float(va[k]) - float(vb[k]) for k in seeds]
-        ci = seed_interval(diffs)
-        if ci is None:
-            return None
-        return {"diff": float(np.mean(diffs)), "lo": ci[0], "hi": ci[1], "n_seeds": len(seeds)}
+        return paired_by_seed(va, vb)
 
     def best(self, target: str, fraction: float, size: str) -> dict | None:
         """The fine-tuning strategy with the best validation NDCG@10 (seed 0), scratch excluded."""
@@ -135,6 +130,17 @@ class Results:
             if s not in NOT_FINETUNED and r is not None and r.get("valid_ndcg@10") is not None:
                 cands.append(r)
         return max(cands, key=lambda r: float(r["valid_ndcg@10"])) if cands else None
+
+
+def paired_by_seed(a: dict[int, float | None], b: dict[int, float | None]) -> dict[str, float] | None:
+    """`a` − `b` over the training seeds both have a value for ({seed: metric} each): mean and 95%
+    t-interval (None with fewer than two such seeds)."""
+    both = {k: x - y for k in set(a) & set(b) if (x := a[k]) is not None and (y := b[k]) is not None}
+    diffs = [float(both[k]) for k in sorted(both)]
+    ci = seed_interval(diffs)
+    if ci is None:
+        return None
+    return {"diff": float(np.mean(diffs)), "lo": ci[0], "hi": ci[1], "n_seeds": len(diffs)}
 
 
 def _marks_cut(table: list[str]) -> bool:

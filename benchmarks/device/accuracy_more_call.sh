@@ -4,6 +4,7 @@
 #   - Yelp: ID-SASRec (done, 0.0327), text and hybrid, 3 seeds each, with most-popular (every run reports
 #     it); the variant to report is chosen on validation NDCG@10, as for Beauty: the hybrid (job yelp_hybrid).
 #   - Games hybrid, 3 seeds (job games_hybrid; not in the default set).
+#   - Sports hybrid at full length, 3 seeds, the recipe chosen on validation (job sports_hybrid_full; not in the default set).
 # ID runs are packed (measured unchanged for ID-SASRec on Beauty); text and hybrid runs are padded
 # (bf16 packed text models lose accuracy late in training: BENCHMARKS.md, packing diagnostic).
 # Datasets and token tables are prepared on the CPU first (the GPU image has no polars) and carried:
@@ -47,6 +48,13 @@ job yelp_hybrid --datasets yelp --variants hybrid_ce --set train.packing=off --j
 # Games has ID (0.0573) and a capped text row but no hybrid, the best model on validation on every other
 # dataset with text (Beauty, Office, Scientific, Yelp)
 job games_hybrid --datasets games --variants hybrid_ce --set train.packing=off --jobs 3
+# Sports hybrid at full length: the lr x weight decay winner of the validation-only selection of 2026-12-03
+# (lr 1e-3, wd 0.1, batch 512; docs/results/accuracy/h200_2026-12-03/sports_hybrid_selection.json), whose runs
+# all hit that call's 4-minute cap. Here each run goes to its own early stop (patience 20, 200-epoch cap),
+# padded, so the z-loss question of packed bf16 text models does not arise. Needs ~15 min per run: 2-3 calls
+# on one warm machine.
+job sports_hybrid_full --datasets sports --variants hybrid_ce --set train.packing=off --set train.lr=1e-3 \
+  --set train.weight_decay=0.1 --set train.batch_size=512 --jobs 3
 wait
 uptime >> "$OUT/env.txt"
 grep -h '"event": "run"\|rc=' "$W"/*.jsonl | cut -c1-400 | tee "$OUT/summary.txt"

@@ -210,7 +210,8 @@ def test_pooled_v3_spec_meets_the_design_bars() -> None:
     assert spec.encoders == ["text", "id"] and len(spec.sizes) == 5 and len(fr) >= 4
     assert math.log10(fr[-1] / fr[0]) >= 1.5 and spec.subsets == ["full"] and not spec.branches
     assert spec.lr_search == [0.333, 1.0, 3.0] and spec.lr_search_per_encoder == {
-        "text": [0.333, 1.0, 3.0, 9.0]
+        "text": [0.333, 1.0, 3.0, 9.0],
+        "id": [0.111, 0.333, 1.0, 3.0],  # widened after 223 runs: the ID winner sat at x1/3 in 29 of 30 cells
     }
     assert spec.seeds == [0, 1] and spec.extra_seeds == [2] and len(spec.extra_seed_sizes) == 2
     assert spec.base["train"]["batch_size"] == 1024 and spec.base["eval"]["patience"] > 0

@@ -187,7 +187,7 @@ def _counters_at(run_dir: Path, step: int) -> dict[str, Any] | None:
 
 def last_valid(run_dir: Path) -> dict[str, float] | None:
     """The run's last validation (end of training: the point its D and FLOPs describe), from
-    metrics.jsonl; `final.json`'s "valid" is the best-NDCG one, which can be earlier."""
+    metrics.jsonl; `final.json`'s "valid" is the best one (by `eval.monitor`), which can be earlier."""
     import json
 
     path = run_dir / "metrics.jsonl"

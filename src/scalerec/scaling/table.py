@@ -7,7 +7,7 @@ The contract with the fits (`scaling.fits`), one row per run:
 - `train_fraction`, `train_users_kept`: the nested share of the dataset's training users a run trained
   on (`data.train_fraction`; 1 = all) and how many users with a target that kept (dataset runs).
 - `valid_*` is the validation at the end of the run (the point its D and FLOPs describe);
-  `best_valid_*` the best-NDCG validation of `final.json`.
+  `best_valid_*` the best validation of `final.json` (by `eval.monitor`: NDCG@10 unless set).
 - `encoder`: "text" or "id" (twins of one grid); a cell is always within one encoder.
 - `lr_selected`: the run is the best LR of its (encoder, size, subset, seed) cell by end-of-run validation
   loss; `lr_at_edge`: that winner is the smallest or largest LR tried (the grid should be widened),

@@ -32,6 +32,7 @@ from scalerec.train.schedule import lr_factor
 # transfer study pin 0 in their configs, keeping their ids and what their runs did.
 _ADDED_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("train", "logits_precision", "fp32"), ("data", "train_fraction", 1.0), ("train", "z_loss", 0.0),
+    ("eval", "monitor", "ndcg@10"),
 )
 
 
@@ -45,6 +46,7 @@ def run_id(cfg: RunConfig) -> str:
             cfg.train, stop_after_steps=None, log_every=0, log_seconds=30.0, save_state_s=None
         ),
         "data": cfg.data,
+        "eval": cfg.eval,
     }
     for section, name, before in _ADDED_FIELDS:
         if getattr(sections[section], name) == before:  # None: unset, not written

@@ -186,7 +186,13 @@ class EvalConfig:
     max_users: int | None = field(default=None, metadata={"range": "[1, inf)"})
     """Validate on a fixed random subset of this many users (None = all); test always uses all."""
     patience: int = field(default=5, metadata={"range": "[0, inf)"})
-    """Stop after this many validations without a better NDCG@10 (0 = never stop early)."""
+    """Stop after this many validations without a better `monitor` value (0 = never stop early)."""
+    monitor: str = "ndcg@10"
+    """The validation metric that picks the best checkpoint and stops the run: "loss" (lower is better),
+    "mrr", or ndcg/hr/mrr@k with k in `ks`. Why not always NDCG@10: a study that fits or compares
+    validation loss should stop and select on loss too; stopped on NDCG@10, a run whose NDCG peaks by
+    chance in its first validations ends there under-trained, with a loss that says little (pooled_v3,
+    docs/results/pooled_v3/README.md)."""
     mask_seen: bool = False
     """Remove items of the history from the ranking."""
     paper_sampled: int = field(default=0, metadata={"range": "[0, inf)"})
@@ -198,6 +204,17 @@ class EvalConfig:
         check_ranges(self, "eval")
         if not self.ks:
             raise ValueError("eval.ks must list at least one cut-off")
+        if self.monitor is None:  # `build.run_id` hashes the default as unset, as before the field existed
+            return
+        name, _, k = self.monitor.partition("@")
+        ok = self.monitor in ("loss", "mrr") or (
+            name in ("ndcg", "hr", "mrr") and k.isdigit() and int(k) in self.ks
+        )
+        if not ok:
+            raise ValueError(
+                f"eval.monitor = {self.monitor!r}: use 'loss', 'mrr' or ndcg/hr/mrr@k "
+                f"with k in eval.ks {self.ks}"
+            )
 
 
 @dataclass

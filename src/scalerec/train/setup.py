@@ -50,6 +50,8 @@ class Counters:
     targets_seen: int = 0
     wall_time_s: float = 0.0
     best_ndcg: float = -1.0
+    """Best validation score of `eval.monitor` so far (NDCG@10 unless set; minus the loss when monitoring
+    loss). The name predates `eval.monitor` and is kept so saved states still load."""
     best_step: int = 0
     best_valid: dict[str, float] = field(default_factory=dict)
     bad_evals: int = 0

@@ -227,7 +227,7 @@ def _log_train(rt: Runtime, loss_acc: torch.Tensor, n_targets: int, seconds: flo
 
 
 def _validate(rt: Runtime) -> None:
-    """Validation metrics; new best NDCG@10 → save weights; patience exhausted → stop early."""
+    """Validation metrics; a new best `eval.monitor` value → save weights; patience exhausted → stop early."""
     e, c = rt.cfg.eval, rt.counters
     numerics.check_weights(rt.model, c.step, rt.cause)
     hist, tgt = subset(rt.split.valid[0], rt.split.valid[1], e.max_users, rt.cfg.run.seed)
@@ -246,14 +246,19 @@ def _validate(rt: Runtime) -> None:
     if drift and not rt.offset_warned and runlog.is_main():
         rt.offset_warned = True
         warnings.warn(drift, stacklevel=2)
-    score = m.get("ndcg@10", -m["loss"])
-    if score > c.best_ndcg:
+    score = monitored_score(m, e.monitor)
+    if not c.best_valid or score > c.best_ndcg:  # the first validation is the best so far, whatever its score
         c.best_ndcg, c.best_step, c.best_valid, c.bad_evals = score, c.step, m, 0
         if runlog.is_main():  # written with the next state.pt, so the two always agree on disk
             rt.pending_best = checkpoint.snapshot(rt.model)
     else:
         c.bad_evals += 1
         c.stopped_early = e.patience > 0 and c.bad_evals >= e.patience
+
+
+def monitored_score(metrics: dict[str, float], monitor: str) -> float:
+    """The validation score to maximise: the monitored metric, or minus the loss."""
+    return -float(metrics["loss"]) if monitor == "loss" else float(metrics[monitor])
 
 
 def _save_state(rt: Runtime) -> None:

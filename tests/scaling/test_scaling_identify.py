@@ -43,6 +43,17 @@ def test_reasons_are_words_and_clean_estimates_pass():
     assert len(reasons) == 3 and "bound" in reasons[0] and "flat" in reasons[2]
 
 
+def test_an_interval_spanning_a_decade_is_not_a_measurement():
+    """world_v5's NDCG alpha_N, 1.77 [0.0095, 1.95], passed the bound and profile tests."""
+    wide = identify.exponent_reasons(1.77, [0.0095, 1.95], {"flat": False})
+    assert len(wide) == 1 and "spans more than a factor of 10" in wide[0]
+    assert identify.exponent_reasons(0.355, [0.349, 0.353], {"flat": False}) == []  # biased, still measured
+    assert identify.exponent_reasons(0.05, [0.0051, 0.05], {"flat": False}) == []  # 9.8x: still measured
+    # a bound-touching interval is reported once, as touching the bound, not also as wide
+    bound = identify.exponent_reasons(0.3, [0.0, 0.5], {"flat": False})
+    assert len(bound) == 1 and "reaches a bound" in bound[0]
+
+
 def _rows(size_effect: bool) -> list[dict]:
     n, d, y = _grid(size_effect)
     return [

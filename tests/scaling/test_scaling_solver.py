@@ -81,3 +81,15 @@ def test_bootstrap_interval_is_wide_on_a_flat_ridge():
     laws.bootstrap_law(fit, [n, d], y, n_boot=30)
     lo, hi = fit.ci["alpha_N"]
     assert hi - lo > 1.0
+
+
+def test_near_ties_between_starts_go_to_the_lowest_index():
+    """On a flat ridge starts end within 1e-12 of one objective at different exponents; which one an
+    exact argmin returns then depends on the arithmetic's last bits (machine, BLAS threads)."""
+    thetas = np.arange(3 * 2, dtype=float).reshape(1, 3, 2)
+    loss, theta = solver.best(np.array([[1.0 + 1e-12, 1.0, 2.0]]), thetas)
+    assert theta.tolist() == [[0.0, 1.0]] and loss[0] == 1.0 + 1e-12  # a tie: the first start
+    loss, theta = solver.best(np.array([[1.0 + 1e-6, 1.0, 2.0]]), thetas)
+    assert theta.tolist() == [[2.0, 3.0]] and loss[0] == 1.0  # a real difference: the best start
+    loss, theta = solver.best(np.array([[np.inf, np.inf], [np.inf, 0.5]]), np.zeros((2, 2, 1)))
+    assert loss.tolist() == [np.inf, 0.5]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 18 item 5 (real data, honestly): the pooled_v3 sweep (configs/sweeps/pooled_v3.toml: text and ID twins,
 # 5 sizes, nested training-user fractions 0.01-0.33 of the pooled corpus, each run to its own early stop,
-# 296 runs of <= 600 steps) on one GPU, in calls of < 10 minutes that resume across machines and sessions.
+# 336 runs of <= 600 steps: 296 planned + 40 ID runs at LR x1/9 added 2026-12-06) on one GPU, in calls of
+# < 10 minutes that resume across machines and sessions.
 #
 # Why this shape: a device machine is released 30 s after a call and can be taken back mid-session (2026-12-05:
 # two of three chained calls lost), and ignored paths (gpu/, runs/) do not outlive a checkout. So every call

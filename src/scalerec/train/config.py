@@ -204,17 +204,18 @@ class EvalConfig:
         check_ranges(self, "eval")
         if not self.ks:
             raise ValueError("eval.ks must list at least one cut-off")
-        if self.monitor is None:  # `build.run_id` hashes the default as unset, as before the field existed
-            return
-        name, _, k = self.monitor.partition("@")
-        ok = self.monitor in ("loss", "mrr") or (
-            name in ("ndcg", "hr", "mrr") and k.isdigit() and int(k) in self.ks
-        )
-        if not ok:
+        # None: how `build.run_id` hashes the default (unset, as before the field existed)
+        if self.monitor is not None and not self._monitor_is_computed():
             raise ValueError(
                 f"eval.monitor = {self.monitor!r}: use 'loss', 'mrr' or ndcg/hr/mrr@k "
                 f"with k in eval.ks {self.ks}"
             )
+
+    def _monitor_is_computed(self) -> bool:
+        """Whether validation reports `monitor` (`eval.metrics`: ndcg/hr/mrr@k for k in ks, mrr, loss)."""
+        name, _, k = self.monitor.partition("@")
+        at_k = name in ("ndcg", "hr", "mrr") and k.isdigit() and int(k) in self.ks
+        return self.monitor in ("loss", "mrr") or at_k
 
 
 @dataclass

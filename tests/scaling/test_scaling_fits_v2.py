@@ -109,6 +109,10 @@ def test_d_is_unique_targets(fitted) -> None:
     m = fits["metrics"]["valid_loss:id"]
     assert sorted(set(m["runs"]["d"])) == sorted(SUBSETS.values())
     assert "unique training targets" in fits["assumptions"][0]
+    from scalerec.scaling.plots import d_label  # the figures' D axis says the same (was "targets seen")
+
+    assert d_label(m) == "unique training targets D"
+    assert d_label({k: v for k, v in m.items() if k != "encoder"}) == "targets seen D"  # a v1 block
 
 
 def test_known_floor_fields(fitted) -> None:

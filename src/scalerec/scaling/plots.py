@@ -65,7 +65,7 @@ def metric_vs_flops(metric: str, m: dict[str, Any], out: Path, colour_by: str) -
     runs = {k: np.asarray(v, dtype=float) for k, v in m["runs"].items() if k in "ndcy"}
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     sc = ax.scatter(runs["c"], runs["y"], c=np.log10(runs[colour_by]), cmap="viridis", s=36, zorder=3)
-    fig.colorbar(sc, ax=ax, label=f"log10 {'N (non-emb. params)' if colour_by == 'n' else 'D (targets)'}")
+    fig.colorbar(sc, ax=ax, label=f"log10 {'N (non-emb. params)' if colour_by == 'n' else d_label(m)}")
     law = m.get("univariate", {}).get("C", {})
     if "points" in law:
         idx = np.asarray(law["points"], dtype=int)
@@ -95,11 +95,17 @@ def _data_ylim(ax: Any, y: np.ndarray) -> None:
     ax.set_ylim(float(y.min()) - 0.3 * span, float(y.max()) + 0.3 * span)
 
 
+def d_label(m: dict[str, Any]) -> str:
+    """What D counts differs by table: a v2 fit (one per encoder, so its metric block names one) counts
+    unique training targets, repeated epochs not being new data; a v1 fit counts targets seen."""
+    return "unique training targets D" if "encoder" in m else "targets seen D"
+
+
 def fitted_curves(metric: str, m: dict[str, Any], out: Path) -> Path:
     """The three univariate laws on their envelope points, with bootstrap bands."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    labels = {"N": ("n", "non-embedding params N"), "D": ("d", "targets seen D"), "C": ("c", "FLOPs C")}
+    labels = {"N": ("n", "non-embedding params N"), "D": ("d", d_label(m)), "C": ("c", "FLOPs C")}
     for ax, (name, (col, xlabel)) in zip(axes, labels.items(), strict=True):
         x_all = np.asarray(m["runs"][col], dtype=float)
         y_all = np.asarray(m["runs"]["y"], dtype=float)
@@ -207,7 +213,7 @@ def _captions(metric: str, m: dict[str, Any]) -> dict[str, str]:
         "by_N": f"{metric} of each of the {n_runs} fitted runs against training FLOPs, coloured by "
         "model size N; dashed: the compute-efficient frontier; red: the law L(C) fitted on it, "
         "band = 95% bootstrap CI.",
-        "by_D": "The same runs coloured by data size D (training targets seen).",
+        "by_D": f"The same runs coloured by data size ({d_label(m)}).",
         "fits": f"{metric} against N, D and C: grey = every run, blue = the envelope the univariate "
         "law is fitted on (best run per N, per D, compute frontier); red = the law with its 95% "
         "bootstrap band (dashed, without a value, when its exponent fails the identification tests).",

@@ -11,7 +11,8 @@ The contract with the fits (`scaling.fits`), one row per run:
 - `encoder`: "text" or "id" (twins of one grid); a cell is always within one encoder.
 - `lr_selected`: the run is the best LR of its (encoder, size, subset, seed) cell by end-of-run validation
   loss; `lr_at_edge`: that winner is the smallest or largest LR tried (the grid should be widened),
-  null when only one LR was tried. Fit only `lr_selected` rows.
+  null when only one LR was tried. A seed that ran one LR only while other seeds of its (encoder, size,
+  subset) searched is selected only if a searched seed chose the same LR. Fit only `lr_selected` rows.
 - `holdout`: never fitted; the extrapolation test's runs (beyond the fitted N and compute).
 - `n_seeds`, `seed_mean_valid_loss`, `seed_std_valid_loss`: spread over seeds of the same
   (size, subset, LR) cell, on every row of the cell (std null with one seed).
@@ -56,6 +57,28 @@ def _loss(row: dict[str, Any]) -> float:
     return float(v) if v is not None and math.isfinite(v) else math.inf
 
 
+def _lrs(group: list[dict[str, Any]]) -> set[float]:
+    return {round(float(r["lr"]), 12) for r in group}
+
+
+def _unselect_untuned_replicates(cells: dict[tuple, list[dict[str, Any]]]) -> None:
+    """A seed that ran one LR only, beside seeds of its (encoder, size, subset) that searched, is a
+    replicate of a configuration fixed before the search (`extra_seeds` run at the grid's centre). It is
+    an LR winner only when a searched seed chose that LR too; otherwise it replicates a loser, and fitting
+    it as a winner mixes an untuned run into the law (pooled_v3: the ID twin's optimum moved to the grid's
+    low end, and its extra seeds sat 0.3-1.3 nats above their searched siblings)."""
+    families: dict[tuple, list[list[dict[str, Any]]]] = defaultdict(list)
+    for (encoder, size, subset, _seed, holdout), group in cells.items():
+        families[(encoder, size, subset, holdout)].append(group)
+    for groups in families.values():
+        searched = [g for g in groups if len(_lrs(g)) >= 2]
+        chosen = {round(float(r["lr"]), 12) for g in searched for r in g if r["lr_selected"]}
+        for g in groups:
+            if searched and len(_lrs(g)) == 1 and not _lrs(g) <= chosen:
+                for r in g:
+                    r["lr_selected"] = False
+
+
 def annotate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Copies of `rows` with the LR-selection and seed-spread columns filled in."""
     rows = [dict(r) for r in rows]
@@ -72,6 +95,7 @@ def annotate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             best["lr_at_edge"] = math.isclose(best["lr"], grid[0], rel_tol=1e-6) or math.isclose(
                 best["lr"], grid[-1], rel_tol=1e-6
             )
+    _unselect_untuned_replicates(cells)
     seeds: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r.get("status") == "ok":

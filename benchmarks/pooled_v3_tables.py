@@ -1,0 +1,121 @@
+"""Validation-only tables of a v2 sweep (written for pooled_v3): what the fit's envelopes hide.
+
+For each encoder, size and training-user fraction: the validation loss and NDCG@10 of the LR chosen per seed
+on validation loss (`lr_selected`), as a mean over seeds with its spread, and how many of the cell's runs
+reached the sweep's step cap. Why a separate table: `scalerec fit` reports laws and flags, and a flat size
+axis or a binding step cap is easier to see in the numbers the laws were fitted on.
+Test columns are never read.
+
+    python benchmarks/pooled_v3_tables.py docs/results/pooled_v3/results.parquet \
+        > docs/results/pooled_v3/tables.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+SIZE_ORDER = ["tiny", "xs", "s2", "s", "s+"]  # by non-embedding parameters
+
+
+def _mean_sd(xs: list[float]) -> str:
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}"
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
+
+
+def _searched_winners(cell: list[dict]) -> list[dict]:
+    """The LR winners of the seeds that searched the LR. A seed that ran one LR only (pooled_v3's extra seeds
+    ran the grid's centre, fixed before the search) is 'selected' by default; for the ID twin, whose optimum
+    moved to the grid's low end, that centre is far from it, so averaging it in would mix a tuned and an
+    untuned run."""
+    lrs: dict[int, set[float]] = defaultdict(set)
+    for r in cell:
+        lrs[int(r["seed"])].add(float(r["lr"]))
+    return [r for r in cell if r["lr_selected"] and len(lrs[int(r["seed"])]) > 1]
+
+
+def tables(rows: list[dict]) -> str:
+    rows = [r for r in rows if r["status"] == "ok" and not r.get("holdout")]
+    cap = max(int(r["steps"]) for r in rows)
+    seeds_lrs: dict[tuple, set[float]] = defaultdict(set)
+    for r in rows:
+        seeds_lrs[(r["encoder"], r["size"], r["train_fraction"], r["seed"])].add(float(r["lr"]))
+    n_unsearched = sum(len(v) == 1 for v in seeds_lrs.values())
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        cells[(r["encoder"], r["size"], r["train_fraction"])].append(r)
+    fractions = sorted({k[2] for k in cells})
+    sizes = [s for s in SIZE_ORDER if any(k[1] == s for k in cells)] + sorted(
+        {k[1] for k in cells} - set(SIZE_ORDER)
+    )
+    out = [
+        f"{len(rows)} ok runs; step cap {cap} (the largest `steps` in the table). Validation only: "
+        "each seed's LR is chosen on validation loss (`lr_selected`), and its loss and NDCG@10 are averaged "
+        "over the seeds that searched the LR (± = seed sd; a seed that ran the grid's centre LR only is left "
+        f"out: {n_unsearched} such runs). `capped` = runs of the cell, over every LR and seed, that reached "
+        "the cap.",
+        "",
+    ]
+    for enc in sorted({k[0] for k in cells}, reverse=True):
+        out += [f"### {enc} encoder", ""]
+        head = "| size | N (non-emb.) | " + " | ".join(
+            f"f{f:g}: valid loss | NDCG@10 | capped" for f in fractions
+        )
+        out += [head + " |", "|---|---:|" + "---:|---:|---:|" * len(fractions)]
+        best: dict[float, tuple[float, str]] = {}
+        for s in sizes:
+            line = []
+            n_params = None
+            for f in fractions:
+                rs = cells.get((enc, s, f), [])
+                if not rs:
+                    line.append("– | – | –")
+                    continue
+                n_params = rs[0]["n_params_non_embedding"]
+                sel = _searched_winners(rs)
+                loss = [float(r["valid_loss"]) for r in sel]
+                ndcg = [float(r["valid_ndcg@10"]) for r in sel]
+                capped = sum(int(r["steps"]) >= cap for r in rs)
+                line.append(f"{_mean_sd(loss)} | {statistics.mean(ndcg):.4f} | {capped}/{len(rs)}")
+                m = statistics.mean(loss)
+                if f not in best or m < best[f][0]:
+                    best[f] = (m, s)
+            out.append(f"| {s} | {n_params:,} | " + " | ".join(line) + " |")
+        d_by_f = {
+            f: cells[next(k for k in cells if k[0] == enc and k[2] == f)][0]["unique_targets"]
+            for f in fractions
+        }
+        out += [
+            "",
+            "Lowest mean validation loss by fraction: "
+            + "; ".join(
+                f"f{f:g} (D = {d_by_f[f]:,} unique targets): {best[f][1]} {best[f][0]:.3f}" for f in fractions
+            ),
+            "",
+        ]
+        spread = []
+        for f in fractions:
+            means = [
+                statistics.mean(float(r["valid_loss"]) for r in _searched_winners(cells[(enc, s, f)]))
+                for s in sizes
+                if (enc, s, f) in cells
+            ]
+            spread.append(f"f{f:g} {max(means) - min(means):.3f}")
+        out += ["Spread of the size means (max − min, nats): " + "; ".join(spread), ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", type=Path, help="a sweep's results.parquet")
+    args = ap.parse_args()
+    print(tables(pq.read_table(args.results).to_pylist()))
+
+
+if __name__ == "__main__":
+    main()

@@ -368,6 +368,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                 lines.append(f"{metric}: {name} = {value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] (95% CI)")
             else:
                 lines.append(f"{metric}: {name} not identified by these runs: {'; '.join(ident['reasons'])}")
+        floor_note = identify.floor_at_bound(joint)
+        if floor_note:
+            lines.append(f"{metric}: {floor_note}")
         co = m.get("compute_optimal", {})
         if "omitted" in co:
             lines.append(f"{metric}: no compute-optimal allocation: {co['omitted']}")

@@ -105,3 +105,22 @@ def profiles(
 def unidentified(ident: dict[str, dict[str, Any]]) -> list[str]:
     """Names of the exponents that failed either test."""
     return [name for name, v in ident.items() if not v["identified"]]
+
+
+def floor_at_bound(law: dict[str, Any]) -> str | None:
+    """Words for a law whose floor E the fitter put on its lower bound 0 while some exponent passed the
+    tests above, or None. Why: with E = 0 the law is a floorless power law, and the "identified"
+    exponent is the log-log slope of the fitted range rather than the approach to an irreducible loss
+    (a cross-entropy over a catalog cannot reach 0; pooled_v3's ID loss fit: E = 0 [0, 0], alpha_D 0.072,
+    on a curve that drops 1.4 nats in its last half-decade). Not a flag on the exponent: the slope is
+    measured, but it does not extrapolate. Not stored in fits.json, so committed fits stay as they are."""
+    coef, ident = law.get("coef", {}), law.get("identification", {})
+    if "E" not in coef or not any(v["identified"] for v in ident.values()) or coef["E"] > 0.0:
+        return None
+    ci = law.get("ci95", {}).get("E", [float("nan")] * 2)
+    names = ", ".join(n for n, v in ident.items() if v["identified"])
+    return (
+        f"the floor E sits on its bound 0 (95% CI [{ci[0]:.3g}, {ci[1]:.3g}]), so {names} is the slope of a "
+        "power law without a floor over the fitted range, not an approach to an irreducible value: "
+        "do not extrapolate it"
+    )

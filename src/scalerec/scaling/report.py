@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scalerec.io import atomic_write, read_json
+from scalerec.scaling import identify
 from scalerec.scaling.fits import FITS_FORMAT, fit
 from scalerec.scaling.html_table import html_table
 from scalerec.scaling.plots import all_figures
@@ -70,6 +71,9 @@ def _flags(law: dict[str, Any]) -> str:
         for name, v in law.get("identification", {}).items()
         if not v["identified"]
     ]
+    floor_note = identify.floor_at_bound(law)
+    if floor_note:
+        items.append(f"<li><b>floor on its bound</b>: {html.escape(floor_note)}.</li>")
     return f"<ul class='flag'>{''.join(items)}</ul>" if items else ""
 
 

@@ -13,6 +13,8 @@ negatives, sampler, temperature) go in `[base.train]`.
 from __future__ import annotations
 
 import functools
+import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +91,12 @@ class SweepSpec:
     """Sizes that also run `extra_seeds` (e.g. a third of the sizes)."""
     extra_seeds_all_lrs: bool = False
     """Run `extra_seeds` at every LR of the search (False: only at the size's own LR, multiplier 1)."""
+    extra_seeds_at_winner: bool = False
+    """Run `extra_seeds` at the LR the searched seeds chose, once their search of the (encoder, size,
+    data point) cell is finished (`run_sweep`'s second phase), instead of at the size's own LR fixed in
+    advance. Why: pooled_v3 ran its extra seeds at the centre, the ID twin's optimum moved to the grid's
+    low end, and 13 of 16 extra-seed runs replicated a rejected LR. Needs runs of their own (no
+    `branches`); incompatible with `extra_seeds_all_lrs`."""
     size_models: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Sizes of this sweep beyond the ladder: name → {"base": ladder size, model fields…}, e.g.
     `s2 = {base = "s", n_layers = 2}` (fills the ladder's gaps for an even spread of N)."""
@@ -131,6 +139,11 @@ class SweepSpec:
                 )
         if self.holdout_scale <= 0:
             raise ValueError("holdout_scale must be > 0")
+        if self.extra_seeds_at_winner and (self.branches or self.extra_seeds_all_lrs):
+            raise ValueError(
+                "extra_seeds_at_winner runs the extra seeds after the LR search, at its winner: it needs "
+                "runs of their own (no `branches`) and cannot be combined with extra_seeds_all_lrs"
+            )
         self._check_fractions()
 
         for name, fields in self.size_models.items():
@@ -298,16 +311,63 @@ def _cells(
     return holdout, lrs, list(dict.fromkeys(seeds))
 
 
+Winners = dict[tuple[str, str, str], float]
+"""(encoder, size, data-point label) → the LR the searched seeds chose (`search_winners`)."""
+CENTRE = "centre"
+"""`plan_runs(winners=CENTRE)`: plan extra seeds at the size's own LR (a dry run's cost estimate of
+`extra_seeds_at_winner` before any search has finished)."""
+
+
 def _seeds_at(
-    spec: SweepSpec, lr_index: int, n_lrs: int, seeds: list[int], encoder: str = ""
+    spec: SweepSpec,
+    lr_index: int,
+    lrs: list[float],
+    seeds: list[int],
+    encoder: str = "",
+    winner: float | str | None = None,
 ) -> list[int]:
     """Seeds run at the `lr_index`-th LR: all at the size's own LR, only `seeds` elsewhere unless
-    `extra_seeds_all_lrs`."""
+    `extra_seeds_all_lrs`. With `extra_seeds_at_winner` the extra seeds run only at `winner` (the
+    search's choice; CENTRE = the size's own LR; None = not known yet, so none)."""
+    n_lrs = len(lrs)
     mult = lr_multipliers(spec, encoder)
     own = mult.index(1.0) if 1.0 in mult else n_lrs // 2
+    searched = [s for s in seeds if s in spec.seeds]
+    if spec.extra_seeds_at_winner and len(searched) < len(seeds):
+        at = lrs[own] if winner == CENTRE else winner
+        if isinstance(at, float) and math.isclose(lrs[lr_index], at, rel_tol=1e-6):
+            return seeds
+        return searched
     if spec.extra_seeds_all_lrs or n_lrs == 1 or lr_index == own:
         return seeds
-    return [s for s in seeds if s in spec.seeds]
+    return searched
+
+
+def search_winners(spec: SweepSpec, rows: list[dict[str, Any]]) -> Winners:
+    """Per (encoder, size, data point), the LR the searched seeds (`spec.seeds`) chose on validation loss,
+    once every one of them has a finished run at every LR of the cell: the LR most of them chose, ties
+    to the lower mean loss over those seeds. Always one seed's own choice, so `table.annotate` keeps
+    the extra seeds run there as LR winners. A cell with a failed or missing search run has no winner
+    (its extra seeds are not run)."""
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if not r.get("holdout") and int(r["seed"]) in spec.seeds:
+            cells[(str(r.get("encoder") or ""), str(r["size"]), str(r["subset"]))].append(r)
+    winners: Winners = {}
+    for key, group in cells.items():
+        grid = sorted({float(x) for x in str(group[0].get("lr_grid") or "").split(",") if x})
+        loss: dict[tuple[int, float], float] = {}
+        for r in group:
+            v = r.get("valid_loss")
+            ok = r.get("status") == "ok" and v is not None and math.isfinite(float(v))
+            loss[(int(r["seed"]), round(float(r["lr"]), 12))] = float(v) if ok else math.nan
+        need = [(s, round(lr, 12)) for s in spec.seeds for lr in grid]
+        if not grid or any(k not in loss or math.isnan(loss[k]) for k in need):
+            continue
+        picks = [min(grid, key=lambda lr, s=s: loss[(s, round(lr, 12))]) for s in spec.seeds]
+        mean = {lr: sum(loss[(s, round(lr, 12))] for s in spec.seeds) / len(spec.seeds) for lr in set(picks)}
+        winners[key] = min(set(picks), key=lambda lr: (-picks.count(lr), mean[lr], lr))
+    return winners
 
 
 def _model_base(spec: SweepSpec, size: str) -> tuple[str, dict[str, Any]]:
@@ -360,9 +420,10 @@ def legacy_run_id(cfg: Any, dataset: str | None = None, tokens: str | None = Non
     return build.run_id(dataclasses.replace(cfg, data=data))
 
 
-def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
+def plan_runs(spec: SweepSpec, out_dir: str | Path, winners: Winners | str | None = None) -> list[PlannedRun]:
     """Expand the spec into resolved runs (sizes × subsets × seeds × LRs, + wsd branches, + held-out
-    runs), in that order; a wsd trunk comes right before its branches."""
+    runs), in that order; a wsd trunk comes right before its branches. With `extra_seeds_at_winner`,
+    `winners` (`search_winners`, or CENTRE) places the extra seeds; without it they are left out."""
 
     out_dir = Path(out_dir)
     file_base = read_toml(spec.train_config) if spec.train_config else {}
@@ -380,8 +441,10 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path) -> list[PlannedRun]:
             sized = merge(common, {"model": model}) if model else common
             probe = resolve_run_config(size=ladder, recipe=spec.recipe, base=sized)
             holdout, lrs, seeds = _cells(spec, size, probe.train.lr, encoder)
+            key = (encoder or str(probe.model.item_encoder), size, label)
+            winner = winners if isinstance(winners, str) else (winners or {}).get(key)
             for i, lr in enumerate(lrs):
-                for seed in _seeds_at(spec, i, len(lrs), seeds, encoder):
+                for seed in _seeds_at(spec, i, lrs, seeds, encoder, winner):
                     tok = spec.tokens.replace("{subset}", subset) if spec.tokens else None
                     data: dict[str, Any] = {"dataset": str(ddir), **({"tokens": tok} if tok else {})}
                     if fraction is not None:  # at 1: the id of the plain run on the dataset

@@ -23,7 +23,7 @@ from scalerec.data.ingest.world import WorldConfig
 from scalerec.io import atomic_write, read_json, write_json
 from scalerec.memory import GPU_SHARE_ENV
 from scalerec.scaling.branches import resumable, run_group
-from scalerec.scaling.spec import PlannedRun, SweepSpec, plan_runs
+from scalerec.scaling.spec import CENTRE, PlannedRun, SweepSpec, plan_runs, search_winners
 from scalerec.scaling.table import annotate, data_columns
 from scalerec.scaling.world import write_world
 
@@ -434,7 +434,7 @@ def run_sweep(
 
     out_dir = Path(out_dir)
     prepare_world(spec, out_dir)
-    runs = plan_runs(spec, out_dir)
+    runs = plan_runs(spec, out_dir, CENTRE if dry_run else None)
     if dry_run:
         plan = estimate_runs(spec, runs, out_dir, calibrate=calibrate)
         adoptable = set(adopt_results(out_dir, runs, adopt, write=False)) if adopt is not None else set()
@@ -443,6 +443,31 @@ def run_sweep(
                 r.update(status="adopted", est_new_flops=0.0, est_time_s=0.0)
         return plan
     out_dir.mkdir(parents=True, exist_ok=True)
+    rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt)
+    if spec.extra_seeds_at_winner:  # phase 2: the extra seeds, at the LR the finished search chose
+        winners = search_winners(spec, list(rows.values()))
+        runs = plan_runs(spec, out_dir, winners)
+        n_cells = len({(r.encoder, r.size, r.subset) for r in runs if not r.holdout})
+        if len(winners) < n_cells:
+            print(
+                f"sweep: {n_cells - len(winners)} of {n_cells} cells have no finished LR search: "
+                "their extra seeds wait for it",
+                flush=True,
+            )
+        rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt)
+    return [rows[r.run_id] for r in runs if r.run_id in rows]
+
+
+def _run_phase(
+    spec: SweepSpec,
+    runs: list[PlannedRun],
+    out_dir: Path,
+    parallel: int,
+    train_fn: TrainFn | None,
+    retry_failed: bool,
+    adopt: str | Path | None,
+) -> dict[str, dict[str, Any]]:
+    """Train the missing runs of `runs`, upserting results.parquet after each; the rows of all of them."""
     adopt_legacy_dirs(out_dir, runs)
     if adopt is not None:
         adopt_results(out_dir, runs, adopt)
@@ -454,6 +479,8 @@ def run_sweep(
     rows = {r.run_id: result_row(out_dir, r) for r in finished}
     if finished:
         upsert_results(out_dir, annotate(list(rows.values())))
+    if not pending:
+        return rows
     eta = _Eta(spec, runs, out_dir, todo)
     with _progress() as progress:
         task = progress.add_task(eta.describe(0), total=len(runs), completed=len(finished))
@@ -470,7 +497,7 @@ def run_sweep(
 
         budget = gpu_budget(runs, parallel) if train_fn is None else None
         _run_pending(pending, parallel, train_fn, on_done, budget)
-    return [rows[r.run_id] for r in runs if r.run_id in rows]
+    return rows
 
 
 def adopt_legacy_dirs(out_dir: Path, runs: list[PlannedRun]) -> dict[str, str]:

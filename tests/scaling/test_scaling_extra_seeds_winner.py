@@ -119,3 +119,18 @@ def test_refused_with_branches_or_all_lrs(tmp_path) -> None:
         _spec(tmp_path, extra_seeds_all_lrs=True)
     with pytest.raises(ValueError, match="extra_seeds_at_winner"):
         _spec(tmp_path, branches=[0.5], max_steps=100, epochs=None)
+
+
+def test_an_lr_the_table_rounds_still_finds_its_winner(tmp_path) -> None:
+    """results.parquet writes lr_grid with 6 significant digits; the winner is the runs' exact LR."""
+    spec, out = _spec(tmp_path, sizes=["tiny"], lr_per_size={"tiny": 1.23456789e-3}), tmp_path / "out"
+    CALLS.clear()
+    run_sweep(spec, out, train_fn=low_lr_wins)
+    assert [lr for _, seed, lr in CALLS if seed == 2] == [pytest.approx(1.23456789e-3 * 0.333, rel=1e-12)]
+
+
+def test_a_held_out_size_with_one_lr_runs_its_extra_seed_at_once(tmp_path) -> None:
+    spec = _spec(tmp_path, sizes=["tiny"], holdout_sizes=["xs"], extra_seed_sizes=["tiny", "xs"])
+    runs = plan_runs(spec, tmp_path / "out")  # phase 1: no search result yet
+    assert sorted(r.seed for r in runs if r.holdout) == [0, 1, 2]
+    assert sorted(r.seed for r in runs if not r.holdout) == [0, 0, 0, 1, 1, 1]

@@ -333,7 +333,7 @@ def _seeds_at(
     mult = lr_multipliers(spec, encoder)
     own = mult.index(1.0) if 1.0 in mult else n_lrs // 2
     searched = [s for s in seeds if s in spec.seeds]
-    if spec.extra_seeds_at_winner and len(searched) < len(seeds):
+    if spec.extra_seeds_at_winner and n_lrs > 1 and len(searched) < len(seeds):  # one LR: nothing to wait for
         at = lrs[own] if winner == CENTRE else winner
         if isinstance(at, float) and math.isclose(lrs[lr_index], at, rel_tol=1e-6):
             return seeds
@@ -355,18 +355,21 @@ def search_winners(spec: SweepSpec, rows: list[dict[str, Any]]) -> Winners:
             cells[(str(r.get("encoder") or ""), str(r["size"]), str(r["subset"]))].append(r)
     winners: Winners = {}
     for key, group in cells.items():
+        # lr_grid is written with 6 significant digits: match each grid point to the runs' exact LRs
         grid = sorted({float(x) for x in str(group[0].get("lr_grid") or "").split(",") if x})
-        loss: dict[tuple[int, float], float] = {}
+        loss: dict[tuple[int, int], float] = {}
+        exact: dict[int, float] = {}
         for r in group:
+            at = [i for i, g in enumerate(grid) if math.isclose(float(r["lr"]), g, rel_tol=1e-5)]
             v = r.get("valid_loss")
-            ok = r.get("status") == "ok" and v is not None and math.isfinite(float(v))
-            loss[(int(r["seed"]), round(float(r["lr"]), 12))] = float(v) if ok else math.nan
-        need = [(s, round(lr, 12)) for s in spec.seeds for lr in grid]
-        if not grid or any(k not in loss or math.isnan(loss[k]) for k in need):
+            if not at or r.get("status") != "ok" or v is None or not math.isfinite(float(v)):
+                continue
+            loss[(int(r["seed"]), at[0])], exact[at[0]] = float(v), float(r["lr"])
+        if not grid or any((s, i) not in loss for s in spec.seeds for i in range(len(grid))):
             continue
-        picks = [min(grid, key=lambda lr, s=s: loss[(s, round(lr, 12))]) for s in spec.seeds]
-        mean = {lr: sum(loss[(s, round(lr, 12))] for s in spec.seeds) / len(spec.seeds) for lr in set(picks)}
-        winners[key] = min(set(picks), key=lambda lr: (-picks.count(lr), mean[lr], lr))
+        picks = [min(range(len(grid)), key=lambda i, s=s: loss[(s, i)]) for s in spec.seeds]
+        mean = {i: sum(loss[(s, i)] for s in spec.seeds) / len(spec.seeds) for i in set(picks)}
+        winners[key] = exact[min(set(picks), key=lambda i: (-picks.count(i), mean[i], i))]
     return winners
 
 

@@ -343,6 +343,10 @@ def _seeds_at(
     return searched
 
 
+def _seed_loss(loss: dict[tuple[int, int], float], seed: int, i: int) -> float:
+    return loss[(seed, i)]
+
+
 def search_winners(spec: SweepSpec, rows: list[dict[str, Any]]) -> Winners:
     """Per (encoder, size, data point), the LR the searched seeds (`spec.seeds`) chose on validation loss,
     once every one of them has a finished run at every LR of the cell: the LR most of them chose, ties
@@ -367,9 +371,10 @@ def search_winners(spec: SweepSpec, rows: list[dict[str, Any]]) -> Winners:
             loss[(int(r["seed"]), at[0])], exact[at[0]] = float(v), float(r["lr"])
         if not grid or any((s, i) not in loss for s in spec.seeds for i in range(len(grid))):
             continue
-        picks = [min(range(len(grid)), key=lambda i, s=s: loss[(s, i)]) for s in spec.seeds]
+        picks = [min(range(len(grid)), key=functools.partial(_seed_loss, loss, seed)) for seed in spec.seeds]
         mean = {i: sum(loss[(s, i)] for s in spec.seeds) / len(spec.seeds) for i in set(picks)}
-        winners[key] = exact[min(set(picks), key=lambda i: (-picks.count(i), mean[i], i))]
+        ranked = sorted(set(picks), key=lambda i: (-picks.count(i), mean[i], i))
+        winners[key] = exact[ranked[0]]
     return winners
 
 

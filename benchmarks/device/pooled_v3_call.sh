@@ -17,6 +17,8 @@
 #   cp <files_at>/results.parquet docs/results/pooled_v3/results.parquet   (and the call's sweep.log)
 #
 #   run(carry=["gpu/pooled"], command="OUT=$OUT LIM=540 bash benchmarks/device/pooled_v3_call.sh")
+#   SPEC=configs/sweeps/pooled_v3b.toml: the follow-up sweep; its runs go to runs/pooled_v3b, and it adopts
+#   docs/results/pooled_v3b/results.parquet once a call has returned one.
 #   DRY=1: the calibrated dry run only (times a few short runs per size on this GPU; sweep_dry_run.log)
 # CPU smoke of the mechanics (two "machines", the second adopting the first's table), as checked on 2026-12-05:
 #   EXTRA_SETS="--set encoders=['text'] --set sizes=['tiny'] --set train_fractions=[0.01] --set seeds=[0]
@@ -30,10 +32,11 @@ T0=$(date +%s)
 PY=${PY:-python}
 DATA=${DATA:-gpu/pooled}          # relative: a path outside the sweep dir is part of every run id
 TOK=${TOK:-runs/pooled_tokens}
-W=${W:-runs/pooled_v3}
 PAR=${PAR:-14}
-SPEC=${SPEC:-configs/sweeps/pooled_v3.toml}
-ADOPT=${ADOPT:-docs/results/pooled_v3/results.parquet}
+SPEC=${SPEC:-configs/sweeps/pooled_v3.toml}   # or configs/sweeps/pooled_v3b.toml (the follow-up)
+NAME=$(basename "$SPEC" .toml)
+W=${W:-runs/$NAME}
+ADOPT=${ADOPT:-docs/results/$NAME/results.parquet}
 mkdir -p "$(dirname "$W")"
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; git log -1 --format=%H; date -u; nproc; } > "$OUT/env.txt"
 if [ ! -f "$TOK/token_table.json" ]; then

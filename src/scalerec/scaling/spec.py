@@ -107,6 +107,10 @@ class SweepSpec:
     """Run-length multiplier of the held-out runs (≥ 2× N and ≥ 4× compute of the largest fit)."""
     holdout_lr: float | None = field(default=None, metadata={"range": "(0, 1]"})
     """Peak LR of the held-out runs (None = `lr_per_size` / `lr`; they get no LR search)."""
+    holdout_lr_per_encoder: dict[str, float] = field(default_factory=dict)
+    """Peak LR of the held-out runs per twin (e.g. {text = 3e-3, id = 3e-4}), before `holdout_lr`. Why: twins
+    whose searched winners sit a decade apart (pooled_v3: text x3-x9, ID x1/3 of the same centre) cannot share
+    one held-out LR without handicapping one of them."""
     world: dict[str, Any] = field(default_factory=dict)
     """Known-floor world (`scalerec.data.ingest.world.WorldConfig` fields + `eval_users`): the sweep writes
     it to `dataset` (default `<out>/world`) and trains on users streamed from it."""
@@ -139,6 +143,11 @@ class SweepSpec:
                 )
         if self.holdout_scale <= 0:
             raise ValueError("holdout_scale must be > 0")
+        for enc, lr in self.holdout_lr_per_encoder.items():
+            if enc not in ("text", "id", "hybrid") or not 0 < lr <= 1:
+                raise ValueError(
+                    f"holdout_lr_per_encoder.{enc}: needs an encoder name (text/id/hybrid) and 0 < lr <= 1"
+                )
         if self.extra_seeds_at_winner and (self.branches or self.extra_seeds_all_lrs):
             raise ValueError(
                 "extra_seeds_at_winner runs the extra seeds after the LR search, at its winner: it needs "
@@ -304,7 +313,8 @@ def _cells(
     holdout = size in spec.holdout_sizes and size not in spec.sizes
     if holdout:
         base = spec.lr_per_size.get(size, spec.lr if spec.lr is not None else default_lr)
-        lrs = [spec.holdout_lr if spec.holdout_lr is not None else base]
+        fixed = spec.holdout_lr_per_encoder.get(encoder, spec.holdout_lr)
+        lrs = [fixed if fixed is not None else base]
     else:
         lrs = _lrs(spec, size, default_lr, encoder)
     seeds = list(spec.seeds) + (list(spec.extra_seeds) if size in spec.extra_seed_sizes else [])

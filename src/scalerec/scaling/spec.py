@@ -107,7 +107,7 @@ class SweepSpec:
     """Run-length multiplier of the held-out runs (≥ 2× N and ≥ 4× compute of the largest fit)."""
     holdout_lr: float | None = field(default=None, metadata={"range": "(0, 1]"})
     """Peak LR of the held-out runs (None = `lr_per_size` / `lr`; they get no LR search)."""
-    holdout_lr_per_encoder: dict[str, float] = field(default_factory=dict)
+    holdout_lr_per_encoder: dict[str, float] = field(default_factory=dict, metadata={"range": "(0, 1]"})
     """Peak LR of the held-out runs per twin (e.g. {text = 3e-3, id = 3e-4}), before `holdout_lr`. Why: twins
     whose searched winners sit a decade apart (pooled_v3: text x3-x9, ID x1/3 of the same centre) cannot share
     one held-out LR without handicapping one of them."""

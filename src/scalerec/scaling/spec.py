@@ -27,6 +27,7 @@ from scalerec.data.read.sequences import load_sequences
 from scalerec.errors import UserError
 from scalerec.io import read_json
 from scalerec.model.sizes import SIZES
+from scalerec.scaling.table import annotate
 from scalerec.scaling.wsd_plan import expand_wsd
 from scalerec.train.config import resolve_run_config
 
@@ -353,38 +354,37 @@ def _seeds_at(
     return searched
 
 
-def _seed_loss(loss: dict[tuple[int, int], float], seed: int, i: int) -> float:
-    return loss[(seed, i)]
+def _finite(v: Any) -> bool:
+    return v is not None and math.isfinite(float(v))
 
 
 def search_winners(spec: SweepSpec, rows: list[dict[str, Any]]) -> Winners:
     """Per (encoder, size, data point), the LR the searched seeds (`spec.seeds`) chose on validation loss,
     once every one of them has a finished run at every LR of the cell: the LR most of them chose, ties
-    to the lower mean loss over those seeds. Always one seed's own choice, so `table.annotate` keeps
-    the extra seeds run there as LR winners. A cell with a failed or missing search run has no winner
-    (its extra seeds are not run)."""
+    to the lower mean loss over those seeds. Each seed's choice is `table.annotate`'s `lr_selected`, the
+    rule the fit reads, so the winner is always one seed's own choice and the extra seeds run there stay
+    LR winners. A cell with a failed or missing search run has no winner (its extra seeds are not run)."""
     cells: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
+    for r in annotate(rows):
         if not r.get("holdout") and int(r["seed"]) in spec.seeds:
             cells[(str(r.get("encoder") or ""), str(r["size"]), str(r["subset"]))].append(r)
     winners: Winners = {}
     for key, group in cells.items():
         # lr_grid is written with 6 significant digits: match each grid point to the runs' exact LRs
         grid = sorted({float(x) for x in str(group[0].get("lr_grid") or "").split(",") if x})
-        loss: dict[tuple[int, int], float] = {}
-        exact: dict[int, float] = {}
-        for r in group:
-            at = [i for i, g in enumerate(grid) if math.isclose(float(r["lr"]), g, rel_tol=1e-5)]
-            v = r.get("valid_loss")
-            if not at or r.get("status") != "ok" or v is None or not math.isfinite(float(v)):
-                continue
-            loss[(int(r["seed"]), at[0])], exact[at[0]] = float(v), float(r["lr"])
-        if not grid or any((s, i) not in loss for s in spec.seeds for i in range(len(grid))):
+        ok = [r for r in group if r.get("status") == "ok" and _finite(r.get("valid_loss"))]
+        done = {
+            (int(r["seed"]), i)
+            for r in ok
+            for i, g in enumerate(grid)
+            if math.isclose(float(r["lr"]), g, rel_tol=1e-5)
+        }
+        if not grid or len(done) < len(spec.seeds) * len(grid):
             continue
-        picks = [min(range(len(grid)), key=functools.partial(_seed_loss, loss, seed)) for seed in spec.seeds]
-        mean = {i: sum(loss[(s, i)] for s in spec.seeds) / len(spec.seeds) for i in set(picks)}
-        ranked = sorted(set(picks), key=lambda i: (-picks.count(i), mean[i], i))
-        winners[key] = exact[ranked[0]]
+        loss = {(int(r["seed"]), round(float(r["lr"]), 12)): float(r["valid_loss"]) for r in ok}
+        picks = [round(float(r["lr"]), 12) for r in group if r["lr_selected"]]
+        mean = {lr: sum(loss[(s, lr)] for s in spec.seeds) / len(spec.seeds) for lr in set(picks)}
+        winners[key] = sorted(set(picks), key=lambda lr: (-picks.count(lr), mean[lr], lr))[0]
     return winners
 
 

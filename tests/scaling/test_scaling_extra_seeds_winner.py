@@ -76,6 +76,7 @@ def test_a_search_with_a_failed_run_gets_no_extra_seed(tmp_path) -> None:
     CALLS.clear()
     run_sweep(spec, out, train_fn=low_lr_wins)
     assert [size for size, seed, _ in CALLS if seed == 2] == ["tiny"]
+    assert len([c for c in CALLS if c[:2] == ("xs", 7)]) == 3  # each failed run once, not again in phase 2
 
 
 def test_the_centre_rule_is_unchanged_and_the_dry_run_costs_the_extra_seeds(tmp_path) -> None:

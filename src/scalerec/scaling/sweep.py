@@ -454,7 +454,7 @@ def run_sweep(
                 "their extra seeds wait for it",
                 flush=True,
             )
-        rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt)
+        rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt, settled=rows)
     return [rows[r.run_id] for r in runs if r.run_id in rows]
 
 
@@ -466,17 +466,25 @@ def _run_phase(
     train_fn: TrainFn | None,
     retry_failed: bool,
     adopt: str | Path | None,
+    settled: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Train the missing runs of `runs`, upserting results.parquet after each; the rows of all of them."""
+    """Train the missing runs of `runs`, upserting results.parquet after each; the rows of all of them.
+    `settled`: rows an earlier phase of this call already has (trained, failed or found done): they are
+    neither re-read nor tried again, so a run that failed in phase 1 is not retried a second time."""
+    settled = settled or {}
     adopt_legacy_dirs(out_dir, runs)
     if adopt is not None:
         adopt_results(out_dir, runs, adopt)
     write_json(out_dir / "sweep.json", {"format_version": 1, "spec": to_dict(spec), "n_runs": len(runs)})
     wanted = {"missing", "failed"} if retry_failed else {"missing"}
-    pending = [j for j in jobs_of(runs) if any(run_status(out_dir, r) in wanted for r in j)]
+    pending = [
+        j
+        for j in jobs_of(runs)
+        if not all(r.run_id in settled for r in j) and any(run_status(out_dir, r) in wanted for r in j)
+    ]
     todo = {r.run_id for j in pending for r in j if run_status(out_dir, r) != "done"}
     finished = [r for r in runs if r.run_id not in todo]
-    rows = {r.run_id: result_row(out_dir, r) for r in finished}
+    rows = {r.run_id: settled.get(r.run_id) or result_row(out_dir, r) for r in finished}
     if finished:
         upsert_results(out_dir, annotate(list(rows.values())))
     if not pending:

@@ -28,27 +28,31 @@ def _mean_sd(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
 
 
-def _searched_winners(cell: list[dict]) -> list[dict]:
-    """The LR winners of the seeds that searched the LR. A seed that ran one LR only (pooled_v3's extra seeds
-    ran the grid's centre, fixed before the search) is 'selected' by default; for the ID twin, whose optimum
-    moved to the grid's low end, that centre is far from it, so averaging it in would mix a tuned and an
-    untuned run."""
+def _searched_seeds(cell: list[dict]) -> set[int]:
+    """Seeds of a cell that searched the LR (ran more than one). A seed that ran one LR only (pooled_v3's
+    extra seeds ran the grid's centre, fixed before the search) is 'selected' by default; for the ID twin,
+    whose optimum moved to the grid's low end, that centre is far from it, so averaging it in would mix a
+    tuned and an untuned run."""
     lrs: dict[int, set[float]] = defaultdict(set)
     for r in cell:
         lrs[int(r["seed"])].add(float(r["lr"]))
-    return [r for r in cell if r["lr_selected"] and len(lrs[int(r["seed"])]) > 1]
+    return {seed for seed, tried in lrs.items() if len(tried) > 1}
+
+
+def _searched_winners(cell: list[dict]) -> list[dict]:
+    """The LR winners (`lr_selected`) of the seeds that searched the LR."""
+    searched = _searched_seeds(cell)
+    return [r for r in cell if r["lr_selected"] and int(r["seed"]) in searched]
 
 
 def tables(rows: list[dict]) -> str:
     rows = [r for r in rows if r["status"] == "ok" and not r.get("holdout")]
     cap = max(int(r["steps"]) for r in rows)
-    seeds_lrs: dict[tuple, set[float]] = defaultdict(set)
-    for r in rows:
-        seeds_lrs[(r["encoder"], r["size"], r["train_fraction"], r["seed"])].add(float(r["lr"]))
-    n_unsearched = sum(len(v) == 1 for v in seeds_lrs.values())
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         cells[(r["encoder"], r["size"], r["train_fraction"])].append(r)
+    # a seed that did not search ran exactly one run
+    n_unsearched = sum(len({int(r["seed"]) for r in c} - _searched_seeds(c)) for c in cells.values())
     fractions = sorted({k[2] for k in cells})
     sizes = [s for s in SIZE_ORDER if any(k[1] == s for k in cells)] + sorted(
         {k[1] for k in cells} - set(SIZE_ORDER)
@@ -68,6 +72,7 @@ def tables(rows: list[dict]) -> str:
         )
         out += [head + " |", "|---|---:|" + "---:|---:|---:|" * len(fractions)]
         best: dict[float, tuple[float, str]] = {}
+        size_means: dict[float, list[float]] = defaultdict(list)
         for s in sizes:
             line = []
             n_params = None
@@ -83,6 +88,7 @@ def tables(rows: list[dict]) -> str:
                 capped = sum(int(r["steps"]) >= cap for r in rs)
                 line.append(f"{_mean_sd(loss)} | {statistics.mean(ndcg):.4f} | {capped}/{len(rs)}")
                 m = statistics.mean(loss)
+                size_means[f].append(m)
                 if f not in best or m < best[f][0]:
                     best[f] = (m, s)
             out.append(f"| {s} | {n_params:,} | " + " | ".join(line) + " |")
@@ -98,14 +104,7 @@ def tables(rows: list[dict]) -> str:
             ),
             "",
         ]
-        spread = []
-        for f in fractions:
-            means = [
-                statistics.mean(float(r["valid_loss"]) for r in _searched_winners(cells[(enc, s, f)]))
-                for s in sizes
-                if (enc, s, f) in cells
-            ]
-            spread.append(f"f{f:g} {max(means) - min(means):.3f}")
+        spread = [f"f{f:g} {max(size_means[f]) - min(size_means[f]):.3f}" for f in fractions]
         out += ["Spread of the size means (max − min, nats): " + "; ".join(spread), ""]
     return "\n".join(out + _ndcg_selected(cells, fractions, sizes))
 
@@ -126,12 +125,13 @@ def _ndcg_selected(cells: dict[tuple, list[dict]], fractions: list[float], sizes
             means: dict[str, float] = {}
             line = []
             for s in sizes:
+                cell = cells.get((enc, s, f), [])
+                searched = _searched_seeds(cell)
                 by_seed: dict[int, list[float]] = defaultdict(list)
-                lrs: dict[int, set[float]] = defaultdict(set)
-                for r in cells.get((enc, s, f), []):
-                    by_seed[int(r["seed"])].append(float(r["best_valid_ndcg@10"]))
-                    lrs[int(r["seed"])].add(float(r["lr"]))
-                best = [max(v) for seed, v in by_seed.items() if len(lrs[seed]) > 1]
+                for r in cell:
+                    if int(r["seed"]) in searched:
+                        by_seed[int(r["seed"])].append(float(r["best_valid_ndcg@10"]))
+                best = [max(v) for v in by_seed.values()]
                 if not best:
                     line.append("–")
                     continue

@@ -6,7 +6,8 @@
 #   - Games hybrid, 3 seeds (job games_hybrid; not in the default set).
 #   - Sports hybrid at full length, 3 seeds, the recipe chosen on validation (job sports_hybrid_full; not in the default set).
 #   - ID-SASRec on Sports and Beauty re-selected on validation (jobs sports_sasrec_select, beauty_sasrec_select;
-#     not in the default set), and the Sports hybrid at d=128 (job sports_hybrid_d128_select).
+#     not in the default set), and the Sports hybrid at d=128 (job sports_hybrid_d128_select); the grids past
+#     the ID winners' edges (sports_sasrec_select_low, beauty_sasrec_select_low).
 # ID runs are packed (measured unchanged for ID-SASRec on Beauty); text and hybrid runs are padded
 # (bf16 packed text models lose accuracy late in training: BENCHMARKS.md, packing diagnostic).
 # Datasets and token tables are prepared on the CPU first (the GPU image has no polars) and carried:
@@ -63,10 +64,22 @@ job sports_hybrid_full --datasets sports --variants hybrid_ce --set train.packin
 # only the winner's test is read. Packed, as the ID runs above. 18 runs per job; ~6 min per run alone on an H100
 # at batch 128 (2026-11-25), so 2-3 calls on one warm machine. Not in the default set. CPU pipeline check:
 #   DEV=cpu QUICK=--quick SEEDS=0 SELECT_SEEDS=0 ONLY=beauty_sasrec_select PY=python bash benchmarks/device/accuracy_more_call.sh
+# Ran on 2026-12-06 (one H100, docs/results/accuracy/h100_2026-12-06_id_selection/): both winners sit at the
+# grid's low-LR edge (Sports lr 3e-4 wd 0.1, the old recipe; Beauty d_model 64, lr 3e-4). 18 side-by-side runs
+# need ~83 GB at ~4.6 GB each: two hit CUDA OOM on the 80-GB card, so --jobs is 16 now (the last two start as
+# the first finish).
 job sports_sasrec_select --datasets sports --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
-  --grid train.lr=1e-3,5e-4,3e-4 --grid train.weight_decay=0.0,0.1 --jobs 18
+  --grid train.lr=1e-3,5e-4,3e-4 --grid train.weight_decay=0.0,0.1 --jobs 16
 job beauty_sasrec_select --datasets beauty --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
-  --grid model.d_model=64,128,256 --grid train.lr=1e-3,3e-4 --jobs 18
+  --grid model.d_model=64,128,256 --grid train.lr=1e-3,3e-4 --jobs 16
+# Past those edges (not run yet): Sports validation NDCG@10 rose at every step down in LR (1e-3: 0.0347-0.0359,
+# 5e-4: 0.0383-0.0395, 3e-4: 0.0410-0.0418) and with weight decay (0.1 over 0 at every LR), so the grid goes on
+# down in LR and up in decay, the old winner kept as a candidate. Lower LRs run longer (more epochs to the early
+# stop): ~2 warm calls.
+job sports_sasrec_select_low --datasets sports --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
+  --grid train.lr=3e-4,2e-4,1e-4 --grid train.weight_decay=0.1,0.3 --jobs 16
+job beauty_sasrec_select_low --datasets beauty --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
+  --grid model.d_model=32,64 --grid train.lr=3e-4,1e-4 --jobs 12
 # Sports hybrid at ID-SASRec's width (issue 19 item 5): the hybrid so far used the text recipe's d=64, 1 head;
 # ID-SASRec reaches 0.0325 on Sports at d=128, 2 heads, d_ffn 512. Here the hybrid at that width, lr {1e-3,
 # 3e-4} x weight decay {0, 0.1}, batch 512 as the full-length run, padded; 3 seeds per candidate, the winner
@@ -78,5 +91,5 @@ wait
 uptime >> "$OUT/env.txt"
 grep -h '"event": "run"\|rc=' "$W"/*.jsonl | cut -c1-400 | tee "$OUT/summary.txt"
 tar czf "$OUT/accuracy_more.tgz" "$W"/*.jsonl "$W"/*/runs/*/final.json "$W"/*/runs/*/eval*.json \
-  "$W"/*/runs/*/metrics.jsonl "$W"/*/accuracy.json 2>/dev/null
+  "$W"/*/runs/*/metrics.jsonl "$W"/*/accuracy.json "$W"/*/selection/*.json 2>/dev/null
 ls -la "$OUT"

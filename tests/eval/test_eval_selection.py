@@ -50,3 +50,26 @@ def test_missing_or_nan_validation_is_never_selected(tmp_path: Path) -> None:
     run.mkdir()
     (run / "final.json").write_text('{"valid": {}, "test": {"ndcg@10": 0.9}}')
     assert selection.valid_score(run, "ndcg@10") == float("-inf")
+
+
+def test_best_published_is_beaten_only_by_the_lower_end_of_the_seed_interval() -> None:
+    import accuracy
+
+    def row(ndcg: float, masked: bool = True) -> dict:
+        return {"dataset": "sports", "variant": "sasrec_ce", "ndcg@10": {"mean": ndcg, "low": 0.0, "high": 1.0},
+                "hr@10": 0.0, "mrr@10": 0.0, "most_pop_ndcg@10": 0.005, "mask_seen": masked}
+
+    # 2026-12-06 Sports ID-SASRec: mean 0.0322, lower end 0.0318 -> not above 0.0323
+    (s,) = accuracy.summarize([row(0.03233), row(0.03224), row(0.03201)])
+    assert s["best_published"] == 0.0323 and s["above_best_published"] is False
+    assert accuracy.published_cell(s).startswith("no (0.0318")
+    # a mean above the figure is not enough when the interval reaches below it
+    (s,) = accuracy.summarize([row(0.0300), row(0.0330), row(0.0360)])
+    assert s["ndcg@10"] > 0.0323 and s["above_best_published"] is False
+    (s,) = accuracy.summarize([row(0.0340), row(0.0342), row(0.0344)])
+    assert s["above_best_published"] is True and accuracy.published_cell(s).startswith("yes (0.0337 > 0.0323")
+    # unmasked runs, one seed, or a dataset with no published figure: no verdict
+    assert accuracy.summarize([row(0.04, False), row(0.04, False)])[0]["above_best_published"] is None
+    assert accuracy.summarize([row(0.04)])[0]["above_best_published"] is None
+    games = [dict(row(0.06), dataset="games"), dict(row(0.061), dataset="games")]
+    assert accuracy.summarize(games)[0]["above_best_published"] is None

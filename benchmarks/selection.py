@@ -58,6 +58,27 @@ def config_tag(overrides: list[str]) -> str:
     return "_c" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
 
 
+def winner_at_edge(grid: list[tuple[str, list[str]]], winner: list[str]) -> dict[str, str]:
+    """Numeric grid axes on which the winner takes the lowest or highest value tried: the optimum may lie
+    beyond the grid there, so the next grid should extend that axis (both 2026-12-06 ID-SASRec winners sat
+    at their lowest LR). Axes with one value or non-numeric values are left out."""
+    chosen = dict(o.split("=", 1) for o in winner)
+    edges = {}
+    for key, values in grid:
+        try:
+            nums = [float(v) for v in values]
+            value = float(chosen[key])
+        except (KeyError, ValueError):
+            continue
+        if len(set(nums)) < 2:
+            continue
+        if value == min(nums):
+            edges[key] = "lowest"
+        elif value == max(nums):
+            edges[key] = "highest"
+    return edges
+
+
 def valid_score(run_dir: Path, metric: str) -> float:
     """Best validation metric of a finished run (the checkpoint the trainer kept). Reads only
     `final.json["valid"]`; the `test` block beside it is deliberately ignored."""
@@ -90,13 +111,14 @@ def select(
         rows.append({"config": overrides, "tag": config_tag(overrides), "seeds": seeds,
                      f"valid/{metric}": scores, "mean": sum(scores) / len(scores)})
     best = max(rows, key=lambda r: r["mean"])
+    edges = winner_at_edge(grid, best["config"])
     report = {"dataset": dataset, "variant": variant, "selected_on": f"valid/{metric}",
               "note": "validation only; test was not read for any candidate", "winner": best["config"],
-              "candidates": sorted(rows, key=lambda r: -r["mean"])}
+              "winner_at_edge": edges, "candidates": sorted(rows, key=lambda r: -r["mean"])}
     out = work / "selection" / f"{dataset}_{variant}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({"event": "selected", "dataset": dataset, "variant": variant,
                       "on": f"valid/{metric}", "winner": best["config"], "valid_mean": best["mean"],
-                      "candidates": len(rows)}), flush=True)
+                      "winner_at_edge": edges, "candidates": len(rows)}), flush=True)
     return best["config"]

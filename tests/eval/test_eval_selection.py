@@ -73,3 +73,25 @@ def test_best_published_is_beaten_only_by_the_lower_end_of_the_seed_interval() -
     assert accuracy.summarize([row(0.04)])[0]["above_best_published"] is None
     games = [dict(row(0.06), dataset="games"), dict(row(0.061), dataset="games")]
     assert accuracy.summarize(games)[0]["above_best_published"] is None
+
+
+def test_a_winner_on_the_grid_edge_is_flagged_per_axis() -> None:
+    axes = ["train.lr=1e-3,5e-4,3e-4", "train.weight_decay=0.0,0.1", "model.norm=pre,post"]
+    grid = selection.parse_grid(axes)
+    # the 2026-12-06 Sports winner: lowest LR of three, highest decay of two; the text axis is not ordered
+    edges = selection.winner_at_edge(grid, ["train.lr=3e-4", "train.weight_decay=0.1", "model.norm=pre"])
+    assert edges == {"train.lr": "lowest", "train.weight_decay": "highest"}
+    assert selection.winner_at_edge(grid, ["train.lr=5e-4", "train.weight_decay=0.0", "model.norm=post"]) == {
+        "train.weight_decay": "lowest"}
+    assert selection.winner_at_edge(selection.parse_grid(["a=1"]), ["a=1"]) == {}
+
+
+def test_the_selection_table_names_the_edge(tmp_path: Path) -> None:
+    def cell(config: list[str], seed: int) -> Path:
+        lr = float(config[0].split("=")[1])
+        return _run(tmp_path, f"{lr}_{seed}", valid=-lr, test=0.0)  # lower LR always better on validation
+
+    grid = selection.parse_grid(["train.lr=1e-3,3e-4,1e-4"])
+    assert selection.select("sports", "sasrec_ce", grid, [0], "ndcg@10", cell, tmp_path) == ["train.lr=1e-4"]
+    report = json.loads((tmp_path / "selection" / "sports_sasrec_ce.json").read_text())
+    assert report["winner_at_edge"] == {"train.lr": "lowest"}

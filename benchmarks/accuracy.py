@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from scalerec.eval.metrics import seed_interval
+from scalerec.io import write_json
 from selection import candidates, check_metric, config_tag, parse_grid, select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -471,7 +472,7 @@ def main() -> None:
     if args.no_write:
         return
     print_table(summary)
-    (args.work / "accuracy.json").write_text(json.dumps({"runs": rows, "summary": summary}, indent=2))
+    write_json(args.work / "accuracy.json", {"runs": rows, "summary": summary})
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scalerec.io import write_json
+
 VALID_METRICS = ("ndcg@10", "hr@10", "mrr@10", "ndcg@20", "hr@20", "mrr")
 
 
@@ -117,7 +119,7 @@ def select(
               "winner_at_edge": edges, "candidates": sorted(rows, key=lambda r: -r["mean"])}
     out = work / "selection" / f"{dataset}_{variant}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)  # temporary name, then rename: a killed call leaves the old table or none
     print(json.dumps({"event": "selected", "dataset": dataset, "variant": variant,
                       "on": f"valid/{metric}", "winner": best["config"], "valid_mean": best["mean"],
                       "winner_at_edge": edges, "candidates": len(rows)}), flush=True)

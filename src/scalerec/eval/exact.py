@@ -134,7 +134,8 @@ def refined_item_factors(items: Side, d: int) -> torch.Tensor:
     """`[3, I+1]` fp64 factors of the bf16x3 bound (row 0 zeroed): with `S3 = u_hi v_hi + u_hi v_mid
     + u_mid v_hi` (three matmuls, two fp32 additions), `|S3 - s| <= sum_k ||u_k|| F_k,i` for
     `u_k in (u_hi, u_mid, u_rest)`. The dropped terms are ~2^-18 of the score, so the bound is the
-    accumulation error: 16x or more narrower than the one-matmul bound."""
+    accumulation error: typically 16x or more narrower than the one-matmul bound (a pair whose values
+    are nearly bf16-exact, possible at tiny d, gains less, since this bound keeps its accumulation floor)."""
     a = ACC_PER_TERM["cpu" if items.exact.device.type == "cpu" else "cuda"] * (d + 2) + 2.0**-22
     _, v_mid, v_rest = items.split3()
     v_hi = items.hi_norm

@@ -135,4 +135,3 @@ def test_a_held_out_size_with_one_lr_runs_its_extra_seed_at_once(tmp_path) -> No
     runs = plan_runs(spec, tmp_path / "out")  # phase 1: no search result yet
     assert sorted(r.seed for r in runs if r.holdout) == [0, 1, 2]
     assert sorted(r.seed for r in runs if not r.holdout) == [0, 0, 0, 1, 1, 1]
-

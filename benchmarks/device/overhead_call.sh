@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One device call that says where the GPU time of small runs and of the moonshot configs goes (~5 min).
+#
+# Why: every study that spends this project's device time is bound by per-step cost that is not the model's
+# arithmetic. The Sports ID-SASRec runs (d 128, batch 128 users, ~700 targets per step) ran at ~25 ms a step
+# with 16 on one H100 (2026-12-06, docs/results/accuracy/h100_2026-12-06_sports_select_low/) and not much
+# faster alone. world_v5's batch-256 trunks reached only 0.19-0.25M targets/s
+# (docs/results/world_v6_plan/README.md), which is what puts issue 18's grid at ~3 H200-hours. Issue 24's
+# moonshots (paper-1M >= 6M targets/s, d = 1024 >= 55% MFU with dropout on) need the same kind of breakdown.
+#   1. `benchmarks/step_overhead.py` on CUDA, Sports ID-SASRec as the accuracy runs train it (compiled, packed
+#      and padded): model step, batch production, validation, state saves, host syncs per step, recompiles.
+#   2. `benchmarks/profile_train.py`: paper-1M at batch 16,384 (the throughput record's config) and xl at
+#      batch 2,048 with the default recipe's dropout (the moonshot's condition), kernels grouped by kind.
+# Inputs: bash benchmarks/device/prepare_carry.sh (gpu/acc_more, carried).
+#   run(carry=["gpu/acc_more"], command="OUT=$OUT bash benchmarks/device/overhead_call.sh")
+set -u
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src:$PWD/benchmarks
+OUT=${OUT:-/tmp/overhead_out}; mkdir -p "$OUT"
+PY=${PY:-python}
+{ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; git log -1 --format=%H; date -u; nproc; uptime; } \
+  > "$OUT/env.txt"
+so() {  # $1 log name, rest: step_overhead.py arguments
+  local name=$1; shift
+  timeout 150 $PY benchmarks/step_overhead.py --device cuda --variant sasrec_ce --compile --steps 200 --warmup 20 \
+    --repeat 2 --data gpu/acc_more/data/sports --set model.d_model=128 --set train.lr=1.5e-4 \
+    --set train.weight_decay=0.3 "$@" > "$OUT/$name.log" 2>&1
+  echo "rc=$?" >> "$OUT/$name.log"
+}
+so step_overhead_sports_packed --packing on --loop-epochs 1 --mask-seen
+so step_overhead_sports_padded --packing off
+timeout 100 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 --compile --steps 5 \
+  --warmup 4 --top 30 > "$OUT/profile_paper1m_b16384.txt" 2>&1; echo "rc=$?" >> "$OUT/profile_paper1m_b16384.txt"
+timeout 100 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile --steps 4 --warmup 4 \
+  --top 30 --set model.bias=false > "$OUT/profile_xl_dropout.txt" 2>&1; echo "rc=$?" >> "$OUT/profile_xl_dropout.txt"
+uptime >> "$OUT/env.txt"
+grep -h '^{' "$OUT"/*.log "$OUT"/*.txt | cut -c1-400

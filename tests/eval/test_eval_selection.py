@@ -63,7 +63,7 @@ def test_best_published_is_beaten_only_by_the_lower_end_of_the_seed_interval() -
     (s,) = accuracy.summarize([row(0.03233), row(0.03224), row(0.03201)])
     assert s["best_published"] == 0.0323 and s["above_best_published"] is False
     assert accuracy.published_cell(s).startswith("no (0.0318")
-    # 2026-12-06, past the grid's corner (lr 1.5e-4, wd 0.3): seeds 0.0342 / 0.0335 / 0.0336 -> lower end 0.0328
+    # 2026-12-06, past the grid corner (lr 1.5e-4, wd 0.3): 0.0342 / 0.0335 / 0.0336 -> lower end 0.0328
     (s,) = accuracy.summarize([row(0.034221), row(0.033485), row(0.033593)])
     assert s["above_best_published"] is True and accuracy.published_cell(s).startswith("yes (0.0328 > 0.0323")
     # a mean above the figure is not enough when the interval reaches below it

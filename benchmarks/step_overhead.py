@@ -2,8 +2,10 @@
 
 The accuracy recipes (d 64-128, 2 layers, batch 128 users, full softmax over a 12-18K catalog,
 validation every epoch) leave a GPU nearly idle, so host work per step and per epoch can set the
-pace. This builds the real runtime of one recipe (`scalerec.train.setup.setup` on the prepared
-Beauty set, `configs/train/beauty_<variant>.toml`) and times, each on its own and synchronised:
+pace. This builds the real runtime of one recipe (`scalerec.train.setup.setup` on a prepared
+set, Beauty unless `--dataset` says otherwise, with the config `benchmarks/accuracy.py` trains it with:
+`configs/train/<dataset>_<variant>.toml`, else Beauty's, plus its dataset overrides) and times,
+each on its own and synchronised:
 
 - per step: the model step (`trainer.train_step`: forward, backward, clip, AdamW), host batch
   production of the packed stream (`PackedBatches`) and of the padded one (`TrainBatches`);
@@ -29,7 +31,7 @@ counts host syncs per step with `torch.cuda.set_sync_debug_mode("warn")`.
     python benchmarks/step_overhead.py --device cuda --variant sasrec_ce --compile --steps 200 \
         --repeat 5 --compare-eval
 
-Data: `--data DIR` (and `--tokens DIR` for hybrid/text), else `<work>/data/beauty` prepared from
+Data: `--data DIR` (and `--tokens DIR` for hybrid/text), else `<work>/data/<dataset>` prepared from
 ../shared/data as `benchmarks/accuracy.py` prepares it (and its token table).
 """
 
@@ -88,18 +90,24 @@ def timed_pair(
     return a, b
 
 
+def accuracy_module():
+    """benchmarks/accuracy.py, whose data preparation and per-dataset recipe this benchmark shares."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import accuracy
+
+    return accuracy
+
+
 def data_dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
-    """The prepared Beauty set and (text variants) its token table, prepared like accuracy.py."""
+    """The prepared dataset and (text variants) its token table, prepared like accuracy.py."""
     text = args.variant.startswith(("text", "hybrid"))
     data = Path(args.data) if args.data else None
     tokens = Path(args.tokens) if args.tokens else None
     if data is None or (text and tokens is None):
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from accuracy import prepare_dataset, token_table
-
-        data = data or prepare_dataset("beauty", Path(args.work))
+        acc = accuracy_module()
+        data = data or acc.prepare_dataset(args.dataset, Path(args.work))
         if text and tokens is None:
-            tokens = token_table("beauty", data, Path(args.work))
+            tokens = acc.token_table(args.dataset, data, Path(args.work))
     return data, tokens if text else None
 
 
@@ -120,7 +128,9 @@ def build_runtime(args: argparse.Namespace, out: Path):
         f"eval.mask_seen={'true' if args.mask_seen else 'false'}",
     ]
     sets += [f"data.tokens={tokens}"] if tokens else []
-    cfg = resolve_run_config(ROOT / "configs" / "train" / f"beauty_{args.variant}.toml", sets + args.set)
+    acc = accuracy_module()
+    sets += acc.DATASET_OVERRIDES.get(args.dataset, [])
+    cfg = resolve_run_config(acc.config_path(args.dataset, args.variant), sets + args.set)
     return setup(cfg, resume=False)
 
 
@@ -342,6 +352,7 @@ def report(
         fixed[k] *= writes
     epoch_s = n_steps * (step_s + per_step[used]) + sum(fixed.values())
     base = {
+        "dataset": args.dataset,
         "variant": args.variant,
         "device": str(rt.device),
         "compile": args.compile,
@@ -406,9 +417,10 @@ def report(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--variant", default="sasrec_ce", help="configs/train/beauty_<variant>.toml")
+    p.add_argument("--dataset", default="beauty", help="which accuracy-benchmark dataset and recipe")
+    p.add_argument("--variant", default="sasrec_ce", help="configs/train/<dataset>_<variant>.toml")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--data", default="", help="prepared Beauty dataset dir")
+    p.add_argument("--data", default="", help="the dataset's prepared dir")
     p.add_argument("--tokens", default="", help="its token table dir (text/hybrid variants)")
     p.add_argument("--work", default="runs/step_overhead", help="where data is prepared when not given")
     p.add_argument("--compile", action="store_true", help="train.compile=true (as the accuracy runs)")

@@ -19,18 +19,20 @@ OUT=${OUT:-/tmp/overhead_out}; mkdir -p "$OUT"
 PY=${PY:-python}
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; git log -1 --format=%H; date -u; nproc; uptime; } \
   > "$OUT/env.txt"
-so() {  # $1 log name, rest: step_overhead.py arguments
+logged() {  # $1 log name, $2 seconds, rest: the command; its output and exit status go to $OUT/$1
+  local log=$OUT/$1 limit=$2; shift 2
+  timeout "$limit" "$@" > "$log" 2>&1; echo "rc=$?" >> "$log"
+}
+so() {  # $1 log name, rest: step_overhead.py arguments; the Sports recipe comes from configs/train/ as in accuracy.py
   local name=$1; shift
-  timeout 150 $PY benchmarks/step_overhead.py --device cuda --variant sasrec_ce --compile --steps 200 --warmup 20 \
-    --repeat 2 --data gpu/acc_more/data/sports --set model.d_model=128 --set train.lr=1.5e-4 \
-    --set train.weight_decay=0.3 "$@" > "$OUT/$name.log" 2>&1
-  echo "rc=$?" >> "$OUT/$name.log"
+  logged "$name.log" 150 $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce \
+    --compile --steps 200 --warmup 20 --repeat 2 --data gpu/acc_more/data/sports "$@"
 }
 so step_overhead_sports_packed --packing on --loop-epochs 1 --mask-seen
 so step_overhead_sports_padded --packing off
-timeout 100 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 --compile --steps 5 \
-  --warmup 4 --top 30 > "$OUT/profile_paper1m_b16384.txt" 2>&1; echo "rc=$?" >> "$OUT/profile_paper1m_b16384.txt"
-timeout 100 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile --steps 4 --warmup 4 \
-  --top 30 --set model.bias=false > "$OUT/profile_xl_dropout.txt" 2>&1; echo "rc=$?" >> "$OUT/profile_xl_dropout.txt"
+logged profile_paper1m_b16384.txt 100 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 \
+  --compile --steps 5 --warmup 4 --top 30
+logged profile_xl_dropout.txt 100 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile \
+  --steps 4 --warmup 4 --top 30 --set model.bias=false
 uptime >> "$OUT/env.txt"
 grep -h '^{' "$OUT"/*.log "$OUT"/*.txt | cut -c1-400

@@ -70,12 +70,12 @@ job sports_hybrid_full --datasets sports --variants hybrid_ce --set train.packin
 #   DEV=cpu QUICK=--quick SEEDS=0 SELECT_SEEDS=0 ONLY=beauty_sasrec_select PY=python bash benchmarks/device/accuracy_more_call.sh
 # Ran on 2026-12-06 (one H100, docs/results/accuracy/h100_2026-12-06_id_selection/): both winners sit at the
 # grid's low-LR edge (Sports lr 3e-4 wd 0.1, the old recipe; Beauty d_model 64, lr 3e-4). 18 side-by-side runs
-# need ~83 GB at ~4.6 GB each: two hit CUDA OOM on the 80-GB card, so --jobs is 16 now (the last two start as
-# the first finish).
+# need ~83 GB at ~4.6 GB each: two hit CUDA OOM on the 80-GB card, so --jobs is $BIG_JOBS now: 16 on an H100 (the
+# last two start as the first finish), 18 on an H200.
 job sports_sasrec_select --datasets sports --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
-  --grid train.lr=1e-3,5e-4,3e-4 --grid train.weight_decay=0.0,0.1 --jobs 16
+  --grid train.lr=1e-3,5e-4,3e-4 --grid train.weight_decay=0.0,0.1 --jobs "$BIG_JOBS"
 job beauty_sasrec_select --datasets beauty --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
-  --grid model.d_model=64,128,256 --grid train.lr=1e-3,3e-4 --jobs 16
+  --grid model.d_model=64,128,256 --grid train.lr=1e-3,3e-4 --jobs "$BIG_JOBS"
 # Past those edges (run on 2026-12-06: see below): Sports validation NDCG@10 rose at every step down in LR (1e-3: 0.0347-0.0359,
 # 5e-4: 0.0383-0.0395, 3e-4: 0.0410-0.0418) and with weight decay (0.1 over 0 at every LR), so the grid goes on
 # down in LR and up in decay, the old winner kept as a candidate. Lower LRs run longer (more epochs to the early

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call that says where the GPU time of small runs and of the moonshot configs goes (~5 min).
+# One device call that says where the GPU time of small runs and of the moonshot configs goes (<= 9 min).
 #
 # Why: every study that spends this project's device time is bound by per-step cost that is not the model's
 # arithmetic. The Sports ID-SASRec runs (d 128, batch 128 users, ~700 targets per step) ran at ~25 ms a step
@@ -23,16 +23,19 @@ logged() {  # $1 log name, $2 seconds, rest: the command; its output and exit st
   local log=$OUT/$1 limit=$2; shift 2
   timeout "$limit" "$@" > "$log" 2>&1; echo "rc=$?" >> "$log"
 }
-so() {  # $1 log name, rest: step_overhead.py arguments; the Sports recipe comes from configs/train/ as in accuracy.py
-  local name=$1; shift
-  logged "$name.log" 150 $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce \
+so() {  # $1 log name, $2 seconds, rest: step_overhead.py arguments; the Sports recipe comes from configs/train/
+  local name=$1 limit=$2; shift 2
+  logged "$name.log" "$limit" $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce \
     --compile --steps 200 --warmup 20 --repeat 2 --data gpu/acc_more/data/sports "$@"
 }
-so step_overhead_sports_packed --packing on --loop-epochs 1 --mask-seen
-so step_overhead_sports_padded --packing off
-logged profile_paper1m_b16384.txt 100 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 \
+so step_overhead_sports_packed 130 --packing on --loop-epochs 1 --mask-seen
+so step_overhead_sports_padded 110 --packing off
+# CUDA graphs (torch.compile mode reduce-overhead) on the padded stream, whose batch shape is fixed: does
+# replaying the step's kernels as one graph remove the launch cost that a small model's step is made of?
+so step_overhead_sports_padded_cudagraphs 110 --packing off --set train.compile_mode=reduce-overhead
+logged profile_paper1m_b16384.txt 90 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 \
   --compile --steps 5 --warmup 4 --top 30
-logged profile_xl_dropout.txt 100 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile \
+logged profile_xl_dropout.txt 90 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile \
   --steps 4 --warmup 4 --top 30 --set model.bias=false
 uptime >> "$OUT/env.txt"
 grep -h '^{' "$OUT"/*.log "$OUT"/*.txt | cut -c1-400

@@ -28,14 +28,16 @@ so() {  # $1 log name, $2 seconds, rest: step_overhead.py arguments; the Sports 
   logged "$name.log" "$limit" $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce \
     --compile --steps 200 --warmup 20 --repeat 2 --data gpu/acc_more/data/sports "$@"
 }
-so step_overhead_sports_packed 130 --packing on --loop-epochs 1 --mask-seen
-so step_overhead_sports_padded 110 --packing off
+so step_overhead_sports_packed 120 --packing on --loop-epochs 1 --mask-seen
+so step_overhead_sports_padded 95 --packing off
 # CUDA graphs (torch.compile mode reduce-overhead) on the padded stream, whose batch shape is fixed: does
-# replaying the step's kernels as one graph remove the launch cost that a small model's step is made of?
-so step_overhead_sports_padded_cudagraphs 110 --packing off --set train.compile_mode=reduce-overhead
-logged profile_paper1m_b16384.txt 90 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 \
+# replaying the step's kernels as one graph remove the launch cost that a small model's step is made of? Packed
+# batches also have a fixed shape (rows x max_len), so the packed arm is tried too.
+so step_overhead_sports_padded_cudagraphs 95 --packing off --set train.compile_mode=reduce-overhead
+so step_overhead_sports_packed_cudagraphs 95 --packing on --set train.compile_mode=reduce-overhead
+logged profile_paper1m_b16384.txt 85 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 \
   --compile --steps 5 --warmup 4 --top 30
-logged profile_xl_dropout.txt 90 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile \
+logged profile_xl_dropout.txt 85 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile \
   --steps 4 --warmup 4 --top 30 --set model.bias=false
 uptime >> "$OUT/env.txt"
 grep -h '^{' "$OUT"/*.log "$OUT"/*.txt | cut -c1-400

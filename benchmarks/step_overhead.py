@@ -60,8 +60,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], Any], device: torch.device, repeat: int) -> float:
-    """Median seconds of `repeat` synchronised calls of `fn`."""
+def timed(fn: Callable[[], Any], device: torch.device, repeat: int, warmup: int = 1) -> float:
+    """Median seconds of `repeat` synchronised calls of `fn`, after `warmup` untimed ones.
+
+    Why the warm-up: a training run pays first-call costs (kernel selection for each new shape, lazy
+    allocations) once, then calls validation every epoch. Without it the median of few repeats is
+    mostly that one-off cost: on one H100 (2026-12-06) Sports validation timed 1.25-2.78 s this way
+    while the real loop spent ~0.25 s per epoch on it."""
+    for _ in range(warmup):
+        fn()
     out = []
     for _ in range(repeat):
         sync(device)
@@ -82,11 +89,11 @@ def timed_pair(
     b: list[float] = []
     for i in range(repeat):
         if i % 2:
-            b.append(timed(fn_b, device, 1))
-            a.append(timed(fn_a, device, 1))
+            b.append(timed(fn_b, device, 1, warmup=0))
+            a.append(timed(fn_a, device, 1, warmup=0))
         else:
-            a.append(timed(fn_a, device, 1))
-            b.append(timed(fn_b, device, 1))
+            a.append(timed(fn_a, device, 1, warmup=0))
+            b.append(timed(fn_b, device, 1, warmup=0))
     return a, b
 
 
@@ -221,7 +228,7 @@ def measure_epoch(rt, args: argparse.Namespace) -> dict[str, float]:
     max_len = rt.cfg.data.max_len
     out: dict[str, float] = {}
     if isinstance(rt.batches, PackedBatches):
-        epochs = iter(range(10_000, 10_000 + r))
+        epochs = iter(range(10_000, 10_000 + r + 1))  # + the warm-up call's
 
         def plan() -> None:
             rt.batches._plan(next(epochs))

@@ -34,7 +34,10 @@ so step_overhead_sports_padded 95 --packing off
 # replaying the step's kernels as one graph remove the launch cost that a small model's step is made of? Packed
 # batches also have a fixed shape (rows x max_len), so the packed arm is tried too.
 so step_overhead_sports_padded_cudagraphs 95 --packing off --set train.compile_mode=reduce-overhead
-so step_overhead_sports_packed_cudagraphs 95 --packing on --set train.compile_mode=reduce-overhead
+# With the real loop too (2026-12-06's call timed the step alone: 5.23 -> 2.70 ms packed, 5.55 -> 2.75 padded):
+# the loop validates, logs and saves between graph replays, which is where CUDA graphs could break or slow.
+so step_overhead_sports_packed_cudagraphs 95 --packing on --loop-epochs 2 --mask-seen \
+  --set train.compile_mode=reduce-overhead
 logged profile_paper1m_b16384.txt 85 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 \
   --compile --steps 5 --warmup 4 --top 30
 logged profile_xl_dropout.txt 85 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile \

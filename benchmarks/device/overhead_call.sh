@@ -3,14 +3,19 @@
 #
 # Why: every study that spends this project's device time is bound by per-step cost that is not the model's
 # arithmetic. The Sports ID-SASRec runs (d 128, batch 128 users, ~700 targets per step) ran at ~25 ms a step
-# with 16 on one H100 (2026-12-06, docs/results/accuracy/h100_2026-12-06_sports_select_low/) and not much
-# faster alone. world_v5's batch-256 trunks reached only 0.19-0.25M targets/s
-# (docs/results/world_v6_plan/README.md), which is what puts issue 18's grid at ~3 H200-hours. Issue 24's
-# moonshots (paper-1M >= 6M targets/s, d = 1024 >= 55% MFU with dropout on) need the same kind of breakdown.
-#   1. `benchmarks/step_overhead.py` on CUDA, Sports ID-SASRec as the accuracy runs train it (compiled, packed
-#      and padded): model step, batch production, validation, state saves, host syncs per step, recompiles.
-#   2. `benchmarks/profile_train.py`: paper-1M at batch 16,384 (the throughput record's config) and xl at
-#      batch 2,048 with the default recipe's dropout (the moonshot's condition), kernels grouped by kind.
+# with 16 on one H100 (2026-12-06, docs/results/accuracy/h100_2026-12-06_sports_select_low/). world_v5's
+# batch-256 trunks reached only 0.19-0.25M targets/s (docs/results/world_v6_plan/README.md), which is what puts
+# issue 18's grid at ~3 H200-hours.
+# Ran once (2026-12-06, one H100; BENCHMARKS.md, step overhead and moonshots): alone on the card the Sports step
+# is 5.2-5.5 ms, and CUDA graphs (compile mode reduce-overhead) halve it; the profiles of paper-1M and of xl
+# with dropout are committed. What this call now checks (the profiles only with PROFILES=1):
+#   1. `benchmarks/step_overhead.py` on CUDA, Sports ID-SASRec as the accuracy runs train it, default compile
+#      vs CUDA graphs, packed (through two epochs of the real loop: validation, logging and saves between
+#      graph replays) and padded (the step alone).
+#   2. the GPU test that CUDA graphs train as the default compiled step does, packed and padded
+#      (tests/train/test_train_loop.py -m gpu -k cuda_graphs).
+#   3. PROFILES=1: `benchmarks/profile_train.py`, paper-1M at batch 16,384 and xl at batch 2,048 with the
+#      default recipe's dropout (the moonshots' configs), kernels grouped by kind.
 # Inputs: bash benchmarks/device/prepare_carry.sh (gpu/acc_more, carried).
 #   run(carry=["gpu/acc_more"], command="OUT=$OUT bash benchmarks/device/overhead_call.sh")
 set -u
@@ -28,19 +33,21 @@ so() {  # $1 log name, $2 seconds, rest: step_overhead.py arguments; the Sports 
   logged "$name.log" "$limit" $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce \
     --compile --steps 200 --warmup 20 --repeat 2 --data gpu/acc_more/data/sports "$@"
 }
-so step_overhead_sports_packed 120 --packing on --loop-epochs 1 --mask-seen
-so step_overhead_sports_padded 95 --packing off
-# CUDA graphs (torch.compile mode reduce-overhead) on the padded stream, whose batch shape is fixed: does
-# replaying the step's kernels as one graph remove the launch cost that a small model's step is made of? Packed
-# batches also have a fixed shape (rows x max_len), so the packed arm is tried too.
-so step_overhead_sports_padded_cudagraphs 95 --packing off --set train.compile_mode=reduce-overhead
-# With the real loop too (2026-12-06's call timed the step alone: 5.23 -> 2.70 ms packed, 5.55 -> 2.75 padded):
-# the loop validates, logs and saves between graph replays, which is where CUDA graphs could break or slow.
-so step_overhead_sports_packed_cudagraphs 95 --packing on --loop-epochs 2 --mask-seen \
+so step_overhead_sports_packed 110 --packing on --loop-epochs 2 --mask-seen
+# CUDA graphs (torch.compile mode reduce-overhead): packed and padded batches both have a fixed shape
+# (rows x max_len), so the compiled step replays as graphs. The packed arm runs the real loop too, where the
+# loop validates, logs and saves between graph replays (what the step timing alone does not cover).
+so step_overhead_sports_packed_cudagraphs 110 --packing on --loop-epochs 2 --mask-seen \
   --set train.compile_mode=reduce-overhead
-logged profile_paper1m_b16384.txt 85 $PY benchmarks/profile_train.py --device cuda --size paper-1M --batch 16384 \
-  --compile --steps 5 --warmup 4 --top 30
-logged profile_xl_dropout.txt 85 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 --compile \
-  --steps 4 --warmup 4 --top 30 --set model.bias=false
+so step_overhead_sports_padded 90 --packing off
+so step_overhead_sports_padded_cudagraphs 90 --packing off --set train.compile_mode=reduce-overhead
+logged gpu_test_cuda_graphs.log 150 $PY -m pytest -q -m gpu -k cuda_graphs tests/train/test_train_loop.py
+if [ -n "${PROFILES:-}" ]; then
+  logged profile_paper1m_b16384.txt 85 $PY benchmarks/profile_train.py --device cuda --size paper-1M \
+    --batch 16384 --compile --steps 5 --warmup 4 --top 30
+  logged profile_xl_dropout.txt 85 $PY benchmarks/profile_train.py --device cuda --size xl --batch 2048 \
+    --compile --steps 4 --warmup 4 --top 30 --set model.bias=false
+fi
 uptime >> "$OUT/env.txt"
 grep -h '^{' "$OUT"/*.log "$OUT"/*.txt | cut -c1-400
+tail -3 "$OUT/gpu_test_cuda_graphs.log"

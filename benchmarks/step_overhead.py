@@ -65,8 +65,8 @@ def timed(fn: Callable[[], Any], device: torch.device, repeat: int, warmup: int 
 
     Why the warm-up: a training run pays first-call costs (kernel selection for each new shape, lazy
     allocations) once, then calls validation every epoch. Without it the median of few repeats is
-    mostly that one-off cost: on one H100 (2026-12-06) Sports validation timed 1.25-2.78 s this way
-    while the real loop spent ~0.25 s per epoch on it."""
+    mostly that one-off cost: on one H100 (2026-12-06) Sports validation timed 1.25-2.78 s this way,
+    while the real loop spent ~0.17 s per epoch on validation, logging and saves together."""
     for _ in range(warmup):
         fn()
     out = []

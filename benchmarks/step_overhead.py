@@ -30,6 +30,9 @@ counts host syncs per step with `torch.cuda.set_sync_debug_mode("warn")`.
     python benchmarks/step_overhead.py --variant sasrec_ce --steps 4 --warmup 1 --repeat 4 --compare-eval
     python benchmarks/step_overhead.py --device cuda --variant sasrec_ce --compile --steps 200 \
         --repeat 5 --compare-eval
+    # N processes sharing one GPU, their timed steps starting together 90 s from now:
+    T=$(( $(date +%s) + 90 )); for i in 1 2 3 4; do python benchmarks/step_overhead.py --device cuda \
+        --variant sasrec_ce --compile --steps 400 --steps-only --start-at $T > shared_$i.log & done; wait
 
 Data: `--data DIR` (and `--tokens DIR` for hybrid/text), else `<work>/data/<dataset>` prepared from
 ../shared/data as `benchmarks/accuracy.py` prepares it (and its token table).
@@ -164,6 +167,7 @@ def measure_steps(rt, args: argparse.Namespace) -> dict[str, Any]:
     warm_s = time.perf_counter() - t0
     graphs0 = graphs_built()
     batches = [next(stream) for _ in range(args.steps)]
+    late = wait_until(args.start_at)
     syncs = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -184,8 +188,22 @@ def measure_steps(rt, args: argparse.Namespace) -> dict[str, Any]:
         "graphs_after_warmup": graphs_built() - graphs0,
         "graphs_total": graphs_built(),
         "host_syncs_per_step": syncs / args.steps,
+        **({"start_at": args.start_at, "started_late_s": round(late, 3)} if args.start_at else {}),
         "sync_sites": sorted({str(w.message)[:120] for w in caught if "synchroniz" in str(w.message)}),
     }
+
+
+def wait_until(start_at: float) -> float:
+    """Sleep until the wall-clock time `start_at` (0: do not wait); seconds it was already past, else 0.
+
+    Why: several processes sharing one GPU (as the accuracy jobs and sweeps run) warm up and compile at
+    different speeds; a common start makes their timed steps overlap, so each measures the shared card."""
+    if not start_at:
+        return 0.0
+    ahead = start_at - time.time()
+    if ahead > 0:
+        time.sleep(ahead)
+    return max(0.0, -ahead)
 
 
 def batch_seconds(batches, device: torch.device, n: int) -> float:
@@ -356,7 +374,8 @@ def report(
     every = getattr(rt.cfg.train, "save_state_s", 0.0)
     writes = 1.0 if every == 0 else 0.0 if every is None else min(1.0, epoch_s / every)
     for k in ("save_state", "save_weights"):
-        fixed[k] *= writes
+        if k in fixed:  # absent with --steps-only
+            fixed[k] *= writes
     epoch_s = n_steps * (step_s + per_step[used]) + sum(fixed.values())
     base = {
         "dataset": args.dataset,
@@ -444,6 +463,15 @@ def main() -> None:
         action="store_true",
         help="also time validation on the older full-width user encoding, alternating with the trimmed one",
     )
+    p.add_argument(
+        "--start-at",
+        type=float,
+        default=0.0,
+        help="unix time at which to start the timed steps, after warm-up (processes sharing a GPU)",
+    )
+    p.add_argument(
+        "--steps-only", action="store_true", help="time the model step and batches, not the per-epoch costs"
+    )
     p.add_argument("--set", action="append", default=[], help="extra config override")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -455,7 +483,7 @@ def main() -> None:
             )
             args.batch_padded = batch_seconds(padded_stream(rt), rt.device, n)
             steps = measure_steps(rt, args)
-            epoch = measure_epoch(rt, args)
+            epoch = {} if args.steps_only else measure_epoch(rt, args)
             loop = measure_loop(rt, args.loop_epochs) if args.loop_epochs else {}
             report(rt, steps, epoch, loop, args)
         finally:

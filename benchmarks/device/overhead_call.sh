@@ -14,7 +14,8 @@
 #      graph replays) and padded (the step alone).
 #   2. the GPU test that CUDA graphs train as the default compiled step does, packed and padded
 #      (tests/train/test_train_loop.py -m gpu -k cuda_graphs).
-#   3. PROFILES=1: `benchmarks/profile_train.py`, paper-1M at batch 16,384 and xl at batch 2,048 with the
+#   3. SHARED=N (ONLY_SHARED=1 skips 1-2): N processes on one card, default compile vs CUDA graphs.
+#   4. PROFILES=1: `benchmarks/profile_train.py`, paper-1M at batch 16,384 and xl at batch 2,048 with the
 #      default recipe's dropout (the moonshots' configs), kernels grouped by kind.
 # Inputs: bash benchmarks/device/prepare_carry.sh (gpu/acc_more, carried).
 #   run(carry=["gpu/acc_more"], command="OUT=$OUT bash benchmarks/device/overhead_call.sh")
@@ -33,6 +34,7 @@ so() {  # $1 log name, $2 seconds, rest: step_overhead.py arguments; the Sports 
   logged "$name.log" "$limit" $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce \
     --compile --steps 200 --warmup 20 --repeat 2 --data gpu/acc_more/data/sports "$@"
 }
+if [ -z "${ONLY_SHARED:-}" ]; then
 so step_overhead_sports_packed 110 --packing on --loop-epochs 2 --mask-seen
 # CUDA graphs (torch.compile mode reduce-overhead): packed and padded batches both have a fixed shape
 # (rows x max_len), so the compiled step replays as graphs. The packed arm runs the real loop too, where the
@@ -42,6 +44,28 @@ so step_overhead_sports_packed_cudagraphs 110 --packing on --loop-epochs 2 --mas
 so step_overhead_sports_padded 90 --packing off
 so step_overhead_sports_padded_cudagraphs 90 --packing off --set train.compile_mode=reduce-overhead
 logged gpu_test_cuda_graphs.log 150 $PY -m pytest -q -m gpu -k cuda_graphs tests/train/test_train_loop.py
+fi
+# SHARED=N (instead of the arms above: ONLY_SHARED=1): N processes on one card, as the accuracy jobs (12-18)
+# and sweeps (14 workers) run, packed, default compile then CUDA graphs; their timed steps start together after
+# warm-up (--start-at), so each one's model step is the shared card's. Alone, CUDA graphs halve the step
+# (2026-12-06); whether they speed up a shared card is what decides their use in those jobs.
+shared() {  # $1 compile mode
+  local t=$(( $(date +%s) + ${SHARED_WARM_S:-100} )) i
+  for i in $(seq 1 "$SHARED"); do
+    timeout 240 $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce --compile \
+      --steps 400 --warmup 20 --steps-only --data gpu/acc_more/data/sports --packing on --start-at "$t" \
+      --set train.compile_mode="$1" > "/tmp/shared_$1_$i.log" 2>&1 &
+  done
+  wait
+  for i in $(seq 1 "$SHARED"); do
+    { echo "== $1 process $i of $SHARED"; grep '"model_step"\|"summary"' "/tmp/shared_$1_$i.log" | cut -c1-700; } \
+      >> "$OUT/step_overhead_shared.log"
+  done
+}
+if [ -n "${SHARED:-}" ]; then
+  shared default
+  shared reduce-overhead
+fi
 if [ -n "${PROFILES:-}" ]; then
   logged profile_paper1m_b16384.txt 85 $PY benchmarks/profile_train.py --device cuda --size paper-1M \
     --batch 16384 --compile --steps 5 --warmup 4 --top 30
@@ -50,4 +74,5 @@ if [ -n "${PROFILES:-}" ]; then
 fi
 uptime >> "$OUT/env.txt"
 grep -h '^{' "$OUT"/*.log "$OUT"/*.txt | cut -c1-400
-tail -3 "$OUT/gpu_test_cuda_graphs.log"
+[ -f "$OUT/gpu_test_cuda_graphs.log" ] && tail -3 "$OUT/gpu_test_cuda_graphs.log"
+[ -f "$OUT/step_overhead_shared.log" ] && cat "$OUT/step_overhead_shared.log" | cut -c1-300

@@ -36,3 +36,13 @@ def test_timed_pair_times_every_call():
 
     a, bs = b.timed_pair(lambda: bump("a"), lambda: bump("b"), torch.device("cpu"), repeat=3)
     assert len(a) == len(bs) == 3 and calls == {"a": 3, "b": 3}  # alternating: no extra warm-up calls
+
+
+def test_wait_until_sleeps_to_a_common_start_and_reports_lateness(monkeypatch):
+    b = _bench()
+    slept = []
+    monkeypatch.setattr(b.time, "time", lambda: 100.0)
+    monkeypatch.setattr(b.time, "sleep", slept.append)
+    assert b.wait_until(0.0) == 0.0 and slept == []  # no start time: no wait
+    assert b.wait_until(102.5) == 0.0 and slept == [2.5]
+    assert b.wait_until(99.0) == 1.0 and slept == [2.5]  # already past: start now, say by how much

@@ -298,7 +298,6 @@ def test_cuda_graphs_train_as_the_default_compiled_step(world, tmp_path, packing
     assert graphs.completed and graphs.final["steps"] == base.final["steps"] == 12
     for split in ("valid", "test"):
         assert graphs.final[split]["loss"] == pytest.approx(base.final[split]["loss"], rel=1e-3)
-    assert graphs.final["best_step"] == base.final["best_step"]
 
 
 def test_compile_mode_reaches_torch_compile(world, tmp_path, monkeypatch):

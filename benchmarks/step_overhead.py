@@ -102,7 +102,9 @@ def timed_pair(
 
 def accuracy_module():
     """benchmarks/accuracy.py, whose data preparation and per-dataset recipe this benchmark shares."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    here = str(ROOT / "benchmarks")
+    if here not in sys.path:  # called once per use: do not grow sys.path each time
+        sys.path.insert(0, here)
     import accuracy
 
     return accuracy

@@ -29,10 +29,12 @@ logged() {  # $1 log name, $2 seconds, rest: the command; its output and exit st
   local log=$OUT/$1 limit=$2; shift 2
   timeout "$limit" "$@" > "$log" 2>&1; echo "rc=$?" >> "$log"
 }
-so() {  # $1 log name, $2 seconds, rest: step_overhead.py arguments; the Sports recipe comes from configs/train/
+# step_overhead.py on the Sports recipe as accuracy.py trains it (from configs/train/), every arm alike
+SO=($PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce --compile --warmup 20
+    --data gpu/acc_more/data/sports)
+so() {  # $1 log name, $2 seconds, rest: step_overhead.py arguments
   local name=$1 limit=$2; shift 2
-  logged "$name.log" "$limit" $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce \
-    --compile --steps 200 --warmup 20 --repeat 2 --data gpu/acc_more/data/sports "$@"
+  logged "$name.log" "$limit" "${SO[@]}" --steps 200 --repeat 2 "$@"
 }
 if [ -z "${ONLY_SHARED:-}" ]; then
 so step_overhead_sports_packed 110 --packing on --loop-epochs 2 --mask-seen
@@ -52,8 +54,7 @@ fi
 shared() {  # $1 compile mode
   local t=$(( $(date +%s) + ${SHARED_WARM_S:-100} )) i
   for i in $(seq 1 "$SHARED"); do
-    timeout 240 $PY benchmarks/step_overhead.py --device cuda --dataset sports --variant sasrec_ce --compile \
-      --steps 400 --warmup 20 --steps-only --data gpu/acc_more/data/sports --packing on --start-at "$t" \
+    timeout 240 "${SO[@]}" --steps 400 --steps-only --packing on --start-at "$t" \
       --set train.compile_mode="$1" > "/tmp/shared_$1_$i.log" 2>&1 &
   done
   wait
@@ -74,5 +75,6 @@ if [ -n "${PROFILES:-}" ]; then
 fi
 uptime >> "$OUT/env.txt"
 grep -h '^{' "$OUT"/*.log "$OUT"/*.txt | cut -c1-400
-[ -f "$OUT/gpu_test_cuda_graphs.log" ] && tail -3 "$OUT/gpu_test_cuda_graphs.log"
-[ -f "$OUT/step_overhead_shared.log" ] && cat "$OUT/step_overhead_shared.log" | cut -c1-300
+# `if`, not `[ ] &&`: a false test as the last command would make the call's exit status 1
+if [ -f "$OUT/gpu_test_cuda_graphs.log" ]; then tail -3 "$OUT/gpu_test_cuda_graphs.log"; fi
+if [ -f "$OUT/step_overhead_shared.log" ]; then cut -c1-300 "$OUT/step_overhead_shared.log"; fi

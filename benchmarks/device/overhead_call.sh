@@ -43,8 +43,12 @@ so step_overhead_sports_packed 110 --packing on --loop-epochs 2 --mask-seen
 # loop validates, logs and saves between graph replays (what the step timing alone does not cover).
 so step_overhead_sports_packed_cudagraphs 110 --packing on --loop-epochs 2 --mask-seen \
   --set train.compile_mode=reduce-overhead
+# PADDED=0 skips the padded arms (their step alone was measured on 2026-12-06; the packed arms are the ones
+# whose loop the accuracy runs use)
+if [ "${PADDED:-1}" != 0 ]; then
 so step_overhead_sports_padded 90 --packing off
 so step_overhead_sports_padded_cudagraphs 90 --packing off --set train.compile_mode=reduce-overhead
+fi
 logged gpu_test_cuda_graphs.log 150 $PY -m pytest -q -m gpu -k cuda_graphs tests/train/test_train_loop.py
 fi
 # SHARED=N (instead of the arms above: ONLY_SHARED=1): N processes on one card, as the accuracy jobs (12-18)
@@ -66,6 +70,18 @@ shared() {  # $1 compile mode
 if [ -n "${SHARED:-}" ]; then
   shared default
   shared reduce-overhead
+fi
+# MOONSHOT=1: the two moonshot configs (paper-1M at batch 16,384; xl at batch 2,048 with the default recipe's
+# dropout) under the default compile and under max-autotune-no-cudagraphs, whose Triton matmul templates can
+# take the GELU and bias into the matmul epilogue (the profiles of 2026-12-06 put GELU at 17.5% of paper-1M's
+# kernel time). Same call, so the ratios are same-run; autotuning adds minutes of compile to each.
+if [ -n "${MOONSHOT:-}" ]; then
+  for mode in default max-autotune-no-cudagraphs; do
+    logged "moonshot_paper1m_$mode.log" 200 $PY benchmarks/train_throughput.py --device cuda --sizes paper-1M \
+      --batches 16384 --compile --skip-paper --steps 30 --warmup 10 --set train.compile_mode=$mode
+    logged "moonshot_xl_$mode.log" 200 $PY benchmarks/train_throughput.py --device cuda --sizes xl \
+      --batches 2048 --compile --skip-paper --steps 20 --warmup 8 --set train.compile_mode=$mode model.bias=false
+  done
 fi
 if [ -n "${PROFILES:-}" ]; then
   logged profile_paper1m_b16384.txt 85 $PY benchmarks/profile_train.py --device cuda --size paper-1M \

@@ -9,6 +9,9 @@ how a plan is judged against CPU probes. Prints one JSON line per noise level.
 
     python benchmarks/world_plan_simulate.py --floor 1.879 --sizes 28128,107456,411520,824704,1823296 \
         --d-max 25.6e6 --branches 0.0625,0.125,0.25,0.5 --seeded 0,3 --noise 0.005,0.01,0.02
+
+`--holdout N:D` adds item 4's extrapolation test: held-out runs simulated under the same law, never
+fitted, judged by `scalerec.scaling.extrapolate.extrapolation_test` (one more JSON line per noise level).
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ import time
 
 import numpy as np
 
-from scalerec.scaling.simulate import simulate
+from scalerec.scaling.simulate import simulate, simulate_extrapolation
 
 
 def floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x]
+
+
+def holdouts(text: str) -> list[tuple[float, float]]:
+    """'14363520:422.4e6,...' -> [(N, D), ...]"""
+    return [(float(a), float(b)) for a, b in (x.split(":") for x in text.split(",") if x)]
 
 
 def plan(sizes: list[float], d_max: float, branches: list[float], seeded: list[int], seeds: int):
@@ -52,6 +60,13 @@ def main() -> None:
     ap.add_argument("--noise", type=floats, default=[0.005, 0.01, 0.02], help="log-space seed sd")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--boot", type=int, default=50)
+    ap.add_argument(
+        "--holdout",
+        type=holdouts,
+        default=[],
+        help="held-out runs N:D[,N:D...] (item 4): also simulate the extrapolation test",
+    )
+    ap.add_argument("--skip-identification", action="store_true", help="only the extrapolation test")
     args = ap.parse_args()
     n, d = plan(args.sizes, args.d_max, args.branches, args.seeded, args.seeds)
     law = {
@@ -62,9 +77,14 @@ def main() -> None:
         "alpha_D": args.alpha_d,
     }
     for noise in args.noise:
-        t0 = time.perf_counter()
-        out = simulate(n, d, law, noise, reps=args.reps, n_boot=args.boot)
-        print(json.dumps({**out["summary"], "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+        if not args.skip_identification:
+            t0 = time.perf_counter()
+            out = simulate(n, d, law, noise, reps=args.reps, n_boot=args.boot)
+            print(json.dumps({**out["summary"], "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+        if args.holdout:
+            t0 = time.perf_counter()
+            ext = simulate_extrapolation(n, d, law, noise, args.holdout, reps=args.reps, n_boot=args.boot)
+            print(json.dumps({**ext["summary"], "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
 
 
 if __name__ == "__main__":

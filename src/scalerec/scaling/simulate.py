@@ -9,6 +9,11 @@ how well the plan identifies the exponents: the CI half-width of alpha_N and alp
 each is flagged "not identified", whether the intervals cover the truth, and how far E lands from
 the truth. Issue 18's bar for the method-validation world is E within 2% and an alpha_N CI
 half-width ≤ 0.05; `summary["meets_bar"]` says whether the median replicate meets it.
+
+`simulate_extrapolation` asks the same of item 4's bar: add the planned held-out runs (never fitted,
+beyond the fitted range), simulate, and run `scalerec.scaling.extrapolate.extrapolation_test` on each
+replicate, so a plan says how often the held-out values fall inside the prediction intervals and the law
+beats both baselines before the GPU time is spent.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from scalerec.scaling import identify, laws
+from scalerec.scaling.extrapolate import extrapolation_test
 
 BAR_E_REL = 0.02
 BAR_ALPHA_N_HALF_WIDTH = 0.05
@@ -99,4 +105,70 @@ def simulate(
         and summary["alpha_N_half_width_median"] <= BAR_ALPHA_N_HALF_WIDTH
         and summary["alpha_N_identified_fraction"] >= 0.5
     )
+    return {"summary": summary, "replicates": runs}
+
+
+def simulate_extrapolation(
+    n: np.ndarray,
+    d: np.ndarray,
+    law: dict[str, float],
+    noise: float,
+    holdout: list[tuple[float, float]],
+    reps: int = 20,
+    n_boot: int = 50,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Item 4's test on a planned grid: the fitted runs (n, d) plus the held-out runs `holdout` [(N, D)],
+    all simulated under `law` with log-space noise, then `extrapolation_test` with the held-out runs marked.
+    Compute is taken as N·D (the non-embedding approximation: a plan whose held-out runs clear the 4×
+    compute factor only through the embedding FLOPs is judged stricter than the sweep would be).
+
+    Summary: the fraction of replicates whose every held-out value lies inside its 95% prediction interval,
+    the fraction where the joint law beats both baselines, both at once (the bar), and the median mean
+    relative error of each predictor."""
+    n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+    hn = np.asarray([h[0] for h in holdout], dtype=float)
+    hd = np.asarray([h[1] for h in holdout], dtype=float)
+    if hn.size == 0:
+        raise ValueError("need at least one held-out run (N, D)")
+    all_n, all_d = np.concatenate([n, hn]), np.concatenate([d, hd])
+    marked = np.r_[np.zeros(n.size, dtype=bool), np.ones(hn.size, dtype=bool)]
+    rng = np.random.default_rng(seed)
+    runs: list[dict[str, Any]] = []
+    for i in range(reps):
+        y = simulate_table(all_n, all_d, law, noise, rng)
+        res = extrapolation_test(
+            all_n, all_d, all_n * all_d, y, higher=False, marked=marked, n_boot=n_boot, seed=seed + i
+        )
+        if "skipped" in res or res["n_heldout"] != hn.size:
+            raise ValueError(
+                f"held-out runs {holdout} are not all beyond the fitted range (N >= 2x the largest fitted N"
+                f" and N*D >= 4x the largest fitted N*D): {res.get('skipped', res['n_heldout'])}"
+            )
+        errors = {row["predictor"]: row["mean_rel_error"] for row in res["table"]}
+        inside = res.get("fraction_inside")
+        runs.append(
+            {
+                "all_inside": inside == 1.0,
+                "law_beats_baselines": res["law_beats_baselines"],
+                "mean_rel_error": errors,
+            }
+        )
+    predictors = list(runs[0]["mean_rel_error"])
+    inside = np.asarray([r["all_inside"] for r in runs])
+    beats = np.asarray([r["law_beats_baselines"] for r in runs])
+    summary: dict[str, Any] = {
+        "test": "extrapolation",
+        "runs_fitted": int(n.size),
+        "heldout": [[float(a), float(b)] for a, b in zip(hn, hd, strict=True)],
+        "noise_log_sd": noise,
+        "reps": reps,
+        "n_boot": n_boot,
+        "inside_fraction": float(inside.mean()),
+        "law_beats_baselines_fraction": float(beats.mean()),
+        "bar_met_fraction": float((inside & beats).mean()),
+        "mean_rel_error_median": {
+            k: float(np.median([r["mean_rel_error"][k] for r in runs])) for k in predictors
+        },
+    }
     return {"summary": summary, "replicates": runs}

@@ -1,0 +1,28 @@
+"""How far the fixed evaluation users' own Bayes loss lies from the analytical floor (world_v6's world).
+
+Every run of a world sweep is scored on the same evaluation users, so their sampling error is a common offset:
+it does not add seed noise, but it moves the loss every run can reach, and so the E a fit should recover.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import tomllib
+
+from scalerec.data.ingest import world as W
+
+spec = tomllib.loads(Path("configs/sweeps/world_v6.toml").read_text(encoding="utf-8"))
+cfg = dict(spec["world"])
+n_eval = cfg.pop("eval_users")
+world = W.World.build(W.WorldConfig(**cfg))
+seqs = world.sequences(np.arange(n_eval), world.cfg.seed, tag=W.EVAL_USER)
+lp = world.bayes_logprob(seqs)  # [U, length-1]: targets at positions 1 .. length-1
+valid, test = -lp[:, -2], -lp[:, -1]  # validation = second-to-last item, test = last
+floor = world.bayes_floor()
+for name, x in (("valid", valid), ("test", test)):
+    m, se = x.mean(), x.std(ddof=1) / np.sqrt(x.size)
+    print(
+        f"{name}: eval users {x.size}, empirical Bayes loss {m:.4f} (se {se:.4f}),"
+        f" analytical floor {floor:.4f}, difference {100 * (m / floor - 1):+.2f}%,"
+        f" per-target sd {x.std(ddof=1):.3f}"
+    )

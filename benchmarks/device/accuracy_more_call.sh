@@ -13,7 +13,9 @@
 # (bf16 packed text models lose accuracy late in training: BENCHMARKS.md, packing diagnostic).
 # Datasets and token tables are prepared on the CPU first (the GPU image has no polars) and carried:
 #   bash benchmarks/device/prepare_carry.sh                                              # gpu/acc_more, 15 MB
-#   run(carry=["gpu/acc_more"], command="OUT=$OUT LIM=540 bash benchmarks/device/accuracy_more_call.sh")
+#   run(carry=["gpu/acc_more/data/games", "gpu/acc_more/tokens/games"],      # the datasets of the jobs run:
+#       command="OUT=$OUT LIM=540 ONLY=games_hybrid bash benchmarks/device/accuracy_more_call.sh")
+# (all of gpu/acc_more, ~28 MB, no longer fits the 64-MiB limit beside the tracked tree, ~41 MB, 2026-12-06)
 # ONLY="yelp_hybrid" runs a subset of the jobs (default: games_sasrec yelp_sasrec yelp_hybrid), e.g. as the
 # SIDE job of packing_diag_call.sh, whose text arms already fill the card's CPU cores:
 #   SIDE='LIM=$LIMIT_S ONLY=yelp_hybrid bash benchmarks/device/accuracy_more_call.sh'.

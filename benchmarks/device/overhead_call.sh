@@ -18,7 +18,7 @@
 #   4. PROFILES=1: `benchmarks/profile_train.py`, paper-1M at batch 16,384 and xl at batch 2,048 with the
 #      default recipe's dropout (the moonshots' configs), kernels grouped by kind.
 # Inputs: bash benchmarks/device/prepare_carry.sh (gpu/acc_more, carried).
-#   run(carry=["gpu/acc_more"], command="OUT=$OUT bash benchmarks/device/overhead_call.sh")
+#   run(carry=["gpu/acc_more/data/sports"], command="OUT=$OUT bash benchmarks/device/overhead_call.sh")
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src:$PWD/benchmarks
 OUT=${OUT:-/tmp/overhead_out}; mkdir -p "$OUT"

@@ -10,12 +10,12 @@ import numpy as np
 import tomllib
 
 from scalerec.data.ingest import world as W
+from scalerec.scaling.world import eval_sequences, world_from_spec
 
 spec = tomllib.loads(Path("configs/sweeps/world_v6.toml").read_text(encoding="utf-8"))
-cfg = dict(spec["world"])
-n_eval = cfg.pop("eval_users")
-world = W.World.build(W.WorldConfig(**cfg))
-seqs = world.sequences(np.arange(n_eval), world.cfg.seed, tag=W.EVAL_USER)
+cfg, n_eval = world_from_spec(spec["world"])
+world = W.World.build(cfg)
+seqs = eval_sequences(world, n_eval)  # the users write_world writes and every run is scored on
 lp = world.bayes_logprob(seqs)  # [U, length-1]: targets at positions 1 .. length-1
 valid, test = -lp[:, -2], -lp[:, -1]  # validation = second-to-last item, test = last
 floor = world.bayes_floor()

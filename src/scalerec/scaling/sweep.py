@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from scalerec.config import to_dict
-from scalerec.data.ingest.world import WorldConfig
 from scalerec.io import atomic_write, read_json, write_json
 from scalerec.memory import GPU_SHARE_ENV
 from scalerec.scaling.branches import resumable, run_group
 from scalerec.scaling.spec import CENTRE, PlannedRun, SweepSpec, plan_runs, search_winners
 from scalerec.scaling.table import annotate, data_columns
-from scalerec.scaling.world import write_world
+from scalerec.scaling.world import world_from_spec, write_world
 
 RESULTS = "results.parquet"
 ADOPTED = "adopted.json"
@@ -543,10 +542,9 @@ def prepare_world(spec: SweepSpec, out_dir: Path) -> None:
     if not spec.world:
         return
 
-    fields = dict(spec.world)
-    eval_users = int(fields.pop("eval_users", 10_000))
+    cfg, eval_users = world_from_spec(spec.world)
     spec.dataset = spec.dataset or str((Path(out_dir) / "world").resolve())
-    write_world(WorldConfig(**fields), spec.dataset, eval_users)
+    write_world(cfg, spec.dataset, eval_users)
     spec.tokens = spec.tokens or str(Path(spec.dataset) / "tokens")
 
 

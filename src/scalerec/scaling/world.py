@@ -33,12 +33,25 @@ def world_manifest(world: W.World, eval_users: int) -> dict[str, Any]:
     }
 
 
+def world_from_spec(fields: dict[str, Any]) -> tuple[W.WorldConfig, int]:
+    """A sweep spec's `[world]` table: the world's parameters and its number of evaluation users."""
+    fields = dict(fields)
+    eval_users = int(fields.pop("eval_users", 10_000))
+    return W.WorldConfig(**fields), eval_users
+
+
+def eval_sequences(world: W.World, eval_users: int) -> np.ndarray:
+    """int64 [eval_users, length]: the evaluation users every run of a sweep is scored on. One place, so
+    whatever studies them (e.g. their own Bayes loss against the analytical floor) sees the written users."""
+    return world.sequences(np.arange(eval_users), world.cfg.seed, tag=W.EVAL_USER)
+
+
 def _write_tables(world: W.World, tmp: Path, eval_users: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     c = world.cfg
-    seqs = world.sequences(np.arange(eval_users), c.seed, tag=W.EVAL_USER)
+    seqs = eval_sequences(world, eval_users)
     users = np.repeat(np.arange(1, eval_users + 1, dtype=np.int32), c.length)
     pq.write_table(
         pa.table(

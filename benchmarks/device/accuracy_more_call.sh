@@ -12,7 +12,7 @@
 # ID runs are packed (measured unchanged for ID-SASRec on Beauty); text and hybrid runs are padded
 # (bf16 packed text models lose accuracy late in training: BENCHMARKS.md, packing diagnostic).
 # Datasets and token tables are prepared on the CPU first (the GPU image has no polars) and carried:
-#   bash benchmarks/device/prepare_carry.sh                                              # gpu/acc_more, 15 MB
+#   bash benchmarks/device/prepare_carry.sh                                              # gpu/acc_more, ~28 MB
 #   run(carry=["gpu/acc_more/data/games", "gpu/acc_more/tokens/games"],      # the datasets of the jobs run:
 #       command="OUT=$OUT LIM=540 ONLY=games_hybrid bash benchmarks/device/accuracy_more_call.sh")
 # (all of gpu/acc_more, ~28 MB, no longer fits the 64-MiB limit beside the tracked tree, ~41 MB, 2026-12-06)

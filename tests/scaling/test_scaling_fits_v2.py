@@ -16,6 +16,7 @@ from scalerec.scaling.report import report
 from scalerec.scaling.sweep import upsert_results
 
 FLOOR = 2.0
+EVAL_FLOOR = 2.004  # the evaluation users' own floor: a finite sample sits a little off the analytical one
 LAWS = {"text": (50.0, 0.3), "id": (30.0, 0.5)}  # (A_N, alpha_N); both share B/D^0.25 and E = FLOOR
 SIZES = {"s1": 1e5, "s2": 3e5, "s3": 1e6, "s4": 3e6}
 SUBSETS = {"d1": 1e6, "d2": 3e6, "d3": 1e7, "d4": 3e7}
@@ -48,6 +49,7 @@ def _row(enc: str, size: str, subset: str, seed: int, lr: float, loss: float, **
         "n_seeds": 1,
         "seed_std_valid_loss": None,
         "bayes_floor": FLOOR,
+        "eval_floor": EVAL_FLOOR,
         **extra,
     }
 
@@ -121,10 +123,14 @@ def test_known_floor_fields(fitted) -> None:
     assert kf["bayes_floor"] == FLOOR
     assert kf["E_rel_error"] == pytest.approx((kf["E"] - FLOOR) / FLOOR)
     assert abs(kf["E_rel_error"]) < 0.02 and kf["E_within_bar"] is True
+    # the evaluation users' own floor is reported beside the analytical one; the bar stays on the latter
+    assert kf["eval_floor"] == EVAL_FLOOR
+    assert kf["E_rel_error_eval"] == pytest.approx((kf["E"] - EVAL_FLOOR) / EVAL_FLOOR)
     lo, hi = fits["metrics"]["valid_loss:text"]["joint"]["ci95"]["alpha_N"]
     assert kf["alpha_N_ci95_half_width"] == pytest.approx((hi - lo) / 2)
     lines = summary_lines(fits)
     assert any(ln.startswith("valid_loss:text: fitted E = ") and "Bayes floor 2.0000" in ln for ln in lines)
+    assert any("against the evaluation users' own floor 2.0040" in ln for ln in lines)
     assert any(ln.startswith("LR search: 1 cells") for ln in lines)
     page = report(out).read_text()
     assert "Known floor" in page and "<h2>LR search</h2>" in page and "id/s4/d4/seed 1" in page

@@ -4,6 +4,7 @@ never repeating, and with state that does not grow with the number of batches.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from scalerec.data.ingest.world import World, WorldConfig
@@ -71,7 +72,13 @@ def test_world_dir_holds_eval_users_catalog_and_tokens(tmp_path):
     assert seqs.n_users == 20 and seqs.n_items == CFG.n_items
     tokens = load_item_tokens(tmp_path / "w" / "tokens")
     assert tokens.n_rows == CFG.n_items + 1 and tokens.fields["title"].shape[1] == 2
-    assert manifest["bayes_floor"] == World.build(CFG).bayes_floor()
+    world = World.build(CFG)
+    assert manifest["bayes_floor"] == world.bayes_floor()
+    # the evaluation floor is the optimal predictor's loss on the users written, read back from the dir
+    lp = world.bayes_logprob(np.stack([seqs.row(i) for i in range(seqs.n_users)]))
+    valid, test = -lp[:, -2].mean(), -lp[:, -1].mean()
+    assert manifest["eval_floor"] == {"valid": pytest.approx(valid), "test": pytest.approx(test)}
+    assert manifest["eval_floor"]["valid"] != manifest["eval_floor"]["test"]  # two targets, two samples
     mtime = (tmp_path / "w" / "world.json").stat().st_mtime_ns
     write_world(CFG, tmp_path / "w", eval_users=20)  # identical world: kept, not rewritten
     assert (tmp_path / "w" / "world.json").stat().st_mtime_ns == mtime

@@ -331,6 +331,8 @@ def _fit_v2(
     result["lr_at_edge"] = cells.lr_edge_cells(result["lr_search"])
     floors = {float(r["bayes_floor"]) for r in rows if r.get("bayes_floor") is not None}
     floor = floors.pop() if len(floors) == 1 else None
+    eval_floors = {float(r["eval_floor"]) for r in rows if r.get("eval_floor") is not None}
+    eval_floor = eval_floors.pop() if len(eval_floors) == 1 else None
     for enc in encs:
         sel = cells.fitted_rows(rows, enc)
         for metric, higher in metrics.items():
@@ -340,7 +342,7 @@ def _fit_v2(
             m = fit_metric(points, higher, n_boot, holdout_frac, seed_weights=metric == "valid_loss")
             m["encoder"], m["metric"] = enc, metric
             if metric == "valid_loss" and floor is not None:
-                m["known_floor"] = cells.known_floor(m.get("joint", {}), floor)
+                m["known_floor"] = cells.known_floor(m.get("joint", {}), floor, eval_floor)
             result["metrics"][cells.metric_key(metric, enc, len(encs))] = m
     result.update(beside_laws.analyse(rows, metrics, n_boot))
 

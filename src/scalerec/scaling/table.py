@@ -16,7 +16,9 @@ The contract with the fits (`scaling.fits`), one row per run:
 - `holdout`: never fitted; the extrapolation test's runs (beyond the fitted N and compute).
 - `n_seeds`, `seed_mean_valid_loss`, `seed_std_valid_loss`: spread over seeds of the same
   (size, subset, LR) cell, on every row of the cell (std null with one seed).
-- `bayes_floor`: the known optimal validation loss (world datasets only).
+- `bayes_floor`: the known optimal validation loss (world datasets only); `eval_floor`: the optimal
+  predictor's loss on the sweep's own evaluation users at the validation item (worlds written since it
+  was recorded), the value every run is in fact scored against.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def data_columns(run: Any, final: dict[str, Any]) -> dict[str, Any]:
         cap = run.cfg.data.train_users
         unique = seen if cap is None else min(seen, cap * (meta["world"]["length"] - 1))
         extra = {"bayes_floor": meta["bayes_floor"], "train_floor": meta["train_floor"]}
+        if "eval_floor" in meta:  # worlds written before it was recorded lack it
+            extra["eval_floor"] = meta["eval_floor"]["valid"]
     else:
         per_epoch = final.get("unique_train_targets")
         if per_epoch is None:  # a final.json from before the trainer recorded it

@@ -70,7 +70,10 @@ shared() {  # $1 compile mode
 if [ -n "${SHARED:-}" ]; then
   shared default
   shared reduce-overhead
+  $PY benchmarks/shared_card_summary.py "$OUT/step_overhead_shared.log" | tee -a "$OUT/step_overhead_shared.log"
 fi
+# Ran on 2026-12-07 (one H100, SHARED=12): CUDA graphs 1.18x the card's aggregate step rate (8.18 vs 9.72 ms a
+# step per process), against 1.94x alone (docs/results/step_overhead/h100_2026-12-07_shared12*.log).
 # MOONSHOT=1: the two moonshot configs (paper-1M at batch 16,384; xl at batch 2,048 with the default recipe's
 # dropout) under the default compile and under max-autotune-no-cudagraphs, whose Triton matmul templates can
 # take the GELU and bias into the matmul epilogue (the profiles of 2026-12-06 put GELU at 17.5% of paper-1M's

@@ -46,3 +46,27 @@ def test_wait_until_sleeps_to_a_common_start_and_reports_lateness(monkeypatch):
     assert b.wait_until(0.0) == 0.0 and slept == []  # no start time: no wait
     assert b.wait_until(102.5) == 0.0 and slept == [2.5]
     assert b.wait_until(99.0) == 1.0 and slept == [2.5]  # already past: start now, say by how much
+
+
+def test_shared_card_summary_sums_rates_and_compares_with_the_first_mode():
+    """The aggregate rate is the sum of 1/step over the processes, so two processes at 10 ms make 200 steps/s;
+    the second mode's ratio is against the first's rate, measured in the same log."""
+    import json
+
+    summary = load_script("benchmarks/shared_card_summary.py")
+
+    def proc(mode: str, i: int, step_s: float | None) -> list[str]:
+        lines = [f"== {mode} process {i} of 2"]
+        if step_s is not None:
+            lines.append(json.dumps({"component": "model_step", "per": "step", "seconds": step_s}))
+        lines.append(json.dumps({"summary": True, "started_late_s": 0.5 * i, "graphs_after_warmup": 0}))
+        return lines
+
+    text = "\n".join(proc("default", 1, 0.01) + proc("default", 2, 0.01) + proc("fast", 1, 0.005)
+                     + proc("fast", 2, None))
+    rows = summary.summarise(summary.parse(text))
+    assert [r["mode"] for r in rows] == ["default", "fast"]
+    assert rows[0]["card_steps_per_s"] == 200.0 and rows[0]["ratio_vs_first"] == 1.0
+    assert rows[0]["max_started_late_s"] == 1.0
+    # a process that printed no step counts as a process but not as a rate: 1/0.005 = 200, ratio 1
+    assert rows[1]["processes"] == 2 and rows[1]["timed"] == 1 and rows[1]["ratio_vs_first"] == 1.0

@@ -98,6 +98,8 @@ job games_sasrec_select --datasets games --variants sasrec_ce --set train.packin
 # step overhead); this checks that whole runs train, stop and score as before. ~1 warm call.
 job sports_sasrec_cudagraphs --datasets sports --variants sasrec_ce --set train.packing=on \
   --set train.compile_mode=reduce-overhead --jobs 3
+# Ran on 2026-12-07 (one H100, inside pooled_with_cudagraph_check_call.sh): valid 0.04394 vs 0.04396, test 0.0339
+# [0.0328, 0.0350] vs 0.0338 [0.0328, 0.0348] (docs/results/accuracy/h100_2026-12-07_sports_cudagraphs/).
 # Ran on 2026-12-06 (one H100, 2 calls; docs/results/accuracy/h100_2026-12-06_sports_select_low/): lr 1.5e-4 with
 # wd 0.3 wins (valid 0.0440), test 0.0338 [0.0328, 0.0348], above the best published 0.0323 -- again at the grid's
 # corner (lowest lr, highest decay). Past that corner (not run): lr {1.5e-4, 1e-4} x wd {0.3, 1.0}; runs at 1e-4

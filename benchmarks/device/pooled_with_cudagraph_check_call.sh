@@ -15,6 +15,8 @@
 #   run(carry=["gpu/pooled", "gpu/acc_more/data/sports", "gpu/acc_more/tokens/sports"],
 #       command="OUT=$OUT bash benchmarks/device/pooled_with_cudagraph_check_call.sh")
 # At most 8 files come back: pooled env/sweep.log/results.parquet/summary.txt/gputest.log, acc env/summary/tgz.
+# Ran once on 2026-12-07 (one H100, LIM=480, 461 s): the GPU test passed, the three Sports runs finished and
+# matched the default mode, pooled_v3b went from 19 to 26 runs. What is left of it is pooled_v3_call.sh alone.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/pooled_cg_out}; mkdir -p "$OUT/acc" "$OUT/pooled"

@@ -116,9 +116,11 @@ job sports_hybrid_d128_select --datasets sports --variants hybrid_ce --set train
   --set model.d_model=128 --set model.n_heads=2 --set model.d_ffn=512 --set train.batch_size=512 \
   --select-seeds "${SELECT_SEEDS:-0,1,2}" --grid train.lr=1e-3,3e-4 --grid train.weight_decay=0.0,0.1 --jobs 12
 # Office text model selected on the grid that re-chose Office's ID model and hybrid (d_model {64, 128} x lr {1e-3,
-# 3e-4}, 3 seeds), so the Office row's best model is chosen among tuned text, ID and hybrid recipes. On the CPU
-# it is ~4 hours on 2 cores (started 2026-12-06, lost with that checkout); on a GPU its 12 small runs go side by
-# side. Padded, as the other text runs. Carry gpu/acc_more/data/office and gpu/acc_more/tokens/office.
+# 3e-4}, 3 seeds), so the Office row's best model is chosen among tuned text, ID and hybrid recipes. On a GPU its
+# 12 small runs go side by side. Padded, as the other text runs. Carry gpu/acc_more/data/office and
+# gpu/acc_more/tokens/office. Ran instead on the 2-core CPU on 2026-12-07 (packed, fp32; 1 h 46 min, not the ~4 h
+# feared): the untuned d 64, lr 1e-3 wins (valid 0.0779), test unchanged at 0.0631
+# (docs/results/accuracy/cpu_2026-12-07_office_text_selection/). Kept for a GPU re-run only if wanted.
 job office_text_select --datasets office --variants text_ce --set train.packing=off --select-seeds "${SELECT_SEEDS:-0,1,2}" \
   --grid model.d_model=64,128 --grid train.lr=1e-3,3e-4 --jobs 12
 wait

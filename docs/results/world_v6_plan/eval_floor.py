@@ -10,14 +10,13 @@ import numpy as np
 import tomllib
 
 from scalerec.data.ingest import world as W
-from scalerec.scaling.world import eval_sequences, world_from_spec
+from scalerec.scaling.world import eval_sequences, eval_target_losses, world_from_spec
 
 spec = tomllib.loads(Path("configs/sweeps/world_v6.toml").read_text(encoding="utf-8"))
 cfg, n_eval = world_from_spec(spec["world"])
 world = W.World.build(cfg)
 seqs = eval_sequences(world, n_eval)  # the users write_world writes and every run is scored on
-lp = world.bayes_logprob(seqs)  # [U, length-1]: targets at positions 1 .. length-1
-valid, test = -lp[:, -2], -lp[:, -1]  # validation = second-to-last item, test = last
+valid, test = eval_target_losses(world, seqs)  # the means write_world records as world.json's eval_floor
 floor = world.bayes_floor()
 for name, x in (("valid", valid), ("test", test)):
     m, se = x.mean(), x.std(ddof=1) / np.sqrt(x.size)

@@ -314,6 +314,12 @@ def fit(
     return result
 
 
+def _common_value(rows: list[dict[str, Any]], key: str) -> float | None:
+    """`key`'s value if every row that has it agrees (one world), else None."""
+    values = {float(r[key]) for r in rows if r.get(key) is not None}
+    return values.pop() if len(values) == 1 else None
+
+
 def _fit_v2(
     rows: list[dict[str, Any]],
     result: dict[str, Any],
@@ -329,10 +335,7 @@ def _fit_v2(
     result["encoders"] = [str(e) if e is not None else None for e in encs]
     result["lr_search"] = cells.lr_search(rows)
     result["lr_at_edge"] = cells.lr_edge_cells(result["lr_search"])
-    floors = {float(r["bayes_floor"]) for r in rows if r.get("bayes_floor") is not None}
-    floor = floors.pop() if len(floors) == 1 else None
-    eval_floors = {float(r["eval_floor"]) for r in rows if r.get("eval_floor") is not None}
-    eval_floor = eval_floors.pop() if len(eval_floors) == 1 else None
+    floor, eval_floor = _common_value(rows, "bayes_floor"), _common_value(rows, "eval_floor")
     for enc in encs:
         sel = cells.fitted_rows(rows, enc)
         for metric, higher in metrics.items():

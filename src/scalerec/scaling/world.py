@@ -22,13 +22,16 @@ from scalerec.io import atomic_dir, read_json
 from scalerec.text.item_tokens import FORMAT_VERSION, ItemTokens, save_item_tokens
 
 
-def world_manifest(world: W.World, eval_users: int) -> dict[str, Any]:
+def world_manifest(world: W.World, seqs: np.ndarray) -> dict[str, Any]:
+    """`seqs`: the evaluation users (`eval_sequences`), generated once by the caller for both the floor
+    and the tables."""
+    valid, test = eval_target_losses(world, seqs)
     return {
         "format_version": W.FORMAT_VERSION,
         "world": dataclasses.asdict(world.cfg),
-        "eval_users": eval_users,
+        "eval_users": len(seqs),
         "bayes_floor": world.bayes_floor(),
-        "eval_floor": eval_floor(world, eval_users),
+        "eval_floor": {"valid": float(valid.mean()), "test": float(test.mean())},
         "train_floor": world.train_floor(),
         "n_items": world.cfg.n_items,
     }
@@ -47,21 +50,22 @@ def eval_sequences(world: W.World, eval_users: int) -> np.ndarray:
     return world.sequences(np.arange(eval_users), world.cfg.seed, tag=W.EVAL_USER)
 
 
-def eval_floor(world: W.World, eval_users: int) -> dict[str, float]:
-    """The optimal predictor's mean loss on the sweep's own evaluation users, at the validation and the test
-    item. Why beside the analytical floor: every run is scored on these same users, so their sampling error
-    is an offset common to all runs (world_v6's 5,000 users: +0.18% at validation), which moves the E a fit
-    can recover; it is not seed noise, and it is known exactly."""
-    lp = world.bayes_logprob(eval_sequences(world, eval_users))  # targets at positions 1 … length-1
-    return {"valid": float(-lp[:, -2].mean()), "test": float(-lp[:, -1].mean())}
+def eval_target_losses(world: W.World, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The optimal predictor's loss (nats) per evaluation user at the validation and at the test item (the
+    last two: leave-one-out). Their means are the manifest's `eval_floor`. Why beside the analytical floor:
+    every run is scored on these same users, so their sampling error is an offset common to all runs
+    (world_v6's 5,000 users: +0.18% at validation), which moves the E a fit can recover; it is not seed
+    noise, and it is known exactly."""
+    lp = world.bayes_logprob(seqs)  # targets at positions 1 … length-1
+    return -lp[:, -2], -lp[:, -1]
 
 
-def _write_tables(world: W.World, tmp: Path, eval_users: int) -> None:
+def _write_tables(world: W.World, tmp: Path, seqs: np.ndarray) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     c = world.cfg
-    seqs = eval_sequences(world, eval_users)
+    eval_users = len(seqs)
     users = np.repeat(np.arange(1, eval_users + 1, dtype=np.int32), c.length)
     pq.write_table(
         pa.table(
@@ -125,11 +129,12 @@ def write_world(cfg: W.WorldConfig, out: str | Path, eval_users: int = 10_000) -
     """Write the world dataset dir `out` (atomically); an identical existing one is kept as is."""
     out = Path(out)
     world = W.World.build(cfg)
-    manifest = world_manifest(world, eval_users)
+    seqs = eval_sequences(world, eval_users)
+    manifest = world_manifest(world, seqs)
     if (out / W.WORLD_FILE).is_file() and read_json(out / W.WORLD_FILE) == manifest:
         return manifest
     with atomic_dir(out) as tmp:
-        _write_tables(world, tmp, eval_users)
+        _write_tables(world, tmp, seqs)
         _write_tokens(world, tmp / "tokens")
         card = {
             "n_users": eval_users,

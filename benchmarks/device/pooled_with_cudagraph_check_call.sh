@@ -16,7 +16,10 @@
 #       command="OUT=$OUT bash benchmarks/device/pooled_with_cudagraph_check_call.sh")
 # At most 8 files come back: pooled env/sweep.log/results.parquet/summary.txt/gputest.log, acc env/summary/tgz.
 # Ran once on 2026-12-07 (one H100, LIM=480, 461 s): the GPU test passed, the three Sports runs finished and
-# matched the default mode, pooled_v3b went from 19 to 26 runs. What is left of it is pooled_v3_call.sh alone.
+# matched the default mode, pooled_v3b went from 19 to 26 runs.
+# ACC_ONLY names another accuracy job for the side slot (its datasets carried instead of Sports), e.g. on
+# 2026-12-07 (second session) ACC_ONLY=games_sasrec_select PAR=10 with gpu/acc_more/{data,tokens}/games, the GPU
+# tests now including the resume of a run under CUDA graphs (test_cuda_graphs_run_resumes_...).
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/pooled_cg_out}; mkdir -p "$OUT/acc" "$OUT/pooled"
@@ -25,7 +28,7 @@ if [ ! -f /tmp/gputest.done ]; then
   (PYTHONPATH=$PWD/src timeout 300 python -m pytest -q -m gpu -k cuda_graphs tests/train/test_train_loop.py \
      > /tmp/gputest.log 2>&1; echo "rc=$?" >> /tmp/gputest.log; touch /tmp/gputest.done) &
 fi
-(OUT=$OUT/acc LIM=$LIM ONLY=sports_sasrec_cudagraphs bash benchmarks/device/accuracy_more_call.sh > /tmp/acc.log 2>&1) &
+(OUT=$OUT/acc LIM=$LIM ONLY=${ACC_ONLY:-sports_sasrec_cudagraphs} bash benchmarks/device/accuracy_more_call.sh > /tmp/acc.log 2>&1) &
 SPEC=configs/sweeps/pooled_v3b.toml OUT=$OUT/pooled LIM=$LIM PAR=${PAR:-13} bash benchmarks/device/pooled_v3_call.sh
 wait
 rm -f "$OUT/pooled/tokens.log"   # the 8-file limit; the token table's md5 sums are in env.txt

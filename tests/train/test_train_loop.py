@@ -300,6 +300,29 @@ def test_cuda_graphs_train_as_the_default_compiled_step(world, tmp_path, packing
         assert graphs.final[split]["loss"] == pytest.approx(base.final[split]["loss"], rel=1e-3)
 
 
+@pytest.mark.gpu
+def test_cuda_graphs_run_resumes_as_the_run_never_stopped(world, tmp_path):
+    """A run under CUDA graphs stopped at step 5 and resumed in a fresh compile ends where the run never
+    stopped ends. The risk is graphs-specific: the resumed process captures new graphs over parameters and
+    optimizer state loaded from state.pt, and a capture that kept the freshly initialised buffers would train
+    on from the wrong point while the loss still looked sane. fp32, no dropout."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    common = ("run.device=cuda", "train.compile=true", "train.compile_mode=reduce-overhead",
+              "train.precision=fp32", "model.dropout=0.0", "train.max_steps=12")
+    full = train(tiny_cfg(world, tmp_path, "full", *common))
+    part = train(tiny_cfg(world, tmp_path, "part", *common, "train.stop_after_steps=5"))
+    assert not part.completed and load_state(part.run_dir)["counters"]["step"] == 5
+    resumed = train(load(RunConfig, toml=part.run_dir / "config.toml"), resume=True)
+    assert resumed.completed and resumed.final["steps"] == full.final["steps"] == 12
+    assert resumed.final["best_step"] == full.final["best_step"]
+    for split in ("valid", "test"):
+        assert resumed.final[split]["loss"] == pytest.approx(full.final[split]["loss"], rel=1e-3)
+    a, b = load_state(full.run_dir)["model"], load_state(resumed.run_dir)["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a)
+
+
 def test_compile_mode_reaches_torch_compile(world, tmp_path, monkeypatch):
     modes = []
 

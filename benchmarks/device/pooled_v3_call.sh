@@ -19,6 +19,9 @@
 #   run(carry=["gpu/pooled"], command="OUT=$OUT LIM=540 bash benchmarks/device/pooled_v3_call.sh")
 #   SPEC=configs/sweeps/pooled_v3b.toml: the follow-up sweep; its runs go to runs/pooled_v3b, and it adopts
 #   docs/results/pooled_v3b/results.parquet once a call has returned one.
+#   Give it the card alone at LIM=540 and chain a second call while the machine is warm: the runs left after
+#   2026-12-07 are fresh 2,400-step runs (250-270 s each for tiny/xs, 470 s for text s+, at 14 workers alone),
+#   and three calls that shared the card with 12 other runs at LIM<=420 finished none (docs/results/pooled_v3b/).
 #   DRY=1: the calibrated dry run only (times a few short runs per size on this GPU; sweep_dry_run.log)
 # CPU smoke of the mechanics (two "machines", the second adopting the first's table), as checked on 2026-12-05:
 #   EXTRA_SETS="--set encoders=['text'] --set sizes=['tiny'] --set train_fractions=[0.01] --set seeds=[0]

@@ -8,6 +8,8 @@ Test columns are never read.
 
     python benchmarks/pooled_v3_tables.py docs/results/pooled_v3/results.parquet \
         > docs/results/pooled_v3/tables.md
+    python benchmarks/pooled_v3_tables.py --per-lr docs/results/pooled_v3b/results.parquet \
+        > docs/results/pooled_v3b/tables.md
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ def _searched_winners(cell: list[dict]) -> list[dict]:
     return [r for r in cell if r["lr_selected"] and int(r["seed"]) in searched]
 
 
+def _marks(cell: list[dict], winners: list[dict]) -> str:
+    """† when the cell's runs do not cover its planned LR grid (`lr_grid`); ‡ when a winner is at its edge."""
+    grid = {round(float(x), 9) for r in cell for x in str(r.get("lr_grid") or "").split(",") if x}
+    ran = {round(float(r["lr"]), 9) for r in cell}
+    marks = "†" if grid and not grid <= ran else ""
+    return marks + ("‡" if any(r.get("lr_at_edge") for r in winners) else "")
+
+
 def tables(rows: list[dict]) -> str:
     rows = [r for r in rows if r["status"] == "ok" and not r.get("holdout")]
     cap = max(int(r["steps"]) for r in rows)
@@ -62,7 +72,8 @@ def tables(rows: list[dict]) -> str:
         "each seed's LR is chosen on validation loss (`lr_selected`), and its loss and NDCG@10 are averaged "
         "over the seeds that searched the LR (± = seed sd; a seed that ran the grid's centre LR only is left "
         f"out: {n_unsearched} such runs). `capped` = runs of the cell, over every LR and seed, that reached "
-        "the cap.",
+        "the cap. † = the cell has not run every LR of its grid yet (a sweep under way): its LR choice is "
+        "provisional; ‡ = a seed's chosen LR is the lowest or highest of the grid (`lr_at_edge`).",
         "",
     ]
     for enc in sorted({k[0] for k in cells}, reverse=True):
@@ -86,25 +97,25 @@ def tables(rows: list[dict]) -> str:
                 loss = [float(r["valid_loss"]) for r in sel]
                 ndcg = [float(r["valid_ndcg@10"]) for r in sel]
                 capped = sum(int(r["steps"]) >= cap for r in rs)
-                line.append(f"{_mean_sd(loss)} | {statistics.mean(ndcg):.4f} | {capped}/{len(rs)}")
+                mean_ndcg = statistics.mean(ndcg)
+                line.append(f"{_mean_sd(loss)}{_marks(rs, sel)} | {mean_ndcg:.4f} | {capped}/{len(rs)}")
                 m = statistics.mean(loss)
                 size_means[f].append(m)
                 if f not in best or m < best[f][0]:
                     best[f] = (m, s)
             out.append(f"| {s} | {n_params:,} | " + " | ".join(line) + " |")
-        d_by_f = {
-            f: cells[next(k for k in cells if k[0] == enc and k[2] == f)][0]["unique_targets"]
-            for f in fractions
-        }
+        # D of a fraction from any encoder's rows: a sweep under way may not have reached this encoder's f yet
+        d_by_f = {f: next(c[0]["unique_targets"] for k, c in cells.items() if k[2] == f) for f in fractions}
+        reached = [f for f in fractions if f in best]
         out += [
             "",
             "Lowest mean validation loss by fraction: "
             + "; ".join(
-                f"f{f:g} (D = {d_by_f[f]:,} unique targets): {best[f][1]} {best[f][0]:.3f}" for f in fractions
+                f"f{f:g} (D = {d_by_f[f]:,} unique targets): {best[f][1]} {best[f][0]:.3f}" for f in reached
             ),
             "",
         ]
-        spread = [f"f{f:g} {max(size_means[f]) - min(size_means[f]):.3f}" for f in fractions]
+        spread = [f"f{f:g} {max(size_means[f]) - min(size_means[f]):.3f}" for f in reached]
         out += ["Spread of the size means (max − min, nats): " + "; ".join(spread), ""]
     return "\n".join(out + _ndcg_selected(cells, fractions, sizes))
 
@@ -143,11 +154,48 @@ def _ndcg_selected(cells: dict[tuple, list[dict]], fractions: list[float], sizes
     return out + [""]
 
 
+def per_lr(rows: list[dict]) -> str:
+    """Every LR a cell ran, with its mean end-of-run validation loss: the curve each `lr_selected` is the
+    minimum of. Why: a winner by 0.001 nats over its neighbour, or an optimum at the grid's end, reads
+    differently from a clear interior minimum, and the summary table shows only the minimum."""
+    rows = [r for r in rows if r["status"] == "ok"]
+    cap = max(int(r["steps"]) for r in rows)
+    cells: dict[tuple, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        key = (r["encoder"], float(r["train_fraction"]), r["size"], bool(r.get("holdout")))
+        cells[key][round(float(r["lr"]), 9)].append(r)
+    order = {s: i for i, s in enumerate(SIZE_ORDER + ["m"])}
+    out = [
+        "Per LR: mean end-of-run validation loss over the seeds that ran it (n = seeds; c = runs that "
+        f"reached the {cap}-step cap; lowest of the row in bold). Held-out sizes (never fitted) are marked.",
+        "",
+        "| encoder | fraction | size | LR: mean valid loss (n, c) |",
+        "|---|---|---|---|",
+    ]
+    for key in sorted(cells, key=lambda k: (k[0] != "text", k[1], order.get(k[2], 99))):
+        enc, f, size, held = key
+        means = {lr: statistics.mean(float(r["valid_loss"]) for r in rs) for lr, rs in cells[key].items()}
+        low = min(means, key=lambda k: means[k])
+        parts = []
+        for lr in sorted(means):
+            rs = cells[key][lr]
+            c = sum(int(r["steps"]) >= cap for r in rs)
+            txt = f"{lr:.4g}: {means[lr]:.3f} ({len(rs)}, {c})"
+            parts.append(f"**{txt}**" if lr == low and len(means) > 1 else txt)
+        out.append(f"| {enc} | f{f:g} | {size}{' (held out)' if held else ''} | " + "; ".join(parts) + " |")
+    return "\n".join(out + [""])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path, help="a sweep's results.parquet")
+    ap.add_argument("--per-lr", action="store_true", help="also list every LR each cell ran")
     args = ap.parse_args()
-    print(tables(pq.read_table(args.results).to_pylist()))
+    rows = pq.read_table(args.results).to_pylist()
+    print(tables(rows))
+    if args.per_lr:
+        print("### Every LR run so far (validation loss)\n")
+        print(per_lr(rows))
 
 
 if __name__ == "__main__":

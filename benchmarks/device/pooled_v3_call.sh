@@ -22,6 +22,7 @@
 #   Give it the card alone at LIM=540 and chain a second call while the machine is warm: the runs left after
 #   2026-12-07 are fresh 2,400-step runs (250-270 s each for tiny/xs, 470 s for text s+, at 14 workers alone),
 #   and three calls that shared the card with 12 other runs at LIM<=420 finished none (docs/results/pooled_v3b/).
+#   That shape, used on 2026-12-07 (calls 8 and 9), finished 20 and 22 runs per 540-s call.
 #   DRY=1: the calibrated dry run only (times a few short runs per size on this GPU; sweep_dry_run.log)
 # CPU smoke of the mechanics (two "machines", the second adopting the first's table), as checked on 2026-12-05:
 #   EXTRA_SETS="--set encoders=['text'] --set sizes=['tiny'] --set train_fractions=[0.01] --set seeds=[0]

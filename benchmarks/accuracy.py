@@ -404,6 +404,9 @@ def main() -> None:
     p.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--grid", action="append", default=[],
                    help="candidate values KEY=V1,V2 (repeatable); the best on validation is the final config")
+    p.add_argument("--grid-design", default="full", choices=["full", "star"],
+                   help="full: every combination; star: the middle value of each axis and one axis varied at "
+                   "a time (checks a known winner is interior for fewer runs)")
     p.add_argument("--select-seeds", default=None, help="seeds the grid is compared on (default: the first)")
     p.add_argument("--select-metric", default="ndcg@10", help="validation metric that picks the winner")
     p.add_argument(
@@ -428,7 +431,7 @@ def main() -> None:
         train_run(ds, var, seeds[0], data_dirs[ds], tokens, args.work, args, [])
         return
     if args.jobs > 1 and grid:  # every grid candidate on the selection seeds at once; selection then reads
-        cands = [tuple(c) for c in candidates(grid)]
+        cands = [tuple(c) for c in candidates(grid, args.grid_design)]
         train_in_parallel([(ds, v, c, s) for s in select_seeds for c in cands for v in variants
                            for ds in datasets], args)
     winners: dict[tuple[str, str], list[str]] = {}
@@ -439,7 +442,7 @@ def main() -> None:
             def cell(config: list[str], seed: int, ds=ds, var=var, tokens=tokens) -> Path:
                 return train_run(ds, var, seed, data_dirs[ds], tokens, args.work, args, config)
 
-            winners[ds, var] = select(ds, var, grid, select_seeds, metric, cell, args.work)
+            winners[ds, var] = select(ds, var, grid, select_seeds, metric, cell, args.work, args.grid_design)
     if args.jobs > 1:
         train_in_parallel([(ds, v, tuple(winners[ds, v]), s) for s in seeds for v in variants
                            for ds in datasets], args)

@@ -98,3 +98,26 @@ def test_the_selection_table_names_the_edge(tmp_path: Path) -> None:
     assert selection.select("sports", "sasrec_ce", grid, [0], "ndcg@10", cell, tmp_path) == ["train.lr=1e-4"]
     report = json.loads((tmp_path / "selection" / "sports_sasrec_ce.json").read_text())
     assert report["winner_at_edge"] == {"train.lr": "lowest"}
+
+
+def test_a_star_design_varies_one_axis_at_a_time_around_the_middle(tmp_path: Path) -> None:
+    grid = selection.parse_grid(["model.d_model=16,32,64", "train.lr=1e-2,3e-3,1e-3"])
+    star = selection.candidates(grid, "star")
+    assert star == [["model.d_model=32", "train.lr=3e-3"], ["model.d_model=16", "train.lr=3e-3"],
+                    ["model.d_model=64", "train.lr=3e-3"], ["model.d_model=32", "train.lr=1e-2"],
+                    ["model.d_model=32", "train.lr=1e-3"]]
+    assert all(c in selection.candidates(grid, "full") for c in star)  # same run names as a full grid's
+    with pytest.raises(SystemExit, match="odd number"):
+        selection.candidates(selection.parse_grid(["a=1,2"]), "star")
+    with pytest.raises(SystemExit, match="grid-design"):
+        selection.candidates(grid, "random")
+
+    def cell(config: list[str], seed: int) -> Path:  # valid peaks at d 32, lr 1e-3: the lr axis's edge
+        d, lr = (float(c.split("=")[1]) for c in config)
+        return _run(tmp_path, f"{d}_{lr}_{seed}", valid=-abs(d - 32) - lr, test=0.0)
+
+    winner = selection.select("scientific", "text_ce", grid, [0], "ndcg@10", cell, tmp_path, "star")
+    assert winner == ["model.d_model=32", "train.lr=1e-3"]
+    report = json.loads((tmp_path / "selection" / "scientific_text_ce.json").read_text())
+    assert report["design"] == "star" and len(report["candidates"]) == 5
+    assert report["winner_at_edge"] == {"train.lr": "lowest"}

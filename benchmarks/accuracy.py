@@ -39,7 +39,7 @@ from typing import Any
 
 from scalerec.eval.metrics import seed_interval
 from scalerec.io import write_json
-from selection import candidates, check_metric, config_tag, parse_grid, select
+from selection import candidates, check_metric, config_tag, parse_grid, select, winners_at_edge
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -407,6 +407,9 @@ def main() -> None:
     p.add_argument("--grid-design", default="full", choices=["full", "star"],
                    help="full: every combination; star: the middle value of each axis and one axis varied at "
                    "a time (checks a known winner is interior for fewer runs)")
+    p.add_argument("--stop-at-edge", action="store_true",
+                   help="stop after the selection, before any test read, when a winner sits at its grid's "
+                   "edge (a numeric axis at its lowest or highest value); the next grid extends that axis")
     p.add_argument("--select-seeds", default=None, help="seeds the grid is compared on (default: the first)")
     p.add_argument("--select-metric", default="ndcg@10", help="validation metric that picks the winner")
     p.add_argument(
@@ -443,6 +446,12 @@ def main() -> None:
                 return train_run(ds, var, seed, data_dirs[ds], tokens, args.work, args, config)
 
             winners[ds, var] = select(ds, var, grid, select_seeds, metric, cell, args.work, args.grid_design)
+    at_edge = winners_at_edge(grid, winners)
+    if args.stop_at_edge and at_edge:  # the one test read is kept for a winner the grid has bracketed
+        print(json.dumps({"event": "stopped_at_edge", "winner_at_edge": at_edge,
+                          "hint": "extend those axes past the edge and rerun; test was not read"}),
+              flush=True)
+        return
     if args.jobs > 1:
         train_in_parallel([(ds, v, tuple(winners[ds, v]), s) for s in seeds for v in variants
                            for ds in datasets], args)

@@ -107,6 +107,15 @@ def winner_at_edge(grid: list[tuple[str, list[str]]], winner: list[str]) -> dict
     return edges
 
 
+def winners_at_edge(grid: list[tuple[str, list[str]]],
+                    winners: dict[tuple[str, str], list[str]]) -> dict[str, dict[str, str]]:
+    """`{"dataset/variant": {axis: "lowest"|"highest"}}` for each winner at its grid's edge. With
+    `--stop-at-edge` the benchmark stops there, before reading test: a winner the grid has not bracketed is
+    not a final configuration, and its one test read would be spent on a recipe the next grid may replace."""
+    edges = {f"{ds}/{var}": winner_at_edge(grid, w) for (ds, var), w in winners.items()}
+    return {cell: axes for cell, axes in edges.items() if axes}
+
+
 def valid_score(run_dir: Path, metric: str) -> float:
     """Best validation metric of a finished run (the checkpoint the trainer kept). Reads only
     `final.json["valid"]`; the `test` block beside it is deliberately ignored."""

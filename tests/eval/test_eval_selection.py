@@ -121,3 +121,11 @@ def test_a_star_design_varies_one_axis_at_a_time_around_the_middle(tmp_path: Pat
     report = json.loads((tmp_path / "selection" / "scientific_text_ce.json").read_text())
     assert report["design"] == "star" and len(report["candidates"]) == 5
     assert report["winner_at_edge"] == {"train.lr": "lowest"}
+
+
+def test_winners_at_an_edge_are_named_so_the_benchmark_can_stop_before_test() -> None:
+    grid = selection.parse_grid(["model.d_model=16,32,64", "train.lr=1e-3,3e-4,1e-4"])
+    winners = {("scientific", "hybrid_ce"): ["model.d_model=32", "train.lr=3e-4"],
+               ("office", "hybrid_ce"): ["model.d_model=16", "train.lr=3e-4"]}
+    assert selection.winners_at_edge(grid, winners) == {"office/hybrid_ce": {"model.d_model": "lowest"}}
+    assert selection.winners_at_edge(grid, {("a", "b"): ["model.d_model=32", "train.lr=3e-4"]}) == {}

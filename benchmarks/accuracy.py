@@ -23,6 +23,9 @@ Steps (each skipped when its output exists, so the script is resumable):
     python benchmarks/accuracy.py --quick --datasets ml100k --variants sasrec_ce --seeds 0   # CPU check
     python benchmarks/accuracy.py --datasets sports --variants sasrec_ce --seeds 0,1,2 \
         --grid train.lr=1e-3,3e-4 --grid train.weight_decay=0.1,0.01   # re-select on validation
+    python benchmarks/accuracy.py --datasets scientific --variants hybrid_ce --seeds 0,1,2 --select-seeds 0 \
+        --grid model.d_model=16,32,64 --grid train.lr=1e-3,3e-4,1e-4 --grid-design star --stop-at-edge
+        # a star around a known winner (5 runs, not 9); no test read while the winner sits at an edge
 
 Resumable: finished runs (final.json) are only re-evaluated, so under a per-command time limit use
 `--time-budget-min 8` and rerun the same command until nothing is left.

@@ -186,16 +186,20 @@ def per_lr(rows: list[dict]) -> str:
     return "\n".join(out + [""])
 
 
+def report(rows: list[dict], with_per_lr: bool = False) -> str:
+    """The whole tables.md: the summary tables, then (`--per-lr`) every LR each cell ran."""
+    out = tables(rows)
+    if with_per_lr:
+        out += "\n### Every LR run so far (validation loss)\n\n" + per_lr(rows)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path, help="a sweep's results.parquet")
     ap.add_argument("--per-lr", action="store_true", help="also list every LR each cell ran")
     args = ap.parse_args()
-    rows = pq.read_table(args.results).to_pylist()
-    print(tables(rows))
-    if args.per_lr:
-        print("### Every LR run so far (validation loss)\n")
-        print(per_lr(rows))
+    print(report(pq.read_table(args.results).to_pylist(), args.per_lr))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def test_the_committed_v3b_tables_md_is_what_the_script_prints() -> None:
     StopIteration before), with its README's figures."""
     script = load_script("benchmarks/pooled_v3_tables.py")
     rows = pq.read_table(V3B).to_pylist()
-    out = script.tables(rows) + "\n### Every LR run so far (validation loss)\n\n" + script.per_lr(rows)
+    out = script.report(rows, with_per_lr=True)
     assert out.strip() == (V3B.parent / "tables.md").read_text().strip()
     assert "f0.33 (D = 285,891 unique targets): tiny 8.649" in out  # quoted in the README and BENCHMARKS
     xs_id = "| id | f0.33 | xs | **0.000333: 8.870 (2, 2)**; 0.000999: 8.883 (2, 0); 0.003: 9.033 (2, 0) |"

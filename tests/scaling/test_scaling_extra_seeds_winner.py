@@ -135,3 +135,20 @@ def test_a_held_out_size_with_one_lr_runs_its_extra_seed_at_once(tmp_path) -> No
     runs = plan_runs(spec, tmp_path / "out")  # phase 1: no search result yet
     assert sorted(r.seed for r in runs if r.holdout) == [0, 1, 2]
     assert sorted(r.seed for r in runs if not r.holdout) == [0, 0, 0, 1, 1, 1]
+
+
+def test_a_dry_run_places_extra_seeds_at_the_winners_it_can_read(tmp_path) -> None:
+    """A finished sweep's dry run (in its dir, or adopting its table elsewhere) has nothing left to do: the
+    extra seeds ran at the winners, so costing them at the centre would list runs the sweep never makes
+    (pooled_v3b's dry run after its last call showed 6 such 'missing' runs)."""
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    run_sweep(spec, out, train_fn=low_lr_wins)
+    here = run_sweep(spec, out, dry_run=True, calibrate=False)
+    assert {r["status"] for r in here} == {"done"}
+    table = out / "results.parquet"
+    elsewhere = run_sweep(spec, tmp_path / "other", dry_run=True, calibrate=False, adopt=table)
+    assert {r["status"] for r in elsewhere} == {"adopted"} and len(elsewhere) == len(here)
+    fresh = run_sweep(spec, tmp_path / "fresh", dry_run=True, calibrate=False)  # nothing known: the centre
+    assert len(fresh) == len(here) and {r["status"] for r in fresh} == {"missing"}
+    centre = {(r["size"], r["lr"]) for r in fresh if r["seed"] == 2}
+    assert centre != {(r["size"], r["lr"]) for r in here if r["seed"] == 2}

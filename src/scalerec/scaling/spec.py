@@ -438,10 +438,17 @@ def legacy_run_id(cfg: Any, dataset: str | None = None, tokens: str | None = Non
     return build.run_id(dataclasses.replace(cfg, data=data))
 
 
-def plan_runs(spec: SweepSpec, out_dir: str | Path, winners: Winners | str | None = None) -> list[PlannedRun]:
+def plan_runs(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    winners: Winners | str | None = None,
+    unknown: str | None = None,
+) -> list[PlannedRun]:
     """Expand the spec into resolved runs (sizes × subsets × seeds × LRs, + wsd branches, + held-out
     runs), in that order; a wsd trunk comes right before its branches. With `extra_seeds_at_winner`,
-    `winners` (`search_winners`, or CENTRE) places the extra seeds; without it they are left out."""
+    `winners` (`search_winners`, or CENTRE) places the extra seeds; without it they are left out.
+    `unknown` (CENTRE or None) places them in a cell that `winners` has no winner for yet: a dry run
+    that knows some searches' results plans those cells at their winners and the others at the centre."""
 
     out_dir = Path(out_dir)
     file_base = read_toml(spec.train_config) if spec.train_config else {}
@@ -460,7 +467,7 @@ def plan_runs(spec: SweepSpec, out_dir: str | Path, winners: Winners | str | Non
             probe = resolve_run_config(size=ladder, recipe=spec.recipe, base=sized)
             holdout, lrs, seeds = _cells(spec, size, probe.train.lr, encoder)
             key = (encoder or str(probe.model.item_encoder), size, label)
-            winner = winners if isinstance(winners, str) else (winners or {}).get(key)
+            winner = winners if isinstance(winners, str) else (winners or {}).get(key, unknown)
             for i, lr in enumerate(lrs):
                 for seed in _seeds_at(spec, i, lrs, seeds, encoder, winner):
                     tok = spec.tokens.replace("{subset}", subset) if spec.tokens else None

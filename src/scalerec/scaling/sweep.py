@@ -434,6 +434,11 @@ def run_sweep(
     out_dir = Path(out_dir)
     prepare_world(spec, out_dir)
     runs = plan_runs(spec, out_dir, CENTRE if dry_run else None)
+    if dry_run and spec.extra_seeds_at_winner:
+        # the searches already finished (here or in the adopted table) place their extra seeds at the
+        # winner, as the real sweep will; only cells still searching fall back to the centre estimate
+        known = search_winners(spec, _finished_rows(out_dir, adopt))
+        runs = plan_runs(spec, out_dir, known, unknown=CENTRE)
     if dry_run:
         plan = estimate_runs(spec, runs, out_dir, calibrate=calibrate)
         adoptable = set(adopt_results(out_dir, runs, adopt, write=False)) if adopt is not None else set()
@@ -634,6 +639,15 @@ def adopt_results(out_dir: Path, runs: list[PlannedRun], source: str | Path, wri
     if taken and write:
         print(f"sweep: {len(taken)} runs adopted from {table}", flush=True)
     return taken
+
+
+def _finished_rows(out_dir: Path, adopt: str | Path | None) -> list[dict[str, Any]]:
+    """This sweep dir's results rows and those of the table it adopts (what a dry run can know)."""
+    tables = [out_dir / RESULTS]
+    if adopt is not None:
+        src = Path(adopt)
+        tables.append(src if src.suffix == ".parquet" else src / RESULTS)
+    return [r for t in tables if t.is_file() for r in _read_table(t)]
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:

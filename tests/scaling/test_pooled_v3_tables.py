@@ -35,8 +35,8 @@ V3B = TABLE.parents[1] / "pooled_v3b" / "results.parquet"
 
 
 def test_the_committed_v3b_tables_md_is_what_the_script_prints() -> None:
-    """pooled_v3b is under way: the ID twin has no f1.0 row yet, and the script must still print (it raised
-    StopIteration before), with its README's figures."""
+    """pooled_v3b, complete (144 runs): the committed tables.md, with the figures its README and BENCHMARKS.md
+    quote. (While it was under way the ID twin had no f1.0 row and the script raised StopIteration.)"""
     script = load_script("benchmarks/pooled_v3_tables.py")
     rows = pq.read_table(V3B).to_pylist()
     out = script.report(rows, with_per_lr=True)
@@ -44,6 +44,7 @@ def test_the_committed_v3b_tables_md_is_what_the_script_prints() -> None:
     assert "f0.33 (D = 285,891 unique targets): tiny 8.649" in out  # quoted in the README and BENCHMARKS
     xs_id = "| id | f0.33 | xs | **0.000333: 8.870 (2, 2)**; 0.000999: 8.883 (2, 0); 0.003: 9.033 (2, 0) |"
     assert xs_id in out
+    assert "f1 (D = 861,955 unique targets): xs 8.402" in out and "tiny 8.081" in out
 
 
 def _row(lr: float, seed: int, loss: float, *, selected: bool = False, edge: bool | None = None) -> dict:

@@ -45,3 +45,60 @@ def test_a_bad_name_or_lr_is_refused(tmp_path) -> None:
         _spec(tmp_path, holdout_lr_per_encoder={"idd": 1e-3})
     with pytest.raises(ValueError, match="holdout_lr_per_encoder"):
         _spec(tmp_path, holdout_lr_per_encoder={"id": 2.0})
+
+
+def test_a_held_out_lr_search_keeps_the_fixed_lr_run_and_adds_its_neighbours(tmp_path) -> None:
+    """pooled_v3b's text m ran at one LR fixed in advance, ~4x what the sweep's own winners point to; a search
+    around it adds runs beside the one already made (same id), and touches no fitted run."""
+    kw = dict(
+        encoders=["text", "id"], holdout_sizes=["xs"], holdout_lr_per_encoder={"text": 4e-3, "id": 3e-4}
+    )
+    before = plan_runs(_spec(tmp_path, **kw), tmp_path / "out")
+    after = plan_runs(
+        _spec(tmp_path, **kw, holdout_lr_search_per_encoder={"text": [0.25, 0.5, 1.0]}), tmp_path / "out"
+    )
+    held = sorted((r.encoder, r.lr) for r in after if r.holdout)
+    assert held == [("id", 3e-4), ("text", 1e-3), ("text", 2e-3), ("text", 4e-3)]
+    assert {r.run_id for r in before} <= {
+        r.run_id for r in after
+    }  # the 4e-3 run (and every other) keeps its id
+    assert len(after) == len(before) + 2
+
+
+def test_the_held_out_runs_pick_their_lr_on_validation_and_stay_unfitted() -> None:
+    from scalerec.scaling.cells import fitted_rows
+    from scalerec.scaling.table import annotate
+
+    def row(size: str, lr: float, loss: float, holdout: bool) -> dict:
+        grid = "0.001,0.002,0.004" if holdout else "0.01"
+        return {
+            "encoder": "text",
+            "size": size,
+            "subset": "a",
+            "seed": 0,
+            "lr": lr,
+            "lr_grid": grid,
+            "valid_loss": loss,
+            "status": "ok",
+            "holdout": holdout,
+        }
+
+    rows = annotate(
+        [
+            row("tiny", 0.01, 5.0, False),
+            row("m", 0.001, 4.2, True),
+            row("m", 0.002, 4.0, True),
+            row("m", 0.004, 4.9, True),
+        ]
+    )
+    held = [r for r in fitted_rows(rows, "text") if r["holdout"]]
+    assert [(r["lr"], r["lr_at_edge"]) for r in held] == [
+        (0.002, False)
+    ]  # one point per seed, an interior LR
+
+
+def test_a_bad_held_out_search_is_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="holdout_lr_search_per_encoder"):
+        _spec(tmp_path, holdout_lr_search_per_encoder={"text": []})
+    with pytest.raises(ValueError, match="holdout_lr_search_per_encoder"):
+        _spec(tmp_path, holdout_lr_search_per_encoder={"txt": [0.5]})

@@ -112,6 +112,11 @@ class SweepSpec:
     """Peak LR of the held-out runs per twin (e.g. {text = 3e-3, id = 3e-4}), before `holdout_lr`. Why: twins
     whose searched winners sit a decade apart (pooled_v3: text x3-x9, ID x1/3 of the same centre) cannot share
     one held-out LR without handicapping one of them."""
+    holdout_lr_search_per_encoder: dict[str, list[float]] = field(default_factory=dict)
+    """LR multipliers around a twin's held-out LR (e.g. {text = [0.25, 0.5, 1.0]}): the held-out runs then
+    pick their LR per seed on validation, as every fitted cell does, and stay unfitted. Why: pooled_v3b fixed
+    the text m's LR in advance from pooled_v3's winners, its own winners fell faster with N, and m ran at ~4x
+    the LR they point to, stopped early, and was no extrapolation test. Empty = one LR, fixed in advance."""
     world: dict[str, Any] = field(default_factory=dict)
     """Known-floor world (`scalerec.data.ingest.world.WorldConfig` fields + `eval_users`): the sweep writes
     it to `dataset` (default `<out>/world`) and trains on users streamed from it."""
@@ -148,6 +153,12 @@ class SweepSpec:
             if enc not in ("text", "id", "hybrid") or not 0 < lr <= 1:
                 raise ValueError(
                     f"holdout_lr_per_encoder.{enc}: needs an encoder name (text/id/hybrid) and 0 < lr <= 1"
+                )
+        for enc, mult in self.holdout_lr_search_per_encoder.items():
+            if enc not in ("text", "id", "hybrid") or not mult or any(not m > 0 for m in mult):
+                raise ValueError(
+                    f"holdout_lr_search_per_encoder.{enc}: needs an encoder name (text/id/hybrid) and "
+                    "multipliers > 0"
                 )
         if self.extra_seeds_at_winner and (self.branches or self.extra_seeds_all_lrs):
             raise ValueError(
@@ -315,7 +326,8 @@ def _cells(
     if holdout:
         base = spec.lr_per_size.get(size, spec.lr if spec.lr is not None else default_lr)
         fixed = spec.holdout_lr_per_encoder.get(encoder, spec.holdout_lr)
-        lrs = [fixed if fixed is not None else base]
+        centre = fixed if fixed is not None else base
+        lrs = [centre * m for m in spec.holdout_lr_search_per_encoder.get(encoder, [1.0])]
     else:
         lrs = _lrs(spec, size, default_lr, encoder)
     seeds = list(spec.seeds) + (list(spec.extra_seeds) if size in spec.extra_seed_sizes else [])

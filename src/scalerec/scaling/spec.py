@@ -112,7 +112,9 @@ class SweepSpec:
     """Peak LR of the held-out runs per twin (e.g. {text = 3e-3, id = 3e-4}), before `holdout_lr`. Why: twins
     whose searched winners sit a decade apart (pooled_v3: text x3-x9, ID x1/3 of the same centre) cannot share
     one held-out LR without handicapping one of them."""
-    holdout_lr_search_per_encoder: dict[str, list[float]] = field(default_factory=dict)
+    holdout_lr_search_per_encoder: dict[str, list[float]] = field(
+        default_factory=dict, metadata={"range": "(0, inf)"}
+    )
     """LR multipliers around a twin's held-out LR (e.g. {text = [0.25, 0.5, 1.0]}): the held-out runs then
     pick their LR per seed on validation, as every fitted cell does, and stay unfitted. Why: pooled_v3b fixed
     the text m's LR in advance from pooled_v3's winners, its own winners fell faster with N, and m ran at ~4x

@@ -59,9 +59,8 @@ def test_a_held_out_lr_search_keeps_the_fixed_lr_run_and_adds_its_neighbours(tmp
     )
     held = sorted((r.encoder, r.lr) for r in after if r.holdout)
     assert held == [("id", 3e-4), ("text", 1e-3), ("text", 2e-3), ("text", 4e-3)]
-    assert {r.run_id for r in before} <= {
-        r.run_id for r in after
-    }  # the 4e-3 run (and every other) keeps its id
+    # the 4e-3 run (and every other) keeps its id
+    assert {r.run_id for r in before} <= {r.run_id for r in after}
     assert len(after) == len(before) + 2
 
 
@@ -92,9 +91,7 @@ def test_the_held_out_runs_pick_their_lr_on_validation_and_stay_unfitted() -> No
         ]
     )
     held = [r for r in fitted_rows(rows, "text") if r["holdout"]]
-    assert [(r["lr"], r["lr_at_edge"]) for r in held] == [
-        (0.002, False)
-    ]  # one point per seed, an interior LR
+    assert [(r["lr"], r["lr_at_edge"]) for r in held] == [(0.002, False)]  # one per seed, interior LR
 
 
 def test_a_bad_held_out_search_is_refused(tmp_path) -> None:

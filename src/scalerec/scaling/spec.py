@@ -144,23 +144,18 @@ class SweepSpec:
             raise ValueError("branches need the run length in max_steps (and no max_targets/max_flops)")
         if any(e not in ("text", "id", "hybrid") for e in self.encoders):
             raise ValueError(f"encoders must be 'text', 'id' or 'hybrid', got {self.encoders}")
-        for enc, mult in self.lr_search_per_encoder.items():
-            if enc not in ("text", "id", "hybrid") or not mult or any(not m > 0 for m in mult):
-                raise ValueError(
-                    f"lr_search_per_encoder.{enc}: needs an encoder name (text/id/hybrid) and multipliers > 0"
-                )
+        for name in ("lr_search_per_encoder", "holdout_lr_search_per_encoder"):
+            for enc, mult in getattr(self, name).items():
+                if enc not in ("text", "id", "hybrid") or not mult or any(not m > 0 for m in mult):
+                    raise ValueError(
+                        f"{name}.{enc}: needs an encoder name (text/id/hybrid) and multipliers > 0"
+                    )
         if self.holdout_scale <= 0:
             raise ValueError("holdout_scale must be > 0")
         for enc, lr in self.holdout_lr_per_encoder.items():
             if enc not in ("text", "id", "hybrid") or not 0 < lr <= 1:
                 raise ValueError(
                     f"holdout_lr_per_encoder.{enc}: needs an encoder name (text/id/hybrid) and 0 < lr <= 1"
-                )
-        for enc, mult in self.holdout_lr_search_per_encoder.items():
-            if enc not in ("text", "id", "hybrid") or not mult or any(not m > 0 for m in mult):
-                raise ValueError(
-                    f"holdout_lr_search_per_encoder.{enc}: needs an encoder name (text/id/hybrid) and "
-                    "multipliers > 0"
                 )
         if self.extra_seeds_at_winner and (self.branches or self.extra_seeds_all_lrs):
             raise ValueError(

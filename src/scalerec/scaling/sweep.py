@@ -433,19 +433,18 @@ def run_sweep(
 
     out_dir = Path(out_dir)
     prepare_world(spec, out_dir)
-    runs = plan_runs(spec, out_dir, CENTRE if dry_run else None)
-    if dry_run and spec.extra_seeds_at_winner:
+    if dry_run:
         # the searches already finished (here or in the adopted table) place their extra seeds at the
         # winner, as the real sweep will; only cells still searching fall back to the centre estimate
-        known = search_winners(spec, _finished_rows(out_dir, adopt))
+        known = search_winners(spec, _finished_rows(out_dir, adopt)) if spec.extra_seeds_at_winner else {}
         runs = plan_runs(spec, out_dir, known, unknown=CENTRE)
-    if dry_run:
         plan = estimate_runs(spec, runs, out_dir, calibrate=calibrate)
         adoptable = set(adopt_results(out_dir, runs, adopt, write=False)) if adopt is not None else set()
         for r in plan:
             if r["run_id"] in adoptable:
                 r.update(status="adopted", est_new_flops=0.0, est_time_s=0.0)
         return plan
+    runs = plan_runs(spec, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt)
     if spec.extra_seeds_at_winner:  # phase 2: the extra seeds, at the LR the finished search chose
@@ -603,8 +602,7 @@ def adopt_results(out_dir: Path, runs: list[PlannedRun], source: str | Path, wri
     """
     from scalerec.scaling.spec import legacy_run_id
 
-    src = Path(source)
-    table = src if src.suffix == ".parquet" else src / RESULTS
+    table = _results_table(source)
     if not table.is_file():
         raise FileNotFoundError(f"adopt: no results table at {table}")
     rows = _read_table(table)
@@ -643,11 +641,14 @@ def adopt_results(out_dir: Path, runs: list[PlannedRun], source: str | Path, wri
 
 def _finished_rows(out_dir: Path, adopt: str | Path | None) -> list[dict[str, Any]]:
     """This sweep dir's results rows and those of the table it adopts (what a dry run can know)."""
-    tables = [out_dir / RESULTS]
-    if adopt is not None:
-        src = Path(adopt)
-        tables.append(src if src.suffix == ".parquet" else src / RESULTS)
+    tables = [out_dir / RESULTS] + ([_results_table(adopt)] if adopt is not None else [])
     return [r for t in tables if t.is_file() for r in _read_table(t)]
+
+
+def _results_table(source: str | Path) -> Path:
+    """A results table given as the .parquet itself or as the sweep dir holding it."""
+    src = Path(source)
+    return src if src.suffix == ".parquet" else src / RESULTS
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:

@@ -92,6 +92,15 @@ job sports_sasrec_select_low --datasets sports --variants sasrec_ce --set train.
 # (d_model {64, 128} x lr {1e-3, 3e-4}), 12 runs of ~20 min each (3 side by side, 2026-12-05): ~3 warm calls.
 job games_sasrec_select --datasets games --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
   --grid model.d_model=64,128 --grid train.lr=3e-4,1e-3 --jobs 12
+# Ran on 2026-12-07 (one H200, 2 chained calls: 525 s stopped by LIM=540, then 72 s; runs resume from state.pt):
+# d 64, lr 3e-4 wins (valid 0.0719; d 128 at lr 3e-4 0.0717; the old recipe last, 0.0642), test 0.0645 [0.0632,
+# 0.0657] against 0.0573 (docs/results/accuracy/h200_2026-12-07_games_id_selection/) -- at the grid's low corner.
+# Past it: a star centred on the winner (d {32, 64, 128} x lr {1e-3, 3e-4, 1e-4}, one axis at a time: 5 candidates,
+# 15 runs), selected on 3 seeds as Office's flat grid taught (docs/results/accuracy/cpu_2026-12-07_office_id_star/),
+# stopping before test if the winner is at an edge again. lr 1e-4 runs may reach the 200-epoch cap (~2x the ~90
+# epochs of lr 3e-4): ~3 warm calls. Not run yet.
+job games_sasrec_star --datasets games --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
+  --grid model.d_model=32,64,128 --grid train.lr=1e-3,3e-4,1e-4 --grid-design star --stop-at-edge --jobs 15
 # CUDA graphs in whole runs (issue 24): the selected Sports recipe under torch.compile mode reduce-overhead, 3 seeds,
 # to compare with the committed winner's runs (the same seeds: valid 0.0440, test 0.0338 [0.0328, 0.0348];
 # docs/results/accuracy/h100_2026-12-06_sports_select_low/). The step alone ran 1.94x faster so (BENCHMARKS.md,

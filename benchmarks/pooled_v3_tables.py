@@ -56,11 +56,17 @@ def _marks(cell: list[dict], winners: list[dict]) -> str:
 
 
 def tables(rows: list[dict]) -> str:
-    rows = [r for r in rows if r["status"] == "ok" and not r.get("holdout")]
+    ok = [r for r in rows if r["status"] == "ok"]
+    rows = [r for r in ok if not r.get("holdout")]
+    held_out = [r for r in ok if r.get("holdout")]
     cap = max(int(r["steps"]) for r in rows)
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         cells[(r["encoder"], r["size"], r["train_fraction"])].append(r)
+    held_cells: dict[tuple, list[dict]] = defaultdict(list)
+    for r in held_out:
+        held_cells[(r["encoder"], r["size"], r["train_fraction"])].append(r)
+    held_cap = max((int(r["steps"]) for r in held_out), default=0)
     # a seed that did not search ran exactly one run
     n_unsearched = sum(len({int(r["seed"]) for r in c} - _searched_seeds(c)) for c in cells.values())
     fractions = sorted({k[2] for k in cells})
@@ -73,7 +79,13 @@ def tables(rows: list[dict]) -> str:
         "over the seeds that searched the LR (± = seed sd; a seed that ran the grid's centre LR only is left "
         f"out: {n_unsearched} such runs). `capped` = runs of the cell, over every LR and seed, that reached "
         "the cap. † = the cell has not run every LR of its grid yet (a sweep under way): its LR choice is "
-        "provisional; ‡ = a seed's chosen LR is the lowest or highest of the grid (`lr_at_edge`).",
+        "provisional; ‡ = a seed's chosen LR is the lowest or highest of the grid (`lr_at_edge`)."
+        + (
+            f" Held-out sizes (never fitted, their own {held_cap:,}-step cap) are listed below the fitted "
+            "ones and left out of the best and the spread."
+            if held_out
+            else ""
+        ),
         "",
     ]
     for enc in sorted({k[0] for k in cells}, reverse=True):
@@ -104,6 +116,20 @@ def tables(rows: list[dict]) -> str:
                 if f not in best or m < best[f][0]:
                     best[f] = (m, s)
             out.append(f"| {s} | {n_params:,} | " + " | ".join(line) + " |")
+        for s in sorted({k[1] for k in held_cells if k[0] == enc}):
+            line = []
+            for f in fractions:
+                rs = held_cells.get((enc, s, f), [])
+                sel = _searched_winners(rs) or [r for r in rs if r["lr_selected"]] or rs
+                if not rs:
+                    line.append("– | – | –")
+                    continue
+                n_params = rs[0]["n_params_non_embedding"]
+                loss = [float(r["valid_loss"]) for r in sel]
+                mean_ndcg = statistics.mean(float(r["valid_ndcg@10"]) for r in sel)
+                capped = sum(int(r["steps"]) >= held_cap for r in rs)
+                line.append(f"{_mean_sd(loss)}{_marks(rs, sel)} | {mean_ndcg:.4f} | {capped}/{len(rs)}")
+            out.append(f"| {s} (held out) | {n_params:,} | " + " | ".join(line) + " |")
         # D of a fraction from any encoder's rows: a sweep under way may not have reached this encoder's f yet
         d_by_f = {f: next(c[0]["unique_targets"] for k, c in cells.items() if k[2] == f) for f in fractions}
         reached = [f for f in fractions if f in best]
@@ -159,7 +185,11 @@ def per_lr(rows: list[dict]) -> str:
     minimum of. Why: a winner by 0.001 nats over its neighbour, or an optimum at the grid's end, reads
     differently from a clear interior minimum, and the summary table shows only the minimum."""
     rows = [r for r in rows if r["status"] == "ok"]
-    cap = max(int(r["steps"]) for r in rows)
+    # held-out runs get a longer budget than fitted ones (the spec's holdout scale), so each has its own cap
+    caps = {held: max(int(r["steps"]) for r in rows if bool(r.get("holdout")) == held)
+            for held in {bool(r.get("holdout")) for r in rows}}
+    cap_text = " for fitted sizes, ".join(f"{caps[h]:,}" for h in sorted(caps)) + (
+        " for held-out ones" if len(caps) > 1 else "")
     cells: dict[tuple, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         key = (r["encoder"], float(r["train_fraction"]), r["size"], bool(r.get("holdout")))
@@ -167,7 +197,8 @@ def per_lr(rows: list[dict]) -> str:
     order = {s: i for i, s in enumerate(SIZE_ORDER + ["m"])}
     out = [
         "Per LR: mean end-of-run validation loss over the seeds that ran it (n = seeds; c = runs that "
-        f"reached the {cap}-step cap; lowest of the row in bold). Held-out sizes (never fitted) are marked.",
+        f"reached their step cap: {cap_text}; lowest of the row in bold). Held-out sizes (never fitted) are "
+        "marked.",
         "",
         "| encoder | fraction | size | LR: mean valid loss (n, c) |",
         "|---|---|---|---|",
@@ -179,7 +210,7 @@ def per_lr(rows: list[dict]) -> str:
         parts = []
         for lr in sorted(means):
             rs = cells[key][lr]
-            c = sum(int(r["steps"]) >= cap for r in rs)
+            c = sum(int(r["steps"]) >= caps[held] for r in rs)
             txt = f"{lr:.4g}: {means[lr]:.3f} ({len(rs)}, {c})"
             parts.append(f"**{txt}**" if lr == low and len(means) > 1 else txt)
         out.append(f"| {enc} | f{f:g} | {size}{' (held out)' if held else ''} | " + "; ".join(parts) + " |")

@@ -45,6 +45,27 @@ def test_the_committed_v3b_tables_md_is_what_the_script_prints() -> None:
     xs_id = "| id | f0.33 | xs | **0.000333: 8.870 (2, 2)**; 0.000999: 8.883 (2, 0); 0.003: 9.033 (2, 0) |"
     assert xs_id in out
     assert "f1 (D = 861,955 unique targets): xs 8.402" in out and "tiny 8.081" in out
+    # the held-out m, LR chosen per seed on validation (2026-12-07 call 13), listed but not ranked
+    m_row = "| m (held out) | 6,429,952 | 8.721 ± 0.023‡ | 0.0183 | 0/6 | 8.400 ± 0.001 | 0.0278 | 4/6 |"
+    assert m_row in out
+    text_m = "| text | f1 | m (held out) | 0.000475: 8.458 (2, 2); **0.00095: 8.400 (2, 2)**; "
+    assert text_m + "0.0019: 8.791 (2, 0) |" in out
+
+
+def test_held_out_runs_have_their_own_step_cap() -> None:
+    """A held-out size runs a longer budget than the fitted ones; counting its runs against the fitted cap
+    would call every fitted run uncapped (the per-LR table did so once the held-out m reached 3,360 steps)."""
+    script = load_script("benchmarks/pooled_v3_tables.py")
+    fitted = [_row(0.001, 0, 9.0), _row(0.003, 0, 8.0, selected=True, edge=False), _row(0.009, 0, 8.5)]
+    held = [dict(r, holdout=True, size="m", steps=140) for r in fitted]
+    held[0]["steps"] = 60  # stopped early
+    out = script.per_lr(fitted + held)
+    lrs = "0.001: 9.000 (1, {}); **0.003: 8.000 (1, 1)**; 0.009: 8.500 (1, 1) |"
+    assert "| text | f0.33 | tiny | " + lrs.format(1) in out
+    assert "| text | f0.33 | m (held out) | " + lrs.format(0) in out
+    summary = script.tables(fitted + held)
+    assert "Lowest mean validation loss by fraction: f0.33 (D = 10 unique targets): tiny 8.000" in summary
+    assert "| m (held out) | 5 | 8.000 | 0.0100 | 2/3 |" in summary
 
 
 def _row(lr: float, seed: int, loss: float, *, selected: bool = False, edge: bool | None = None) -> dict:

@@ -323,6 +323,42 @@ def test_cuda_graphs_run_resumes_as_the_run_never_stopped(world, tmp_path):
     assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a)
 
 
+@pytest.mark.gpu
+def test_cuda_graphs_run_killed_between_saves_resumes_from_its_last_state(world, tmp_path, monkeypatch):
+    """Killed at step 8 with state.pt from step 3, under CUDA graphs: the steps 4-7 that lived only in the
+    graphs' static buffers are lost, state.pt and model.safetensors agree with each other, and the resumed
+    run (fresh capture over the loaded state) ends where the run never killed ends. The CPU test of the same
+    kill (tests/train/test_train_state_saves.py) cannot see a capture that kept stale buffers."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from scalerec.train import trainer
+
+    common = ("run.device=cuda", "train.compile=true", "train.compile_mode=reduce-overhead",
+              "train.precision=fp32", "model.dropout=0.0", "train.max_steps=10")
+    full = train(tiny_cfg(world, tmp_path, "full", *common))
+    real_step = trainer.train_step
+
+    def killed(rt, micro, n_global):
+        if rt.counters.step == 7:  # the 8th step
+            raise KeyboardInterrupt
+        return real_step(rt, micro, n_global)
+
+    monkeypatch.setattr(trainer, "train_step", killed)
+    monkeypatch.setattr(trainer, "_state_due", lambda rt, stopping: stopping or rt.counters.step == 3)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(world, tmp_path, "killed", *common))
+    monkeypatch.undo()
+    state = load_state(tmp_path / "killed")  # also checks model.safetensors against meta.json
+    assert state["counters"]["step"] == 3
+    resumed = train(load(RunConfig, toml=tmp_path / "killed" / "config.toml"), resume=True)
+    assert resumed.completed and resumed.final["steps"] == full.final["steps"] == 10
+    assert resumed.final["best_step"] == full.final["best_step"]
+    for split in ("valid", "test"):
+        assert resumed.final[split]["loss"] == pytest.approx(full.final[split]["loss"], rel=1e-3)
+    a, b = load_state(full.run_dir)["model"], load_state(resumed.run_dir)["model"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a)
+
+
 def test_compile_mode_reaches_torch_compile(world, tmp_path, monkeypatch):
     modes = []
 

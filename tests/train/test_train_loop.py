@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from scalerec.config import load
 from scalerec.errors import UserError
 from scalerec.rundir import load_run
-from scalerec.train import train
+from scalerec.train import train, trainer
 from scalerec.train.checkpoint import load_state
 from scalerec.train.config import RunConfig, resolve_run_config
 
@@ -323,19 +323,9 @@ def test_cuda_graphs_run_resumes_as_the_run_never_stopped(world, tmp_path):
     assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a)
 
 
-@pytest.mark.gpu
-def test_cuda_graphs_run_killed_between_saves_resumes_from_its_last_state(world, tmp_path, monkeypatch):
-    """Killed at step 8 with state.pt from step 3, under CUDA graphs: the steps 4-7 that lived only in the
-    graphs' static buffers are lost, state.pt and model.safetensors agree with each other, and the resumed
-    run (fresh capture over the loaded state) ends where the run never killed ends. The CPU test of the same
-    kill (tests/train/test_train_state_saves.py) cannot see a capture that kept stale buffers."""
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    from scalerec.train import trainer
-
-    common = ("run.device=cuda", "train.compile=true", "train.compile_mode=reduce-overhead",
-              "train.precision=fp32", "model.dropout=0.0", "train.max_steps=10")
-    full = train(tiny_cfg(world, tmp_path, "full", *common))
+def train_killed_between_saves(cfg: RunConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train `cfg` until it is killed at its 8th step, with state.pt saved at step 3 only, so steps 4-7
+    live only in memory: the kill that the resume tests (CPU and CUDA graphs) must recover from."""
     real_step = trainer.train_step
 
     def killed(rt, micro, n_global):
@@ -346,8 +336,22 @@ def test_cuda_graphs_run_killed_between_saves_resumes_from_its_last_state(world,
     monkeypatch.setattr(trainer, "train_step", killed)
     monkeypatch.setattr(trainer, "_state_due", lambda rt, stopping: stopping or rt.counters.step == 3)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_cfg(world, tmp_path, "killed", *common))
+        train(cfg)
     monkeypatch.undo()
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_run_killed_between_saves_resumes_from_its_last_state(world, tmp_path, monkeypatch):
+    """Killed at step 8 with state.pt from step 3, under CUDA graphs: the steps 4-7 that lived only in the
+    graphs' static buffers are lost, state.pt and model.safetensors agree with each other, and the resumed
+    run (fresh capture over the loaded state) ends where the run never killed ends. The CPU test of the same
+    kill (tests/train/test_train_state_saves.py) cannot see a capture that kept stale buffers."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    common = ("run.device=cuda", "train.compile=true", "train.compile_mode=reduce-overhead",
+              "train.precision=fp32", "model.dropout=0.0", "train.max_steps=10")
+    full = train(tiny_cfg(world, tmp_path, "full", *common))
+    train_killed_between_saves(tiny_cfg(world, tmp_path, "killed", *common), monkeypatch)
     state = load_state(tmp_path / "killed")  # also checks model.safetensors against meta.json
     assert state["counters"]["step"] == 3
     resumed = train(load(RunConfig, toml=tmp_path / "killed" / "config.toml"), resume=True)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train_loop import tiny_cfg
+from test_train_loop import tiny_cfg, train_killed_between_saves
 
 from scalerec.config import load
 from scalerec.train import checkpoint, train, trainer
@@ -68,19 +68,7 @@ def test_resume_after_kill_between_saves(world, tmp_path, monkeypatch):
     only in memory): the files on disk agree with each other and the resumed run is the run never
     stopped."""
     full = train(tiny_cfg(world, tmp_path, "full", "train.max_steps=10"))
-    real_step = trainer.train_step
-
-    def killed(rt, micro, n_global):
-        if rt.counters.step == 7:  # the 8th step
-            raise KeyboardInterrupt
-        return real_step(rt, micro, n_global)
-
-    monkeypatch.setattr(trainer, "train_step", killed)
-    monkeypatch.setattr(trainer, "_state_due", lambda rt, stopping: stopping or rt.counters.step == 3)
-    cfg = tiny_cfg(world, tmp_path, "killed", "train.max_steps=10")
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg)
-    monkeypatch.undo()
+    train_killed_between_saves(tiny_cfg(world, tmp_path, "killed", "train.max_steps=10"), monkeypatch)
     run = tmp_path / "killed"
     state = load_state(run)  # also checks model.safetensors against meta.json
     assert state["counters"]["step"] == 3 and full.final["best_step"] > 3

@@ -55,6 +55,18 @@ def _marks(cell: list[dict], winners: list[dict]) -> str:
     return marks + ("‡" if any(r.get("lr_at_edge") for r in winners) else "")
 
 
+def _cell(rs: list[dict], winners: list[dict], cap: int) -> str:
+    """One fraction's 'valid loss | NDCG@10 | capped' of a size: winners' means, the cell's capped runs."""
+    loss = [float(r["valid_loss"]) for r in winners]
+    ndcg = statistics.mean(float(r["valid_ndcg@10"]) for r in winners)
+    capped = sum(int(r["steps"]) >= cap for r in rs)
+    return f"{_mean_sd(loss)}{_marks(rs, winners)} | {ndcg:.4f} | {capped}/{len(rs)}"
+
+
+def _n_params(cells: dict[tuple, list[dict]], enc: str, size: str) -> int:
+    return next(c[0]["n_params_non_embedding"] for k, c in cells.items() if k[:2] == (enc, size))
+
+
 def tables(rows: list[dict]) -> str:
     ok = [r for r in rows if r["status"] == "ok"]
     rows = [r for r in ok if not r.get("holdout")]
@@ -98,38 +110,23 @@ def tables(rows: list[dict]) -> str:
         size_means: dict[float, list[float]] = defaultdict(list)
         for s in sizes:
             line = []
-            n_params = None
             for f in fractions:
                 rs = cells.get((enc, s, f), [])
-                if not rs:
-                    line.append("– | – | –")
-                    continue
-                n_params = rs[0]["n_params_non_embedding"]
-                sel = _searched_winners(rs)
-                loss = [float(r["valid_loss"]) for r in sel]
-                ndcg = [float(r["valid_ndcg@10"]) for r in sel]
-                capped = sum(int(r["steps"]) >= cap for r in rs)
-                mean_ndcg = statistics.mean(ndcg)
-                line.append(f"{_mean_sd(loss)}{_marks(rs, sel)} | {mean_ndcg:.4f} | {capped}/{len(rs)}")
-                m = statistics.mean(loss)
-                size_means[f].append(m)
-                if f not in best or m < best[f][0]:
-                    best[f] = (m, s)
-            out.append(f"| {s} | {n_params:,} | " + " | ".join(line) + " |")
+                line.append(_cell(rs, _searched_winners(rs), cap) if rs else "– | – | –")
+                if rs:
+                    m = statistics.mean(float(r["valid_loss"]) for r in _searched_winners(rs))
+                    size_means[f].append(m)
+                    if f not in best or m < best[f][0]:
+                        best[f] = (m, s)
+            out.append(f"| {s} | {_n_params(cells, enc, s):,} | " + " | ".join(line) + " |")
         for s in sorted({k[1] for k in held_cells if k[0] == enc}):
             line = []
             for f in fractions:
                 rs = held_cells.get((enc, s, f), [])
+                # a held-out size that ran one LR per seed has no search: its runs are its winners
                 sel = _searched_winners(rs) or [r for r in rs if r["lr_selected"]] or rs
-                if not rs:
-                    line.append("– | – | –")
-                    continue
-                n_params = rs[0]["n_params_non_embedding"]
-                loss = [float(r["valid_loss"]) for r in sel]
-                mean_ndcg = statistics.mean(float(r["valid_ndcg@10"]) for r in sel)
-                capped = sum(int(r["steps"]) >= held_cap for r in rs)
-                line.append(f"{_mean_sd(loss)}{_marks(rs, sel)} | {mean_ndcg:.4f} | {capped}/{len(rs)}")
-            out.append(f"| {s} (held out) | {n_params:,} | " + " | ".join(line) + " |")
+                line.append(_cell(rs, sel, held_cap) if rs else "– | – | –")
+            out.append(f"| {s} (held out) | {_n_params(held_cells, enc, s):,} | " + " | ".join(line) + " |")
         # D of a fraction from any encoder's rows: a sweep under way may not have reached this encoder's f yet
         d_by_f = {f: next(c[0]["unique_targets"] for k, c in cells.items() if k[2] == f) for f in fractions}
         reached = [f for f in fractions if f in best]

@@ -452,7 +452,9 @@ def main() -> None:
     at_edge = winners_at_edge(grid, winners)
     if args.stop_at_edge and at_edge:  # the one test read is kept for a winner the grid has bracketed
         print(json.dumps({"event": "stopped_at_edge", "winner_at_edge": at_edge,
-                          "hint": "extend those axes past the edge and rerun; test was not read"}),
+                          "hint": "extend those axes past the edge and rerun; test was not read (where the "
+                                  "'selected' event says within_seed_noise, the edge won by less than seed "
+                                  "noise: the axis may be flat there, not still improving)"}),
               flush=True)
         return
     if args.jobs > 1:

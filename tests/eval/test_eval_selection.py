@@ -129,3 +129,42 @@ def test_winners_at_an_edge_are_named_so_the_benchmark_can_stop_before_test() ->
                ("office", "hybrid_ce"): ["model.d_model=16", "train.lr=3e-4"]}
     assert selection.winners_at_edge(grid, winners) == {"office/hybrid_ce": {"model.d_model": "lowest"}}
     assert selection.winners_at_edge(grid, {("a", "b"): ["model.d_model=32", "train.lr=3e-4"]}) == {}
+
+
+def test_the_report_says_when_the_winner_leads_by_less_than_seed_noise(tmp_path: Path) -> None:
+    """Office's hybrid star (2026-12-07): lr 1e-4 led the centre by 0.0002 over 3 seeds whose spread was
+    0.0005-0.0015. The winner stays the winner; the report says the lead is inside seed noise."""
+    valid = {"train.lr=3e-4": [0.0820, 0.0807, 0.0791], "train.lr=1e-4": [0.0813, 0.0807, 0.0803],
+             "train.lr=1e-3": [0.0777, 0.0768, 0.0775]}
+
+    def cell(config: list[str], seed: int) -> Path:
+        return _run(tmp_path, f"{config[0]}_{seed}", valid[config[0]][seed], test=0.0)
+
+    grid = selection.parse_grid(["train.lr=1e-3,3e-4,1e-4"])
+    winner = selection.select("office", "hybrid_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
+    assert winner == ["train.lr=1e-4"]
+    report = json.loads((tmp_path / "selection" / "office_hybrid_ce.json").read_text())
+    m = report["margin"]
+    assert m["runner_up"] == ["train.lr=3e-4"] and m["lead"] == pytest.approx(0.000167, abs=1e-6)
+    assert m["seed_sd"]["runner_up"] == pytest.approx(0.00145, abs=1e-5) and m["within_seed_noise"] is True
+    assert report["winner_at_edge"] == {"train.lr": "lowest"}
+
+
+def test_a_clear_lead_is_not_called_noise_and_one_seed_gives_no_margin(tmp_path: Path) -> None:
+    valid = {"train.lr=3e-4": [0.080, 0.081, 0.079], "train.lr=1e-3": [0.070, 0.071, 0.069]}
+
+    def cell(config: list[str], seed: int) -> Path:
+        return _run(tmp_path, f"{config[0]}_{seed}", valid[config[0]][seed], test=0.0)
+
+    grid = selection.parse_grid(["train.lr=1e-3,3e-4"])
+    selection.select("beauty", "sasrec_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
+    m = json.loads((tmp_path / "selection" / "beauty_sasrec_ce.json").read_text())["margin"]
+    assert m["lead"] == pytest.approx(0.010) and m["within_seed_noise"] is False
+    one_seed = tmp_path / "one_seed"
+    one_seed.mkdir()
+
+    def cell_one(config: list[str], seed: int) -> Path:
+        return _run(one_seed, f"{config[0]}_{seed}", valid[config[0]][seed], test=0.0)
+
+    selection.select("sports", "sasrec_ce", grid, [0], "ndcg@10", cell_one, one_seed)
+    assert json.loads((one_seed / "selection" / "sports_sasrec_ce.json").read_text())["margin"] is None

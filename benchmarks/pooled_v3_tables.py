@@ -67,18 +67,26 @@ def _n_params(cells: dict[tuple, list[dict]], enc: str, size: str) -> int:
     return next(c[0]["n_params_non_embedding"] for k, c in cells.items() if k[:2] == (enc, size))
 
 
+def _step_caps(rows: list[dict]) -> dict[bool, int]:
+    """The step cap of the fitted (False) and held-out (True) runs: the largest `steps` of each group. Why
+    apart: held-out runs get a longer budget (the spec's holdout scale), and one shared cap would call every
+    fitted run uncapped."""
+    groups = {bool(r.get("holdout")) for r in rows}
+    return {held: max(int(r["steps"]) for r in rows if bool(r.get("holdout")) == held) for held in groups}
+
+
 def tables(rows: list[dict]) -> str:
     ok = [r for r in rows if r["status"] == "ok"]
     rows = [r for r in ok if not r.get("holdout")]
     held_out = [r for r in ok if r.get("holdout")]
-    cap = max(int(r["steps"]) for r in rows)
+    caps = _step_caps(ok)
+    cap, held_cap = caps[False], caps.get(True, 0)
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         cells[(r["encoder"], r["size"], r["train_fraction"])].append(r)
     held_cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in held_out:
         held_cells[(r["encoder"], r["size"], r["train_fraction"])].append(r)
-    held_cap = max((int(r["steps"]) for r in held_out), default=0)
     # a seed that did not search ran exactly one run
     n_unsearched = sum(len({int(r["seed"]) for r in c} - _searched_seeds(c)) for c in cells.values())
     fractions = sorted({k[2] for k in cells})
@@ -112,12 +120,15 @@ def tables(rows: list[dict]) -> str:
             line = []
             for f in fractions:
                 rs = cells.get((enc, s, f), [])
-                line.append(_cell(rs, _searched_winners(rs), cap) if rs else "– | – | –")
-                if rs:
-                    m = statistics.mean(float(r["valid_loss"]) for r in _searched_winners(rs))
-                    size_means[f].append(m)
-                    if f not in best or m < best[f][0]:
-                        best[f] = (m, s)
+                if not rs:
+                    line.append("– | – | –")
+                    continue
+                sel = _searched_winners(rs)
+                line.append(_cell(rs, sel, cap))
+                m = statistics.mean(float(r["valid_loss"]) for r in sel)
+                size_means[f].append(m)
+                if f not in best or m < best[f][0]:
+                    best[f] = (m, s)
             out.append(f"| {s} | {_n_params(cells, enc, s):,} | " + " | ".join(line) + " |")
         for s in sorted({k[1] for k in held_cells if k[0] == enc}):
             line = []
@@ -182,9 +193,7 @@ def per_lr(rows: list[dict]) -> str:
     minimum of. Why: a winner by 0.001 nats over its neighbour, or an optimum at the grid's end, reads
     differently from a clear interior minimum, and the summary table shows only the minimum."""
     rows = [r for r in rows if r["status"] == "ok"]
-    # held-out runs get a longer budget than fitted ones (the spec's holdout scale), so each has its own cap
-    caps = {held: max(int(r["steps"]) for r in rows if bool(r.get("holdout")) == held)
-            for held in {bool(r.get("holdout")) for r in rows}}
+    caps = _step_caps(rows)
     cap_text = " for fitted sizes, ".join(f"{caps[h]:,}" for h in sorted(caps)) + (
         " for held-out ones" if len(caps) > 1 else "")
     cells: dict[tuple, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))

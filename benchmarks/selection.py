@@ -127,16 +127,16 @@ def valid_score(run_dir: Path, metric: str) -> float:
     return float(value)
 
 
-def margin(ranked: list[dict[str, Any]]) -> dict[str, Any] | None:
+def margin(ranked: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
     """How far the winner leads the runner-up, beside each one's seed spread (sample sd). Why: on a flat
     grid the winner's lead can be smaller than seed noise (Office, 2026-12-07: an edge winner ahead by 0.0002
     with seed sds of 0.0005 and 0.0015), and an edge winner chosen by noise does not say the optimum lies past
     the edge. `within_seed_noise` (the lead is below the larger of the two sds) says so; it is a reading aid,
-    not a test, and it does not change the winner. None with one candidate or one seed."""
+    not a test, and it does not change the winner. `key` names each row's per-seed scores. None with one
+    candidate or one seed."""
     if len(ranked) < 2 or len(ranked[0]["seeds"]) < 2:
         return None
     winner, runner_up = ranked[0], ranked[1]
-    key = next(k for k in winner if k.startswith("valid/"))
     sd = {name: statistics.stdev(row[key]) for name, row in (("winner", winner), ("runner_up", runner_up))}
     lead = winner["mean"] - runner_up["mean"]
     return {"runner_up": runner_up["config"], "lead": lead, "seed_sd": sd,
@@ -168,7 +168,7 @@ def select(
     ranked = sorted(rows, key=lambda r: -r["mean"])  # stable: ties keep the grid's order, as max() did
     best = ranked[0]
     edges = winner_at_edge(grid, best["config"])
-    lead = margin(ranked)
+    lead = margin(ranked, f"valid/{metric}")
     report = {"dataset": dataset, "variant": variant, "selected_on": f"valid/{metric}",
               "design": design, "note": "validation only; test was not read for any candidate",
               "winner": best["config"],

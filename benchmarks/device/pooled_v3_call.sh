@@ -24,7 +24,7 @@
 #   and three calls that shared the card with 12 other runs at LIM<=420 finished none (docs/results/pooled_v3b/).
 #   That shape, used on 2026-12-07 (calls 8 and 9), finished 20 and 22 runs per 540-s call.
 #   Call 13 (2026-12-07, one H200, PAR=8) ran the 8 held-out text m runs in 339 s; call 14 (one H100, PAR=8) the 8
-#   held-out ID m runs in 244 s. Next: the ID m's x1/4 the spec now queues (4 runs), the same command with PAR=4.
+#   held-out ID m runs in 244 s, call 15 (PAR=4) the ID m's x1/4 in 193 s: the spec is complete (164 runs).
 #   DRY=1: the calibrated dry run only (times a few short runs per size on this GPU; sweep_dry_run.log)
 # CPU smoke of the mechanics (two "machines", the second adopting the first's table), as checked on 2026-12-05:
 #   EXTRA_SETS="--set encoders=['text'] --set sizes=['tiny'] --set train_fractions=[0.01] --set seeds=[0]

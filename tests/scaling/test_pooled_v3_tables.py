@@ -35,7 +35,7 @@ V3B = TABLE.parents[1] / "pooled_v3b" / "results.parquet"
 
 
 def test_the_committed_v3b_tables_md_is_what_the_script_prints() -> None:
-    """pooled_v3b, complete (160 runs): the committed tables.md, with the figures its README and BENCHMARKS.md
+    """pooled_v3b, complete (164 runs): the committed tables.md, with the figures its README and BENCHMARKS.md
     quote. (While it was under way the ID twin had no f1.0 row and the script raised StopIteration.)"""
     script = load_script("benchmarks/pooled_v3_tables.py")
     rows = pq.read_table(V3B).to_pylist()
@@ -50,10 +50,10 @@ def test_the_committed_v3b_tables_md_is_what_the_script_prints() -> None:
     assert m_row in out
     text_m = "| text | f1 | m (held out) | 0.000475: 8.458 (2, 2); **0.00095: 8.400 (2, 2)**; "
     assert text_m + "0.0019: 8.791 (2, 0) |" in out
-    # the ID m's LR searched too (call 14): at f1.0 both seeds chose the grid's low edge and reached the cap
-    id_m = "| m (held out) | 6,331,392 | 8.842 ± 0.005 | 0.0249 | 0/6 | 8.148 ± 0.002‡ | 0.0321 | 2/6 |"
+    # the ID m's LR searched too (calls 14-15): at f1.0 both seeds chose x1/2, inside the grid, at the cap
+    id_m = "| m (held out) | 6,331,392 | 8.842 ± 0.005 | 0.0249 | 1/8 | 8.148 ± 0.002 | 0.0321 | 4/8 |"
     assert id_m in out
-    assert "| id | f1 | m (held out) | **0.00013: 8.148 (2, 2)**; 0.00026: 8.180 (2, 0); " in out
+    assert "| id | f1 | m (held out) | 6.5e-05: 8.535 (2, 2); **0.00013: 8.148 (2, 2)**; 0.00026: 8.180 (2, 0); " in out
 
 
 def test_held_out_runs_have_their_own_step_cap() -> None:

@@ -98,9 +98,16 @@ job games_sasrec_select --datasets games --variants sasrec_ce --set train.packin
 # Past it: a star centred on the winner (d {32, 64, 128} x lr {1e-3, 3e-4, 1e-4}, one axis at a time: 5 candidates,
 # 15 runs), selected on 3 seeds as Office's flat grid taught (docs/results/accuracy/cpu_2026-12-07_office_id_star/),
 # stopping before test if the winner is at an edge again. lr 1e-4 runs may reach the 200-epoch cap (~2x the ~90
-# epochs of lr 3e-4): ~3 warm calls. Not run yet.
+# epochs of lr 3e-4): ~3 warm calls.
 job games_sasrec_star --datasets games --variants sasrec_ce --set train.packing=on --select-seeds "${SELECT_SEEDS:-0,1,2}" \
   --grid model.d_model=32,64,128 --grid train.lr=1e-3,3e-4,1e-4 --grid-design star --stop-at-edge --jobs 15
+# Ran on 2026-12-07 (one H100, 3 chained calls, 451 + 525 + 111 s): d 64 bracketed; lr 1e-4 wins (valid 0.0740 vs
+# 0.0717, lead 20x the seed sd) at the star's LR edge AND the 200-epoch cap (best epochs 189-197), so test was not
+# read (docs/results/accuracy/h100_2026-12-07_games_id_star/). Next: the cap lifted to 400 epochs and the LR
+# bracketed from below, d 64 at lr {3e-4, 1e-4, 5e-5} (3e-4 stops early near 90 epochs either way, so the job
+# selects on its own). 9 runs; lr 1e-4 took ~970 s per 200 epochs with 15 on the card: ~3-4 warm calls. Not run.
+job games_sasrec_long --datasets games --variants sasrec_ce --set train.packing=on --set model.d_model=64 \
+  --set train.epochs=400 --select-seeds "${SELECT_SEEDS:-0,1,2}" --grid train.lr=3e-4,1e-4,5e-5 --stop-at-edge --jobs 9
 # CUDA graphs in whole runs (issue 24): the selected Sports recipe under torch.compile mode reduce-overhead, 3 seeds,
 # to compare with the committed winner's runs (the same seeds: valid 0.0440, test 0.0338 [0.0328, 0.0348];
 # docs/results/accuracy/h100_2026-12-06_sports_select_low/). The step alone ran 1.94x faster so (BENCHMARKS.md,

@@ -42,7 +42,7 @@ from typing import Any
 
 from scalerec.eval.metrics import seed_interval
 from scalerec.io import write_json
-from selection import candidates, check_metric, config_tag, parse_grid, select, winners_at_edge
+from selection import budget_edges, candidates, check_metric, config_tag, parse_grid, select, winners_at_edge
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -412,7 +412,9 @@ def main() -> None:
                    "a time (checks a known winner is interior for fewer runs)")
     p.add_argument("--stop-at-edge", action="store_true",
                    help="stop after the selection, before any test read, when a winner sits at its grid's "
-                   "edge (a numeric axis at its lowest or highest value); the next grid extends that axis")
+                   "edge (a numeric axis at its lowest or highest value) or every one of its selection runs "
+                   "ended at the training budget rather than by early stopping; the next grid extends that "
+                   "axis or the budget")
     p.add_argument("--select-seeds", default=None, help="seeds the grid is compared on (default: the first)")
     p.add_argument("--select-metric", default="ndcg@10", help="validation metric that picks the winner")
     p.add_argument(
@@ -450,11 +452,14 @@ def main() -> None:
 
             winners[ds, var] = select(ds, var, grid, select_seeds, metric, cell, args.work, args.grid_design)
     at_edge = winners_at_edge(grid, winners)
+    for cell_name, axes in budget_edges(args.work, winners).items():  # every winner seed ran to its cap
+        at_edge.setdefault(cell_name, {}).update(axes)
     if args.stop_at_edge and at_edge:  # the one test read is kept for a winner the grid has bracketed
         print(json.dumps({"event": "stopped_at_edge", "winner_at_edge": at_edge,
-                          "hint": "extend those axes past the edge and rerun; test was not read (where the "
-                                  "'selected' event says within_seed_noise, the edge won by less than seed "
-                                  "noise: the axis may be flat there, not still improving)"}),
+                          "hint": "extend those axes past the edge (for 'budget': raise train.epochs) and "
+                                  "rerun; test was not read (where the 'selected' event says "
+                                  "within_seed_noise, the edge won by less than seed noise: the axis may be "
+                                  "flat there, not still improving)"}),
               flush=True)
         return
     if args.jobs > 1:

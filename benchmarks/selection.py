@@ -117,6 +117,24 @@ def winners_at_edge(grid: list[tuple[str, list[str]]],
     return {cell: axes for cell, axes in edges.items() if axes}
 
 
+def budget_edges(work: Path, winners: dict[tuple[str, str], list[str]]) -> dict[str, dict[str, str]]:
+    """`{"dataset/variant": {"budget": "reached"}}` where every selection seed of the winner ended at its
+    training budget (`reached_budget`): the budget is then an axis the selection has not bracketed, like an
+    LR at its grid's edge, and `--stop-at-edge` keeps the one test read for a recipe run to its own early
+    stop. Read from the selection tables `select` wrote; a cell without one (a single configuration) has
+    none."""
+    out = {}
+    for ds, var in winners:
+        table = work / "selection" / f"{ds}_{var}.json"
+        if not table.is_file():
+            continue
+        report = json.loads(table.read_text())
+        n_seeds = len(report["candidates"][0]["seeds"])
+        if report.get("winner_reached_budget", 0) == n_seeds:
+            out[f"{ds}/{var}"] = {"budget": "reached"}
+    return out
+
+
 def valid_score(run_dir: Path, metric: str) -> float:
     """Best validation metric of a finished run (the checkpoint the trainer kept). Reads only
     `final.json["valid"]`; the `test` block beside it is deliberately ignored."""
@@ -125,6 +143,16 @@ def valid_score(run_dir: Path, metric: str) -> float:
     if value is None or value != value:
         return float("-inf")  # no validation number (or NaN): never selected
     return float(value)
+
+
+def reached_budget(run_dir: Path) -> bool:
+    """Whether a finished run ended at its training budget (epoch or step cap, or the clock) rather than by
+    early stopping on validation. Why it matters: such a run was still allowed to improve, so its score is a
+    lower bound, and a slow recipe (a low LR) can lose or win by the cap, not by itself (Games ID, 2026-12-07:
+    the lr 1e-4 winner's three runs all ended at the 200-epoch cap with their best epochs at 189-197). A
+    final.json without the flag (older runs) counts as stopped early."""
+    final = json.loads((run_dir / "final.json").read_text())
+    return final.get("stopped_early") is False or bool(final.get("stopped_by_time"))
 
 
 def margin(ranked: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
@@ -162,9 +190,11 @@ def select(
         return cands[0]
     rows: list[dict[str, Any]] = []
     for overrides in cands:
-        scores = [valid_score(train_cell(overrides, s), metric) for s in seeds]
+        run_dirs = [train_cell(overrides, s) for s in seeds]
+        scores = [valid_score(d, metric) for d in run_dirs]
         rows.append({"config": overrides, "tag": config_tag(overrides), "seeds": seeds,
-                     f"valid/{metric}": scores, "mean": sum(scores) / len(scores)})
+                     f"valid/{metric}": scores, "mean": sum(scores) / len(scores),
+                     "reached_budget": [reached_budget(d) for d in run_dirs]})
     ranked = sorted(rows, key=lambda r: -r["mean"])  # stable: ties keep the grid's order, as max() did
     best = ranked[0]
     edges = winner_at_edge(grid, best["config"])
@@ -172,12 +202,14 @@ def select(
     report = {"dataset": dataset, "variant": variant, "selected_on": f"valid/{metric}",
               "design": design, "note": "validation only; test was not read for any candidate",
               "winner": best["config"],
-              "winner_at_edge": edges, "margin": lead, "candidates": ranked}
+              "winner_at_edge": edges, "margin": lead,
+              "winner_reached_budget": sum(best["reached_budget"]), "candidates": ranked}
     out = work / "selection" / f"{dataset}_{variant}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, report)  # temporary name, then rename: a killed call leaves the old table or none
     print(json.dumps({"event": "selected", "dataset": dataset, "variant": variant,
                       "on": f"valid/{metric}", "winner": best["config"], "valid_mean": best["mean"],
-                      "winner_at_edge": edges, "candidates": len(rows),
+                      "winner_at_edge": edges, "winner_reached_budget": sum(best["reached_budget"]),
+                      "candidates": len(rows),
                       "within_seed_noise": lead["within_seed_noise"] if lead else None}), flush=True)
     return best["config"]

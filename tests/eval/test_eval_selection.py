@@ -168,3 +168,54 @@ def test_a_clear_lead_is_not_called_noise_and_one_seed_gives_no_margin(tmp_path:
 
     selection.select("sports", "sasrec_ce", grid, [0], "ndcg@10", cell_one, one_seed)
     assert json.loads((one_seed / "selection" / "sports_sasrec_ce.json").read_text())["margin"] is None
+
+
+def _budget_run(tmp: Path, name: str, valid: float, stopped_early: bool, by_time: bool = False) -> Path:
+    run = tmp / name
+    run.mkdir()
+    final = {"valid": {"ndcg@10": valid}, "test": {"ndcg@10": 0.0}, "stopped_early": stopped_early,
+             "stopped_by_time": by_time}
+    (run / "final.json").write_text(json.dumps(final))
+    return run
+
+
+def test_a_winner_whose_runs_all_reached_the_budget_is_named_an_edge(tmp_path: Path) -> None:
+    """Games ID star (2026-12-07): lr 1e-4 won by 0.0023, but its three runs all ended at the 200-epoch
+    cap, still improving; its score is a lower bound and the cap, not the recipe, may rank it. The table
+    counts such runs per candidate, and the budget is reported as an edge the selection has not bracketed."""
+    runs = {"train.lr=1e-4": ([0.0742, 0.0740, 0.0740], [False, False, False]),
+            "train.lr=3e-4": ([0.0717, 0.0719, 0.0716], [True, True, True])}
+
+    def cell(config: list[str], seed: int) -> Path:
+        valid, early = runs[config[0]]
+        return _budget_run(tmp_path, f"{config[0]}_{seed}", valid[seed], early[seed])
+
+    grid = selection.parse_grid(["train.lr=3e-4,1e-4"])
+    winner = selection.select("games", "sasrec_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
+    assert winner == ["train.lr=1e-4"]
+    report = json.loads((tmp_path / "selection" / "games_sasrec_ce.json").read_text())
+    assert report["winner_reached_budget"] == 3
+    assert [c["reached_budget"] for c in report["candidates"]] == [[True] * 3, [False] * 3]
+    assert selection.budget_edges(tmp_path, {("games", "sasrec_ce"): winner}) == {
+        "games/sasrec_ce": {"budget": "reached"}}
+
+
+def test_a_winner_stopped_early_on_any_seed_is_not_a_budget_edge(tmp_path: Path) -> None:
+    """One seed stopping early on validation shows the recipe can reach its optimum inside the budget; a run
+    stopped by the clock counts as reaching the budget; a final.json without the flag (older runs) does
+    not."""
+    runs = {"train.lr=1e-4": [(0.08, False, False), (0.08, True, False), (0.08, False, False)],
+            "train.lr=3e-4": [(0.07, True, False), (0.07, True, True), (0.07, True, False)]}
+
+    def cell(config: list[str], seed: int) -> Path:
+        valid, early, by_time = runs[config[0]][seed]
+        return _budget_run(tmp_path, f"{config[0]}_{seed}", valid, early, by_time)
+
+    grid = selection.parse_grid(["train.lr=3e-4,1e-4"])
+    winner = selection.select("office", "hybrid_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
+    report = json.loads((tmp_path / "selection" / "office_hybrid_ce.json").read_text())
+    assert report["winner_reached_budget"] == 2
+    assert report["candidates"][1]["reached_budget"] == [False, True, False]
+    assert selection.budget_edges(tmp_path, {("office", "hybrid_ce"): winner}) == {}
+    assert selection.reached_budget(_run(tmp_path, "old", 0.05, 0.05)) is False
+    assert selection.budget_edges(tmp_path, {("none", "single"): []}) == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalerec.scaling.extrapolate import extrapolation_test, split
+from scalerec.scaling.extrapolate import TIE_RTOL, extrapolation_test, split, verdict
 from scalerec.scaling.fits import fit_metric, load_points
 
 
@@ -51,6 +51,30 @@ def test_a_law_without_a_size_effect_loses_to_the_nearest_run():
     y = np.where(n >= 1e6, y * 1.2, y)
     out = extrapolation_test(n, d, c, y, higher=False, marked=n >= 1e6, n_boot=20)
     assert not out["law_beats_baselines"] and out["fraction_inside"] < 1.0
+
+
+def test_a_law_whose_size_term_vanished_ties_the_d_only_law_instead_of_beating_it():
+    """pooled_v3b (2026-12-07): with alpha_N at 0 the joint law is a D-only law, and the two errors differed
+    in the 13th digit, which a strict `<` called a win. Here a world with no size effect and no noise: the
+    joint law folds its size term into the constant and errs by 0, the D-only law by ~1e-13."""
+    n, d = np.meshgrid([3e4, 1e5, 3e5, 1e6, 4e6], np.geomspace(1e5, 1e7, 4))
+    n, d = n.ravel(), d.ravel()
+    y = 2.0 + 300 * d**-0.3
+    out = extrapolation_test(n, d, 6 * n * d, y, higher=False, marked=n >= 1e6, n_boot=0)
+    assert out["fit"]["coef"]["alpha_N"] == 0.0
+    assert "D-only law L(D)" in out["law_ties"] and not out["law_beats_baselines"]
+
+
+def test_the_verdict_needs_a_lead_beyond_the_tie_tolerance():
+    joint = "joint law L(N, D)"
+    assert verdict({joint: 0.010, "D-only": 0.020, "nearest": 0.030}) == {
+        "law_beats_baselines": True, "law_ties": []}
+    tie = verdict({joint: 0.0053925339597257, "D-only": 0.005392533959944773, "nearest": 0.0094})
+    assert tie == {"law_beats_baselines": False, "law_ties": ["D-only"]}
+    edge = 0.02 * (1 - TIE_RTOL / 2)  # inside the tolerance on the winning side: still a tie
+    assert verdict({joint: edge, "D-only": 0.02, "nearest": 0.05})["law_ties"] == ["D-only"]
+    assert verdict({joint: 0.03, "D-only": 0.02, "nearest": 0.05}) == {
+        "law_beats_baselines": False, "law_ties": []}
 
 
 def test_fit_excludes_marked_runs_from_every_law():

@@ -29,6 +29,22 @@ N_FACTOR = 2.0
 C_FACTOR = 4.0
 MIN_FIT_SIZES = 3
 """Distinct model sizes the fitted set needs for alpha_N to mean anything."""
+TIE_RTOL = 0.01
+"""Mean errors within this fraction of each other are a tie, not a win. Why: where alpha_N sits at 0 the joint
+law is a D-only law with its size term folded into the constant, so the two predict the same to ~1e-13 and a
+strict `<` handed the win to whichever the optimizer's last digit favoured (pooled_v3b's text m, 2026-12-07:
+0.5392533959726% against 0.5392533959945%, "beats both baselines")."""
+TIE_ATOL = 1e-9
+"""And errors this close in absolute terms are a tie too: on exact data both are ~0 (0 against 1e-13)."""
+
+
+def verdict(mean_errors: dict[str, float], law: str = "joint law L(N, D)") -> dict[str, Any]:
+    """Whether `law` beats every other predictor, and which it only ties (errors within `TIE_RTOL`)."""
+    own = mean_errors[law]
+    others = {k: v for k, v in mean_errors.items() if k != law}
+    ties = sorted(k for k, v in others.items() if abs(own - v) <= TIE_RTOL * max(own, v) + TIE_ATOL)
+    beats = all(own < v and k not in ties for k, v in others.items())
+    return {"law_beats_baselines": bool(beats), "law_ties": ties}
 
 
 def _fittable(fit: np.ndarray, n: np.ndarray, d: np.ndarray) -> bool:
@@ -130,6 +146,6 @@ def extrapolation_test(
         predicted={k: v.tolist() for k, v in preds.items()},
         rel_error={k: v.tolist() for k, v in rel.items()},
         table=[{"predictor": k, "mean_rel_error": v} for k, v in mean.items()],
-        law_beats_baselines=bool(all(mean["joint law L(N, D)"] < v for k, v in mean.items() if k[0] != "j")),
+        **verdict(mean),
     )
     return out

@@ -386,6 +386,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{metric}: extrapolation to {ex['n_heldout']} held-out runs, mean rel. error {errs}"
                 + (f"; {100 * inside:.0f}% inside the 95% prediction interval" if inside is not None else "")
+                + ("; the law beats both baselines" if ex.get("law_beats_baselines") else
+                   "; the law does not beat both baselines"
+                   + (f" (ties {' and '.join(ex['law_ties'])})" if ex.get("law_ties") else ""))
             )
         elif ex:
             lines.append(f"{metric}: extrapolation test skipped: {ex['skipped']}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from scalerec.io import atomic_write, read_json
 from scalerec.scaling import identify
+from scalerec.scaling.extrapolate import TIE_RTOL
 from scalerec.scaling.fits import FITS_FORMAT, fit
 from scalerec.scaling.html_table import html_table
 from scalerec.scaling.plots import all_figures
@@ -111,6 +112,9 @@ def _extrapolation(ex: dict[str, Any]) -> str:
         return head + f"<p>skipped: {html.escape(ex['skipped'])}.</p>"
     inside = ex.get("fraction_inside")
     verdict = "beats both baselines" if ex["law_beats_baselines"] else "does <b>not</b> beat both baselines"
+    if ex.get("law_ties"):
+        ties = html.escape(" and ".join(ex["law_ties"]))
+        verdict += f" (it ties {ties}: errors within {100 * TIE_RTOL:g}% of each other)"
     text = (
         f"<p>Joint law fitted on {ex['n_fit']} runs ({html.escape(ex['rule'])}); {ex['n_heldout']} held-out "
         f"runs with N ≥ {ex['n_factor']:g}× and compute ≥ {ex['c_factor']:g}× the largest fitted run "

@@ -122,13 +122,15 @@ def budget_edges(work: Path, winners: dict[tuple[str, str], list[str]]) -> dict[
     training budget (`reached_budget`): the budget is then an axis the selection has not bracketed, like an
     LR at its grid's edge, and `--stop-at-edge` keeps the one test read for a recipe run to its own early
     stop. Read from the selection tables `select` wrote; a cell without one (a single configuration) has
-    none."""
+    none, and a table left by an earlier grid whose winner is not this one is ignored."""
     out = {}
-    for ds, var in winners:
+    for (ds, var), winner in winners.items():
         table = work / "selection" / f"{ds}_{var}.json"
         if not table.is_file():
             continue
         report = json.loads(table.read_text())
+        if report.get("winner") != winner:
+            continue
         n_seeds = len(report["candidates"][0]["seeds"])
         if report.get("winner_reached_budget", 0) == n_seeds:
             out[f"{ds}/{var}"] = {"budget": "reached"}

@@ -198,6 +198,8 @@ def test_a_winner_whose_runs_all_reached_the_budget_is_named_an_edge(tmp_path: P
     assert [c["reached_budget"] for c in report["candidates"]] == [[True] * 3, [False] * 3]
     assert selection.budget_edges(tmp_path, {("games", "sasrec_ce"): winner}) == {
         "games/sasrec_ce": {"budget": "reached"}}
+    # a table an earlier grid left for the same cell, whose winner is not this one, says nothing about it
+    assert selection.budget_edges(tmp_path, {("games", "sasrec_ce"): ["train.lr=3e-4"]}) == {}
 
 
 def test_a_winner_stopped_early_on_any_seed_is_not_a_budget_edge(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@
 #   bash benchmarks/device/world_v5_call.sh            # call 1, then call 2 (same command)
 #   PAR=1 bash benchmarks/device/world_v5_call.sh      # call 3, only if the held-out s+ did not finish
 #   SPEC=configs/sweeps/world_v5_long.toml PAR=5 SWEEP_S=400 bash benchmarks/device/world_v5_call.sh  # long runs
+#   SPEC=configs/sweeps/world_v6.toml ONLY=size=m2 PAR=1 bash benchmarks/device/world_v5_call.sh  # one job alone
 #
 # Any other sweep too: SETS holds spec overrides (`--set`, also given to the packer), ADOPT a committed results
 # table whose finished runs count as done (`scalerec sweep --adopt`). pooled_v2's 130 missing runs, with
@@ -32,8 +33,9 @@ nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/device.txt"; git log -
 if [ -f "gpu/${NAME}_runs.tgz" ]; then tar xzf "gpu/${NAME}_runs.tgz" -C runs; fi
 SET_ARGS=(); for kv in ${SETS:-}; do SET_ARGS+=(--set "$kv"); done
 ADOPT_ARGS=(); if [ -n "${ADOPT:-}" ]; then ADOPT_ARGS=(--adopt "$ADOPT"); fi
+ONLY_ARGS=(); for kv in ${ONLY:-}; do ONLY_ARGS+=(--only "$kv"); done   # e.g. ONLY=size=m2: that job alone
 timeout "${SWEEP_S:-540}" python -m scalerec sweep "$SPEC" --out "$RUNS" --parallel "${PAR:-12}" \
-  "${SET_ARGS[@]}" "${ADOPT_ARGS[@]}" > "$OUT/sweep.log" 2>&1
+  "${SET_ARGS[@]}" "${ADOPT_ARGS[@]}" "${ONLY_ARGS[@]}" > "$OUT/sweep.log" 2>&1
 echo "sweep rc=$?"
 python benchmarks/device/pack_sweep.py "$SPEC" "$RUNS" "$OUT/${NAME}_runs.tgz" ${SETS:-}
 grep -c "^ok " "$OUT/sweep.log"; grep "^sweep\|failed\|Error" "$OUT/sweep.log" | tail -5; uptime

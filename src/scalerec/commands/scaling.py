@@ -31,6 +31,13 @@ def sweep(
         help="Another sweep's results.parquet (or its dir, e.g. a committed docs/results/<sweep>): its "
         "finished runs of the same config count as done here, so only what is new is trained.",
     ),
+    only: list[str] = typer.Option(
+        [],
+        "--only",
+        help="Train only the jobs with a run matching KEY=V1,V2 (size, subset, seed, encoder, holdout; "
+        "repeatable, all must match), e.g. --only size=m2 to run a long held-out run alone; a branch "
+        "brings its trunk. The other runs are left as they are.",
+    ),
 ) -> None:
     """Run every missing run of a scaling sweep (sizes × data subsets × seeds × LRs).
 
@@ -39,10 +46,11 @@ def sweep(
     sweep's table under the same config are taken from it (their rows say `adopted_from`).
     """
     from scalerec.scaling.spec import load_spec
-    from scalerec.scaling.sweep import RESULTS, run_sweep
+    from scalerec.scaling.sweep import RESULTS, parse_only, run_sweep
 
     rows = run_sweep(
-        load_spec(spec, set_), out, parallel=parallel, dry_run=dry_run, calibrate=calibrate, adopt=adopt
+        load_spec(spec, set_), out, parallel=parallel, dry_run=dry_run, calibrate=calibrate, adopt=adopt,
+        only=parse_only(only),
     )
     if dry_run:
         _print_plan(rows)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scalerec.config import to_dict
+from scalerec.errors import UserError
 from scalerec.io import atomic_write, read_json, write_json
 from scalerec.memory import GPU_SHARE_ENV
 from scalerec.scaling.branches import resumable, run_group
@@ -409,6 +410,29 @@ def _share_gpu(parallel: int) -> None:
     os.environ[GPU_SHARE_ENV] = str(parallel)
 
 
+ONLY_KEYS = ("size", "subset", "seed", "encoder", "holdout")
+
+
+def parse_only(items: list[str]) -> dict[str, set[str]]:
+    """`["size=m2", "seed=0,1"]` -> `{"size": {"m2"}, "seed": {"0", "1"}}`; an unknown key is refused."""
+    only: dict[str, set[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or key not in ONLY_KEYS or not values.strip():
+            raise UserError(f"--only {item!r}: expected KEY=V1,V2 with KEY one of {', '.join(ONLY_KEYS)}")
+        only.setdefault(key, set()).update(v.strip().lower() for v in values.split(",") if v.strip())
+    return only
+
+
+def selected(job: list[PlannedRun], only: dict[str, set[str]] | None) -> bool:
+    """Whether `--only` keeps this job: some run of it matches every key. Why whole jobs: a branch cannot
+    train without its trunk, so selecting a branch's size or subset runs its trunk too."""
+    if not only:
+        return True
+    return any(all(str(getattr(r, k)).lower() in vs for k, vs in only.items()) for r in job)
+
+
 def run_sweep(
     spec: SweepSpec,
     out_dir: str | Path,
@@ -418,6 +442,7 @@ def run_sweep(
     retry_failed: bool = True,
     calibrate: bool = True,
     adopt: str | Path | None = None,
+    only: dict[str, set[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every missing run of `spec` under `out_dir/runs/<run_id>`; return one dict per run.
 
@@ -426,8 +451,11 @@ def run_sweep(
     list each run with its estimated FLOPs and time (`scaling.estimate`, from a short calibration
     run per size on this device unless `calibrate` is False). A spec with a `[world]` table first
     writes its known-floor world (`scaling.world`). `adopt`: another sweep's results table (or its dir)
-    whose finished runs count as done here (`adopt_results`). `train_fn(cfg, resume=False)` replaces
-    `scalerec.train.train` (tests); with `parallel > 1` it must be picklable.
+    whose finished runs count as done here (`adopt_results`). `only` (`parse_only`) trains just the jobs
+    it selects and leaves the others missing, e.g. a held-out run longer than any shared call, alone on a
+    machine (its rows are the only ones this call adds; a dry run lists only them).
+    `train_fn(cfg, resume=False)` replaces `scalerec.train.train` (tests); with `parallel > 1` it must be
+    picklable.
     """
     from scalerec.scaling.estimate import estimate_runs
 
@@ -438,6 +466,7 @@ def run_sweep(
         # winner, as the real sweep will; only cells still searching fall back to the centre estimate
         known = search_winners(spec, _finished_rows(out_dir, adopt)) if spec.extra_seeds_at_winner else {}
         runs = plan_runs(spec, out_dir, known, unknown=CENTRE)
+        runs = [r for j in jobs_of(runs) if selected(j, only) for r in j]
         plan = estimate_runs(spec, runs, out_dir, calibrate=calibrate)
         adoptable = set(adopt_results(out_dir, runs, adopt, write=False)) if adopt is not None else set()
         for r in plan:
@@ -446,7 +475,7 @@ def run_sweep(
         return plan
     runs = plan_runs(spec, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt)
+    rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt, only=only)
     if spec.extra_seeds_at_winner:  # phase 2: the extra seeds, at the LR the finished search chose
         winners = search_winners(spec, list(rows.values()))
         runs = plan_runs(spec, out_dir, winners)
@@ -457,7 +486,9 @@ def run_sweep(
                 "their extra seeds wait for it",
                 flush=True,
             )
-        rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt, settled=rows)
+        rows = _run_phase(
+            spec, runs, out_dir, parallel, train_fn, retry_failed, adopt, settled=rows, only=only
+        )
     return [rows[r.run_id] for r in runs if r.run_id in rows]
 
 
@@ -470,10 +501,12 @@ def _run_phase(
     retry_failed: bool,
     adopt: str | Path | None,
     settled: dict[str, dict[str, Any]] | None = None,
+    only: dict[str, set[str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train the missing runs of `runs`, upserting results.parquet after each; the rows of all of them.
     `settled`: rows an earlier phase of this call already has (trained, failed or found done): they are
-    neither re-read nor tried again, so a run that failed in phase 1 is not retried a second time."""
+    neither re-read nor tried again, so a run that failed in phase 1 is not retried a second time.
+    `only`: jobs it does not select are left as they are, and their unfinished runs get no row."""
     settled = settled or {}
     adopt_legacy_dirs(out_dir, runs)
     if adopt is not None:
@@ -485,8 +518,10 @@ def _run_phase(
         for j in jobs_of(runs)
         if not all(r.run_id in settled for r in j) and any(run_status(out_dir, r) in wanted for r in j)
     ]
+    left = {r.run_id for j in pending if not selected(j, only) for r in j if run_status(out_dir, r) != "done"}
+    pending = [j for j in pending if selected(j, only)]
     todo = {r.run_id for j in pending for r in j if run_status(out_dir, r) != "done"}
-    finished = [r for r in runs if r.run_id not in todo]
+    finished = [r for r in runs if r.run_id not in todo and r.run_id not in left]
     rows = {r.run_id: settled.get(r.run_id) or result_row(out_dir, r) for r in finished}
     if finished:
         upsert_results(out_dir, annotate(list(rows.values())))

@@ -42,7 +42,17 @@ from typing import Any
 
 from scalerec.eval.metrics import seed_interval
 from scalerec.io import write_json
-from selection import budget_edges, candidates, check_metric, config_tag, parse_grid, select, winners_at_edge
+from selection import (
+    budget_edges,
+    candidates,
+    check_metric,
+    config_tag,
+    next_grid,
+    parse_grid,
+    select,
+    winner_at_edge,
+    winners_at_edge,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -455,11 +465,13 @@ def main() -> None:
     for cell_name, axes in budget_edges(args.work, winners).items():  # every winner seed ran to its cap
         at_edge.setdefault(cell_name, {}).update(axes)
     if args.stop_at_edge and at_edge:  # the one test read is kept for a winner the grid has bracketed
-        print(json.dumps({"event": "stopped_at_edge", "winner_at_edge": at_edge,
-                          "hint": "extend those axes past the edge (for 'budget': raise train.epochs) and "
-                                  "rerun; test was not read (where the 'selected' event says "
-                                  "within_seed_noise, the edge won by less than seed noise: the axis may be "
-                                  "flat there, not still improving)"}),
+        nxt = {f"{ds}/{var}": next_grid(grid, w, winner_at_edge(grid, w)) for (ds, var), w in winners.items()
+               if f"{ds}/{var}" in at_edge}
+        print(json.dumps({"event": "stopped_at_edge", "winner_at_edge": at_edge, "next_grid": nxt,
+                          "hint": "extend those axes past the edge (next_grid: one --grid each; for "
+                                  "'budget': raise train.epochs) and rerun; test was not read (where the "
+                                  "'selected' event says within_seed_noise, the edge won by less than seed "
+                                  "noise: the axis may be flat there, not still improving)"}),
               flush=True)
         return
     if args.jobs > 1:

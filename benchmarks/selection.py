@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -115,6 +116,51 @@ def winners_at_edge(grid: list[tuple[str, list[str]]],
     not a final configuration, and its one test read would be spent on a recipe the next grid may replace."""
     edges = {f"{ds}/{var}": winner_at_edge(grid, w) for (ds, var), w in winners.items()}
     return {cell: axes for cell, axes in edges.items() if axes}
+
+
+def _fmt(value: float, integer: bool) -> str:
+    return str(round(value)) if integer else f"{value:.3g}"
+
+
+def next_grid(grid: list[tuple[str, list[str]]], winner: list[str], edges: dict[str, str]) -> list[str]:
+    """The `--grid` arguments of the star that brackets `winner` past its edges: each edge axis gets the
+    winner and one step beyond it on both sides (the step the grid took next to the winner: a ratio for
+    positive values, else a difference; integers stay integers), every other axis is fixed at the winner.
+    Why: the Games ID star (2026-12-07) ended at lr 1e-4, the lowest of {1e-3, 3e-4, 1e-4}, and its next grid
+    was written by hand; the rule is mechanical, so the benchmark says it. The winner's own value keeps its
+    spelling, and so does a neighbour the grid already ran, so their finished runs are found again rather
+    than retrained. A non-negative axis that won at 0
+    is fixed there. A budget edge has no axis here: raise `train.epochs` as well (the hint says so)."""
+    chosen = dict(o.split("=", 1) for o in winner)
+    out = []
+    for key, values in grid:
+        if key not in chosen:
+            continue
+        if key not in edges:
+            out.append(f"{key}={chosen[key]}")
+            continue
+        nums = sorted(float(v) for v in values)
+        integer = all(float(v).is_integer() and "." not in v and "e" not in v.lower() for v in values)
+        w = float(chosen[key])
+        i = nums.index(w)
+        neighbour = nums[i + 1] if edges[key] == "lowest" else nums[i - 1]
+        if w > 0 and neighbour > 0:
+            ratio = max(w, neighbour) / min(w, neighbour)
+            lo, hi = w / ratio, w * ratio
+        else:
+            step = abs(neighbour - w)
+            lo, hi = w - step, w + step
+        if lo < 0 <= min(nums):  # a non-negative axis (weight decay) won at 0: nothing lies below it
+            out.append(f"{key}={chosen[key]}")
+            continue
+        spelled = {float(v): v for v in values}  # a value the grid ran keeps its spelling (and its runs)
+
+        def say(x: float, integer: bool = integer, spelled: dict[float, str] = spelled) -> str:
+            same = [v for f, v in spelled.items() if math.isclose(f, x, rel_tol=1e-6)]
+            return same[0] if same else _fmt(x, integer)
+
+        out.append(f"{key}={say(lo)},{chosen[key]},{say(hi)}")
+    return out
 
 
 def budget_edges(work: Path, winners: dict[tuple[str, str], list[str]]) -> dict[str, dict[str, str]]:

@@ -221,3 +221,25 @@ def test_a_winner_stopped_early_on_any_seed_is_not_a_budget_edge(tmp_path: Path)
     assert selection.budget_edges(tmp_path, {("office", "hybrid_ce"): winner}) == {}
     assert selection.reached_budget(_run(tmp_path, "old", 0.05, 0.05)) is False
     assert selection.budget_edges(tmp_path, {("none", "single"): []}) == {}
+
+
+def test_the_next_grid_steps_past_each_edge_and_fixes_the_other_axes() -> None:
+    """The Games ID star ended at lr 1e-4 (lowest of 1e-3, 3e-4, 1e-4) with d 64 interior: the next star
+    centres on 1e-4 one grid step either side, d fixed. Integer axes stay integers; a winner at the top edge
+    steps up."""
+    grid = selection.parse_grid(["model.d_model=32,64,128", "train.lr=1e-3,3e-4,1e-4"])
+    winner = ["model.d_model=64", "train.lr=1e-4"]
+    edges = selection.winner_at_edge(grid, winner)
+    assert selection.next_grid(grid, winner, edges) == ["model.d_model=64", "train.lr=3.33e-05,1e-4,3e-4"]
+    top = ["model.d_model=128", "train.lr=3e-4"]
+    assert selection.next_grid(grid, top, selection.winner_at_edge(grid, top)) == [
+        "model.d_model=64,128,256", "train.lr=3e-4"]
+    wd = selection.parse_grid(["train.weight_decay=0.0,0.1,0.3"])
+    assert selection.next_grid(wd, ["train.weight_decay=0.0"], {"train.weight_decay": "lowest"}) == [
+        "train.weight_decay=0.0"]
+    assert selection.next_grid(wd, ["train.weight_decay=0.3"], {"train.weight_decay": "highest"}) == [
+        "train.weight_decay=0.1,0.3,0.9"]
+    # the step is the grid's own beside the winner (3e-4 next to 1e-4: x3), and 1e-4 keeps its spelling
+    lr = selection.parse_grid(["train.lr=3e-4,1e-4,5e-5"])
+    up = selection.next_grid(lr, ["train.lr=3e-4"], {"train.lr": "highest"})
+    assert up == ["train.lr=1e-4,3e-4,0.0009"]

@@ -1,23 +1,27 @@
-"""Shrink a sweep directory so it fits the device tool's return limit, keeping it resumable.
+"""Pack a sweep directory small enough for the device tool's return limit, keeping it resumable.
 
 Why: a device call returns at most 64 MiB in 8 files, and a sweep cut by the call's timeout must resume in
-the next call without retraining what finished. Complete jobs (trunk + every branch done) lose their
-*.pt files (optimizer state, branch snapshots) and model weights unless --keep-weights; incomplete jobs
-are removed whole (the next call retrains them from scratch, as the sweep runner would).
+the next call without retraining what finished. The tarball holds complete jobs (trunk + every branch done)
+without their *.pt files (optimizer state, branch snapshots) and model weights (unless --keep-weights), and
+leaves incomplete jobs out: their state is too large to carry, so on another machine they train again.
+
+The sweep directory itself is not touched. Until 2026-12-07 this script made the tarball by deleting those
+files in place, which also deleted, on the machine, the state.pt of every job the call's timeout had cut:
+a call chained on the same warm machine then retrained those jobs from scratch instead of resuming them,
+so a job longer than one call (world_v6's trunks, ~1,100 s at world_v5's rate) could never finish.
 
     python benchmarks/device/pack_sweep.py SPEC RUNS_DIR OUT.tgz [key=value ...] [--keep-weights]
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tarfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from scalerec.scaling.spec import load_spec, plan_runs  # noqa: E402
-from scalerec.scaling.sweep import jobs_of, prepare_world, run_dir, run_status  # noqa: E402
+from scalerec.scaling.sweep import jobs_of, prepare_world, run_status  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -33,21 +37,31 @@ def main(argv: list[str]) -> int:
     runs = plan_runs(spec, out)
     n_done = n_drop = 0
     dropped_suffixes = {".pt"} if keep_weights else {".pt", ".safetensors"}
+    left_out: set[str] = set()  # run ids whose whole dir stays out of the tarball
+    stripped: set[str] = set()  # run ids packed without their state and weights
     for job in jobs_of(runs):
         if all(run_status(out, r) == "done" for r in job):
             n_done += 1
-            for r in job:
-                for p in run_dir(out, r).rglob("*"):
-                    if p.is_file() and p.suffix in dropped_suffixes:
-                        p.unlink()
+            stripped.update(r.run_id for r in job)
         else:
             n_drop += 1
-            for r in job:
-                shutil.rmtree(run_dir(out, r), ignore_errors=True)
-    print(f"jobs complete {n_done}, dropped {n_drop}")
+            left_out.update(r.run_id for r in job)
+
+    def keep(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        parts = Path(ti.name).parts  # <sweep>/runs/<run_id>/...
+        if "mlruns" in ti.name:
+            return None
+        if len(parts) >= 3 and parts[1] == "runs":
+            if parts[2] in left_out:
+                return None
+            if parts[2] in stripped and ti.isfile() and Path(ti.name).suffix in dropped_suffixes:
+                return None
+        return ti
+
+    print(f"jobs complete {n_done}, left out {n_drop} (kept on this machine)")
     tmp = Path(f"{tgz}.tmp")
     with tarfile.open(tmp, "w:gz") as tf:
-        tf.add(out, arcname=out.name, filter=lambda ti: None if "mlruns" in ti.name else ti)
+        tf.add(out, arcname=out.name, filter=keep)
     tmp.replace(tgz)
     return 0
 

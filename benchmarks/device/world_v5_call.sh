@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One device call of the world_v5 sweep (issue 18 items 3-4; configs/sweeps/world_v5.toml). The same script
 # serves every call: the sweep resumes from the runs carried back in gpu/world_v5_runs.tgz, and only whole
-# jobs (a trunk and all its branches) are packed back (benchmarks/device/pack_sweep.py: a job cut by the timeout is lost
-# and runs again in the next call).
+# jobs (a trunk and all its branches) are packed back (benchmarks/device/pack_sweep.py). A job cut by the
+# timeout stays on the machine: a call chained while it is warm resumes it from its state.pt; on a fresh
+# machine it trains again (until 2026-12-07 packing deleted it on the machine too, so it always did).
 #
 #   bash benchmarks/device/world_v5_call.sh            # call 1, then call 2 (same command)
 #   PAR=1 bash benchmarks/device/world_v5_call.sh      # call 3, only if the held-out s+ did not finish

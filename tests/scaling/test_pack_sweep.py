@@ -1,0 +1,59 @@
+"""benchmarks/device/pack_sweep.py: the tarball a device call returns, and the sweep dir it leaves behind."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+from bench_scripts import load_script
+from scalerec.scaling.spec import load_spec, plan_runs
+from scalerec.scaling.sweep import jobs_of
+
+
+def _sweep(tmp_path: Path) -> tuple[Path, Path, list]:
+    sub = tmp_path / "ds" / "subsets" / "1K"
+    sub.mkdir(parents=True)
+    (sub / "card.json").write_text(json.dumps({"n_interactions": 1000, "n_users": 100, "n_items": 50}))
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        f'dataset = "{tmp_path / "ds"}"\nsizes = ["tiny"]\nsubsets = ["1K"]\nseeds = [0, 1]\n'
+        'max_steps = 40\nbranches = [0.5]\n\n[base.model]\nitem_encoder = "id"\n'
+    )
+    out = tmp_path / "sweep"
+    jobs = jobs_of(plan_runs(load_spec(spec), out))
+    return spec, out, jobs
+
+
+def test_the_tarball_keeps_complete_jobs_light_and_the_sweep_dir_keeps_every_state(tmp_path):
+    """A job the call's timeout cut (seed 1: its trunk has only a state.pt) stays out of the tarball but
+    stays on the machine, so the next call chained there resumes it; before 2026-12-07 packing deleted it
+    there, and a job longer than one call could never finish."""
+    spec, out, jobs = _sweep(tmp_path)
+    (done_trunk, done_branch), (cut_trunk, cut_branch) = jobs
+    files = [
+        (done_trunk, ["final.json", "state.pt", "model.safetensors", "metrics.jsonl"]),
+        (done_branch, ["final.json", "branch.pt"]),
+        (cut_trunk, ["state.pt", "metrics.jsonl"]),
+    ]
+    for run, names in files:
+        d = out / "runs" / run.run_id
+        d.mkdir(parents=True)
+        for name in names:
+            (d / name).write_text("x")
+    pack = load_script("benchmarks/device/pack_sweep.py")
+    tgz = tmp_path / "sweep.tgz"
+    assert pack.main([str(spec), str(out), str(tgz)]) == 0
+    with tarfile.open(tgz) as tf:
+        packed = {n for n in tf.getnames() if tf.getmember(n).isfile()}
+    assert packed == {
+        f"sweep/runs/{done_trunk.run_id}/final.json",
+        f"sweep/runs/{done_trunk.run_id}/metrics.jsonl",
+        f"sweep/runs/{done_branch.run_id}/final.json",
+    }
+    for run, names in files:  # nothing deleted on the machine
+        assert all((out / "runs" / run.run_id / n).is_file() for n in names)
+    assert not (out / "runs" / cut_branch.run_id).exists()
+    assert pack.main([str(spec), str(out), str(tgz), "--keep-weights"]) == 0
+    with tarfile.open(tgz) as tf:
+        assert f"sweep/runs/{done_trunk.run_id}/model.safetensors" in tf.getnames()

@@ -8,7 +8,7 @@ leaves incomplete jobs out: their state is too large to carry, so on another mac
 The sweep directory itself is not touched. Until 2026-12-07 this script made the tarball by deleting those
 files in place, which also deleted, on the machine, the state.pt of every job the call's timeout had cut:
 a call chained on the same warm machine then retrained those jobs from scratch instead of resuming them,
-so a job longer than one call (world_v6's trunks, ~1,100 s at world_v5's rate) could never finish.
+so a job longer than one call (world_v6's trunks, about 16 minutes at world_v5's rate) could never finish.
 
     python benchmarks/device/pack_sweep.py SPEC RUNS_DIR OUT.tgz [key=value ...] [--keep-weights]
 """

@@ -11,6 +11,9 @@ written by two processes at once. The fits (`scaling.laws`) read that table and 
 from __future__ import annotations
 
 import math
+import os
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -369,13 +372,12 @@ def _run_pending(
                 on_done(run, status, err)
         return
     import multiprocessing
-    import os
 
     threads = max(1, (os.cpu_count() or 1) // parallel)
     ctx = multiprocessing.get_context("spawn")
     admit = _Admission(budget, need)
     with ProcessPoolExecutor(
-        max_workers=parallel, mp_context=ctx, initializer=_share_gpu, initargs=(parallel,)
+        max_workers=parallel, mp_context=ctx, initializer=_worker_init, initargs=(parallel, os.getpid())
     ) as pool:
         futures: dict[Future, list[PlannedRun]] = {}
         queue = list(pending)
@@ -402,12 +404,33 @@ def _run_pending(
                     on_done(run, status, err)
 
 
-def _share_gpu(parallel: int) -> None:
-    """Worker start-up: the workers share one GPU, so each sizes its ranking tiles from its share of
-    the free memory (set in the worker only; the sweep's own process keeps its environment)."""
-    import os
+ORPHAN_POLL_S = 1.0
+"""How often a worker checks that the sweep that started it is still alive."""
+ORPHAN_GRACE_S = 20.0
+"""How long an orphaned worker's run gets to stop on its own (the trainer's `finally` clauses) before the
+worker exits anyway: an interrupted job leaves the worker idle, waiting for work from a sweep that is gone,
+and on a GPU it would still hold its CUDA context and cached memory."""
 
+
+def _worker_init(parallel: int, sweep_pid: int) -> None:
+    """Worker start-up. The workers share one GPU, so each sizes its ranking tiles from its share of the
+    free memory (set in the worker only; the sweep's own process keeps its environment). And a worker ends
+    when its sweep does: `timeout` (every device call's limit) kills the sweep, not its spawned workers,
+    which then trained on as orphans, on into the next call chained on the same machine, holding their
+    runs' locks and a share of the GPU (seen on the CPU, 2026-12-07: both workers still training a minute
+    after `timeout` ended their sweep). The orphan sends itself SIGTERM, which the trainer turns into an
+    interrupt: the run stops, and its last state.pt is what the next call resumes from. Then it exits
+    (`ORPHAN_GRACE_S`)."""
     os.environ[GPU_SHARE_ENV] = str(parallel)
+
+    def watch() -> None:
+        while os.getppid() == sweep_pid:
+            time.sleep(ORPHAN_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_S)
+        os._exit(143)  # 128 + SIGTERM, as if the signal had ended it
+
+    threading.Thread(target=watch, name="sweep-orphan-watch", daemon=True).start()
 
 
 ONLY_KEYS = ("size", "subset", "seed", "encoder", "holdout")

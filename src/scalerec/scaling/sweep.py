@@ -415,12 +415,13 @@ and on a GPU it would still hold its CUDA context and cached memory."""
 def _worker_init(parallel: int, sweep_pid: int) -> None:
     """Worker start-up. The workers share one GPU, so each sizes its ranking tiles from its share of the
     free memory (set in the worker only; the sweep's own process keeps its environment). And a worker ends
-    when its sweep does: `timeout` (every device call's limit) kills the sweep, not its spawned workers,
-    which then trained on as orphans, on into the next call chained on the same machine, holding their
-    runs' locks and a share of the GPU (seen on the CPU, 2026-12-07: both workers still training a minute
-    after `timeout` ended their sweep). The orphan sends itself SIGTERM, which the trainer turns into an
-    interrupt: the run stops, and its last state.pt is what the next call resumes from. Then it exits
-    (`ORPHAN_GRACE_S`)."""
+    when its sweep does: `timeout` kills the sweep, not its spawned workers, which then trained on as
+    orphans, holding their runs' locks and a share of the GPU (seen on the CPU, 2026-12-07: both workers
+    still training a minute after `timeout` ended their sweep; the device tool kills what a command leaves
+    running when it returns, so there they only outlived the sweep to the call's end, but a workstation or a
+    scheduler that signals only the main process keeps them). The orphan sends itself SIGTERM, which the
+    trainer turns into an interrupt: the run stops, its last state.pt is what the next sweep resumes from,
+    and the worker exits (`ORPHAN_GRACE_S`)."""
     os.environ[GPU_SHARE_ENV] = str(parallel)
 
     def watch() -> None:

@@ -423,6 +423,8 @@ def _worker_init(parallel: int, sweep_pid: int) -> None:
     trainer turns into an interrupt: the run stops, its last state.pt is what the next sweep resumes from,
     and the worker exits (`ORPHAN_GRACE_S`)."""
     os.environ[GPU_SHARE_ENV] = str(parallel)
+    if os.getppid() != sweep_pid:  # started through some intermediate: no parent to watch, so no watcher
+        return
 
     def watch() -> None:
         while os.getppid() == sweep_pid:

@@ -50,7 +50,6 @@ from selection import (
     next_grid,
     parse_grid,
     select,
-    winner_at_edge,
     winners_at_edge,
 )
 
@@ -465,7 +464,7 @@ def main() -> None:
     for cell_name, axes in budget_edges(args.work, winners).items():  # every winner seed ran to its cap
         at_edge.setdefault(cell_name, {}).update(axes)
     if args.stop_at_edge and at_edge:  # the one test read is kept for a winner the grid has bracketed
-        nxt = {f"{ds}/{var}": next_grid(grid, w, winner_at_edge(grid, w)) for (ds, var), w in winners.items()
+        nxt = {f"{ds}/{var}": next_grid(grid, w, at_edge[f"{ds}/{var}"]) for (ds, var), w in winners.items()
                if f"{ds}/{var}" in at_edge}
         print(json.dumps({"event": "stopped_at_edge", "winner_at_edge": at_edge, "next_grid": nxt,
                           "hint": "extend those axes past the edge (next_grid: one --grid each; for "

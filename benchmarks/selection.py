@@ -118,7 +118,12 @@ def winners_at_edge(grid: list[tuple[str, list[str]]],
     return {cell: axes for cell, axes in edges.items() if axes}
 
 
-def _fmt(value: float, integer: bool) -> str:
+def _spell(value: float, values: list[str], integer: bool) -> str:
+    """`value` as a grid value: the grid's own spelling where it already ran it (so its runs are found
+    again), else an integer or 3 significant digits."""
+    same = [v for v in values if math.isclose(float(v), value, rel_tol=1e-6)]
+    if same:
+        return same[0]
     return str(round(value)) if integer else f"{value:.3g}"
 
 
@@ -153,13 +158,7 @@ def next_grid(grid: list[tuple[str, list[str]]], winner: list[str], edges: dict[
         if lo < 0 <= min(nums):  # a non-negative axis (weight decay) won at 0: nothing lies below it
             out.append(f"{key}={chosen[key]}")
             continue
-        spelled = {float(v): v for v in values}  # a value the grid ran keeps its spelling (and its runs)
-
-        def say(x: float, integer: bool = integer, spelled: dict[float, str] = spelled) -> str:
-            same = [v for f, v in spelled.items() if math.isclose(f, x, rel_tol=1e-6)]
-            return same[0] if same else _fmt(x, integer)
-
-        out.append(f"{key}={say(lo)},{chosen[key]},{say(hi)}")
+        out.append(f"{key}={_spell(lo, values, integer)},{chosen[key]},{_spell(hi, values, integer)}")
     return out
 
 

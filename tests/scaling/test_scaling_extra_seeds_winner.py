@@ -131,7 +131,9 @@ def test_an_lr_the_table_rounds_still_finds_its_winner(tmp_path) -> None:
 
 
 def test_a_held_out_size_with_one_lr_runs_its_extra_seed_at_once(tmp_path) -> None:
-    spec = _spec(tmp_path, sizes=["tiny"], holdout_sizes=["xs"], extra_seed_sizes=["tiny", "xs"])
+    spec = _spec(
+        tmp_path, sizes=["tiny"], holdout_sizes=["xs"], holdout_lr=1e-3, extra_seed_sizes=["tiny", "xs"]
+    )
     runs = plan_runs(spec, tmp_path / "out")  # phase 1: no search result yet
     assert sorted(r.seed for r in runs if r.holdout) == [0, 1, 2]
     assert sorted(r.seed for r in runs if not r.holdout) == [0, 0, 0, 1, 1, 1]

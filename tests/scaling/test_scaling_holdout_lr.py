@@ -32,12 +32,26 @@ def test_each_twin_gets_its_own_held_out_lr(tmp_path) -> None:
 
 
 def test_fitted_runs_and_their_ids_are_unchanged(tmp_path) -> None:
-    a = plan_runs(_spec(tmp_path, encoders=["text", "id"], holdout_sizes=["xs"]), tmp_path / "out")
-    b = plan_runs(
-        _spec(tmp_path, encoders=["text", "id"], holdout_sizes=["xs"], holdout_lr_per_encoder={"id": 3e-4}),
-        tmp_path / "out",
-    )
+    kw = dict(encoders=["text", "id"], holdout_sizes=["xs"], holdout_lr=1e-3)
+    a = plan_runs(_spec(tmp_path, **kw), tmp_path / "out")
+    b = plan_runs(_spec(tmp_path, **kw, holdout_lr_per_encoder={"id": 3e-4}), tmp_path / "out")
     assert [r.run_id for r in a if not r.holdout] == [r.run_id for r in b if not r.holdout]
+
+
+def test_a_held_out_size_without_a_chosen_lr_is_refused(tmp_path) -> None:
+    """world_v6's m2 named no LR and would have trained at the trainer's default, which no run chose."""
+    with pytest.raises(ValueError, match="held-out size 'xs' has no learning rate"):
+        _spec(tmp_path, holdout_sizes=["xs"])
+    with pytest.raises(ValueError, match=r"for encoder\(s\) \['text'\]"):
+        _spec(tmp_path, encoders=["text", "id"], holdout_sizes=["xs"], holdout_lr_per_encoder={"id": 3e-4})
+    for ok in (
+        {"holdout_lr": 1e-3},
+        {"lr_per_size": {"xs": 1e-3}},
+        {"lr": 1e-3},
+        {"base": {"train": {"lr": 1e-3}}},
+        {"encoders": ["text", "id"], "holdout_lr_per_encoder": {"text": 1e-3, "id": 3e-4}},
+    ):
+        assert _spec(tmp_path, holdout_sizes=["xs"], **ok).holdout_sizes == ["xs"]
 
 
 def test_a_bad_name_or_lr_is_refused(tmp_path) -> None:

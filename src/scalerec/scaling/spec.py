@@ -163,6 +163,7 @@ class SweepSpec:
                 "runs of their own (no `branches`) and cannot be combined with extra_seeds_all_lrs"
             )
         self._check_fractions()
+        self._check_holdout_lrs()
 
         for name, fields in self.size_models.items():
             if fields.get("base") not in SIZES:
@@ -173,6 +174,27 @@ class SweepSpec:
         unknown = set(self.base) - {"data", "model", "train", "eval", "run"}
         if unknown:
             raise ValueError(f"[base] may only hold data/model/train/eval/run tables, got {sorted(unknown)}")
+
+    def _check_holdout_lrs(self) -> None:
+        """A held-out size gets no LR search, so its one LR must be chosen, not inherited. Why: world_v6's
+        m2 named none and would have trained its 33,000 steps at the trainer's default 1e-3, an LR no run
+        of the sweep ever chose, while its spec said "at the LR rule fitted on the sizes below"."""
+        if self.lr is not None or self.holdout_lr is not None or self.train_config is not None:
+            return
+        if "lr" in self.base.get("train", {}):
+            return
+        twins = self.encoders or [""]
+        for size in self.holdout_sizes:
+            if size in self.sizes or size in self.lr_per_size:
+                continue
+            missing = [e for e in twins if e not in self.holdout_lr_per_encoder]
+            if missing:
+                raise ValueError(
+                    f"held-out size {size!r} has no learning rate"
+                    + (f" for encoder(s) {missing}" if missing != [""] else "")
+                    + ": set lr_per_size.<size>, holdout_lr or holdout_lr_per_encoder (otherwise it would "
+                    "train at the trainer's default LR, which no run of the sweep chose)"
+                )
 
     def _check_fractions(self) -> None:
         fr = self.train_fractions

@@ -77,3 +77,32 @@ def test_resume_after_kill_between_saves(world, tmp_path, monkeypatch):
     assert resumed.final["best_step"] == full.final["best_step"]
     a, b = load_state(full.run_dir)["model"], load_state(resumed.run_dir)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_state_written_between_validations_on_the_timer(world, tmp_path, saves, monkeypatch):
+    """A run that validates only at its end (world_v6's trunks: eval.every_steps = 1e6) writes state.pt
+    at log points on the timer, so a kill at its 8th step resumes from step 6, not from scratch; the
+    resumed run is the run never stopped, and the extra writes change nothing."""
+    args = ("train.max_steps=10", "eval.every_steps=1000", "train.save_state_s=1e-9")  # every log point
+    full = train(tiny_cfg(world, tmp_path, "full", *args))
+    assert saves == [2, 4, 6, 8, 10]
+    plain = train(tiny_cfg(world, tmp_path, "plain", "train.max_steps=10", "eval.every_steps=1000"))
+    assert plain.final["test"] == full.final["test"]
+    saves.clear()
+    real_step = trainer.train_step
+
+    def killed(rt, micro, n_global):
+        if rt.counters.step == 7:  # the 8th step
+            raise KeyboardInterrupt
+        return real_step(rt, micro, n_global)
+
+    monkeypatch.setattr(trainer, "train_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(world, tmp_path, "killed", *args))
+    monkeypatch.undo()
+    run = tmp_path / "killed"
+    assert load_state(run)["counters"]["step"] == 6
+    resumed = train(load(RunConfig, toml=run / "config.toml"), resume=True)
+    assert resumed.completed and resumed.final["test"] == full.final["test"]
+    a, b = load_state(full.run_dir)["model"], load_state(resumed.run_dir)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -157,7 +157,8 @@ class TrainConfig:
     time-boxed job (a shared GPU, a CI slot) ends with a result instead of being killed."""
     save_state_s: float | None = field(default=60.0, metadata={"range": "[0, inf)"})
     """Seconds between writes of the resumable state (`state.pt`, optimizer and RNG included, and the
-    best weights found since the last write) at validation points; 0 = at every validation, None =
+    best weights found since the last write) at validation points, and at log points in between (a run
+    that validates only at its end still writes it on this timer); 0 = at every validation, None =
     only where the run stops. The last step, an early or time stop and `stop_after_steps` always
     write it, so a run killed mid-way resumes (bit-for-bit) from state at most this old. Measured on
     2 CPU cores for the Beauty ID recipe (benchmarks/step_overhead.py): one state.pt write costs

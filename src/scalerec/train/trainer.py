@@ -92,6 +92,10 @@ def _loop(rt: Runtime) -> bool:
             _log_train(rt, loss_acc, window_targets, *clock.lap(c.step))
             loss_acc.zero_()
             window_targets = 0
+            if c.step < total and c.step % every_eval and _timer_due(rt):  # between validations
+                c.wall_time_s += time.perf_counter() - t_segment
+                t_segment = time.perf_counter()
+                _save_state(rt)
         # -- validate, keep the best weights, stop early; save resumable state ----------------
         if c.step % every_eval == 0 or c.step == total:
             _validate(rt)
@@ -124,6 +128,15 @@ def _out_of_time(max_minutes: float | None, wall_s: float, device: torch.device)
 
         dist.broadcast(over, src=0)
     return bool(over.item())
+
+
+def _timer_due(rt: Runtime) -> bool:
+    """Whether a log point between validations writes state.pt: once `train.save_state_s` (> 0) seconds
+    passed since the last write. Why: a run that validates only at its end (world_v6's trunks,
+    `eval.every_steps = 1e6`) otherwise wrote state only at its cooldown snapshots, and a device call cut
+    at step 13,000 of 15,000 resumed from step 6,000. Log points fall on the same steps on every DDP rank."""
+    every = rt.cfg.train.save_state_s
+    return bool(every) and _state_due(rt, False)
 
 
 def _state_due(rt: Runtime, stopping: bool) -> bool:

@@ -5,12 +5,18 @@ the next call without retraining what finished. The tarball holds complete jobs 
 without their *.pt files (optimizer state, branch snapshots) and model weights (unless --keep-weights), and
 leaves incomplete jobs out: their state is too large to carry, so on another machine they train again.
 
+With --carry-cut MB, cut jobs ride along whole (state.pt, cooldown snapshots, weights), smallest first, as
+long as they total at most MB megabytes: a fresh machine then resumes them instead of training them again.
+Why: world_v6's small trunks carry ~5-25 MB of state each, while a session's last call cuts up to one
+job per worker, and each lost job is minutes of the card; its `m` jobs (~80 MB) still cannot ride.
+
 The sweep directory itself is not touched. Until 2026-12-07 this script made the tarball by deleting those
 files in place, which also deleted, on the machine, the state.pt of every job the call's timeout had cut:
 a call chained on the same warm machine then retrained those jobs from scratch instead of resuming them,
 so a job longer than one call (world_v6's trunks, about 16 minutes at world_v5's rate) could never finish.
 
     python benchmarks/device/pack_sweep.py SPEC RUNS_DIR OUT.tgz [key=value ...] [--keep-weights]
+        [--carry-cut MB]
 """
 
 from __future__ import annotations
@@ -24,9 +30,34 @@ from scalerec.scaling.spec import load_spec, plan_runs  # noqa: E402
 from scalerec.scaling.sweep import jobs_of, prepare_world, run_status  # noqa: E402
 
 
+def _dir_bytes(run_dir: Path) -> int:
+    return sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file() and "mlruns" not in f.parts)
+
+
+def carried_cut_jobs(out: Path, cut: list[list], budget_bytes: float) -> list[list]:
+    """The cut jobs that ride whole within `budget_bytes`, smallest first (a job with no dir yet is
+    skipped: nothing to resume)."""
+    sized = []
+    for job in cut:
+        dirs = [out / "runs" / r.run_id for r in job if (out / "runs" / r.run_id).is_dir()]
+        if dirs:
+            sized.append((sum(_dir_bytes(d) for d in dirs), job))
+    chosen, total = [], 0
+    for n, job in sorted(sized, key=lambda x: x[0]):
+        if total + n <= budget_bytes:
+            chosen.append(job)
+            total += n
+    return chosen
+
+
 def main(argv: list[str]) -> int:
     keep_weights = "--keep-weights" in argv
     args = [a for a in argv if a != "--keep-weights"]
+    carry_mb = 0.0
+    if "--carry-cut" in args:
+        i = args.index("--carry-cut")
+        carry_mb = float(args[i + 1])
+        del args[i : i + 2]
     if len(args) < 3:
         print(__doc__, file=sys.stderr)
         return 2
@@ -39,11 +70,17 @@ def main(argv: list[str]) -> int:
     dropped_suffixes = {".pt"} if keep_weights else {".pt", ".safetensors"}
     left_out: set[str] = set()  # run ids whose whole dir stays out of the tarball
     stripped: set[str] = set()  # run ids packed without their state and weights
+    cut = []
     for job in jobs_of(runs):
         if all(run_status(out, r) == "done" for r in job):
             n_done += 1
             stripped.update(r.run_id for r in job)
         else:
+            cut.append(job)
+    carried = carried_cut_jobs(out, cut, carry_mb * 1e6) if carry_mb > 0 else []
+    riding = {r.run_id for job in carried for r in job}
+    for job in cut:
+        if not any(r.run_id in riding for r in job):
             n_drop += 1
             left_out.update(r.run_id for r in job)
 
@@ -58,7 +95,7 @@ def main(argv: list[str]) -> int:
                 return None
         return ti
 
-    print(f"jobs complete {n_done}, left out {n_drop} (kept on this machine)")
+    print(f"jobs complete {n_done}, cut but carried {len(carried)}, left out {n_drop} (kept on this machine)")
     tmp = Path(f"{tgz}.tmp")
     with tarfile.open(tmp, "w:gz") as tf:
         tf.add(out, arcname=out.name, filter=keep)

@@ -3,7 +3,8 @@
 # serves every call: the sweep resumes from the runs carried back in gpu/world_v5_runs.tgz, and only whole
 # jobs (a trunk and all its branches) are packed back (benchmarks/device/pack_sweep.py). A job cut by the
 # timeout stays on the machine: a call chained while it is warm resumes it from its state.pt; on a fresh
-# machine it trains again (until 2026-12-07 packing deleted it on the machine too, so it always did).
+# machine it trains again (until 2026-12-07 packing deleted it on the machine too, so it always did),
+# unless CARRY_CUT_MB let it ride back whole (small jobs only: 64 MiB come back per call).
 #
 #   bash benchmarks/device/world_v5_call.sh            # call 1, then call 2 (same command)
 #   PAR=1 bash benchmarks/device/world_v5_call.sh      # call 3, only if the held-out s+ did not finish
@@ -31,14 +32,16 @@ NAME=$(basename "$SPEC" .toml)
 RUNS=runs/$NAME
 mkdir -p "$OUT" runs gpu/cache
 nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/device.txt"; git log -1 --format=%H >> "$OUT/device.txt"
-if [ -f "gpu/${NAME}_runs.tgz" ]; then tar xzf "gpu/${NAME}_runs.tgz" -C runs; fi
+# the carried tarball seeds a fresh machine only: on a warm one the sweep dir is newer than anything carried
+if [ -f "gpu/${NAME}_runs.tgz" ] && [ ! -d "$RUNS" ]; then tar xzf "gpu/${NAME}_runs.tgz" -C runs; fi
 SET_ARGS=(); for kv in ${SETS:-}; do SET_ARGS+=(--set "$kv"); done
 ADOPT_ARGS=(); if [ -n "${ADOPT:-}" ]; then ADOPT_ARGS=(--adopt "$ADOPT"); fi
 ONLY_ARGS=(); for kv in ${ONLY:-}; do ONLY_ARGS+=(--only "$kv"); done   # e.g. ONLY=size=m2: that job alone
 timeout "${SWEEP_S:-540}" python -m scalerec sweep "$SPEC" --out "$RUNS" --parallel "${PAR:-12}" \
   "${SET_ARGS[@]}" "${ADOPT_ARGS[@]}" "${ONLY_ARGS[@]}" > "$OUT/sweep.log" 2>&1
 echo "sweep rc=$?"
-python benchmarks/device/pack_sweep.py "$SPEC" "$RUNS" "$OUT/${NAME}_runs.tgz" ${SETS:-}
+# CARRY_CUT_MB: cut jobs ride back whole up to this many MB (world_v6's small trunks), so a fresh machine resumes them
+python benchmarks/device/pack_sweep.py "$SPEC" "$RUNS" "$OUT/${NAME}_runs.tgz" ${SETS:-} --carry-cut "${CARRY_CUT_MB:-0}"
 grep -c "^ok " "$OUT/sweep.log"; grep "^sweep\|failed\|Error" "$OUT/sweep.log" | tail -5; uptime
 # once every job is done (after the last call, on any machine with the runs dir):
 #   python -m scalerec fit runs/world_v5 && python -m scalerec report runs/world_v5

@@ -57,3 +57,28 @@ def test_the_tarball_keeps_complete_jobs_light_and_the_sweep_dir_keeps_every_sta
     assert pack.main([str(spec), str(out), str(tgz), "--keep-weights"]) == 0
     with tarfile.open(tgz) as tf:
         assert f"sweep/runs/{done_trunk.run_id}/model.safetensors" in tf.getnames()
+
+
+def test_carry_cut_lets_small_cut_jobs_ride_whole_within_the_budget(tmp_path):
+    """--carry-cut MB: a cut job rides back with its state and snapshots, so a fresh machine resumes it; a
+    job over what is left of the budget stays out, as before."""
+    spec, out, jobs = _sweep(tmp_path)
+    (trunk0, _), (trunk1, _) = jobs
+    for run, size in ((trunk0, 1_000), (trunk1, 300_000)):  # both cut: a state.pt and a snapshot
+        d = out / "runs" / run.run_id
+        d.mkdir(parents=True)
+        (d / "state.pt").write_bytes(b"x" * size)
+        (d / "branch-20.pt").write_bytes(b"x" * size)
+    pack = load_script("benchmarks/device/pack_sweep.py")
+    tgz = tmp_path / "sweep.tgz"
+
+    def packed(*extra: str) -> set[str]:
+        assert pack.main([str(spec), str(out), str(tgz), *extra]) == 0
+        with tarfile.open(tgz) as tf:
+            return {n for n in tf.getnames() if tf.getmember(n).isfile()}
+
+    assert packed() == set()  # off by default: cut jobs stay on the machine only
+    small = {f"sweep/runs/{trunk0.run_id}/state.pt", f"sweep/runs/{trunk0.run_id}/branch-20.pt"}
+    assert packed("--carry-cut", "0.1") == small  # 2 KB fits, 600 KB does not
+    big = {f"sweep/runs/{trunk1.run_id}/state.pt", f"sweep/runs/{trunk1.run_id}/branch-20.pt"}
+    assert packed("--carry-cut", "1") == small | big

@@ -7,8 +7,10 @@ leaves incomplete jobs out: their state is too large to carry, so on another mac
 
 With --carry-cut MB, cut jobs ride along whole (state.pt, cooldown snapshots, weights), smallest first, as
 long as they total at most MB megabytes: a fresh machine then resumes them instead of training them again.
-Why: world_v6's small trunks carry ~5-25 MB of state each, while a session's last call cuts up to one
-job per worker, and each lost job is minutes of the card; its `m` jobs (~80 MB) still cannot ride.
+Why: a session's last call cuts up to one job per worker, and each lost job is minutes of the card; world_v6's
+smallest trunks carry a few MB each, its `m` jobs (~80 MB) cannot ride. A call returns files of at most 16 MiB
+and the tarball must travel back in beside the working tree: if the cut jobs push it over MAX_TGZ_BYTES it is
+packed again without them.
 
 The sweep directory itself is not touched. Until 2026-12-07 this script made the tarball by deleting those
 files in place, which also deleted, on the machine, the state.pt of every job the call's timeout had cut:
@@ -28,6 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from scalerec.scaling.spec import load_spec, plan_runs  # noqa: E402
 from scalerec.scaling.sweep import jobs_of, prepare_world, run_status  # noqa: E402
+
+MAX_TGZ_BYTES = 15 << 20
+"""A device call returns files of at most 16 MiB (a larger one is left out whole), and the tarball must also
+travel back in with a working tree of ~48 MiB under the 64 MiB limit: keep a margin below both."""
 
 
 def _dir_bytes(run_dir: Path) -> int:
@@ -95,10 +101,21 @@ def main(argv: list[str]) -> int:
                 return None
         return ti
 
-    print(f"jobs complete {n_done}, cut but carried {len(carried)}, left out {n_drop} (kept on this machine)")
     tmp = Path(f"{tgz}.tmp")
     with tarfile.open(tmp, "w:gz") as tf:
         tf.add(out, arcname=out.name, filter=keep)
+    if carried and tmp.stat().st_size > MAX_TGZ_BYTES:  # the device would drop the file, finished runs too
+        print(f"tarball over {MAX_TGZ_BYTES >> 20} MiB with {len(carried)} cut jobs: packing without them")
+        for job in carried:
+            n_drop += 1
+            left_out.update(r.run_id for r in job)
+        carried = []
+        with tarfile.open(tmp, "w:gz") as tf:
+            tf.add(out, arcname=out.name, filter=keep)
+    print(f"jobs complete {n_done}, cut but carried {len(carried)}, left out {n_drop} (kept on this machine)")
+    if tmp.stat().st_size > MAX_TGZ_BYTES:
+        size_mib = tmp.stat().st_size >> 20
+        print(f"warning: {tgz} is {size_mib} MiB, over the {MAX_TGZ_BYTES >> 20} MiB a call can return")
     tmp.replace(tgz)
     return 0
 

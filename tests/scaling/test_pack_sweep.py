@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -82,3 +83,19 @@ def test_carry_cut_lets_small_cut_jobs_ride_whole_within_the_budget(tmp_path):
     assert packed("--carry-cut", "0.1") == small  # 2 KB fits, 600 KB does not
     big = {f"sweep/runs/{trunk1.run_id}/state.pt", f"sweep/runs/{trunk1.run_id}/branch-20.pt"}
     assert packed("--carry-cut", "1") == small | big
+
+
+def test_cut_jobs_that_would_push_the_tarball_past_what_a_call_returns_stay_out(tmp_path, monkeypatch):
+    """A device call drops a file over 16 MiB whole, finished runs and all: cut jobs ride only while the
+    tarball stays under MAX_TGZ_BYTES; otherwise it is packed again without them."""
+    spec, out, jobs = _sweep(tmp_path)
+    (trunk0, _), _ = jobs
+    d = out / "runs" / trunk0.run_id
+    d.mkdir(parents=True)
+    (d / "state.pt").write_bytes(os.urandom(50_000))  # incompressible, like float weights
+    pack = load_script("benchmarks/device/pack_sweep.py")
+    monkeypatch.setattr(pack, "MAX_TGZ_BYTES", 20_000)
+    tgz = tmp_path / "sweep.tgz"
+    assert pack.main([str(spec), str(out), str(tgz), "--carry-cut", "1"]) == 0
+    with tarfile.open(tgz) as tf:
+        assert not any(trunk0.run_id in n for n in tf.getnames())

@@ -323,9 +323,12 @@ def test_cuda_graphs_run_resumes_as_the_run_never_stopped(world, tmp_path):
     assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a)
 
 
-def train_killed_between_saves(cfg: RunConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Train `cfg` until it is killed at its 8th step, with state.pt saved at step 3 only, so steps 4-7
-    live only in memory: the kill that the resume tests (CPU and CUDA graphs) must recover from."""
+def train_killed_between_saves(
+    cfg: RunConfig, monkeypatch: pytest.MonkeyPatch, saves_at_3: bool = True
+) -> None:
+    """Train `cfg` until it is killed at its 8th step, with state.pt saved at step 3 only (unless
+    `saves_at_3` is False: then where `cfg`'s own timer says), so the steps after the last save live only
+    in memory: the kill that the resume tests (CPU and CUDA graphs) must recover from."""
     real_step = trainer.train_step
 
     def killed(rt, micro, n_global):
@@ -334,7 +337,8 @@ def train_killed_between_saves(cfg: RunConfig, monkeypatch: pytest.MonkeyPatch) 
         return real_step(rt, micro, n_global)
 
     monkeypatch.setattr(trainer, "train_step", killed)
-    monkeypatch.setattr(trainer, "_state_due", lambda rt, stopping: stopping or rt.counters.step == 3)
+    if saves_at_3:
+        monkeypatch.setattr(trainer, "_state_due", lambda rt, stopping: stopping or rt.counters.step == 3)
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
     monkeypatch.undo()

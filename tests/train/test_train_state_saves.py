@@ -88,18 +88,7 @@ def test_state_written_between_validations_on_the_timer(world, tmp_path, saves, 
     assert saves == [2, 4, 6, 8, 10]
     plain = train(tiny_cfg(world, tmp_path, "plain", "train.max_steps=10", "eval.every_steps=1000"))
     assert plain.final["test"] == full.final["test"]
-    saves.clear()
-    real_step = trainer.train_step
-
-    def killed(rt, micro, n_global):
-        if rt.counters.step == 7:  # the 8th step
-            raise KeyboardInterrupt
-        return real_step(rt, micro, n_global)
-
-    monkeypatch.setattr(trainer, "train_step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_cfg(world, tmp_path, "killed", *args))
-    monkeypatch.undo()
+    train_killed_between_saves(tiny_cfg(world, tmp_path, "killed", *args), monkeypatch, saves_at_3=False)
     run = tmp_path / "killed"
     assert load_state(run)["counters"]["step"] == 6
     resumed = train(load(RunConfig, toml=run / "config.toml"), resume=True)

@@ -41,12 +41,13 @@ def _dir_bytes(run_dir: Path) -> int:
 
 
 def carried_cut_jobs(out: Path, cut: list[list], budget_bytes: float) -> list[list]:
-    """The cut jobs that ride whole within `budget_bytes`, smallest first (a job with no dir yet is
-    skipped: nothing to resume)."""
+    """The cut jobs that ride whole within `budget_bytes`, smallest first. A job none of whose runs holds a
+    state.pt has nothing to resume and stays out: a run killed before its first state (config.toml and
+    metrics only) trains again from scratch wherever it lands (seen carried on the CPU, 2026-12-07)."""
     sized = []
     for job in cut:
         dirs = [out / "runs" / r.run_id for r in job if (out / "runs" / r.run_id).is_dir()]
-        if dirs:
+        if any((d / "state.pt").is_file() for d in dirs):
             sized.append((sum(_dir_bytes(d) for d in dirs), job))
     chosen, total = [], 0
     for n, job in sorted(sized, key=lambda x: x[0]):

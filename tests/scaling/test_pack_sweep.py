@@ -80,8 +80,12 @@ def test_carry_cut_lets_small_cut_jobs_ride_whole_within_the_budget(tmp_path):
 
     assert packed() == set()  # off by default: cut jobs stay on the machine only
     small = {f"sweep/runs/{trunk0.run_id}/state.pt", f"sweep/runs/{trunk0.run_id}/branch-20.pt"}
-    assert packed("--carry-cut", "0.1") == small  # 2 KB fits, 600 KB does not
     big = {f"sweep/runs/{trunk1.run_id}/state.pt", f"sweep/runs/{trunk1.run_id}/branch-20.pt"}
+    state0 = out / "runs" / trunk0.run_id / "state.pt"
+    state0.rename(state0.with_suffix(".bak"))  # no state.pt: nothing to resume, so it does not ride
+    assert packed("--carry-cut", "1") == big
+    state0.with_suffix(".bak").rename(state0)
+    assert packed("--carry-cut", "0.1") == small  # 2 KB fits, 600 KB does not
     assert packed("--carry-cut", "1") == small | big
 
 

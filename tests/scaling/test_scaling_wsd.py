@@ -10,7 +10,7 @@ import pytest
 
 from scalerec.scaling.branches import _branch_step
 from scalerec.scaling.spec import SweepSpec, plan_runs
-from scalerec.scaling.sweep import run_sweep
+from scalerec.scaling.sweep import prepare_world, run_sweep
 from scalerec.scaling.table import annotate
 
 WORLD = {"n_topics": 40, "variants": 3, "successors": 2, "length": 7, "eval_users": 24, "seed": 1}
@@ -339,3 +339,29 @@ def test_runs_killed_mid_way_resume_to_the_uninterrupted_results(tmp_path, monke
         assert rows[role]["status"] == "ok"
         assert rows[role]["steps"] == whole[role]["steps"]
         assert rows[role]["valid_loss"] == pytest.approx(whole[role]["valid_loss"], abs=1e-6), role
+
+
+def test_runs_killed_before_their_first_state_train_again_in_place(tmp_path):
+    """A trunk and a held-out run killed before their first state.pt leave config.toml and metrics only. The
+    next call trains them again in their own dirs: the trunk's first pause used to fail (trained in a
+    staging copy, its snapshot was copied from the empty run dir: FileNotFoundError, seen on the CPU on
+    2026-12-07), and a staging copy cut again restarted from scratch in every later call."""
+    from scalerec.train.outputs import staging_dir
+
+    spec = _spec(holdout_sizes=["xs"], holdout_scale=1.2)
+    out = tmp_path / "sweep"
+    prepare_world(spec, out)
+    runs = plan_runs(spec, out)
+    leftovers = [r for r in runs if r.role in ("trunk", "single")]
+    for run in leftovers:
+        d = out / "runs" / run.run_id
+        d.mkdir(parents=True)
+        (d / "config.toml").write_text("# left by a killed call\n")
+        (d / "metrics.jsonl").write_text("")
+        staging_dir(d).mkdir()
+        (staging_dir(d) / "state.pt").write_text("an older staging copy")
+    rows = run_sweep(spec, out)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+    for run in leftovers:
+        assert (out / "runs" / run.run_id / "final.json").is_file()
+        assert not staging_dir(out / "runs" / run.run_id).exists()

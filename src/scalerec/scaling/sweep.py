@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -55,8 +56,24 @@ def _default_train(cfg: Any, resume: bool = False) -> Any:
     from scalerec.train import train
 
     # a cell killed after a checkpoint resumes; one with nothing to resume from (killed before its first
-    # state.pt, or failed) is trained again and replaces the old dir only once its re-run finishes
+    # state.pt, or failed) is trained again, in place
+    if not resume:
+        clear_unresumable(Path(cfg.run.out) / cfg.run.name)
     return train(cfg, resume=resume, overwrite=not resume)
+
+
+def clear_unresumable(rdir: Path) -> None:
+    """Remove what a sweep run left without a result or state to resume (config.toml, metrics, error.json:
+    a run killed before its first state.pt, or failed), and any staging copy beside it. The dir is named by
+    its config's hash under the sweep's own runs dir, so it is this sweep's. Why: such a dir used to be
+    trained again in a staging copy (`--overwrite`), and a staging copy cannot pause or be resumed: a wsd
+    trunk's first pause then failed (its snapshot is copied from the run dir, FileNotFoundError: seen on
+    the CPU, 2026-12-07), and a held-out run cut again restarted from scratch in every later call."""
+    from scalerec.train.outputs import staging_dir
+
+    if rdir.is_dir() and not (rdir / "final.json").exists() and not (rdir / "state.pt").exists():
+        shutil.rmtree(rdir)
+    shutil.rmtree(staging_dir(rdir), ignore_errors=True)
 
 
 def _final(cfg: Any) -> bool:

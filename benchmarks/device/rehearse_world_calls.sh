@@ -28,7 +28,7 @@ call() {  # one device call: $1 = label
 call 1; call 2
 echo "# fresh machine: the sweep dir is gone, only call 2's tarball is carried"
 mv "runs/$NAME" "$WORK/first_machine" && mkdir -p gpu && cp "$WORK/out_2/${NAME}_runs.tgz" gpu/
-for i in 3 4 5 6 7 8 9 10 11 12; do
+for i in $(seq 3 16); do
   if call "$i"; then grep -h "runs ok →" "$WORK/out_$i/sweep.log" | tail -1; break; fi
 done
 python -m scalerec fit "runs/$NAME" 2>/dev/null | grep -c "" | sed 's/^/fit: lines of output /'

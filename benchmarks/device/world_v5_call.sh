@@ -32,8 +32,9 @@ NAME=$(basename "$SPEC" .toml)
 RUNS=runs/$NAME
 mkdir -p "$OUT" runs gpu/cache
 nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/device.txt"; git log -1 --format=%H >> "$OUT/device.txt"
-# the carried tarball seeds a fresh machine only: on a warm one the sweep dir is newer than anything carried
-if [ -f "gpu/${NAME}_runs.tgz" ] && [ ! -d "$RUNS" ]; then tar xzf "gpu/${NAME}_runs.tgz" -C runs; fi
+# the carried tarball never replaces a file already here: on a warm machine the sweep dir is as new or newer
+# than anything carried, and on a fresh one a probe may already have written the world
+if [ -f "gpu/${NAME}_runs.tgz" ]; then tar xzf "gpu/${NAME}_runs.tgz" -C runs --skip-old-files; fi
 SET_ARGS=(); for kv in ${SETS:-}; do SET_ARGS+=(--set "$kv"); done
 ADOPT_ARGS=(); if [ -n "${ADOPT:-}" ]; then ADOPT_ARGS=(--adopt "$ADOPT"); fi
 ONLY_ARGS=(); for kv in ${ONLY:-}; do ONLY_ARGS+=(--only "$kv"); done   # e.g. ONLY=size=m2: that job alone

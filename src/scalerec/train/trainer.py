@@ -122,12 +122,19 @@ def _out_of_time(max_minutes: float | None, wall_s: float, device: torch.device)
     all ranks leave the loop at the same step."""
     if max_minutes is None:
         return False
-    over = torch.tensor([float(wall_s > 60.0 * max_minutes)], device=device)
-    if runlog.world_size() > 1:
-        import torch.distributed as dist
+    return _rank0_decides(wall_s > 60.0 * max_minutes, device)
 
-        dist.broadcast(over, src=0)
-    return bool(over.item())
+
+def _rank0_decides(flag: bool, device: torch.device) -> bool:
+    """`flag` as rank 0 has it, on every DDP rank (their clocks differ, their branches must not); a single
+    process keeps its own, with no device round trip (a tensor and a sync per log point otherwise)."""
+    if runlog.world_size() == 1:
+        return flag
+    import torch.distributed as dist
+
+    shared = torch.tensor([float(flag)], device=device)
+    dist.broadcast(shared, src=0)
+    return bool(shared.item())
 
 
 def _timer_due(rt: Runtime) -> bool:
@@ -148,12 +155,7 @@ def _state_due(rt: Runtime, stopping: bool) -> bool:
         return True
     if every is None:
         return False
-    due = torch.tensor([float(time.perf_counter() - rt.state_saved_at >= every)], device=rt.device)
-    if runlog.world_size() > 1:
-        import torch.distributed as dist
-
-        dist.broadcast(due, src=0)
-    return bool(due.item())
+    return _rank0_decides(time.perf_counter() - rt.state_saved_at >= every, rt.device)
 
 
 def train_step(rt: Runtime, micro: list, n_global: int) -> torch.Tensor:

@@ -4,7 +4,8 @@
 # seconds after a call ends, too soon to read the probe and start another call by hand: the probe
 # (benchmarks/world_step_probe.py) runs first, benchmarks/device/pick_compile_mode.py turns its log into
 # `--set` overrides (none for eager), and the rest of the call runs benchmarks/device/world_v5_call.sh with
-# them. Later calls pass the same SETS (printed in $OUT/compile_choice.txt), or the spec records the mode.
+# them. Later calls pass the same SETS (printed in $OUT/compile_choice.txt, and kept in runs/<name>/compile.sets
+# for calls chained on the same machine), or the spec records the mode.
 #
 #   SPEC=configs/sweeps/world_v6.toml ONLY=size=tiny PAR=5 CARRY_CUT_MB=12 bash benchmarks/device/world_compile_then_sweep.sh
 set -u
@@ -21,6 +22,7 @@ timeout "${PROBE_S:-380}" python benchmarks/world_step_probe.py "$SPEC" --out "r
 echo "probe rc=$? after $(( $(date +%s) - START )) s"; grep "^{" "$OUT/probe.log"
 SETS=$(python benchmarks/device/pick_compile_mode.py "$OUT/probe.log" 2>> "$OUT/compile_choice.txt")
 echo "SETS=$SETS" >> "$OUT/compile_choice.txt"; cat "$OUT/compile_choice.txt"
+echo "$SETS" > "runs/$NAME/compile.sets"   # a call chained on this warm machine: SETS=$(cat runs/<name>/compile.sets)
 tail -c 20000 "$OUT/probe.err" > "$OUT/probe.err.tail" && rm "$OUT/probe.err"
 SETS="$SETS" SWEEP_S=$(( CALL_S - ($(date +%s) - START) - 20 )) OUT="$OUT" SPEC="$SPEC" \
   bash benchmarks/device/world_v5_call.sh

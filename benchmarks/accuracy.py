@@ -43,7 +43,6 @@ from typing import Any
 from scalerec.eval.metrics import seed_interval
 from scalerec.io import write_json
 from selection import (
-    budget_edges,
     candidates,
     check_metric,
     config_tag,
@@ -452,6 +451,7 @@ def main() -> None:
         train_in_parallel([(ds, v, c, s) for s in select_seeds for c in cands for v in variants
                            for ds in datasets], args)
     winners: dict[tuple[str, str], list[str]] = {}
+    budget_capped: list[str] = []  # cells whose winner ran to its cap on every selection seed
     for ds in datasets:
         for var in variants:
             tokens = token_table(ds, data_dirs[ds], args.work) if uses_text(var) else None
@@ -459,10 +459,13 @@ def main() -> None:
             def cell(config: list[str], seed: int, ds=ds, var=var, tokens=tokens) -> Path:
                 return train_run(ds, var, seed, data_dirs[ds], tokens, args.work, args, config)
 
-            winners[ds, var] = select(ds, var, grid, select_seeds, metric, cell, args.work, args.grid_design)
+            chosen = select(ds, var, grid, select_seeds, metric, cell, args.work, args.grid_design)
+            winners[ds, var] = chosen.config
+            if chosen.budget_reached:
+                budget_capped.append(f"{ds}/{var}")
     at_edge = winners_at_edge(grid, winners)
-    for cell_name, axes in budget_edges(args.work, winners).items():  # every winner seed ran to its cap
-        at_edge.setdefault(cell_name, {}).update(axes)
+    for cell_name in budget_capped:
+        at_edge.setdefault(cell_name, {})["budget"] = "reached"
     if args.stop_at_edge and at_edge:  # the one test read is kept for a winner the grid has bracketed
         nxt = {f"{ds}/{var}": next_grid(grid, w, at_edge[f"{ds}/{var}"]) for (ds, var), w in winners.items()
                if f"{ds}/{var}" in at_edge}

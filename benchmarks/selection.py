@@ -18,6 +18,7 @@ import json
 import math
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,24 +163,17 @@ def next_grid(grid: list[tuple[str, list[str]]], winner: list[str], edges: dict[
     return out
 
 
-def budget_edges(work: Path, winners: dict[tuple[str, str], list[str]]) -> dict[str, dict[str, str]]:
-    """`{"dataset/variant": {"budget": "reached"}}` where every selection seed of the winner ended at its
-    training budget (`reached_budget`): the budget is then an axis the selection has not bracketed, like an
-    LR at its grid's edge, and `--stop-at-edge` keeps the one test read for a recipe run to its own early
-    stop. Read from the selection tables `select` wrote; a cell without one (a single configuration) has
-    none, and a table left by an earlier grid whose winner is not this one is ignored."""
-    out = {}
-    for (ds, var), winner in winners.items():
-        table = work / "selection" / f"{ds}_{var}.json"
-        if not table.is_file():
-            continue
-        report = json.loads(table.read_text())
-        if report.get("winner") != winner:
-            continue
-        n_seeds = len(report["candidates"][0]["seeds"])
-        if report.get("winner_reached_budget", 0) == n_seeds:
-            out[f"{ds}/{var}"] = {"budget": "reached"}
-    return out
+@dataclass(frozen=True)
+class Selection:
+    """What `select` chose, and whether the budget bounded it."""
+
+    config: list[str]
+    """The winner's overrides."""
+    budget_reached: bool = False
+    """Every selection seed of the winner ended at its training budget (`reached_budget`): the budget is
+    then an axis the selection has not bracketed, like an LR at its grid's edge, and `--stop-at-edge` keeps
+    the one test read for a recipe run to its own early stop. False for a single configuration (nothing
+    was selected)."""
 
 
 def valid_score(run_dir: Path, metric: str) -> float:
@@ -227,14 +221,14 @@ def select(
     train_cell: Callable[[list[str], int], Path],
     work: Path,
     design: str = "full",
-) -> list[str]:
-    """Train every candidate for `seeds`, pick the best mean validation `metric`; returns its overrides.
+) -> Selection:
+    """Train every candidate for `seeds`, pick the best mean validation `metric`.
 
     `train_cell(overrides, seed)` trains (or finds finished) one run and returns its run dir.
     """
     cands = candidates(grid, design)
     if len(cands) == 1:
-        return cands[0]
+        return Selection(cands[0])
     rows: list[dict[str, Any]] = []
     for overrides in cands:
         run_dirs = [train_cell(overrides, s) for s in seeds]
@@ -259,4 +253,4 @@ def select(
                       "winner_at_edge": edges, "winner_reached_budget": sum(best["reached_budget"]),
                       "candidates": len(rows),
                       "within_seed_noise": lead["within_seed_noise"] if lead else None}), flush=True)
-    return best["config"]
+    return Selection(best["config"], budget_reached=all(best["reached_budget"]))

@@ -29,7 +29,7 @@ def test_winner_is_best_on_validation_even_when_test_disagrees(tmp_path: Path) -
         return _run(tmp_path, f"{config[0]}_{seed}", valid + seed * 1e-4, test)
 
     grid = selection.parse_grid(["train.lr=1e-3,3e-4"])
-    winner = selection.select("beauty", "sasrec_ce", grid, [0, 1], "ndcg@10", cell, tmp_path)
+    winner = selection.select("beauty", "sasrec_ce", grid, [0, 1], "ndcg@10", cell, tmp_path).config
     assert winner == ["train.lr=3e-4"] and len(trained) == 4
     report = json.loads((tmp_path / "selection" / "beauty_sasrec_ce.json").read_text())
     assert report["selected_on"] == "valid/ndcg@10" and "test" not in json.dumps(report["candidates"])
@@ -95,7 +95,8 @@ def test_the_selection_table_names_the_edge(tmp_path: Path) -> None:
         return _run(tmp_path, f"{lr}_{seed}", valid=-lr, test=0.0)  # lower LR always better on validation
 
     grid = selection.parse_grid(["train.lr=1e-3,3e-4,1e-4"])
-    assert selection.select("sports", "sasrec_ce", grid, [0], "ndcg@10", cell, tmp_path) == ["train.lr=1e-4"]
+    assert selection.select("sports", "sasrec_ce", grid, [0], "ndcg@10", cell, tmp_path).config == [
+        "train.lr=1e-4"]
     report = json.loads((tmp_path / "selection" / "sports_sasrec_ce.json").read_text())
     assert report["winner_at_edge"] == {"train.lr": "lowest"}
 
@@ -116,7 +117,7 @@ def test_a_star_design_varies_one_axis_at_a_time_around_the_middle(tmp_path: Pat
         d, lr = (float(c.split("=")[1]) for c in config)
         return _run(tmp_path, f"{d}_{lr}_{seed}", valid=-abs(d - 32) - lr, test=0.0)
 
-    winner = selection.select("scientific", "text_ce", grid, [0], "ndcg@10", cell, tmp_path, "star")
+    winner = selection.select("scientific", "text_ce", grid, [0], "ndcg@10", cell, tmp_path, "star").config
     assert winner == ["model.d_model=32", "train.lr=1e-3"]
     report = json.loads((tmp_path / "selection" / "scientific_text_ce.json").read_text())
     assert report["design"] == "star" and len(report["candidates"]) == 5
@@ -141,7 +142,7 @@ def test_the_report_says_when_the_winner_leads_by_less_than_seed_noise(tmp_path:
         return _run(tmp_path, f"{config[0]}_{seed}", valid[config[0]][seed], test=0.0)
 
     grid = selection.parse_grid(["train.lr=1e-3,3e-4,1e-4"])
-    winner = selection.select("office", "hybrid_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
+    winner = selection.select("office", "hybrid_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path).config
     assert winner == ["train.lr=1e-4"]
     report = json.loads((tmp_path / "selection" / "office_hybrid_ce.json").read_text())
     m = report["margin"]
@@ -191,15 +192,12 @@ def test_a_winner_whose_runs_all_reached_the_budget_is_named_an_edge(tmp_path: P
         return _budget_run(tmp_path, f"{config[0]}_{seed}", valid[seed], early[seed])
 
     grid = selection.parse_grid(["train.lr=3e-4,1e-4"])
-    winner = selection.select("games", "sasrec_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
-    assert winner == ["train.lr=1e-4"]
+    chosen = selection.select("games", "sasrec_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
+    assert chosen.config == ["train.lr=1e-4"]
     report = json.loads((tmp_path / "selection" / "games_sasrec_ce.json").read_text())
     assert report["winner_reached_budget"] == 3
     assert [c["reached_budget"] for c in report["candidates"]] == [[True] * 3, [False] * 3]
-    assert selection.budget_edges(tmp_path, {("games", "sasrec_ce"): winner}) == {
-        "games/sasrec_ce": {"budget": "reached"}}
-    # a table an earlier grid left for the same cell, whose winner is not this one, says nothing about it
-    assert selection.budget_edges(tmp_path, {("games", "sasrec_ce"): ["train.lr=3e-4"]}) == {}
+    assert chosen.budget_reached is True
 
 
 def test_a_winner_stopped_early_on_any_seed_is_not_a_budget_edge(tmp_path: Path) -> None:
@@ -214,13 +212,15 @@ def test_a_winner_stopped_early_on_any_seed_is_not_a_budget_edge(tmp_path: Path)
         return _budget_run(tmp_path, f"{config[0]}_{seed}", valid, early, by_time)
 
     grid = selection.parse_grid(["train.lr=3e-4,1e-4"])
-    winner = selection.select("office", "hybrid_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
+    chosen = selection.select("office", "hybrid_ce", grid, [0, 1, 2], "ndcg@10", cell, tmp_path)
     report = json.loads((tmp_path / "selection" / "office_hybrid_ce.json").read_text())
     assert report["winner_reached_budget"] == 2
     assert report["candidates"][1]["reached_budget"] == [False, True, False]
-    assert selection.budget_edges(tmp_path, {("office", "hybrid_ce"): winner}) == {}
+    assert chosen.budget_reached is False
     assert selection.reached_budget(_run(tmp_path, "old", 0.05, 0.05)) is False
-    assert selection.budget_edges(tmp_path, {("none", "single"): []}) == {}
+    single = selection.select("none", "single", selection.parse_grid(["train.lr=1e-4"]), [0], "ndcg@10",
+                              cell, tmp_path)
+    assert single == selection.Selection(["train.lr=1e-4"], budget_reached=False)  # nothing was selected
 
 
 def test_the_next_grid_steps_past_each_edge_and_fixes_the_other_axes() -> None:

@@ -9,7 +9,8 @@
 #
 #   bash benchmarks/device/rehearse_world_calls.sh > docs/results/world_v6/cpu_<date>_call_chain_rehearsal.log
 #
-# Runs in a scratch clone of HEAD (~10 min on 2 cores); prints each call's pack line and the sweep's end.
+# Runs in a scratch clone of HEAD (~10 min on 2 cores); prints each call's pack line, its failed runs, and the
+# sweep's end. KEEP=1 keeps the scratch dir (each call's sweep.log) for a post-mortem.
 set -u
 SPEC=${SPEC:-configs/sweeps/world_v6.toml}
 NAME=$(basename "$SPEC" .toml)
@@ -23,7 +24,9 @@ call() {  # one device call: $1 = label
   SPEC=$SPEC ONLY=holdout=false PAR=2 SWEEP_S=$CALL_S CARRY_CUT_MB=12 OUT="$WORK/out_$1" \
     bash benchmarks/device/world_v5_call.sh > "$WORK/call_$1.txt" 2>&1
   echo "call $1: $(grep -h 'jobs complete' "$WORK/call_$1.txt") | failed runs: $(grep -c '^failed' "$WORK/out_$1/sweep.log")"
-  grep -q "runs ok →" "$WORK/out_$1/sweep.log"
+  grep -h -A3 '^failed' "$WORK/out_$1/sweep.log" | head -12
+  # done only when every run is ok: "sweep 25/40 runs ok" (15 failed) is not the end of the rehearsal
+  grep -qE "sweep ([0-9]+)/\1 runs ok →" "$WORK/out_$1/sweep.log"
 }
 call 1; call 2
 echo "# fresh machine: the sweep dir is gone, only call 2's tarball is carried"
@@ -32,4 +35,4 @@ for i in $(seq 3 16); do
   if call "$i"; then grep -h "runs ok →" "$WORK/out_$i/sweep.log" | tail -1; break; fi
 done
 python -m scalerec fit "runs/$NAME" 2>/dev/null | grep -c "" | sed 's/^/fit: lines of output /'
-rm -rf "$WORK"
+if [ -n "${KEEP:-}" ]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi

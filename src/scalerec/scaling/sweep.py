@@ -10,14 +10,17 @@ written by two processes at once. The fits (`scaling.laws`) read that table and 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -476,6 +479,38 @@ def selected(job: list[PlannedRun], only: dict[str, set[str]] | None) -> bool:
     return any(all(str(getattr(r, k)).lower() in vs for k, vs in only.items()) for r in job)
 
 
+COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+COMPILE_CACHE_ROOT = "scalerec-compile-cache"
+"""Under the system temp dir: one folder per sweep out dir, holding the current invocation's cache only."""
+
+
+@contextlib.contextmanager
+def fresh_compile_cache(out_dir: Path) -> Iterator[Path | None]:
+    """Point torch.compile's on-disk cache (inductor, and Triton's beneath it) at a folder of this
+    invocation only, removing the ones earlier invocations of this sweep left (one folder per out dir
+    stays). Why: a sweep is stopped by design (a device call's `timeout`, Ctrl-C), and a worker killed
+    while the compiler writes a cache entry can leave a truncated file that torch then loads in every
+    later process: on the CPU a compiled .so ("main.so: file too short"; a world_v6 rehearsal, 2026-12-07,
+    then failed 15 of 40 runs in every call after the first, as each retry hit the same entry). The cost
+    is one compile per graph per invocation, shared by its workers (they inherit the variable). A cache
+    dir the user set (`TORCHINDUCTOR_CACHE_DIR`) is used as it is; yields the folder set, or None then."""
+    if os.environ.get(COMPILE_CACHE_ENV):
+        yield None
+        return
+    key = hashlib.sha1(str(out_dir.resolve()).encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / COMPILE_CACHE_ROOT / key
+    if root.is_dir():
+        for old in root.iterdir():
+            shutil.rmtree(old, ignore_errors=True)
+    cache = root / f"{os.getpid()}-{time.time_ns()}"
+    cache.mkdir(parents=True)
+    os.environ[COMPILE_CACHE_ENV] = str(cache)
+    try:
+        yield cache
+    finally:  # the folder stays until the next invocation: workers a kill orphaned may still be using it
+        os.environ.pop(COMPILE_CACHE_ENV, None)
+
+
 def run_sweep(
     spec: SweepSpec,
     out_dir: str | Path,
@@ -518,20 +553,21 @@ def run_sweep(
         return plan
     runs = plan_runs(spec, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt, only=only)
-    if spec.extra_seeds_at_winner:  # phase 2: the extra seeds, at the LR the finished search chose
-        winners = search_winners(spec, list(rows.values()))
-        runs = plan_runs(spec, out_dir, winners)
-        n_cells = len({(r.encoder, r.size, r.subset) for r in runs if not r.holdout})
-        if len(winners) < n_cells:
-            print(
-                f"sweep: {n_cells - len(winners)} of {n_cells} cells have no finished LR search: "
-                "their extra seeds wait for it",
-                flush=True,
+    with fresh_compile_cache(out_dir):
+        rows = _run_phase(spec, runs, out_dir, parallel, train_fn, retry_failed, adopt, only=only)
+        if spec.extra_seeds_at_winner:  # phase 2: the extra seeds, at the LR the finished search chose
+            winners = search_winners(spec, list(rows.values()))
+            runs = plan_runs(spec, out_dir, winners)
+            n_cells = len({(r.encoder, r.size, r.subset) for r in runs if not r.holdout})
+            if len(winners) < n_cells:
+                print(
+                    f"sweep: {n_cells - len(winners)} of {n_cells} cells have no finished LR search: "
+                    "their extra seeds wait for it",
+                    flush=True,
+                )
+            rows = _run_phase(
+                spec, runs, out_dir, parallel, train_fn, retry_failed, adopt, settled=rows, only=only
             )
-        rows = _run_phase(
-            spec, runs, out_dir, parallel, train_fn, retry_failed, adopt, settled=rows, only=only
-        )
     return [rows[r.run_id] for r in runs if r.run_id in rows]
 
 

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scalerec.compile_cache import claim_compile_cache
 from scalerec.eval.metrics import seed_interval
 from scalerec.io import write_json
 from selection import (
@@ -433,6 +434,7 @@ def main() -> None:
     )
     args = p.parse_args()
     t_start = time.perf_counter()
+    claim_compile_cache(args.work)  # device calls cut this by a timeout; its cells (children) inherit it
     datasets, variants = args.datasets.split(","), args.variants.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     metric, grid = check_metric(args.select_metric), parse_grid(args.grid)

@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     layout = read_layout(work, spec)
     ensure_tokens(layout, spec)
+    from scalerec.compile_cache import claim_compile_cache
     from scalerec.transfer.study import plan, table
     from scalerec.transfer.study.cells import all_cells
     from scalerec.transfer.study.execute import Context
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.report_only:
         t0 = time.perf_counter()
+        claim_compile_cache(work)  # device calls cut this by a timeout and resume it
         ctx = Context(spec, work, layout, args.device, ROOT)
 
         def show(row: dict[str, Any]) -> None:

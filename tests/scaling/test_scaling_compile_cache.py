@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from scalerec.scaling.sweep import COMPILE_CACHE_ENV, COMPILE_CACHE_ROOT, fresh_compile_cache
+from scalerec.compile_cache import (
+    COMPILE_CACHE_ENV,
+    COMPILE_CACHE_ROOT,
+    claim_compile_cache,
+    fresh_compile_cache,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,12 +26,15 @@ def test_each_invocation_gets_a_fresh_folder_and_the_users_own_cache_is_kept(tmp
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     with fresh_compile_cache(tmp_path / "out") as first:
         assert first is not None and os.environ[COMPILE_CACHE_ENV] == str(first)
+        assert not first.exists()                                   # nothing compiled yet: nothing written
+        first.mkdir(parents=True)                                   # (torch makes it on its first compile)
         (first / "entry.so").write_bytes(b"")                      # what a killed compiler leaves
     assert COMPILE_CACHE_ENV not in os.environ                      # restored: the next call decides anew
     assert first.is_dir()                                           # orphaned workers may still use it
     with fresh_compile_cache(tmp_path / "out") as second:
         assert second != first and not first.exists()               # the stale one is gone
         assert second.parent == first.parent and second.parent.parent.name == COMPILE_CACHE_ROOT
+        second.mkdir()
     with fresh_compile_cache(tmp_path / "other") as other:          # another sweep's cache is not touched
         assert other.parent != second.parent and second.is_dir()
     monkeypatch.setenv(COMPILE_CACHE_ENV, str(tmp_path / "mine"))
@@ -70,3 +78,17 @@ def test_a_truncated_cache_entry_from_a_killed_call_does_not_fail_the_next(tmp_p
     log = again.stdout + again.stderr
     clean = "0 failed" in log and "failed " not in log.replace("0 failed", "")
     assert again.returncode == 0 and clean, log[-3000:]
+
+
+def test_a_driver_claims_once_and_its_children_keep_its_folder(tmp_path, monkeypatch):
+    """benchmarks/accuracy.py and transfer_v2.py claim a folder for the process; the cells they start as
+    child processes inherit the variable and must not claim (and so delete) it again."""
+    monkeypatch.delenv(COMPILE_CACHE_ENV, raising=False)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    parent = claim_compile_cache(tmp_path / "work")
+    assert parent is not None and os.environ[COMPILE_CACHE_ENV] == str(parent)
+    parent.mkdir(parents=True)                                                    # its first compile
+    assert claim_compile_cache(tmp_path / "work") is None and parent.is_dir()     # a child's call
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.environ['TORCHINDUCTOR_CACHE_DIR'])"],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == str(parent)

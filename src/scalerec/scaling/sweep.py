@@ -10,21 +10,19 @@ written by two processes at once. The fits (`scaling.laws`) read that table and 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import math
 import os
 import shutil
 import signal
-import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from scalerec.compile_cache import fresh_compile_cache
 from scalerec.config import to_dict
 from scalerec.errors import UserError
 from scalerec.io import atomic_write, read_json, write_json
@@ -477,38 +475,6 @@ def selected(job: list[PlannedRun], only: dict[str, set[str]] | None) -> bool:
     if not only:
         return True
     return any(all(str(getattr(r, k)).lower() in vs for k, vs in only.items()) for r in job)
-
-
-COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
-COMPILE_CACHE_ROOT = "scalerec-compile-cache"
-"""Under the system temp dir: one folder per sweep out dir, holding the current invocation's cache only."""
-
-
-@contextlib.contextmanager
-def fresh_compile_cache(out_dir: Path) -> Iterator[Path | None]:
-    """Point torch.compile's on-disk cache (inductor, and Triton's beneath it) at a folder of this
-    invocation only, removing the ones earlier invocations of this sweep left (one folder per out dir
-    stays). Why: a sweep is stopped by design (a device call's `timeout`, Ctrl-C), and a worker killed
-    while the compiler writes a cache entry can leave a truncated file that torch then loads in every
-    later process: on the CPU a compiled .so ("main.so: file too short"; a world_v6 rehearsal, 2026-12-07,
-    then failed 15 of 40 runs in every call after the first, as each retry hit the same entry). The cost
-    is one compile per graph per invocation, shared by its workers (they inherit the variable). A cache
-    dir the user set (`TORCHINDUCTOR_CACHE_DIR`) is used as it is; yields the folder set, or None then."""
-    if os.environ.get(COMPILE_CACHE_ENV):
-        yield None
-        return
-    key = hashlib.sha1(str(out_dir.resolve()).encode()).hexdigest()[:12]
-    root = Path(tempfile.gettempdir()) / COMPILE_CACHE_ROOT / key
-    if root.is_dir():
-        for old in root.iterdir():
-            shutil.rmtree(old, ignore_errors=True)
-    cache = root / f"{os.getpid()}-{time.time_ns()}"
-    cache.mkdir(parents=True)
-    os.environ[COMPILE_CACHE_ENV] = str(cache)
-    try:
-        yield cache
-    finally:  # the folder stays until the next invocation: workers a kill orphaned may still be using it
-        os.environ.pop(COMPILE_CACHE_ENV, None)
 
 
 def run_sweep(

@@ -40,9 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scalerec.compile_cache import claim_compile_cache
 from scalerec.eval.metrics import seed_interval
 from scalerec.io import write_json
+from scalerec.train.compile_cache import claim_compile_cache
 from selection import (
     candidates,
     check_metric,

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     layout = read_layout(work, spec)
     ensure_tokens(layout, spec)
-    from scalerec.compile_cache import claim_compile_cache
+    from scalerec.train.compile_cache import claim_compile_cache
     from scalerec.transfer.study import plan, table
     from scalerec.transfer.study.cells import all_cells
     from scalerec.transfer.study.execute import Context

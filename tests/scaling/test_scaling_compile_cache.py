@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scalerec.compile_cache import (
+from scalerec.train.compile_cache import (
     COMPILE_CACHE_ENV,
     COMPILE_CACHE_ROOT,
     claim_compile_cache,

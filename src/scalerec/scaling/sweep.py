@@ -22,7 +22,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-from scalerec.compile_cache import fresh_compile_cache
 from scalerec.config import to_dict
 from scalerec.errors import UserError
 from scalerec.io import atomic_write, read_json, write_json
@@ -31,6 +30,7 @@ from scalerec.scaling.branches import resumable, run_group
 from scalerec.scaling.spec import CENTRE, PlannedRun, SweepSpec, plan_runs, search_winners
 from scalerec.scaling.table import annotate, data_columns
 from scalerec.scaling.world import world_from_spec, write_world
+from scalerec.train.compile_cache import fresh_compile_cache
 
 RESULTS = "results.parquet"
 ADOPTED = "adopted.json"

@@ -103,16 +103,19 @@ def main(argv: list[str]) -> int:
         return ti
 
     tmp = Path(f"{tgz}.tmp")
-    with tarfile.open(tmp, "w:gz") as tf:
-        tf.add(out, arcname=out.name, filter=keep)
-    if carried and tmp.stat().st_size > MAX_TGZ_BYTES:  # the device would drop the file, finished runs too
+
+    def pack() -> int:  # `keep` reads left_out as it is now
+        with tarfile.open(tmp, "w:gz") as tf:
+            tf.add(out, arcname=out.name, filter=keep)
+        return tmp.stat().st_size
+
+    if pack() > MAX_TGZ_BYTES and carried:  # the device would drop the file, finished runs too
         print(f"tarball over {MAX_TGZ_BYTES >> 20} MiB with {len(carried)} cut jobs: packing without them")
         for job in carried:
             n_drop += 1
             left_out.update(r.run_id for r in job)
         carried = []
-        with tarfile.open(tmp, "w:gz") as tf:
-            tf.add(out, arcname=out.name, filter=keep)
+        pack()
     print(f"jobs complete {n_done}, cut but carried {len(carried)}, left out {n_drop} (kept on this machine)")
     if tmp.stat().st_size > MAX_TGZ_BYTES:
         size_mib = tmp.stat().st_size >> 20

@@ -85,7 +85,7 @@ def size_point(size: str, rows: list[dict[str, Any]]) -> SizePoint | None:
     for r in group:
         loss = r.get("valid_loss")
         if r.get("seed") in search_seeds and loss is not None and math.isfinite(loss):
-            losses[float(r["lr"])].append(float(r["valid_loss"]))
+            losses[float(r["lr"])].append(float(loss))
     lrs = sorted(losses)
     if len(lrs) < 2:
         return None

@@ -4,12 +4,14 @@ world_v6 (`configs/sweeps/world_v6.toml`) is ~1.8 device-hours of batch-256 trun
 (`train.compile` is off by default). Its `m` ran at ~58 steps/s for one H100 (docs/results/world_v6),
 about 5% of the card's bf16 matmul peak, so the step is bound by something other than FLOPs, and CUDA
 graphs halved a launch-bound step elsewhere (BENCHMARKS.md, step overhead). This takes the sweep's own
-run config for a size (its seed-0 trunk at the centre LR, the world the sweep writes), shortens it to
-`--steps`, and trains it with the real trainer in each mode, `--parallel` copies side by side (the sweep
-runs 3-6), one mode after another. It prints one JSON line per (size, mode): the card's aggregate
-targets/s over the log windows after `--warmup` steps (compilation and CUDA-graph capture excluded), the
-ratio to eager measured in the same call, and the last training loss of each copy (same seed and stream
-in every mode: they should agree closely).
+run config for a size (its seed-0 trunk at the centre LR, the world the sweep writes), stops it after
+`--steps` on the trunk's own LR schedule, and trains it with the real trainer in each mode, `--parallel`
+copies side by side (the sweep runs 3-6), one mode after another. It prints one JSON line per (size, mode):
+the card's aggregate targets/s over the log windows after `--warmup` steps (compilation and CUDA-graph
+capture excluded), the ratio to eager measured in the same call, and the last logged training loss of each
+copy (the mean over its last log window; same seed and stream in every mode). Eager copies agree to the last
+digit on an H100; compiled copies of the same seed do not agree with each other (up to 0.08 nats apart at
+step 500 on 2026-12-07), so compare a mode's mean, not its copies.
 
     python benchmarks/world_step_probe.py configs/sweeps/world_v6.toml --out runs/world_v6 \
         --sizes m,tiny --modes eager,default,reduce-overhead --parallel 3 --steps 800 --warmup 300
@@ -39,7 +41,12 @@ from scalerec.train.config import RunConfig  # noqa: E402
 
 
 def probe_config(spec_path: str, out: Path, size: str, steps: int, log_every: int) -> RunConfig:
-    """The sweep's seed-0 trunk of `size` at its centre LR, cut to `steps` and validated only at its end."""
+    """The sweep's seed-0 trunk of `size` at its centre LR, stopped after `steps` on the trunk's own schedule.
+
+    The run is paused (`stop_after_steps`), not shortened: until 2026-12-07 the probe set
+    `max_steps = steps`, and the trunk's wsd decay (3,000 steps for world_v6) then began before step 0, so
+    after its 100 warmup steps the probe trained at 7% of the LR and less. Its speed was unaffected, but the
+    losses the compile-mode rule compares came from a run the sweep never trains."""
     spec = load_spec(spec_path)
     prepare_world(spec, out)
     planned = plan_runs(spec, out)
@@ -48,7 +55,7 @@ def probe_config(spec_path: str, out: Path, size: str, steps: int, log_every: in
         raise SystemExit(f"{spec_path}: no seed-0 trunk of size {size!r}")
     run = runs[len(runs) // 2]  # the LR search's centre
     cfg = copy.deepcopy(run.cfg)
-    cfg.train.max_steps, cfg.train.log_every, cfg.train.stop_after_steps = steps, log_every, None
+    cfg.train.log_every, cfg.train.stop_after_steps = log_every, steps
     cfg.train.save_state_s = None
     cfg.run.progress = False
     return cfg

@@ -5,10 +5,19 @@ device machine is given back seconds after a call ends, so the probe and the swe
 reads the probe's JSON lines and prints the overrides (nothing for eager) for the call script's SETS.
 
 The rule weighs the sizes probed alike, as a sweep spends comparable card time on each: a mode's cost is
-the mean over sizes of eager's rate / its rate (the time it takes relative to eager). A mode replaces eager
-only if it is at least `--min-gain` faster by that measure, it ran on every probed size, and its copies'
-last training losses stay within `--loss-tol` nats of eager's mean on every size (same seed and stream: a
-mode that trains differently is not a speed-up). Eager wins ties and every doubt.
+the mean over sizes of eager's rate / its rate (the time it takes relative to eager). A mode is admissible
+if it ran on every probed size and the mean of its copies' last training losses is within `--loss-tol` nats
+of eager's mean on every size (same seed and stream: a mode that trains differently is not a speed-up).
+Modes are then taken in order of how much machinery they add (eager, default, reduce-overhead, others), and
+each replaces the one chosen so far only if it is at least `--min-gain` faster than it: a mode that adds
+CUDA graphs must earn its place against plain compilation, not only against eager. Eager wins ties and
+every doubt.
+
+Until 2026-12-07 (after world_v6's first probe) every copy had to lie within the tolerance, and each mode was
+compared with eager alone. That probe showed compiled copies of one seed differing from each other by up to
+0.08 nats at step 500 while eager's three agreed to the last digit: the per-copy test measured whether a mode
+is bitwise reproducible, which no compiled mode is, not whether it trains differently. And whole runs under
+reduce-overhead had not been checked on a GPU, while default had trained every compiled accuracy run.
 
     python benchmarks/device/pick_compile_mode.py probe.jsonl            # prints e.g.
     base.train.compile=true base.train.compile_mode=reduce-overhead
@@ -49,7 +58,7 @@ def relative_costs(rows: list[dict], loss_tol: float) -> dict[str, float]:
             if not row.get("targets_per_s_card") or not eager.get("targets_per_s_card"):
                 break
             ref = statistics.mean(eager["last_train_loss"])
-            if any(abs(loss - ref) > loss_tol for loss in row["last_train_loss"]):
+            if abs(statistics.mean(row["last_train_loss"]) - ref) > loss_tol:
                 break
             ratios.append(eager["targets_per_s_card"] / row["targets_per_s_card"])
         else:
@@ -58,13 +67,22 @@ def relative_costs(rows: list[dict], loss_tol: float) -> dict[str, float]:
     return costs
 
 
+MACHINERY = ("eager", "default", "reduce-overhead")
+"""Modes in the order of what they add: compiled kernels, then CUDA graphs (others, e.g. max-autotune,
+after them)."""
+
+
 def pick(rows: list[dict], min_gain: float = 0.10, loss_tol: float = 0.03) -> str:
     """The winning mode's name, or "eager"."""
     costs = relative_costs(rows, loss_tol)
     if "eager" not in costs:
         return "eager"
-    best = min(costs, key=lambda m: (costs[m], m != "eager"))
-    return best if costs[best] <= 1.0 - min_gain else "eager"
+    order = sorted(costs, key=lambda m: (MACHINERY.index(m) if m in MACHINERY else len(MACHINERY), m))
+    chosen = "eager"
+    for mode in order[1:]:
+        if costs[mode] <= costs[chosen] * (1.0 - min_gain):
+            chosen = mode
+    return chosen
 
 
 def overrides(mode: str) -> str:

@@ -12,6 +12,10 @@ smallest trunks carry a few MB each, its `m` jobs (~80 MB) cannot ride. A call r
 and the tarball must travel back in beside the working tree: if the cut jobs push it over MAX_TGZ_BYTES it is
 packed again without them.
 
+Run dirs this plan does not name (runs of the same spec under other overrides, e.g. a compile mode a probe
+then rejected: the mode is in the run id) stay out too and are counted: carried along they would take the
+room that cut jobs of this plan need, and nothing in this plan resumes them.
+
 The sweep directory itself is not touched. Until 2026-12-07 this script made the tarball by deleting those
 files in place, which also deleted, on the machine, the state.pt of every job the call's timeout had cut:
 a call chained on the same warm machine then retrained those jobs from scratch instead of resuming them,
@@ -84,6 +88,11 @@ def main(argv: list[str]) -> int:
             stripped.update(r.run_id for r in job)
         else:
             cut.append(job)
+    planned_ids = {r.run_id for r in runs}
+    runs_dir = out / "runs"
+    dirs = [d for d in runs_dir.iterdir() if d.is_dir()] if runs_dir.is_dir() else []
+    foreign = {d.name for d in dirs if d.name not in planned_ids}
+    left_out.update(foreign)
     carried = carried_cut_jobs(out, cut, carry_mb * 1e6) if carry_mb > 0 else []
     riding = {r.run_id for job in carried for r in job}
     for job in cut:
@@ -117,6 +126,8 @@ def main(argv: list[str]) -> int:
         carried = []
         pack()
     print(f"jobs complete {n_done}, cut but carried {len(carried)}, left out {n_drop} (kept on this machine)")
+    if foreign:
+        print(f"{len(foreign)} run dirs outside this plan left out (kept on this machine): {sorted(foreign)}")
     if tmp.stat().st_size > MAX_TGZ_BYTES:
         size_mib = tmp.stat().st_size >> 20
         print(f"warning: {tgz} is {size_mib} MiB, over the {MAX_TGZ_BYTES >> 20} MiB a call can return")

@@ -103,3 +103,27 @@ def test_cut_jobs_that_would_push_the_tarball_past_what_a_call_returns_stay_out(
     assert pack.main([str(spec), str(out), str(tgz), "--carry-cut", "1"]) == 0
     with tarfile.open(tgz) as tf:
         assert not any(trunk0.run_id in n for n in tf.getnames())
+
+
+def test_run_dirs_outside_the_plan_stay_out_of_the_tarball_and_on_the_machine(tmp_path, capsys):
+    """A cut job trained under overrides the sweep then dropped (world_v6, 2026-12-07: an eager trunk carried
+    back before a compile mode was chosen; the mode is in every run id) would ride in every later tarball,
+    11 MB of the 15 MiB a call returns, though nothing in the plan resumes it."""
+    spec, out, jobs = _sweep(tmp_path)
+    (done_trunk, done_branch), _ = jobs
+    for run in (done_trunk, done_branch):
+        d = out / "runs" / run.run_id
+        d.mkdir(parents=True)
+        (d / "final.json").write_text("x")
+    stray = out / "runs" / "0123456789ab"
+    stray.mkdir()
+    (stray / "state.pt").write_text("x")
+    pack = load_script("benchmarks/device/pack_sweep.py")
+    tgz = tmp_path / "sweep.tgz"
+    assert pack.main([str(spec), str(out), str(tgz), "--carry-cut", "12"]) == 0
+    with tarfile.open(tgz) as tf:
+        names = tf.getnames()
+    assert f"sweep/runs/{done_trunk.run_id}/final.json" in names
+    assert not any("0123456789ab" in n for n in names)
+    assert (stray / "state.pt").is_file()
+    assert "1 run dirs outside this plan left out" in capsys.readouterr().out

@@ -8,6 +8,7 @@
 # for calls chained on the same machine), or the spec records the mode.
 #
 #   SPEC=configs/sweeps/world_v6.toml ONLY=size=tiny PAR=5 CARRY_CUT_MB=12 bash benchmarks/device/world_compile_then_sweep.sh
+#   PROBE_MODES=eager,default ...   # world_v6's re-probe: reduce-overhead cannot beat default by 10% there (2026-12-07)
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src OMP_NUM_THREADS=1 SCALEREC_CACHE=$PWD/gpu/cache
 OUT=${OUT:-/tmp/world_compile_out}

@@ -35,13 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from scalerec.scaling.spec import load_spec, plan_runs  # noqa: E402
 from scalerec.scaling.sweep import jobs_of, prepare_world, run_status  # noqa: E402
 
+TRACKING_DIR = "mlruns"
+"""The MLflow file store the sweep's runs share (`<sweep>/runs/mlruns`): never carried, and not a run."""
+
 MAX_TGZ_BYTES = 15 << 20
 """A device call returns files of at most 16 MiB (a larger one is left out whole), and the tarball must also
 travel back in with a working tree of ~48 MiB under the 64 MiB limit: keep a margin below both."""
 
 
 def _dir_bytes(run_dir: Path) -> int:
-    return sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file() and "mlruns" not in f.parts)
+    return sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file() and TRACKING_DIR not in f.parts)
 
 
 def carried_cut_jobs(out: Path, cut: list[list], budget_bytes: float) -> list[list]:
@@ -91,7 +94,7 @@ def main(argv: list[str]) -> int:
     planned_ids = {r.run_id for r in runs}
     runs_dir = out / "runs"
     dirs = [d for d in runs_dir.iterdir() if d.is_dir()] if runs_dir.is_dir() else []
-    foreign = {d.name for d in dirs if d.name not in planned_ids}
+    foreign = {d.name for d in dirs if d.name not in planned_ids and d.name != TRACKING_DIR}
     left_out.update(foreign)
     carried = carried_cut_jobs(out, cut, carry_mb * 1e6) if carry_mb > 0 else []
     riding = {r.run_id for job in carried for r in job}
@@ -102,7 +105,7 @@ def main(argv: list[str]) -> int:
 
     def keep(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
         parts = Path(ti.name).parts  # <sweep>/runs/<run_id>/...
-        if "mlruns" in ti.name:
+        if TRACKING_DIR in ti.name:
             return None
         if len(parts) >= 3 and parts[1] == "runs":
             if parts[2] in left_out:

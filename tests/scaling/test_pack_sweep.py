@@ -117,6 +117,7 @@ def test_run_dirs_outside_the_plan_stay_out_of_the_tarball_and_on_the_machine(tm
         (d / "final.json").write_text("x")
     stray = out / "runs" / "0123456789ab"
     stray.mkdir()
+    (out / "runs" / "mlruns").mkdir()  # the runs' shared MLflow store: not a run, and never carried
     (stray / "state.pt").write_text("x")
     pack = load_script("benchmarks/device/pack_sweep.py")
     tgz = tmp_path / "sweep.tgz"

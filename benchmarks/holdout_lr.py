@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{p.size:>6}  N={p.n:>10,}  at {p.subset}: winner {p.lr_winner:.3g}, "
               f"optimum {p.lr_opt:.3g}{edge}")
     print(f"rule: log LR = {rule.intercept:.4f} {rule.slope:+.4f}·log N  (LR ∝ N^{rule.slope:.3f})")
-    targets = dict(holdout_sizes_n(args.spec, args.results.parent)) if args.spec else {}
+    targets = holdout_sizes_n(args.spec, args.results.parent) if args.spec else {}
     targets.update({f"N={n}": n for n in args.n})
     for name, n in targets.items():
         lr = rule.predict(n)
